@@ -1,0 +1,69 @@
+"""A TCP segment as data: the header fields TCP's state machine reads and writes.
+
+Addresses are not here: the kernel demultiplexes by (local ip, local port, remote ip,
+remote port) and hands each connection only its own segments. ``window`` is the raw 16-bit
+header field (unscaled); the receiver applies the peer's window scale itself, as RFC 7323
+says (never on SYN segments).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+FIN = 0x01
+SYN = 0x02
+RST = 0x04
+PSH = 0x08
+ACK = 0x10
+
+TCP_HEADER = 20
+#: Bytes of options on a segment carrying timestamps (10, padded to 12), as Linux sends.
+TIMESTAMP_OPTION = 12
+
+
+@dataclass(slots=True)
+class Segment:
+    sport: int
+    dport: int
+    seq: int
+    ack: int
+    flags: int
+    window: int
+    payload: bytes = b""
+    # Options. None / empty means "not present".
+    mss: int | None = None
+    wscale: int | None = None
+    sack_permitted: bool = False
+    sack: tuple[tuple[int, int], ...] = ()
+    ts: tuple[int, int] | None = None  # (TSval, TSecr)
+
+    @property
+    def seq_len(self) -> int:
+        """Sequence space the segment occupies: payload plus one for SYN and for FIN."""
+        return len(self.payload) + (1 if self.flags & SYN else 0) + (1 if self.flags & FIN else 0)
+
+    @property
+    def header_size(self) -> int:
+        """TCP header plus options, padded to 4 bytes, as the wire would carry them."""
+        opt = 0
+        if self.mss is not None:
+            opt += 4
+        if self.wscale is not None:
+            opt += 3
+        if self.sack_permitted:
+            opt += 2
+        if self.ts is not None:
+            opt += 10
+        if self.sack:
+            opt += 2 + 8 * len(self.sack)
+        return TCP_HEADER + ((opt + 3) & ~3)
+
+    @property
+    def wire_size(self) -> int:
+        """TCP header, options and payload (what follows the IP header)."""
+        return self.header_size + len(self.payload)
+
+    def flag_names(self) -> str:
+        names = [n for bit, n in ((SYN, "S"), (FIN, "F"), (RST, "R"), (PSH, "P"), (ACK, "."))
+                 if self.flags & bit]
+        return "".join(names) or "none"
