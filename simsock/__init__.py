@@ -1,0 +1,20 @@
+"""simsock: a deterministic discrete-event simulator of how operating systems handle sockets.
+
+Programs are ``async def prog(k, ...)`` written like code for the ``socket`` and ``select``
+modules; the same program runs on the simulated kernel (:class:`Simulation`) and on real
+sockets (:mod:`simsock.real`).
+"""
+
+from .constants import *  # noqa: F401,F403  (socket/select constants with Linux values)
+from .errors import SimulationError
+from .kernel.socket import Socket
+from .kernel.udp import UdpSocket
+from .profiles import Profile, get_profile
+from .sim import Simulation
+from .trace import Trace
+from .units import parse_rate, parse_size, parse_time
+
+__version__ = "0.1.0"
+
+__all__ = ["Simulation", "SimulationError", "Socket", "UdpSocket", "Profile", "get_profile", "Trace",
+           "parse_time", "parse_rate", "parse_size", "__version__"]

@@ -1,0 +1,296 @@
+"""The ``simsock`` command: list, run, sweep and report experiments.
+
+Each subcommand is a :class:`Subcommand` in :data:`SUBCOMMANDS`: a one-line help, a function
+that adds its arguments to an ``argparse`` parser, and a handler that takes the parsed
+arguments and returns the exit status. Adding a subcommand is writing those two functions and
+one entry in the table.
+
+Exit status: 0 success; 1 an experiment's check failed (the claim did not hold) or, for
+``report``, some experiment failed or crashed; 2 bad input (one line on stderr, no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import os
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from simsock import experiment
+from simsock.experiment import ExperimentError
+
+
+class _UsageError(Exception):
+    """argparse found a mistake on the command line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser that reports a mistake as one line instead of usage + exit."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise _UsageError(f"{message} (see '{self.prog} --help')")
+
+
+@dataclass(frozen=True)
+class Subcommand:
+    help: str
+    configure: Callable[[argparse.ArgumentParser], None]
+    handle: Callable[[argparse.Namespace], int]
+
+
+def _jobs(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of processes") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("needs at least 1 process")
+    return value
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+
+
+# --- list --------------------------------------------------------------------------------------
+
+
+def _configure_list(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", nargs="?", help="show this experiment's parameters")
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    if args.name:
+        module = experiment.load(args.name)
+        print(f"{module.__name__.rpartition('.')[2]}: {experiment.title(module)}")
+        print(f"claims: {', '.join(module.CLAIMS)}")
+        helps = getattr(module, "PARAM_HELP", {})
+        print("parameters (override with --set key=value):")
+        for key, default in module.PARAMS.items():
+            note = f"  {helps[key]}" if key in helps else ""
+            print(f"  {key} = {_show(default)}{note}")
+        return 0
+    modules = experiment.discover()
+    width = max((len(n) for n in modules), default=0)
+    claim_width = max((len(", ".join(m.CLAIMS)) for m in modules.values()), default=0)
+    for name, module in modules.items():
+        claims = ", ".join(module.CLAIMS)
+        print(f"{name:<{width}}  {claims:<{claim_width}}  {experiment.title(module)}")
+    if not modules:
+        print("no experiments found")
+    return 0
+
+
+def _show(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ",".join(_show(v) for v in value)
+    return str(value)
+
+
+# --- run ---------------------------------------------------------------------------------------
+
+
+def _configure_run(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", help="experiment name (see 'simsock list')")
+    parser.add_argument("--seed", type=_integer, default=1, help="random seed (default 1)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help="override a parameter (repeatable)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output directory (default results/NAME/)")
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    outcome = experiment.run_experiment(args.name, args.seed, args.overrides, args.out)
+    module = experiment.load(outcome.name)
+    print(f"{outcome.name}: {experiment.title(module)} (seed {outcome.seed})")
+    _print_status(outcome)
+    print("wrote:")
+    for path in outcome.files:
+        print(f"  {path}")
+    return 0 if outcome.passed else 1
+
+
+def _print_status(outcome: experiment.ExperimentOutcome) -> None:
+    for claim, failures in outcome.claim_status().items():
+        print(f"  {'PASS' if not failures else 'FAIL'} {claim}")
+        for failure in failures:
+            print(f"       {failure}")
+
+
+# --- sweep -------------------------------------------------------------------------------------
+
+
+def _configure_sweep(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Run an experiment on every combination of the --grid values, with seeds 1..N. "
+        "Check failures are recorded in summary.csv and do not change the exit status."
+    )
+    parser.add_argument("name", help="experiment name (see 'simsock list')")
+    parser.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
+                        help="values to sweep (repeatable; for list parameters separate "
+                             "the alternatives with ';')")
+    parser.add_argument("--seeds", type=_positive, default=1,
+                        help="run seeds 1..N at every point (default 1)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help="fix a parameter for the whole sweep")
+    parser.add_argument("--jobs", type=_jobs, default=None,
+                        help="worker processes (default: number of CPUs)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output directory (default results/NAME/sweep/)")
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    result = experiment.sweep(args.name, args.grid, args.seeds, overrides=args.overrides,
+                              jobs=args.jobs, outdir=args.out)
+    total = len(result.outcomes)
+    failed = len(result.failed)
+    points = total // len(result.seeds)
+    print(f"{result.name}: {points} point(s) x {len(result.seeds)} seed(s) = {total} run(s); "
+          f"checks passed in {total - failed}, failed in {failed}")
+    print("wrote:")
+    print(f"  {result.summary_path}")
+    print(f"  {total} result.json file(s) under {result.outdir}")
+    return 0
+
+
+# --- report ------------------------------------------------------------------------------------
+
+
+def _configure_report(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, default=Path("results"),
+                        help="output directory (default results/)")
+    parser.add_argument("--jobs", type=_jobs, default=1,
+                        help="worker processes (default 1)")
+
+
+def _report_task(task):
+    """One experiment of the report: (name, outcome, None) or (name, None, traceback)."""
+    try:
+        return task[0], experiment.run_many([task], 1)[0], None
+    except Exception:  # the report shows the crash and goes on with the next experiment
+        return task[0], None, traceback.format_exc()
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    out = args.out.resolve()
+    tasks = [(name, 1, {}, str(out / name), True) for name in experiment.available()]
+    sections = experiment.map_processes(_report_task, tasks, args.jobs)
+    status = 0
+    for name, outcome, error in sections:
+        if error is not None:
+            label = "ERROR"
+            print(f"ERROR {name}: {error.strip().splitlines()[-1]}")
+        else:
+            label = "PASS" if outcome.passed else "FAIL"
+            print(f"{label} {name}")
+        status = status or int(label != "PASS")
+    page = out / "report.html"
+    out.mkdir(parents=True, exist_ok=True)
+    page.write_text(_report_html(sections, out), encoding="utf-8")
+    print("wrote:")
+    print(f"  {page}")
+    return status
+
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em;
+       color: #222; }
+section { border-top: 1px solid #ccc; padding-top: 1em; margin-top: 2em; }
+.PASS { color: #1a7f37; font-weight: bold; } .FAIL, .ERROR { color: #cf222e; font-weight: bold; }
+img { max-width: 100%; border: 1px solid #eee; margin: 0.5em 0; }
+table { border-collapse: collapse; font-size: 0.9em; }
+td { padding: 0.1em 0.8em 0.1em 0; } code, pre { font-size: 0.9em; }
+"""
+
+
+def _report_html(sections, out: Path) -> str:
+    esc = html.escape
+    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+             "<title>simsock experiments</title>", f"<style>{_STYLE}</style></head><body>",
+             "<h1>simsock experiments</h1>",
+             "<p>Every experiment run with its default parameters and seed 1.</p>"]
+    for name, outcome, error in sections:
+        try:
+            heading = f"{name}: {experiment.title(experiment.load(name))}"
+        except ExperimentError:
+            heading = name
+        parts.append(f'<section id="{esc(name)}">')
+        parts.append(f"<h2>{esc(heading)}</h2>")
+        if error is not None:
+            parts.append('<p><span class="ERROR">ERROR</span></p>')
+            parts.append(f"<pre>{esc(error)}</pre></section>")
+            continue
+        parts.append("<ul>")
+        for claim, failures in outcome.claim_status().items():
+            label = "FAIL" if failures else "PASS"
+            parts.append(f'<li><span class="{label}">{label}</span> {esc(claim)}')
+            if failures:
+                parts.append("<ul>" + "".join(f"<li>{esc(f)}</li>" for f in failures) + "</ul>")
+            parts.append("</li>")
+        parts.append("</ul>")
+        rows = "".join(f"<tr><td><code>{esc(k)}</code></td><td>{esc(_show(v))}</td></tr>"
+                       for k, v in outcome.params.items())
+        parts.append(f"<details><summary>parameters</summary><table>{rows}</table></details>")
+        for figure in outcome.figures:
+            src = Path(os.path.relpath(figure, out)).as_posix()
+            parts.append(f'<p><img src="{esc(src)}" alt="{esc(figure.name)}"></p>')
+        parts.append("</section>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+# --- the command -------------------------------------------------------------------------------
+
+SUBCOMMANDS: dict[str, Subcommand] = {
+    "list": Subcommand("list experiments, or one experiment's parameters",
+                       _configure_list, _cmd_list),
+    "run": Subcommand("run one experiment and check its claims", _configure_run, _cmd_run),
+    "sweep": Subcommand("run an experiment over a grid of parameters and seeds",
+                        _configure_sweep, _cmd_sweep),
+    "report": Subcommand("run every experiment and write one HTML page of figures",
+                         _configure_report, _cmd_report),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="simsock", description="Deterministic simulation of OS sockets.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, sub in SUBCOMMANDS.items():
+        sub.configure(commands.add_parser(name, help=sub.help, description=sub.help))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help(sys.stderr)
+            return 2
+        return SUBCOMMANDS[args.command].handle(args)
+    except (_UsageError, ExperimentError) as exc:
+        print(f"simsock: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

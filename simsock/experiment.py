@@ -1,0 +1,541 @@
+"""The experiment runner: find experiments, parse their parameters, run, check and plot them.
+
+An experiment is a module of the top-level ``experiments`` package (one module per study).
+Its contract:
+
+``__doc__``
+    First line is the title; the rest says what the study sets up and why.
+``CLAIMS``
+    List of claim ids from ``seed/CLAIMS.md`` that the study demonstrates, e.g. ``["C5.4"]``.
+``PARAMS``
+    Dict of default parameters, name -> JSON-able default. The default's type is the type a
+    command-line override is converted to (int, float, bool, str, or a list of one of them).
+``PARAM_HELP`` (optional)
+    Dict name -> one line of help, shown by ``simsock list NAME``.
+``run(params, seed) -> dict``
+    Pure and deterministic: the result depends only on ``params`` and ``seed``. It must be
+    JSON-able (str keys; no NaN or infinity). Time series are lists.
+``check(result) -> list[str]``
+    Failed expectations, empty when the claims hold. Each item is a sentence with the numbers,
+    e.g. ``"C5.4: 0 of 1000 datagrams dropped, expected at least 1"``. Starting a sentence
+    with the claim id it refutes reports it against that claim; a sentence naming no claim
+    counts against every claim of the experiment.
+``plot(result, outdir) -> list[pathlib.Path]``
+    Draws figures into ``outdir`` (use :mod:`simsock.plotting`) and returns their paths.
+
+``check`` and ``plot`` receive the result as read back from ``result.json``, so whatever they
+need is in the saved file and a stored result can be checked or drawn again later.
+
+``result.json`` is a pure function of (experiment, parameters, seed, simsock version): keys
+sorted, no timestamps, no paths, so that two runs can be compared byte for byte.
+
+The package searched is ``experiments``; the environment variable ``SIMSOCK_EXPERIMENTS``
+names another one (tests use it to bring their own toy experiments). Child processes of a
+sweep inherit it.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import csv
+import difflib
+import importlib
+import importlib.metadata
+import itertools
+import json
+import math
+import multiprocessing
+import os
+import pkgutil
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+__all__ = [
+    "ExperimentError",
+    "ExperimentOutcome",
+    "SweepOutcome",
+    "available",
+    "claim_status",
+    "discover",
+    "load",
+    "map_processes",
+    "parse_grid",
+    "parse_overrides",
+    "run_many",
+    "run_experiment",
+    "sweep",
+    "title",
+]
+
+PACKAGE_ENV = "SIMSOCK_EXPERIMENTS"
+DEFAULT_PACKAGE = "experiments"
+RESULT_FILE = "result.json"
+SUMMARY_FILE = "summary.csv"
+
+
+class ExperimentError(Exception):
+    """A mistake in what the user asked for: unknown experiment, bad parameter or value.
+
+    The message is one sentence meant to be printed as is (the CLI prints it and exits 2).
+    """
+
+
+# ---------------------------------------------------------------------------------------------
+# Finding experiments
+
+
+def _package_name() -> str:
+    return os.environ.get(PACKAGE_ENV) or DEFAULT_PACKAGE
+
+
+def _package() -> ModuleType:
+    name = _package_name()
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name != name:
+            raise
+        raise ExperimentError(
+            f"cannot import the experiments package {name!r}; run from the repository root "
+            f"or install simsock with 'pip install -e .'"
+        ) from None
+
+
+def available() -> list[str]:
+    """Names of all experiments, sorted, without importing them."""
+    package = _package()
+    return sorted(
+        info.name
+        for info in pkgutil.iter_modules(package.__path__)
+        if not info.name.startswith("_")
+    )
+
+
+def discover() -> dict[str, ModuleType]:
+    """All experiments, name -> module, in sorted order (imports every one of them)."""
+    return {name: load(name) for name in available()}
+
+
+def load(name: str) -> ModuleType:
+    """The experiment module called ``name``; a typo gets the closest names and the list."""
+    names = available()
+    wanted = name.replace("-", "_")
+    if wanted not in names:
+        close = difflib.get_close_matches(wanted, names, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else "."
+        listing = ", ".join(names) if names else "(none)"
+        raise ExperimentError(f"unknown experiment {name!r}{hint} Available: {listing}")
+    module = importlib.import_module(f"{_package_name()}.{wanted}")
+    _check_contract(wanted, module)
+    return module
+
+
+def _check_contract(name: str, module: ModuleType) -> None:
+    missing = [attr for attr in ("CLAIMS", "PARAMS", "run", "check", "plot")
+               if not hasattr(module, attr)]
+    if not (module.__doc__ or "").strip():
+        missing.append("module docstring (its first line is the title)")
+    if missing:
+        raise ExperimentError(
+            f"experiment {name!r} does not follow the contract in simsock.experiment; "
+            f"missing: {', '.join(missing)}"
+        )
+    if not isinstance(module.PARAMS, dict):
+        raise ExperimentError(f"experiment {name!r}: PARAMS must be a dict")
+
+
+def title(module: ModuleType) -> str:
+    """An experiment's title: the first line of its docstring."""
+    return (module.__doc__ or "").strip().splitlines()[0].strip()
+
+
+def _short_name(module: ModuleType) -> str:
+    return module.__name__.rpartition(".")[2]
+
+
+# ---------------------------------------------------------------------------------------------
+# Parameters
+
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+
+
+def _convert(text: str, default: Any, key: str) -> Any:
+    """``text`` converted to the type of ``default``; ExperimentError when it does not fit."""
+    text = text.strip()
+
+    def bad(expected: str) -> ExperimentError:
+        return ExperimentError(f"bad value for {key}: {text!r} is not {expected}")
+
+    if isinstance(default, bool):  # before int: bool is a subclass of int
+        if text.lower() in _TRUE:
+            return True
+        if text.lower() in _FALSE:
+            return False
+        raise bad("a boolean (true/false, yes/no, 1/0)")
+    if isinstance(default, int):
+        try:
+            return int(text)
+        except ValueError:
+            pass
+        try:  # "1e6" is a fine way to write a million
+            number = float(text)
+        except ValueError:
+            raise bad("an integer") from None
+        if number.is_integer():
+            return int(number)
+        raise bad("an integer")
+    if isinstance(default, float):
+        try:
+            number = float(text)
+        except ValueError:
+            raise bad("a number") from None
+        if not math.isfinite(number):
+            raise bad("a finite number")
+        return number
+    if isinstance(default, list):
+        if text == "":
+            return []
+        element = default[0] if default else ""
+        return [_convert(item, element, key) for item in text.split(",")]
+    if isinstance(default, str):
+        return text
+    # None, dict: a JSON literal
+    try:
+        return json.loads(text)
+    except ValueError:
+        if default is None:
+            return text
+        raise bad("JSON") from None
+
+
+def _unknown_key(key: str, params: Mapping[str, Any]) -> ExperimentError:
+    close = difflib.get_close_matches(key, list(params), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else "."
+    valid = ", ".join(sorted(params)) or "(none)"
+    return ExperimentError(f"unknown parameter {key!r}{hint} Valid parameters: {valid}")
+
+
+def _split_assignment(item: str, what: str) -> tuple[str, str]:
+    key, sep, value = item.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ExperimentError(f"{what} {item!r} is not of the form key=value")
+    return key, value
+
+
+def parse_overrides(items: Sequence[str], params: Mapping[str, Any]) -> dict[str, Any]:
+    """``["key=value", ...]`` -> ``{key: value}`` with each value of its default's type.
+
+    Lists are comma separated (``sizes=64,1024``). A key given twice keeps the last value.
+    """
+    overrides: dict[str, Any] = {}
+    for item in items:
+        key, value = _split_assignment(item, "override")
+        if key not in params:
+            raise _unknown_key(key, params)
+        overrides[key] = _convert(value, params[key], key)
+    return overrides
+
+
+def parse_grid(items: Sequence[str], params: Mapping[str, Any]) -> dict[str, list[Any]]:
+    """``["key=v1,v2", ...]`` -> ``{key: [v1, v2]}``, in the order given.
+
+    For a list-valued parameter the alternatives are separated by ``;`` and each one's elements
+    by ``,`` (``sizes=64,128;1024``).
+    """
+    grid: dict[str, list[Any]] = {}
+    for item in items:
+        key, text = _split_assignment(item, "grid entry")
+        if key not in params:
+            raise _unknown_key(key, params)
+        if key in grid:
+            raise ExperimentError(f"grid parameter {key!r} given twice; list all its values once")
+        separator = ";" if isinstance(params[key], list) else ","
+        values = [_convert(part, params[key], key) for part in text.split(separator)]
+        if len(set(map(_canonical_json, values))) != len(values):
+            raise ExperimentError(f"grid parameter {key!r} repeats a value: {text!r}")
+        grid[key] = values
+    return grid
+
+
+def _merge(module: ModuleType, overrides: Mapping[str, Any] | Sequence[str] | None) -> dict:
+    defaults = dict(module.PARAMS)
+    if overrides is None:
+        return defaults
+    if isinstance(overrides, Mapping):
+        for key in overrides:
+            if key not in defaults:
+                raise _unknown_key(key, defaults)
+        return {**defaults, **overrides}
+    return {**defaults, **parse_overrides(overrides, defaults)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Running one experiment
+
+
+def _canonical_json(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, indent=1, allow_nan=False, ensure_ascii=False) + "\n"
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("simsock")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def claim_status(claims: Sequence[str], failures: Sequence[str]) -> dict[str, list[str]]:
+    """claim -> the failures held against it (empty list: the claim holds).
+
+    A failure that names claim ids (as words, ``C5.4``) counts against those; one that names
+    none of the experiment's claims counts against all of them.
+    """
+    status: dict[str, list[str]] = {claim: [] for claim in claims}
+    for failure in failures:
+        named = [c for c in claims if re.search(rf"(?<![\w.]){re.escape(c)}(?![\w]|\.\d)", failure)]
+        for claim in named or claims:
+            status[claim].append(failure)
+    return status
+
+
+@dataclass(frozen=True)
+class ExperimentOutcome:
+    """What :func:`run_experiment` did: its inputs, the check, and the files it wrote."""
+
+    name: str
+    seed: int
+    params: dict[str, Any]
+    claims: list[str]
+    failures: list[str]
+    outdir: Path
+    result_path: Path
+    figures: list[Path] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    @property
+    def files(self) -> list[Path]:
+        return [self.result_path, *self.figures]
+
+    def claim_status(self) -> dict[str, list[str]]:
+        return claim_status(self.claims, self.failures)
+
+
+def run_experiment(
+    name: str,
+    seed: int = 1,
+    overrides: Mapping[str, Any] | Sequence[str] | None = None,
+    outdir: str | os.PathLike[str] | None = None,
+    *,
+    plots: bool = True,
+) -> ExperimentOutcome:
+    """Run experiment ``name``, write ``result.json`` (and figures), check its claims.
+
+    ``overrides`` is either typed values ``{key: value}`` or strings ``["key=value"]``.
+    ``outdir`` defaults to ``results/<name>/`` under the current directory. With
+    ``plots=False`` no figures are drawn (sweeps).
+    """
+    module = load(name)
+    name = _short_name(module)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ExperimentError(f"seed must be an integer, not {seed!r}")
+    params = _merge(module, overrides)
+    out = Path(outdir if outdir is not None else Path("results") / name).resolve()
+
+    result = module.run(dict(params), seed)
+    document = {
+        "experiment": name,
+        "seed": seed,
+        "params": params,
+        "claims": list(module.CLAIMS),
+        "simsock_version": _version(),
+        "result": result,
+    }
+    try:
+        text = _canonical_json(document)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"experiment {name!r}: run() returned data that is not JSON: {exc}") from exc
+
+    out.mkdir(parents=True, exist_ok=True)
+    result_path = out / RESULT_FILE
+    result_path.write_text(text, encoding="utf-8")
+
+    saved = json.loads(text)
+    failures = [str(f) for f in module.check(saved["result"])]
+    figures = [Path(p).resolve() for p in module.plot(saved["result"], out)] if plots else []
+    return ExperimentOutcome(
+        name=name,
+        seed=seed,
+        params=saved["params"],
+        claims=list(module.CLAIMS),
+        failures=failures,
+        outdir=out,
+        result_path=result_path,
+        figures=figures,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Many runs in local processes
+
+
+def _run_task(task: tuple[str, int, dict[str, Any], str, bool]) -> ExperimentOutcome:
+    """One run in a worker process (top level so that spawned workers can import it)."""
+    name, seed, overrides, outdir, plots = task
+    return run_experiment(name, seed, overrides, outdir, plots=plots)
+
+
+def map_processes(func: Callable[[T], R], items: Sequence[T], jobs: int | None = None) -> list[R]:
+    """``[func(item) for item in items]``, in order, on up to ``jobs`` local processes.
+
+    ``func`` must be a module-level function. Workers are spawned, never forked, so each
+    starts from a fresh interpreter as it would on any platform; with one job (or one item)
+    everything runs in this process. ``jobs=None`` means one per CPU.
+    """
+    jobs = max(1, min(jobs or os.cpu_count() or 1, len(items)))
+    if jobs == 1:
+        return [func(item) for item in items]
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+        return list(pool.map(func, items))
+
+
+def run_many(
+    tasks: Sequence[tuple[str, int, dict[str, Any], str, bool]], jobs: int | None = None
+) -> list[ExperimentOutcome]:
+    """Run ``(name, seed, overrides, outdir, plots)`` tasks, in order, on ``jobs`` processes."""
+    return map_processes(_run_task, tasks, jobs)
+
+
+@dataclass(frozen=True)
+class SweepOutcome:
+    """A sweep: one outcome per (grid point, seed), in the order of the summary CSV."""
+
+    name: str
+    grid: dict[str, list[Any]]
+    seeds: list[int]
+    outdir: Path
+    summary_path: Path
+    outcomes: list[ExperimentOutcome]
+
+    @property
+    def failed(self) -> list[ExperimentOutcome]:
+        return [o for o in self.outcomes if not o.passed]
+
+
+def _dir_value(value: Any) -> str:
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, list):
+        text = "+".join(_dir_value(v) for v in value)
+    else:
+        text = str(value)
+    return re.sub(r"[^A-Za-z0-9.+-]", "-", text) or "-"
+
+
+def _point_dir(point: Mapping[str, Any]) -> str:
+    if not point:
+        return "defaults"
+    return "_".join(f"{key}={_dir_value(value)}" for key, value in point.items())
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def sweep(
+    name: str,
+    grid: Mapping[str, Sequence[Any]] | Sequence[str],
+    seeds: int,
+    *,
+    overrides: Mapping[str, Any] | Sequence[str] | None = None,
+    jobs: int | None = None,
+    outdir: str | os.PathLike[str] | None = None,
+) -> SweepOutcome:
+    """Run ``name`` on every point of the grid's cartesian product, with seeds 1..``seeds``.
+
+    The first grid parameter varies slowest, the seed fastest. Each run writes
+    ``out/<key=value_...>/seed<k>/result.json`` (no figures); ``out/summary.csv`` has one row
+    per run: the grid values, seed, pass/fail, the failures, the result's relative path, and
+    every top-level scalar of the result as ``result.<key>``. Default ``out``:
+    ``results/<name>/sweep/``.
+    """
+    module = load(name)
+    name = _short_name(module)
+    if overrides is not None and not isinstance(overrides, Mapping):
+        overrides = parse_overrides(overrides, module.PARAMS)
+    fixed = _merge(module, overrides)
+    if not isinstance(grid, Mapping):
+        grid = parse_grid(grid, module.PARAMS)
+    grid = {key: list(values) for key, values in grid.items()}
+    for key, values in grid.items():
+        if key not in module.PARAMS:
+            raise _unknown_key(key, module.PARAMS)
+        if not values:
+            raise ExperimentError(f"grid parameter {key!r} has no values")
+        if overrides and key in overrides:
+            raise ExperimentError(f"parameter {key!r} is both fixed (--set) and swept (--grid)")
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise ExperimentError(f"--seeds must be a positive integer, not {seeds!r}")
+    out = Path(outdir if outdir is not None else Path("results") / name / "sweep").resolve()
+
+    points = [dict(zip(grid, combo)) for combo in itertools.product(*grid.values())]
+    dirs = [_point_dir(point) for point in points]
+    if len(set(dirs)) != len(dirs):
+        raise ExperimentError("two grid points map to the same directory name; "
+                              "use values that differ in letters, digits, '.', '+' or '-'")
+    seed_list = list(range(1, seeds + 1))
+    tasks = [
+        (name, seed, {**fixed, **point}, str(out / directory / f"seed{seed}"), False)
+        for point, directory in zip(points, dirs)
+        for seed in seed_list
+    ]
+    outcomes = run_many(tasks, jobs)
+
+    rows = []
+    scalar_keys: set[str] = set()
+    for index, outcome in enumerate(outcomes):
+        point = points[index // len(seed_list)]
+        result = json.loads(outcome.result_path.read_text(encoding="utf-8"))["result"]
+        scalars = {}
+        if isinstance(result, dict):
+            scalars = {k: v for k, v in result.items()
+                       if isinstance(v, (bool, int, float, str)) or v is None}
+        scalar_keys.update(scalars)
+        rows.append((point, outcome, scalars))
+
+    out.mkdir(parents=True, exist_ok=True)
+    summary_path = out / SUMMARY_FILE
+    result_columns = sorted(scalar_keys)
+    with summary_path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow([*grid, "seed", "passed", "failures", "result_file",
+                         *(f"result.{k}" for k in result_columns)])
+        for point, outcome, scalars in rows:
+            writer.writerow([
+                *(_cell(point[key]) for key in grid),
+                outcome.seed,
+                _cell(outcome.passed),
+                " | ".join(outcome.failures),
+                outcome.result_path.relative_to(out).as_posix(),
+                *(_cell(scalars.get(k)) for k in result_columns),
+            ])
+    return SweepOutcome(name, grid, seed_list, out, summary_path, outcomes)
+

@@ -1,0 +1,126 @@
+"""The kernel handle ``k`` a program receives: its view of the host it runs on.
+
+``k`` is per thread: ``k.thread`` is the calling thread's name, ``k.host`` the host's
+name, ``k.now`` the simulated time in seconds. Everything a program does to the OS goes
+through it: sockets, sleeping, spawning threads, and (with the notification work)
+select/poll/epoll and completion ports.
+"""
+
+from __future__ import annotations
+
+import errno
+
+import simpy
+
+from simsock import constants as C
+from simsock.errors import os_error
+from simsock.units import NS_PER_S, parse_time
+
+from .addr import check_int, resolve
+from .thread import wait_event
+
+
+class Kernel:
+    __slots__ = ("_host", "_thread", "_sim")
+
+    def __init__(self, host, thread):
+        self._host = host
+        self._thread = thread
+        self._sim = host.sim
+
+    @property
+    def host(self) -> str:
+        """The name of the host this thread runs on."""
+        return self._host.name
+
+    @property
+    def thread(self) -> str:
+        return self._thread.name
+
+    @property
+    def now(self) -> float:
+        """Simulated time in seconds."""
+        return self._sim.env.now / NS_PER_S
+
+    @property
+    def now_ns(self) -> int:
+        return self._sim.env.now
+
+    async def sleep(self, seconds) -> None:
+        """Block this thread for ``seconds`` (a number or a string such as "10ms")."""
+        delay = parse_time(seconds, what="sleep time")
+        await wait_event(self._sim.env.timeout(delay))
+
+    def spawn(self, fn, *args, name: str | None = None):
+        """Start ``fn(k, *args)`` as a new thread on the same host; returns a handle whose
+        ``join()`` can be awaited for the program's return value."""
+        return ThreadHandle(self._host.spawn(fn, *args, name=name))
+
+    def socket(self, family=C.AF_INET, type=C.SOCK_STREAM, proto=0):
+        """A new socket, like ``socket.socket(family, type, proto)``."""
+        family = check_int(family)
+        type = check_int(type)
+        proto = check_int(proto)
+        nonblock = bool(type & C.SOCK_NONBLOCK)
+        base_type = type & ~(C.SOCK_NONBLOCK | C.SOCK_CLOEXEC)
+        if family == C.AF_INET6:
+            raise os_error(errno.EAFNOSUPPORT, "IPv6 is not modelled by simsock; use AF_INET")
+        if family != C.AF_INET:
+            raise os_error(errno.EAFNOSUPPORT)
+        if base_type == C.SOCK_DGRAM:
+            if proto not in (0, C.IPPROTO_UDP):
+                raise os_error(errno.EPROTONOSUPPORT)
+            from .udp import UdpSocket
+            sock = UdpSocket(self._host, family, type, proto)
+        elif base_type == C.SOCK_STREAM:
+            if proto not in (0, C.IPPROTO_TCP):
+                raise os_error(errno.EPROTONOSUPPORT)
+            factory = self._sim._tcp_socket_factory
+            if factory is None:
+                raise os_error(errno.EPROTONOSUPPORT, "TCP is not modelled yet in this version of simsock")
+            sock = factory(self._host, family, type, proto)
+        else:
+            raise os_error(errno.EINVAL)
+        if nonblock:
+            sock._timeout_ns = 0
+        if self._sim.trace.want_syscalls:
+            sock._record("socket", (family, type, proto), sock, None)
+        return sock
+
+    def gethostbyname(self, name: str) -> str:
+        if not isinstance(name, str):
+            raise TypeError(f"gethostbyname() argument 1 must be str, not {type(name).__name__}")
+        return resolve(self._sim, name)
+
+    async def settle(self) -> None:
+        """Wait until the network is quiet: no packet in flight and no protocol timer due
+        soon (delayed ACKs, retransmissions). Lets a scenario's outcome not depend on how
+        fast a real network would have been."""
+        await self._sim._settle()
+
+    def __repr__(self) -> str:
+        return f"<Kernel host={self.host!r} thread={self.thread!r}>"
+
+
+class ThreadHandle:
+    """A spawned thread, as seen by the program that spawned it."""
+
+    __slots__ = ("_thread",)
+
+    def __init__(self, thread):
+        self._thread = thread
+
+    @property
+    def name(self) -> str:
+        return self._thread.name
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.state not in ("exited", "failed")
+
+    async def join(self):
+        """Wait for the thread to finish; returns its program's return value."""
+        return await wait_event(self._thread.done)
+
+    def __repr__(self) -> str:
+        return f"<ThreadHandle {self._thread.name!r} ({self._thread.state})>"

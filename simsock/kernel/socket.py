@@ -1,0 +1,310 @@
+"""The socket object programs use: :class:`socket.socket`'s names, Linux's semantics.
+
+Calls that never wait (``bind``, ``setsockopt``, ``getsockname``, ``close`` ...) are plain
+methods; calls that may wait or move data (``recv``, ``send``, ``connect``, ``accept``
+...) are ``async`` and must be awaited. A call that can complete at once returns without
+scheduling anything; one that must wait parks the calling simulated thread on the socket's
+wait queue until the protocol reports a state change, or until the socket's timeout.
+
+Blocking mode follows CPython exactly: ``settimeout(None)`` (the default) blocks,
+``settimeout(0)`` / ``setblocking(False)`` raises ``BlockingIOError`` instead of waiting,
+a positive timeout raises ``TimeoutError('timed out')`` when it expires.
+
+Every call appends one ``syscall`` record to the simulation's trace (the same record the
+real backend writes), when syscall tracing is on.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import inspect
+import struct
+
+from simsock import constants as C
+from simsock.errors import os_error, timeout_error
+from simsock.trace import errno_of, trace_value
+
+from .addr import check_int
+from .wait import TIMED_OUT, FileState, WaitQueue
+
+
+def syscall(fn):
+    """Record each call of ``fn`` (plain or async) in the trace when it returns or raises."""
+    name = fn.__name__
+    if inspect.iscoroutinefunction(fn):
+        @functools.wraps(fn)
+        async def traced(self, *args, **kwargs):
+            try:
+                result = await fn(self, *args, **kwargs)
+            except BaseException as exc:
+                if self._sim.trace.want_syscalls:
+                    self._record(name, args, None, exc)
+                raise
+            if self._sim.trace.want_syscalls:
+                self._record(name, args, result, None)
+            return result
+    else:
+        @functools.wraps(fn)
+        def traced(self, *args, **kwargs):
+            try:
+                result = fn(self, *args, **kwargs)
+            except BaseException as exc:
+                if self._sim.trace.want_syscalls:
+                    self._record(name, args, None, exc)
+                raise
+            if self._sim.trace.want_syscalls:
+                self._record(name, args, result, None)
+            return result
+    return traced
+
+
+def _int_option(value) -> int:
+    if isinstance(value, str):
+        raise TypeError("a bytes-like object is required, not 'str'")
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        raw = bytes(value)
+        if len(raw) < 4:
+            raise os_error(errno.EINVAL)
+        return int.from_bytes(raw[:4], "little", signed=True)
+    return check_int(value)
+
+
+class Socket:
+    """Base of the simulated socket types (see :class:`UdpSocket`, :class:`TcpSocket`)."""
+
+    _kind = "socket"
+
+    def __init__(self, host, family: int, type: int, proto: int):
+        self._host = host
+        self._sim = host.sim
+        self._env = host.sim.env
+        self.family = family
+        self.type = type
+        self.proto = proto
+        self._fd = host._alloc_fd(self)
+        self._closed = False
+        self._timeout_ns: int | None = None      # None = blocking, 0 = non-blocking
+        self._reuseaddr = False
+        self._reuseport = False
+        self._broadcast = False
+        self._keepalive = False
+        self._linger: tuple[int, int] = (0, 0)
+        self._userlocks_snd = False
+        self._userlocks_rcv = False
+        self._rcvlowat = 1
+        self._sk_err = 0
+        self.local: tuple[str, int] | None = None     # (ip, port) once bound
+        self.peer: tuple[str, int] | None = None
+        self.read_wait = WaitQueue(self._env)
+        self.write_wait = WaitQueue(self._env)
+        self.file_state = FileState()
+
+    # -- tracing -------------------------------------------------------------------------
+    def _record(self, call: str, args, result, exc) -> None:
+        sim = self._sim
+        thread = sim.current_thread
+        sim.trace.syscall(sim.env.now, self._host.name, thread.name if thread is not None else "-", call,
+                          self._fd, trace_value(args), trace_value(result), errno_of(exc))
+
+    # -- common plain calls --------------------------------------------------------------
+    def fileno(self) -> int:
+        return -1 if self._closed else self._fd
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise os_error(errno.EBADF)
+
+    @syscall
+    def setblocking(self, flag: bool) -> None:
+        self._check_open()
+        self._timeout_ns = None if flag else 0
+
+    def getblocking(self) -> bool:
+        self._check_open()
+        return self._timeout_ns != 0
+
+    @syscall
+    def settimeout(self, value) -> None:
+        self._check_open()
+        if value is None:
+            self._timeout_ns = None
+            return
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"'{type(value).__name__}' object cannot be interpreted as an integer")
+        if value < 0 or value != value:
+            raise ValueError("Timeout value out of range")
+        self._timeout_ns = int(round(value * 1e9))
+
+    def gettimeout(self) -> float | None:
+        return None if self._timeout_ns is None else self._timeout_ns / 1e9
+
+    def _nonblocking(self, flags: int) -> bool:
+        return self._timeout_ns == 0 or bool(flags & C.MSG_DONTWAIT)
+
+    def _deadline(self) -> int | None:
+        return None if not self._timeout_ns else self._env.now + self._timeout_ns
+
+    async def _wait_for(self, attempt, queue: WaitQueue, flags: int = 0):
+        """Run ``attempt()`` until it stops raising BlockingIOError, waiting on ``queue``
+        in between (unless non-blocking); honours the socket timeout."""
+        try:
+            return attempt()
+        except BlockingIOError:
+            if self._nonblocking(flags):
+                raise
+        deadline = self._deadline()
+        while True:
+            woke = await queue.wait(deadline)
+            try:
+                return attempt()
+            except BlockingIOError:
+                if woke is TIMED_OUT:
+                    raise timeout_error() from None
+
+    @syscall
+    def getsockname(self) -> tuple[str, int]:
+        self._check_open()
+        return self.local if self.local is not None else ("0.0.0.0", 0)
+
+    @syscall
+    def getpeername(self) -> tuple[str, int]:
+        self._check_open()
+        if self.peer is None:
+            raise os_error(errno.ENOTCONN)
+        return self.peer
+
+    @syscall
+    def setsockopt(self, level, optname, value, optlen=None) -> None:
+        self._check_open()
+        level = check_int(level)
+        optname = check_int(optname)
+        if level == C.SOL_SOCKET:
+            self._set_socket_option(optname, value)
+        else:
+            self._set_protocol_option(level, optname, value)
+
+    def _set_socket_option(self, optname: int, value) -> None:
+        prof = self._host.profile
+        if optname == C.SO_LINGER:
+            if not isinstance(value, (bytes, bytearray, memoryview)) or len(value) < 8:
+                raise os_error(errno.EINVAL, "SO_LINGER takes struct.pack('ii', onoff, seconds)")
+            onoff, secs = struct.unpack("ii", bytes(value)[:8])
+            self._linger = (1 if onoff else 0, secs)
+            self._linger_changed()
+            return
+        v = _int_option(value)
+        if optname == C.SO_SNDBUF:
+            self._userlocks_snd = True
+            self._set_sndbuf(prof.stored_sndbuf(v))
+        elif optname == C.SO_RCVBUF:
+            self._userlocks_rcv = True
+            self._set_rcvbuf(prof.stored_rcvbuf(v))
+        elif optname == C.SO_REUSEADDR:
+            self._reuseaddr = bool(v)
+        elif optname == C.SO_REUSEPORT:
+            self._reuseport = bool(v)
+        elif optname == C.SO_BROADCAST:
+            self._broadcast = bool(v)
+        elif optname == C.SO_KEEPALIVE:
+            self._keepalive = bool(v)
+        elif optname == C.SO_RCVLOWAT:
+            self._rcvlowat = max(1, v)
+        else:
+            raise os_error(errno.ENOPROTOOPT, f"socket option {optname} is not modelled")
+
+    def _linger_changed(self) -> None:
+        pass
+
+    def _set_protocol_option(self, level: int, optname: int, value) -> None:
+        raise os_error(errno.ENOPROTOOPT)
+
+    @syscall
+    def getsockopt(self, level, optname, buflen=None):
+        self._check_open()
+        level = check_int(level)
+        optname = check_int(optname)
+        if level == C.SOL_SOCKET:
+            value = self._get_socket_option(optname)
+        else:
+            value = self._get_protocol_option(level, optname)
+        if buflen is None:
+            if isinstance(value, bytes):
+                return int.from_bytes(value[:4], "little", signed=True)
+            return value
+        buflen = check_int(buflen)
+        if buflen <= 0 or buflen > 1024:
+            raise OSError("getsockopt buflen out of range")
+        raw = value if isinstance(value, bytes) else int(value).to_bytes(4, "little", signed=True)
+        return raw[:buflen]
+
+    def _get_socket_option(self, optname: int):
+        if optname == C.SO_SNDBUF:
+            return self._sndbuf()
+        if optname == C.SO_RCVBUF:
+            return self._rcvbuf()
+        if optname == C.SO_REUSEADDR:
+            return int(self._reuseaddr)
+        if optname == C.SO_REUSEPORT:
+            return int(self._reuseport)
+        if optname == C.SO_TYPE:
+            return self.type
+        if optname == C.SO_ERROR:
+            err, self._sk_err = self._sk_err, 0
+            return err or self._take_protocol_error()
+        if optname == C.SO_BROADCAST:
+            return int(self._broadcast)
+        if optname == C.SO_KEEPALIVE:
+            return int(self._keepalive)
+        if optname == C.SO_RCVLOWAT:
+            return self._rcvlowat
+        if optname == C.SO_LINGER:
+            return struct.pack("ii", *self._linger)
+        raise os_error(errno.ENOPROTOOPT, f"socket option {optname} is not modelled")
+
+    def _take_protocol_error(self) -> int:
+        return 0
+
+    def _get_protocol_option(self, level: int, optname: int):
+        raise os_error(errno.ENOPROTOOPT)
+
+    # -- close ---------------------------------------------------------------------------
+    @syscall
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._release()
+        self._host._free_fd(self._fd)
+        # Threads blocked in this socket see EBADF when they retry.
+        self.read_wait.wake_all()
+        self.write_wait.wake_all()
+
+    def _release(self) -> None:
+        raise NotImplementedError
+
+    def detach(self) -> int:
+        raise os_error(errno.EOPNOTSUPP, "detach() has no meaning in the simulator")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- readiness (select/poll/epoll) ---------------------------------------------------
+    def poll_mask(self) -> int:
+        raise NotImplementedError
+
+    def _notify(self, edges: int, readers: bool = True, writers: bool = False) -> None:
+        if readers:
+            self.read_wait.wake_all()
+        if writers:
+            self.write_wait.wake_all()
+        if self.file_state.watchers:
+            self.file_state.notify(self, edges)
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"fd={self._fd}"
+        return (f"<simsock.{type(self).__name__} {state} host={self._host.name!r} "
+                f"laddr={self.local} raddr={self.peer}>")

@@ -1,0 +1,121 @@
+"""Simulated threads: ``async def`` programs driven by SimPy events.
+
+A program is a coroutine. When it awaits a simsock call that has to wait (a blocking
+``recv``, ``k.sleep``), the call's ``__await__`` yields one SimPy event and the thread
+resumes when that event is processed; a call that can complete at once never yields, so it
+costs no SimPy event at all (DESIGN.md, "Speed"). The thread is driven directly from the
+event's callback list — there is no SimPy ``Process`` and no generator wrapper in between.
+
+The thread that is running is ``sim.current_thread`` for the duration of its step, so
+calls made from it (and traces) know who made them.
+
+An exception escaping a program stops the simulation: :meth:`Simulation.run` raises
+:class:`~simsock.errors.SimulationError` naming the host and thread, with the original
+exception (and its traceback) as ``__cause__``.
+"""
+
+from __future__ import annotations
+
+from types import coroutine
+
+import simpy
+from simpy.events import PENDING
+
+from simsock.errors import SimulationError
+
+
+class ThreadFailed(Exception):
+    """Raised out of SimPy's event loop when a program raises; Simulation.run converts it."""
+
+    def __init__(self, thread: "SimThread", exc: BaseException):
+        super().__init__(thread, exc)
+        self.thread = thread
+        self.exc = exc
+
+
+@coroutine
+def wait_event(event: simpy.Event):
+    """Await a SimPy event from inside a program; returns the event's value."""
+    return (yield event)
+
+
+class SimThread:
+    """One simulated thread running one program coroutine on a host."""
+
+    __slots__ = ("sim", "host", "name", "coro", "done", "result", "state", "tid", "_started_ns", "cpu_ns",
+                 "__weakref__")
+
+    def __init__(self, sim, host, name: str, coro, tid: int):
+        self.sim = sim
+        self.host = host
+        self.name = name
+        self.coro = coro
+        self.tid = tid
+        self.done = simpy.Event(sim.env)     # succeeds with the program's return value
+        self.result = None
+        self.state = "new"                   # new -> running -> blocked <-> running -> exited
+        self._started_ns = None
+        self.cpu_ns = 0
+
+    def start(self) -> None:
+        """Schedule the first step now (after everything already scheduled for this instant)."""
+        ev = simpy.Event(self.sim.env)
+        ev.callbacks.append(self._step)
+        ev.succeed(None)
+
+    def _step(self, event: simpy.Event) -> None:
+        sim = self.sim
+        previous = sim.current_thread
+        sim.current_thread = self
+        if self._started_ns is None:
+            self._started_ns = sim.env.now
+        self.state = "running"
+        try:
+            while True:
+                try:
+                    if event._ok:
+                        target = self.coro.send(event._value)
+                    else:
+                        event._defused = True
+                        target = self.coro.throw(event._value)
+                except StopIteration as stop:
+                    self._exit(stop.value)
+                    return
+                except BaseException as exc:
+                    self.state = "failed"
+                    raise ThreadFailed(self, exc) from exc
+                if not isinstance(target, simpy.Event):
+                    self.coro.close()
+                    self.state = "failed"
+                    err = TypeError(
+                        f"a simulated thread awaited {target!r}; programs may only await simsock calls "
+                        f"(k.sleep, socket methods, select/poll/epoll). asyncio functions such as "
+                        f"asyncio.sleep do not run inside simsock.")
+                    raise ThreadFailed(self, err)
+                if target.callbacks is None:      # already processed: resume at once
+                    event = target
+                    continue
+                target.callbacks.append(self._step)
+                self.state = "blocked"
+                return
+        finally:
+            sim.current_thread = previous
+
+    def _exit(self, value) -> None:
+        self.state = "exited"
+        self.result = value
+        self.host._thread_exited(self)
+        self.done.succeed(value)
+
+    def __repr__(self) -> str:
+        return f"<SimThread {self.name!r} on {self.host.name!r} ({self.state})>"
+
+
+def failure_error(failed: ThreadFailed) -> SimulationError:
+    t = failed.thread
+    exc = failed.exc
+    err = SimulationError(f"thread {t.name!r} on host {t.host.name!r} failed at t={t.sim.env.now / 1e9:.9f}s: "
+                          f"{type(exc).__name__}: {exc}")
+    err.thread = t.name
+    err.host = t.host.name
+    return err

@@ -1,0 +1,398 @@
+"""UDP sockets as Linux runs them.
+
+Sending (udp_sendmsg): a datagram goes out whole or not at all. Its memory (skb truesize)
+is charged to the sender's ``sk_wmem_alloc`` until the packet has left the host's
+interface; a sender whose charged memory has reached ``SO_SNDBUF`` waits (blocking) or
+gets ``EAGAIN`` — that is the only thing that ever stops a UDP sender: the receiver never
+does (claim C5.4). On loopback the skb is orphaned at once (loopback_xmit), so a loopback
+sender never waits. A datagram larger than the route's MTU is fragmented (IP_PMTUDISC_WANT
+does so locally); fragments are reassembled at the receiver, and a datagram with a lost
+fragment is lost whole after ``ipfrag_time``.
+
+Receiving (__udp_enqueue_schedule_skb): a datagram is charged its *truesize* — a
+per-packet memory cost that depends on the payload size (profile ``udp_truesize``), 832
+bytes even for an empty datagram — and is dropped (counted as RcvbufErrors) when
+``rmem_alloc + truesize > SO_RCVBUF`` unless the queue is empty. The reader side keeps two
+queues as Linux does (``sk_receive_queue`` and ``reader_queue``): ``recv`` splices all
+arrivals into the reader queue when it is empty, and returns memory to ``rmem_alloc`` in
+batches (udp_rmem_release's forward deficit: only once a quarter of SO_RCVBUF has been
+read, or the reader queue is empty). Measured on Linux 6.18: a 212992-byte buffer holds
+256 datagrams of 100 bytes; see tests/test_udp_linux.py.
+
+Errors: ICMP port-unreachable is reported only to a *connected* socket, once, as
+``ConnectionRefusedError`` on its next call (before any queued data), as Linux's
+__udp4_lib_err does without IP_RECVERR.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections import deque
+
+from simsock import constants as C
+from simsock.errors import os_error
+from simsock.net.packet import Datagram
+
+from .addr import ANY, LOOPBACK, check_int, is_loopback, parse_inet_address, resolve
+from .socket import Socket, syscall
+from .wait import SIG_IN, SIG_OUT, SIG_STATE
+
+
+def _data_arg(data) -> bytes:
+    if isinstance(data, bytes):
+        return data
+    if isinstance(data, (bytearray, memoryview)):
+        return bytes(data)
+    raise TypeError(f"a bytes-like object is required, not '{type(data).__name__}'")
+
+
+class UdpSocket(Socket):
+    """A ``SOCK_DGRAM`` socket."""
+
+    _kind = "udp"
+
+    def __init__(self, host, family: int, type: int, proto: int):
+        super().__init__(host, family, type, proto)
+        prof = host.profile
+        self.sndbuf = prof.wmem_default
+        self.rcvbuf = prof.rmem_default
+        self.receive_queue: deque = deque()   # (data, src_addr, truesize)
+        self.reader_queue: deque = deque()
+        self.rmem_alloc = 0
+        self.forward_deficit = 0
+        self.wmem_alloc = 0
+        self._wmem_pending: deque = deque()   # (release_ns, truesize): skbs still in our interface queue
+        self._wmem_timer = None
+        # counters (per socket; host-wide ones live in host.udp_mib)
+        self.sent_datagrams = 0
+        self.sent_bytes = 0
+        self.received_datagrams = 0
+        self.received_bytes = 0
+        self.drops = 0                        # SO_RXQ_OVFL: dropped for lack of receive buffer
+        self.monitor = None                   # optional callable(now, rmem_alloc, queued_datagrams)
+
+    # -- buffers -------------------------------------------------------------------------
+    def _sndbuf(self) -> int:
+        return self.sndbuf
+
+    def _rcvbuf(self) -> int:
+        return self.rcvbuf
+
+    def _set_sndbuf(self, value: int) -> None:
+        self.sndbuf = value
+        self._notify(SIG_OUT, readers=False, writers=True)
+
+    def _set_rcvbuf(self, value: int) -> None:
+        self.rcvbuf = value
+
+    @property
+    def queued_datagrams(self) -> int:
+        return len(self.receive_queue) + len(self.reader_queue)
+
+    # -- binding -------------------------------------------------------------------------
+    @syscall
+    def bind(self, address) -> None:
+        self._check_open()
+        host, port = parse_inet_address(address, "bind")
+        ip = resolve(self._sim, host, for_bind=True)
+        if self.local is not None:
+            raise os_error(errno.EINVAL)
+        self._host.udp_bind(self, ip, port)
+
+    def _autobind(self) -> None:
+        if self.local is None:
+            self._host.udp_bind(self, ANY, 0)
+
+    def listen(self, backlog=None) -> None:
+        self._check_open()
+        raise os_error(errno.EOPNOTSUPP)
+
+    async def accept(self):
+        self._check_open()
+        raise os_error(errno.EOPNOTSUPP)
+
+    @syscall
+    async def connect(self, address) -> None:
+        self._check_open()
+        self._connect(address)
+
+    @syscall
+    async def connect_ex(self, address) -> int:
+        self._check_open()
+        try:
+            self._connect(address)
+        except OSError as exc:
+            if exc.errno is None:
+                raise
+            return exc.errno
+        return 0
+
+    def _connect(self, address) -> None:
+        host, port = parse_inet_address(address, "connect")
+        ip = resolve(self._sim, host)
+        if ip == ANY:
+            ip = LOOPBACK        # Linux: connecting to INADDR_ANY means the local host
+        self._host.route_check(ip)
+        self._autobind()
+        if self.local[0] == ANY:
+            # ip4_datagram_connect fixes the source address from the route.
+            self._host.udp_rehash(self, self._host.source_address_for(ip))
+        self.peer = (ip, port)
+        self._sk_err = 0
+
+    @syscall
+    def shutdown(self, how) -> None:
+        self._check_open()
+        how = check_int(how)
+        if how not in (C.SHUT_RD, C.SHUT_WR, C.SHUT_RDWR):
+            raise os_error(errno.EINVAL)
+        if self.peer is None:
+            raise os_error(errno.ENOTCONN)
+        self._shut = getattr(self, "_shut", 0) | (1 << how if how != C.SHUT_RDWR else 3)
+        self._notify(SIG_STATE, readers=True, writers=True)
+
+    def _release(self) -> None:
+        self._host.udp_unbind(self)
+        self.receive_queue.clear()
+        self.reader_queue.clear()
+        self.rmem_alloc = 0
+
+    # -- sending -------------------------------------------------------------------------
+    def _reclaim_wmem(self, now: int) -> None:
+        pending = self._wmem_pending
+        while pending and pending[0][0] <= now:
+            self.wmem_alloc -= pending.popleft()[1]
+
+    def _try_send(self, data: bytes, dest: tuple[str, int]) -> int:
+        self._check_open()
+        if self._sk_err:
+            err, self._sk_err = self._sk_err, 0
+            raise os_error(err)
+        if getattr(self, "_shut", 0) & 2:
+            raise os_error(errno.EPIPE)
+        now = self._env.now
+        self._reclaim_wmem(now)
+        if self.wmem_alloc >= self.sndbuf:           # sock_alloc_send_pskb
+            self._arm_wmem_wakeup()
+            raise os_error(errno.EAGAIN)
+        host = self._host
+        truesize = host.profile.udp_truesize(len(data))
+        self.wmem_alloc += truesize
+        release = host.udp_output(self, data, dest)
+        if release is None or release <= now:
+            self.wmem_alloc -= truesize
+        else:
+            self._wmem_pending.append((release, truesize))
+        self.sent_datagrams += 1
+        self.sent_bytes += len(data)
+        return len(data)
+
+    def _arm_wmem_wakeup(self) -> None:
+        """Wake blocked senders when enough queued skbs have left the interface."""
+        if self._wmem_timer is not None or not self._wmem_pending:
+            return
+        env = self._env
+        # the earliest time at which wmem_alloc drops below sndbuf
+        alloc = self.wmem_alloc
+        when = None
+        for release, size in self._wmem_pending:
+            alloc -= size
+            if alloc < self.sndbuf:
+                when = release
+                break
+        if when is None:
+            return
+        timer = env.timeout(max(0, when - env.now))
+        self._wmem_timer = timer
+
+        def fire(_ev):
+            self._wmem_timer = None
+            self._reclaim_wmem(env.now)
+            self._notify(SIG_OUT, readers=False, writers=True)
+
+        timer.callbacks.append(fire)
+
+    def _dest(self, address, caller: str) -> tuple[str, int]:
+        host, port = parse_inet_address(address, caller)
+        ip = resolve(self._sim, host)
+        if ip == ANY:
+            ip = LOOPBACK
+        return ip, port
+
+    @syscall
+    async def send(self, data, flags=0) -> int:
+        data = _data_arg(data)
+        flags = check_int(flags)
+        self._check_open()
+        if self.peer is None:
+            raise os_error(errno.EDESTADDRREQ)
+        return await self._send(data, self.peer, flags)
+
+    @syscall
+    async def sendto(self, data, flags_or_address, address=None) -> int:
+        data = _data_arg(data)
+        if address is None:
+            flags, address = 0, flags_or_address
+        else:
+            flags = check_int(flags_or_address)
+        self._check_open()
+        dest = self._dest(address, "sendto")
+        return await self._send(data, dest, flags)
+
+    async def sendall(self, data, flags=0) -> None:
+        data = _data_arg(data)
+        await self.send(data, flags)
+
+    async def _send(self, data: bytes, dest, flags: int) -> int:
+        if len(data) > self._host.profile.udp_max_payload:
+            raise os_error(errno.EMSGSIZE)
+        self._host.route_check(dest[0])
+        self._autobind()
+        return await self._wait_for(lambda: self._try_send(data, dest), self.write_wait, flags)
+
+    # -- receiving -----------------------------------------------------------------------
+    def deliver(self, data: bytes, src: tuple[str, int], truesize: int) -> bool:
+        """Called by the host for an arriving datagram; False if the buffer refused it."""
+        rmem = self.rmem_alloc
+        if rmem + truesize > self.rcvbuf and rmem:
+            self.drops += 1
+            return False
+        self.rmem_alloc = rmem + truesize
+        self.receive_queue.append((data, src, truesize))
+        if self.monitor is not None:
+            self.monitor(self._env.now, self.rmem_alloc, self.queued_datagrams)
+        self._notify(SIG_IN, readers=True)
+        return True
+
+    def icmp_error(self, code: int) -> None:
+        """ICMP destination unreachable for a datagram we sent (only connected sockets hear it)."""
+        if self.peer is None:
+            return
+        self._sk_err = code
+        self._notify(SIG_STATE, readers=True, writers=True)
+
+    def _try_recv(self, bufsize: int, flags: int):
+        self._check_open()
+        if self._sk_err:
+            err, self._sk_err = self._sk_err, 0
+            raise os_error(err)
+        reader = self.reader_queue
+        if not reader:
+            if not self.receive_queue:
+                if getattr(self, "_shut", 0) & 1:
+                    return b"", None, 0
+                raise os_error(errno.EAGAIN)
+            reader.extend(self.receive_queue)        # splice, as __skb_recv_udp does
+            self.receive_queue.clear()
+        if flags & C.MSG_PEEK:
+            data, src, _ = reader[0]
+        else:
+            data, src, truesize = reader.popleft()
+            self._rmem_release(truesize)
+            self.received_datagrams += 1
+            self.received_bytes += len(data)
+        length = len(data)
+        if length > bufsize:
+            data = data[:bufsize]
+            if flags & C.MSG_TRUNC:
+                # CPython resizes its buffer to the datagram's real length; the bytes past
+                # bufsize are whatever the buffer held (undefined): zeros here.
+                data = data + bytes(length - bufsize)
+        return data, src, length
+
+    def _rmem_release(self, truesize: int) -> None:
+        # udp_rmem_release(partial=1): batch the release until a quarter of the buffer
+        # has been consumed or the reader queue runs empty.
+        deficit = self.forward_deficit + truesize
+        if deficit < (self.rcvbuf >> 2) and self.reader_queue:
+            self.forward_deficit = deficit
+        else:
+            self.forward_deficit = 0
+            self.rmem_alloc -= deficit
+        if self.monitor is not None:
+            self.monitor(self._env.now, self.rmem_alloc, self.queued_datagrams)
+
+    def _recv_args(self, bufsize, flags) -> tuple[int, int]:
+        bufsize = check_int(bufsize)
+        flags = check_int(flags)
+        if bufsize < 0:
+            raise ValueError("negative buffersize in recv")
+        return bufsize, flags
+
+    @syscall
+    async def recv(self, bufsize, flags=0) -> bytes:
+        bufsize, flags = self._recv_args(bufsize, flags)
+        self._check_open()
+        data, _, _ = await self._wait_for(lambda: self._try_recv(bufsize, flags), self.read_wait, flags)
+        return data
+
+    @syscall
+    async def recvfrom(self, bufsize, flags=0):
+        bufsize, flags = self._recv_args(bufsize, flags)
+        self._check_open()
+        data, src, _ = await self._wait_for(lambda: self._try_recv(bufsize, flags), self.read_wait, flags)
+        return data, src
+
+    @syscall
+    async def recv_into(self, buffer, nbytes=0, flags=0) -> int:
+        n, flags = self._into_args(buffer, nbytes, flags, "recv_into")
+        self._check_open()
+        data, _, length = await self._wait_for(lambda: self._try_recv(n, flags & ~C.MSG_TRUNC), self.read_wait,
+                                               flags)
+        buffer[:len(data)] = data
+        return length if flags & C.MSG_TRUNC else len(data)
+
+    @syscall
+    async def recvfrom_into(self, buffer, nbytes=0, flags=0):
+        n, flags = self._into_args(buffer, nbytes, flags, "recvfrom_into")
+        self._check_open()
+        data, src, length = await self._wait_for(lambda: self._try_recv(n, flags & ~C.MSG_TRUNC),
+                                                 self.read_wait, flags)
+        buffer[:len(data)] = data
+        return (length if flags & C.MSG_TRUNC else len(data)), src
+
+    @staticmethod
+    def _into_args(buffer, nbytes, flags, caller: str) -> tuple[int, int]:
+        if not isinstance(buffer, (bytearray, memoryview)) or (isinstance(buffer, memoryview) and buffer.readonly):
+            raise TypeError(f"{caller}() argument 1 must be read-write bytes-like object, "
+                            f"not {type(buffer).__name__}")
+        nbytes = check_int(nbytes)
+        flags = check_int(flags)
+        if nbytes < 0:
+            raise ValueError(f"negative buffersize in {caller}")
+        if nbytes == 0:
+            nbytes = len(buffer)
+        elif nbytes > len(buffer):
+            raise ValueError(f"buffer too small for requested bytes")
+        return nbytes, flags
+
+    # -- readiness -----------------------------------------------------------------------
+    def poll_mask(self) -> int:
+        """udp_poll/datagram_poll: readable with a datagram or an error; writable while
+        less than half the send buffer is charged (sock_writeable)."""
+        if self._closed:
+            return C.POLLNVAL
+        mask = 0
+        if self._sk_err:
+            mask |= C.EPOLLERR
+        shut = getattr(self, "_shut", 0)
+        if shut == 3:
+            mask |= C.EPOLLHUP
+        if shut & 1:
+            mask |= C.EPOLLIN | C.EPOLLRDNORM | C.EPOLLRDHUP
+        if self.reader_queue or self.receive_queue:
+            mask |= C.EPOLLIN | C.EPOLLRDNORM
+        self._reclaim_wmem(self._env.now)
+        if self.wmem_alloc < (self.sndbuf >> 1):
+            mask |= C.EPOLLOUT | C.EPOLLWRNORM | C.EPOLLWRBAND
+        return mask
+
+    def stats(self) -> dict:
+        return {
+            "type": "udp", "fd": self._fd, "local": list(self.local) if self.local else None,
+            "peer": list(self.peer) if self.peer else None,
+            "sent_datagrams": self.sent_datagrams, "sent_bytes": self.sent_bytes,
+            "received_datagrams": self.received_datagrams, "received_bytes": self.received_bytes,
+            "drops_rcvbuf": self.drops, "queued_datagrams": self.queued_datagrams,
+            "rmem_alloc": self.rmem_alloc, "rcvbuf": self.rcvbuf, "sndbuf": self.sndbuf,
+        }

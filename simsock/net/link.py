@@ -1,0 +1,245 @@
+"""Links: point-to-point, full duplex, each direction a :class:`Channel`.
+
+A channel serialises packets at its rate, one after another, adds the propagation delay and
+drops a packet with the loss model's probability (from the channel's own named random
+stream). Its transmit queue is finite: a packet that finds it full is dropped
+("queue_full"), as an interface's pfifo queue drops at txqueuelen.
+
+Speed: for a plain FIFO drop-tail queue every decision is known when the packet is queued
+(its transmission starts when the one before it ends), so the channel computes departure
+and arrival at once and schedules exactly one SimPy event per packet, its arrival
+(DESIGN.md, "Speed"). A queue discipline that decides at dequeue time (RED, CoDel, or any
+user qdisc with ``fifo_drop_tail = False``) switches the channel to event-driven mode: one
+event when each transmission ends, plus the arrival.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import simpy
+
+from simsock.units import NS_PER_S
+
+
+def serialisation_ns(size_bytes: int, rate_bps: int) -> int:
+    """Time to put ``size_bytes`` on a wire of ``rate_bps`` (rounded up to whole ns)."""
+    return -((-size_bytes * 8 * NS_PER_S) // rate_bps)
+
+
+class Channel:
+    """One direction of a link: transmit queue + wire."""
+
+    def __init__(self, sim, name: str, src, dst, rate_bps: int | None, delay_ns: int, mtu: int,
+                 queue_packets: int, loss=None, qdisc=None, jitter=None):
+        self.sim = sim
+        self.env = sim.env
+        self.name = name
+        self.src = src
+        self.dst = dst
+        self.rate_bps = rate_bps          # None = infinitely fast (loopback)
+        self.delay_ns = delay_ns
+        self.mtu = mtu
+        self.queue_packets = queue_packets
+        self.loss = loss
+        self.jitter = jitter
+        self.rng = sim.rng.stream(f"link:{name}") if (loss is not None or jitter is not None) else None
+        self.qdisc = qdisc
+        self.eager = qdisc is None or getattr(qdisc, "fifo_drop_tail", False)
+        if qdisc is not None:
+            qdisc.on_drop = self._qdisc_dropped
+            qdisc.attach(sim.rng.stream(f"qdisc:{name}"), rate_bps or 0)
+        # eager FIFO state: start times of packets still waiting (not yet on the wire)
+        self._busy_until = 0
+        self._waiting: deque = deque()       # (start_ns, size)
+        self._waiting_bytes = 0
+        self._last_arrival = 0
+        # event-driven state
+        self._transmitting = False
+        # counters
+        self.tx_packets = 0
+        self.tx_bytes = 0
+        self.busy_ns = 0
+        self.drops_queue = 0
+        self.drops_loss = 0
+        self.drops_other = 0
+        self.in_flight = 0
+        self.monitor = None                   # optional callable(now, packets, bytes)
+
+    # ------------------------------------------------------------------------------------
+    def queued_packets(self, now: int | None = None) -> int:
+        """Packets waiting in the transmit queue (not counting the one on the wire)."""
+        if not self.eager:
+            return len(self.qdisc)
+        self._expire(self.env.now if now is None else now)
+        return len(self._waiting)
+
+    def queued_bytes(self) -> int:
+        if not self.eager:
+            return self.qdisc.bytes
+        self._expire(self.env.now)
+        return self._waiting_bytes
+
+    def _expire(self, now: int) -> None:
+        waiting = self._waiting
+        while waiting and waiting[0][0] <= now:
+            start, size = waiting.popleft()
+            self._waiting_bytes -= size
+            if self.monitor is not None:
+                self.monitor(start, len(waiting), self._waiting_bytes)
+
+    def send(self, pkt) -> int | None:
+        """Queue ``pkt`` for transmission. Returns the time its transmission ends (the
+        sender's buffer is released then), or None if the queue dropped it."""
+        env = self.env
+        now = env.now
+        sim = self.sim
+        trace = sim.trace
+        if self.rate_bps is None:                       # loopback: no queue, no wire time
+            self.tx_packets += 1
+            self.tx_bytes += pkt.size
+            if trace.want_packets:
+                trace.packet(now, self.name, "enqueue", pkt)
+            self._schedule_arrival(pkt, now + self.delay_ns)
+            return now
+        if not self.eager:
+            pkt.enqueued_at = now
+            if not self.qdisc.enqueue(pkt, now):
+                return None
+            if trace.want_packets:
+                trace.packet(now, self.name, "enqueue", pkt)
+            if not self._transmitting:
+                self._start_next(now)
+            return None if pkt.size < 0 else self._estimate_tx_end(now)
+        # eager FIFO drop-tail
+        waiting = self._waiting
+        while waiting and waiting[0][0] <= now:
+            self._expire(now)
+        if len(waiting) >= self.queue_packets:
+            self.drops_queue += 1
+            sim._packet_dropped(self, pkt, "queue_full")
+            return None
+        start = self._busy_until if self._busy_until > now else now
+        tx = serialisation_ns(pkt.size, self.rate_bps)
+        end = start + tx
+        self._busy_until = end
+        self.busy_ns += tx
+        self.tx_packets += 1
+        self.tx_bytes += pkt.size
+        pkt.enqueued_at = now
+        if start > now:
+            waiting.append((start, pkt.size))
+            self._waiting_bytes += pkt.size
+            if self.monitor is not None:
+                self.monitor(now, len(waiting), self._waiting_bytes)
+        if trace.want_packets:
+            trace.packet(now, self.name, "enqueue", pkt)
+        if self.loss is not None and self._lost():
+            self.drops_loss += 1
+            sim._packet_dropped(self, pkt, "loss")
+            return end
+        self._schedule_arrival(pkt, end + self.delay_ns)
+        return end
+
+    def _estimate_tx_end(self, now: int) -> int:
+        # Event-driven queues decide at dequeue; the sender's memory is released at the
+        # estimated end assuming FIFO service of what is queued now.
+        backlog = self.qdisc.bytes
+        return max(now, self._busy_until) + serialisation_ns(backlog, self.rate_bps)
+
+    def _lost(self) -> bool:
+        loss = self.loss
+        if isinstance(loss, float):
+            return self.rng.random() < loss
+        return loss.lose(self.rng)
+
+    def _schedule_arrival(self, pkt, at: int) -> None:
+        if self.jitter is not None:
+            at += self.jitter.delay(self.rng, at, self._last_arrival)
+            if at < self._last_arrival and not getattr(self.jitter, "reorder", False):
+                at = self._last_arrival
+            self._last_arrival = at
+        env = self.env
+        ev = simpy.Event(env)
+        ev._ok = True
+        ev._value = pkt
+        ev.callbacks.append(self._arrive)
+        self.in_flight += 1
+        self.sim.in_flight += 1
+        env.schedule(ev, 1, at - env.now)
+
+    def _arrive(self, ev) -> None:
+        pkt = ev._value
+        self.in_flight -= 1
+        sim = self.sim
+        sim.in_flight -= 1
+        if sim.trace.want_packets:
+            sim.trace.packet(self.env.now, self.name, "arrive", pkt)
+        self.dst.receive(pkt, self)
+        if sim.in_flight == 0:
+            sim._network_quiet()
+
+    # -- event-driven mode ---------------------------------------------------------------
+    def _start_next(self, now: int) -> None:
+        pkt = self.qdisc.dequeue(now)
+        if pkt is None:
+            self._transmitting = False
+            return
+        self._transmitting = True
+        tx = serialisation_ns(pkt.size, self.rate_bps)
+        self._busy_until = now + tx
+        self.busy_ns += tx
+        self.tx_packets += 1
+        self.tx_bytes += pkt.size
+        ev = simpy.Event(self.env)
+        ev._ok = True
+        ev._value = pkt
+        ev.callbacks.append(self._tx_done)
+        self.env.schedule(ev, 1, tx)
+
+    def _tx_done(self, ev) -> None:
+        pkt = ev._value
+        now = self.env.now
+        if self.loss is not None and self._lost():
+            self.drops_loss += 1
+            self.sim._packet_dropped(self, pkt, "loss")
+        else:
+            self._schedule_arrival(pkt, now + self.delay_ns)
+        self._start_next(now)
+
+    def _qdisc_dropped(self, pkt, reason: str, now: int) -> None:
+        self.drops_queue += 1
+        self.sim._packet_dropped(self, pkt, reason)
+
+    def stats(self) -> dict:
+        now = self.env.now
+        util = (min(self.busy_ns, now) / now) if (now and self.rate_bps) else 0.0
+        return {
+            "tx_packets": self.tx_packets, "tx_bytes": self.tx_bytes,
+            "drops_queue": self.drops_queue, "drops_loss": self.drops_loss,
+            "queued_packets": self.queued_packets(), "utilisation": round(util, 6),
+        }
+
+
+class Link:
+    """A full-duplex point-to-point link between two nodes: ``forward`` carries a->b."""
+
+    def __init__(self, sim, a, b, rate_bps, delay_ns, loss, mtu, queue_packets, qdisc_factory=None, jitter=None):
+        self.sim = sim
+        self.a = a
+        self.b = b
+        self.name = f"{a.name}-{b.name}"
+        self.rate_bps = rate_bps
+        self.delay_ns = delay_ns
+        self.mtu = mtu
+        self.forward = Channel(sim, f"{a.name}->{b.name}", a, b, rate_bps, delay_ns, mtu, queue_packets, loss,
+                               qdisc_factory() if qdisc_factory else None, jitter)
+        self.backward = Channel(sim, f"{b.name}->{a.name}", b, a, rate_bps, delay_ns, mtu, queue_packets, loss,
+                                qdisc_factory() if qdisc_factory else None, jitter)
+
+    def channel_from(self, node) -> Channel:
+        return self.forward if node is self.a else self.backward
+
+    def stats(self) -> dict:
+        return {"a": self.a.name, "b": self.b.name, "rate_bps": self.rate_bps, "delay_ns": self.delay_ns,
+                "mtu": self.mtu, self.forward.name: self.forward.stats(), self.backward.name: self.backward.stats()}

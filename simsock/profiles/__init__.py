@@ -1,0 +1,50 @@
+"""Profiles: every number the simulated kernel uses, with where it comes from.
+
+``Simulation(profile="linux")`` (the default) uses :data:`simsock.profiles.linux.LINUX`;
+``profile=`` also accepts a :class:`Profile` or the path of a JSON file written by
+``simsock profile --from-host`` (a dict of field name -> value; unknown fields are an
+error, missing fields keep the Linux default).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+from .base import Profile
+from .linux import LINUX
+
+PROFILES = {"linux": LINUX}
+
+
+def get_profile(profile) -> Profile:
+    """Resolve a profile given by name, object or JSON file path."""
+    if isinstance(profile, Profile):
+        return profile
+    if not isinstance(profile, (str, os.PathLike)):
+        raise TypeError(f"profile must be a name ({', '.join(sorted(PROFILES))}), a Profile or a JSON file path, "
+                        f"not {type(profile).__name__}")
+    key = os.fspath(profile)
+    if key in PROFILES:
+        return PROFILES[key]
+    if os.path.exists(key):
+        with open(key, encoding="utf-8") as f:
+            data = json.load(f)
+        return profile_from_dict(data, source=key)
+    raise ValueError(f"unknown profile {key!r}: use one of {', '.join(sorted(PROFILES))} or the path of a "
+                     f"profile JSON file (make one with `simsock profile --from-host`)")
+
+
+def profile_from_dict(data: dict, source: str = "dict") -> Profile:
+    base = data.get("base", "linux")
+    fields = {f.name for f in dataclasses.fields(Profile)}
+    unknown = sorted(set(data) - fields - {"base"})
+    if unknown:
+        raise ValueError(f"profile {source}: unknown fields {unknown}; valid fields are {sorted(fields)}")
+    values = {k: (tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list) else v)
+              for k, v in data.items() if k != "base"}
+    return dataclasses.replace(PROFILES[base], **values)
+
+
+__all__ = ["Profile", "LINUX", "get_profile", "profile_from_dict", "PROFILES"]

@@ -1,0 +1,67 @@
+"""The :class:`Profile` record: the kernel's numbers, one field each."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, asdict
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    kernel: str                      # the kernel version the numbers were checked against
+
+    # --- socket buffers (net/core/sock.c sock_setsockopt, sysctl net.core.*) ---------------
+    rmem_default: int                # net.core.rmem_default: SO_RCVBUF of a new UDP socket
+    wmem_default: int                # net.core.wmem_default: SO_SNDBUF of a new UDP socket
+    rmem_max: int                    # net.core.rmem_max: cap on SO_RCVBUF requests (before doubling)
+    wmem_max: int                    # net.core.wmem_max
+    sock_min_rcvbuf: int             # SOCK_MIN_RCVBUF: the smallest stored SO_RCVBUF
+    sock_min_sndbuf: int             # SOCK_MIN_SNDBUF: the smallest stored SO_SNDBUF
+    sockopt_buf_doubles: bool        # setsockopt stores twice the requested value
+    tcp_rmem: tuple                  # net.ipv4.tcp_rmem (min, default, max)
+    tcp_wmem: tuple                  # net.ipv4.tcp_wmem (min, default, max)
+
+    # --- per-packet memory charge (skb truesize) -----------------------------------------
+    # (payload below which, truesize) steps, then payload + udp_truesize_linear above the last.
+    udp_truesize_steps: tuple
+    udp_truesize_linear: int
+
+    # --- UDP / IP -------------------------------------------------------------------------
+    udp_max_payload: int             # 65535 - 20 (IP) - 8 (UDP)
+    ip_local_port_range: tuple       # net.ipv4.ip_local_port_range
+    loopback_mtu: int                # lo's MTU
+    default_mtu: int                 # an Ethernet link's MTU
+    txqueuelen: int                  # an interface's transmit queue in packets (pfifo_fast default)
+    ip_default_ttl: int
+    icmp_ratelimit_ns: int           # net.ipv4.icmp_ratelimit (not applied on loopback)
+    icmp_ratelimit_burst: int        # XRLIM_BURST_FACTOR: tokens a peer may save up
+    ipfrag_time_ns: int              # net.ipv4.ipfrag_time: reassembly timeout
+    somaxconn: int                   # net.core.somaxconn
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    # --- derived rules ---------------------------------------------------------------------
+    def udp_truesize(self, payload: int) -> int:
+        """Memory charged to a receive buffer for a UDP datagram of ``payload`` bytes."""
+        for limit, size in self.udp_truesize_steps:
+            if payload < limit:
+                return size
+        return payload + self.udp_truesize_linear
+
+    def stored_rcvbuf(self, requested: int) -> int:
+        """What ``getsockopt(SO_RCVBUF)`` returns after ``setsockopt(SO_RCVBUF, requested)``."""
+        return self._stored(requested, self.rmem_max, self.sock_min_rcvbuf)
+
+    def stored_sndbuf(self, requested: int) -> int:
+        return self._stored(requested, self.wmem_max, self.sock_min_sndbuf)
+
+    def _stored(self, requested: int, cap: int, minimum: int) -> int:
+        # sock_setsockopt: val = min(val, cap); then max(val * 2, minimum), computed on
+        # an unsigned int (negative values become huge and are capped).
+        if requested < 0:
+            requested = cap
+        value = min(requested, cap)
+        if self.sockopt_buf_doubles:
+            value *= 2
+        return max(value, minimum)

@@ -1,0 +1,304 @@
+"""The kernel handle ``k`` a program receives on the real backend, and its notification objects.
+
+It has the same calls as the simulated kernel's handle: ``k.now``, ``k.host``, ``k.thread``,
+``await k.sleep(s)``, ``k.spawn(fn, *args)``, ``k.socket(...)``, ``k.gethostbyname(name)``,
+``await k.settle()``, ``await k.compute(s)``, ``await k.select(...)``, ``k.poll()``,
+``k.epoll()``. ``k.iocp()`` raises ``EOPNOTSUPP``: completion ports are Windows', and the
+machine this runs on is Linux.
+
+select, poll and epoll are the :mod:`select` module's. Each of them also watches the world's
+wake-up pipe, which becomes readable when the run is stopped (a thread failed, or the time
+bound passed), so no program stays blocked in a wait after its world has ended; the pipe
+never appears in a result.
+
+Trace call names: ``socket``, ``select``, ``poll.register``/``modify``/``unregister``/``poll``,
+``epoll`` (creation; result ``{"fd": n}``), ``epoll.register``/``modify``/``unregister``/
+``poll``/``close``. File descriptors in poll and epoll arguments and results are rendered as
+``{"fd": n}`` so that normalisation can tell them from other integers.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import fcntl
+import select as _select
+import socket as _socket
+import termios
+import threading
+import time
+
+from simsock.constants import AF_INET, SOCK_STREAM
+from simsock.real.sockets import RealSocket, plain
+
+
+def _fd_of(obj) -> int:
+    if isinstance(obj, int):
+        return obj
+    if isinstance(obj, RealSocket):
+        return obj._sock.fileno()
+    return obj.fileno()
+
+
+class ThreadHandle:
+    """A thread started by ``spawn``; ``await handle.join()`` waits for it and returns its result."""
+
+    def __init__(self, world, host, name: str, fn, args):
+        self.world = world
+        self.host = host
+        self.name = name
+        self.fn = fn
+        self.args = args
+        self.result = None
+        self.error: BaseException | None = None
+        self.stopped = False         # still running when the world ended
+        self.done = threading.Event()
+        self.current_call: str | None = None
+        self.os_thread: threading.Thread | None = None
+
+    async def join(self, timeout: float | None = None):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.done.is_set():
+            self.world._check_abort()
+            wait = 0.05 if deadline is None else min(0.05, max(0.0, deadline - time.monotonic()))
+            if self.done.wait(wait):
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError("timed out")
+        self.world._check_abort()
+        return self.result
+
+    def __repr__(self) -> str:
+        return f"<ThreadHandle {self.name} on {self.host.name}>"
+
+
+class RealKernel:
+    """What a program on the real backend calls ``k``."""
+
+    def __init__(self, world, host, thread: ThreadHandle):
+        self._world = world
+        self._host = host
+        self._thread = thread
+
+    @property
+    def now(self) -> float:
+        """Seconds since the run started."""
+        return self._world._now_ns() / 1e9
+
+    @property
+    def host(self) -> str:
+        return self._host.name
+
+    @property
+    def thread(self) -> str:
+        return self._thread.name
+
+    async def sleep(self, seconds: float) -> None:
+        self._world._check_abort()
+        if self._world._abort_event.wait(max(0.0, float(seconds))):
+            self._world._check_abort()
+
+    async def compute(self, seconds: float) -> None:
+        """Busy-loop on this CPU for ``seconds`` (application work)."""
+        end = time.perf_counter() + float(seconds)
+        while time.perf_counter() < end:
+            if self._world._aborting:
+                self._world._check_abort()
+
+    def spawn(self, fn, *args, name: str | None = None) -> ThreadHandle:
+        self._world._check_abort()
+        return self._world._spawn(self._host, fn, args, name, start=True)
+
+    def gethostbyname(self, name: str) -> str:
+        return self._world.resolve(name)
+
+    def socket(self, family: int = AF_INET, type: int = SOCK_STREAM, proto: int = 0) -> RealSocket:
+        world = self._world
+        world._check_abort()
+        try:
+            sock = _socket.socket(family, type, proto)
+        except OSError as exc:
+            world._record("socket", -1, [family, type, proto], None, exc)
+            raise
+        wrapped = RealSocket(world, self._host, sock)
+        world._adopt_socket(wrapped)
+        world._record("socket", sock.fileno(), [family, type, proto], {"fd": sock.fileno()}, None)
+        return wrapped
+
+    async def settle(self) -> None:
+        """Wait until this host's sockets have nothing left to send (SIOCOUTQ is 0), at
+        most 200 ms, then 20 ms more for the last packets to be delivered."""
+        deadline = time.monotonic() + 0.2
+        while time.monotonic() < deadline:
+            if all(_outq(s) == 0 for s in self._world._sockets_of(self._host)):
+                break
+            if self._world._abort_event.wait(0.002):
+                self._world._check_abort()
+        if self._world._abort_event.wait(0.02):
+            self._world._check_abort()
+
+    async def select(self, rlist, wlist, xlist, timeout: float | None = None):
+        world = self._world
+        world._check_abort()
+        args = [plain(list(rlist)), plain(list(wlist)), plain(list(xlist)), timeout]
+        by_fd = {}
+        for obj in (*rlist, *wlist, *xlist):
+            by_fd[_fd_of(obj)] = obj
+        wake = world._wake_r
+        world._enter_call("select")
+        try:
+            r, w, x = _select.select([*map(_fd_of, rlist), wake], list(map(_fd_of, wlist)),
+                                     list(map(_fd_of, xlist)), timeout)
+        except BaseException as exc:
+            world._leave_call()
+            world._check_abort()
+            world._record("select", -1, args, None, exc)
+            raise
+        world._leave_call()
+        world._check_abort()
+        result = ([by_fd[f] for f in r if f != wake], [by_fd[f] for f in w], [by_fd[f] for f in x])
+        world._record("select", -1, args, plain(result), None)
+        return result
+
+    def poll(self) -> "RealPoll":
+        return RealPoll(self._world)
+
+    def epoll(self, sizehint: int = -1, flags: int = 0) -> "RealEpoll":
+        world = self._world
+        world._check_abort()
+        try:
+            ep = _select.epoll(sizehint, flags)
+        except OSError as exc:
+            world._record("epoll", -1, [], None, exc)
+            raise
+        wrapped = RealEpoll(world, ep)
+        world._record("epoll", ep.fileno(), [], {"fd": ep.fileno()}, None)
+        return wrapped
+
+    def iocp(self, *args, **kwargs):
+        raise OSError(_errno.EOPNOTSUPP,
+                      "I/O completion ports exist only in the simulator (Windows has them; Linux does not)")
+
+
+def _outq(sock: RealSocket) -> int:
+    """Bytes not yet sent (SIOCOUTQ); 0 for sockets where the question has no answer."""
+    fd = sock._sock.fileno()
+    if fd < 0:
+        return 0
+    buf = bytearray(4)
+    try:
+        fcntl.ioctl(fd, termios.TIOCOUTQ, buf)   # SIOCOUTQ == TIOCOUTQ on Linux
+    except OSError:
+        return 0
+    return int.from_bytes(buf, "little", signed=True)
+
+
+def _wait_call(world, call: str, fd: int, args, fn, wake_fd: int, to_trace):
+    """Shared body of poll.poll and epoll.poll: run, drop the wake-up pipe, record."""
+    world._check_abort()
+    world._enter_call(call)
+    try:
+        events = fn()
+    except BaseException as exc:
+        world._leave_call()
+        world._check_abort()
+        world._record(call, fd, args, None, exc)
+        raise
+    world._leave_call()
+    world._check_abort()
+    events = [(f, ev) for f, ev in events if f != wake_fd]
+    world._record(call, fd, args, to_trace(events), None)
+    return events
+
+
+def _events_for_trace(events):
+    return [[{"fd": f}, ev] for f, ev in events]
+
+
+class RealPoll:
+    """``select.poll`` with recording; ``await p.poll(timeout_ms)``."""
+
+    def __init__(self, world):
+        self._world = world
+        self._poll = _select.poll()
+        self._poll.register(world._wake_r, _select.POLLIN)
+
+    def _plain_call(self, call, args, fn):
+        world = self._world
+        world._check_abort()
+        try:
+            result = fn()
+        except BaseException as exc:
+            world._record(call, -1, args, None, exc)
+            raise
+        world._record(call, -1, args, None, None)
+        return result
+
+    def register(self, fd, eventmask: int = _select.POLLIN | _select.POLLPRI | _select.POLLOUT) -> None:
+        n = _fd_of(fd)
+        return self._plain_call("poll.register", [{"fd": n}, eventmask], lambda: self._poll.register(n, eventmask))
+
+    def modify(self, fd, eventmask: int) -> None:
+        n = _fd_of(fd)
+        return self._plain_call("poll.modify", [{"fd": n}, eventmask], lambda: self._poll.modify(n, eventmask))
+
+    def unregister(self, fd) -> None:
+        n = _fd_of(fd)
+        return self._plain_call("poll.unregister", [{"fd": n}], lambda: self._poll.unregister(n))
+
+    async def poll(self, timeout_ms: float | None = None):
+        return _wait_call(self._world, "poll.poll", -1, [timeout_ms], lambda: self._poll.poll(timeout_ms),
+                          self._world._wake_r, _events_for_trace)
+
+
+class RealEpoll:
+    """``select.epoll`` with recording; ``await ep.poll(timeout, maxevents)``."""
+
+    def __init__(self, world, ep):
+        self._world = world
+        self._ep = ep
+        self._fd = ep.fileno()
+        # The wake-up pipe: level-triggered, so every waiter sees it once the world stops.
+        ep.register(world._wake_r, _select.EPOLLIN)
+        world._adopt_file(ep)
+
+    def fileno(self) -> int:
+        return self._ep.fileno()
+
+    @property
+    def closed(self) -> bool:
+        return self._ep.closed
+
+    def _plain_call(self, call, args, fn):
+        world = self._world
+        world._check_abort()
+        fd = self._ep.fileno() if not self._ep.closed else self._fd
+        try:
+            result = fn()
+        except BaseException as exc:
+            world._record(call, fd, args, None, exc)
+            raise
+        world._record(call, fd, args, None, None)
+        return result
+
+    def register(self, fd, eventmask: int = _select.EPOLLIN | _select.EPOLLPRI | _select.EPOLLOUT) -> None:
+        n = _fd_of(fd)
+        return self._plain_call("epoll.register", [{"fd": n}, eventmask], lambda: self._ep.register(n, eventmask))
+
+    def modify(self, fd, eventmask: int) -> None:
+        n = _fd_of(fd)
+        return self._plain_call("epoll.modify", [{"fd": n}, eventmask], lambda: self._ep.modify(n, eventmask))
+
+    def unregister(self, fd) -> None:
+        n = _fd_of(fd)
+        return self._plain_call("epoll.unregister", [{"fd": n}], lambda: self._ep.unregister(n))
+
+    def close(self) -> None:
+        def do():
+            self._world._forget_file(self._ep)
+            self._ep.close()
+        return self._plain_call("epoll.close", [], do)
+
+    async def poll(self, timeout: float = -1, maxevents: int = -1):
+        fd = self._ep.fileno()
+        return _wait_call(self._world, "epoll.poll", fd, [timeout, maxevents],
+                          lambda: self._ep.poll(timeout, maxevents), self._world._wake_r, _events_for_trace)

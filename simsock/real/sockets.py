@@ -1,0 +1,218 @@
+"""A real socket behind the simulator's socket interface, recording every call.
+
+:class:`RealSocket` wraps a :class:`socket.socket` and exposes the same calls under the same
+names: plain methods for calls that never wait and ``async def`` methods for calls that may
+wait or move data. An awaited method does the blocking call directly — each program runs in
+its own OS thread, driven by a loop that sends ``None`` into its coroutine, so no event loop
+is involved and the real call's timing, errno and result are the host kernel's own.
+
+Every call appends one ``syscall`` record (see :mod:`simsock.trace`) when it returns, with
+its arguments and result rendered by :func:`~simsock.trace.trace_value` and its failure by
+:func:`~simsock.trace.errno_of`; the exception is then re-raised unchanged.
+
+Addresses: a host name in an address (``("server", 5959)``) is resolved through the world's
+table before the real call; addresses in results stay numeric, as the socket module returns
+them (``simsock.compare`` maps them back to host names). The trace keeps the arguments as
+the program wrote them.
+
+In a world without namespaces all hosts share the machine's loopback. So that the peer sees
+which host a connection or datagram came from, an unbound socket that connects or sends to
+another host's address (``127.0.1.N``) is first bound to its own host's address, port 0 —
+the source address a simulated host would use. That implicit bind is not recorded.
+"""
+
+from __future__ import annotations
+
+import socket as _socket
+
+from simsock.trace import trace_value
+
+
+class RealSocket:
+    """One open socket of a :class:`~simsock.real.RealWorld` host."""
+
+    def __init__(self, world, host, sock: _socket.socket):
+        self._world = world
+        self._host = host
+        self._sock = sock
+        self._bound = False
+        self._fd = sock.fileno()
+
+    # -- properties mirroring socket.socket ----------------------------------------------
+    @property
+    def family(self):
+        return self._sock.family
+
+    @property
+    def type(self):
+        return self._sock.type
+
+    @property
+    def proto(self):
+        return self._sock.proto
+
+    def __repr__(self) -> str:
+        return f"<RealSocket fd={self._fd} host={self._host.name} {self._sock!r}>"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # -- the recording wrapper -----------------------------------------------------------
+    def _call(self, call: str, args: list, fn, result_for_trace=None):
+        """Run the real call ``fn()``, record it, and return its result (or re-raise)."""
+        world = self._world
+        world._check_abort()
+        fd = self._sock.fileno()
+        world._enter_call(call)
+        try:
+            result = fn()
+        except BaseException as exc:
+            world._leave_call()
+            world._check_abort()
+            world._record(call, fd, args, None, exc)
+            raise
+        world._leave_call()
+        world._check_abort()
+        traced = result if result_for_trace is None else result_for_trace(result)
+        world._record(call, fd, args, traced, None)
+        return result
+
+    def _resolve(self, address):
+        return self._world._resolve_address(address)
+
+    def _autobind(self, resolved) -> None:
+        """Bind an unbound socket to its host's own address before it talks to another host."""
+        if self._bound or self._world.namespaces or self._sock.family != _socket.AF_INET:
+            return
+        if isinstance(resolved, tuple) and self._world._is_host_address(resolved[0]):
+            try:
+                self._sock.bind((self._host.address, 0))
+            except OSError:
+                pass
+        self._bound = True
+
+    # -- plain calls ---------------------------------------------------------------------
+    def bind(self, address) -> None:
+        def do():
+            self._sock.bind(self._resolve(address))
+            self._bound = True
+        return self._call("bind", [address], do)
+
+    def listen(self, backlog: int | None = None) -> None:
+        args = [] if backlog is None else [backlog]
+
+        def do():
+            self._sock.listen(*args)
+            self._bound = True
+        return self._call("listen", args, do)
+
+    def setblocking(self, flag: bool) -> None:
+        return self._call("setblocking", [flag], lambda: self._sock.setblocking(flag))
+
+    def settimeout(self, value) -> None:
+        return self._call("settimeout", [value], lambda: self._sock.settimeout(value))
+
+    def gettimeout(self):
+        return self._call("gettimeout", [], self._sock.gettimeout)
+
+    def getblocking(self) -> bool:
+        return self._call("getblocking", [], self._sock.getblocking)
+
+    def setsockopt(self, level: int, optname: int, value, *optlen) -> None:
+        return self._call("setsockopt", [level, optname, value, *optlen],
+                          lambda: self._sock.setsockopt(level, optname, value, *optlen))
+
+    def getsockopt(self, level: int, optname: int, *buflen):
+        return self._call("getsockopt", [level, optname, *buflen],
+                          lambda: self._sock.getsockopt(level, optname, *buflen))
+
+    def getsockname(self):
+        return self._call("getsockname", [], self._sock.getsockname)
+
+    def getpeername(self):
+        return self._call("getpeername", [], self._sock.getpeername)
+
+    def fileno(self) -> int:
+        return self._call("fileno", [], self._sock.fileno)
+
+    def shutdown(self, how: int) -> None:
+        return self._call("shutdown", [how], lambda: self._sock.shutdown(how))
+
+    def close(self) -> None:
+        def do():
+            self._world._forget_socket(self)
+            self._sock.close()
+        return self._call("close", [], do)
+
+    # -- awaited calls -------------------------------------------------------------------
+    async def connect(self, address) -> None:
+        def do():
+            resolved = self._resolve(address)
+            self._autobind(resolved)
+            self._sock.connect(resolved)
+        return self._call("connect", [address], do)
+
+    async def connect_ex(self, address) -> int:
+        def do():
+            resolved = self._resolve(address)
+            self._autobind(resolved)
+            return self._sock.connect_ex(resolved)
+        return self._call("connect_ex", [address], do)
+
+    async def accept(self):
+        def do():
+            conn, addr = self._sock.accept()
+            wrapped = RealSocket(self._world, self._host, conn)
+            wrapped._bound = True
+            self._world._adopt_socket(wrapped)
+            return wrapped, addr
+        return self._call("accept", [], do)
+
+    async def send(self, data, *flags) -> int:
+        return self._call("send", [data, *flags], lambda: self._sock.send(data, *flags))
+
+    async def sendall(self, data, *flags) -> None:
+        return self._call("sendall", [data, *flags], lambda: self._sock.sendall(data, *flags))
+
+    async def sendto(self, data, *flags_and_address) -> int:
+        if len(flags_and_address) not in (1, 2):
+            raise TypeError("sendto() takes (data, address) or (data, flags, address)")
+        *flags, address = flags_and_address
+
+        def do():
+            resolved = self._resolve(address)
+            self._autobind(resolved)
+            return self._sock.sendto(data, *flags, resolved)
+        return self._call("sendto", [data, *flags_and_address], do)
+
+    async def recv(self, bufsize: int, *flags) -> bytes:
+        return self._call("recv", [bufsize, *flags], lambda: self._sock.recv(bufsize, *flags))
+
+    async def recvfrom(self, bufsize: int, *flags):
+        return self._call("recvfrom", [bufsize, *flags], lambda: self._sock.recvfrom(bufsize, *flags))
+
+    async def recv_into(self, buffer, nbytes: int = 0, *flags) -> int:
+        # The buffer is recorded by its length (its old contents mean nothing).
+        args = [len(memoryview(buffer)), *([nbytes] if nbytes or flags else []), *flags]
+        return self._call("recv_into", args, lambda: self._sock.recv_into(buffer, nbytes, *flags))
+
+    async def recvfrom_into(self, buffer, nbytes: int = 0, *flags):
+        args = [len(memoryview(buffer)), *([nbytes] if nbytes or flags else []), *flags]
+        return self._call("recvfrom_into", args, lambda: self._sock.recvfrom_into(buffer, nbytes, *flags))
+
+
+def plain(value):
+    """``value`` with every :class:`RealSocket` replaced by ``{"fd": n}`` (without recording
+    a ``fileno`` call), then rendered by :func:`trace_value`."""
+    return trace_value(_strip(value))
+
+
+def _strip(value):
+    if isinstance(value, RealSocket):
+        return {"fd": value._sock.fileno() if value._sock.fileno() >= 0 else value._fd}
+    if isinstance(value, (tuple, list)):
+        return [_strip(v) for v in value]
+    return value

@@ -1,0 +1,421 @@
+"""A world of real hosts: the same world-building calls as :class:`simsock.Simulation`.
+
+``w = RealWorld()``, ``h = w.add_host(name)``, ``h.spawn(prog, *args)``, ``w.run(until=s)``,
+``w.trace``. Each program runs in its own OS thread against the machine's real sockets; its
+calls are recorded in ``w.trace`` in the simulator's format.
+
+Addresses (without namespaces). Every host's own loopback is 127.0.0.1, exactly like the
+simulator's per-host ``lo``, so programs using "127.0.0.1" talk over ``lo`` on both kernels.
+In addition each host has a distinct address ``127.0.1.N`` (N = 1, 2, … in ``add_host``
+order) by which other hosts reach it; ``k.gethostbyname(name)`` and host names in addresses
+resolve through the world's table (``"localhost"`` is 127.0.0.1), and unknown names raise
+:class:`socket.gaierror`. All hosts share the machine's port space: two hosts cannot both
+bind the same port on 0.0.0.0. Use ``RealWorld(namespaces=True)`` (root only) when they must,
+or when links need a rate: there each host is a network namespace (see
+:mod:`simsock.real.netns`) and a name resolves to the host's address on its first link.
+
+Time. ``until`` is wall-clock seconds from ``run``. A run ends when every thread has
+returned, when one fails (its exception is re-raised as :class:`SimulationError`), or at the
+bound. Stopping a run shuts down and closes every socket its programs still hold and wakes
+every select/poll/epoll/sleep, so blocked threads return; their remaining calls are not
+recorded. Threads still running at the bound are an error naming them (``unfinished=
+"raise"``, the default) or are stopped quietly and listed in ``w.unfinished``
+(``unfinished="stop"``, for servers that loop forever).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket as _socket
+import threading
+import time
+
+from simsock.errors import SimulationError, gai_error
+from simsock.trace import Trace, errno_of
+from simsock.real import netns
+from simsock.real.kernel import RealKernel, ThreadHandle
+from simsock.real.sockets import RealSocket, plain
+
+
+class _Aborted(BaseException):
+    """Raised inside a program's thread once its world has stopped: unwinds it quietly."""
+
+
+_world_ids = iter(range(1, 1 << 30))
+
+
+class RealHost:
+    """A host of a :class:`RealWorld`: a name, addresses, and the programs it runs."""
+
+    def __init__(self, world: "RealWorld", name: str, index: int, cores: int):
+        self.world = world
+        self.name = name
+        self.index = index
+        self.cores = cores
+        self.loopback_alias = f"127.0.1.{index}"
+        self.address = self.loopback_alias   # the address other hosts reach it by
+        self.addresses = [self.loopback_alias]
+        self.namespace: str | None = None
+        self._spawned = 0
+
+    def spawn(self, fn, *args, name: str | None = None) -> ThreadHandle:
+        """Run ``fn(k, *args)`` in a new thread on this host when the world runs."""
+        return self.world._spawn(self, fn, args, name, start=False)
+
+    def __repr__(self) -> str:
+        return f"<RealHost {self.name} {self.address}>"
+
+
+class RealWorld:
+    """Hosts, links and programs on the machine's real network stack."""
+
+    def __init__(self, seed: int = 0, *, namespaces: bool = False, trace=("syscall", "event")):
+        self.seed = seed
+        self.namespaces = namespaces
+        self.trace = Trace(trace)
+        self.hosts: dict[str, RealHost] = {}
+        self.links: list[dict] = []
+        self.unfinished: list[str] = []
+        self._id = next(_world_ids)
+        self._threads: list[ThreadHandle] = []
+        self._lock = threading.RLock()
+        self._changed = threading.Event()
+        self._abort_event = threading.Event()
+        self._aborting = False
+        self._started = False
+        self._ended = False
+        self._t0 = time.monotonic_ns()
+        self._local = threading.local()
+        self._sockets: list[RealSocket] = []
+        self._files: list = []
+        self._wake_r, self._wake_w = os.pipe()
+        self._failure: tuple[ThreadHandle, BaseException] | None = None
+        if namespaces:
+            ok, reason = netns.namespaces_available()
+            if not ok:
+                raise OSError(f"RealWorld(namespaces=True) is not available here: {reason}")
+            netns.cleanup_stale_namespaces()
+
+    # -- building ------------------------------------------------------------------------
+    def add_host(self, name: str, cores: int = 1, **_ignored) -> RealHost:
+        if not isinstance(name, str) or not name:
+            raise ValueError("a host needs a non-empty name")
+        if name in self.hosts or name == "localhost":
+            raise ValueError(f"host name {name!r} is already taken")
+        if self._started:
+            raise ValueError("hosts must be added before run()")
+        host = RealHost(self, name, len(self.hosts) + 1, cores)
+        if self.namespaces:
+            host.namespace = netns.namespace_name(self._id, name)
+            try:
+                netns.create_namespace(host.namespace)
+                netns.add_address(host.namespace, host.loopback_alias, 32, "lo")
+            except OSError:
+                self.close()
+                raise
+        self.hosts[name] = host
+        return host
+
+    def add_router(self, name: str, *args, **kwargs):
+        raise ValueError("the real backend has no routers: link hosts directly "
+                         "(RealWorld(namespaces=True).add_link)")
+
+    def add_link(self, a, b, rate=None, delay=None, mtu=None, queue=None, loss=None, **_ignored) -> dict:
+        """Join two hosts. Without namespaces all hosts already share the loopback, so a link
+        is accepted only without a rate or delay. With namespaces it is a veth pair, rate
+        limited by a token bucket; delay and loss are refused (no netem on this kernel)."""
+        from simsock.units import parse_rate, parse_size, parse_time
+        ha, hb = self._host(a), self._host(b)
+        has_delay = delay is not None and parse_time(delay, what="delay") > 0
+        has_loss = loss is not None and float(loss) > 0
+        if not self.namespaces:
+            if rate is not None or has_delay or has_loss:
+                raise ValueError("real links with a rate, delay or loss need RealWorld(namespaces=True); "
+                                 "without namespaces all hosts share the machine's loopback")
+            link = {"a": ha.name, "b": hb.name}
+            self.links.append(link)
+            return link
+        if has_delay or has_loss:
+            raise ValueError("the real backend cannot add delay or loss to a link: that needs the netem "
+                             "qdisc, which this kernel does not have; only rate (tc tbf) is reproduced")
+        index = len(self.links)
+        if index > 255:
+            raise ValueError("at most 256 links in a namespaces world")
+        dev = f"sl{index}"
+        mtu_v = 1500 if mtu is None else parse_size(mtu, what="mtu")
+        addr_a, addr_b = f"10.77.{index}.1", f"10.77.{index}.2"
+        try:
+            netns.create_veth(ha.namespace, hb.namespace, dev, mtu_v)
+            netns.add_address(ha.namespace, addr_a, 24, dev)
+            netns.add_address(hb.namespace, addr_b, 24, dev)
+            for h, addr in ((ha, addr_a), (hb, addr_b)):
+                if h.address == h.loopback_alias:
+                    h.address = addr
+                h.addresses.append(addr)
+            # Each end reaches the other's primary address over this link.
+            if hb.address != addr_b:
+                netns.add_route(ha.namespace, hb.address, addr_b, dev)
+            if ha.address != addr_a:
+                netns.add_route(hb.namespace, ha.address, addr_a, dev)
+            if rate is not None:
+                bps = parse_rate(rate)
+                qp = None if queue is None else int(queue if not hasattr(queue, "packets") else queue.packets)
+                netns.rate_limit(ha.namespace, dev, bps, mtu_v, qp)
+                netns.rate_limit(hb.namespace, dev, bps, mtu_v, qp)
+        except OSError:
+            self.close()
+            raise
+        link = {"a": ha.name, "b": hb.name, "dev": dev, "rate": rate, "mtu": mtu_v, "queue": queue,
+                "addresses": (addr_a, addr_b)}
+        self.links.append(link)
+        return link
+
+    def _host(self, h) -> RealHost:
+        if isinstance(h, RealHost):
+            return h
+        if h in self.hosts:
+            return self.hosts[h]
+        raise ValueError(f"no host named {h!r} in this world")
+
+    # -- names ---------------------------------------------------------------------------
+    def resolve(self, name: str) -> str:
+        """A host name, ``localhost`` or numeric address -> numeric IPv4 address."""
+        if name == "localhost":
+            return "127.0.0.1"
+        host = self.hosts.get(name)
+        if host is not None:
+            return host.address
+        try:
+            ipaddress.ip_address(name)
+            return name
+        except ValueError:
+            raise gai_error(name) from None
+
+    def _resolve_address(self, address):
+        if isinstance(address, tuple) and address and isinstance(address[0], str):
+            if address[0] in ("", "<broadcast>"):
+                return address
+            return (self.resolve(address[0]), *address[1:])
+        return address
+
+    def _is_host_address(self, ip: str) -> bool:
+        return any(ip in h.addresses for h in self.hosts.values())
+
+    # -- programs ------------------------------------------------------------------------
+    def _spawn(self, host: RealHost, fn, args, name, start: bool) -> ThreadHandle:
+        if not callable(fn):
+            raise TypeError(f"spawn needs an async function, got {fn!r}")
+        with self._lock:
+            if name is None:
+                name = "main" if host._spawned == 0 else f"{getattr(fn, '__name__', 'thread')}-{host._spawned}"
+            host._spawned += 1
+            th = ThreadHandle(self, host, name, fn, args)
+            self._threads.append(th)
+            if start:
+                self._start(th)
+        return th
+
+    def _start(self, th: ThreadHandle) -> None:
+        t = threading.Thread(target=self._thread_main, args=(th,), name=f"simsock:{th.host.name}:{th.name}",
+                             daemon=True)
+        th.os_thread = t
+        t.start()
+
+    def _thread_main(self, th: ThreadHandle) -> None:
+        self._local.thread = th
+        status = "ok"
+        try:
+            if th.host.namespace is not None:
+                netns.enter(th.host.namespace)
+            coro = th.fn(RealKernel(self, th.host, th), *th.args)
+            if not hasattr(coro, "send"):
+                raise TypeError(f"program {getattr(th.fn, '__name__', th.fn)!r} must be an 'async def' function")
+            th.result = _drive(coro)
+        except _Aborted:
+            th.stopped = True
+            status = "stopped"
+        except BaseException as exc:   # noqa: BLE001 - reported by run()
+            th.error = exc
+            status = "failed"
+            with self._lock:
+                if self._failure is None and not self._aborting:
+                    self._failure = (th, exc)
+        finally:
+            if self.trace.want_events and not self._ended:
+                with self._lock:
+                    self.trace.event(self._now_ns(), th.host.name, "thread_exit", {"thread": th.name, "status": status})
+            th.done.set()
+            self._changed.set()
+
+    def run(self, until=None, *, unfinished: str = "raise") -> None:
+        """Start every spawned thread and wait for them, at most ``until`` seconds."""
+        from simsock.units import parse_time
+        if unfinished not in ("raise", "stop"):
+            raise ValueError("unfinished must be 'raise' or 'stop'")
+        if self._started:
+            raise RuntimeError("a RealWorld runs once; build a new one")
+        self._started = True
+        bound_ns = None if until is None else parse_time(until, what="until")
+        try:
+            self._t0 = time.monotonic_ns()
+            if self.trace.want_events:
+                for h in self.hosts.values():
+                    self.trace.event(0, h.name, "host", {"index": h.index, "addresses": list(h.addresses)})
+            with self._lock:
+                for th in list(self._threads):
+                    self._start(th)
+            while True:
+                self._changed.clear()
+                with self._lock:
+                    alive = [t for t in self._threads if not t.done.is_set()]
+                    failure = self._failure
+                if failure is not None or not alive:
+                    break
+                if bound_ns is not None:
+                    left = (bound_ns - self._now_ns()) / 1e9
+                    if left <= 0:
+                        break
+                    self._changed.wait(min(left, 0.5))
+                else:
+                    self._changed.wait(0.5)
+            with self._lock:
+                alive = [t for t in self._threads if not t.done.is_set()]
+                failure = self._failure
+            self.unfinished = [] if failure else [f"{t.name} on host {t.host.name}" for t in alive]
+            descriptions = [_describe(t) for t in alive]
+            self._stop()
+            if failure is not None:
+                th, exc = failure
+                raise SimulationError(f"thread {th.name} on host {th.host.name} failed: "
+                                      f"{type(exc).__name__}: {exc}") from exc
+            if alive and unfinished == "raise":
+                raise SimulationError(f"threads still running at the bound ({bound_ns / 1e9:g}s): "
+                                      + ", ".join(descriptions))
+        finally:
+            self._ended = True
+            self.close()
+
+    def _stop(self) -> None:
+        """Wake and unwind every thread still running, then give them a moment to return."""
+        with self._lock:
+            self._aborting = True
+            sockets = list(self._sockets)
+        self._abort_event.set()
+        try:
+            os.write(self._wake_w, b"x")
+        except OSError:
+            pass
+        for s in sockets:
+            try:
+                s._sock.shutdown(_socket.SHUT_RDWR)   # wakes accept/recv/send/connect blocked in it
+            except OSError:
+                pass
+        deadline = time.monotonic() + 1.0
+        for th in list(self._threads):
+            if th.os_thread is not None:
+                th.os_thread.join(max(0.0, deadline - time.monotonic()))
+        self._ended = True
+
+    def close(self) -> None:
+        """Close every socket and file the programs left open and delete the namespaces."""
+        with self._lock:
+            sockets, self._sockets = self._sockets, []
+            files, self._files = self._files, []
+        for s in sockets:
+            try:
+                s._sock.close()
+            except OSError:
+                pass
+        for f in files:
+            try:
+                f.close()
+            except OSError:
+                pass
+        for h in self.hosts.values():
+            if h.namespace is not None:
+                netns.delete_namespace(h.namespace)
+                h.namespace = None
+        for fd in (self._wake_r, self._wake_w):
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self._wake_r = self._wake_w = -1
+        self._ended = True
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._ended = True
+        self.close()
+
+    # -- used by sockets and kernels -----------------------------------------------------
+    def _now_ns(self) -> int:
+        return time.monotonic_ns() - self._t0
+
+    def _check_abort(self) -> None:
+        if self._aborting:
+            raise _Aborted()
+
+    def _enter_call(self, call: str) -> None:
+        th = getattr(self._local, "thread", None)
+        if th is not None:
+            th.current_call = call
+
+    def _leave_call(self) -> None:
+        th = getattr(self._local, "thread", None)
+        if th is not None:
+            th.current_call = None
+
+    def _record(self, call: str, fd: int, args, result, exc: BaseException | None) -> None:
+        if not self.trace.want_syscalls or self._ended:
+            return
+        th = getattr(self._local, "thread", None)
+        host = th.host.name if th is not None else "?"
+        thread = th.name if th is not None else threading.current_thread().name
+        a = plain(args)
+        r = None if exc is not None else plain(result)
+        with self._lock:   # times are taken under the lock, so records are in time order
+            self.trace.syscall(self._now_ns(), host, thread, call, fd, a, r, errno_of(exc))
+
+    def _adopt_socket(self, s: RealSocket) -> None:
+        with self._lock:
+            self._sockets.append(s)
+
+    def _forget_socket(self, s: RealSocket) -> None:
+        with self._lock:
+            if s in self._sockets:
+                self._sockets.remove(s)
+
+    def _adopt_file(self, f) -> None:
+        with self._lock:
+            self._files.append(f)
+
+    def _forget_file(self, f) -> None:
+        with self._lock:
+            if f in self._files:
+                self._files.remove(f)
+
+    def _sockets_of(self, host: RealHost) -> list[RealSocket]:
+        with self._lock:
+            return [s for s in self._sockets if s._host is host]
+
+
+def _drive(coro):
+    """Run a coroutine whose awaits never suspend (they block the thread instead)."""
+    try:
+        yielded = coro.send(None)
+    except StopIteration as stop:
+        return stop.value
+    coro.close()
+    raise TypeError(f"the program awaited {yielded!r}, which is not a simsock call; on the real backend "
+                    "every awaited call blocks its own thread, so asyncio objects cannot be awaited")
+
+
+def _describe(th: ThreadHandle) -> str:
+    where = f" (blocked in {th.current_call})" if th.current_call else ""
+    return f"{th.name} on host {th.host.name}{where}"
+

@@ -1,0 +1,224 @@
+"""Send and receive queues with Linux's memory accounting.
+
+**Send queue** (``sk_write_queue`` + retransmit queue). Bytes live in one ``bytearray``
+indexed by sequence number; beside it, a list of *skbs* ``[start, end)`` exists only to
+charge memory the way Linux does: every skb costs its payload plus a fixed overhead
+(``sk_wmem_queued += truesize``, tcp_stream_alloc_skb). tcp_sendmsg_locked appends to the
+tail skb while it is unsent and shorter than ``size_goal``; a *new* skb may only be started
+while ``sk_wmem_queued < sk_sndbuf`` (sk_stream_memory_free), and then it takes up to
+``size_goal`` bytes, so the queue overshoots sndbuf by at most one skb. When the window or
+cwnd lets only part of an skb leave, tcp_write_xmit splits it (tso_fragment) and the new
+skb is charged the overhead again. An ACK frees whole skbs; a partial ACK trims the head skb
+by the acked payload (tcp_trim_head).
+
+**Receive queue** (``sk_receive_queue`` + out-of-order queue). In-order data is a deque of
+``[bytes, offset, truesize]`` chunks; ``rmem_alloc`` is the sum of truesizes and a chunk's
+truesize is released only when the reader has consumed it entirely (skb freed in
+tcp_recvmsg / sk_eat_skb). Out-of-order segments are kept sorted by sequence number
+(tcp_data_queue_ofo) and charged the same way.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections import deque
+
+
+class SendQueue:
+    __slots__ = ("_buf", "_base", "end", "skbs", "_first", "wmem_queued", "overhead")
+
+    def __init__(self, start_seq: int, overhead: int) -> None:
+        self._buf = bytearray()
+        self._base = start_seq          # sequence number of _buf[0]
+        self.end = start_seq            # write_seq: one past the last queued byte
+        self.skbs: list[list[int]] = []  # [start, end) per skb, acked ones removed lazily
+        self._first = 0                 # index of the first live skb
+        self.wmem_queued = 0
+        self.overhead = overhead
+
+    # -- application side --------------------------------------------------------------
+    def append(self, data, size_goal: int, sndbuf: int, snd_nxt: int) -> int:
+        """Copy as much of ``data`` as tcp_sendmsg_locked would; return the byte count."""
+        n = len(data)
+        copied = 0
+        skbs = self.skbs
+        while copied < n:
+            tail = skbs[-1] if len(skbs) > self._first else None
+            room = size_goal - (tail[1] - tail[0]) if tail is not None and tail[0] >= snd_nxt else 0
+            if room <= 0:
+                if self.wmem_queued >= sndbuf:      # !sk_stream_memory_free -> wait_for_space
+                    break
+                tail = [self.end, self.end]
+                skbs.append(tail)
+                self.wmem_queued += self.overhead
+                room = size_goal
+            take = min(room, n - copied)
+            tail[1] += take
+            self.end += take
+            self.wmem_queued += take
+            copied += take
+        if copied:
+            self._buf += data[:copied] if copied < n else data
+        return copied
+
+    # -- network side ------------------------------------------------------------------
+    def data(self, start: int, end: int) -> bytes:
+        i = start - self._base
+        return bytes(self._buf[i:i + (end - start)])
+
+    def skb_end(self, seq: int) -> int:
+        """End of the skb holding ``seq`` (segments never span two skbs)."""
+        skbs = self.skbs
+        i = self._first
+        # The skb list is short relative to traffic; sent skbs are freed as ACKs arrive, so
+        # the skb holding snd_nxt is near the front unless much is in flight.
+        lo, hi = i, len(skbs)
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if skbs[mid][1] <= seq:
+                lo = mid + 1
+            else:
+                hi = mid
+        return skbs[lo][1] if lo < len(skbs) else self.end
+
+    def is_tail_skb(self, seq: int) -> bool:
+        skbs = self.skbs
+        return len(skbs) > self._first and skbs[-1][0] <= seq
+
+    def split_at(self, seq: int) -> None:
+        """tso_fragment: cut the skb holding ``seq`` so that ``seq`` starts a new skb."""
+        skbs = self.skbs
+        lo, hi = self._first, len(skbs)
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if skbs[mid][1] <= seq:
+                lo = mid + 1
+            else:
+                hi = mid
+        if lo < len(skbs) and skbs[lo][0] < seq < skbs[lo][1]:
+            skb = skbs[lo]
+            skbs.insert(lo + 1, [seq, skb[1]])
+            skb[1] = seq
+            self.wmem_queued += self.overhead
+
+    def ack(self, upto: int) -> None:
+        """Free everything before ``upto`` (tcp_clean_rtx_queue / tcp_trim_head)."""
+        skbs = self.skbs
+        i = self._first
+        n = len(skbs)
+        freed = 0
+        while i < n and skbs[i][1] <= upto:
+            freed += skbs[i][1] - skbs[i][0] + self.overhead
+            i += 1
+        if i < n and skbs[i][0] < upto:
+            freed += upto - skbs[i][0]
+            skbs[i][0] = upto
+        self.wmem_queued -= freed
+        if i > 64 and i * 2 > n:
+            del skbs[:i]
+            i = 0
+        self._first = i
+        drop = min(upto, self.end) - self._base
+        if drop > 0:
+            if drop > 65536 and drop * 2 > len(self._buf):
+                del self._buf[:drop]
+                self._base += drop
+            elif drop == len(self._buf):
+                self._buf.clear()
+                self._base += drop
+
+    def purge(self) -> None:
+        """tcp_write_queue_purge: drop everything (on reset)."""
+        self._buf.clear()
+        self._base = self.end
+        self.skbs.clear()
+        self._first = 0
+        self.wmem_queued = 0
+
+
+class ReceiveQueue:
+    __slots__ = ("chunks", "size", "rmem_alloc", "ooo", "overhead")
+
+    def __init__(self, overhead: int) -> None:
+        self.chunks: deque[list] = deque()  # [payload bytes, consumed offset, truesize]
+        self.size = 0                       # readable bytes
+        self.rmem_alloc = 0
+        self.ooo: list[tuple[int, int, bytes]] = []  # sorted (seq, end, payload)
+        self.overhead = overhead
+
+    def truesize(self, n: int) -> int:
+        return n + self.overhead
+
+    def push(self, payload: bytes) -> None:
+        ts = len(payload) + self.overhead
+        self.chunks.append([payload, 0, ts])
+        self.size += len(payload)
+        self.rmem_alloc += ts
+
+    def read(self, n: int, peek: bool) -> bytes:
+        if n >= self.size and not peek and len(self.chunks) == 1:
+            payload, off, ts = self.chunks.popleft()
+            self.size = 0
+            self.rmem_alloc -= ts
+            return payload[off:] if off else payload
+        parts = []
+        want = n
+        if peek:
+            for payload, off, _ in self.chunks:
+                if want <= 0:
+                    break
+                piece = payload[off:off + want]
+                parts.append(piece)
+                want -= len(piece)
+            return b"".join(parts)
+        chunks = self.chunks
+        while want > 0 and chunks:
+            c = chunks[0]
+            payload, off = c[0], c[1]
+            avail = len(payload) - off
+            if avail <= want:
+                parts.append(payload[off:] if off else payload)
+                want -= avail
+                chunks.popleft()
+                self.rmem_alloc -= c[2]
+            else:
+                parts.append(payload[off:off + want])
+                c[1] = off + want
+                want = 0
+        out = b"".join(parts)
+        self.size -= len(out)
+        return out
+
+    # -- out of order ------------------------------------------------------------------
+    def add_ooo(self, seq: int, payload: bytes) -> bool:
+        """Queue an out-of-order segment; False if it was entirely a duplicate."""
+        end = seq + len(payload)
+        ooo = self.ooo
+        i = bisect_left(ooo, (seq,))
+        if i > 0 and ooo[i - 1][1] >= end:
+            return False
+        if i < len(ooo) and ooo[i][0] == seq and ooo[i][1] >= end:
+            return False
+        ooo.insert(i, (seq, end, payload))
+        self.rmem_alloc += len(payload) + self.overhead
+        return True
+
+    def pop_in_order(self, rcv_nxt: int) -> int:
+        """Move now-contiguous out-of-order data into the queue; return the new rcv_nxt."""
+        ooo = self.ooo
+        while ooo and ooo[0][0] <= rcv_nxt:
+            seq, end, payload = ooo.pop(0)
+            self.rmem_alloc -= len(payload) + self.overhead
+            if end > rcv_nxt:
+                self.push(payload[rcv_nxt - seq:])
+                rcv_nxt = end
+        return rcv_nxt
+
+    def purge(self) -> int:
+        """Discard everything (close()); return the unread byte count."""
+        n = self.size
+        self.chunks.clear()
+        self.ooo.clear()
+        self.size = 0
+        self.rmem_alloc = 0
+        return n
