@@ -75,15 +75,19 @@ class Simulation:
     def run(self, until=None) -> None:
         """Run until the given simulated time (seconds or "10s"), or until nothing is left
         to happen. A program that raises stops the run with SimulationError."""
-        if until is not None:
-            until_ns = parse_time(until, what="until")
-            if until_ns < self.env.now:
-                raise ValueError(f"until={until!r} is in the past: the simulation is already at {self.now}s")
-            until_ev = until_ns
-        else:
-            until_ev = None
+        env = self.env
         try:
-            self.env.run(until=until_ev)
+            if until is None:
+                env.run()
+                return
+            until_ns = parse_time(until, what="until")
+            if until_ns < env.now:
+                raise ValueError(f"until={until!r} is in the past: the simulation is already at {self.now}s")
+            if until_ns > env.now:
+                env.run(until=until_ns)
+            # Everything due at exactly `until` happens too (SimPy would stop before it).
+            while env.peek() == until_ns:
+                env.step()
         except ThreadFailed as failed:
             raise failure_error(failed) from failed.exc
         except simpy.core.EmptySchedule:       # pragma: no cover - SimPy handles it

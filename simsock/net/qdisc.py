@@ -110,11 +110,12 @@ class Qdisc:
         self._rate_bps: int | None = None
 
     def attach(self, rng: random.Random, rate_bps: int) -> None:
-        """Called once by the owner: the qdisc's own random stream and the link's rate."""
+        """Called once by the owner: the qdisc's own random stream and the link's rate in
+        bits per second (0 for a link without a rate limit)."""
         if not isinstance(rng, random.Random):
             raise TypeError(f"rng must be a random.Random (the qdisc's named stream), not {type(rng).__name__}")
-        if isinstance(rate_bps, bool) or not isinstance(rate_bps, int) or rate_bps <= 0:
-            raise ValueError(f"rate_bps must be a positive int number of bits per second, got {rate_bps!r}")
+        if isinstance(rate_bps, bool) or not isinstance(rate_bps, int) or rate_bps < 0:
+            raise ValueError(f"rate_bps must be an int number of bits per second (0: no rate limit), got {rate_bps!r}")
         self._rng = rng
         self._rate_bps = rate_bps
 
@@ -224,7 +225,8 @@ class RED(Qdisc):
       this arrival);
     - queue empty: ``avg = (1 - w_q) ** m * avg`` where ``m`` is the number of packets of
       ``mean_pkt_size`` bytes the link (``rate_bps`` from ``attach``) could have sent since
-      the queue went empty — the paper's ``m = f(time - q_time)``, here not rounded.
+      the queue went empty — the paper's ``m = f(time - q_time)``, here not rounded (a link
+      with no rate limit, ``rate_bps = 0``, decays avg to 0 after any idle time).
 
     Then, with ``count`` the packets since the last drop (−1 while ``avg < min_th``):
 
@@ -273,9 +275,14 @@ class RED(Qdisc):
         if self.packets:
             self.avg = (1.0 - self.w_q) * self.avg + self.w_q * self.packets
         elif self.avg:
+            idle = now - self.idle_since
+            if not self._rate_bps:
+                # A link without a rate limit could have sent any number of packets.
+                if idle > 0:
+                    self.avg = 0.0
+                return
             # Packets the link could have sent while idle (the paper's m = f(time - q_time)).
-            bits_per_pkt = 8 * self.mean_pkt_size
-            m = (now - self.idle_since) * self._rate_bps / (bits_per_pkt * NS_PER_S)
+            m = idle * self._rate_bps / (8 * self.mean_pkt_size * NS_PER_S)
             self.avg *= (1.0 - self.w_q) ** m
 
     def _drop_probability(self) -> float:

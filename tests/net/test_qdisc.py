@@ -238,6 +238,23 @@ def test_red_needs_attach_and_checks_parameters():
         RED(10, 2, 5, w_q=0)
     with pytest.raises(TypeError, match="random.Random"):
         RED(10, 2, 5).attach(1, 1000)
+    with pytest.raises(ValueError, match="bits per second"):
+        RED(10, 2, 5).attach(random.Random(1), -1)
+
+
+def test_red_on_a_link_without_rate_limit_forgets_its_average_when_idle():
+    """attach(rng, 0) means no rate limit: any idle time could have drained the average."""
+    q = attached(RED(limit_packets=100, min_th=50, max_th=90, w_q=0.5), rate_bps=0)
+    for i in range(4):
+        q.enqueue(make_packet(i), 0)
+    assert q.avg > 0
+    while q.dequeue(1):
+        pass
+    q.enqueue(make_packet(9), 1)             # no time idle: avg unchanged
+    assert q.avg > 0
+    q.dequeue(1)
+    q.enqueue(make_packet(10), 2)
+    assert q.avg == 0.0
 
 
 # -- CoDel ---------------------------------------------------------------------------------
