@@ -26,7 +26,7 @@ events = st.one_of(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(
     name=st.sampled_from(cc.available()),
     cwnd=st.integers(1, 5000),

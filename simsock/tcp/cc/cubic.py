@@ -24,7 +24,8 @@ Around it sit:
 This module follows Linux's ``net/ipv4/tcp_cubic.c`` (``bictcp_update``,
 ``cubictcp_cong_avoid``, ``cubictcp_recalc_ssthresh``, ``cubictcp_state``,
 ``cubictcp_cwnd_event``, ``cubictcp_acked``, ``hystart_update``) with the kernel's integer
-arithmetic: beta = 717/1024, C = bic_scale/1024 = 41/1024 * 10 ~= 0.4 ("cube_rtt_scale"),
+arithmetic: beta = 717/1024, C = 410/1024 ~= 0.4004 (``cube_rtt_scale``: bic_scale = 41
+times 10, a historical 100 ms reference RTT that cancels out),
 time in jiffies at HZ = 1000 (derived from ``tp.now_us``, offset by ``INITIAL_JIFFIES``
 as in a freshly booted kernel, so 32-bit wrap-around is exercised as there), the curve in
 units of 1/1024 s (BICTCP_HZ), K = cbrt(cube_factor * (W_max - cwnd)) with
