@@ -123,9 +123,11 @@ def normalise(records, addresses: dict[str, str] | None = None) -> dict[ThreadKe
     out: dict[ThreadKey, list[dict]] = {}
     for r in calls:
         host = r["host"]
+        # The result first: a call that creates a file names it there, and for socket() and
+        # epoll() the record's own fd is that new file.
+        result = norm.value(host, r["result"], fresh_fds=r["call"] in _CREATING_CALLS)
         fd = norm.fd(host, r["fd"])
         args = norm.value(host, r["args"])
-        result = norm.value(host, r["result"], fresh_fds=r["call"] in _CREATING_CALLS)
         out.setdefault((host, r["thread"]), []).append(
             {"call": r["call"], "fd": fd, "args": args, "result": result, "errno": r["errno"]})
     return out
@@ -278,16 +280,25 @@ def cmd_record(args) -> int:
         print(f"{args.script} must define a function world(w) that adds hosts and spawns programs",
               file=sys.stderr)
         return 2
+    from simsock.errors import SimulationError
+
     w = RealWorld(namespaces=getattr(args, "namespaces", False))
     world_fn(w)
     until = getattr(args, "until", None)
-    w.run(until=float(until) if until is not None else None, unfinished="stop")
     out = getattr(args, "out", None) or "trace.jsonl"
-    w.trace.to_jsonl(out)
+    failed = None
+    try:
+        w.run(until=float(until) if until is not None else None, unfinished="stop")
+    except SimulationError as exc:
+        failed = exc
+    w.trace.to_jsonl(out)   # written even after a failure: it shows what led up to it
     calls, threads = summary(w.trace)
     print(f"recorded {calls} calls on {threads} threads to {out}")
     if w.unfinished:
         print(f"stopped at the bound: {', '.join(w.unfinished)}")
+    if failed is not None:
+        print(f"error: {failed}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -13,6 +13,7 @@ host is dropped ("not_for_me"); routers forward.
 from __future__ import annotations
 
 import errno
+import functools
 import heapq
 
 from simsock import constants as C
@@ -82,6 +83,8 @@ class Host(Node):
                        "ReasmFails": 0, "ReasmOKs": 0, "FragCreates": 0}
         self.drops_not_for_me = 0
         self.lo = None       # loopback channel, made by the simulation
+        self._route_cache: dict[str, tuple] = {}
+        self.udp_truesize = functools.lru_cache(maxsize=8192)(self.profile.udp_truesize)
 
     # -- threads -------------------------------------------------------------------------
     def spawn(self, fn, *args, name: str | None = None) -> SimThread:
@@ -133,28 +136,36 @@ class Host(Node):
         return ip == self.address or is_loopback(ip)
 
     def source_address_for(self, dst: str) -> str:
-        return LOOPBACK if is_loopback(dst) else self.address
+        return self.route(dst)[2]
+
+    def route(self, dst: str):
+        """(channel, mtu, source address) for packets to ``dst``; channel None = no route.
+
+        Cached per destination; the simulation clears the cache when the topology changes.
+        """
+        entry = self._route_cache.get(dst)
+        if entry is None:
+            if self.owns(dst):
+                entry = (self.lo, self.profile.loopback_mtu, LOOPBACK if is_loopback(dst) else dst)
+            else:
+                channel = self.sim.next_hop(self, dst)
+                entry = (channel, channel.mtu if channel is not None else self.profile.default_mtu, self.address)
+            self._route_cache[dst] = entry
+        return entry
 
     def route_check(self, dst: str) -> None:
         """Raise ENETUNREACH if no route leads to ``dst`` (as connect/sendto do on Linux)."""
-        if self.owns(dst):
-            return
-        if self.sim.next_hop(self, dst) is None:
+        if self.route(dst)[0] is None:
             self.ip_mib["OutNoRoutes"] += 1
             raise os_error(errno.ENETUNREACH)
 
     def mtu_to(self, dst: str) -> int:
-        if self.owns(dst):
-            return self.profile.loopback_mtu
-        channel = self.sim.next_hop(self, dst)
-        return channel.mtu if channel is not None else self.profile.default_mtu
+        return self.route(dst)[1]
 
     def ip_output(self, pkt: Packet) -> int | None:
         """Send a packet; returns when it has left this host (None: dropped here)."""
         self.ip_mib["OutRequests"] += 1
-        if self.owns(pkt.dst):
-            return self.lo.send(pkt)
-        channel = self.sim.next_hop(self, pkt.dst)
+        channel = self.route(pkt.dst)[0]
         if channel is None:
             self.ip_mib["OutNoRoutes"] += 1
             self.sim._packet_dropped(None, pkt, "no_route", where=self.name)
@@ -202,8 +213,17 @@ class Host(Node):
                 del self.udp_ports[sock.local[1]]
 
     def _udp_lookup(self, dst: str, dport: int, src: str, sport: int):
+        users = self.udp_ports.get(dport)
+        if not users:
+            return None
+        if len(users) == 1:                  # the common case: one socket on the port
+            sock = users[0]
+            lip = sock.local[0]
+            if (lip == ANY or lip == dst) and (sock.peer is None or sock.peer == (src, sport)):
+                return sock
+            return None
         best, best_score = None, -1
-        for sock in self.udp_ports.get(dport, ()):
+        for sock in users:
             score = 0
             lip = sock.local[0]
             if lip != ANY:
@@ -221,14 +241,15 @@ class Host(Node):
     def udp_output(self, sock, data: bytes, dest: tuple[str, int]) -> int | None:
         """Build and send a datagram (fragmented above the MTU); returns the release time."""
         sim = self.sim
-        src_ip = sock.local[0] if sock.local[0] != ANY else self.source_address_for(dest[0])
-        dgram = Datagram(sock.local[1], dest[1], data)
+        channel, mtu, route_src = self.route(dest[0])
+        local = sock.local
+        src_ip = local[0] if local[0] != ANY else route_src
+        dgram = Datagram(local[1], dest[1], data)
         self.udp_mib["OutDatagrams"] += 1
-        mtu = self.mtu_to(dest[0])
         size = UDP_HEADER + len(data)
         if IP_HEADER + size <= mtu:
-            pkt = Packet(sim._next_uid(), src_ip, dest[0], PROTO_UDP, dgram, sim.env.now)
-            return self.ip_output(pkt)
+            self.ip_mib["OutRequests"] += 1
+            return channel.send(Packet(sim._next_uid(), src_ip, dest[0], PROTO_UDP, dgram, sim.env.now))
         per = (mtu - IP_HEADER) & ~7
         count = -(-size // per)
         self._frag_ident = (self._frag_ident + 1) & 0xFFFF
@@ -289,7 +310,7 @@ class Host(Node):
             sim._packet_dropped(None, pkt, "no_port", where=self.name)
             self.send_icmp_unreachable(pkt, code=3)
             return
-        truesize = self.profile.udp_truesize(len(dgram.data))
+        truesize = self.udp_truesize(len(dgram.data))
         pkt.truesize = truesize
         if sock.deliver(dgram.data, (pkt.src, dgram.sport), truesize):
             self.udp_mib["InDatagrams"] += 1

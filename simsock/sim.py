@@ -115,7 +115,7 @@ class Simulation:
         self.graph.add_node(name, kind="host")
         if hasattr(self, "_attach_tcp"):
             self._attach_tcp(host)
-        self._routes.clear()
+        self._topology_changed()
         return host
 
     def _node(self, node) -> Node:
@@ -167,10 +167,15 @@ class Simulation:
         b.links.append(link)
         self.links.append(link)
         self.graph.add_edge(a.name, b.name, delay=delay_ns, link=link)
-        self._routes.clear()
+        self._topology_changed()
         return link
 
     # -- names and routes -----------------------------------------------------------------
+    def _topology_changed(self) -> None:
+        self._routes.clear()
+        for host in self.hosts.values():
+            host._route_cache.clear()
+
     def resolve_name(self, name: str) -> str | None:
         node = self.hosts.get(name)
         if node is None:

@@ -48,7 +48,10 @@ class Kernel:
 
     async def sleep(self, seconds) -> None:
         """Block this thread for ``seconds`` (a number or a string such as "10ms")."""
-        delay = parse_time(seconds, what="sleep time")
+        if type(seconds) is float and 0.0 <= seconds < 1e9:     # fast path for the common case
+            delay = int(round(seconds * NS_PER_S))
+        else:
+            delay = parse_time(seconds, what="sleep time")
         await wait_event(self._sim.env.timeout(delay))
 
     def spawn(self, fn, *args, name: str | None = None):

@@ -59,6 +59,10 @@ def syscall(fn):
     return traced
 
 
+#: Returned by a protocol's attempt function when the call would block.
+AGAIN = object()
+
+
 def _int_option(value) -> int:
     if isinstance(value, str):
         raise TypeError("a bytes-like object is required, not 'str'")
@@ -146,21 +150,26 @@ class Socket:
         return None if not self._timeout_ns else self._env.now + self._timeout_ns
 
     async def _wait_for(self, attempt, queue: WaitQueue, flags: int = 0):
-        """Run ``attempt()`` until it stops raising BlockingIOError, waiting on ``queue``
-        in between (unless non-blocking); honours the socket timeout."""
-        try:
-            return attempt()
-        except BlockingIOError:
-            if self._nonblocking(flags):
-                raise
+        """Run ``attempt()`` until it returns something other than :data:`AGAIN`, waiting
+        on ``queue`` in between; raises EAGAIN instead of waiting when non-blocking, and
+        TimeoutError when the socket's timeout expires.
+
+        Attempts signal "would block" by returning AGAIN rather than raising, because a
+        Python exception per blocked call is the most expensive thing on this path.
+        """
+        result = attempt()
+        if result is not AGAIN:
+            return result
+        if self._timeout_ns == 0 or flags & C.MSG_DONTWAIT:
+            raise os_error(errno.EAGAIN)
         deadline = self._deadline()
         while True:
             woke = await queue.wait(deadline)
-            try:
-                return attempt()
-            except BlockingIOError:
-                if woke is TIMED_OUT:
-                    raise timeout_error() from None
+            result = attempt()
+            if result is not AGAIN:
+                return result
+            if woke is TIMED_OUT:
+                raise timeout_error()
 
     @syscall
     def getsockname(self) -> tuple[str, int]:

@@ -83,6 +83,12 @@ class SimThread:
                     return
                 except BaseException as exc:
                     self.state = "failed"
+                    if isinstance(exc, RuntimeError) and "event loop" in str(exc):
+                        hint = RuntimeError(
+                            f"{exc} — this program called an asyncio function; simsock threads are not "
+                            f"asyncio tasks: use k.sleep() and simsock socket calls instead")
+                        hint.__cause__ = exc
+                        exc = hint
                     raise ThreadFailed(self, exc) from exc
                 if not isinstance(target, simpy.Event):
                     self.coro.close()

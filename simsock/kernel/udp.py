@@ -34,7 +34,7 @@ from simsock.errors import os_error
 from simsock.net.packet import Datagram
 
 from .addr import ANY, LOOPBACK, check_int, is_loopback, parse_inet_address, resolve
-from .socket import Socket, syscall
+from .socket import AGAIN, Socket, syscall
 from .wait import SIG_IN, SIG_OUT, SIG_STATE
 
 
@@ -70,6 +70,7 @@ class UdpSocket(Socket):
         self.received_bytes = 0
         self.drops = 0                        # SO_RXQ_OVFL: dropped for lack of receive buffer
         self.monitor = None                   # optional callable(now, rmem_alloc, queued_datagrams)
+        self._dest_cache = None               # (address as given, resolved) of the last sendto
 
     # -- buffers -------------------------------------------------------------------------
     def _sndbuf(self) -> int:
@@ -174,9 +175,9 @@ class UdpSocket(Socket):
         self._reclaim_wmem(now)
         if self.wmem_alloc >= self.sndbuf:           # sock_alloc_send_pskb
             self._arm_wmem_wakeup()
-            raise os_error(errno.EAGAIN)
+            return AGAIN
         host = self._host
-        truesize = host.profile.udp_truesize(len(data))
+        truesize = host.udp_truesize(len(data))
         self.wmem_alloc += truesize
         release = host.udp_output(self, data, dest)
         if release is None or release <= now:
@@ -213,10 +214,14 @@ class UdpSocket(Socket):
         timer.callbacks.append(fire)
 
     def _dest(self, address, caller: str) -> tuple[str, int]:
+        cached = self._dest_cache
+        if cached is not None and cached[0] == address and type(address) is tuple:
+            return cached[1]
         host, port = parse_inet_address(address, caller)
         ip = resolve(self._sim, host)
         if ip == ANY:
             ip = LOOPBACK
+        self._dest_cache = (address, (ip, port))
         return ip, port
 
     @syscall
@@ -244,10 +249,16 @@ class UdpSocket(Socket):
         await self.send(data, flags)
 
     async def _send(self, data: bytes, dest, flags: int) -> int:
-        if len(data) > self._host.profile.udp_max_payload:
+        host = self._host
+        if len(data) > host.profile.udp_max_payload:
             raise os_error(errno.EMSGSIZE)
-        self._host.route_check(dest[0])
-        self._autobind()
+        if host.route(dest[0])[0] is None:
+            host.route_check(dest[0])
+        if self.local is None:
+            self._autobind()
+        result = self._try_send(data, dest)
+        if result is not AGAIN:
+            return result
         return await self._wait_for(lambda: self._try_send(data, dest), self.write_wait, flags)
 
     # -- receiving -----------------------------------------------------------------------
@@ -281,7 +292,7 @@ class UdpSocket(Socket):
             if not self.receive_queue:
                 if getattr(self, "_shut", 0) & 1:
                     return b"", None, 0
-                raise os_error(errno.EAGAIN)
+                return AGAIN
             reader.extend(self.receive_queue)        # splice, as __skb_recv_udp does
             self.receive_queue.clear()
         if flags & C.MSG_PEEK:

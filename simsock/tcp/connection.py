@@ -1,0 +1,628 @@
+"""One TCP connection as Linux runs it, without I/O: segments in, segments out, timers as data.
+
+What is modelled, and where it comes from
+-----------------------------------------
+*States and close.* RFC 793's machine with Linux's names (``tcp_set_state``). close()
+(tcp_close) discards the receive queue; if it held unread data the connection sends RST and
+goes to CLOSE at once (RFC 2525 2.17), as it does with SO_LINGER 0; otherwise
+tcp_close_state sends FIN (FIN_WAIT1 or LAST_ACK). An orphan in FIN_WAIT2 lingers
+tcp_fin_timeout; TIME_WAIT lasts 60 s (TCP_TIMEWAIT_LEN) and ends early on RST
+(tcp_rfc1337=0). Data arriving after close()/shutdown(SHUT_RD) in FIN_WAIT1/2 is answered
+with RST (tcp_rcv_state_process, RFC 1122 4.2.2.13).
+
+*Errors* (tcp_reset, tcp_sendmsg_locked, tcp_recvmsg_locked, sk_stream_error). RST in
+SYN_SENT -> ECONNREFUSED; in CLOSE_WAIT -> EPIPE; otherwise ECONNRESET. The pending error
+(sk_err) is read and cleared by whichever comes first: send, recv, or SO_ERROR
+(take_error). send() after a reset or shutdown(SHUT_WR) raises the pending error once, then
+EPIPE; recv() returns queued data first, then the pending error once, then b"" forever. A
+send on a never-connected socket is EPIPE (sk_stream_wait_connect), a recv is ENOTCONN.
+These sequences were measured on Linux 6.18 loopback (tests/tcp/test_linux_facts.py).
+
+*Buffers* (buffers.py): send space charged per skb truesize, receive window computed from
+free receive memory through ``scaling_ratio`` (tcp_win_from_space, Linux >= 6.6), window
+scaling (RFC 7323), never shrinking the right edge (tcp_select_window), silly-window
+avoidance on both sides (__tcp_select_window advertises 0 rather than less than an MSS;
+tcp_snd_wnd_test sends only segments that fit), window-update ACKs when a read at least
+doubles the window (tcp_cleanup_rbuf), receive-buffer autotuning once per RTT
+(tcp_rcv_space_adjust) and send-buffer growth with cwnd (tcp_sndbuf_expand) unless the
+application set SO_RCVBUF / SO_SNDBUF. writability is sk_stream_is_writeable: free space >=
+half of the queued memory, and SIG_SPACE fires only for a writer that ran out (SOCK_NOSPACE).
+
+*ACK timing* (tcp_input.c __tcp_ack_snd_check, tcp_event_data_recv, tcp_send_delayed_ack):
+quickack mode for the first segments (up to 16), immediate ACK once more than one full
+segment is unacknowledged, for out-of-order or duplicate data, otherwise a delayed ACK after
+``ato`` (40 ms minimum, adapted to inter-arrival times, capped at 200 ms in interactive
+"pingpong" mode). A reply sent within ato of an arrival enters pingpong mode, which ends
+quickacks: hence Nagle + delayed ACK stalls write-write-read by ~40 ms after the first round.
+
+*Sending, recovery, timers*: see sender.py. RTT/RTO: rtt.py (RFC 6298). Handshake: SYN with
+MSS, window scale, SACK-permitted and timestamp options; SYN retransmitted with backoff from
+1 s and given up (ETIMEDOUT) after tcp_syn_retries (127 s at 6); SYN-ACK retransmitted
+synack_retries times by a passive connection; an established connection gives up after
+tcp_retries2 worth of backoff (~924 s). Simultaneous open is not modelled.
+
+Sequence numbers are unbounded Python ints starting at ``iss``; only the wire fields are
+taken modulo 2**32, and incoming ones are unwrapped around the expected value.
+"""
+
+from __future__ import annotations
+
+import errno as E
+from collections import deque
+
+from simsock.constants import (EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLRDHUP,
+                               EPOLLRDNORM, EPOLLWRNORM, SHUT_RD, SHUT_RDWR, SHUT_WR)
+from simsock.errors import os_error
+from simsock.tcp.buffers import ReceiveQueue, SendQueue
+from simsock.tcp.config import TcpConfig
+from simsock.tcp.congestion import CongestionState, get_ops
+from simsock.tcp.rtt import RttEstimator
+from simsock.tcp.segment import ACK, FIN, RST, SYN, TIMESTAMP_OPTION, Segment
+from simsock.tcp.receiver import Receiver
+from simsock.tcp.sender import Sender
+from simsock.tcp.signals import SIG_DATA, SIG_SPACE, SIG_STATE
+
+MASK = 0xFFFFFFFF
+RCV_SHUTDOWN, SEND_SHUTDOWN = 1, 2
+_SYNCHRONIZED_SEND = frozenset(("ESTABLISHED", "CLOSE_WAIT", "FIN_WAIT1", "CLOSING", "LAST_ACK"))
+
+
+def unwrap(wire: int, ref: int) -> int:
+    """The unbounded sequence number nearest ``ref`` whose low 32 bits are ``wire``."""
+    return ref + ((wire - ref + 0x80000000) & MASK) - 0x80000000
+
+
+class TcpConnection(Receiver, Sender):
+    """A TCP endpoint (a ``struct tcp_sock``) driven by the kernel: see the module docstring."""
+
+    def __init__(self, local: tuple[str, int], remote: tuple[str, int], config: TcpConfig,
+                 iss: int) -> None:
+        self.local, self.remote, self.config = local, remote, config
+        self.trace = None
+        self.state = "CLOSE"
+        self.iss = iss
+        self.snd_una = self.snd_nxt = iss
+        self.snd_wnd = 0
+        self.snd_wl1 = 0
+        self.max_window = 0
+        self.snd_wscale = self.rcv_wscale = 0
+        self.ts_ok = self.sack_ok = False
+        self.ts_recent = 0
+        self.peer_mss = 536
+        self.mss_cache = config.mss - (TIMESTAMP_OPTION if config.timestamps else 0)
+        self.sndbuf, self.rcvbuf = config.sndbuf, config.rcvbuf
+        self.sendq = SendQueue(iss + 1, config.skb_tx_overhead)
+        self.rcvq = ReceiveQueue(config.skb_rx_overhead)
+        self.fin_queued = self.fin_sent = False
+        self.records: deque[list] = deque()  # in flight: [start, end, sent_ns, retransmitted]
+        self.lost_out = self.retrans_out = self.sacked_out = self.dupacks = 0
+        self.high_seq = iss
+        self.snd_sml = iss
+        self.max_packets_out = 0
+        self.max_packets_out_valid = False
+        self.retrans_stamp = 0
+        self.backoff = self.retransmits = self.probes_out = 0
+        self.rtx_reason = "timeout"
+        self.rtt_backed_off = False
+        self.rtt = RttEstimator(config.rto_init, config.rto_min, config.rto_max)
+        self.tp = CongestionState(config.init_cwnd, self.mss_cache)
+        self.cc = get_ops(config.congestion)
+        # receiver
+        self.irs = self.rcv_nxt = self.rcv_wup = self.copied_seq = 0
+        self.rcv_wnd = 0
+        self.scaling_ratio = config.default_scaling_ratio
+        self.window_clamp = 0
+        self.rcv_ssthresh = 0
+        self.rcv_mss = 536
+        self.rcvq_space = 0
+        self.rcvq_seq = 0
+        self.rcvq_time = 0
+        # delayed ACK (struct inet_connection_sock.icsk_ack)
+        self.ack_pending = False
+        self.ack_now = False
+        self.ack_pushed = 0
+        self.quick = 0
+        self.pingpong = 0
+        self.ato = 0
+        self.lrcvtime = 0
+        self.delack_at: int | None = None
+        # timers: retransmit/probe/SYN share icsk_retransmit_timer
+        self.rto_at: int | None = None
+        self.rto_kind: str | None = None
+        self.tw_at: int | None = None
+        # socket-level
+        self.shutdown_flags = 0
+        self.sock_done = False
+        self.sk_err = 0
+        self.sk_err_soft = 0
+        self.orphan = False
+        self.reset_seen = False
+        self.nospace = False
+        self.signals = 0
+        self.in_time_wait = False
+        self.finished = False
+        self._listener = None
+        self._peer_syn: Segment | None = None
+        self.fin_rcv_seq: int | None = None
+        self.last_seg_size = -1
+        self._out: list[Segment] = []
+        self.stats_bytes_sent = self.stats_bytes_received = self.stats_bytes_acked = 0
+        self.stats_segments_sent = self.stats_retransmits = self.stats_rto_count = 0
+        self.stats_fast_retransmits = self.stats_zwp = 0
+        self.limited_ns = [0, 0, 0, 0]   # index: 0 idle/none, 1 rwnd, 2 cwnd, 3 app
+        self.limit_kind = 0
+        self.limit_since = 0
+
+    # ================================================================== helpers
+    def _set_state(self, new: str, now: int) -> None:
+        old = self.state
+        if old == new:
+            return
+        self.state = new
+        self.signals |= SIG_STATE
+        if self.trace is not None:
+            self.trace("state", now, {"old": old, "new": new})
+
+    def _win_from_space(self, space: int) -> int:
+        return (space * self.scaling_ratio) >> 8 if space > 0 else 0
+
+    def _receive_window(self) -> int:
+        return max(self.rcv_wup + self.rcv_wnd - self.rcv_nxt, 0)
+
+    def _raw_select_window(self) -> int:
+        """__tcp_select_window."""
+        mss = self.rcv_mss
+        free = self._win_from_space(self.rcvbuf - self.rcvq.rmem_alloc)
+        allowed = self._win_from_space(self.rcvbuf)
+        full = min(self.window_clamp, allowed)
+        if mss > full:
+            mss = full
+            if mss <= 0:
+                return 0
+        if free < full >> 1:
+            self.quick = 0
+            free = (free >> self.rcv_wscale) << self.rcv_wscale
+            if free < allowed >> 4 or free < mss:
+                return 0
+        if free > self.rcv_ssthresh:
+            free = self.rcv_ssthresh
+        if self.rcv_wscale:
+            s = 1 << self.rcv_wscale
+            return (free + s - 1) & ~(s - 1)
+        window = self.rcv_wnd
+        if window <= free - mss or window > free:
+            window = (free // mss) * mss
+        elif mss == full and free > window + (full >> 1):
+            window = free
+        return window
+
+    def _select_window(self) -> int:
+        """tcp_select_window: the raw header field; never shrinks the advertised right edge."""
+        cur = self._receive_window()
+        new = self._raw_select_window()
+        if new < cur:
+            s = 1 << self.rcv_wscale
+            new = (cur + s - 1) & ~(s - 1)
+        self.rcv_wnd = new
+        self.rcv_wup = self.rcv_nxt
+        return min(new, 65535 << self.rcv_wscale) >> self.rcv_wscale
+
+    def _make_segment(self, seq: int, flags: int, now: int, payload: bytes = b"") -> Segment:
+        win = self._select_window()
+        if self.trace is not None:
+            self.trace("rwnd", now, {"window": win << self.rcv_wscale})
+        seg = Segment(self.local[1], self.remote[1], seq & MASK, self.rcv_nxt & MASK, flags,
+                      win, payload,
+                      ts=((now // 1_000_000) & MASK, self.ts_recent) if self.ts_ok else None)
+        self.stats_segments_sent += 1
+        if flags & ACK:
+            self._ack_sent()
+        return seg
+
+    def _ack_sent(self) -> None:
+        """tcp_event_ack_sent / tcp_dec_quickack_mode."""
+        if self.ack_pending:
+            if self.quick:
+                self.quick -= 1
+                if not self.quick:
+                    self.ato = self.config.delack_min
+            self.ack_pending = False
+        self.ack_now = False
+        self.ack_pushed = 0
+        self.delack_at = None
+
+    def _syn_options(self, seg: Segment, peer: Segment | None) -> None:
+        cfg = self.config
+        seg.mss = cfg.mss
+        if cfg.window_scaling and (peer is None or peer.wscale is not None):
+            seg.wscale = self.rcv_wscale
+        if cfg.sack and (peer is None or peer.sack_permitted):
+            seg.sack_permitted = True
+
+    def _init_receive_side(self) -> None:
+        """tcp_select_initial_window + tcp_init_buffer_space."""
+        cfg = self.config
+        space = self._win_from_space(self.rcvbuf)
+        if cfg.window_scaling:
+            big = self.rcvbuf if cfg.rcvbuf_locked else max(self.rcvbuf, cfg.tcp_rmem[2], cfg.rmem_max)
+            self.rcv_wscale = min(max(big.bit_length() - 1 - 15, 0), 14)
+        mss = cfg.mss - (TIMESTAMP_OPTION if cfg.timestamps else 0)
+        self.rcv_wnd = (min(space, 65535) // mss) * mss
+        self.rcv_ssthresh = self.rcv_wnd
+        self.window_clamp = space
+        self.rcv_mss = min(mss, 536)
+
+    def _negotiate(self, peer: Segment) -> None:
+        cfg = self.config
+        if not (cfg.window_scaling and peer.wscale is not None):
+            self.rcv_wscale = 0
+            self.snd_wscale = 0
+        else:
+            self.snd_wscale = min(peer.wscale, 14)
+        self.ts_ok = cfg.timestamps and peer.ts is not None
+        self.sack_ok = cfg.sack and peer.sack_permitted
+        self.peer_mss = peer.mss if peer.mss is not None else 536
+        self.mss_cache = min(cfg.mss, self.peer_mss) - (TIMESTAMP_OPTION if self.ts_ok else 0)
+        self.tp.mss_cache = self.mss_cache
+        if peer.ts is not None:
+            self.ts_recent = peer.ts[0]
+
+    def _established(self, now: int) -> None:
+        self._set_state("ESTABLISHED", now)
+        self.cc.init(self.tp)
+        self._sndbuf_expand()
+        self.rcvq_space = min(self.rcv_ssthresh, self.rcv_wnd, self.config.init_cwnd * self.mss_cache)
+        self.rcvq_seq = self.copied_seq
+        self.rcvq_time = now
+        self.rto_at = self.rto_kind = None
+        self.backoff = self.retransmits = 0
+        self.retrans_stamp = 0
+        self.limit_since = now
+
+    def _done(self, now: int) -> None:
+        """tcp_done: CLOSE, both directions shut, timers off."""
+        self._set_state("CLOSE", now)
+        self.shutdown_flags = RCV_SHUTDOWN | SEND_SHUTDOWN
+        self.rto_at = self.rto_kind = self.delack_at = self.tw_at = None
+        self.in_time_wait = False
+        self.finished = True
+        self.records.clear()
+        self.lost_out = self.retrans_out = self.sacked_out = 0
+        self.sendq.purge()
+        self.signals |= SIG_STATE | SIG_DATA | SIG_SPACE
+        if self._listener is not None:
+            self._listener._forget(self)
+
+    def _done_with_error(self, err: int, now: int) -> None:
+        self.sk_err = err
+        self._done(now)
+
+    def _send_reset(self, now: int) -> None:
+        """tcp_send_active_reset: RST|ACK at snd_nxt."""
+        self._out.append(Segment(self.local[1], self.remote[1], self.snd_nxt & MASK,
+                                 self.rcv_nxt & MASK, RST | ACK, 0))
+        self.stats_segments_sent += 1
+
+    def _enter_time_wait(self, now: int) -> None:
+        self._set_state("TIME_WAIT", now)
+        self.in_time_wait = True
+        self.rto_at = self.rto_kind = self.delack_at = None
+        self.tw_at = now + self.config.time_wait
+        self.shutdown_flags = RCV_SHUTDOWN | SEND_SHUTDOWN
+
+    def _our_fin_acked(self, now: int) -> None:
+        st = self.state
+        if st == "FIN_WAIT1":
+            self._set_state("FIN_WAIT2", now)
+            self.shutdown_flags |= SEND_SHUTDOWN
+            if self.orphan:
+                self.tw_at = now + self.config.fin_timeout
+        elif st == "CLOSING":
+            self._enter_time_wait(now)
+        elif st == "LAST_ACK":
+            self._done(now)
+
+    # ================================================================== app side
+    def connect(self, now: int) -> None:
+        """Active open (tcp_v4_connect + tcp_connect): send SYN, enter SYN_SENT."""
+        if self.state != "CLOSE" or self.finished:
+            raise os_error(E.EISCONN if self.state != "CLOSE" else E.EBADF)
+        self._init_receive_side()
+        self._set_state("SYN_SENT", now)
+        self.snd_nxt = self.iss + 1
+        self.retrans_stamp = now
+        self._send_syn(now, peer=None)
+        self.rto_kind = "syn"
+        self.rto_at = now + self.rtt.rto
+
+    def _send_syn(self, now: int, peer: Segment | None) -> None:
+        flags = SYN if peer is None and self.state == "SYN_SENT" else SYN | ACK
+        win = min(self.rcv_wnd, 65535)
+        seg = Segment(self.local[1], self.remote[1], self.iss & MASK,
+                      self.rcv_nxt & MASK if flags & ACK else 0, flags, win)
+        self._syn_options(seg, peer if peer is not None else self._syn_peer())
+        if self.config.timestamps and (flags == SYN or self.ts_ok):
+            seg.ts = ((now // 1_000_000) & MASK, self.ts_recent if flags & ACK else 0)
+        self._out.append(seg)
+        self.stats_segments_sent += 1
+
+    def _syn_peer(self):
+        return self._peer_syn
+
+    def send(self, data, now: int) -> int:
+        """tcp_sendmsg_locked, non-blocking: bytes accepted into the send buffer."""
+        if self.sk_err:
+            err, self.sk_err = self.sk_err, 0
+            raise os_error(err)
+        if self.shutdown_flags & SEND_SHUTDOWN:
+            raise os_error(E.EPIPE)
+        st = self.state
+        if st not in ("ESTABLISHED", "CLOSE_WAIT"):
+            if st in ("SYN_SENT", "SYN_RECV"):
+                raise os_error(E.EAGAIN)
+            raise os_error(E.EPIPE)
+        if not data:
+            return 0
+        mss = self._mss_now()
+        n = self.sendq.append(data, self._size_goal(mss), self.sndbuf, self.snd_nxt)
+        if n < len(data):
+            self.nospace = True  # wait_for_space: SOCK_NOSPACE
+        if n == 0:
+            raise os_error(E.EAGAIN)
+        return n
+
+    def recv(self, n: int, now: int, peek: bool = False) -> bytes:
+        """tcp_recvmsg_locked, non-blocking."""
+        if self.state == "LISTEN":
+            raise os_error(E.ENOTCONN)
+        q = self.rcvq
+        if q.size and n > 0:
+            data = q.read(n, peek)
+            if not peek:
+                self.copied_seq += len(data)
+                self._rcv_space_adjust(now)
+                self._cleanup_rbuf(len(data), now)
+            return data
+        if n <= 0:
+            return b""
+        if self.sock_done:
+            return b""
+        if self.sk_err:
+            err, self.sk_err = self.sk_err, 0
+            raise os_error(err)
+        if self.shutdown_flags & RCV_SHUTDOWN:
+            return b""
+        if self.state == "CLOSE":
+            raise os_error(E.ENOTCONN)
+        raise os_error(E.EAGAIN)
+
+    def _cleanup_rbuf(self, copied: int, now: int) -> None:
+        """tcp_cleanup_rbuf: ACK now if due, or if the read at least doubled the window."""
+        time_to_ack = False
+        if self.ack_pending:
+            if (self.rcv_nxt - self.rcv_wup > self.rcv_mss
+                    or (copied > 0 and (self.ack_pushed >= 2 or (self.ack_pushed and self.pingpong < 1))
+                        and not self.rcvq.rmem_alloc)):
+                time_to_ack = True
+        if copied > 0 and not time_to_ack and not self.shutdown_flags & RCV_SHUTDOWN:
+            cur = self._receive_window()
+            if 2 * cur <= self.window_clamp:
+                new = self._raw_select_window()
+                if new and new >= 2 * cur:
+                    time_to_ack = True
+        if time_to_ack:
+            self.ack_now = True
+
+    def _rcv_space_adjust(self, now: int) -> None:
+        """tcp_rcv_space_adjust: once per RTT, size rcvbuf for twice what the reader took."""
+        srtt = self.rtt.srtt
+        if not srtt or now - self.rcvq_time < srtt:
+            return
+        copied = self.copied_seq - self.rcvq_seq - self.rcvq.size
+        if copied > self.rcvq_space:
+            if not self.config.rcvbuf_locked:
+                rcvwin = 2 * copied + 16 * self.mss_cache
+                grow = rcvwin * (copied - self.rcvq_space) // max(self.rcvq_space, 1)
+                rcvwin += 2 * grow
+                rcvbuf = min((rcvwin << 8) // self.scaling_ratio, self.config.tcp_rmem[2])
+                if rcvbuf > self.rcvbuf:
+                    self.rcvbuf = rcvbuf
+                    self.window_clamp = self._win_from_space(rcvbuf)
+            self.rcvq_space = copied
+        self.rcvq_seq = self.copied_seq
+        self.rcvq_time = now
+
+    def shutdown(self, how: int, now: int) -> None:
+        """inet_shutdown + tcp_shutdown."""
+        if how not in (SHUT_RD, SHUT_WR, SHUT_RDWR):
+            raise os_error(E.EINVAL)
+        st = self.state
+        mask = {SHUT_RD: RCV_SHUTDOWN, SHUT_WR: SEND_SHUTDOWN, SHUT_RDWR: 3}[how]
+        if st == "SYN_SENT":
+            self._done(now)
+            return
+        self.shutdown_flags |= mask
+        self.signals |= SIG_STATE | SIG_DATA
+        if mask & SEND_SHUTDOWN and st in ("ESTABLISHED", "SYN_RECV", "CLOSE_WAIT"):
+            self._close_state_send_fin(now)
+        if st == "CLOSE":
+            raise os_error(E.ENOTCONN)
+
+    def _close_state_send_fin(self, now: int) -> None:
+        """tcp_close_state + tcp_send_fin."""
+        nxt = {"ESTABLISHED": "FIN_WAIT1", "SYN_RECV": "FIN_WAIT1", "CLOSE_WAIT": "LAST_ACK"}
+        self._set_state(nxt[self.state], now)
+        self.fin_queued = True
+
+    def close(self, now: int) -> None:
+        """tcp_close: RST if unread data or SO_LINGER 0, else FIN; the socket becomes an orphan."""
+        if self.orphan:
+            return
+        self.orphan = True
+        st = self.state
+        self.shutdown_flags = RCV_SHUTDOWN | SEND_SHUTDOWN
+        unread = self.rcvq.purge()
+        if st == "CLOSE":
+            self.finished = True
+            return
+        if st == "SYN_SENT":
+            self._done(now)
+            return
+        if unread or self.config.linger == 0:
+            if st in ("ESTABLISHED", "CLOSE_WAIT", "FIN_WAIT1", "FIN_WAIT2", "SYN_RECV"):
+                self._send_reset(now)
+            self._done(now)
+            return
+        if st in ("ESTABLISHED", "SYN_RECV", "CLOSE_WAIT"):
+            self._close_state_send_fin(now)
+        elif st == "FIN_WAIT2":
+            self.tw_at = now + self.config.fin_timeout
+
+    def abort(self, now: int) -> None:
+        """Send RST and drop the connection (tcp_abort / SO_LINGER 0 close)."""
+        if self.state in ("ESTABLISHED", "CLOSE_WAIT", "FIN_WAIT1", "FIN_WAIT2", "SYN_RECV",
+                          "CLOSING", "LAST_ACK"):
+            self._send_reset(now)
+        if not self.finished:
+            self._done_with_error(E.ECONNABORTED if not self.orphan else 0, now)
+
+    # ================================================================== readiness
+    def poll(self) -> int:
+        """tcp_poll."""
+        st = self.state
+        if st == "LISTEN":
+            return 0
+        mask = 0
+        shut = self.shutdown_flags
+        if shut == 3 or st == "CLOSE":
+            mask |= EPOLLHUP
+        if shut & RCV_SHUTDOWN:
+            mask |= EPOLLIN | EPOLLRDNORM | EPOLLRDHUP
+        if st not in ("SYN_SENT", "SYN_RECV"):
+            if self.rcvq.size:
+                mask |= EPOLLIN | EPOLLRDNORM
+            if not shut & SEND_SHUTDOWN:
+                if self._writeable():
+                    mask |= EPOLLOUT | EPOLLWRNORM
+                else:
+                    self.nospace = True
+            else:
+                mask |= EPOLLOUT | EPOLLWRNORM
+        if self.sk_err or (self.reset_seen and False):
+            mask |= EPOLLERR
+        return mask
+
+    def take_signals(self) -> int:
+        s, self.signals = self.signals, 0
+        return s
+
+    def take_error(self) -> int:
+        """SO_ERROR: read and clear the pending error."""
+        e, self.sk_err = self.sk_err, 0
+        return e
+
+    @property
+    def outq(self) -> int:
+        return self.sendq.end - self.snd_una if self.state not in ("SYN_SENT", "CLOSE") else 0
+
+    @property
+    def inq(self) -> int:
+        return self.rcvq.size
+
+    @property
+    def wmem_queued(self) -> int:
+        return self.sendq.wmem_queued
+
+    @property
+    def rmem_alloc(self) -> int:
+        return self.rcvq.rmem_alloc
+
+    def stats(self) -> dict:
+        tp = self.tp
+        r = self.rtt
+        return {
+            "bytes_sent": self.stats_bytes_sent, "bytes_acked": self.stats_bytes_acked,
+            "bytes_received": self.stats_bytes_received,
+            "segments_sent": self.stats_segments_sent, "retransmits": self.stats_retransmits,
+            "rto_count": self.stats_rto_count, "fast_retransmits": self.stats_fast_retransmits,
+            "srtt": r.srtt, "rttvar": r.rttvar, "rto": min(r.rto << self.backoff, self.config.rto_max),
+            "cwnd": tp.snd_cwnd, "ssthresh": tp.snd_ssthresh,
+            "rwnd_limited_ns": self.limited_ns[1], "cwnd_limited_ns": self.limited_ns[2],
+            "app_limited_ns": self.limited_ns[3], "zero_window_probes": self.stats_zwp,
+            "sndbuf": self.sndbuf, "rcvbuf": self.rcvbuf, "mss": self.mss_cache,
+        }
+
+    # ================================================================== time side
+    def next_deadline(self) -> int | None:
+        best = None
+        for t in (self.rto_at, self.delack_at, self.tw_at):
+            if t is not None and (best is None or t < best):
+                best = t
+        return best
+
+    def handle_timer(self, now: int) -> None:
+        if self.tw_at is not None and self.tw_at <= now:
+            self.tw_at = None
+            self._done(now)
+            return
+        if self.delack_at is not None and self.delack_at <= now:
+            self.delack_at = None
+            if self.ack_pending:
+                if self.pingpong < 1:
+                    self.ato = min(self.ato << 1, self.rtt.rto)
+                else:
+                    self.pingpong = 0
+                    self.ato = self.config.delack_min
+                self.ack_now = True
+        if self.rto_at is not None and self.rto_at <= now:
+            kind = self.rto_kind
+            self.rto_at = None
+            self.rto_kind = None
+            if kind == "syn":
+                self._syn_timer(now)
+            elif kind == "synack":
+                self._synack_timer(now)
+            elif kind == "rto":
+                self._retransmit_timer(now)
+            elif kind == "probe":
+                self._probe_timer(now, self._out)
+
+    def _syn_timer(self, now: int) -> None:
+        if self.state != "SYN_SENT":
+            return
+        if self._timed_out(now, self.config.syn_retries, self.config.rto_init) or (
+                self.retransmits >= self.config.syn_retries):
+            self._done_with_error(self.sk_err_soft or E.ETIMEDOUT, now)
+            return
+        self.retransmits += 1
+        self.backoff += 1
+        self.stats_retransmits += 1
+        self.stats_rto_count += 1
+        self._send_syn(now, None)
+        if self.trace is not None:
+            self.trace("retransmit", now, {"seq": self.iss, "len": 1, "reason": "timeout"})
+        self.rto_kind = "syn"
+        self.rto_at = now + min(self.rtt.rto << self.backoff, self.config.rto_max)
+
+    def _synack_timer(self, now: int) -> None:
+        if self.state != "SYN_RECV":
+            return
+        if self.retransmits >= self.config.synack_retries:
+            self._done(now)   # request dropped silently (reqsk_timer_handler)
+            return
+        self.retransmits += 1
+        self.stats_retransmits += 1
+        self._send_syn(now, self._syn_peer())
+        self.rto_kind = "synack"
+        self.rto_at = now + min(self.config.rto_init << self.retransmits, self.config.rto_max)
+
+    # ================================================================== network side
+    def segments_to_send(self, now: int) -> list[Segment]:
+        out = self._out
+        self._out = []
+        if self.state in _SYNCHRONIZED_SEND and not self.shutdown_flags & SEND_SHUTDOWN or (
+                self.fin_queued and self.state in _SYNCHRONIZED_SEND):
+            self._write_xmit(now, out)
+        if self.ack_now and self.state not in ("CLOSE", "SYN_SENT", "LISTEN") and not self.finished:
+            out.append(self._make_segment(self.snd_nxt, ACK, now))
+        return out

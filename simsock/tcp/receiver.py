@@ -1,0 +1,328 @@
+"""The receiving half of a TCP connection: segment acceptance, data queueing, FIN, ACK timing.
+
+A mixin of :class:`simsock.tcp.connection.TcpConnection` (state declared there). Follows
+tcp_rcv_state_process / tcp_rcv_established (tcp_validate_incoming: tcp_sequence, RST and
+SYN checks with RFC 5961 challenge ACKs), tcp_data_queue / tcp_data_queue_ofo, tcp_fin,
+tcp_event_data_recv, tcp_measure_rcv_mss, __tcp_ack_snd_check and tcp_send_delayed_ack.
+"""
+
+from __future__ import annotations
+
+import errno as E
+
+from simsock.tcp.segment import ACK, FIN, PSH, RST, SYN, Segment
+from simsock.tcp.signals import SIG_DATA, SIG_STATE
+
+MASK = 0xFFFFFFFF
+RCV_SHUTDOWN, SEND_SHUTDOWN = 1, 2
+
+
+def _unwrap(wire: int, ref: int) -> int:
+    return ref + ((wire - ref + 0x80000000) & MASK) - 0x80000000
+
+
+class Receiver:
+    def receive_segment(self, seg: Segment, now: int) -> None:
+        """Process one segment addressed to this connection (the kernel demultiplexed it)."""
+        if self.finished:
+            return
+        st = self.state
+        if st == "SYN_SENT":
+            self._rcv_synsent(seg, now)
+            return
+        if st == "TIME_WAIT":
+            self._rcv_timewait(seg, now)
+            return
+        if st in ("CLOSE", "LISTEN"):
+            return
+        flags = seg.flags
+        seq = _unwrap(seg.seq, self.rcv_nxt)
+        plen = len(seg.payload)
+        end_seq = seq + plen + (1 if flags & FIN else 0) + (1 if flags & SYN else 0)
+        if end_seq < self.rcv_wup or seq > self.rcv_nxt + self._receive_window():   # tcp_sequence
+            if not flags & RST:
+                self.ack_now = True      # tcp_send_dupack
+            return
+        if self.ts_ok and seg.ts is not None and seq <= self.rcv_wup:
+            self.ts_recent = seg.ts[0]   # tcp_store_ts_recent
+        if flags & RST:
+            if seq == self.rcv_nxt:
+                self._reset(now)
+            else:
+                self.ack_now = True      # RFC 5961 3.2 challenge ACK
+            return
+        if flags & SYN:
+            if st == "SYN_RECV" and seq == self.irs:
+                self._send_syn(now, self._peer_syn)   # retransmitted SYN: resend SYN-ACK
+            else:
+                self.ack_now = True      # RFC 5961 4.2
+            return
+        if not flags & ACK:
+            return
+        if st == "SYN_RECV":
+            if not self._rcv_synrecv(seg, seq, now):
+                return
+        else:
+            ack = _unwrap(seg.ack, self.snd_una)
+            if ack > self.snd_nxt:
+                self.ack_now = True      # ACK of unsent data: drop, answer with an ACK
+                return
+            self._process_ack(seg, seq, ack, bool(plen or flags & FIN), now)
+            if self.finished:
+                return
+        if plen or flags & FIN:
+            self._data_queue(seg, seq, plen, flags, now)
+        if not self.finished:
+            self._ack_snd_check(now)
+
+    # ------------------------------------------------------------------ handshake
+    def _passive_open(self, syn: Segment, now: int) -> None:
+        """tcp_conn_request: a SYN for a listener becomes a SYN_RECV connection; send SYN-ACK."""
+        self._peer_syn = syn
+        self._init_receive_side()
+        self._negotiate(syn)
+        self.irs = syn.seq
+        self.rcv_nxt = self.rcv_wup = self.copied_seq = self.irs + 1
+        self.snd_nxt = self.iss + 1
+        self.snd_wnd = self.max_window = syn.window
+        self.snd_wl1 = self.irs
+        self._set_state("SYN_RECV", now)
+        self.retrans_stamp = now
+        self._send_syn(now, syn)
+        self.rto_kind = "synack"
+        self.rto_at = now + self.config.rto_init
+
+    def _rcv_synrecv(self, seg: Segment, seq: int, now: int) -> bool:
+        """tcp_check_req: the handshake's final ACK; False if the segment is dropped."""
+        ack = _unwrap(seg.ack, self.snd_una)
+        if ack != self.iss + 1:
+            self._out.append(Segment(self.local[1], self.remote[1], seg.ack, 0, RST, 0))
+            return False
+        if self._listener is not None and not self._listener._handshake_done(self, now):
+            return False            # accept queue full, tcp_abort_on_overflow=0: drop the ACK
+        self.snd_una = ack
+        self.snd_wnd = seg.window << self.snd_wscale
+        self.max_window = max(self.max_window, self.snd_wnd)
+        self.snd_wl1 = seq
+        if not self.retransmits:
+            self._rtt_sample(now - self.retrans_stamp, now)
+        self._established(now)
+        return True
+
+    def _rcv_synsent(self, seg: Segment, now: int) -> None:
+        """tcp_rcv_synsent_state_process."""
+        flags = seg.flags
+        if flags & ACK:
+            ack = _unwrap(seg.ack, self.iss)
+            if ack != self.iss + 1:
+                if not flags & RST:
+                    self._out.append(Segment(self.local[1], self.remote[1], seg.ack, 0, RST, 0))
+                return
+            if flags & RST:
+                self._done_with_error(E.ECONNREFUSED, now)
+                return
+            if not flags & SYN:
+                return
+            self._negotiate(seg)
+            if not self.rcv_wscale:
+                self.rcv_wnd = min(self.rcv_wnd, 65535)
+            self.irs = seg.seq
+            self.rcv_nxt = self.rcv_wup = self.copied_seq = self.irs + 1
+            self.snd_una = self.iss + 1
+            self.snd_wnd = self.max_window = seg.window
+            self.snd_wl1 = self.irs
+            if not self.retransmits:
+                self._rtt_sample(now - self.retrans_stamp, now)
+            self._established(now)
+            self.lrcvtime = now
+            self.ack_now = True
+            return
+        # RST without ACK is ignored; a bare SYN would be a simultaneous open (not modelled).
+
+    def _rcv_timewait(self, seg: Segment, now: int) -> None:
+        """tcp_timewait_state_process (RFC 1337 off: RST kills TIME_WAIT).
+
+        A SYN above rcv_nxt ends TIME_WAIT (``finished`` becomes True): the kernel should then
+        hand that SYN to the listener, as Linux does for TCP_TW_SYN.
+        """
+        flags = seg.flags
+        if flags & RST:
+            self._done(now)
+            return
+        seq = _unwrap(seg.seq, self.rcv_nxt)
+        if flags & SYN and seq > self.rcv_nxt:
+            self._done(now)
+            return
+        if flags & FIN:
+            self.tw_at = now + self.config.time_wait
+        self.ack_now = True
+
+    def _reset(self, now: int) -> None:
+        """tcp_reset: the peer reset us."""
+        st = self.state
+        self.reset_seen = True
+        if st == "SYN_RECV" and self._listener is not None:
+            self._done(now)       # request dropped silently
+            return
+        err = E.EPIPE if st == "CLOSE_WAIT" else E.ECONNRESET
+        self._done_with_error(err, now)
+
+    # ------------------------------------------------------------------ data
+    def _data_queue(self, seg: Segment, seq: int, plen: int, flags: int, now: int) -> None:
+        st = self.state
+        fin = flags & FIN
+        rcv_nxt = self.rcv_nxt
+        if st in ("CLOSE_WAIT", "CLOSING", "LAST_ACK") and seq >= rcv_nxt:
+            return                              # data after the peer's FIN is ignored
+        if (self.shutdown_flags & RCV_SHUTDOWN and st in ("FIN_WAIT1", "FIN_WAIT2")
+                and plen and seq + plen > rcv_nxt):
+            self._send_reset(now)               # RFC 1122: data for a closed reader -> RST
+            self._done_with_error(E.ECONNRESET, now)
+            return
+        end = seq + plen
+        if end + (1 if fin else 0) <= rcv_nxt:
+            self._enter_quickack()              # duplicate: tcp_send_dupack (D-SACK)
+            self.ack_now = True
+            return
+        payload = seg.payload
+        q = self.rcvq
+        if seq > rcv_nxt:                       # out of order: tcp_data_queue_ofo
+            if seq >= rcv_nxt + self._receive_window() or (
+                    q.rmem_alloc + plen + q.overhead > self.rcvbuf):
+                self.ack_now = True
+                return
+            if plen:
+                q.add_ooo(seq, payload)
+            if fin:
+                self.fin_rcv_seq = end
+            self.ack_pending = True
+            self.ack_now = True
+            return
+        if plen and end > rcv_nxt:
+            if self._receive_window() == 0:
+                self._enter_quickack()          # zero window: drop, ACK at once
+                self.ack_now = True
+                return
+            if q.rmem_alloc + plen + q.overhead > self.rcvbuf:
+                self.ack_now = True             # tcp_try_rmem_schedule failed
+                return
+            if seq < rcv_nxt:
+                payload = payload[rcv_nxt - seq:]
+            q.push(payload)
+            n = len(payload)
+            self.rcv_nxt = rcv_nxt = rcv_nxt + n
+            self.stats_bytes_received += n
+            self.signals |= SIG_DATA
+            self._event_data_recv(plen, flags, now)
+            if q.ooo:
+                new = q.pop_in_order(rcv_nxt)
+                self.stats_bytes_received += new - rcv_nxt
+                self.rcv_nxt = rcv_nxt = new
+                self.ack_now = True             # a hole was filled: ACK now
+        if fin and end == rcv_nxt:
+            self._fin(now)
+        elif self.fin_rcv_seq == rcv_nxt and not self.sock_done:
+            self._fin(now)
+
+    def _fin(self, now: int) -> None:
+        """tcp_fin."""
+        self.rcv_nxt += 1
+        self.shutdown_flags |= RCV_SHUTDOWN
+        self.sock_done = True
+        self.rcvq.ooo.clear()
+        self.ack_pending = True
+        self.signals |= SIG_DATA | SIG_STATE
+        st = self.state
+        if st in ("ESTABLISHED", "SYN_RECV"):
+            self._set_state("CLOSE_WAIT", now)
+            self.pingpong = max(self.pingpong, 1)   # inet_csk_enter_pingpong_mode: delay the ACK
+        elif st == "FIN_WAIT1":
+            self._set_state("CLOSING", now)
+            self.ack_now = True
+        elif st == "FIN_WAIT2":
+            self._enter_time_wait(now)
+            self.ack_now = True
+
+    def _event_data_recv(self, plen: int, flags: int, now: int) -> None:
+        """tcp_event_data_recv: schedule an ACK, adapt ato, grow rcv_ssthresh."""
+        self.ack_pending = True
+        self._measure_rcv_mss(plen, flags)
+        cfg = self.config
+        if not self.ato:
+            self._incr_quickack()
+            self.ato = cfg.delack_min
+        else:
+            m = now - self.lrcvtime
+            if m <= cfg.delack_min // 2:
+                self.ato = (self.ato >> 1) + cfg.delack_min // 2
+            elif m < self.ato:
+                self.ato = min((self.ato >> 1) + m, self.rtt.rto)
+            elif m > self.rtt.rto:
+                self._incr_quickack()
+        self.lrcvtime = now
+        if plen >= 128 and self.rcv_ssthresh < self.window_clamp:   # tcp_grow_window
+            free = self._win_from_space(self.rcvbuf - self.rcvq.rmem_alloc)
+            if self.rcv_ssthresh < free:
+                self.rcv_ssthresh = min(self.rcv_ssthresh + 2 * self.mss_cache,
+                                        self.window_clamp, free)
+
+    def _measure_rcv_mss(self, plen: int, flags: int) -> None:
+        """tcp_measure_rcv_mss, with Linux 6.x's scaling_ratio update."""
+        if plen >= self.rcv_mss:
+            if plen != self.rcv_mss:
+                ratio = (plen << 8) // (plen + self.rcvq.overhead)
+                if ratio != self.scaling_ratio:
+                    self.scaling_ratio = max(ratio, 1)
+                    self.window_clamp = max(self.window_clamp, self._win_from_space(self.rcvbuf)) \
+                        if not self.config.rcvbuf_locked else self._win_from_space(self.rcvbuf)
+            self.rcv_mss = min(plen, self.config.mss)
+        else:
+            if plen >= 536 or (plen >= 88 and not flags & PSH):
+                if plen == self.last_seg_size:
+                    self.rcv_mss = plen
+                    return
+                self.last_seg_size = plen
+            self.ack_pushed = 2 if self.ack_pushed else 1
+
+    def _incr_quickack(self) -> None:
+        quickacks = self.rcv_wnd // (2 * max(self.rcv_mss, 1)) or 2
+        self.quick = min(max(self.quick, quickacks), self.config.max_quickacks)
+
+    def _enter_quickack(self) -> None:
+        """tcp_enter_quickack_mode."""
+        self._incr_quickack()
+        self.pingpong = 0
+        self.ato = self.config.delack_min
+
+    def _ack_snd_check(self, now: int) -> None:
+        """__tcp_ack_snd_check: ACK now, or arm the delayed-ACK timer."""
+        if not self.ack_pending or self.ack_now:
+            return
+        if ((self.rcv_nxt - self.rcv_wup > self.rcv_mss
+             and (self.copied_seq == self.rcv_nxt or self._raw_select_window() >= self.rcv_wnd))
+                or (self.quick and self.pingpong < 1) or self.rcvq.ooo):
+            self.ack_now = True
+        else:
+            self._send_delayed_ack(now)
+
+    def _send_delayed_ack(self, now: int) -> None:
+        """tcp_send_delayed_ack."""
+        cfg = self.config
+        ato = self.ato or cfg.delack_min
+        if ato > cfg.delack_min:
+            max_ato = 500_000_000
+            if self.pingpong >= 1 or self.ack_pushed:
+                max_ato = cfg.delack_max
+            if self.rtt.srtt:
+                rtt = max(self.rtt.srtt, cfg.delack_min)
+                if rtt < max_ato:
+                    max_ato = rtt
+            ato = min(ato, max_ato)
+        timeout = now + ato
+        if self.delack_at is not None:
+            if self.delack_at <= now + (ato >> 2):
+                self.ack_now = True
+                return
+            if timeout >= self.delack_at:
+                timeout = self.delack_at
+        self.delack_at = timeout
