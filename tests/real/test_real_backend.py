@@ -363,3 +363,34 @@ def test_namespaces_refuse_delay_and_loss():
         w.add_link(a, b, loss=0.01)
     w.close()
     assert _our_namespaces() == []
+
+
+def test_time_sleep_compute_settle_and_spawned_threads():
+    """k.now counts from the run's start; compute burns CPU; settle returns once sockets are
+    drained (bounded); a spawned thread's result comes back through join()."""
+    seen = {}
+
+    async def child(k, x):
+        await k.sleep(0.02)
+        return x * 2
+
+    async def prog(k):
+        t0 = k.now
+        await k.compute(0.05)
+        seen["compute"] = k.now - t0
+        s = k.socket(AF_INET, SOCK_DGRAM)
+        await s.sendto(b"x" * 1000, ("127.0.0.1", 9))
+        t1 = k.now
+        await k.settle()
+        seen["settle"] = k.now - t1
+        h = k.spawn(child, 21)
+        seen["join"] = await h.join()
+        seen["host"], seen["thread"], seen["child"] = k.host, k.thread, h.name
+        s.close()
+
+    w = RealWorld()
+    w.add_host("a").spawn(prog)
+    w.run(until=3)
+    assert seen["compute"] >= 0.05
+    assert 0.02 <= seen["settle"] < 0.3
+    assert (seen["join"], seen["host"], seen["thread"], seen["child"]) == (42, "a", "main", "child-1")
