@@ -9,6 +9,7 @@ from .constants import *  # noqa: F401,F403  (socket/select constants with Linux
 from .errors import SimulationError
 from .kernel.socket import Socket
 from .kernel.udp import UdpSocket
+from .kernel.tcp import TcpSocket
 from .profiles import Profile, get_profile
 from .sim import Simulation
 from .trace import Trace
@@ -16,5 +17,5 @@ from .units import parse_rate, parse_size, parse_time
 
 __version__ = "0.1.0"
 
-__all__ = ["Simulation", "SimulationError", "Socket", "UdpSocket", "Profile", "get_profile", "Trace",
+__all__ = ["Simulation", "SimulationError", "Socket", "UdpSocket", "TcpSocket", "Profile", "get_profile", "Trace",
            "parse_time", "parse_rate", "parse_size", "__version__"]

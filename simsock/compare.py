@@ -244,10 +244,23 @@ def run_both(world_fn, until, *, seed: int = 1, namespaces: bool = False):
     sim = simsock.Simulation(seed=seed)
     world_fn(sim)
     sim.run(until=until)
+    _add_host_events(sim)
     real = RealWorld(seed=seed, namespaces=namespaces)
     world_fn(real)
     real.run(until=until, unfinished="stop")
     return sim.trace, real.trace
+
+
+def _add_host_events(world) -> None:
+    """Give a world's trace the ``host`` events normalisation learns addresses from, if its
+    backend did not write them (the simulator names its hosts' addresses on ``host.address``)."""
+    trace = world.trace
+    if not trace.want_events or any(r["kind"] == "host" for r in trace.records(EVENT)):
+        return
+    hosts = world.hosts.values() if isinstance(world.hosts, dict) else world.hosts
+    for i, h in enumerate(hosts, start=1):
+        address = getattr(h, "address", None)
+        trace.event(0, h.name, "host", {"index": i, "addresses": [address] if address else []})
 
 
 # -- command-line handlers -----------------------------------------------------------------

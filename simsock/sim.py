@@ -228,7 +228,7 @@ class Simulation:
                     ev.succeed(None)
 
     def _timers_pending(self) -> bool:
-        return False
+        return any(h.tcp.timers_busy() for h in self.hosts.values() if hasattr(h, "tcp"))
 
     async def _settle(self) -> None:
         while self.in_flight or self._timers_pending():

@@ -51,9 +51,14 @@ class ThreadHandle:
         self.result = None
         self.error: BaseException | None = None
         self.stopped = False         # still running when the world ended
+        self.failed_ns = 0
         self.done = threading.Event()
         self.current_call: str | None = None
         self.os_thread: threading.Thread | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self.os_thread is not None and not self.done.is_set()
 
     async def join(self, timeout: float | None = None):
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -83,6 +88,11 @@ class RealKernel:
     def now(self) -> float:
         """Seconds since the run started."""
         return self._world._now_ns() / 1e9
+
+    @property
+    def now_ns(self) -> int:
+        """Nanoseconds since the run started."""
+        return self._world._now_ns()
 
     @property
     def host(self) -> str:

@@ -6,9 +6,11 @@ wait or move data. An awaited method does the blocking call directly — each pr
 its own OS thread, driven by a loop that sends ``None`` into its coroutine, so no event loop
 is involved and the real call's timing, errno and result are the host kernel's own.
 
-Every call appends one ``syscall`` record (see :mod:`simsock.trace`) when it returns, with
+Every call that is a system call appends one ``syscall`` record (see :mod:`simsock.trace`) when it returns, with
 its arguments and result rendered by :func:`~simsock.trace.trace_value` and its failure by
-:func:`~simsock.trace.errno_of`; the exception is then re-raised unchanged.
+:func:`~simsock.trace.errno_of`; the exception is then re-raised unchanged. ``fileno``, ``gettimeout`` and ``getblocking``
+read state CPython caches and make no system call, so (as in the simulator) they are not
+recorded.
 
 Addresses: a host name in an address (``("server", 5959)``) is resolved through the world's
 table before the real call; addresses in results stay numeric, as the socket module returns
@@ -18,11 +20,14 @@ the program wrote them.
 In a world without namespaces all hosts share the machine's loopback. So that the peer sees
 which host a connection or datagram came from, an unbound socket that connects or sends to
 another host's address (``127.0.1.N``) is first bound to its own host's address, port 0 —
-the source address a simulated host would use. That implicit bind is not recorded.
+the source address a simulated host would use. That implicit bind is not recorded, and an
+unconnected datagram socket still reports 0.0.0.0 from ``getsockname``, as after Linux's
+own implicit bind.
 """
 
 from __future__ import annotations
 
+import errno
 import socket as _socket
 
 from simsock.trace import trace_value
@@ -36,6 +41,8 @@ class RealSocket:
         self._host = host
         self._sock = sock
         self._bound = False
+        self._autobound = False    # bound by _autobind, not by the program
+        self._connected = False
         self._fd = sock.fileno()
 
     # -- properties mirroring socket.socket ----------------------------------------------
@@ -90,9 +97,19 @@ class RealSocket:
         if isinstance(resolved, tuple) and self._world._is_host_address(resolved[0]):
             try:
                 self._sock.bind((self._host.address, 0))
+                self._autobound = True
             except OSError:
                 pass
         self._bound = True
+
+    def _local_name(self):
+        name = self._sock.getsockname()
+        # Linux's implicit bind of a UDP socket keeps INADDR_ANY; hide our own bind to the
+        # host's address from an unconnected datagram socket, as the simulator does.
+        if (self._autobound and not self._connected and self._sock.type == _socket.SOCK_DGRAM
+                and name[0] == self._host.address):
+            return ("0.0.0.0", *name[1:])
+        return name
 
     # -- plain calls ---------------------------------------------------------------------
     def bind(self, address) -> None:
@@ -116,10 +133,10 @@ class RealSocket:
         return self._call("settimeout", [value], lambda: self._sock.settimeout(value))
 
     def gettimeout(self):
-        return self._call("gettimeout", [], self._sock.gettimeout)
+        return self._sock.gettimeout()
 
     def getblocking(self) -> bool:
-        return self._call("getblocking", [], self._sock.getblocking)
+        return self._sock.getblocking()
 
     def setsockopt(self, level: int, optname: int, value, *optlen) -> None:
         return self._call("setsockopt", [level, optname, value, *optlen],
@@ -130,13 +147,13 @@ class RealSocket:
                           lambda: self._sock.getsockopt(level, optname, *buflen))
 
     def getsockname(self):
-        return self._call("getsockname", [], self._sock.getsockname)
+        return self._call("getsockname", [], self._local_name)
 
     def getpeername(self):
         return self._call("getpeername", [], self._sock.getpeername)
 
     def fileno(self) -> int:
-        return self._call("fileno", [], self._sock.fileno)
+        return self._sock.fileno()
 
     def shutdown(self, how: int) -> None:
         return self._call("shutdown", [how], lambda: self._sock.shutdown(how))
@@ -153,13 +170,16 @@ class RealSocket:
             resolved = self._resolve(address)
             self._autobind(resolved)
             self._sock.connect(resolved)
+            self._connected = True
         return self._call("connect", [address], do)
 
     async def connect_ex(self, address) -> int:
         def do():
             resolved = self._resolve(address)
             self._autobind(resolved)
-            return self._sock.connect_ex(resolved)
+            code = self._sock.connect_ex(resolved)
+            self._connected = self._connected or code in (0, errno.EINPROGRESS)
+            return code
         return self._call("connect_ex", [address], do)
 
     async def accept(self):

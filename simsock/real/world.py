@@ -1,7 +1,8 @@
 """A world of real hosts: the same world-building calls as :class:`simsock.Simulation`.
 
 ``w = RealWorld()``, ``h = w.add_host(name)``, ``h.spawn(prog, *args)``, ``w.run(until=s)``,
-``w.trace``. Each program runs in its own OS thread against the machine's real sockets; its
+``w.trace``. Threads are named as the simulator names them: the function's name, then
+``name-2``, ``name-3`` … for more threads of one function on one host. Each program runs in its own OS thread against the machine's real sockets; its
 calls are recorded in ``w.trace`` in the simulator's format.
 
 Addresses (without namespaces). Every host's own loopback is 127.0.0.1, exactly like the
@@ -57,7 +58,7 @@ class RealHost:
         self.address = self.loopback_alias   # the address other hosts reach it by
         self.addresses = [self.loopback_alias]
         self.namespace: str | None = None
-        self._spawned = 0
+        self._thread_names: dict[str, int] = {}
 
     def spawn(self, fn, *args, name: str | None = None) -> ThreadHandle:
         """Run ``fn(k, *args)`` in a new thread on this host when the world runs."""
@@ -207,9 +208,11 @@ class RealWorld:
         if not callable(fn):
             raise TypeError(f"spawn needs an async function, got {fn!r}")
         with self._lock:
-            if name is None:
-                name = "main" if host._spawned == 0 else f"{getattr(fn, '__name__', 'thread')}-{host._spawned}"
-            host._spawned += 1
+            if name is None:   # as the simulator names threads: f, f-2, f-3, ... per host
+                base = getattr(fn, "__name__", "thread")
+                count = host._thread_names.get(base, 0) + 1
+                host._thread_names[base] = count
+                name = base if count == 1 else f"{base}-{count}"
             th = ThreadHandle(self, host, name, fn, args)
             self._threads.append(th)
             if start:
@@ -237,6 +240,7 @@ class RealWorld:
             status = "stopped"
         except BaseException as exc:   # noqa: BLE001 - reported by run()
             th.error = exc
+            th.failed_ns = self._now_ns()
             status = "failed"
             with self._lock:
                 if self._failure is None and not self._aborting:
@@ -287,8 +291,10 @@ class RealWorld:
             self._stop()
             if failure is not None:
                 th, exc = failure
-                raise SimulationError(f"thread {th.name} on host {th.host.name} failed: "
-                                      f"{type(exc).__name__}: {exc}") from exc
+                err = SimulationError(f"thread {th.name!r} on host {th.host.name!r} failed at "
+                                      f"t={th.failed_ns / 1e9:.9f}s: {type(exc).__name__}: {exc}")
+                err.thread, err.host = th.name, th.host.name
+                raise err from exc
             if alive and unfinished == "raise":
                 raise SimulationError(f"threads still running at the bound ({bound_ns / 1e9:g}s): "
                                       + ", ".join(descriptions))

@@ -103,6 +103,7 @@ class TcpConnection(Receiver, Sender):
         self.retrans_stamp = 0
         self.backoff = self.retransmits = self.probes_out = 0
         self.rtx_reason = "timeout"
+        self.force_rtx = False
         self.rtt_backed_off = False
         self.rtt = RttEstimator(config.rto_init, config.rto_min, config.rto_max)
         self.tp = CongestionState(config.init_cwnd, self.mss_cache)
@@ -350,7 +351,11 @@ class TcpConnection(Receiver, Sender):
         return self._peer_syn
 
     def send(self, data, now: int) -> int:
-        """tcp_sendmsg_locked, non-blocking: bytes accepted into the send buffer."""
+        """tcp_sendmsg_locked, non-blocking: bytes accepted into the send buffer.
+
+        Like tcp_push at the end of sendmsg, the caller should collect segments_to_send()
+        right after: two send() calls with no collection in between share one segment.
+        """
         if self.sk_err:
             err, self.sk_err = self.sk_err, 0
             raise os_error(err)
@@ -508,7 +513,7 @@ class TcpConnection(Receiver, Sender):
                     self.nospace = True
             else:
                 mask |= EPOLLOUT | EPOLLWRNORM
-        if self.sk_err or (self.reset_seen and False):
+        if self.sk_err:
             mask |= EPOLLERR
         return mask
 

@@ -88,7 +88,8 @@ class Sender:
         records = self.records
         mss = self._mss_now()
         # Retransmit what is marked lost (a prefix of the records), as cwnd allows.
-        while self.retrans_out < self.lost_out and self._in_flight() < cwnd:
+        while self.retrans_out < self.lost_out and (self._in_flight() < cwnd or self.force_rtx):
+            self.force_rtx = False
             rec = records[self.retrans_out]
             self._emit_data(rec[0], rec[1], now, out, retransmit=True)
             rec[2] = now
@@ -283,6 +284,7 @@ class Sender:
                 self.sacked_out = max(0, self.sacked_out - acked_pkts)
                 if self.lost_out == 0:
                     self.lost_out = 1
+                    self.force_rtx = True
                     self.rtx_reason = "fast"
                     self.stats_fast_retransmits += 1
         elif state == CA_LOSS:
@@ -307,6 +309,7 @@ class Sender:
                     tp.snd_cwnd_cnt = 0
                     self.high_seq = self.snd_nxt
                     self.lost_out = max(self.lost_out, 1)
+                    self.force_rtx = True   # the fast retransmit itself goes at once
                     self.rtx_reason = "fast"
                     self.stats_fast_retransmits += 1
                     if not self.retrans_stamp:

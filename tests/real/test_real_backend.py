@@ -123,7 +123,7 @@ def test_nonblocking_recv_and_accept_raise_eagain():
 
 def test_trace_records_have_the_simulators_shape():
     """One syscall record per call, keys in the trace's order, data as length and crc32,
-    accepted sockets as {"fd": n}; threads are "main", then fn.__name__-N."""
+    accepted sockets as {"fd": n}; threads are named after their function, as in the simulator."""
     port = free_port()
 
     async def server(k):
@@ -158,17 +158,17 @@ def test_trace_records_have_the_simulators_shape():
     assert all(list(r) == ["t", "type", "host", "thread", "call", "fd", "args", "result", "errno"] for r in recs)
     assert [r["t"] for r in recs] == sorted(r["t"] for r in recs)
     threads = {(r["host"], r["thread"]) for r in recs}
-    assert threads == {("server", "main"), ("server", "echo-1"), ("client", "main")}
-    by = {r["call"]: r for r in recs if r["host"] == "server" and r["thread"] == "main"}
+    assert threads == {("server", "server"), ("server", "echo"), ("client", "client")}
+    by = {r["call"]: r for r in recs if r["host"] == "server" and r["thread"] == "server"}
     conn_fd, peer = by["accept"]["result"]
     assert set(conn_fd) == {"fd"} and peer[0] == "127.0.1.2"
     assert by["bind"]["args"] == [["0.0.0.0", port]]
     assert by["listen"]["args"] == [16]
-    send = next(r for r in recs if r["call"] == "sendall" and r["thread"] == "main")
+    send = next(r for r in recs if r["call"] == "sendall" and r["thread"] == "client")
     assert send["args"] == [{"len": 5, "crc32": 907060870}]
-    echo_calls = [r["call"] for r in recs if r["thread"] == "echo-1"]
+    echo_calls = [r["call"] for r in recs if r["thread"] == "echo"]
     assert echo_calls == ["recv", "sendall", "recv", "close"]
-    assert all(r["fd"] == conn_fd["fd"] for r in recs if r["thread"] == "echo-1")
+    assert all(r["fd"] == conn_fd["fd"] for r in recs if r["thread"] == "echo")
 
 
 def test_select_poll_and_epoll_report_readable_sockets():
@@ -220,7 +220,9 @@ def test_an_exception_in_a_thread_becomes_a_simulation_error_and_stops_the_rest(
     with pytest.raises(SimulationError) as info:
         w.run(until=5)
     assert time.monotonic() - t0 < 2
-    assert str(info.value).startswith("thread main on host a failed: ValueError: boom")
+    assert str(info.value).startswith("thread 'failing' on host 'a' failed at t=0.0")
+    assert str(info.value).endswith("s: ValueError: boom")
+    assert (info.value.thread, info.value.host) == ("failing", "a")
     assert isinstance(info.value.__cause__, ValueError)
 
 
@@ -242,12 +244,12 @@ def test_threads_still_running_at_the_bound_are_named_or_stopped():
     with pytest.raises(SimulationError) as info:
         w.run(until=0.2)
     assert time.monotonic() - t0 < 1.5
-    assert "main on host a (blocked in accept)" in str(info.value) and "sleeper-1 on host a" in str(info.value)
+    assert "server on host a (blocked in accept)" in str(info.value) and "sleeper on host a" in str(info.value)
 
     w = RealWorld()
     w.add_host("a").spawn(server)
     w.run(until=0.1, unfinished="stop")
-    assert w.unfinished == ["main on host a"]
+    assert w.unfinished == ["server on host a"]
     assert [r["call"] for r in w.trace.syscalls()] == ["socket", "bind", "listen"]
 
 
@@ -393,4 +395,17 @@ def test_time_sleep_compute_settle_and_spawned_threads():
     w.run(until=3)
     assert seen["compute"] >= 0.05
     assert 0.02 <= seen["settle"] < 0.3
-    assert (seen["join"], seen["host"], seen["thread"], seen["child"]) == (42, "a", "main", "child-1")
+    assert (seen["join"], seen["host"], seen["thread"], seen["child"]) == (42, "a", "prog", "child")
+
+
+def test_threads_are_named_like_the_simulators():
+    """The function's name, then name-2, name-3 for more threads of it on the same host."""
+    async def worker(k):
+        pass
+
+    w = RealWorld()
+    a, b = w.add_host("a"), w.add_host("b")
+    names = [a.spawn(worker).name, a.spawn(worker).name, a.spawn(worker, name="boss").name,
+             a.spawn(worker).name, b.spawn(worker).name]
+    w.run(until=2)
+    assert names == ["worker", "worker-2", "boss", "worker-3", "worker"]

@@ -1,0 +1,715 @@
+"""The TCP driver: sockets and the kernel glue around the sans-IO :mod:`simsock.tcp`.
+
+The protocol lives in :class:`simsock.tcp.connection.TcpConnection` and
+:class:`simsock.tcp.listener.TcpListener`, which know nothing of SimPy. This module does
+what a kernel does around them:
+
+* demultiplexes arriving segments by 4-tuple, then to a listener, else answers with a
+  RST (tcp_v4_rcv / tcp_v4_send_reset);
+* after every app call, arriving segment or timer, *pumps* the connection: sends what
+  ``segments_to_send`` returns, turns its edge signals into wake-ups of blocked threads
+  and watchers, and keeps **one** pending SimPy timer per connection at
+  ``next_deadline()`` (re-armed lazily: a later deadline never cancels an earlier timer,
+  a stale timer that fires just re-checks);
+* owns the port table: bind conflicts, SO_REUSEADDR, listeners, TIME_WAIT holders;
+* implements the socket layer's semantics that are not TCP's: SS_CONNECTING
+  (EINPROGRESS, EALREADY, the one ``connect`` that returns 0 after completion,
+  ECONNABORTED after an error was already read), blocking ``send`` that queues everything
+  (tcp_sendmsg waits for space), and CPython's timeout mode (poll, then one non-blocking
+  call — so ``send`` with a timeout may return a partial count).
+"""
+
+from __future__ import annotations
+
+import errno
+
+import simpy
+
+from simsock import constants as C
+from simsock.errors import os_error
+from simsock.net.packet import PROTO_TCP, Packet
+from simsock.tcp import cc as cc_registry
+from simsock.tcp.config import TcpConfig
+from simsock.tcp.connection import TcpConnection
+from simsock.tcp.listener import TcpListener, reset_for
+from simsock.tcp.segment import ACK, FIN, RST, SYN
+from simsock.tcp.signals import SIG_ACCEPT, SIG_DATA, SIG_SPACE, SIG_STATE
+
+from .addr import ANY, LOOPBACK, check_int, parse_inet_address, resolve
+from .socket import AGAIN, Socket, syscall
+from .wait import SIG_IN, SIG_OUT
+from .wait import SIG_STATE as W_STATE
+
+_UNCONNECTED, _CONNECTING, _CONNECTED = 0, 1, 2
+
+
+class _Binding:
+    """One user of a local TCP port: a socket, or a connection that outlived its socket."""
+    __slots__ = ("ip", "reuseaddr", "reuseport", "sock", "conn")
+
+    def __init__(self, ip, reuseaddr, reuseport, sock=None, conn=None):
+        self.ip = ip
+        self.reuseaddr = reuseaddr
+        self.reuseport = reuseport
+        self.sock = sock
+        self.conn = conn
+
+    @property
+    def alive(self) -> bool:
+        if self.conn is not None:
+            return not self.conn.finished
+        s = self.sock
+        if s._closed:
+            return s.conn is not None and not s.conn.finished
+        return True
+
+    @property
+    def listening(self) -> bool:
+        s = self.sock
+        return s is not None and not s._closed and s.listener is not None
+
+
+class TcpStack:
+    """Per-host TCP state: connections by 4-tuple, listeners and bindings by port."""
+
+    def __init__(self, host):
+        self.host = host
+        self.sim = host.sim
+        self.env = host.sim.env
+        self.conns: dict[tuple, TcpConnection] = {}
+        self.listeners: dict[int, list] = {}         # port -> listening TcpSockets
+        self.ports: dict[int, list[_Binding]] = {}
+        self.sock_of: dict[TcpConnection, "TcpSocket"] = {}
+        self.parent: dict[TcpConnection, "TcpSocket"] = {}
+        self.timer_at: dict[TcpConnection, int] = {}
+        self.iss_rng = host.sim.rng.stream(f"tcp_iss:{host.name}")
+        self.resets_sent = 0
+        self.listen_drops = 0
+        self.default_congestion = "cubic"
+
+    # -- ports ---------------------------------------------------------------------------
+    def _users(self, port: int) -> list[_Binding]:
+        users = self.ports.get(port)
+        if users:
+            live = [b for b in users if b.alive]
+            if len(live) != len(users):
+                users[:] = live
+        return users or []
+
+    def bind(self, sock: "TcpSocket", ip: str, port: int) -> None:
+        host = self.host
+        if ip != ANY and not host.owns(ip):
+            raise os_error(errno.EADDRNOTAVAIL)
+        if port == 0:
+            port = self._ephemeral(ip)
+        else:
+            for b in self._users(port):
+                if not (b.ip == ip or b.ip == ANY or ip == ANY):
+                    continue
+                if sock._reuseport and b.reuseport:
+                    continue
+                # inet_csk_bind_conflict: both SO_REUSEADDR and the other not listening
+                if sock._reuseaddr and b.reuseaddr and not b.listening:
+                    continue
+                raise os_error(errno.EADDRINUSE)
+        sock.local = (ip, port)
+        self.ports.setdefault(port, []).append(_Binding(ip, sock._reuseaddr, sock._reuseport, sock=sock))
+
+    def _ephemeral(self, ip: str) -> int:
+        lo, hi = self.host.profile.ip_local_port_range
+        span = hi - lo + 1
+        start = self.host._ephemeral.randrange(span)
+        for i in range(span):
+            port = lo + (start + i) % span
+            if not self._users(port):
+                return port
+        raise os_error(errno.EADDRNOTAVAIL, "no free ephemeral port")
+
+    # -- config --------------------------------------------------------------------------
+    def config_for(self, sock: "TcpSocket", remote_ip: str) -> TcpConfig:
+        prof = self.host.profile
+        mtu = self.host.route(remote_ip)[1]
+        linger = sock._linger[1] if sock._linger[0] else None
+        return TcpConfig.for_mtu(
+            mtu, sndbuf=sock.sndbuf, rcvbuf=sock.rcvbuf, sndbuf_locked=sock._userlocks_snd,
+            rcvbuf_locked=sock._userlocks_rcv, nodelay=sock._nodelay, cork=sock._cork, linger=linger,
+            congestion=sock._congestion, tcp_wmem=tuple(prof.tcp_wmem), tcp_rmem=tuple(prof.tcp_rmem),
+            rmem_max=prof.rmem_max)
+
+    # -- driving connections -------------------------------------------------------------
+    def register(self, conn: TcpConnection, sock: "TcpSocket | None") -> None:
+        key = (conn.local[0], conn.local[1], conn.remote[0], conn.remote[1])
+        self.conns[key] = conn
+        if sock is not None:
+            self.sock_of[conn] = sock
+        if self.sim.trace.want_events:
+            where = f"{self.host.name}:{conn.local[1]}>{conn.remote[0]}:{conn.remote[1]}"
+            trace = self.sim.trace
+            env = self.env
+            conn.trace = lambda kind, now, fields: trace.event(now, where, "tcp_" + kind, fields)
+
+    def pump(self, conn: TcpConnection) -> None:
+        env = self.env
+        now = env.now
+        segs = conn.segments_to_send(now)
+        if segs:
+            host = self.host
+            sim = self.sim
+            src, dst = conn.local[0], conn.remote[0]
+            for seg in segs:
+                host.ip_output(Packet(sim._next_uid(), src, dst, PROTO_TCP, seg, now))
+        sig = conn.take_signals()
+        if sig:
+            sock = self.sock_of.get(conn)
+            if sock is not None:
+                edges = ((SIG_IN if sig & SIG_DATA else 0) | (SIG_OUT if sig & SIG_SPACE else 0)
+                         | (W_STATE if sig & SIG_STATE else 0))
+                sock._notify(edges, readers=bool(sig & (SIG_DATA | SIG_STATE)),
+                             writers=bool(sig & (SIG_SPACE | SIG_STATE)))
+        lsock = self.parent.get(conn)
+        if lsock is not None:
+            lsig = lsock.listener.take_signals()
+            if lsig:
+                lsock._notify(SIG_IN if lsig & SIG_ACCEPT else W_STATE, readers=True)
+            if conn._listener is None or conn.finished:
+                del self.parent[conn]
+        if conn.finished:
+            self._forget(conn)
+            return
+        deadline = conn.next_deadline()
+        if deadline is not None:
+            pending = self.timer_at.get(conn)
+            if pending is None or deadline < pending:
+                self.timer_at[conn] = deadline
+                ev = simpy.Event(env)
+                ev._ok = True
+                ev._value = None
+                ev.callbacks.append(lambda _ev, conn=conn, at=deadline: self._timer(conn, at))
+                env.schedule(ev, 1, max(0, deadline - now))
+
+    def _timer(self, conn: TcpConnection, at: int) -> None:
+        if self.timer_at.get(conn) == at:
+            del self.timer_at[conn]
+        if conn.finished:
+            return
+        now = self.env.now
+        deadline = conn.next_deadline()
+        if deadline is not None and deadline <= now:
+            conn.handle_timer(now)
+        self.pump(conn)
+
+    def _forget(self, conn: TcpConnection) -> None:
+        key = (conn.local[0], conn.local[1], conn.remote[0], conn.remote[1])
+        if self.conns.get(key) is conn:
+            del self.conns[key]
+        self.timer_at.pop(conn, None)
+        self.parent.pop(conn, None)
+        sock = self.sock_of.get(conn)
+        if sock is None or sock._closed:
+            self.sock_of.pop(conn, None)
+
+    def timers_busy(self) -> bool:
+        """True while some connection has work due soon (for settle): retransmissions,
+        delayed ACKs, unsent data; TIME_WAIT and zero-window probes do not count."""
+        for conn in self.conns.values():
+            if conn.delack_at is not None or (conn.rto_at is not None and conn.rto_kind != "probe"):
+                if not conn.in_time_wait:
+                    return True
+        return False
+
+    # -- network side --------------------------------------------------------------------
+    def receive(self, pkt: Packet) -> None:
+        seg = pkt.payload
+        now = self.env.now
+        conn = self.conns.get((pkt.dst, seg.dport, pkt.src, seg.sport))
+        if conn is not None:
+            conn.receive_segment(seg, now)
+            self.pump(conn)
+            return
+        lsock = self._listener_for(pkt.dst, seg.dport)
+        if lsock is not None:
+            self._syn_src = pkt.src
+            iss = self.iss_rng.getrandbits(32)
+            child = lsock.listener.receive_segment(seg, (pkt.src, seg.sport), now, iss=iss)
+            if child is not None:
+                child.local = (pkt.dst, seg.dport)
+                self.register(child, None)
+                self.parent[child] = lsock
+                self.ports.setdefault(seg.dport, []).append(
+                    _Binding(pkt.dst, lsock._reuseaddr, lsock._reuseport, conn=child))
+                self.pump(child)
+                return
+            if seg.flags & SYN and not seg.flags & (ACK | RST | FIN):
+                self.listen_drops += 1            # accept queue full: SYN dropped silently
+                self.sim._packet_dropped(None, pkt, "listen_overflow", where=self.host.name)
+                return
+        self._send_reset(pkt)
+
+    def _listener_for(self, ip: str, port: int):
+        best = None
+        for sock in self.listeners.get(port, ()):
+            lip = sock.local[0]
+            if lip == ip:
+                return sock
+            if lip == ANY and best is None:
+                best = sock
+        return best
+
+    def _send_reset(self, pkt: Packet) -> None:
+        rst = reset_for(pkt.payload)
+        self.sim._packet_dropped(None, pkt, "no_socket", where=self.host.name)
+        if rst is None:
+            return
+        self.resets_sent += 1
+        self.host.ip_output(Packet(self.sim._next_uid(), pkt.dst, pkt.src, PROTO_TCP, rst, self.env.now))
+
+    def icmp(self, quoted: Packet, code: int) -> None:
+        seg = quoted.payload
+        conn = self.conns.get((quoted.src, seg.sport, quoted.dst, seg.dport))
+        if conn is not None and hasattr(conn, "icmp_error"):
+            conn.icmp_error(code, self.env.now)
+            self.pump(conn)
+
+
+def attach_tcp(host) -> None:
+    host.tcp = TcpStack(host)
+    host.tcp_receive = host.tcp.receive
+    host.tcp_icmp = host.tcp.icmp
+
+
+def make_tcp_socket(host, family, type, proto):
+    return TcpSocket(host, family, type, proto)
+
+
+class TcpSocket(Socket):
+    """A ``SOCK_STREAM`` socket."""
+
+    _kind = "tcp"
+
+    def __init__(self, host, family: int, type: int, proto: int, conn: TcpConnection | None = None):
+        super().__init__(host, family, type, proto)
+        prof = host.profile
+        self.stack: TcpStack = host.tcp
+        self.sndbuf = prof.tcp_wmem[1]
+        self.rcvbuf = prof.tcp_rmem[1]
+        self._nodelay = False
+        self._cork = False
+        self._congestion = self.stack.default_congestion
+        self.conn = conn
+        self.listener: TcpListener | None = None
+        self._sock_state = _CONNECTED if conn is not None else _UNCONNECTED
+        if conn is not None:
+            self.local = conn.local
+            self.peer = conn.remote
+            self.stack.sock_of[conn] = self
+
+    # -- options -------------------------------------------------------------------------
+    def _sndbuf(self) -> int:
+        return self.conn.sndbuf if self.conn is not None else self.sndbuf
+
+    def _rcvbuf(self) -> int:
+        return self.conn.rcvbuf if self.conn is not None else self.rcvbuf
+
+    def _set_sndbuf(self, value: int) -> None:
+        self.sndbuf = value
+        if self.conn is not None:
+            self.conn.sndbuf = value
+            self.conn.config.sndbuf_locked = True
+            self._pump()
+
+    def _set_rcvbuf(self, value: int) -> None:
+        self.rcvbuf = value
+        if self.conn is not None:
+            self.conn.rcvbuf = value
+            self.conn.config.rcvbuf_locked = True
+            self._pump()
+
+    def _linger_changed(self) -> None:
+        if self.conn is not None:
+            self.conn.config.linger = self._linger[1] if self._linger[0] else None
+
+    def _take_protocol_error(self) -> int:
+        return self.conn.take_error() if self.conn is not None else 0
+
+    def _set_protocol_option(self, level: int, optname: int, value) -> None:
+        if level != C.IPPROTO_TCP:
+            raise os_error(errno.ENOPROTOOPT)
+        if optname == C.TCP_CONGESTION:
+            if isinstance(value, str):
+                raise TypeError("a bytes-like object is required, not 'str'")
+            name = bytes(value) if isinstance(value, (bytes, bytearray, memoryview)) else value
+            cc_registry.get(name)            # raises ENOENT for an unknown algorithm
+            name = name.split(b"\0")[0].decode() if isinstance(name, bytes) else str(name)
+            self._congestion = name
+            if self.conn is not None:
+                self.conn.config.congestion = name
+                if hasattr(self.conn, "set_congestion"):
+                    self.conn.set_congestion(name, self._env.now)
+            return
+        from .socket import _int_option
+        v = _int_option(value)
+        if optname == C.TCP_NODELAY:
+            self._nodelay = bool(v)
+            if self.conn is not None:
+                self.conn.config.nodelay = bool(v)
+                self._pump()
+        elif optname == C.TCP_CORK:
+            self._cork = bool(v)
+            if self.conn is not None:
+                self.conn.config.cork = bool(v)
+                self._pump()
+        elif optname == C.TCP_QUICKACK:
+            if self.conn is not None and v:
+                self.conn.quick = max(self.conn.quick, self.conn.config.max_quickacks)
+        else:
+            raise os_error(errno.ENOPROTOOPT, f"TCP option {optname} is not modelled")
+
+    def _get_protocol_option(self, level: int, optname: int):
+        if level != C.IPPROTO_TCP:
+            raise os_error(errno.ENOPROTOOPT)
+        if optname == C.TCP_NODELAY:
+            return int(self._nodelay)
+        if optname == C.TCP_CORK:
+            return int(self._cork)
+        if optname == C.TCP_CONGESTION:
+            return self._congestion.encode().ljust(16, b"\0")
+        if optname == C.TCP_MAXSEG:
+            return self.conn.mss_cache if self.conn is not None else 536
+        raise os_error(errno.ENOPROTOOPT, f"TCP option {optname} is not modelled")
+
+    # -- helpers -------------------------------------------------------------------------
+    def _pump(self) -> None:
+        if self.conn is not None:
+            self.stack.pump(self.conn)
+
+    async def _wait_ready(self, queue, mask: int, flags: int):
+        """CPython's timeout mode: poll for ``mask`` until ready or the timeout expires."""
+        deadline = self._deadline()
+        from .wait import TIMED_OUT
+        while not (self.poll_mask() & (mask | C.EPOLLERR | C.EPOLLHUP)):
+            woke = await queue.wait(deadline)
+            if woke is TIMED_OUT and not (self.poll_mask() & (mask | C.EPOLLERR | C.EPOLLHUP)):
+                from simsock.errors import timeout_error
+                raise timeout_error()
+
+    # -- binding, listening, connecting --------------------------------------------------
+    @syscall
+    def bind(self, address) -> None:
+        self._check_open()
+        host, port = parse_inet_address(address, "bind")
+        ip = resolve(self._sim, host)
+        if self.local is not None:
+            raise os_error(errno.EINVAL)
+        self.stack.bind(self, ip, port)
+
+    @syscall
+    def listen(self, backlog=None) -> None:
+        self._check_open()
+        if backlog is None:
+            backlog = min(C.SOMAXCONN, 128)
+        backlog = check_int(backlog)
+        if self.conn is not None:
+            raise os_error(errno.EINVAL)
+        if backlog < 0:
+            backlog = 0
+        if self.listener is not None:
+            self.listener.backlog = min(backlog, self._host.profile.somaxconn)
+            return
+        if self.local is None:
+            self.stack.bind(self, ANY, 0)
+        stack = self.stack
+        self.listener = TcpListener(self.local, min(backlog, self._host.profile.somaxconn),
+                                    lambda: stack.config_for(self, stack._syn_src))
+        stack.listeners.setdefault(self.local[1], []).append(self)
+
+    @syscall
+    async def accept(self):
+        self._check_open()
+        if self.listener is None:
+            raise os_error(errno.EINVAL)
+        listener = self.listener
+
+        def attempt():
+            if not listener.accept_queue:
+                return AGAIN
+            return listener.accept(self._env.now)
+
+        conn = await self._wait_for(attempt, self.read_wait)
+        sock = TcpSocket(self._host, self.family, C.SOCK_STREAM, self.proto, conn)
+        sock._reuseaddr = self._reuseaddr
+        sock._nodelay = self._nodelay
+        sock._congestion = self._congestion
+        sock._userlocks_snd, sock._userlocks_rcv = self._userlocks_snd, self._userlocks_rcv
+        self.stack.parent.pop(conn, None)
+        self.stack.pump(conn)
+        if self._sim.trace.want_syscalls:
+            sock._record("accepted", (), conn.remote, None)
+        return sock, conn.remote
+
+    @syscall
+    async def connect(self, address) -> None:
+        err = await self._connect(address)
+        if err:
+            raise os_error(err)
+
+    @syscall
+    async def connect_ex(self, address) -> int:
+        return await self._connect(address)
+
+    async def _connect(self, address) -> int:
+        self._check_open()
+        host, port = parse_inet_address(address, "connect")
+        ip = resolve(self._sim, host)
+        if ip == ANY:
+            ip = LOOPBACK
+        if self.listener is not None:
+            return errno.EISCONN
+        if self._sock_state == _CONNECTED:
+            return errno.EISCONN
+        if self._sock_state == _CONNECTING:
+            conn = self.conn
+            if conn.state in ("SYN_SENT", "SYN_RECV"):
+                if self._timeout_ns == 0:
+                    return errno.EALREADY
+            else:
+                return self._connect_result()
+        else:
+            self._host.route_check(ip)
+            if self.local is None:
+                self.stack.bind(self, ANY, 0)
+            src = self.local[0] if self.local[0] != ANY else self._host.route(ip)[2]
+            conn = TcpConnection((src, self.local[1]), (ip, port), self.stack.config_for(self, ip),
+                                 self.stack.iss_rng.getrandbits(32))
+            self.conn = conn
+            self.peer = (ip, port)
+            self.local = (src, self.local[1])
+            self.stack.register(conn, self)
+            conn.connect(self._env.now)
+            self._sock_state = _CONNECTING
+            self._pump()
+            if self._timeout_ns == 0:
+                return errno.EINPROGRESS
+        deadline = self._deadline()
+        from .wait import TIMED_OUT
+        while self.conn.state in ("SYN_SENT", "SYN_RECV"):
+            woke = await self.write_wait.wait(deadline)
+            if woke is TIMED_OUT and self.conn.state in ("SYN_SENT", "SYN_RECV"):
+                from simsock.errors import timeout_error
+                raise timeout_error()
+        return self._connect_result()
+
+    def _connect_result(self) -> int:
+        conn = self.conn
+        if conn.finished or conn.state == "CLOSE":
+            err = conn.take_error() or errno.ECONNABORTED
+            self._sock_state = _UNCONNECTED
+            self.peer = None
+            return err
+        self._sock_state = _CONNECTED
+        return 0
+
+    # -- data ----------------------------------------------------------------------------
+    @staticmethod
+    def _data(data) -> memoryview:
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            return memoryview(data).cast("B") if isinstance(data, memoryview) else memoryview(data)
+        raise TypeError(f"a bytes-like object is required, not '{type(data).__name__}'")
+
+    def _check_sendable(self) -> TcpConnection:
+        self._check_open()
+        if self.conn is None or self.listener is not None:
+            raise os_error(errno.EPIPE)
+        return self.conn
+
+    def _try_send_once(self, view) -> int:
+        conn = self.conn
+        n = conn.send(view, self._env.now)
+        self._pump()
+        return n if n else AGAIN
+
+    @syscall
+    async def send(self, data, flags=0) -> int:
+        view = self._data(data)
+        flags = check_int(flags)
+        conn = self._check_sendable()
+        nonblock = self._timeout_ns == 0 or flags & C.MSG_DONTWAIT
+        if nonblock or self._timeout_ns is not None:
+            if not nonblock:
+                await self._wait_ready(self.write_wait, C.EPOLLOUT, flags)
+            try:
+                n = conn.send(view, self._env.now)
+            finally:
+                self._pump()
+            if n == 0 and len(view):
+                raise os_error(errno.EAGAIN)
+            return n
+        # Blocking: tcp_sendmsg queues everything, waiting for space as needed.
+        sent = 0
+        total = len(view)
+        while True:
+            try:
+                n = conn.send(view[sent:], self._env.now)
+            except OSError:
+                self._pump()
+                if sent:
+                    return sent
+                raise
+            self._pump()
+            sent += n
+            if sent >= total:
+                return sent
+            await self.write_wait.wait(None)
+            self._check_open()
+
+    @syscall
+    async def sendall(self, data, flags=0) -> None:
+        view = self._data(data)
+        flags = check_int(flags)
+        conn = self._check_sendable()
+        sent = 0
+        total = len(view)
+        deadline = self._deadline()
+        from .wait import TIMED_OUT
+        while sent < total or total == 0:
+            try:
+                n = conn.send(view[sent:], self._env.now)
+            finally:
+                self._pump()
+            sent += n
+            if sent >= total:
+                return None
+            if self._timeout_ns == 0 or flags & C.MSG_DONTWAIT:
+                if n == 0:
+                    raise os_error(errno.EAGAIN)
+                continue
+            woke = await self.write_wait.wait(deadline)
+            self._check_open()
+            if woke is TIMED_OUT and not (self.poll_mask() & C.EPOLLOUT):
+                from simsock.errors import timeout_error
+                raise timeout_error()
+        return None
+
+    async def sendto(self, data, flags_or_address, address=None) -> int:
+        # Linux ignores the address on a connected TCP socket (EISCONN only with
+        # MSG_FASTOPEN); on an unconnected one sendto is EPIPE like send.
+        flags = 0 if address is None else check_int(flags_or_address)
+        return await self.send(data, flags)
+
+    def _recv_attempt(self, n: int, flags: int):
+        conn = self.conn
+        try:
+            data = conn.recv(n, self._env.now, peek=bool(flags & C.MSG_PEEK))
+        except BlockingIOError:
+            return AGAIN
+        finally:
+            self._pump()
+        return data
+
+    def _check_receivable(self) -> TcpConnection:
+        self._check_open()
+        if self.conn is None or self.listener is not None:
+            raise os_error(errno.ENOTCONN)
+        return self.conn
+
+    async def _recv(self, bufsize: int, flags: int) -> bytes:
+        self._check_receivable()
+        if bufsize == 0:
+            return b""
+        if self._timeout_ns is not None and self._timeout_ns > 0 and not flags & C.MSG_DONTWAIT:
+            await self._wait_ready(self.read_wait, C.EPOLLIN, flags)
+            result = self._recv_attempt(bufsize, flags)
+            if result is AGAIN:
+                raise os_error(errno.EAGAIN)
+            return result
+        if flags & C.MSG_WAITALL and not (self._timeout_ns == 0 or flags & C.MSG_DONTWAIT):
+            chunks = []
+            got = 0
+            while got < bufsize:
+                part = await self._wait_for(lambda: self._recv_attempt(bufsize - got, flags & ~C.MSG_WAITALL),
+                                            self.read_wait, flags)
+                if not part:
+                    break
+                chunks.append(part)
+                got += len(part)
+            return b"".join(chunks)
+        return await self._wait_for(lambda: self._recv_attempt(bufsize, flags), self.read_wait, flags)
+
+    @syscall
+    async def recv(self, bufsize, flags=0) -> bytes:
+        bufsize = check_int(bufsize)
+        flags = check_int(flags)
+        if bufsize < 0:
+            raise ValueError("negative buffersize in recv")
+        return await self._recv(bufsize, flags)
+
+    @syscall
+    async def recvfrom(self, bufsize, flags=0):
+        bufsize = check_int(bufsize)
+        flags = check_int(flags)
+        if bufsize < 0:
+            raise ValueError("negative buffersize in recvfrom")
+        data = await self._recv(bufsize, flags)
+        return data, None
+
+    @syscall
+    async def recv_into(self, buffer, nbytes=0, flags=0) -> int:
+        from .udp import UdpSocket
+        n, flags = UdpSocket._into_args(buffer, nbytes, flags, "recv_into")
+        data = await self._recv(n, flags)
+        buffer[:len(data)] = data
+        return len(data)
+
+    # -- shutdown and close --------------------------------------------------------------
+    @syscall
+    def shutdown(self, how) -> None:
+        self._check_open()
+        how = check_int(how)
+        if how not in (C.SHUT_RD, C.SHUT_WR, C.SHUT_RDWR):
+            raise os_error(errno.EINVAL)
+        if self.listener is not None:
+            # inet_shutdown on a listener: stop listening (tcp_disconnect).
+            self._stop_listening()
+            return
+        if self.conn is None or self._sock_state != _CONNECTED and self.conn.state in ("CLOSE",):
+            raise os_error(errno.ENOTCONN)
+        self.conn.shutdown(how, self._env.now)
+        self._pump()
+
+    def _stop_listening(self) -> None:
+        listener = self.listener
+        for conn in listener.close(self._env.now):
+            self.stack.pump(conn)
+        users = self.stack.listeners.get(self.local[1], [])
+        if self in users:
+            users.remove(self)
+        self._notify(W_STATE, readers=True, writers=True)
+
+    def _release(self) -> None:
+        if self.listener is not None:
+            self._stop_listening()
+        elif self.conn is not None:
+            conn = self.conn
+            conn.orphan = True
+            conn.close(self._env.now)
+            self.stack.pump(conn)
+            self.stack.sock_of.pop(conn, None) if conn.finished else None
+
+    # -- readiness -----------------------------------------------------------------------
+    def poll_mask(self) -> int:
+        if self._closed:
+            return C.POLLNVAL
+        if self.listener is not None:
+            return self.listener.poll()
+        if self.conn is None:
+            return C.EPOLLOUT | C.EPOLLHUP      # tcp_poll on a fresh socket (state CLOSE)
+        return self.conn.poll()
+
+    def stats(self) -> dict:
+        out = {"type": "tcp", "fd": self._fd, "local": list(self.local) if self.local else None,
+               "peer": list(self.peer) if self.peer else None}
+        if self.listener is not None:
+            out.update(state="LISTEN", accept_queue=len(self.listener.accept_queue),
+                       syn_drops=self.listener.syn_drops, ack_drops=self.listener.ack_drops)
+        elif self.conn is not None:
+            out.update(state=self.conn.state, **self.conn.stats(), outq=self.conn.outq, inq=self.conn.inq)
+        return out
