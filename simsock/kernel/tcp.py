@@ -689,7 +689,6 @@ class TcpSocket(Socket):
             self._stop_listening()
         elif self.conn is not None:
             conn = self.conn
-            conn.orphan = True
             conn.close(self._env.now)
             self.stack.pump(conn)
             self.stack.sock_of.pop(conn, None) if conn.finished else None

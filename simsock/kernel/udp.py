@@ -193,12 +193,13 @@ class UdpSocket(Socket):
         if self._wmem_timer is not None or not self._wmem_pending:
             return
         env = self._env
-        # the earliest time at which wmem_alloc drops below sndbuf
+        # the earliest time at which wmem_alloc drops below sndbuf / 2: sock_wfree ->
+        # sock_def_write_space wakes writers only when sock_writeable()
         alloc = self.wmem_alloc
         when = None
         for release, size in self._wmem_pending:
             alloc -= size
-            if alloc < self.sndbuf:
+            if alloc < (self.sndbuf >> 1):
                 when = release
                 break
         if when is None:
