@@ -16,7 +16,8 @@ TCP_INFINITE_SSTHRESH = 0x7FFFFFFF
 class CongestionState:
     __slots__ = ("snd_cwnd", "snd_ssthresh", "snd_cwnd_cnt", "snd_cwnd_clamp", "mss_cache",
                  "srtt_us", "now_us", "packets_out", "is_cwnd_limited", "prior_cwnd",
-                 "ca_state", "ca_priv", "__dict__")
+                 "ca_state", "ca_priv", "snd_una", "snd_nxt", "lsndtime_us",
+                 "max_packets_out", "__dict__")
 
     def __init__(self, init_cwnd: int, mss: int) -> None:
         self.snd_cwnd = init_cwnd
@@ -31,6 +32,11 @@ class CongestionState:
         self.prior_cwnd = 0
         self.ca_state = CA_OPEN
         self.ca_priv = None  # free slot for the module's private state
+        # Optional extras some modules read with getattr (cubic's HyStart, tcp_is_cwnd_limited).
+        self.snd_una = 0
+        self.snd_nxt = 0
+        self.lsndtime_us = 0
+        self.max_packets_out = 0
 
 
 class RenoOps:

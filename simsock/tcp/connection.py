@@ -248,8 +248,8 @@ class TcpConnection(Receiver, Sender):
             big = self.rcvbuf if cfg.rcvbuf_locked else max(self.rcvbuf, cfg.tcp_rmem[2], cfg.rmem_max)
             self.rcv_wscale = min(max(big.bit_length() - 1 - 15, 0), 14)
         mss = cfg.mss - (TIMESTAMP_OPTION if cfg.timestamps else 0)
-        space = min(space, 65535)
-        self.rcv_wnd = (space // mss) * mss if space > mss else space
+        init = min(space, 65535)
+        self.rcv_wnd = (init // mss) * mss if init > mss else init
         self.rcv_ssthresh = self.rcv_wnd
         self.window_clamp = space
         self.rcv_mss = min(mss, 536)

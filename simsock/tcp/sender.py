@@ -119,6 +119,7 @@ class Sender:
                         limited = 3
                         break
                 if not records:
+                    tp.now_us = now // 1000
                     self.cc.cwnd_event(tp, CA_EVENT_TX_START)
                 self._emit_data(nxt, seg_end, now, out, fin=fin)
                 end = seg_end + (1 if fin else 0)
@@ -153,6 +154,10 @@ class Sender:
         else:
             tp.is_cwnd_limited = limited == 2
         self._limit_state(limited if sq.end > self.snd_una or records else 3, now)
+        if sent_any:
+            tp.lsndtime_us = now // 1000
+            tp.snd_nxt = self.snd_nxt
+        tp.max_packets_out = self.max_packets_out
         if sent_any and self.rto_kind is None:
             self._arm_rto(now)
         elif self.snd_nxt < sq.end and not records and self.rto_kind is None:
@@ -238,6 +243,8 @@ class Sender:
                 self.retrans_stamp = 0
             tp.packets_out = len(records)
             tp.now_us = now // 1000
+            tp.snd_una = ack
+            tp.snd_nxt = self.snd_nxt
             self.cc.pkts_acked(tp, acked_pkts, rtt // 1000 if rtt >= 0 else -1)
             self._fastretrans_alert(acked_pkts, False, ack, now)
             if self.fin_sent and self.snd_una >= self.snd_nxt:
