@@ -268,7 +268,16 @@ SUBCOMMANDS: dict[str, Subcommand] = {
                         _configure_sweep, _cmd_sweep),
     "report": Subcommand("run every experiment and write one HTML page of figures",
                          _configure_report, _cmd_report),
+    "record": Subcommand("run a world script on the real kernel and save its syscall trace",
+                         lambda p: _compare().add_record_arguments(p), lambda a: _compare().cmd_record(a)),
+    "compare": Subcommand("compare two traces call by call and print the first difference",
+                          lambda p: _compare().add_compare_arguments(p), lambda a: _compare().cmd_compare(a)),
 }
+
+
+def _compare():
+    from simsock import compare
+    return compare
 
 
 def build_parser() -> argparse.ArgumentParser:

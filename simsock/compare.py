@@ -271,6 +271,8 @@ def add_record_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--until", default="10", help="wall-clock bound in seconds (default 10)")
     parser.add_argument("--namespaces", action="store_true",
                         help="one network namespace per host (root only; needed for link rates)")
+    parser.add_argument("--sim", action="store_true",
+                        help="run the same world on the simulated kernel instead (seed 1), to compare with a real trace")
     parser.set_defaults(func=cmd_record)
 
 
@@ -295,6 +297,20 @@ def cmd_record(args) -> int:
         return 2
     from simsock.errors import SimulationError
 
+    if getattr(args, "sim", False):
+        import simsock
+        w = simsock.Simulation(seed=1)
+        world_fn(w)
+        try:
+            w.run(until=float(args.until) if args.until is not None else None)
+        except SimulationError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        out = getattr(args, "out", None) or "trace.jsonl"
+        w.trace.to_jsonl(out)
+        calls, threads = summary(w.trace)
+        print(f"recorded {calls} simulated calls on {threads} threads to {out}")
+        return 0
     w = RealWorld(namespaces=getattr(args, "namespaces", False))
     world_fn(w)
     until = getattr(args, "until", None)
