@@ -7,7 +7,8 @@ were reached by (``127.0.1.2`` on the real loopback, ``10.77.0.1`` in a namespac
 the simulator assigns). :func:`normalise` removes them:
 
 - times are dropped; only each thread's order of calls is kept;
-- file descriptors become ``fd1``, ``fd2``, … per host in order of appearance; a call that
+- file descriptors become ``fd1``, ``fd2``, … per host in order of appearance, threads
+  taken one after another in sorted order; a call that
   creates a file (``socket``, ``accept``, ``epoll``) always gets a fresh name, so reusing a
   closed number does not alias two sockets;
 - an address that belongs to a host becomes the host's name. Addresses are learnt from the
@@ -119,7 +120,11 @@ def normalise(records, addresses: dict[str, str] | None = None) -> dict[ThreadKe
     """
     records = _records(records)
     norm = _Normaliser(address_table(records, addresses))
-    calls = sorted((r for r in records if r.get("type") == SYSCALL), key=lambda r: r["t"])
+    # Threads that start at the same instant run in a different order on each kernel, so
+    # descriptors are labelled thread by thread (threads sorted by host and name), each
+    # thread's calls in time order: the labels then do not depend on the interleaving.
+    indexed = [(i, r) for i, r in enumerate(records) if r.get("type") == SYSCALL]
+    calls = [r for _, r in sorted(indexed, key=lambda ir: (ir[1]["host"], ir[1]["thread"], ir[1]["t"], ir[0]))]
     out: dict[ThreadKey, list[dict]] = {}
     for r in calls:
         host = r["host"]
