@@ -27,6 +27,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import simsock
+from simsock.units import parse_time
 from models.tcp import blocking_sender, slow_reader, stream_hash
 
 CLAIMS = ["C2.2", "C2.3", "C3.1", "C3.2", "C3.3", "C4.1", "C4.2", "C4.3"]
@@ -110,7 +111,7 @@ def run(params: dict, seed: int) -> dict:
         "sndbuf": sndbuf,
         "rcvbuf": rlog["rcvbuf"],
         "client_start": p["client_start"],
-        "rtt_s": 2 * simsock.units.parse_time(p["delay"]) / 1e9,
+        "rtt_s": 2 * parse_time(p["delay"]) / 1e9,
         "connect": [slog["connect_start"], slog["connect_end"]],
         "listen_call": rlog["listen_call"],
         "accept": [rlog["accept_start"], rlog["accept_end"]],

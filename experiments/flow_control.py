@@ -1,0 +1,242 @@
+"""Flow control: a reader that stops reading closes TCP's window and stalls the sender,
+without breaking the connection; afterwards the sender goes at the reader's pace.
+
+Claims (seed/CLAIMS.md):
+  C5.1  When the application drains the receive buffer more slowly than the network fills
+        it, the receive buffer becomes full.
+  C5.2  Then the TCP sender's send blocks (flow control: the advertised window closes).
+  C5.3  The connection stays up (zero-window probes keep it alive and no data is lost);
+        the sender is paced to the slow receiver.
+
+World: host ``sender`` sends ``total`` bytes with blocking ``send`` calls over a
+``link_rate`` link to host ``receiver``, which reads ``read_chunk`` bytes every
+``read_pause`` s but stops reading altogether between ``pause_start`` and ``pause_end``.
+While it sleeps, its receive buffer fills, the window it advertises drops to zero, the
+sender's send buffer fills and ``send`` blocks; the sender's kernel sends zero-window
+probes, with exponential backoff, until the reader resumes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import simsock
+from models.tcp import blocking_sender, slow_reader, stream_hash
+
+CLAIMS = ["C5.1", "C5.2", "C5.3"]
+
+PARAMS = {
+    "total": 2_000_000,
+    "chunk": 65536,
+    "sndbuf": 65536,
+    "rcvbuf": 65536,
+    "read_chunk": 8192,
+    "read_pause": 0.01,
+    "pause_start": 0.5,
+    "pause_end": 2.5,
+    "link_rate": "100Mbit",
+    "delay": "10ms",
+    "sample_ms": 2.0,
+    "bin_ms": 100.0,
+}
+
+PARAM_HELP = {
+    "total": "bytes the sender sends",
+    "chunk": "bytes per blocking send call",
+    "sndbuf": "SO_SNDBUF of the sender (Linux doubles it)",
+    "rcvbuf": "SO_RCVBUF of the reader (Linux doubles it)",
+    "read_chunk": "bytes the reader asks recv for each time",
+    "read_pause": "seconds the reader sleeps after each recv",
+    "pause_start": "time (s) the reader stops reading",
+    "pause_end": "time (s) the reader starts reading again",
+    "link_rate": "rate of the link",
+    "delay": "one-way propagation delay of the link",
+    "sample_ms": "sampling interval of the connection state (ms)",
+    "bin_ms": "width of the throughput bins (ms)",
+}
+
+PORT = 5959
+
+
+def run(params: dict, seed: int) -> dict:
+    p = params
+    sim = simsock.Simulation(seed=seed, trace=("event",))
+    sender = sim.add_host("sender")
+    receiver = sim.add_host("receiver")
+    sim.add_link(sender, receiver, rate=p["link_rate"], delay=p["delay"], queue=200)
+    slog: dict = {}
+    rlog: dict = {}
+    samples: list[list] = []
+
+    async def sampler(k):
+        while "eof_time" not in rlog:
+            s, r = slog.get("socket"), rlog.get("socket")
+            sc = s.conn if s is not None else None
+            rc = r.conn if r is not None else None
+            if sc is not None and rc is not None and sc.state == "ESTABLISHED":
+                samples.append([k.now, sc.snd_wnd, sc.snd_nxt - sc.snd_una, sc.wmem_queued,
+                                rc.rmem_alloc, rc.inq, rlog["received"], sc.stats()["bytes_acked"]])
+            await k.sleep(p["sample_ms"] / 1000.0)
+
+    receiver.spawn(slow_reader, PORT, p["read_chunk"], p["read_pause"], rlog, p["rcvbuf"],
+                   (p["pause_start"], p["pause_end"]))
+    sender.spawn(blocking_sender, ("receiver", PORT), p["total"], p["chunk"], slog, p["sndbuf"])
+    sender.spawn(sampler)
+    read_rate = p["read_chunk"] / p["read_pause"]
+    sim.run(until=p["pause_end"] + 3 * p["total"] / read_rate + 5)
+
+    events = list(sim.trace.records("event"))
+    zwp = [e["t"] / 1e9 for e in events if e["kind"] == "tcp_zwp" and e["where"].startswith("sender:")]
+    states = [[e["t"] / 1e9, e["fields"]["new"]] for e in events
+              if e["kind"] == "tcp_state" and e["where"].startswith("sender:")]
+    retrans = sum(1 for e in events if e["kind"] == "tcp_retransmit")
+    stats = slog["socket"].conn.stats() if slog["socket"].conn else {}
+    calls = slog["calls"]
+    blocked = [[c[0], c[1]] for c in calls if c[1] > c[0]]
+    t0, t1 = p["pause_start"], p["pause_end"]
+    in_pause = [s for s in samples if t0 < s[0] < t1]
+    mss = stats.get("mss", 1448)
+    # "closed": the window left to the sender (advertised minus in flight) is under one MSS
+    open_samples = [s[0] for s in in_pause if s[1] - s[2] >= mss]
+    closed = [s[0] for s in in_pause if s[1] - s[2] < mss and (not open_samples or s[0] > open_samples[-1])]
+    zero_from = closed[0] if closed else None   # from then on closed until the reader resumed
+    probes_in_pause = [z for z in zwp if t0 <= z <= t1]
+    rtx_in_pause = [e["t"] / 1e9 for e in events if e["kind"] == "tcp_retransmit" and e["where"].startswith("sender:")
+                    and t0 * 1e9 <= e["t"] <= t1 * 1e9]
+    acked_t1 = max((s[7] for s in samples if s[0] <= t1), default=0)
+    resume = next((s[0] for s in samples if s[0] > t1 and s[7] > acked_t1), t1)
+    # the blocked call spanning the pause
+    longest = max(blocked, key=lambda b: b[1] - b[0]) if blocked else [0, 0]
+    # read rate vs acked (sender) rate after the reader resumed, while the sender still had data
+    after = [s for s in samples if resume + 0.2 <= s[0] <= slog["close_time"]]
+    if len(after) >= 2:
+        dt = after[-1][0] - after[0][0]
+        acked_rate = (after[-1][7] - after[0][7]) / dt
+        read_rate_after = (after[-1][6] - after[0][6]) / dt
+    else:
+        acked_rate = read_rate_after = 0.0
+    width = p["bin_ms"] / 1000.0
+    end = max(s[0] for s in samples)
+    nb = int(end / width) + 1
+    acked_bins = [0.0] * nb
+    read_bins = [0.0] * nb
+    for a, b in zip(samples, samples[1:]):
+        i = min(nb - 1, int(b[0] / width))
+        acked_bins[i] += b[7] - a[7]
+        read_bins[i] += b[6] - a[6]
+    return {
+        "total": p["total"],
+        "pause": [t0, t1],
+        "rcvbuf": rlog["rcvbuf"],
+        "sndbuf": stats.get("sndbuf", 0),
+        "read_rate_set": read_rate,
+        "link_rate_Bps": simsock.units.parse_rate(p["link_rate"]) / 8,
+        "max_rmem_in_pause": max((s[4] for s in in_pause), default=0),
+        "max_inq_in_pause": max((s[5] for s in in_pause), default=0),
+        "mss": mss,
+        "zero_window_from": zero_from,
+        "window_at_pause_end": in_pause[-1][1] if in_pause else None,
+        "usable_window_at_pause_end": in_pause[-1][1] - in_pause[-1][2] if in_pause else None,
+        "probes_in_pause": len(probes_in_pause),
+        "rtx_in_pause": rtx_in_pause,
+        "sender_resumed": resume,
+        "longest_blocked": longest,
+        "blocked_count": len(blocked),
+        "zero_window_probes": stats.get("zero_window_probes", 0),
+        "zwp_times": zwp,
+        "sender_states": states,
+        "retransmits": retrans,
+        "received": rlog["received"],
+        "intact": rlog["intact"],
+        "hash_ok": rlog.get("sha256") == stream_hash(p["total"]),
+        "eof_time": rlog.get("eof_time"),
+        "close_time": slog["close_time"],
+        "acked_rate_after": acked_rate,
+        "read_rate_after": read_rate_after,
+        "samples": samples,
+        "bin_s": width,
+        "acked_per_bin": acked_bins,
+        "read_per_bin": read_bins,
+    }
+
+
+def check(result: dict) -> list[str]:
+    r = result
+    failed = []
+    t0, t1 = r["pause"]
+    if r["max_inq_in_pause"] <= 0 or r["max_rmem_in_pause"] < r["rcvbuf"] * 0.5:
+        failed.append(f"C5.1: while the reader slept the receive buffer held at most {r['max_rmem_in_pause']} B "
+                      f"charged ({r['max_inq_in_pause']} B unread) of SO_RCVBUF {r['rcvbuf']}; expected it to fill")
+    if r["zero_window_from"] is None:
+        failed.append(f"C5.2: the window left to the sender never fell under one MSS ({r['mss']} B) while the "
+                      f"reader slept")
+    elif r["usable_window_at_pause_end"] >= r["mss"]:
+        failed.append(f"C5.2: the window reopened ({r['usable_window_at_pause_end']} B) before the reader resumed")
+    b0, b1 = r["longest_blocked"]
+    if not (b0 < t0 + 0.5 and b1 >= t1):
+        failed.append(f"C5.2: the longest blocked send lasted {b0:.3f}-{b1:.3f} s; expected send to block "
+                      f"through the reader's pause ({t0}-{t1} s)")
+    probes = r["probes_in_pause"] + len(r["rtx_in_pause"])
+    if probes < 2:
+        failed.append(f"C5.3: the sender probed the closed window {probes} times in {t1 - t0:.1f} s "
+                      f"(zero-window probes + timeout retransmissions); expected at least 2")
+    if any(st in ("CLOSE", "TIME_WAIT", "FIN_WAIT1") for t, st in r["sender_states"] if t < r["close_time"]):
+        failed.append("C5.3: the sender's connection left ESTABLISHED before the sender closed it")
+    if r["received"] != r["total"] or not r["intact"] or not r["hash_ok"]:
+        failed.append(f"C5.3: the reader got {r['received']} of {r['total']} bytes (intact and in order: "
+                      f"{r['intact'] and r['hash_ok']})")
+    if r["eof_time"] is None:
+        failed.append("C5.3: the connection never finished")
+    rate = r["read_rate_set"]
+    if not (0.8 * rate <= r["acked_rate_after"] <= 1.2 * rate):
+        failed.append(f"C5.3: after the reader resumed the sender delivered {r['acked_rate_after']:.0f} B/s, "
+                      f"expected about the reader's {rate:.0f} B/s (link {r['link_rate_Bps']:.0f} B/s)")
+    return failed
+
+
+def plot(result: dict, outdir: Path) -> list[Path]:
+    from simsock import plotting
+
+    r = result
+    s = r["samples"]
+    t = [x[0] for x in s]
+    files = []
+    pause = [r["pause"]]
+
+    fig, ax = plotting.figure("TCP flow control: the advertised window closes while the reader sleeps (C5.1, C5.2)",
+                              "time (s)", "bytes")
+    plotting.shade_intervals(ax, pause, "reader not reading", color="tab:gray")
+    plotting.shade_intervals(ax, [r["longest_blocked"]], "sender's send() blocked", color="tab:red", alpha=0.1)
+    plotting.step_plot(ax, t, [x[1] for x in s], "window advertised by the receiver (sender's snd_wnd, bytes)",
+                       color="tab:blue")
+    plotting.step_plot(ax, t, [x[2] for x in s], "bytes in flight (snd_nxt - snd_una)", color="tab:orange")
+    plotting.step_plot(ax, t, [x[5] for x in s], "receive buffer: unread bytes", color="tab:green")
+    for i, z in enumerate(r["zwp_times"] + r["rtx_in_pause"]):
+        ax.axvline(z, color="tab:purple", linestyle=":", linewidth=1,
+                   label="window probe (zero-window probe or timeout retransmission)" if i == 0 else None)
+    zf = r["zero_window_from"]
+    plotting.annotate_claim(ax, f"window < 1 MSS from {zf:.2f} s until the reader resumed at {r['pause'][1]} s;\n"
+                                f"{r['zero_window_probes']} zero-window probes + {len(r['rtx_in_pause'])} timeout "
+                                f"retransmissions probed it; all {r['received']} B arrived intact")
+    ymax = max(max(x[1] for x in s), max(x[5] for x in s))
+    ax.set_ylim(0, ymax * 1.3)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, fontsize=8)
+    files.append(plotting.save(fig, outdir / "flow_control_window.png"))
+
+    fig, ax = plotting.figure("Throughput: the sender is paced to the reader (C5.3)", "time (s)",
+                              "throughput (kB/s)")
+    w = r["bin_s"]
+    bt = [i * w for i in range(len(r["acked_per_bin"]))]
+    plotting.shade_intervals(ax, pause, "reader not reading", color="tab:gray")
+    plotting.step_plot(ax, bt, [v / w / 1000 for v in r["acked_per_bin"]], "acknowledged (sender side)",
+                       color="tab:orange")
+    plotting.step_plot(ax, bt, [v / w / 1000 for v in r["read_per_bin"]], "read by the application",
+                       color="tab:green")
+    ax.axhline(r["read_rate_set"] / 1000, color="0.3", linestyle="--", linewidth=0.8,
+               label=f"reader's pace = {r['read_rate_set'] / 1000:.0f} kB/s")
+    plotting.annotate_claim(ax, f"after resuming: sender {r['acked_rate_after'] / 1000:.0f} kB/s, reader "
+                                f"{r['read_rate_after'] / 1000:.0f} kB/s; the link could carry "
+                                f"{r['link_rate_Bps'] / 1000:.0f} kB/s")
+    ax.legend(loc="upper right", fontsize=8)
+    files.append(plotting.save(fig, outdir / "flow_control_throughput.png"))
+    return files

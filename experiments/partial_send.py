@@ -1,0 +1,128 @@
+"""Partial send: a non-blocking TCP send takes what fits; a UDP datagram is all or nothing.
+
+Claims (seed/CLAIMS.md):
+  C7.1  A non-blocking TCP send into a nearly full send buffer sends part of the data (it
+        returns a count smaller than asked for but above 0); the program must send the rest.
+  C7.2  A non-blocking UDP send that does not fit fails whole (EAGAIN); never partial.
+
+World: host ``sender`` connects over a slow ``link_rate`` link to host ``receiver``, which
+accepts and never reads. With SO_SNDBUF = ``sndbuf`` the sender makes ``attempts``
+non-blocking ``send`` calls of ``size`` bytes back to back. TCP: the first calls are taken
+whole, then one is cut short to what fits (a partial send), then EAGAIN. UDP (the same
+world, a ``udp_size``-byte datagram, smallest send buffer): whole datagram or EAGAIN.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import simsock
+from models.tcp import nonblocking_sender
+from models.udp import nonblocking_burst
+
+CLAIMS = ["C7.1", "C7.2"]
+
+PARAMS = {
+    "attempts": 12,
+    "size": 10000,
+    "sndbuf": 16384,
+    "udp_size": 1000,
+    "link_rate": "1Mbit",
+    "delay": "10ms",
+}
+
+PARAM_HELP = {
+    "attempts": "non-blocking sends tried back to back, for TCP and for UDP",
+    "size": "bytes per TCP send call",
+    "sndbuf": "SO_SNDBUF of the TCP sender (Linux doubles it)",
+    "udp_size": "bytes per UDP datagram",
+    "link_rate": "link rate (slow, so the send buffers fill)",
+    "delay": "one-way propagation delay of the link",
+}
+
+PORT = 5959
+
+
+async def _sink(k, log):
+    ls = k.socket(simsock.AF_INET, simsock.SOCK_STREAM)
+    ls.bind(("0.0.0.0", PORT))
+    ls.listen()
+    conn, _ = await ls.accept()
+    log["conn"] = conn          # never read: the receive side fills too
+
+
+def run(params: dict, seed: int) -> dict:
+    p = params
+    sim = simsock.Simulation(seed=seed, trace=False)
+    a = sim.add_host("sender")
+    b = sim.add_host("receiver")
+    sim.add_link(a, b, rate=p["link_rate"], delay=p["delay"])
+    tlog: dict = {}
+    b.spawn(_sink, {})
+    a.spawn(nonblocking_sender, ("receiver", PORT), p["attempts"], p["size"], tlog, p["sndbuf"])
+    sim.run(until=0.5)
+
+    sim2 = simsock.Simulation(seed=seed, trace=False)
+    a2 = sim2.add_host("sender")
+    b2 = sim2.add_host("receiver")
+    sim2.add_link(a2, b2, rate=p["link_rate"], delay=p["delay"])
+    ulog: dict = {}
+    a2.spawn(nonblocking_burst, ("receiver", PORT), p["attempts"], p["udp_size"], ulog, 2304)
+    sim2.run(until=0.5)
+    return {
+        "size": p["size"],
+        "udp_size": p["udp_size"],
+        "sndbuf": tlog["sndbuf"],
+        "tcp_outcomes": tlog["outcomes"],
+        "tcp_free_before": tlog["free_before"],
+        "udp_outcomes": ulog["outcomes"],
+    }
+
+
+def check(result: dict) -> list[str]:
+    r = result
+    failed = []
+    tcp = r["tcp_outcomes"]
+    partial = [o for o in tcp if o != "EAGAIN" and 0 < o < r["size"]]
+    if not partial:
+        failed.append(f"C7.1: no non-blocking TCP send returned a partial count (outcomes {tcp})")
+    if "EAGAIN" not in tcp:
+        failed.append(f"C7.1: the TCP send buffer never filled (no EAGAIN; outcomes {tcp})")
+    udp = r["udp_outcomes"]
+    bad = [o for o in udp if o != "EAGAIN" and o != r["udp_size"]]
+    if bad:
+        failed.append(f"C7.2: non-blocking UDP sends returned partial counts {bad[:5]}")
+    if "EAGAIN" not in udp or r["udp_size"] not in udp:
+        failed.append(f"C7.2: expected both whole datagrams and EAGAIN among the UDP outcomes {udp}")
+    return failed
+
+
+def plot(result: dict, outdir: Path) -> list[Path]:
+    from simsock import plotting
+
+    r = result
+    fig, axes = plotting.plt.subplots(1, 2, figsize=(11, 4.8), dpi=plotting.DPI, layout="constrained")
+    fig.suptitle("Non-blocking send into a filling send buffer: TCP takes part, UDP all or nothing (C7.1, C7.2)",
+                 fontsize=12)
+    for ax, outcomes, size, name in ((axes[0], r["tcp_outcomes"], r["size"], "TCP"),
+                                     (axes[1], r["udp_outcomes"], r["udp_size"], "UDP")):
+        xs = list(range(1, len(outcomes) + 1))
+        whole = [(i, o) for i, o in zip(xs, outcomes) if o != "EAGAIN" and o == size]
+        part = [(i, o) for i, o in zip(xs, outcomes) if o != "EAGAIN" and o < size]
+        fails = [i for i, o in zip(xs, outcomes) if o == "EAGAIN"]
+        ax.bar([i for i, _ in whole], [o for _, o in whole], color="tab:green", label="all bytes taken")
+        if part:
+            ax.bar([i for i, _ in part], [o for _, o in part], color="tab:orange", label="partial: some bytes taken")
+        for i, o in part:
+            ax.annotate(f"{o} of {size} B", (i, o), textcoords="offset points", xytext=(0, 4), ha="center",
+                        fontsize=8)
+        ax.scatter(fails, [0] * len(fails), marker="x", color="tab:red", zorder=3, label="EAGAIN (nothing taken)")
+        ax.axhline(size, color="0.4", linestyle="--", linewidth=0.8, label=f"asked: {size} B per call")
+        ax.set_title(f"{name}: {size}-byte sends", fontsize=11)
+        ax.set_xlabel("attempt (back to back, non-blocking)")
+        ax.set_ylabel("bytes the call returned")
+        ax.set_ylim(0, size * 1.35)
+        ax.set_xticks(xs)
+        ax.grid(True, alpha=0.3, linewidth=0.6)
+        ax.legend(loc="upper right", fontsize=8)
+    return [plotting.save(fig, outdir / "partial_send_outcomes.png")]

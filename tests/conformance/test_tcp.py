@@ -1,0 +1,292 @@
+"""TCP conformance: the simulator against real Linux over 127.0.0.1 (see docs/conformance.md)."""
+
+import struct
+
+import pytest
+
+from simsock.constants import (AF_INET, SHUT_WR, SO_ERROR, SO_LINGER, SO_RCVBUF, SO_REUSEADDR,
+                               SO_SNDBUF, SOCK_STREAM, SOL_SOCKET)
+from tests.conformance.harness import (attempt, attempt_async, check_scenario, free_port,
+                                       needs_linux, one_host)
+
+pytestmark = [pytest.mark.real, needs_linux]
+
+LO = "127.0.0.1"
+
+
+async def connected(k, port=0):
+    """(listener, client, server side) of one loopback connection."""
+    ls = k.socket(AF_INET, SOCK_STREAM)
+    ls.bind((LO, port))
+    ls.listen(8)
+    c = k.socket(AF_INET, SOCK_STREAM)
+    await c.connect(ls.getsockname())
+    conn, _ = await ls.accept()
+    return ls, c, conn
+
+
+@pytest.mark.xfail(strict=True, reason='sim trace: call 4 is accepted() in sim but accept() in real (the simulator records an extra accepted() call on the new socket after accept)')
+def test_tcp_connect_accept_echo_between_two_hosts():
+    """A client on one host connects by name to a server on another; data is echoed back."""
+    port = free_port()
+
+    async def server(k):
+        ls = k.socket(AF_INET, SOCK_STREAM)
+        ls.bind(("server", port))
+        ls.listen(8)
+        conn, _ = await ls.accept()
+        while data := await conn.recv(4096):
+            await conn.sendall(data)
+        conn.close()
+        ls.close()
+
+    async def client(k):
+        await k.sleep(0.05)
+        s = k.socket(AF_INET, SOCK_STREAM)
+        await s.connect(("server", port))
+        await s.sendall(b"hello")
+        await s.recv(100)
+        s.close()
+
+    def world(w):
+        w.add_host("server").spawn(server)
+        w.add_host("client").spawn(client)
+        w.add_link("client", "server")
+    check_scenario(world, name="tcp_echo")
+
+
+@pytest.mark.xfail(strict=True, reason='sim trace: call 7 is accepted() in sim but accept() in real (the simulator records an extra accepted() call on the new socket after accept)')
+def test_tcp_recv_returns_empty_after_peer_close_every_time():
+    """After the peer closes, recv returns b"" on each of three calls."""
+    async def prog(k):
+        ls, c, conn = await connected(k)
+        c.close()
+        await k.settle()
+        for _ in range(3):
+            await conn.recv(100)
+        conn.close(); ls.close()
+    check_scenario(one_host(prog), name="tcp_eof_repeated")
+
+
+@pytest.mark.xfail(strict=True, reason='sim trace: call 7 is accepted() in sim but accept() in real (the simulator records an extra accepted() call on the new socket after accept)')
+def test_tcp_stream_has_no_boundaries():
+    """Three small sends, settle, one recv(4096) returns all their bytes."""
+    async def prog(k):
+        ls, c, conn = await connected(k)
+        for m in (b"one", b"two", b"three"):
+            await c.send(m)
+        await k.settle()
+        await conn.recv(4096)
+        c.close(); conn.close(); ls.close()
+    check_scenario(one_host(prog), name="tcp_stream_no_boundaries")
+
+
+def test_tcp_connect_refused():
+    """connect to a port with no listener raises ConnectionRefusedError."""
+    port = free_port()
+
+    async def prog(k):
+        c = k.socket(AF_INET, SOCK_STREAM)
+        await attempt_async(c.connect, (LO, port))
+        c.close()
+    check_scenario(one_host(prog), name="tcp_connect_refused")
+
+
+def test_tcp_nonblocking_connect():
+    """Non-blocking connect: EINPROGRESS; after settle SO_ERROR 0, connect_ex 0, then EISCONN."""
+    async def prog(k):
+        ls = k.socket(AF_INET, SOCK_STREAM)
+        ls.bind((LO, 0))
+        ls.listen(8)
+        c = k.socket(AF_INET, SOCK_STREAM)
+        c.setblocking(False)
+        await attempt_async(c.connect, ls.getsockname())
+        await k.settle()
+        c.getsockopt(SOL_SOCKET, SO_ERROR)
+        await c.connect_ex(ls.getsockname())
+        await c.connect_ex(ls.getsockname())
+        c.close(); ls.close()
+    check_scenario(one_host(prog), name="tcp_nonblocking_connect")
+
+
+def test_tcp_nonblocking_connect_refused():
+    """Non-blocking connect to no listener: EINPROGRESS; after settle SO_ERROR 111, then connect_ex."""
+    port = free_port()
+
+    async def prog(k):
+        c = k.socket(AF_INET, SOCK_STREAM)
+        c.setblocking(False)
+        await attempt_async(c.connect, (LO, port))
+        await k.settle()
+        c.getsockopt(SOL_SOCKET, SO_ERROR)
+        await c.connect_ex((LO, port))
+        c.close()
+    check_scenario(one_host(prog), name="tcp_nonblocking_connect_refused")
+
+
+@pytest.mark.xfail(strict=True, reason='sim trace: call 7 is accepted() in sim but accept() in real (the simulator records an extra accepted() call on the new socket after accept)')
+def test_tcp_close_with_unread_data_resets():
+    """Closing with unread data sends RST: the peer's recv raises ConnectionResetError, then b""."""
+    async def prog(k):
+        ls, c, conn = await connected(k)
+        await c.send(b"unread")
+        await k.settle()
+        conn.close()
+        await k.settle()
+        await attempt_async(c.recv, 100)
+        await attempt_async(c.recv, 100)
+        c.close(); ls.close()
+    check_scenario(one_host(prog), name="tcp_close_unread_rst")
+
+
+@pytest.mark.xfail(strict=True, reason='sim trace: call 7 is accepted() in sim but accept() in real (the simulator records an extra accepted() call on the new socket after accept)')
+def test_tcp_linger_zero_close_resets():
+    """SO_LINGER (1, 0) then close sends RST: the peer's recv raises ConnectionResetError."""
+    async def prog(k):
+        ls, c, conn = await connected(k)
+        conn.setsockopt(SOL_SOCKET, SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()
+        await k.settle()
+        await attempt_async(c.recv, 100)
+        await attempt_async(c.recv, 100)
+        c.close(); ls.close()
+    check_scenario(one_host(prog), name="tcp_linger_zero_rst")
+
+
+@pytest.mark.xfail(strict=True, reason='sim trace: call 7 is accepted() in sim but accept() in real (the simulator records an extra accepted() call on the new socket after accept)')
+def test_tcp_send_after_peer_closed():
+    """After the peer closed: the first send succeeds, it draws a RST, the next send fails."""
+    async def prog(k):
+        ls, c, conn = await connected(k)
+        conn.close()
+        await k.settle()
+        await attempt_async(c.send, b"first")
+        await k.settle()
+        await attempt_async(c.send, b"second")
+        await attempt_async(c.send, b"third")
+        c.close(); ls.close()
+    check_scenario(one_host(prog), name="tcp_send_after_peer_close")
+
+
+@pytest.mark.xfail(strict=True, reason='sim trace: call 7 is accepted() in sim but accept() in real (the simulator records an extra accepted() call on the new socket after accept)')
+def test_tcp_shutdown_wr_half_close():
+    """shutdown(SHUT_WR): the peer reads b"" while data still flows the other way."""
+    async def prog(k):
+        ls, c, conn = await connected(k)
+        c.shutdown(SHUT_WR)
+        await k.settle()
+        await conn.recv(100)
+        await conn.send(b"still open")
+        await k.settle()
+        await c.recv(100)
+        await attempt_async(c.send, b"x")
+        c.close(); conn.close(); ls.close()
+    check_scenario(one_host(prog), name="tcp_shutdown_wr")
+
+
+@pytest.mark.xfail(strict=True, reason='after 20 matching calls real goes on with getsockname() and accept(), but the simulated thread makes no more calls (it stalls after the second round of connect_ex)')
+def test_tcp_listen_backlog_overflow():
+    """listen(1) and 4 non-blocking clients: how many connect and how many accept succeed."""
+    async def prog(k):
+        ls = k.socket(AF_INET, SOCK_STREAM)
+        ls.bind((LO, 0))
+        ls.listen(1)
+        ls.setblocking(False)
+        clients = []
+        for _ in range(4):
+            c = k.socket(AF_INET, SOCK_STREAM)
+            c.setblocking(False)
+            await c.connect_ex(ls.getsockname())
+            clients.append(c)
+        await k.settle()
+        for c in clients:
+            await c.connect_ex(ls.getsockname())
+        for _ in range(5):
+            got = await attempt_async(ls.accept)
+            if isinstance(got, OSError):
+                break
+            got[0].close()
+        for c in clients:
+            c.close()
+        ls.close()
+    check_scenario(one_host(prog), name="tcp_backlog_overflow")
+
+
+@pytest.mark.xfail(strict=True, reason='sim trace: call 7 is accepted() in sim but accept() in real (the simulator records an extra accepted() call on the new socket after accept)')
+def test_tcp_time_wait_eaddrinuse_and_reuseaddr():
+    """The listener's port has a TIME_WAIT socket: bind gets EADDRINUSE, with SO_REUSEADDR it works."""
+    port = free_port()
+
+    async def prog(k):
+        ls, c, conn = await connected(k, port)
+        conn.close()            # the server side closes first and goes to TIME_WAIT
+        await k.settle()
+        c.close()
+        ls.close()
+        await k.settle()
+        a = k.socket(AF_INET, SOCK_STREAM)
+        attempt(a.bind, (LO, port))
+        b = k.socket(AF_INET, SOCK_STREAM)
+        b.setsockopt(SOL_SOCKET, SO_REUSEADDR, 1)
+        attempt(b.bind, (LO, port))
+        a.close(); b.close()
+    check_scenario(one_host(prog), name="tcp_time_wait_eaddrinuse")
+
+
+def fill_world(size):
+    async def prog(k):
+        ls = k.socket(AF_INET, SOCK_STREAM)
+        ls.bind((LO, 0))
+        ls.listen(8)
+        c = k.socket(AF_INET, SOCK_STREAM)
+        c.setsockopt(SOL_SOCKET, SO_SNDBUF, size)
+        await c.connect(ls.getsockname())
+        conn, _ = await ls.accept()
+        conn.setsockopt(SOL_SOCKET, SO_RCVBUF, size)
+        c.setblocking(False)
+        big = b"f" * (4 << 20)
+        await attempt_async(c.send, big)      # the total accepted, in one call
+        await k.settle()
+        await attempt_async(c.send, big)      # full: EAGAIN
+        c.close(); conn.close(); ls.close()
+    return one_host(prog)
+
+
+@pytest.mark.xfail(strict=True, reason='sim trace: call 8 is accepted() in sim but accept() in real (the simulator records an extra accepted() call on the new socket after accept); then the simulated thread stops after the first send while real makes a second send')
+@pytest.mark.parametrize("size", [4096, 16384])
+def test_tcp_nonblocking_fill_until_eagain(size):
+    """Non-blocking send of 4 MiB with SO_SNDBUF/SO_RCVBUF = size: bytes accepted, then EAGAIN.
+
+    Tolerance: the byte count of ``send`` is compared within 25% (``tolerant_calls={"send":
+    0.25}``) because the simulator's memory accounting (skb truesize, receive-window rounding)
+    is a model of Linux's, not a copy; the EAGAIN that follows is compared exactly.
+    """
+    check_scenario(fill_world(size), tolerant_calls={"send": 0.25}, name=f"tcp_fill_{size}")
+
+
+def test_tcp_recv_on_fresh_socket_enotconn():
+    """recv on a TCP socket that never connected raises ENOTCONN."""
+    async def prog(k):
+        s = k.socket(AF_INET, SOCK_STREAM)
+        await attempt_async(s.recv, 100)
+        s.close()
+    check_scenario(one_host(prog), name="tcp_recv_fresh_enotconn")
+
+
+def test_tcp_send_on_fresh_socket_epipe():
+    """send on a TCP socket that never connected raises EPIPE (BrokenPipeError)."""
+    async def prog(k):
+        s = k.socket(AF_INET, SOCK_STREAM)
+        await attempt_async(s.send, b"x")
+        s.close()
+    check_scenario(one_host(prog), name="tcp_send_fresh_epipe")
+
+
+def test_tcp_accept_on_non_listening_einval():
+    """accept on a bound socket that is not listening raises EINVAL."""
+    async def prog(k):
+        s = k.socket(AF_INET, SOCK_STREAM)
+        s.bind((LO, 0))
+        await attempt_async(s.accept)
+        s.close()
+    check_scenario(one_host(prog), name="tcp_accept_not_listening_einval")
