@@ -290,17 +290,23 @@ class Host(Node):
         key = (pkt.src, frag.ident)
         now = self.sim.env.now
         entry = self._reassembly.get(key)
-        if entry is None or now - entry[0] > self.profile.ipfrag_time_ns:
-            if entry is not None:
-                self.ip_mib["ReasmFails"] += 1
+        if entry is None:
             entry = [now, 0]
             self._reassembly[key] = entry
+            # ip_expire: give the datagram up after ipfrag_time if it is still incomplete
+            timer = self.sim.env.timeout(self.profile.ipfrag_time_ns)
+            timer.callbacks.append(lambda _ev, key=key, entry=entry: self._reassembly_expired(key, entry))
         entry[1] += 1
         if entry[1] < frag.count:
             return None
         del self._reassembly[key]
         self.ip_mib["ReasmOKs"] += 1
         return frag.datagram
+
+    def _reassembly_expired(self, key, entry) -> None:
+        if self._reassembly.get(key) is entry:
+            del self._reassembly[key]
+            self.ip_mib["ReasmFails"] += 1
 
     def _udp_receive(self, pkt: Packet, dgram: Datagram) -> None:
         sim = self.sim

@@ -149,6 +149,8 @@ def _packet_info(pkt) -> str:
                 f"win={p.window} len={len(p.payload)}")
     sport = getattr(p, "sport", None)
     if sport is not None:
+        if hasattr(p, "index"):
+            return f"{sport}>{p.dport} frag {p.index + 1}/{p.count} id={p.ident} len={p.length}"
         return f"{sport}>{p.dport} len={len(p.data)}"
     return type(p).__name__
 

@@ -93,6 +93,8 @@ def parse_size(value, *, what: str = "size") -> int:
         if key not in _SIZE_UNITS:
             raise ValueError(f"unknown size unit {unit!r} in {value!r}; use B, KB, KiB, MB, MiB")
         size = number * _SIZE_UNITS[key]
+        if not float(size).is_integer():
+            raise ValueError(f"{what} must be a whole number of bytes, got {value!r}")
     else:
         if isinstance(value, float) and not value.is_integer():
             raise ValueError(f"{what} must be a whole number of bytes, got {value!r}")

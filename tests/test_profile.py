@@ -51,11 +51,14 @@ def test_get_profile_by_name_object_and_error():
         simsock.Simulation(profile="nosuch")
 
 
-def test_profile_error_points_to_an_existing_command():
-    """The error for an unknown profile tells the user to run `simsock profile --from-host`;
-    that command must exist."""
-    from simsock import cli
-    assert "profile" in cli.SUBCOMMANDS
+def test_profile_error_says_what_to_pass():
+    """The error for an unknown profile names the known profiles and the JSON alternative,
+    and points to no command that does not exist."""
+    with pytest.raises(ValueError) as info:
+        get_profile("nosuch")
+    message = str(info.value)
+    assert "linux" in message and "JSON" in message
+    assert "simsock profile" not in message
 
 
 def test_json_round_trip(tmp_path):

@@ -106,6 +106,8 @@ class Socket:
 
     # -- tracing -------------------------------------------------------------------------
     def _record(self, call: str, args, result, exc) -> None:
+        if call.endswith("_into") and args:
+            args = (len(memoryview(args[0])),) + tuple(args[1:])   # a buffer is recorded by its length
         sim = self._sim
         thread = sim.current_thread
         sim.trace.syscall(sim.env.now, self._host.name, thread.name if thread is not None else "-", call,
@@ -122,10 +124,10 @@ class Socket:
     @syscall
     def setblocking(self, flag: bool) -> None:
         self._check_open()
+        flag = check_int(flag) if not isinstance(flag, bool) else flag
         self._timeout_ns = None if flag else 0
 
     def getblocking(self) -> bool:
-        self._check_open()
         return self._timeout_ns != 0
 
     @syscall
@@ -136,7 +138,9 @@ class Socket:
             return
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise TypeError(f"'{type(value).__name__}' object cannot be interpreted as an integer")
-        if value < 0 or value != value:
+        if value != value:
+            raise ValueError("Invalid value NaN (not a number)")
+        if value < 0:
             raise ValueError("Timeout value out of range")
         self._timeout_ns = int(round(value * 1e9))
 
@@ -237,7 +241,7 @@ class Socket:
             value = self._get_socket_option(optname)
         else:
             value = self._get_protocol_option(level, optname)
-        if buflen is None:
+        if buflen is None or buflen == 0:
             if isinstance(value, bytes):
                 return int.from_bytes(value[:4], "little", signed=True)
             return value

@@ -442,8 +442,6 @@ class TcpSocket(Socket):
         sock._userlocks_snd, sock._userlocks_rcv = self._userlocks_snd, self._userlocks_rcv
         self.stack.parent.pop(conn, None)
         self.stack.pump(conn)
-        if self._sim.trace.want_syscalls:
-            sock._record("accepted", (), conn.remote, None)
         return sock, conn.remote
 
     @syscall

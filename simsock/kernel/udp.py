@@ -324,23 +324,25 @@ class UdpSocket(Socket):
         if self.monitor is not None:
             self.monitor(self._env.now, self.rmem_alloc, self.queued_datagrams)
 
-    def _recv_args(self, bufsize, flags) -> tuple[int, int]:
+    def _recv_args(self, bufsize, flags, caller: str = "recv") -> tuple[int, int]:
         bufsize = check_int(bufsize)
         flags = check_int(flags)
         if bufsize < 0:
-            raise ValueError("negative buffersize in recv")
+            raise ValueError(f"negative buffersize in {caller}")
         return bufsize, flags
 
     @syscall
     async def recv(self, bufsize, flags=0) -> bytes:
         bufsize, flags = self._recv_args(bufsize, flags)
+        if bufsize == 0:
+            return b""          # CPython's sock_recv: no system call for a zero-length read
         self._check_open()
         data, _, _ = await self._wait_for(lambda: self._try_recv(bufsize, flags), self.read_wait, flags)
         return data
 
     @syscall
     async def recvfrom(self, bufsize, flags=0):
-        bufsize, flags = self._recv_args(bufsize, flags)
+        bufsize, flags = self._recv_args(bufsize, flags, "recvfrom")
         self._check_open()
         data, src, _ = await self._wait_for(lambda: self._try_recv(bufsize, flags), self.read_wait, flags)
         return data, src
@@ -348,6 +350,8 @@ class UdpSocket(Socket):
     @syscall
     async def recv_into(self, buffer, nbytes=0, flags=0) -> int:
         n, flags = self._into_args(buffer, nbytes, flags, "recv_into")
+        if n == 0:
+            return 0
         self._check_open()
         data, _, length = await self._wait_for(lambda: self._try_recv(n, flags & ~C.MSG_TRUNC), self.read_wait,
                                                flags)
@@ -375,7 +379,8 @@ class UdpSocket(Socket):
         if nbytes == 0:
             nbytes = len(buffer)
         elif nbytes > len(buffer):
-            raise ValueError(f"buffer too small for requested bytes")
+            raise ValueError("buffer too small for requested bytes" if caller == "recv_into"
+                             else "nbytes is greater than the length of the buffer")
         return nbytes, flags
 
     # -- readiness -----------------------------------------------------------------------

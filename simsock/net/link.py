@@ -100,6 +100,15 @@ class Channel:
             self.tx_bytes += pkt.size
             if trace.want_packets:
                 trace.packet(now, self.name, "enqueue", pkt)
+            if pkt.proto != 6 and not self.delay_ns:
+                # Linux processes a loopback datagram (and the ICMP error it may cause)
+                # before sendto returns: loopback_xmit -> netif_rx, run by the softirq on
+                # the way out of the syscall. TCP segments are deferred to the next event
+                # so a connection is never re-entered from inside its own output.
+                if trace.want_packets:
+                    trace.packet(now, self.name, "arrive", pkt)
+                self.dst.receive(pkt, self)
+                return now
             self._schedule_arrival(pkt, now + self.delay_ns)
             return now
         if not self.eager:

@@ -1,8 +1,8 @@
 """Profiles: every number the simulated kernel uses, with where it comes from.
 
 ``Simulation(profile="linux")`` (the default) uses :data:`simsock.profiles.linux.LINUX`;
-``profile=`` also accepts a :class:`Profile` or the path of a JSON file written by
-``simsock profile --from-host`` (a dict of field name -> value; unknown fields are an
+``profile=`` also accepts a :class:`Profile` or the path of a JSON file (a dict of
+field name -> value; unknown fields are an
 error, missing fields keep the Linux default).
 """
 
@@ -33,7 +33,7 @@ def get_profile(profile) -> Profile:
             data = json.load(f)
         return profile_from_dict(data, source=key)
     raise ValueError(f"unknown profile {key!r}: use one of {', '.join(sorted(PROFILES))} or the path of a "
-                     f"profile JSON file (make one with `simsock profile --from-host`)")
+                     f"profile JSON file (a dict of Profile field names to values)")
 
 
 def profile_from_dict(data: dict, source: str = "dict") -> Profile:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, asdict
 
 @dataclass(frozen=True)
 class Profile:
-    name: str
+    name: str                        # the profile's name ("linux")
     kernel: str                      # the kernel version the numbers were checked against
 
     # --- socket buffers (net/core/sock.c sock_setsockopt, sysctl net.core.*) ---------------
@@ -32,7 +32,7 @@ class Profile:
     loopback_mtu: int                # lo's MTU
     default_mtu: int                 # an Ethernet link's MTU
     txqueuelen: int                  # an interface's transmit queue in packets (pfifo_fast default)
-    ip_default_ttl: int
+    ip_default_ttl: int              # net.ipv4.ip_default_ttl: TTL of packets a host sends
     icmp_ratelimit_ns: int           # net.ipv4.icmp_ratelimit (not applied on loopback)
     icmp_ratelimit_burst: int        # XRLIM_BURST_FACTOR: tokens a peer may save up
     ipfrag_time_ns: int              # net.ipv4.ipfrag_time: reassembly timeout

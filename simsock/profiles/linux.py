@@ -5,7 +5,7 @@ Where each comes from:
 * ``rmem_default``/``wmem_default`` 212992 and ``rmem_max``/``wmem_max``: the sysctls
   ``net.core.{r,w}mem_{default,max}`` (defaults computed from SK_WMEM_MAX = 256 skbs of
   832 bytes). The ``*_max`` values are this distribution's (4 MiB); upstream's default is
-  212992 — a user modelling another machine runs ``simsock profile --from-host``.
+  212992 — a user modelling another machine writes a profile JSON file with its sysctls.
 * ``sock_min_rcvbuf`` 2304 and ``sock_min_sndbuf`` 4608: SOCK_MIN_RCVBUF and
   SOCK_MIN_SNDBUF in include/net/sock.h (2 x (2048 + sizeof(sk_buff)) and twice that);
   measured: ``setsockopt(SO_RCVBUF, 1)`` reads back 2304, ``SO_SNDBUF`` 4608.

@@ -25,7 +25,6 @@ async def connected(k, port=0):
     return ls, c, conn
 
 
-@pytest.mark.xfail(strict=True, reason='sim trace: call 4 is accepted() in sim but accept() in real (the simulator records an extra accepted() call on the new socket after accept)')
 def test_tcp_connect_accept_echo_between_two_hosts():
     """A client on one host connects by name to a server on another; data is echoed back."""
     port = free_port()
@@ -55,7 +54,6 @@ def test_tcp_connect_accept_echo_between_two_hosts():
     check_scenario(world, name="tcp_echo")
 
 
-@pytest.mark.xfail(strict=True, reason='sim trace: call 7 is accepted() in sim but accept() in real (the simulator records an extra accepted() call on the new socket after accept)')
 def test_tcp_recv_returns_empty_after_peer_close_every_time():
     """After the peer closes, recv returns b"" on each of three calls."""
     async def prog(k):
@@ -68,7 +66,6 @@ def test_tcp_recv_returns_empty_after_peer_close_every_time():
     check_scenario(one_host(prog), name="tcp_eof_repeated")
 
 
-@pytest.mark.xfail(strict=True, reason='sim trace: call 7 is accepted() in sim but accept() in real (the simulator records an extra accepted() call on the new socket after accept)')
 def test_tcp_stream_has_no_boundaries():
     """Three small sends, settle, one recv(4096) returns all their bytes."""
     async def prog(k):
@@ -124,7 +121,6 @@ def test_tcp_nonblocking_connect_refused():
     check_scenario(one_host(prog), name="tcp_nonblocking_connect_refused")
 
 
-@pytest.mark.xfail(strict=True, reason='sim trace: call 7 is accepted() in sim but accept() in real (the simulator records an extra accepted() call on the new socket after accept)')
 def test_tcp_close_with_unread_data_resets():
     """Closing with unread data sends RST: the peer's recv raises ConnectionResetError, then b""."""
     async def prog(k):
@@ -139,7 +135,6 @@ def test_tcp_close_with_unread_data_resets():
     check_scenario(one_host(prog), name="tcp_close_unread_rst")
 
 
-@pytest.mark.xfail(strict=True, reason='sim trace: call 7 is accepted() in sim but accept() in real (the simulator records an extra accepted() call on the new socket after accept)')
 def test_tcp_linger_zero_close_resets():
     """SO_LINGER (1, 0) then close sends RST: the peer's recv raises ConnectionResetError."""
     async def prog(k):
@@ -153,7 +148,6 @@ def test_tcp_linger_zero_close_resets():
     check_scenario(one_host(prog), name="tcp_linger_zero_rst")
 
 
-@pytest.mark.xfail(strict=True, reason='sim trace: call 7 is accepted() in sim but accept() in real (the simulator records an extra accepted() call on the new socket after accept)')
 def test_tcp_send_after_peer_closed():
     """After the peer closed: the first send succeeds, it draws a RST, the next send fails."""
     async def prog(k):
@@ -168,7 +162,6 @@ def test_tcp_send_after_peer_closed():
     check_scenario(one_host(prog), name="tcp_send_after_peer_close")
 
 
-@pytest.mark.xfail(strict=True, reason='sim trace: call 7 is accepted() in sim but accept() in real (the simulator records an extra accepted() call on the new socket after accept)')
 def test_tcp_shutdown_wr_half_close():
     """shutdown(SHUT_WR): the peer reads b"" while data still flows the other way."""
     async def prog(k):
@@ -212,7 +205,6 @@ def test_tcp_listen_backlog_overflow():
     check_scenario(one_host(prog), name="tcp_backlog_overflow")
 
 
-@pytest.mark.xfail(strict=True, reason='sim trace: call 7 is accepted() in sim but accept() in real (the simulator records an extra accepted() call on the new socket after accept)')
 def test_tcp_time_wait_eaddrinuse_and_reuseaddr():
     """The listener's port has a TIME_WAIT socket: bind gets EADDRINUSE, with SO_REUSEADDR it works."""
     port = free_port()
@@ -252,7 +244,7 @@ def fill_world(size):
     return one_host(prog)
 
 
-@pytest.mark.xfail(strict=True, reason='sim trace: call 8 is accepted() in sim but accept() in real (the simulator records an extra accepted() call on the new socket after accept); then the simulated thread stops after the first send while real makes a second send')
+@pytest.mark.xfail(strict=True, reason='after the first non-blocking send the simulated thread stalls (makes no further call) while real Linux makes a second send that accepts 32741 more bytes')
 @pytest.mark.parametrize("size", [4096, 16384])
 def test_tcp_nonblocking_fill_until_eagain(size):
     """Non-blocking send of 4 MiB with SO_SNDBUF/SO_RCVBUF = size: bytes accepted, then EAGAIN.
