@@ -187,8 +187,7 @@ class Receiver:
         payload = seg.payload
         q = self.rcvq
         if seq > rcv_nxt:                       # out of order: tcp_data_queue_ofo
-            if seq >= rcv_nxt + self._receive_window() or (
-                    q.rmem_alloc + plen + q.overhead > self.rcvbuf):
+            if seq >= rcv_nxt + self._receive_window() or q.rmem_alloc > self.rcvbuf:
                 self.ack_now = True
                 return
             if plen:
@@ -203,8 +202,11 @@ class Receiver:
                 self._enter_quickack()          # zero window: drop, ACK at once
                 self.ack_now = True
                 return
-            if q.rmem_alloc + plen + q.overhead > self.rcvbuf:
-                self.ack_now = True             # tcp_try_rmem_schedule failed
+            if q.rmem_alloc > self.rcvbuf:
+                # tcp_try_rmem_schedule: Linux refuses only once sk_rmem_alloc is already
+                # over sk_rcvbuf (and pruning could not help); a segment inside the window
+                # it advertised is accepted even if it takes the charge past the limit.
+                self.ack_now = True
                 return
             if seq < rcv_nxt:
                 payload = payload[rcv_nxt - seq:]

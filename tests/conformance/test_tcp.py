@@ -244,7 +244,6 @@ def fill_world(size):
     return one_host(prog)
 
 
-@pytest.mark.xfail(strict=True, reason='after the first non-blocking send the simulated thread stalls (makes no further call) while real Linux makes a second send that accepts 32741 more bytes')
 @pytest.mark.parametrize("size", [4096, 16384])
 def test_tcp_nonblocking_fill_until_eagain(size):
     """Non-blocking send of 4 MiB with SO_SNDBUF/SO_RCVBUF = size: bytes accepted, then EAGAIN.
