@@ -134,6 +134,12 @@ class Trace:
                 f.write(json.dumps(r, separators=(",", ":"), allow_nan=False))
                 f.write("\n")
 
+    def to_pcap(self, path, at: str | None = None, event: str = "arrive") -> None:
+        """Write the packets seen at ``at`` (a link direction such as ``"a->b"``, a host's
+        ``"h:lo"``, or None for all) as a pcap file Wireshark and tshark open."""
+        from simsock.pcap import sim_trace_to_pcap
+        sim_trace_to_pcap(self, path, at=at, event=event)
+
     def packet_rows(self) -> Iterator[tuple[int, str, str, object]]:
         """(t, where, event, Packet) for every packet record: raw packets, for pcap export."""
         for row in self._rows:
