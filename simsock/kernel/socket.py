@@ -147,9 +147,6 @@ class Socket:
     def gettimeout(self) -> float | None:
         return None if self._timeout_ns is None else self._timeout_ns / 1e9
 
-    def _nonblocking(self, flags: int) -> bool:
-        return self._timeout_ns == 0 or bool(flags & C.MSG_DONTWAIT)
-
     def _deadline(self) -> int | None:
         return None if not self._timeout_ns else self._env.now + self._timeout_ns
 

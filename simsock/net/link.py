@@ -119,10 +119,10 @@ class Channel:
                 trace.packet(now, self.name, "enqueue", pkt)
             if not self._transmitting:
                 self._start_next(now)
-            return None if pkt.size < 0 else self._estimate_tx_end(now)
+            return self._estimate_tx_end(now)
         # eager FIFO drop-tail
         waiting = self._waiting
-        while waiting and waiting[0][0] <= now:
+        if waiting and waiting[0][0] <= now:
             self._expire(now)
         if len(waiting) >= self.queue_packets:
             self.drops_queue += 1
