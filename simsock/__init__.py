@@ -19,3 +19,8 @@ __version__ = "0.1.0"
 
 __all__ = ["Simulation", "SimulationError", "Socket", "UdpSocket", "TcpSocket", "Profile", "get_profile", "Trace",
            "parse_time", "parse_rate", "parse_size", "__version__"]
+
+from . import constants as _constants  # noqa: E402
+
+# `from simsock import *` gives the socket/select constants too, as `from socket import *` does.
+__all__ += [name for name in dir(_constants) if name.isupper()]
