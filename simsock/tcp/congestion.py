@@ -3,8 +3,7 @@
 :class:`CongestionState` carries exactly the fields Linux's tcp_congestion_ops read and
 write on ``struct tcp_sock`` (``snd_cwnd``, ``snd_ssthresh``, ...), in segments and plain
 microseconds. The connection owns loss recovery (when to retransmit, which state it is in);
-the module only decides cwnd and ssthresh. :func:`get_ops` asks ``simsock.tcp.cc.get`` and
-falls back to a minimal Reno (tcp_reno_* in net/ipv4/tcp_cong.c) while that is absent.
+the module only decides cwnd and ssthresh. :func:`get_ops` asks ``simsock.tcp.cc.get``.
 """
 
 from __future__ import annotations
@@ -39,55 +38,7 @@ class CongestionState:
         self.max_packets_out = 0
 
 
-class RenoOps:
-    """tcp_reno_cong_avoid / tcp_reno_ssthresh / tcp_reno_undo_cwnd."""
-
-    name = "reno"
-
-    def init(self, tp) -> None:
-        pass
-
-    def ssthresh(self, tp) -> int:
-        return max(tp.snd_cwnd >> 1, 2)
-
-    def cong_avoid(self, tp, ack, acked) -> None:
-        if not tp.is_cwnd_limited:
-            return
-        if tp.snd_cwnd < tp.snd_ssthresh:           # tcp_slow_start
-            cwnd = min(tp.snd_cwnd + acked, tp.snd_ssthresh)
-            acked -= cwnd - tp.snd_cwnd
-            tp.snd_cwnd = min(cwnd, tp.snd_cwnd_clamp)
-            if not acked:
-                return
-        w = tp.snd_cwnd                             # tcp_cong_avoid_ai
-        if tp.snd_cwnd_cnt >= w:
-            tp.snd_cwnd_cnt = 0
-            tp.snd_cwnd += 1
-        tp.snd_cwnd_cnt += acked
-        if tp.snd_cwnd_cnt >= w:
-            delta = tp.snd_cwnd_cnt // w
-            tp.snd_cwnd_cnt -= delta * w
-            tp.snd_cwnd += delta
-        tp.snd_cwnd = min(tp.snd_cwnd, tp.snd_cwnd_clamp)
-
-    def set_state(self, tp, state) -> None:
-        pass
-
-    def cwnd_event(self, tp, event) -> None:
-        pass
-
-    def pkts_acked(self, tp, acked, rtt_us) -> None:
-        pass
-
-    def undo_cwnd(self, tp) -> int:
-        return max(tp.snd_cwnd, tp.prior_cwnd)
-
-
 def get_ops(name: str):
-    """The congestion-control module ``name`` from simsock.tcp.cc, else Reno."""
-    try:
-        from simsock.tcp import cc
-        getter = cc.get
-    except (ImportError, AttributeError):
-        return RenoOps()
-    return getter(name)
+    """A new instance of the congestion-control module ``name`` (simsock.tcp.cc's registry)."""
+    from simsock.tcp import cc
+    return cc.get(name)
