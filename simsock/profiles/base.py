@@ -38,6 +38,16 @@ class Profile:
     ipfrag_time_ns: int              # net.ipv4.ipfrag_time: reassembly timeout
     somaxconn: int                   # net.core.somaxconn
 
+    # --- CPU and notification costs (see the profile module for sources) -------------------
+    # Preliminary values; the CPU model (simsock/kernel/cpu.py) documents and uses them.
+    syscall_ns: int = 150            # entering and leaving the kernel for one call
+    copy_ps_per_byte: int = 100      # copying between user and kernel memory, picoseconds per byte
+    context_switch_ns: int = 3000    # a core changing from one thread to another
+    wakeup_ns: int = 5000            # from a wake-up to the woken thread running on an idle core
+    sched_slice_ns: int = 1_500_000  # time slice before a CPU-bound thread is preempted (EEVDF base slice)
+    select_per_fd_ns: int = 30       # select/poll: scanning one watched descriptor
+    epoll_per_event_ns: int = 60     # epoll_wait: reporting one ready entry
+
     def to_dict(self) -> dict:
         return asdict(self)
 
