@@ -12,12 +12,17 @@ from .kernel.udp import UdpSocket
 from .kernel.tcp import TcpSocket
 from .profiles import Profile, get_profile
 from .sim import Simulation
+from .net.router import Router
+from .net.qdisc import CoDel, DropTail, Qdisc, RED
+from .net.monitor import NetworkMonitor
+from . import topology
 from .trace import Trace
 from .units import parse_rate, parse_size, parse_time
 
 __version__ = "0.1.0"
 
 __all__ = ["Simulation", "SimulationError", "Socket", "UdpSocket", "TcpSocket", "Profile", "get_profile", "Trace",
+           "Router", "DropTail", "RED", "CoDel", "Qdisc", "NetworkMonitor", "topology",
            "parse_time", "parse_rate", "parse_size", "__version__"]
 
 from . import constants as _constants  # noqa: E402

@@ -272,12 +272,20 @@ SUBCOMMANDS: dict[str, Subcommand] = {
                          lambda p: _compare().add_record_arguments(p), lambda a: _compare().cmd_record(a)),
     "compare": Subcommand("compare two traces call by call and print the first difference",
                           lambda p: _compare().add_compare_arguments(p), lambda a: _compare().cmd_compare(a)),
+    "profile": Subcommand("measure this Linux host into a profile file (--from-host), or show a profile",
+                          lambda p: _host_profile().add_profile_arguments(p),
+                          lambda a: _host_profile().cmd_profile(a)),
 }
 
 
 def _compare():
     from simsock import compare
     return compare
+
+
+def _host_profile():
+    from simsock.profiles import host
+    return host
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -85,6 +85,8 @@ class Host(Node):
         self.lo = None       # loopback channel, made by the simulation
         self._route_cache: dict[str, tuple] = {}
         self.udp_truesize = functools.lru_cache(maxsize=8192)(self.profile.udp_truesize)
+        from simsock.kernel.cpu import HostCpu
+        self.cpu = HostCpu(self)       # cores, run queue, CPU accounting (kernel/cpu.py)
 
     # -- threads -------------------------------------------------------------------------
     def spawn(self, fn, *args, name: str | None = None) -> SimThread:
@@ -149,7 +151,10 @@ class Host(Node):
                 entry = (self.lo, self.profile.loopback_mtu, LOOPBACK if is_loopback(dst) else dst)
             else:
                 channel = self.sim.next_hop(self, dst)
-                entry = (channel, channel.mtu if channel is not None else self.profile.default_mtu, self.address)
+                # the path's smallest MTU: path MTU discovery's converged value (routers
+                # do not fragment; see simsock.net.router)
+                entry = (channel, self.sim.path_mtu(self, dst) if channel is not None else self.profile.default_mtu,
+                         self.address)
             self._route_cache[dst] = entry
         return entry
 
@@ -269,6 +274,8 @@ class Host(Node):
             self.sim._packet_dropped(None, pkt, "not_for_me", where=self.name)
             return
         self.ip_mib["InReceives"] += 1
+        if self.sim.netmon is not None:
+            self.sim.netmon.delivered(pkt, self.sim.env.now)
         proto = pkt.proto
         if proto == PROTO_UDP:
             payload = pkt.payload
@@ -357,6 +364,12 @@ class Host(Node):
         quoted = err.quoted
         code = {3: errno.ECONNREFUSED, 1: errno.EHOSTUNREACH, 0: errno.ENETUNREACH}.get(err.code, errno.EHOSTUNREACH)
         if quoted.proto == PROTO_UDP:
+            # __udp4_lib_err without IP_RECVERR reports only *hard* errors (icmp_err_convert
+            # .fatal) to a connected socket: port unreachable is one; net and host
+            # unreachable are transient (RFC 1122 3.2.2.1) and are not reported at all
+            # (tests/net/test_router.py pins this against real namespaces).
+            if err.code in (0, 1):
+                return
             q = quoted.payload
             sock = self._udp_lookup(quoted.src, q.sport, quoted.dst, q.dport)
             if sock is not None and sock.peer == (quoted.dst, q.dport):
@@ -373,7 +386,7 @@ class Host(Node):
 
     def stats(self) -> dict:
         return {
-            "address": self.address, "cores": self.cores,
+            "address": self.address, "cores": self.cores, "cpu": self.cpu.stats(),
             "threads": {t.name: t.state for t in self.threads},
             "udp": dict(self.udp_mib), "ip": dict(self.ip_mib),
             "sockets": {str(fd): s.stats() for fd, s in sorted(self._fds.items()) if hasattr(s, "stats")},

@@ -30,10 +30,28 @@ def _host_address(index: int) -> str:
     return f"10.{(index >> 16) & 255}.{(index >> 8) & 255}.{index & 255}"
 
 
+def _router_address(index: int) -> str:
+    # Routers number from 10.255.0.1, apart from hosts (10.0.0.1 up), inside the simulated
+    # network 10.0.0.0/8.
+    return f"10.255.{(index >> 8) & 255}.{index & 255}"
+
+
+#: Cost of passing *through* a host on a path: hosts do not forward, so routing takes a path
+#: through a host only when there is no other (see Simulation.next_hop).
+_HOST_TRANSIT_COST = 1 << 62
+
+
 class Simulation:
     """A simulated world. See the module docstring."""
 
-    def __init__(self, seed: int = 1, profile="linux", trace=True):
+    def __init__(self, seed: int = 1, profile="linux", trace=True, cpu_batch="20us", cpu_bin="10ms"):
+        """``cpu_batch``: how much CPU debt a thread may run up in calls that complete at
+        once before it pays it (the CPU model's timing error bound, see kernel/cpu.py);
+        ``cpu_bin``: width of the time bins of per-core busy time (utilisation over time)."""
+        self.cpu_batch_ns = parse_time(cpu_batch, what="cpu_batch")
+        self.cpu_bin_ns = parse_time(cpu_bin, what="cpu_bin")
+        if self.cpu_bin_ns <= 0:
+            raise ValueError(f"cpu_bin must be a positive duration such as '10ms', got {cpu_bin!r}")
         self.rng = RandomStreams(seed)
         self.seed = seed
         self.profile = get_profile(profile)
@@ -41,6 +59,7 @@ class Simulation:
         self.trace = Trace(trace)
         self.nodes: dict[str, Node] = {}
         self.hosts: dict[str, Host] = {}
+        self.routers: dict = {}
         self.links: list[Link] = []
         self.graph = nx.Graph()
         self.current_thread = None
@@ -48,6 +67,10 @@ class Simulation:
         self._uids = itertools.count(1)
         self._tids = itertools.count(1)
         self._routes: dict[str, dict[str, Channel | None]] = {}
+        self._next_hops: dict[str, dict[str, str]] = {}
+        self._components: dict[str, int] | None = None
+        self._default_routes: dict[str, str] = {}
+        self.netmon = None            # NetworkMonitor once monitor() is called
         self._addresses: dict[str, Node] = {}
         self._quiet_waiters: list[simpy.Event] = []
         self._tcp_socket_factory = None
@@ -118,6 +141,75 @@ class Simulation:
         self._topology_changed()
         return host
 
+    def add_router(self, name: str, qdisc=None, queue=None, processing_delay=0):
+        """A new router: a store-and-forward node with one output queue per port.
+
+        qdisc: a callable returning a new queue discipline, used for each output port (the
+        link's own ``qdisc=`` wins), e.g. ``qdisc=lambda: simsock.RED(...)``; queue: packet
+        limit of each output port's default drop-tail queue (default: the profile's
+        txqueuelen; the link's own ``queue=`` wins); processing_delay: seconds or "50us"
+        between a packet's arrival and its enqueueing on the output port (default 0).
+        See :mod:`simsock.net.router`.
+        """
+        from simsock.net.router import Router
+        self._check_name(name)
+        if qdisc is not None and not callable(qdisc):
+            hint = f"qdisc=lambda: {type(qdisc).__name__}(...)" if hasattr(qdisc, "enqueue") else \
+                "qdisc=lambda: simsock.DropTail(packets=64)"
+            raise TypeError(f"add_router(qdisc=) must be a callable that returns a new queue discipline "
+                            f"for each output port, e.g. {hint}; got {qdisc!r}")
+        if queue is not None:
+            queue = parse_size(queue, what="router queue")
+            if queue < 1:
+                raise ValueError(f"router queue must hold at least one packet, got {queue!r}")
+        delay_ns = parse_time(processing_delay, what="router processing_delay")
+        index = len(self.routers) + 1
+        if index >= 1 << 16:
+            raise ValueError("at most 65535 routers per simulation")
+        router = Router(self, name, _router_address(index), qdisc, queue, delay_ns)
+        self.nodes[name] = router
+        self.routers[name] = router
+        self._addresses[router.address] = router
+        self.graph.add_node(name, kind="router")
+        self._topology_changed()
+        return router
+
+    def set_default_route(self, node, via) -> None:
+        """Give ``node`` a default route through its neighbour ``via``: packets for an address
+        ``node`` has no path to (unknown, or in another part of the network) go to ``via``
+        instead of failing with ENETUNREACH, as with a host's default gateway. A router then
+        answers what it cannot forward with ICMP destination unreachable."""
+        node, via = self._node(node), self._node(via)
+        if not self.graph.has_edge(node.name, via.name):
+            raise ValueError(f"a default route must point at a neighbour: {node.name!r} has no link to "
+                             f"{via.name!r}; link them first with add_link")
+        self._default_routes[node.name] = via.name
+        self._topology_changed()
+
+    def monitor(self, bin="10ms"):
+        """Start recording queues, links and flows (see :mod:`simsock.net.monitor`); returns
+        the :class:`~simsock.net.monitor.NetworkMonitor`, also ``sim.monitors``. ``bin`` is
+        the width of throughput/drop bins (seconds or "10ms"). Call it before ``run``."""
+        from simsock.net.monitor import NetworkMonitor
+        bin_ns = parse_time(bin, what="monitor bin")
+        if bin_ns <= 0:
+            raise ValueError(f"monitor bin must be a positive duration such as '10ms', got {bin!r}")
+        if self.netmon is not None:
+            if self.netmon.bin_ns != bin_ns:
+                raise ValueError(f"this simulation is already monitored with bins of {self.netmon.bin_ns} ns; "
+                                 f"a second monitor() must use the same bin (or none: sim.monitors)")
+            return self.netmon
+        mon = self.netmon = NetworkMonitor(self, bin_ns)
+        for link in self.links:
+            mon.attach(link.forward)
+            mon.attach(link.backward)
+        return mon
+
+    @property
+    def monitors(self):
+        """The NetworkMonitor started by :meth:`monitor` (None before)."""
+        return self.netmon
+
     def _node(self, node) -> Node:
         if isinstance(node, Node):
             if self.nodes.get(node.name) is not node:
@@ -162,19 +254,28 @@ class Simulation:
                             "e.g. qdisc=lambda: simsock.DropTail(packets=64)")
         if self.graph.has_edge(a.name, b.name):
             raise ValueError(f"{a.name!r} and {b.name!r} are already linked")
-        link = Link(self, a, b, rate_bps, delay_ns, loss_model, mtu, queue_packets, qdisc, jitter)
+        # A router's output ports take the router's queue settings unless the link has its own.
+        queues = tuple(queue_packets if queue is not None or getattr(n, "queue", None) is None else n.queue
+                       for n in (a, b))
+        qdiscs = tuple(qdisc if qdisc is not None else getattr(n, "qdisc_factory", None) for n in (a, b))
+        link = Link(self, a, b, rate_bps, delay_ns, loss_model, mtu, queues, qdiscs, jitter)
         a.links.append(link)
         b.links.append(link)
         self.links.append(link)
-        self.graph.add_edge(a.name, b.name, delay=delay_ns, link=link)
+        self.graph.add_edge(a.name, b.name, delay=delay_ns, link=link, rate=rate_bps)
         self._topology_changed()
         return link
 
     # -- names and routes -----------------------------------------------------------------
     def _topology_changed(self) -> None:
         self._routes.clear()
+        self._next_hops.clear()
+        self._components = None
         for host in self.hosts.values():
-            host._route_cache.clear()
+            if host._route_cache:
+                host._route_cache.clear()
+        for router in self.routers.values():
+            router._table.clear()
 
     def resolve_name(self, name: str) -> str | None:
         node = self.hosts.get(name)
@@ -185,27 +286,82 @@ class Simulation:
                     break
         return node.address if node is not None else None
 
+    def path_weight(self, u: str, v: str, data: dict) -> int:
+        """The routing cost of going from node ``u`` to its neighbour ``v``: the link's delay
+        plus 1 ns (so zero-delay links prefer fewer hops), plus a prohibitive cost for
+        entering a host, so that no path passes *through* a host when another exists (hosts
+        do not forward). A networkx weight function: ``nx.shortest_path(sim.graph, a, b,
+        weight=sim.path_weight)`` is the path packets take (up to equal-cost ties)."""
+        w = data["delay"] + 1
+        if self.nodes[v].kind == "host":
+            w += _HOST_TRANSIT_COST
+        return w
+
+    def _component_of(self, name: str) -> int:
+        comps = self._components
+        if comps is None:
+            comps = self._components = {}
+            for i, comp in enumerate(nx.connected_components(self.graph)):
+                for n in comp:
+                    comps[n] = i
+        return comps[name]
+
+    def _first_hops(self, node: Node) -> dict[str, str]:
+        """node's forwarding table: destination node name -> neighbour name, from one
+        single-source Dijkstra over the topology (weights: :meth:`path_weight`)."""
+        hops = self._next_hops.get(node.name)
+        if hops is None:
+            paths = nx.single_source_dijkstra_path(self.graph, node.name, weight=self.path_weight)
+            hops = {dst: path[1] for dst, path in paths.items() if len(path) > 1}
+            self._next_hops[node.name] = hops
+        return hops
+
     def next_hop(self, node: Node, dst_ip: str) -> Channel | None:
-        """The channel ``node`` sends a packet for ``dst_ip`` on (shortest path by delay)."""
+        """The channel ``node`` sends a packet for ``dst_ip`` on: the first hop of a shortest
+        path by delay (:meth:`path_weight`); None if there is none and no default route.
+
+        Each hop takes the next hop of *its own* shortest path, which is loop-free and
+        as short as the sender's shortest path (every hop strictly shortens the remaining
+        distance). A host with a single link sends everything reachable through it.
+        """
         table = self._routes.get(node.name)
         if table is None:
             table = self._routes[node.name] = {}
         if dst_ip in table:
             return table[dst_ip]
         target = self._addresses.get(dst_ip)
-        channel = None
+        hop = None
         if target is not None and target is not node:
-            try:
-                # weight: delay plus one nanosecond per hop, so zero-delay links prefer fewer hops
-                path = nx.shortest_path(self.graph, node.name, target.name,
-                                        weight=lambda u, v, d: d["delay"] + 1)
-            except nx.NetworkXNoPath:
-                path = None
-            if path is not None:
-                link = self.graph.edges[path[0], path[1]]["link"]
-                channel = link.channel_from(node)
+            if len(node.links) == 1 and node.kind == "host":
+                if self._component_of(node.name) == self._component_of(target.name):
+                    link = node.links[0]
+                    hop = (link.b if link.a is node else link.a).name
+            else:
+                hop = self._first_hops(node).get(target.name)
+        if hop is None and target is not node:
+            hop = self._default_routes.get(node.name)
+        channel = None
+        if hop is not None:
+            channel = self.graph.edges[node.name, hop]["link"].channel_from(node)
         table[dst_ip] = channel
         return channel
+
+    def path_mtu(self, node: Node, dst_ip: str) -> int:
+        """The smallest MTU on the path packets from ``node`` to ``dst_ip`` take (following
+        each hop's own next hop); the first hop's MTU if the path ends before ``dst_ip``."""
+        channel = self.next_hop(node, dst_ip)
+        if channel is None:
+            return self.profile.default_mtu
+        mtu = channel.mtu
+        for _ in range(len(self.nodes)):
+            nxt = channel.dst
+            if nxt.owns(dst_ip) or nxt.kind != "router":
+                break
+            channel = nxt.output_port(dst_ip)
+            if channel is None:
+                break
+            mtu = min(mtu, channel.mtu)
+        return mtu
 
     # -- bookkeeping ------------------------------------------------------------------------
     def _next_uid(self) -> int:
@@ -216,6 +372,8 @@ class Simulation:
 
     def _packet_dropped(self, channel, pkt, reason: str, where: str | None = None) -> None:
         self.drops[reason] = self.drops.get(reason, 0) + 1
+        if self.netmon is not None:
+            self.netmon.dropped(channel, pkt, reason, where, self.env.now)
         if self.trace.want_packets:
             self.trace.packet(self.env.now, where or channel.name, "drop", pkt, reason)
 
@@ -251,6 +409,7 @@ class Simulation:
             "time_s": self.now,
             "hosts": {name: h.stats() for name, h in self.hosts.items()},
             "links": {link.name: link.stats() for link in self.links},
+            "routers": {name: r.stats() for name, r in self.routers.items()},
             "drops": dict(sorted(self.drops.items())),
         }
 

@@ -42,10 +42,10 @@ def test_get_profile_by_name_object_and_error():
     ValueError naming the choices; a wrong type is a TypeError."""
     assert get_profile("linux") is LINUX
     assert get_profile(LINUX) is LINUX
-    with pytest.raises(ValueError, match=r"^unknown profile 'nosuch': use one of linux or the path of a profile "
+    with pytest.raises(ValueError, match=r"^unknown profile 'nosuch': use one of linux, windows or the path of a profile "
                                          r"JSON file"):
         get_profile("nosuch")
-    with pytest.raises(TypeError, match=r"^profile must be a name \(linux\), a Profile or a JSON file path, not int$"):
+    with pytest.raises(TypeError, match=r"^profile must be a name \(linux, windows\), a Profile or a JSON file path, not int$"):
         get_profile(3)
     with pytest.raises(ValueError, match="unknown profile 'nosuch'"):
         simsock.Simulation(profile="nosuch")

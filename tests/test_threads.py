@@ -5,10 +5,12 @@ import asyncio
 import pytest
 
 import simsock
+from simsock.profiles import without_cpu_costs
 
 
 def one_host():
-    sim = simsock.Simulation()
+    # Thread mechanics with exact times: no CPU costs (the CPU model is tested in tests/cpu/).
+    sim = simsock.Simulation(profile=without_cpu_costs())
     return sim, sim.add_host("a")
 
 

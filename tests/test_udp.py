@@ -9,11 +9,13 @@ import pytest
 import simsock
 from simsock import (AF_INET, AF_INET6, MSG_DONTWAIT, MSG_PEEK, MSG_TRUNC, SO_RCVBUF, SO_REUSEADDR, SO_SNDBUF,
                      SOCK_DGRAM, SOCK_STREAM, SOL_SOCKET)
+from simsock.profiles import without_cpu_costs
 
 
 def world(link=True, seed=1, **link_kw):
-    """Hosts a (10.0.0.1) and b (10.0.0.2), linked unless link=False."""
-    sim = simsock.Simulation(seed=seed)
+    """Hosts a (10.0.0.1) and b (10.0.0.2), linked unless link=False. No CPU costs: these
+    tests pin socket and network timing (the CPU model is tested in tests/cpu/)."""
+    sim = simsock.Simulation(seed=seed, profile=without_cpu_costs())
     a = sim.add_host("a")
     b = sim.add_host("b")
     if link:
@@ -24,7 +26,7 @@ def world(link=True, seed=1, **link_kw):
 def run_local(prog, until="10s"):
     """Run ``prog(k, out)`` alone on host a; return ``out``. Assertions inside the program
     surface as SimulationError with the AssertionError as __cause__."""
-    sim = simsock.Simulation()
+    sim = simsock.Simulation(profile=without_cpu_costs())
     a = sim.add_host("a")
     out = []
     a.spawn(prog, out)
@@ -752,7 +754,7 @@ def test_rcvbuf_full_drops_and_empty_queue_always_accepts():
         await k.sleep(0)                     # let the loopback deliveries happen
         out.append((r.queued_datagrams, r.rmem_alloc, r.drops))
         out.append(await r.recv(2000))
-    sim = simsock.Simulation()
+    sim = simsock.Simulation(profile=without_cpu_costs())   # 100 sendto calls take no simulated time
     a = sim.add_host("a")
     out = []
     a.spawn(prog, out)

@@ -17,7 +17,14 @@ from simsock.errors import os_error
 from simsock.units import NS_PER_S, parse_time
 
 from .addr import check_int, resolve
+from .cpu import run_debt
 from .thread import wait_event
+
+
+def _cpu_ns(thread, now: int) -> int:
+    """CPU time of ``thread`` up to ``now`` (its committed time may extend past now)."""
+    ahead = thread.run_until - now
+    return thread.cpu_ns - ahead if ahead > 0 else thread.cpu_ns
 
 
 class Kernel:
@@ -47,16 +54,38 @@ class Kernel:
         return self._sim.env.now
 
     async def sleep(self, seconds) -> None:
-        """Block this thread for ``seconds`` (a number or a string such as "10ms")."""
+        """Block this thread for ``seconds`` (a number or a string such as "10ms").
+
+        The sleep starts once the CPU the thread has used so far is paid for (its CPU debt,
+        kernel/cpu.py), so a thread that works then sleeps is away for work + sleep."""
         if type(seconds) is float and 0.0 <= seconds < 1e9:     # fast path for the common case
             delay = int(round(seconds * NS_PER_S))
         else:
             delay = parse_time(seconds, what="sleep time")
-        await wait_event(self._sim.env.timeout(delay))
+        await wait_event(self._sim.env.timeout(delay + self._thread.debt_ns))
+
+    async def compute(self, seconds) -> None:
+        """Use the CPU for ``seconds`` (a number or a string such as "2ms") of application
+        work: the thread holds a core that long (sharing it with others in time slices when
+        there are more runnable threads than cores)."""
+        if type(seconds) is float and 0.0 <= seconds < 1e9:
+            ns = int(round(seconds * NS_PER_S))
+        else:
+            ns = parse_time(seconds, what="compute time")
+        thread = self._thread
+        thread.debt_ns += ns
+        thread.progress = True
+        await run_debt()
+
+    @property
+    def cpu_time(self) -> float:
+        """CPU time this thread has used so far, in seconds (what it ran on a core)."""
+        return _cpu_ns(self._thread, self._sim.env.now) / NS_PER_S
 
     def spawn(self, fn, *args, name: str | None = None):
         """Start ``fn(k, *args)`` as a new thread on the same host; returns a handle whose
         ``join()`` can be awaited for the program's return value."""
+        self._thread.debt_ns += self._host.cpu.syscall_ns      # clone()
         return ThreadHandle(self._host.spawn(fn, *args, name=name))
 
     def socket(self, family=C.AF_INET, type=C.SOCK_STREAM, proto=0):
@@ -64,6 +93,7 @@ class Kernel:
         family = check_int(family)
         type = check_int(type)
         proto = check_int(proto)
+        self._thread.debt_ns += self._host.cpu.syscall_ns
         nonblock = bool(type & C.SOCK_NONBLOCK)
         base_type = type & ~(C.SOCK_NONBLOCK | C.SOCK_CLOEXEC)
         if family == C.AF_INET6:
@@ -89,6 +119,42 @@ class Kernel:
         if self._sim.trace.want_syscalls:
             sock._record("socket", (family, type, proto), sock, None)
         return sock
+
+    def iocp(self, concurrency: int = 0):
+        """A new I/O completion port (Windows' CreateIoCompletionPort): at most
+        ``concurrency`` associated threads run at once (0 = the host's cores). See
+        :mod:`simsock.kernel.iocp`."""
+        from .iocp import CompletionPort
+        port = CompletionPort(self._host, concurrency)
+        port._trace("iocp", [concurrency], {"fd": port._fd, "concurrency": port.concurrency}, None)
+        return port
+
+    def io_uring(self, entries: int = 256):
+        """A new io_uring instance with ``entries`` submission slots (rounded up to a
+        power of two) and twice as many completion slots. See :mod:`simsock.kernel.uring`."""
+        from .uring import IoUring
+        return IoUring(self._host, entries)
+
+    async def select(self, rlist, wlist, xlist, timeout=None):
+        """``select.select``: the objects (or descriptor numbers) of the three lists that are
+        readable, writable, exceptional; waits up to ``timeout`` seconds (None: forever).
+        See :mod:`simsock.kernel.notify`."""
+        from .notify import select
+        return await select(self, rlist, wlist, xlist, timeout)
+
+    def poll(self):
+        """A new ``select.poll`` object: ``register``/``modify``/``unregister`` and
+        ``await p.poll(timeout_ms)``."""
+        from .notify import Poll
+        return Poll(self)
+
+    def epoll(self, sizehint=-1, flags=0):
+        """A new epoll instance (``select.epoll``), a file of this host."""
+        from .notify import Epoll
+        ep = Epoll(self, sizehint, flags)
+        self._thread.debt_ns += self._host.cpu.syscall_ns
+        ep._trace("epoll", [], {"fd": ep._fd}, None)
+        return ep
 
     def gethostbyname(self, name: str) -> str:
         if not isinstance(name, str):
@@ -120,6 +186,27 @@ class ThreadHandle:
     @property
     def alive(self) -> bool:
         return self._thread.state not in ("exited", "failed")
+
+    @property
+    def cpu_time(self) -> float:
+        """CPU time the thread has used so far, in seconds."""
+        t = self._thread
+        return _cpu_ns(t, t.sim.env.now) / NS_PER_S
+
+    @property
+    def cpu_ns(self) -> int:
+        t = self._thread
+        return _cpu_ns(t, t.sim.env.now)
+
+    @property
+    def context_switches(self) -> dict:
+        """``{"voluntary": n, "involuntary": m}``, as Linux's /proc/PID/status counts them
+        (voluntary: it blocked; involuntary: it was preempted at the end of its slice)."""
+        return {"voluntary": self._thread.nvcsw, "involuntary": self._thread.nivcsw}
+
+    @property
+    def wakeups(self) -> int:
+        return self._thread.wakeups
 
     async def join(self):
         """Wait for the thread to finish; returns its program's return value."""

@@ -26,27 +26,72 @@ from simsock.errors import os_error, timeout_error
 from simsock.trace import errno_of, trace_value
 
 from .addr import check_int
+from .cpu import run_debt
 from .wait import TIMED_OUT, FileState, WaitQueue
 
 
+def _returned_int(args, result) -> int:
+    return result if type(result) is int else 0
+
+
+def _returned_bytes(args, result) -> int:
+    if type(result) is tuple:
+        result = result[0]
+    return result if type(result) is int else len(result)
+
+
+def _argument_bytes(args, result) -> int:
+    return memoryview(args[0]).nbytes if args else 0
+
+
+#: Bytes a successful call copies between user and kernel memory (the CPU model charges them).
+_COPIED = {"send": _returned_int, "sendto": _returned_int, "sendall": _argument_bytes,
+           "recv": _returned_bytes, "recvfrom": _returned_bytes,
+           "recv_into": _returned_bytes, "recvfrom_into": _returned_bytes}
+
+
 def syscall(fn):
-    """Record each call of ``fn`` (plain or async) in the trace when it returns or raises."""
+    """Record each call of ``fn`` (plain or async) in the trace when it returns or raises,
+    and charge it to the calling thread's CPU (kernel/cpu.py): ``syscall_ns`` per call plus
+    ``copy_ps_per_byte`` per byte moved. An awaited call that leaves the thread's CPU debt at
+    the batch bound pays it before returning; a call that fails with EAGAIN counts as
+    spinning."""
     name = fn.__name__
+    copied = _COPIED.get(name)
     if inspect.iscoroutinefunction(fn):
         @functools.wraps(fn)
         async def traced(self, *args, **kwargs):
+            sim = self._sim
+            thread = sim.current_thread
+            if thread is not None:
+                thread.debt_ns += self._host.cpu.syscall_ns     # entry: paid even if the call blocks
             try:
                 result = await fn(self, *args, **kwargs)
-            except BaseException as exc:
-                if self._sim.trace.want_syscalls:
+            except Exception as exc:
+                if sim.trace.want_syscalls:
                     self._record(name, args, None, exc)
+                if thread is not None:
+                    if type(exc) is not BlockingIOError:
+                        thread.progress = True
+                    if thread.debt_ns >= sim.cpu_batch_ns:
+                        await run_debt()
                 raise
-            if self._sim.trace.want_syscalls:
+            if sim.trace.want_syscalls:
                 self._record(name, args, result, None)
+            if thread is not None:
+                if copied is not None:
+                    thread.debt_ns += copied(args, result) * self._host.cpu.copy_ps // 1000
+                thread.progress = True
+                if thread.debt_ns >= sim.cpu_batch_ns:
+                    await run_debt()
             return result
     else:
         @functools.wraps(fn)
         def traced(self, *args, **kwargs):
+            thread = self._sim.current_thread
+            if thread is not None:
+                thread.debt_ns += self._host.cpu.syscall_ns
+                thread.progress = True
             try:
                 result = fn(self, *args, **kwargs)
             except BaseException as exc:
@@ -78,6 +123,8 @@ class Socket:
     """Base of the simulated socket types (see :class:`UdpSocket`, :class:`TcpSocket`)."""
 
     _kind = "socket"
+    _overlapped = None      # completion.SocketOps once an overlapped operation was posted
+    _iocp = None            # (port, key) once associated with a completion port
 
     def __init__(self, host, family: int, type: int, proto: int):
         self._host = host
@@ -88,6 +135,8 @@ class Socket:
         self.proto = proto
         self._fd = host._alloc_fd(self)
         self._closed = False
+        self._holders: list = []                 # threads in a blocking call on this socket (they hold the file)
+        self._open_at_close: list = []           # of those, the ones still in it when close() came
         self._timeout_ns: int | None = None      # None = blocking, 0 = non-blocking
         self._reuseaddr = False
         self._reuseport = False
@@ -100,8 +149,8 @@ class Socket:
         self._sk_err = 0
         self.local: tuple[str, int] | None = None     # (ip, port) once bound
         self.peer: tuple[str, int] | None = None
-        self.read_wait = WaitQueue(self._env)
-        self.write_wait = WaitQueue(self._env)
+        self.read_wait = WaitQueue(self._env, host.cpu.wakeup_ns)
+        self.write_wait = WaitQueue(self._env, host.cpu.wakeup_ns)
         self.file_state = FileState()
 
     # -- tracing -------------------------------------------------------------------------
@@ -110,8 +159,19 @@ class Socket:
             args = (len(memoryview(args[0])),) + tuple(args[1:])   # a buffer is recorded by its length
         sim = self._sim
         thread = sim.current_thread
+        fd = self._fd
+        if self._closed:
+            # A call that began after close() (or a second close) is on descriptor -1, as
+            # CPython's socket object makes it; a call that was blocked when another thread
+            # closed the socket, and close() itself, are on the descriptor they started with.
+            if thread in self._open_at_close:
+                self._open_at_close.remove(thread)
+            elif call != "close" or getattr(self, "_close_traced", False):
+                fd = -1
+            if call == "close":
+                self._close_traced = True
         sim.trace.syscall(sim.env.now, self._host.name, thread.name if thread is not None else "-", call,
-                          self._fd, trace_value(args), trace_value(result), errno_of(exc))
+                          fd, trace_value(args), trace_value(result), errno_of(exc))
 
     # -- common plain calls --------------------------------------------------------------
     def fileno(self) -> int:
@@ -161,16 +221,59 @@ class Socket:
         result = attempt()
         if result is not AGAIN:
             return result
-        if self._timeout_ns == 0 or flags & C.MSG_DONTWAIT:
+        # MSG_DONTWAIT makes only a blocking socket's call return EAGAIN: in timeout mode
+        # CPython polls (up to the timeout) before every call, flags or not (sock_call_ex).
+        if self._timeout_ns == 0 or (flags & C.MSG_DONTWAIT and self._timeout_ns is None):
             raise os_error(errno.EAGAIN)
         deadline = self._deadline()
-        while True:
-            woke = await queue.wait(deadline)
-            result = attempt()
-            if result is not AGAIN:
-                return result
-            if woke is TIMED_OUT:
-                raise timeout_error()
+        self._hold()
+        try:
+            while True:
+                woke = await queue.wait(deadline)
+                if self._closed and self._timeout_ns:
+                    # Closed by another thread while CPython's timeout mode was in poll():
+                    # poll reports the socket ready (or times out), then the call is made on
+                    # the descriptor that close() set to -1.
+                    wanted = C.EPOLLIN if queue is self.read_wait else C.EPOLLOUT
+                    if self._held_mask() & (wanted | C.EPOLLERR | C.EPOLLHUP):
+                        raise os_error(errno.EBADF)
+                    if woke is TIMED_OUT:
+                        raise timeout_error()
+                    continue
+                result = attempt()
+                if result is not AGAIN:
+                    return result
+                if woke is TIMED_OUT:
+                    raise timeout_error()
+        finally:
+            self._unhold()
+
+    def _hold(self) -> None:
+        """The calling thread's call is about to block: it holds the file until :meth:`_unhold`."""
+        self._holders.append(self._sim.current_thread)
+
+    def _unhold(self) -> None:
+        """A blocked call is returning: if the descriptor was closed meanwhile and this was
+        the last call holding the file, the socket is released now (fput -> sock_close).
+
+        Calls run only inside their thread's step; a coroutine closed outside one (garbage
+        collection after the simulation was dropped) releases nothing."""
+        thread = self._sim.current_thread
+        if thread is None:
+            return
+        self._holders.remove(thread)
+        if self._closed and not self._holders:
+            self._release()
+            self._file_released()
+
+    def _held_mask(self) -> int:
+        """The readiness of the socket behind a descriptor closed while a call holds it
+        (poll_mask reports POLLNVAL for the descriptor itself)."""
+        self._closed = False
+        try:
+            return self.poll_mask()
+        finally:
+            self._closed = True
 
     @syscall
     def getsockname(self) -> tuple[str, int]:
@@ -284,14 +387,29 @@ class Socket:
         if self._closed:
             return
         self._closed = True
+        if self._overlapped is not None and len(self._overlapped):
+            self._overlapped.abort_all()     # closesocket aborts pending overlapped I/O
+        if self._holders:
+            self._open_at_close = list(self._holders)
+            # Another thread is blocked in a call on this socket and holds the file (fdget),
+            # as on Linux: the descriptor is gone (new calls get EBADF), but the socket is
+            # released only when that call returns, and the call is not woken by the close
+            # (conformance scenario tcp_close_while_blocked_in_recv).
+            self._host._free_fd(self._fd)
+            return
         self._release()
         self._host._free_fd(self._fd)
-        # Threads blocked in this socket see EBADF when they retry.
-        self.read_wait.wake_all()
-        self.write_wait.wake_all()
+        self._file_released()
 
     def _release(self) -> None:
         raise NotImplementedError
+
+    def _file_released(self) -> None:
+        """The last reference is gone: epoll instances drop their entries for this file
+        (eventpoll_release in __fput); select/poll waiters are not woken by it."""
+        if self.file_state.watchers:
+            from .wait import SIG_CLOSE
+            self.file_state.notify(self, SIG_CLOSE)
 
     def detach(self) -> int:
         raise os_error(errno.EOPNOTSUPP, "detach() has no meaning in the simulator")
@@ -301,6 +419,44 @@ class Socket:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    # -- overlapped I/O (completion ports: kernel/iocp.py, kernel/completion.py) ------------
+    def recv_overlapped(self, nbytes):
+        """Post an overlapped receive of up to ``nbytes`` into a new buffer (WSARecv with an
+        OVERLAPPED); returns the operation. It completes with >= 1 byte, 0 at end of
+        stream, or an error, and its completion goes to the socket's completion port."""
+        from .iocp import recv_overlapped
+        return recv_overlapped(self, nbytes)
+
+    def recv_into_overlapped(self, buffer, nbytes=0):
+        """Like :meth:`recv_overlapped` into the caller's ``buffer``, which the operation
+        owns until it completes."""
+        from .iocp import recv_into_overlapped
+        return recv_into_overlapped(self, buffer, nbytes)
+
+    def send_overlapped(self, data):
+        """Post an overlapped send (WSASend): completes when all of ``data`` has been
+        accepted by the transport; no user-to-kernel copy (the pages are pinned)."""
+        from .iocp import send_overlapped
+        return send_overlapped(self, data)
+
+    def accept_overlapped(self):
+        """Post an overlapped accept (AcceptEx) on a listening socket; completes with
+        ``(socket, address)`` as its result."""
+        from .iocp import accept_overlapped
+        return accept_overlapped(self)
+
+    def connect_overlapped(self, address):
+        """Post an overlapped connect (ConnectEx); completes when the connection is
+        established or has failed."""
+        from .iocp import connect_overlapped
+        return connect_overlapped(self, address)
+
+    def _overlapped_attempt(self, op):
+        raise OSError(errno.EOPNOTSUPP, f"overlapped I/O is not modelled for {type(self).__name__}")
+
+    def _overlapped_connect_start(self, op) -> None:
+        raise os_error(errno.EOPNOTSUPP)
 
     # -- readiness (select/poll/epoll) ---------------------------------------------------
     def poll_mask(self) -> int:

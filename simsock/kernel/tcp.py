@@ -22,6 +22,7 @@ what a kernel does around them:
 from __future__ import annotations
 
 import errno
+from collections import deque
 
 import simpy
 
@@ -30,7 +31,7 @@ from simsock.errors import os_error
 from simsock.net.packet import PROTO_TCP, Packet
 from simsock.tcp import cc as cc_registry
 from simsock.tcp.config import TcpConfig
-from simsock.tcp.connection import TcpConnection
+from simsock.tcp.connection import SEND_SHUTDOWN, TcpConnection
 from simsock.tcp.listener import TcpListener, reset_for
 from simsock.tcp.segment import ACK, FIN, RST, SYN
 from simsock.tcp.signals import SIG_ACCEPT, SIG_DATA, SIG_SPACE, SIG_STATE
@@ -85,6 +86,8 @@ class TcpStack:
         self.iss_rng = host.sim.rng.stream(f"tcp_iss:{host.name}")
         self.resets_sent = 0
         self.listen_drops = 0
+        self._busy = 0                   # pumps / backlog drains in progress
+        self._backlog: deque = deque()   # loopback segments waiting for them to finish
         self.default_congestion = "cubic"
 
     # -- ports ---------------------------------------------------------------------------
@@ -134,7 +137,8 @@ class TcpStack:
             mtu, sndbuf=sock.sndbuf, rcvbuf=sock.rcvbuf, sndbuf_locked=sock._userlocks_snd,
             rcvbuf_locked=sock._userlocks_rcv, nodelay=sock._nodelay, cork=sock._cork, linger=linger,
             congestion=sock._congestion, tcp_wmem=tuple(prof.tcp_wmem), tcp_rmem=tuple(prof.tcp_rmem),
-            rmem_max=prof.rmem_max)
+            rmem_max=prof.rmem_max, sack=prof.tcp_sack, dsack=prof.tcp_dsack,
+            recovery=prof.tcp_recovery)
 
     # -- driving connections -------------------------------------------------------------
     def register(self, conn: TcpConnection, sock: "TcpSocket | None") -> None:
@@ -149,6 +153,41 @@ class TcpStack:
             conn.trace = lambda kind, now, fields: trace.event(now, where, "tcp_" + kind, fields)
 
     def pump(self, conn: TcpConnection) -> None:
+        """Send what ``conn`` has to send, deliver its signals, arm its timer; then process
+        the loopback segments that this caused (see :meth:`loopback_input`)."""
+        self._busy += 1
+        try:
+            self._pump(conn)
+        finally:
+            self._busy -= 1
+        if not self._busy and self._backlog:
+            self._drain()
+
+    def loopback_input(self, pkt: Packet, channel) -> None:
+        """A segment sent on this host's loopback: processed before the sending call returns,
+        as Linux's softirq does on the way out of the syscall (loopback_xmit -> netif_rx ->
+        net_rx_action), so a loopback connect() finds the handshake done and a SYN to a full
+        accept queue is dropped before the next connect. Segments wait in a FIFO backlog
+        while a connection's output is in progress and are processed in order after it."""
+        self._backlog.append((pkt, channel))
+        if not self._busy:
+            self._drain()
+
+    def _drain(self) -> None:
+        backlog = self._backlog
+        trace = self.sim.trace
+        host = self.host
+        self._busy += 1
+        try:
+            while backlog:
+                pkt, channel = backlog.popleft()
+                if trace.want_packets:
+                    trace.packet(self.env.now, channel.name, "arrive", pkt)
+                host.receive(pkt, channel)
+        finally:
+            self._busy -= 1
+
+    def _pump(self, conn: TcpConnection) -> None:
         env = self.env
         now = env.now
         segs = conn.segments_to_send(now)
@@ -210,9 +249,17 @@ class TcpStack:
 
     def timers_busy(self) -> bool:
         """True while some connection has work due soon (for settle): retransmissions,
-        delayed ACKs, unsent data; TIME_WAIT and zero-window probes do not count."""
+        delayed ACKs, unsent data; TIME_WAIT, zero-window probes and handshake
+        retransmissions do not count.
+
+        A SYN or SYN-ACK retransmission (1 s and more away) means a handshake was dropped —
+        a full accept queue drops SYNs and final ACKs (tcp_conn_request, tcp_check_req) —
+        and waiting for it is not what the real settle does: SIOCOUTQ is 0 in SYN_SENT and
+        SYN_RECV and EINVAL on a listener, so the real side moves on after ~20 ms with the
+        client still in SYN_SENT (conformance scenario ``tcp_backlog_overflow``)."""
         for conn in self.conns.values():
-            if conn.delack_at is not None or (conn.rto_at is not None and conn.rto_kind != "probe"):
+            if conn.delack_at is not None or (conn.rto_at is not None
+                                              and conn.rto_kind not in ("probe", "syn", "synack")):
                 if not conn.in_time_wait:
                     return True
         return False
@@ -295,6 +342,7 @@ class TcpSocket(Socket):
         self._nodelay = False
         self._cork = False
         self._congestion = self.stack.default_congestion
+        self._notifies = 0
         self.conn = conn
         self.listener: TcpListener | None = None
         self._sock_state = _CONNECTED if conn is not None else _UNCONNECTED
@@ -374,7 +422,15 @@ class TcpSocket(Socket):
         if optname == C.TCP_CONGESTION:
             return self._congestion.encode().ljust(16, b"\0")
         if optname == C.TCP_MAXSEG:
-            return self.conn.mss_cache if self.conn is not None else 536
+            if self.conn is None:
+                return 536
+            # tp->mss_cache as tcp_sync_mss leaves it: bounded to half the peer's largest
+            # window (tcp_bound_to_half_wnd), so 32741 right after a loopback connect.
+            conn = self.conn
+            mss, mw = conn.mss_cache, conn.max_window
+            if mw > 536 and mss > mw >> 1:
+                mss = max(mw >> 1, 68 - 32)
+            return mss
         raise os_error(errno.ENOPROTOOPT, f"TCP option {optname} is not modelled")
 
     # -- helpers -------------------------------------------------------------------------
@@ -382,15 +438,34 @@ class TcpSocket(Socket):
         if self.conn is not None:
             self.stack.pump(self.conn)
 
+    def _notify(self, edges: int, readers: bool = True, writers: bool = False) -> None:
+        # Counted, because a call's own output can change its socket's state before the
+        # call waits (a loopback peer answers inside the pump, TcpStack.loopback_input): a
+        # call that found nothing to do re-checks instead of waiting when the count moved,
+        # as Linux re-checks the condition after prepare_to_wait.
+        self._notifies += 1
+        super()._notify(edges, readers, writers)
+
     async def _wait_ready(self, queue, mask: int, flags: int):
         """CPython's timeout mode: poll for ``mask`` until ready or the timeout expires."""
         deadline = self._deadline()
         from .wait import TIMED_OUT
-        while not (self.poll_mask() & (mask | C.EPOLLERR | C.EPOLLHUP)):
-            woke = await queue.wait(deadline)
-            if woke is TIMED_OUT and not (self.poll_mask() & (mask | C.EPOLLERR | C.EPOLLHUP)):
-                from simsock.errors import timeout_error
-                raise timeout_error()
+        want = mask | C.EPOLLERR | C.EPOLLHUP
+        if self.poll_mask() & want:
+            return
+        self._hold()            # poll() holds the file (__pollwait), see Socket.close
+        try:
+            while True:
+                woke = await queue.wait(deadline)
+                if (self._held_mask() if self._closed else self.poll_mask()) & want:
+                    if self._closed:
+                        raise os_error(errno.EBADF)   # CPython's call on the descriptor -1
+                    return
+                if woke is TIMED_OUT:
+                    from simsock.errors import timeout_error
+                    raise timeout_error()
+        finally:
+            self._unhold()
 
     # -- binding, listening, connecting --------------------------------------------------
     @syscall
@@ -435,6 +510,10 @@ class TcpSocket(Socket):
             return listener.accept(self._env.now)
 
         conn = await self._wait_for(attempt, self.read_wait)
+        return self._accepted(conn), conn.remote
+
+    def _accepted(self, conn: TcpConnection) -> "TcpSocket":
+        """The socket for a connection just taken from the accept queue (inherits options)."""
         sock = TcpSocket(self._host, self.family, C.SOCK_STREAM, self.proto, conn)
         sock._reuseaddr = self._reuseaddr
         sock._nodelay = self._nodelay
@@ -442,7 +521,7 @@ class TcpSocket(Socket):
         sock._userlocks_snd, sock._userlocks_rcv = self._userlocks_snd, self._userlocks_rcv
         self.stack.parent.pop(conn, None)
         self.stack.pump(conn)
-        return sock, conn.remote
+        return sock
 
     @syscall
     async def connect(self, address) -> None:
@@ -472,29 +551,39 @@ class TcpSocket(Socket):
             else:
                 return self._connect_result()
         else:
-            self._host.route_check(ip)
-            if self.local is None:
-                self.stack.bind(self, ANY, 0)
-            src = self.local[0] if self.local[0] != ANY else self._host.route(ip)[2]
-            conn = TcpConnection((src, self.local[1]), (ip, port), self.stack.config_for(self, ip),
-                                 self.stack.iss_rng.getrandbits(32))
-            self.conn = conn
-            self.peer = (ip, port)
-            self.local = (src, self.local[1])
-            self.stack.register(conn, self)
-            conn.connect(self._env.now)
-            self._sock_state = _CONNECTING
-            self._pump()
+            self._begin_connect(ip, port)
             if self._timeout_ns == 0:
                 return errno.EINPROGRESS
         deadline = self._deadline()
         from .wait import TIMED_OUT
-        while self.conn.state in ("SYN_SENT", "SYN_RECV"):
-            woke = await self.write_wait.wait(deadline)
-            if woke is TIMED_OUT and self.conn.state in ("SYN_SENT", "SYN_RECV"):
-                from simsock.errors import timeout_error
-                raise timeout_error()
-        return self._connect_result()
+        self._hold()
+        try:
+            while self.conn.state in ("SYN_SENT", "SYN_RECV"):
+                woke = await self.write_wait.wait(deadline)
+                if woke is TIMED_OUT and self.conn.state in ("SYN_SENT", "SYN_RECV"):
+                    from simsock.errors import timeout_error
+                    raise timeout_error()
+            if self._closed and self._timeout_ns:
+                raise os_error(errno.EBADF)    # CPython reads SO_ERROR on the descriptor -1
+            return self._connect_result()
+        finally:
+            self._unhold()
+
+    def _begin_connect(self, ip: str, port: int) -> None:
+        """Send the SYN: the socket is SS_CONNECTING from here on."""
+        self._host.route_check(ip)
+        if self.local is None:
+            self.stack.bind(self, ANY, 0)
+        src = self.local[0] if self.local[0] != ANY else self._host.route(ip)[2]
+        conn = TcpConnection((src, self.local[1]), (ip, port), self.stack.config_for(self, ip),
+                             self.stack.iss_rng.getrandbits(32))
+        self.conn = conn
+        self.peer = (ip, port)
+        self.local = (src, self.local[1])
+        self.stack.register(conn, self)
+        conn.connect(self._env.now)
+        self._sock_state = _CONNECTING
+        self._pump()
 
     def _connect_result(self) -> int:
         conn = self.conn
@@ -519,6 +608,32 @@ class TcpSocket(Socket):
             raise os_error(errno.EPIPE)
         return self.conn
 
+    def _send_some(self, conn: TcpConnection, view) -> int:
+        """``conn.send`` in pieces of 16 skbs, transmitting (and processing loopback input)
+        between them, as tcp_sendmsg_locked calls sk_flush_backlog every 16 new skbs: a RST
+        or ACKs that arrived meanwhile take effect in the middle of a large send, which then
+        returns what it copied so far (found by the differential tests: a 1 MiB send to a
+        peer that has closed is cut at 16 x 32768 bytes). Raises like ``conn.send`` only
+        when nothing was accepted."""
+        piece = 16 * conn._size_goal(conn._mss_now())
+        total = len(view)
+        sent = 0
+        while True:
+            if sent:
+                self._pump()
+                if conn.sk_err or conn.shutdown_flags & SEND_SHUTDOWN or conn.state not in (
+                        "ESTABLISHED", "CLOSE_WAIT"):
+                    return sent            # the error stays pending for the next call
+            try:
+                n = conn.send(view[sent:sent + piece], self._env.now)
+            except OSError:
+                if sent:
+                    return sent
+                raise
+            sent += n
+            if sent >= total or n < piece:
+                return sent
+
     def _try_send_once(self, view) -> int:
         conn = self.conn
         n = conn.send(view, self._env.now)
@@ -530,12 +645,13 @@ class TcpSocket(Socket):
         view = self._data(data)
         flags = check_int(flags)
         conn = self._check_sendable()
-        nonblock = self._timeout_ns == 0 or flags & C.MSG_DONTWAIT
+        # MSG_DONTWAIT matters only without a timeout: CPython's timeout mode polls first.
+        nonblock = self._timeout_ns == 0 or (flags & C.MSG_DONTWAIT and self._timeout_ns is None)
         if nonblock or self._timeout_ns is not None:
             if not nonblock:
                 await self._wait_ready(self.write_wait, C.EPOLLOUT, flags)
             try:
-                n = conn.send(view, self._env.now)
+                n = self._send_some(conn, view)
             finally:
                 self._pump()
             if n == 0 and len(view):
@@ -544,20 +660,25 @@ class TcpSocket(Socket):
         # Blocking: tcp_sendmsg queues everything, waiting for space as needed.
         sent = 0
         total = len(view)
-        while True:
-            try:
-                n = conn.send(view[sent:], self._env.now)
-            except OSError:
+        self._hold()       # a close() by another thread does not end this call (Socket.close)
+        try:
+            while True:
+                seen = self._notifies
+                try:
+                    n = self._send_some(conn, view[sent:])
+                except OSError:
+                    self._pump()
+                    if sent:
+                        return sent
+                    raise
                 self._pump()
-                if sent:
+                sent += n
+                if sent >= total:
                     return sent
-                raise
-            self._pump()
-            sent += n
-            if sent >= total:
-                return sent
-            await self.write_wait.wait(None)
-            self._check_open()
+                if self._notifies == seen:
+                    await self.write_wait.wait(None)
+        finally:
+            self._unhold()
 
     @syscall
     async def sendall(self, data, flags=0) -> None:
@@ -568,23 +689,33 @@ class TcpSocket(Socket):
         total = len(view)
         deadline = self._deadline()
         from .wait import TIMED_OUT
-        while sent < total or total == 0:
-            try:
-                n = conn.send(view[sent:], self._env.now)
-            finally:
-                self._pump()
-            sent += n
-            if sent >= total:
-                return None
-            if self._timeout_ns == 0 or flags & C.MSG_DONTWAIT:
-                if n == 0:
-                    raise os_error(errno.EAGAIN)
-                continue
-            woke = await self.write_wait.wait(deadline)
-            self._check_open()
-            if woke is TIMED_OUT and not (self.poll_mask() & C.EPOLLOUT):
-                from simsock.errors import timeout_error
-                raise timeout_error()
+        self._hold()       # a close() by another thread does not end this call (Socket.close)
+        try:
+            while sent < total or total == 0:
+                seen = self._notifies
+                try:
+                    n = self._send_some(conn, view[sent:])
+                finally:
+                    self._pump()
+                sent += n
+                if sent >= total:
+                    return None
+                if self._timeout_ns == 0 or (flags & C.MSG_DONTWAIT and self._timeout_ns is None):
+                    if n == 0:
+                        raise os_error(errno.EAGAIN)
+                    continue
+                if self._notifies != seen:
+                    continue
+                woke = await self.write_wait.wait(deadline)
+                if self._closed and self._timeout_ns:
+                    # CPython's timeout mode polls, then sends on the descriptor close() set to -1.
+                    if self._held_mask() & (C.EPOLLOUT | C.EPOLLERR | C.EPOLLHUP):
+                        raise os_error(errno.EBADF)
+                if woke is TIMED_OUT and not (self._held_mask() if self._closed else self.poll_mask()) & C.EPOLLOUT:
+                    from simsock.errors import timeout_error
+                    raise timeout_error()
+        finally:
+            self._unhold()
         return None
 
     async def sendto(self, data, flags_or_address, address=None) -> int:
@@ -595,13 +726,16 @@ class TcpSocket(Socket):
 
     def _recv_attempt(self, n: int, flags: int):
         conn = self.conn
-        try:
-            data = conn.recv(n, self._env.now, peek=bool(flags & C.MSG_PEEK))
-        except BlockingIOError:
-            return AGAIN
-        finally:
-            self._pump()
-        return data
+        while True:
+            seen = self._notifies
+            try:
+                return conn.recv(n, self._env.now, peek=bool(flags & C.MSG_PEEK))
+            except BlockingIOError:
+                pass
+            finally:
+                self._pump()
+            if self._notifies == seen:
+                return AGAIN
 
     def _check_receivable(self) -> TcpConnection:
         self._check_open()
@@ -613,7 +747,7 @@ class TcpSocket(Socket):
         self._check_receivable()
         if bufsize == 0:
             return b""
-        if self._timeout_ns is not None and self._timeout_ns > 0 and not flags & C.MSG_DONTWAIT:
+        if self._timeout_ns is not None and self._timeout_ns > 0:     # CPython polls first, MSG_DONTWAIT or not
             await self._wait_ready(self.read_wait, C.EPOLLIN, flags)
             result = self._recv_attempt(bufsize, flags)
             if result is AGAIN:
@@ -622,13 +756,17 @@ class TcpSocket(Socket):
         if flags & C.MSG_WAITALL and not (self._timeout_ns == 0 or flags & C.MSG_DONTWAIT):
             chunks = []
             got = 0
-            while got < bufsize:
-                part = await self._wait_for(lambda: self._recv_attempt(bufsize - got, flags & ~C.MSG_WAITALL),
-                                            self.read_wait, flags)
-                if not part:
-                    break
-                chunks.append(part)
-                got += len(part)
+            self._hold()          # one system call: the file is held throughout
+            try:
+                while got < bufsize:
+                    part = await self._wait_for(lambda: self._recv_attempt(bufsize - got, flags & ~C.MSG_WAITALL),
+                                                self.read_wait, flags)
+                    if not part:
+                        break
+                    chunks.append(part)
+                    got += len(part)
+            finally:
+                self._unhold()
             return b"".join(chunks)
         return await self._wait_for(lambda: self._recv_attempt(bufsize, flags), self.read_wait, flags)
 
@@ -638,6 +776,8 @@ class TcpSocket(Socket):
         flags = check_int(flags)
         if bufsize < 0:
             raise ValueError("negative buffersize in recv")
+        if bufsize == 0:
+            return b""      # CPython's sock_recv makes no system call: no EBADF, no ENOTCONN
         return await self._recv(bufsize, flags)
 
     @syscall
@@ -653,6 +793,8 @@ class TcpSocket(Socket):
     async def recv_into(self, buffer, nbytes=0, flags=0) -> int:
         from .udp import UdpSocket
         n, flags = UdpSocket._into_args(buffer, nbytes, flags, "recv_into")
+        if n == 0:
+            return 0        # no system call (CPython's sock_recv_into), as for recv(0)
         data = await self._recv(n, flags)
         buffer[:len(data)] = data
         return len(data)
@@ -668,10 +810,25 @@ class TcpSocket(Socket):
             # inet_shutdown on a listener: stop listening (tcp_disconnect).
             self._stop_listening()
             return
-        if self.conn is None or self._sock_state != _CONNECTED and self.conn.state in ("CLOSE",):
-            raise os_error(errno.ENOTCONN)
+        if self._sk_state_closed():
+            raise os_error(errno.ENOTCONN)       # inet_shutdown: sk_state TCP_CLOSE
         self.conn.shutdown(how, self._env.now)
         self._pump()
+
+    def _sk_state_closed(self) -> bool:
+        """The socket's own sk_state is TCP_CLOSE: never connected, reset or closed — or its
+        connection went to TIME_WAIT, which tcp_time_wait() hands to a separate timewait sock
+        before tcp_done() closes the socket the program holds (differential tests)."""
+        conn = self.conn
+        return conn is None or conn.finished or conn.state in ("CLOSE", "TIME_WAIT")
+
+    @syscall
+    def getpeername(self) -> tuple[str, int]:
+        self._check_open()
+        # inet_getname: ENOTCONN in TCP_CLOSE and SYN_SENT (a socket in TIME_WAIT is CLOSE).
+        if self.peer is None or self._sk_state_closed() or self.conn.state == "SYN_SENT":
+            raise os_error(errno.ENOTCONN)
+        return self.peer
 
     def _stop_listening(self) -> None:
         listener = self.listener
@@ -690,6 +847,64 @@ class TcpSocket(Socket):
             conn.close(self._env.now)
             self.stack.pump(conn)
             self.stack.sock_of.pop(conn, None) if conn.finished else None
+
+    # -- overlapped I/O (kernel/completion.py drives these) ---------------------------------
+    def _overlapped_attempt(self, op):
+        """Try to finish ``op`` now: its result, AGAIN to wait, or an OSError to fail it."""
+        kind = op.kind
+        now = self._env.now
+        if kind == "recv":
+            conn = self._check_receivable()
+            try:
+                data = conn.recv(op.request, now)
+            except BlockingIOError:
+                return AGAIN
+            finally:
+                self._pump()
+            n = len(data)
+            op.buffer[:n] = data
+            op.nbytes = n
+            return n
+        if kind == "send":
+            conn = self._check_sendable()
+            view = op.view
+            while op.nbytes < len(view):
+                try:
+                    n = conn.send(view[op.nbytes:], now)
+                except BlockingIOError:
+                    n = 0
+                finally:
+                    self._pump()
+                if n == 0:
+                    return AGAIN
+                op.nbytes += n
+            return op.nbytes
+        if kind == "accept":
+            self._check_open()
+            if self.listener is None:
+                raise os_error(errno.EINVAL, "accept_overlapped needs a listening socket: call listen() first")
+            if not self.listener.accept_queue:
+                return AGAIN
+            conn = self.listener.accept(now)
+            return self._accepted(conn), conn.remote
+        # connect
+        if self.conn is not None and self.conn.state in ("SYN_SENT", "SYN_RECV"):
+            return AGAIN
+        err = self._connect_result()
+        if err:
+            raise os_error(err)
+        return None
+
+    def _overlapped_connect_start(self, op) -> None:
+        host, port = parse_inet_address(op.address, "connect_overlapped")
+        ip = resolve(self._sim, host)
+        if ip == ANY:
+            ip = LOOPBACK
+        if self.listener is not None or self._sock_state == _CONNECTED:
+            raise os_error(errno.EISCONN)
+        if self._sock_state == _CONNECTING:
+            raise os_error(errno.EALREADY)
+        self._begin_connect(ip, port)
 
     # -- readiness -----------------------------------------------------------------------
     def poll_mask(self) -> int:

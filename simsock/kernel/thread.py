@@ -23,6 +23,8 @@ from simpy.events import PENDING
 
 from simsock.errors import SimulationError
 
+from .cpu import BURST
+
 
 class ThreadFailed(Exception):
     """Raised out of SimPy's event loop when a program raises; Simulation.run converts it."""
@@ -43,7 +45,8 @@ class SimThread:
     """One simulated thread running one program coroutine on a host."""
 
     __slots__ = ("sim", "host", "name", "coro", "done", "result", "state", "tid", "_started_ns", "cpu_ns",
-                 "__weakref__")
+                 "port", "debt_ns", "progress", "core", "last_core", "ready_at", "run_until", "token", "tick_at",
+                 "then", "cont", "nvcsw", "nivcsw", "wakeups", "bursts", "spun_ns", "__weakref__")
 
     def __init__(self, sim, host, name: str, coro, tid: int):
         self.sim = sim
@@ -56,12 +59,42 @@ class SimThread:
         self.state = "new"                   # new -> running -> blocked <-> running -> exited
         self._started_ns = None
         self.cpu_ns = 0
+        self.port = None                     # the completion port this thread last waited on (iocp.py)
+        # CPU model (kernel/cpu.py): debt not yet run on a core, scheduling state, counters.
+        self.debt_ns = 0
+        self.progress = False                # a call since the last burst/block did something
+        self.core = None                     # the core held while running
+        self.last_core = None
+        self.ready_at = 0                    # end of the debt paid when it last blocked
+        self.run_until = 0                   # end of its last committed CPU interval
+        self.token = 0                       # identifies the current burst's end event
+        self.tick_at = None
+        self.then = None                     # the wait a burst is paying for
+        self.cont = None                     # what to resume with when dispatched from the run queue
+        self.nvcsw = 0                       # voluntary context switches (it blocked)
+        self.nivcsw = 0                      # involuntary ones (preempted at the end of its slice)
+        self.wakeups = 0
+        self.bursts = 0
+        self.spun_ns = 0                     # CPU time added by spin extension (cpu.py)
 
     def start(self) -> None:
         """Schedule the first step now (after everything already scheduled for this instant)."""
         ev = simpy.Event(self.sim.env)
-        ev.callbacks.append(self._step)
+        ev.callbacks.append(self._wake)
         ev.succeed(None)
+        self.host.cpu.thread_started(self)
+
+    def _wake(self, event: simpy.Event) -> None:
+        """What the thread waited for happened: run it on a core (kernel/cpu.py) once the
+        debt it paid when it blocked is over."""
+        env = self.sim.env
+        if self.ready_at > env.now:
+            later = env.timeout(self.ready_at - env.now)
+            later.callbacks.append(lambda _ev, event=event: self._wake(event))
+            return
+        if self.state != "new":
+            self.wakeups += 1
+        self.host.cpu.resume(self, event)
 
     def _step(self, event: simpy.Event) -> None:
         sim = self.sim
@@ -70,6 +103,8 @@ class SimThread:
         if self._started_ns is None:
             self._started_ns = sim.env.now
         self.state = "running"
+        if self.port is not None:
+            self.port._thread_resuming(self)
         try:
             while True:
                 try:
@@ -90,7 +125,7 @@ class SimThread:
                         hint.__cause__ = exc
                         exc = hint
                     raise ThreadFailed(self, exc) from exc
-                if not isinstance(target, simpy.Event):
+                if not isinstance(target, simpy.Event) and target is not BURST:
                     self.coro.close()
                     self.state = "failed"
                     err = TypeError(
@@ -98,11 +133,15 @@ class SimThread:
                         f"(k.sleep, socket methods, select/poll/epoll). asyncio functions such as "
                         f"asyncio.sleep do not run inside simsock.")
                     raise ThreadFailed(self, err)
+                if target is BURST:               # pay the CPU debt now (kernel/cpu.py)
+                    self.host.cpu.burst(self)
+                    return
                 if target.callbacks is None:      # already processed: resume at once
                     event = target
                     continue
-                target.callbacks.append(self._step)
-                self.state = "blocked"
+                self.host.cpu.block(self, target)
+                if self.port is not None:      # a completion port counts its running threads
+                    self.port._thread_blocking(self, target)
                 return
         finally:
             sim.current_thread = previous
@@ -110,7 +149,10 @@ class SimThread:
     def _exit(self, value) -> None:
         self.state = "exited"
         self.result = value
+        if self.port is not None:
+            self.port._thread_exited(self)
         self.host._thread_exited(self)
+        self.host.cpu.exited(self)
         self.done.succeed(value)
 
     def __repr__(self) -> str:

@@ -139,7 +139,9 @@ class UdpSocket(Socket):
             # ip4_datagram_connect fixes the source address from the route.
             self._host.udp_rehash(self, self._host.source_address_for(ip))
         self.peer = (ip, port)
-        self._sk_err = 0
+        # A pending error (an ICMP port unreachable) survives a new connect():
+        # ip4_datagram_connect does not clear sk_err (differential test; conformance
+        # scenario udp_reconnect_keeps_pending_error).
 
     @syscall
     def shutdown(self, how) -> None:
@@ -165,7 +167,8 @@ class UdpSocket(Socket):
             self.wmem_alloc -= pending.popleft()[1]
 
     def _try_send(self, data: bytes, dest: tuple[str, int]) -> int:
-        self._check_open()
+        # No descriptor check: callers check on entry, and a call blocked when another
+        # thread closed the descriptor goes on with the socket (Socket.close).
         if self._sk_err:
             err, self._sk_err = self._sk_err, 0
             raise os_error(err)
@@ -284,7 +287,7 @@ class UdpSocket(Socket):
         self._notify(SIG_STATE, readers=True, writers=True)
 
     def _try_recv(self, bufsize: int, flags: int):
-        self._check_open()
+        # No descriptor check (see _try_send).
         if self._sk_err:
             err, self._sk_err = self._sk_err, 0
             raise os_error(err)
@@ -382,6 +385,42 @@ class UdpSocket(Socket):
             raise ValueError("buffer too small for requested bytes" if caller == "recv_into"
                              else "nbytes is greater than the length of the buffer")
         return nbytes, flags
+
+    # -- overlapped I/O (kernel/completion.py drives these) ---------------------------------
+    def _overlapped_attempt(self, op):
+        """Try to finish ``op`` now: its result, AGAIN to wait, or an OSError to fail it.
+        A receive takes one datagram (cut to the buffer, as recv does); a send sends one
+        datagram to the connected peer."""
+        kind = op.kind
+        if kind == "recv":
+            self._check_open()
+            outcome = self._try_recv(op.request, 0)
+            if outcome is AGAIN:
+                return AGAIN
+            data = outcome[0]
+            n = len(data)
+            op.buffer[:n] = data
+            op.nbytes = n
+            return n
+        if kind == "send":
+            self._check_open()
+            if self.peer is None:
+                raise os_error(errno.EDESTADDRREQ, "send_overlapped on a UDP socket needs connect() first")
+            data = bytes(op.view)
+            if len(data) > self._host.profile.udp_max_payload:
+                raise os_error(errno.EMSGSIZE)
+            self._autobind()
+            n = self._try_send(data, self.peer)
+            if n is AGAIN:
+                return AGAIN
+            op.nbytes = n
+            return n
+        if kind == "accept":
+            raise os_error(errno.EOPNOTSUPP)
+        return None                      # connect: done when posted (UDP connect never waits)
+
+    def _overlapped_connect_start(self, op) -> None:
+        self._connect(op.address)
 
     # -- readiness -----------------------------------------------------------------------
     def poll_mask(self) -> int:

@@ -25,16 +25,23 @@ TIMED_OUT = object()
 SIG_IN = 0x1        # new data / connection / datagram arrived
 SIG_OUT = 0x2       # write space became available
 SIG_STATE = 0x4     # state change: connected, error, hang-up, peer closed
+SIG_CLOSE = 0x8     # the file is released (its last reference closed): epoll drops its entries
 
 
 class WaitQueue:
-    """Threads blocked on one condition of one file (Linux's wait_queue_head_t)."""
+    """Threads blocked on one condition of one file (Linux's wait_queue_head_t).
 
-    __slots__ = ("env", "_waiters")
+    ``wake_delay_ns`` is the wake-up latency (the profile's ``wakeup_ns``): a woken
+    thread resumes that long after the wake-up, which costs no extra event because the
+    wake-up event itself is scheduled later (kernel/cpu.py).
+    """
 
-    def __init__(self, env: simpy.Environment):
+    __slots__ = ("env", "_waiters", "wake_delay_ns")
+
+    def __init__(self, env: simpy.Environment, wake_delay_ns: int = 0):
         self.env = env
         self._waiters: list[simpy.Event] = []
+        self.wake_delay_ns = wake_delay_ns
 
     def wait(self, deadline_ns: int | None = None):
         """An awaitable that resumes with None when woken, or TIMED_OUT at ``deadline_ns``."""
@@ -58,9 +65,13 @@ class WaitQueue:
         if not waiters:
             return
         self._waiters = []
+        delay = self.wake_delay_ns
         for ev in waiters:
             if not ev.triggered:
-                ev.succeed(None)
+                if delay:
+                    _wake_later(self.env, ev, delay)
+                else:
+                    ev.succeed(None)
 
     def wake_one(self) -> bool:
         """Wake the longest-waiting thread (an exclusive wake-up, as for accept)."""
@@ -68,7 +79,10 @@ class WaitQueue:
         while waiters:
             ev = waiters.pop(0)
             if not ev.triggered:
-                ev.succeed(None)
+                if self.wake_delay_ns:
+                    _wake_later(self.env, ev, self.wake_delay_ns)
+                else:
+                    ev.succeed(None)
                 return True
         return False
 
@@ -76,8 +90,23 @@ class WaitQueue:
         return sum(1 for w in self._waiters if not w.triggered)
 
 
+def _wake_later(env: simpy.Environment, ev: simpy.Event, delay: int) -> None:
+    """Trigger ``ev`` (value None) ``delay`` ns from now: ``ev.succeed`` with a delay. The
+    event counts as triggered at once, so a timeout racing with it sees it taken."""
+    ev._ok = True
+    ev._value = None
+    env.schedule(ev, 1, delay)
+
+
 class FileState:
-    """Readiness watchers of one open file (select/poll/epoll subscribe here)."""
+    """Readiness watchers of one open file (select/poll/epoll subscribe here).
+
+    A watcher is a callable ``watcher(file, edges)``. One whose ``exclusive`` attribute is
+    true is an exclusive entry (EPOLLEXCLUSIVE, add_wait_queue_exclusive): like
+    __wake_up_common, a notification calls every non-exclusive watcher, and exclusive ones
+    in registration order until one returns true ("I woke a waiter"). SIG_CLOSE reaches
+    every watcher.
+    """
 
     __slots__ = ("watchers",)
 
@@ -85,5 +114,12 @@ class FileState:
         self.watchers: list = []   # callables watcher(file, edges)
 
     def notify(self, file, edges: int) -> None:
+        woken = False
         for watcher in tuple(self.watchers):
-            watcher(file, edges)
+            if getattr(watcher, "exclusive", False):
+                if woken and not edges & SIG_CLOSE:
+                    continue
+                if watcher(file, edges):
+                    woken = True
+            else:
+                watcher(file, edges)

@@ -46,6 +46,12 @@ class Channel:
         self.rng = sim.rng.stream(f"link:{name}") if (loss is not None or jitter is not None) else None
         self.qdisc = qdisc
         self.eager = qdisc is None or getattr(qdisc, "fifo_drop_tail", False)
+        # An eager FIFO with a qdisc (DropTail) keeps that qdisc's limits: packets and/or bytes.
+        self.queue_bytes_limit = None
+        if qdisc is not None and self.eager:
+            limit = getattr(qdisc, "limit_packets", None)
+            self.queue_packets = limit if limit is not None else 1 << 62
+            self.queue_bytes_limit = getattr(qdisc, "limit_bytes", None)
         if qdisc is not None:
             qdisc.on_drop = self._qdisc_dropped
             qdisc.attach(sim.rng.stream(f"qdisc:{name}"), rate_bps or 0)
@@ -64,7 +70,13 @@ class Channel:
         self.drops_loss = 0
         self.drops_other = 0
         self.in_flight = 0
-        self.monitor = None                   # optional callable(now, packets, bytes)
+        self.offered = 0                      # packets handed to send() (not loopback)
+        # optional ChannelMonitor (simsock.net.monitor): called (now, packets, bytes) at every
+        # queue change, .transmit(start, end, size) for every transmission
+        self.monitor = None
+        mon = sim.netmon
+        if mon is not None and rate_bps is not None:
+            mon.attach(self)
 
     # ------------------------------------------------------------------------------------
     def queued_packets(self, now: int | None = None) -> int:
@@ -100,23 +112,31 @@ class Channel:
             self.tx_bytes += pkt.size
             if trace.want_packets:
                 trace.packet(now, self.name, "enqueue", pkt)
-            if pkt.proto != 6 and not self.delay_ns:
-                # Linux processes a loopback datagram (and the ICMP error it may cause)
-                # before sendto returns: loopback_xmit -> netif_rx, run by the softirq on
-                # the way out of the syscall. TCP segments are deferred to the next event
-                # so a connection is never re-entered from inside its own output.
+            if not self.delay_ns:
+                # Linux processes a loopback packet (and the ICMP error it may cause)
+                # before the sending syscall returns: loopback_xmit -> netif_rx, run by the
+                # softirq on the way out. A TCP segment goes through the host's TCP backlog
+                # (TcpStack.loopback_input), so that a connection is never re-entered from
+                # inside its own output: a whole loopback handshake completes inside connect().
+                if pkt.proto == 6 and getattr(self.dst, "tcp", None) is not None:
+                    self.dst.tcp.loopback_input(pkt, self)
+                    return now
                 if trace.want_packets:
                     trace.packet(now, self.name, "arrive", pkt)
                 self.dst.receive(pkt, self)
                 return now
             self._schedule_arrival(pkt, now + self.delay_ns)
             return now
+        self.offered += 1
         if not self.eager:
             pkt.enqueued_at = now
-            if not self.qdisc.enqueue(pkt, now):
+            qdisc = self.qdisc
+            if not qdisc.enqueue(pkt, now):
                 return None
             if trace.want_packets:
                 trace.packet(now, self.name, "enqueue", pkt)
+            if self.monitor is not None:
+                self.monitor(now, len(qdisc), qdisc.bytes)
             if not self._transmitting:
                 self._start_next(now)
             return self._estimate_tx_end(now)
@@ -124,7 +144,8 @@ class Channel:
         waiting = self._waiting
         if waiting and waiting[0][0] <= now:
             self._expire(now)
-        if len(waiting) >= self.queue_packets:
+        if len(waiting) >= self.queue_packets or (
+                self.queue_bytes_limit is not None and self._waiting_bytes + pkt.size > self.queue_bytes_limit):
             self.drops_queue += 1
             sim._packet_dropped(self, pkt, "queue_full")
             return None
@@ -136,11 +157,14 @@ class Channel:
         self.tx_packets += 1
         self.tx_bytes += pkt.size
         pkt.enqueued_at = now
+        mon = self.monitor
         if start > now:
             waiting.append((start, pkt.size))
             self._waiting_bytes += pkt.size
-            if self.monitor is not None:
-                self.monitor(now, len(waiting), self._waiting_bytes)
+            if mon is not None:
+                mon(now, len(waiting), self._waiting_bytes)
+        if mon is not None:
+            mon.transmit(start, end, pkt.size)
         if trace.want_packets:
             trace.packet(now, self.name, "enqueue", pkt)
         if self.loss is not None and self._lost():
@@ -190,7 +214,11 @@ class Channel:
 
     # -- event-driven mode ---------------------------------------------------------------
     def _start_next(self, now: int) -> None:
-        pkt = self.qdisc.dequeue(now)
+        qdisc = self.qdisc
+        pkt = qdisc.dequeue(now)
+        mon = self.monitor
+        if mon is not None:
+            mon(now, len(qdisc), qdisc.bytes)
         if pkt is None:
             self._transmitting = False
             return
@@ -200,6 +228,8 @@ class Channel:
         self.busy_ns += tx
         self.tx_packets += 1
         self.tx_bytes += pkt.size
+        if mon is not None:
+            mon.transmit(now, now + tx, pkt.size)
         ev = simpy.Event(self.env)
         ev._ok = True
         ev._value = pkt
@@ -229,11 +259,39 @@ class Channel:
             "queued_packets": self.queued_packets(), "utilisation": round(util, 6),
         }
 
+    def sent_packets(self) -> int:
+        """Packets whose transmission has started by now (the FIFO fast path counts a packet
+        in ``tx_packets`` when it is queued, so the ones still waiting are taken off)."""
+        if self.eager:
+            return self.tx_packets - self.queued_packets()
+        return self.tx_packets
+
+    def port_stats(self) -> dict:
+        """A router port's counters. At every instant ``offered == sent + dropped + queued``
+        (``dropped``: refused or discarded by the queue; losses on the wire come after
+        ``sent``)."""
+        queued = self.queued_packets()
+        s = {
+            "offered": self.offered, "sent": self.sent_packets(), "dropped": self.drops_queue,
+            "queued": queued, "queued_bytes": self.queued_bytes(), "tx_bytes": self.tx_bytes,
+            "lost": self.drops_loss,
+        }
+        if self.qdisc is not None and not self.eager:
+            s["qdisc"] = self.qdisc.stats()
+        elif self.qdisc is not None:
+            s["qdisc"] = {"kind": type(self.qdisc).__name__, "limit_packets": getattr(self.qdisc, "limit_packets", None),
+                          "limit_bytes": getattr(self.qdisc, "limit_bytes", None)}
+        return s
+
 
 class Link:
     """A full-duplex point-to-point link between two nodes: ``forward`` carries a->b."""
 
     def __init__(self, sim, a, b, rate_bps, delay_ns, loss, mtu, queue_packets, qdisc_factory=None, jitter=None):
+        """``queue_packets`` and ``qdisc_factory`` may be pairs (a->b, b->a) when the two
+        directions differ (a router's own queue settings apply to its output ports)."""
+        q_fwd, q_back = queue_packets if isinstance(queue_packets, tuple) else (queue_packets, queue_packets)
+        f_fwd, f_back = qdisc_factory if isinstance(qdisc_factory, tuple) else (qdisc_factory, qdisc_factory)
         self.sim = sim
         self.a = a
         self.b = b
@@ -241,10 +299,10 @@ class Link:
         self.rate_bps = rate_bps
         self.delay_ns = delay_ns
         self.mtu = mtu
-        self.forward = Channel(sim, f"{a.name}->{b.name}", a, b, rate_bps, delay_ns, mtu, queue_packets, loss,
-                               qdisc_factory() if qdisc_factory else None, jitter)
-        self.backward = Channel(sim, f"{b.name}->{a.name}", b, a, rate_bps, delay_ns, mtu, queue_packets, loss,
-                                qdisc_factory() if qdisc_factory else None, jitter)
+        self.forward = Channel(sim, f"{a.name}->{b.name}", a, b, rate_bps, delay_ns, mtu, q_fwd, loss,
+                               f_fwd() if f_fwd else None, jitter)
+        self.backward = Channel(sim, f"{b.name}->{a.name}", b, a, rate_bps, delay_ns, mtu, q_back, loss,
+                                f_back() if f_back else None, jitter)
 
     def channel_from(self, node) -> Channel:
         return self.forward if node is self.a else self.backward

@@ -14,8 +14,9 @@ import os
 
 from .base import Profile
 from .linux import LINUX
+from .windows import WINDOWS
 
-PROFILES = {"linux": LINUX}
+PROFILES = {"linux": LINUX, "windows": WINDOWS}
 
 
 def get_profile(profile) -> Profile:
@@ -47,4 +48,12 @@ def profile_from_dict(data: dict, source: str = "dict") -> Profile:
     return dataclasses.replace(PROFILES[base], **values)
 
 
-__all__ = ["Profile", "LINUX", "get_profile", "profile_from_dict", "PROFILES"]
+def without_cpu_costs(profile="linux") -> Profile:
+    """``profile`` with the CPU model's costs at zero (system calls, copies, context
+    switches, wake-up latency): threads then take no simulated time except in
+    ``k.compute``, for studies (and tests) of the network alone."""
+    return dataclasses.replace(get_profile(profile), syscall_ns=0, copy_ps_per_byte=0, context_switch_ns=0,
+                               wakeup_ns=0, select_per_fd_ns=0, epoll_per_event_ns=0)
+
+
+__all__ = ["Profile", "LINUX", "WINDOWS", "get_profile", "profile_from_dict", "PROFILES", "without_cpu_costs"]

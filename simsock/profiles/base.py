@@ -38,15 +38,20 @@ class Profile:
     ipfrag_time_ns: int              # net.ipv4.ipfrag_time: reassembly timeout
     somaxconn: int                   # net.core.somaxconn
 
-    # --- CPU and notification costs (see the profile module for sources) -------------------
-    # Preliminary values; the CPU model (simsock/kernel/cpu.py) documents and uses them.
-    syscall_ns: int = 150            # entering and leaving the kernel for one call
-    copy_ps_per_byte: int = 100      # copying between user and kernel memory, picoseconds per byte
-    context_switch_ns: int = 3000    # a core changing from one thread to another
+    # --- CPU and notification costs (used by simsock/kernel/cpu.py; sources in linux.py) ------
+    syscall_ns: int = 500            # one socket call's fixed cost: entry/exit, fd lookup, socket lock
+    copy_ps_per_byte: int = 50       # copying between user and kernel memory, picoseconds per byte
+    context_switch_ns: int = 2000    # a core changing from one thread to another
     wakeup_ns: int = 5000            # from a wake-up to the woken thread running on an idle core
-    sched_slice_ns: int = 1_500_000  # time slice before a CPU-bound thread is preempted (EEVDF base slice)
-    select_per_fd_ns: int = 30       # select/poll: scanning one watched descriptor
-    epoll_per_event_ns: int = 60     # epoll_wait: reporting one ready entry
+    sched_slice_ns: int = 750_000    # EEVDF base slice before scaling by 1 + log2(min(cores, 8))
+    select_per_fd_ns: int = 55       # select/poll: scanning one watched descriptor
+    epoll_per_event_ns: int = 100    # epoll_wait: reporting one ready entry
+    thread_stack_bytes: int = 8 << 20    # virtual memory reserved per thread (ulimit -s 8192 KiB)
+
+    # --- TCP loss recovery (sysctls; simsock/tcp/recovery.py) --------------------------------
+    tcp_sack: bool = True            # net.ipv4.tcp_sack: offer and accept SACK (RFC 2018)
+    tcp_dsack: bool = True           # net.ipv4.tcp_dsack: report duplicate segments (RFC 2883)
+    tcp_recovery: int = 1            # net.ipv4.tcp_recovery: 1 RACK loss detection, 0 RFC 6675
 
     def to_dict(self) -> dict:
         return asdict(self)

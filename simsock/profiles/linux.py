@@ -25,6 +25,42 @@ Where each comes from:
 * ``icmp_ratelimit_ns`` 1 s and burst 6: net.ipv4.icmp_ratelimit and XRLIM_BURST_FACTOR
   in net/ipv4/icmp.c (icmpv4_xrlim_allow); loopback is exempt.
 * ``ipfrag_time_ns`` 30 s: net.ipv4.ipfrag_time. ``somaxconn`` 4096: net.core.somaxconn.
+* ``tcp_sack`` 1, ``tcp_dsack`` 1, ``tcp_recovery`` 1 (RACK): the sysctls of the same names
+  (read from /proc/sys/net/ipv4 on 6.18; the Profile's defaults).
+
+CPU costs (the CPU model, simsock/kernel/cpu.py). Python cannot time a system call by
+itself; ``benchmarks/cpu_costs.py`` times real calls from Python on the test machine (a
+2-vCPU Firecracker VM, kernel 6.18) and subtracts the interpreter's overhead, as a check of
+order of magnitude. Its figures are quoted below.
+
+* ``syscall_ns`` 500: the fixed part of one socket call. A minimal system call
+  (getppid) measures ~185 ns here (entry/exit with this kernel's mitigations); a
+  non-blocking ``recv`` that finds nothing measures 500-850 ns (fd lookup, socket lock,
+  queue check, the EAGAIN return). Kernel work that depends on the size is in the copy
+  cost; protocol work done in softirq context (TCP's ACK processing) is not charged.
+* ``copy_ps_per_byte`` 50 (20 GB/s): copy_to_user/copy_from_user is a memcpy
+  (rep movsb). Measured: 39 ps/byte for an in-cache 64 KiB memcpy, 75 ps/byte for 64 MiB,
+  and 53 ps/byte for a loopback UDP send+recv of 60000 bytes minus one of 64 bytes (two
+  copies per byte, so ~27 ps per copy while hot in cache).
+* ``context_switch_ns`` 2000: a pipe ping-pong between two processes pinned to one CPU
+  measures 5.7 us per round trip: two switches, each with its wake-up, plus four pipe
+  calls (~0.3 us each from Python), so ~2.2 us per switch — in line with lmbench's
+  lat_ctx on current x86 with page-table isolation (1.5-3 us).
+* ``wakeup_ns`` 5000: try_to_wake_up to running on an idle core (IPI, idle exit,
+  schedule). Bare-metal servers show 2-10 us (cyclictest / schbench wake-up latencies on
+  an idle system). This VM measures ~20 us per cross-CPU wake-up (43.6 us per ping-pong
+  round trip on two CPUs): a hypervisor's halt exit; a profile for such a machine sets it
+  higher.
+* ``sched_slice_ns`` 750000: EEVDF's sysctl_sched_base_slice (0.75 ms, kernel/sched/
+  fair.c), which update_sysctl() scales by 1 + ilog2(min(ncpus, 8)) — so 1.5 ms on a 2-core
+  host, 3 ms from 8 cores; the CPU model applies the same scaling to a host's cores.
+* ``select_per_fd_ns`` 55: poll() with 1000 idle sockets registered costs 58 ns more per
+  descriptor than with 10 (do_pollfd: fdget plus the socket's poll function).
+* ``epoll_per_event_ns`` 100: epoll_wait reporting 256 ready sockets costs 154 ns per
+  event more than reporting 1, of which ~50 ns is Python building its (fd, events) tuple
+  (ep_send_events: re-poll the file, copy the event out).
+* ``thread_stack_bytes`` 8 MiB: glibc's default thread stack is RLIMIT_STACK
+  (``ulimit -s`` = 8192 KiB), reserved as virtual memory per thread (C6.1).
 """
 
 from .base import Profile
@@ -53,4 +89,12 @@ LINUX = Profile(
     icmp_ratelimit_burst=6,
     ipfrag_time_ns=30_000_000_000,
     somaxconn=4096,
+    syscall_ns=500,
+    copy_ps_per_byte=50,
+    context_switch_ns=2000,
+    wakeup_ns=5000,
+    sched_slice_ns=750_000,
+    select_per_fd_ns=55,
+    epoll_per_event_ns=100,
+    thread_stack_bytes=8 << 20,
 )

@@ -3,8 +3,8 @@
 It has the same calls as the simulated kernel's handle: ``k.now``, ``k.host``, ``k.thread``,
 ``await k.sleep(s)``, ``k.spawn(fn, *args)``, ``k.socket(...)``, ``k.gethostbyname(name)``,
 ``await k.settle()``, ``await k.compute(s)``, ``await k.select(...)``, ``k.poll()``,
-``k.epoll()``. ``k.iocp()`` raises ``EOPNOTSUPP``: completion ports are Windows', and the
-machine this runs on is Linux.
+``k.epoll()``. ``k.iocp()`` and ``k.io_uring()`` raise ``EOPNOTSUPP``: completion ports are
+Windows', the machine this runs on is Linux, and Python has no io_uring binding.
 
 select, poll and epoll are the :mod:`select` module's. Each of them also watches the world's
 wake-up pipe, which becomes readable when the run is stopped (a thread failed, or the time
@@ -149,15 +149,29 @@ class RealKernel:
     async def select(self, rlist, wlist, xlist, timeout: float | None = None):
         world = self._world
         world._check_abort()
-        args = [plain(list(rlist)), plain(list(wlist)), plain(list(xlist)), timeout]
-        by_fd = {}
-        for obj in (*rlist, *wlist, *xlist):
-            by_fd[_fd_of(obj)] = obj
+        args = [plain(list(rlist)) if isinstance(rlist, (list, tuple)) else plain(rlist),
+                plain(list(wlist)) if isinstance(wlist, (list, tuple)) else plain(wlist),
+                plain(list(xlist)) if isinstance(xlist, (list, tuple)) else plain(xlist), timeout]
+        # Hand select.select the real sockets (and anything else as given, so that CPython
+        # raises its own errors for bad items), then map its results back to our objects.
+        wrapped = {}
+
+        def unwrap(seq):
+            try:
+                items = list(seq)
+            except TypeError:
+                return seq
+            out = []
+            for obj in items:
+                real = obj._sock if isinstance(obj, RealSocket) else obj
+                wrapped[id(real)] = obj
+                out.append(real)
+            return out
+        r_in, w_in, x_in = unwrap(rlist), unwrap(wlist), unwrap(xlist)
         wake = world._wake_r
         world._enter_call("select")
         try:
-            r, w, x = _select.select([*map(_fd_of, rlist), wake], list(map(_fd_of, wlist)),
-                                     list(map(_fd_of, xlist)), timeout)
+            r, w, x = _select.select(r_in + [wake] if isinstance(r_in, list) else r_in, w_in, x_in, timeout)
         except BaseException as exc:
             world._leave_call()
             world._check_abort()
@@ -165,7 +179,8 @@ class RealKernel:
             raise
         world._leave_call()
         world._check_abort()
-        result = ([by_fd[f] for f in r if f != wake], [by_fd[f] for f in w], [by_fd[f] for f in x])
+        back = lambda objs: [wrapped.get(id(o), o) for o in objs if o is not wake]   # noqa: E731
+        result = (back(r), back(w), back(x))
         world._record("select", -1, args, plain(result), None)
         return result
 
@@ -185,8 +200,17 @@ class RealKernel:
         return wrapped
 
     def iocp(self, *args, **kwargs):
+        """Always fails: completion ports are Windows'; the real backend runs on Linux."""
         raise OSError(_errno.EOPNOTSUPP,
-                      "I/O completion ports exist only in the simulator (Windows has them; Linux does not)")
+                      "I/O completion ports exist only in the simulator: Windows has them, Linux (which the "
+                      "real backend runs on) does not; run this program with simsock.Simulation(...) instead")
+
+    def io_uring(self, *args, **kwargs):
+        """Always fails: the real backend does not drive io_uring."""
+        raise OSError(_errno.EOPNOTSUPP,
+                      "io_uring exists only in the simulator: Python's standard library has no io_uring binding, "
+                      "so the real backend cannot submit requests to the host kernel's io_uring; run this program "
+                      "with simsock.Simulation(...) instead")
 
 
 def _outq(sock: RealSocket) -> int:

@@ -46,7 +46,11 @@ class TcpConfig:
     linger: float | None = None      # SO_LINGER seconds; 0 -> close() sends RST
     congestion: str = "cubic"        # net.ipv4.tcp_congestion_control (kernel default cubic)
     timestamps: bool = True          # net.ipv4.tcp_timestamps=1
-    sack: bool = True                # net.ipv4.tcp_sack=1 (negotiated; scoreboard not modelled)
+    sack: bool = True                # net.ipv4.tcp_sack=1: offer/accept SACK-permitted (RFC 2018)
+    dsack: bool = True               # net.ipv4.tcp_dsack=1: report duplicates (RFC 2883)
+    #: net.ipv4.tcp_recovery: bit 0x1 = RACK loss detection (RFC 8985, Linux's default);
+    #: 0 = RFC 6675 DupThresh marking. Only matters with SACK (NewReno without it).
+    recovery: int = 1
     window_scaling: bool = True      # net.ipv4.tcp_window_scaling=1
     # --- congestion / timers -----------------------------------------------------------
     init_cwnd: int = 10              # TCP_INIT_CWND (RFC 6928)
@@ -55,6 +59,7 @@ class TcpConfig:
     rto_max: int = 120 * S           # TCP_RTO_MAX
     delack_min: int = 40 * MS        # TCP_DELACK_MIN == TCP_ATO_MIN (HZ/25)
     delack_max: int = 200 * MS       # TCP_DELACK_MAX (HZ/5)
+    timeout_min: int = 2 * MS        # TCP_TIMEOUT_MIN: 2 jiffies (HZ=1000), RACK's timer slack
     syn_retries: int = 6             # net.ipv4.tcp_syn_retries
     synack_retries: int = 5          # net.ipv4.tcp_synack_retries
     retries2: int = 15               # net.ipv4.tcp_retries2
@@ -65,5 +70,6 @@ class TcpConfig:
 
     @classmethod
     def for_mtu(cls, mtu: int, **kw) -> "TcpConfig":
-        """Config for a path MTU: MSS option = MTU - 40 (IPv4 + TCP headers)."""
-        return cls(mss=mtu - 40, **kw)
+        """Config for a path MTU: MSS option = MTU - 40 (IPv4 + TCP headers), the MTU capped
+        at 65535, the largest IPv4 packet (ipv4_default_advmss: lo's 65536 gives 65495)."""
+        return cls(mss=min(mtu, 65535) - 40, **kw)

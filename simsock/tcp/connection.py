@@ -59,6 +59,8 @@ from simsock.tcp.congestion import CongestionState, get_ops
 from simsock.tcp.rtt import RttEstimator
 from simsock.tcp.segment import ACK, FIN, RST, SYN, TIMESTAMP_OPTION, Segment
 from simsock.tcp.receiver import Receiver
+from simsock.tcp.recovery import TCP_REORDERING, Recovery
+from simsock.tcp.sack import SackBlocks, max_sack_blocks
 from simsock.tcp.sender import Sender
 from simsock.tcp.signals import SIG_DATA, SIG_SPACE, SIG_STATE
 
@@ -72,7 +74,7 @@ def unwrap(wire: int, ref: int) -> int:
     return ref + ((wire - ref + 0x80000000) & MASK) - 0x80000000
 
 
-class TcpConnection(Receiver, Sender):
+class TcpConnection(Receiver, Sender, Recovery):
     """A TCP endpoint (a ``struct tcp_sock``) driven by the kernel: see the module docstring."""
 
     def __init__(self, local: tuple[str, int], remote: tuple[str, int], config: TcpConfig,
@@ -94,8 +96,23 @@ class TcpConnection(Receiver, Sender):
         self.sendq = SendQueue(iss + 1, config.skb_tx_overhead)
         self.rcvq = ReceiveQueue(config.skb_rx_overhead)
         self.fin_queued = self.fin_sent = False
-        self.records: deque[list] = deque()  # in flight: [start, end, sent_ns, retransmitted]
+        self.records: deque[list] = deque()  # in flight: [start, end, sent_ns, flags] (recovery.py)
         self.lost_out = self.retrans_out = self.sacked_out = self.dupacks = 0
+        # SACK scoreboard, RACK and PRR (recovery.py)
+        self.fack = iss                  # end of the highest SACKed record
+        self.reordering = TCP_REORDERING
+        self.reord_seen = 0
+        self.rack_mstamp = self.rack_end_seq = self.rack_rtt = 0
+        self.rack_advanced = self.rack_dsack_seen = False
+        self.rack_reo_wnd_steps = 1
+        self.rack_reo_wnd_persist = 0
+        self.min_rtt = 1 << 62
+        self.rtx_sent: list[tuple[int, list]] = []   # (sent_ns, record) in retransmission order
+        self.prr_delivered = self.prr_out = 0
+        self.ack_delivered = self.newly_lost = 0
+        self.reo_armed = False
+        self._sack_first_sent = None
+        self.sack_rx = SackBlocks()      # receiver: blocks for the next ACK
         self.high_seq = iss
         self.snd_sml = iss
         self.max_packets_out = 0
@@ -103,7 +120,6 @@ class TcpConnection(Receiver, Sender):
         self.retrans_stamp = 0
         self.backoff = self.retransmits = self.probes_out = 0
         self.rtx_reason = "timeout"
-        self.force_rtx = False
         self.rtt_backed_off = False
         self.rtt = RttEstimator(config.rto_init, config.rto_min, config.rto_max)
         self.tp = CongestionState(config.init_cwnd, self.mss_cache)
@@ -150,6 +166,8 @@ class TcpConnection(Receiver, Sender):
         self.stats_bytes_sent = self.stats_bytes_received = self.stats_bytes_acked = 0
         self.stats_segments_sent = self.stats_retransmits = self.stats_rto_count = 0
         self.stats_fast_retransmits = self.stats_zwp = 0
+        self.stats_recoveries = self.stats_dsacks_received = self.stats_lost_retransmits = 0
+        self.stats_sack_reneging = 0
         self.limited_ns = [0, 0, 0, 0]   # index: 0 idle/none, 1 rwnd, 2 cwnd, 3 app
         self.limit_kind = 0
         self.limit_since = 0
@@ -215,6 +233,9 @@ class TcpConnection(Receiver, Sender):
         seg = Segment(self.local[1], self.remote[1], seq & MASK, self.rcv_nxt & MASK, flags,
                       win, payload,
                       ts=((now // 1_000_000) & MASK, self.ts_recent) if self.ts_ok else None)
+        if self.sack_rx:
+            seg.sack = tuple((s & MASK, e & MASK)
+                             for s, e in self.sack_rx.take(max_sack_blocks(self.ts_ok)))
         self.stats_segments_sent += 1
         if flags & ACK:
             self._ack_sent()
@@ -290,6 +311,8 @@ class TcpConnection(Receiver, Sender):
         self.finished = True
         self.records.clear()
         self.lost_out = self.retrans_out = self.sacked_out = 0
+        self.rtx_sent = []
+        self.sack_rx.clear()
         self.sendq.purge()
         self.signals |= SIG_STATE | SIG_DATA | SIG_SPACE
         if self._listener is not None:
@@ -492,6 +515,19 @@ class TcpConnection(Receiver, Sender):
         if not self.finished:
             self._done_with_error(E.ECONNABORTED if not self.orphan else 0, now)
 
+    def icmp_error(self, err: int, now: int) -> None:
+        """An ICMP destination-unreachable about a segment we sent, as an errno
+        (icmp_err_convert). tcp_v4_err: in SYN_SENT it ends the connection attempt with
+        that error (connect() fails with EHOSTUNREACH, ENETUNREACH, ECONNREFUSED); once
+        synchronised it is only remembered as the soft error (sk_err_soft) that a later
+        timeout reports instead of ETIMEDOUT."""
+        if self.finished:
+            return
+        if self.state == "SYN_SENT":
+            self._done_with_error(err, now)
+        else:
+            self.sk_err_soft = err
+
     # ================================================================== readiness
     def poll(self) -> int:
         """tcp_poll."""
@@ -529,7 +565,11 @@ class TcpConnection(Receiver, Sender):
 
     @property
     def outq(self) -> int:
-        return self.sendq.end - self.snd_una if self.state not in ("SYN_SENT", "CLOSE") else 0
+        """SIOCOUTQ (tcp_ioctl): write_seq - snd_una, where write_seq counts a queued FIN
+        (tcp_send_fin): 1 more while the FIN is unacknowledged, 0 in FIN_WAIT2/TIME_WAIT."""
+        if self.state in ("SYN_SENT", "SYN_RECV", "CLOSE"):
+            return 0
+        return self.sendq.end + (1 if self.fin_queued else 0) - self.snd_una
 
     @property
     def inq(self) -> int:
@@ -551,6 +591,9 @@ class TcpConnection(Receiver, Sender):
             "bytes_received": self.stats_bytes_received,
             "segments_sent": self.stats_segments_sent, "retransmits": self.stats_retransmits,
             "rto_count": self.stats_rto_count, "fast_retransmits": self.stats_fast_retransmits,
+            "recoveries": self.stats_recoveries, "lost_retransmits": self.stats_lost_retransmits,
+            "dsacks_received": self.stats_dsacks_received, "sack": self.sack_ok,
+            "reordering": self.reordering,
             "srtt": r.srtt, "rttvar": r.rttvar, "rto": min(r.rto << self.backoff, self.config.rto_max),
             "cwnd": tp.snd_cwnd, "ssthresh": tp.snd_ssthresh,
             "rwnd_limited_ns": self.limited_ns[1], "cwnd_limited_ns": self.limited_ns[2],
@@ -592,6 +635,8 @@ class TcpConnection(Receiver, Sender):
                 self._retransmit_timer(now)
             elif kind == "probe":
                 self._probe_timer(now, self._out)
+            elif kind == "reo":
+                self._reo_timer(now)
 
     def _syn_timer(self, now: int) -> None:
         if self.state != "SYN_SENT":

@@ -180,8 +180,11 @@ class Receiver:
             self._done_with_error(E.ECONNRESET, now)
             return
         end = seq + plen
+        sack = self.sack_ok
         if end + (1 if fin else 0) <= rcv_nxt:
             self._enter_quickack()              # duplicate: tcp_send_dupack (D-SACK)
+            if sack and plen and self.config.dsack:
+                self.sack_rx.set_dsack(seq, end)
             self.ack_now = True
             return
         payload = seg.payload
@@ -191,7 +194,11 @@ class Receiver:
                 self.ack_now = True
                 return
             if plen:
-                q.add_ooo(seq, payload)
+                if q.add_ooo(seq, payload):
+                    if sack:
+                        self.sack_rx.new_ofo(seq, end)
+                elif sack and self.config.dsack:
+                    self.sack_rx.set_dsack(seq, end)
             if fin:
                 self.fin_rcv_seq = end
             self.ack_pending = True
@@ -209,6 +216,8 @@ class Receiver:
                 self.ack_now = True
                 return
             if seq < rcv_nxt:
+                if sack and self.config.dsack:
+                    self.sack_rx.set_dsack(seq, rcv_nxt)
                 payload = payload[rcv_nxt - seq:]
             q.push(payload)
             n = len(payload)
@@ -221,6 +230,8 @@ class Receiver:
                 self.stats_bytes_received += new - rcv_nxt
                 self.rcv_nxt = rcv_nxt = new
                 self.ack_now = True             # a hole was filled: ACK now
+            if self.sack_rx.blocks:
+                self.sack_rx.remove_below(rcv_nxt, not q.ooo)
         if fin and end == rcv_nxt:
             self._fin(now)
         elif self.fin_rcv_seq == rcv_nxt and not self.sock_done:
@@ -232,6 +243,7 @@ class Receiver:
         self.shutdown_flags |= RCV_SHUTDOWN
         self.sock_done = True
         self.rcvq.ooo.clear()
+        self.sack_rx.blocks.clear()             # tcp_sack_reset
         self.ack_pending = True
         self.signals |= SIG_DATA | SIG_STATE
         st = self.state

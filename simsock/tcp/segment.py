@@ -44,19 +44,22 @@ class Segment:
 
     @property
     def header_size(self) -> int:
-        """TCP header plus options, padded to 4 bytes, as the wire would carry them."""
+        """TCP header plus options as Linux lays them out (tcp_options_write): MSS 4,
+        SACK-permitted sharing a word with timestamps (else NOP NOP SACK-permitted), timestamps
+        NOP NOP-aligned to 12, window scale NOP-aligned to 4, SACK blocks NOP NOP kind len to
+        4 + 8 per block."""
         opt = 0
         if self.mss is not None:
             opt += 4
-        if self.wscale is not None:
-            opt += 3
-        if self.sack_permitted:
-            opt += 2
         if self.ts is not None:
-            opt += 10
+            opt += 12
+        elif self.sack_permitted:
+            opt += 4
+        if self.wscale is not None:
+            opt += 4
         if self.sack:
-            opt += 2 + 8 * len(self.sack)
-        return TCP_HEADER + ((opt + 3) & ~3)
+            opt += 4 + 8 * len(self.sack)
+        return TCP_HEADER + opt
 
     @property
     def wire_size(self) -> int:

@@ -10,30 +10,35 @@ data, each segment cut at ``mss_now`` and at skb boundaries, allowed while
 Nagle as tcp_nagle_check does (Minshall's variant: a sub-MSS tail segment waits only while an
 earlier sub-MSS segment is unacknowledged; TCP_CORK holds every sub-MSS tail).
 
-Loss recovery is NewReno without SACK (RFC 6582 with Linux's bookkeeping, tcp_fastretrans_alert
-for a non-SACK peer): each duplicate ACK counts as one "sacked" segment (tcp_add_reno_sack);
-the third enters Recovery (ssthresh from the congestion module, cwnd set to ssthresh — Linux
-gets there gradually through PRR, RFC 6937, which is not modelled), retransmits the head,
-and every partial ACK retransmits the next hole; the ACK covering ``high_seq`` ends it.
-The retransmission timer (tcp_retransmit_timer) enters Loss: cwnd 1, everything in flight
-marked lost and resent as cwnd reopens, RTO doubled up to rto_max, and the connection fails
+Loss detection and recovery (SACK scoreboard, RACK or RFC 6675 marking, NewReno without
+SACK, PRR) live in recovery.py; this module runs them from ACK processing (tcp_ack:
+tcp_sacktag_write_queue, tcp_clean_rtx_queue, tcp_fastretrans_alert on a "dubious" ACK,
+then tcp_cong_control: PRR while in Recovery, the congestion module's cong_avoid otherwise)
+and retransmits records marked lost, in sequence order, ahead of new data.
+The retransmission timer (tcp_retransmit_timer) enters Loss: every unSACKed segment marked
+lost (tcp_timeout_mark_lost), cwnd = in flight + 1, resent as cwnd reopens, RTO doubled up to
+rto_max, and the connection fails
 with ETIMEDOUT once the time since the first retransmission exceeds what ``retries2``
 backoffs would take (retransmits_timed_out / tcp_model_timeout). The persist timer
 (tcp_probe_timer) sends zero-window probes — Linux's are zero-length segments with sequence
 ``snd_una - 1``, which the receiver answers with a duplicate ACK carrying its window — with
-the same exponential backoff. Not modelled: SACK scoreboard, RACK-TLP, undo (F-RTO/DSACK),
-PRR, TSO autosizing/pacing, autocorking, TCP_USER_TIMEOUT, keepalive.
+the same exponential backoff. Not modelled here: TSO autosizing/pacing, autocorking,
+TCP_USER_TIMEOUT, keepalive.
 """
 
 from __future__ import annotations
 
-from simsock.tcp.congestion import CA_DISORDER, CA_LOSS, CA_OPEN, CA_RECOVERY
+from simsock.tcp.congestion import CA_CWR, CA_DISORDER, CA_LOSS, CA_RECOVERY
+from simsock.tcp.recovery import (FLAG_CA_ALERT, FLAG_DATA, FLAG_DATA_ACKED, FLAG_DSACKING_ACK,
+                                  FLAG_FORWARD_PROGRESS, FLAG_NOT_DUP, FLAG_RETRANS_DATA_ACKED,
+                                  FLAG_SND_UNA_ADVANCED, FLAG_WIN_UPDATE, R_EVER, R_LOST,
+                                  R_RETRANS, R_SACKED, TCP_REORDERING)
+from simsock.tcp.sack import max_sack_blocks
 from simsock.tcp.segment import ACK, FIN, PSH, Segment
 from simsock.tcp.signals import SIG_SPACE
 
 CA_EVENT_TX_START = 0
 CA_EVENT_LOSS = 3
-DUPTHRESH = 3
 #: SKB_TRUESIZE pieces used by tcp_sndbuf_expand (x86_64): MAX_TCP_HEADER, skb_shared_info,
 #: sk_buff, all SKB_DATA_ALIGN'ed.
 _MAX_TCP_HEADER = 320
@@ -57,6 +62,11 @@ class Sender:
         mw = self.max_window
         if mw > 536 and mss > mw >> 1:
             mss = max(mw >> 1, 68 - 32)
+        sack = self.sack_rx
+        if sack:
+            # tcp_current_mss: SACK blocks on this segment take room from the payload.
+            n = len(sack.blocks) + (sack.dsack is not None)
+            mss -= 4 + 8 * min(n, max_sack_blocks(self.ts_ok))
         return mss
 
     def _size_goal(self, mss: int) -> int:
@@ -66,9 +76,6 @@ class Sender:
         if mw > 536 and goal > mw >> 1:
             goal = mw >> 1
         return max((goal // mss) * mss, mss)
-
-    def _in_flight(self) -> int:
-        return len(self.records) - self.sacked_out - self.lost_out + self.retrans_out
 
     def _sndbuf_expand(self) -> None:
         """tcp_sndbuf_expand: room for two cwnds of full-size skbs, unless SO_SNDBUF was set."""
@@ -87,17 +94,7 @@ class Sender:
         cwnd = tp.snd_cwnd
         records = self.records
         mss = self._mss_now()
-        # Retransmit what is marked lost (a prefix of the records), as cwnd allows.
-        while self.retrans_out < self.lost_out and (self._in_flight() < cwnd or self.force_rtx):
-            self.force_rtx = False
-            rec = records[self.retrans_out]
-            self._emit_data(rec[0], rec[1], now, out, retransmit=True)
-            rec[2] = now
-            rec[3] = True
-            self.retrans_out += 1
-            self.stats_retransmits += 1
-            if not self.retrans_stamp:
-                self.retrans_stamp = now
+        sent_pkts = self._xmit_retransmit_queue(now, out) if self.retrans_out < self.lost_out else 0
         sq = self.sendq
         wnd_end = self.snd_una + self.snd_wnd
         limited = 0  # 1 rwnd, 2 cwnd, 3 app
@@ -123,7 +120,8 @@ class Sender:
                     self.cc.cwnd_event(tp, CA_EVENT_TX_START)
                 self._emit_data(nxt, seg_end, now, out, fin=fin)
                 end = seg_end + (1 if fin else 0)
-                records.append([nxt, end, now, False])
+                records.append([nxt, end, now, 0])
+                sent_pkts += 1
                 if seg_end - nxt < mss:
                     self.snd_sml = end
                 self.snd_nxt = end
@@ -135,7 +133,8 @@ class Sender:
                     limited = 2
                     break
                 self._emit_data(nxt, nxt, now, out, fin=True)
-                records.append([nxt, nxt + 1, now, False])
+                records.append([nxt, nxt + 1, now, 0])
+                sent_pkts += 1
                 self.snd_nxt = nxt + 1
                 self.fin_sent = True
                 sent_any = True
@@ -154,6 +153,8 @@ class Sender:
         else:
             tp.is_cwnd_limited = limited == 2
         self._limit_state(limited if sq.end > self.snd_una or records else 3, now)
+        if sent_pkts and tp.ca_state in (CA_CWR, CA_RECOVERY):
+            self.prr_out += sent_pkts
         if sent_any:
             tp.lsndtime_us = now // 1000
             tp.snd_nxt = self.snd_nxt
@@ -162,6 +163,31 @@ class Sender:
             self._arm_rto(now)
         elif self.snd_nxt < sq.end and not records and self.rto_kind is None:
             self._arm_probe(now)   # tcp_check_probe_timer
+
+    def _xmit_retransmit_queue(self, now: int, out: list) -> int:
+        """tcp_xmit_retransmit_queue: resend records marked lost, in order, while cwnd allows."""
+        cwnd = self.tp.snd_cwnd
+        rack = self.sack_ok and self.config.recovery & 1
+        in_loss = self.tp.ca_state == CA_LOSS
+        n = 0
+        for rec in self.records:
+            if self.retrans_out >= self.lost_out or self._in_flight() >= cwnd:
+                break
+            f = rec[3]
+            if f & R_LOST and not f & (R_SACKED | R_RETRANS):
+                self._emit_data(rec[0], rec[1], now, out, retransmit=True)
+                rec[2] = now
+                rec[3] = f | R_RETRANS | R_EVER
+                self.retrans_out += 1
+                self.stats_retransmits += 1
+                if not in_loss:
+                    self.stats_fast_retransmits += 1
+                if rack:
+                    self.rtx_sent.append((now, rec))
+                if not self.retrans_stamp:
+                    self.retrans_stamp = now
+                n += 1
+        return n
 
     def _limit_state(self, limited: int, now: int) -> None:
         if self.limit_kind != limited:
@@ -191,16 +217,24 @@ class Sender:
 
     # ------------------------------------------------------------------ ACK processing
     def _process_ack(self, seg: Segment, seq: int, ack: int, has_data: bool, now: int) -> None:
+        """tcp_ack."""
         tp = self.tp
         prior_una = self.snd_una
-        window = seg.window << self.snd_wscale
-        win_update = False
+        records = self.records
+        flag = FLAG_DATA if has_data else 0
+        sack = self.sack_ok and bool(seg.sack)
         if ack < prior_una:
-            return  # old duplicate: tcp_ack ignores it (data still processed by the caller)
+            # An old ACK: only its SACK information counts (tcp_ack's old_ack path).
+            if sack and records:
+                self.ack_delivered = self.newly_lost = 0
+                flag |= self._sacktag(seg.sack, now)[1]
+                self._fastretrans_alert(0, flag, now)
+            return
+        window = seg.window << self.snd_wscale
         if (ack > prior_una or seq > self.snd_wl1
                 or (seq == self.snd_wl1 and (window > self.snd_wnd or window == 0))):
+            flag |= FLAG_WIN_UPDATE     # tcp_ack_update_window: tcp_may_update_window
             if window != self.snd_wnd:
-                win_update = True
                 opened = window > 0 and self.snd_wnd == 0
                 self.snd_wnd = window
                 if window > self.max_window:
@@ -211,28 +245,60 @@ class Sender:
                     self.backoff = 0
             self.snd_wl1 = seq
         self.probes_out = 0
-        records = self.records
+        prior_packets = len(records)
+        self.ack_delivered = 0
+        self.newly_lost = 0
+        self.reo_armed = False
+        prior_fack = self._highest_sack()
+        self._sack_first_sent = None
+        newly_sacked = 0
+        if sack and records:
+            newly_sacked, f = self._sacktag(seg.sack, now)
+            flag |= f
+        if self.rack_dsack_seen:
+            # tcp_rack_update_reo_wnd: each D-SACK widens RACK's reordering window one step.
+            self.rack_dsack_seen = False
+            self.rack_reo_wnd_steps = min(self.rack_reo_wnd_steps + 1, 0xFF)
+            self.rack_reo_wnd_persist = 16
+        delivered = newly_sacked
+        acked_pkts = 0
         if ack > prior_una:
+            flag |= FLAG_SND_UNA_ADVANCED | FLAG_DATA_ACKED
             self.snd_una = ack
             self.stats_bytes_acked += ack - prior_una
             self.sendq.ack(ack)
-            acked_pkts = 0
             first_sent = None
-            rtx_acked = False
+            reord = None
+            sack_ok = self.sack_ok
             while records and records[0][1] <= ack:
-                rec = records.popleft()
+                rec = records.popleft()      # tcp_clean_rtx_queue
                 acked_pkts += 1
-                if rec[3]:
-                    rtx_acked = True
-                elif first_sent is None:
+                f = rec[3]
+                if f & R_RETRANS:
+                    self.retrans_out -= 1
+                    flag |= FLAG_RETRANS_DATA_ACKED
+                if f & R_LOST:
+                    self.lost_out -= 1
+                if not f & (R_EVER | R_RETRANS) and first_sent is None:
                     first_sent = rec[2]
+                if f & R_SACKED:
+                    self.sacked_out -= 1
+                elif sack_ok:
+                    delivered += 1
+                    self._rack_advance(f, rec[1], rec[2], now)
+                    if not f & R_EVER and (reord is None or rec[0] < reord):
+                        reord = rec[0]
             if records and records[0][0] < ack:
                 records[0][0] = ack
-            self.lost_out = max(0, self.lost_out - acked_pkts)
-            self.retrans_out = max(0, self.retrans_out - acked_pkts)
+            if not sack_ok:
+                delivered += self._remove_reno_sacks(acked_pkts)
+            elif reord is not None and reord < prior_fack:
+                self._check_sack_reordering(reord, prior_fack)
             rtt = -1
-            if first_sent is not None and not rtx_acked:
+            if first_sent is not None and not flag & FLAG_RETRANS_DATA_ACKED:
                 rtt = now - first_sent
+            elif self._sack_first_sent is not None:
+                rtt = now - self._sack_first_sent      # tcp_ack_update_rtt: the SACK RTT
             elif self.ts_ok and seg.ts is not None and seg.ts[1]:
                 rtt = ((now // 1_000_000 - seg.ts[1]) & 0xFFFFFFFF) * 1_000_000
             if rtt >= 0:
@@ -246,23 +312,41 @@ class Sender:
             tp.snd_una = ack
             tp.snd_nxt = self.snd_nxt
             self.cc.pkts_acked(tp, acked_pkts, rtt // 1000 if rtt >= 0 else -1)
-            self._fastretrans_alert(acked_pkts, False, ack, now)
+        elif self._sack_first_sent is not None:
+            self._rtt_sample(now - self._sack_first_sent, now)
+        if prior_packets:
+            if not flag & FLAG_NOT_DUP or flag & FLAG_CA_ALERT or tp.ca_state != 0:
+                # tcp_ack_is_dubious
+                num_dupack = 0 if flag & (FLAG_SND_UNA_ADVANCED | FLAG_NOT_DUP | FLAG_DSACKING_ACK) else 1
+                self.dupacks += num_dupack
+                before = (tp.snd_cwnd, tp.snd_ssthresh, tp.ca_state)
+                flag = self._fastretrans_alert(num_dupack, flag, now)
+                if self.trace is not None and before != (tp.snd_cwnd, tp.snd_ssthresh, tp.ca_state):
+                    self.trace("cwnd", now, {"cwnd": tp.snd_cwnd, "ssthresh": tp.snd_ssthresh,
+                                             "ca_state": tp.ca_state})
+            delivered += self.ack_delivered
+            # tcp_cong_control
+            if tp.ca_state in (CA_CWR, CA_RECOVERY):
+                self._cwnd_reduction(delivered, self.newly_lost, flag)
+            elif (flag & FLAG_FORWARD_PROGRESS if self.reordering > TCP_REORDERING
+                  else flag & FLAG_DATA_ACKED):
+                self._cong_avoid(ack, delivered)
+        if ack > prior_una:
             if self.fin_sent and self.snd_una >= self.snd_nxt:
                 self._our_fin_acked(now)
             if records:
-                if self.rto_kind != "probe":
+                if self.rto_kind != "probe" and not self.reo_armed:
                     self._arm_rto(now)   # tcp_rearm_rto
-            elif self.rto_kind == "rto":
+            elif self.rto_kind in ("rto", "reo"):
                 self.rto_kind = None
                 self.rto_at = None
             self._check_space(now)
-        elif records and not has_data and not win_update and ack == prior_una:
-            self.dupacks += 1
-            self._fastretrans_alert(0, True, ack, now)
 
     def _rtt_sample(self, rtt: int, now: int) -> None:
         r = self.rtt
         r.sample(rtt)
+        if rtt < self.min_rtt:
+            self.min_rtt = max(rtt, 1000)
         self.tp.srtt_us = r.srtt // 1000
         if self.trace is not None:
             self.trace("rtt", now, {"sample_us": rtt // 1000, "srtt_us": r.srtt // 1000,
@@ -273,60 +357,6 @@ class Sender:
         if tp.ca_state != state:
             self.cc.set_state(tp, state)
             tp.ca_state = state
-
-    def _fastretrans_alert(self, acked_pkts: int, dup: bool, ack: int, now: int) -> None:
-        """tcp_fastretrans_alert for a peer without SACK (NewReno)."""
-        tp = self.tp
-        before = (tp.snd_cwnd, tp.snd_ssthresh, tp.ca_state)
-        state = tp.ca_state
-        if dup:
-            self.sacked_out = min(self.sacked_out + 1, max(len(self.records) - 1, 0))
-        if state == CA_RECOVERY:
-            if ack >= self.high_seq:
-                tp.snd_cwnd = max(tp.snd_ssthresh, 1)   # tcp_end_cwnd_reduction
-                self.sacked_out = 0
-                self._set_ca_state(CA_OPEN, now)
-            elif acked_pkts:
-                # Partial ACK (RFC 6582 3.2 step 5): the next segment is lost too.
-                self.sacked_out = max(0, self.sacked_out - acked_pkts)
-                if self.lost_out == 0:
-                    self.lost_out = 1
-                    self.force_rtx = True
-                    self.rtx_reason = "fast"
-                    self.stats_fast_retransmits += 1
-        elif state == CA_LOSS:
-            if ack >= self.high_seq:
-                self.sacked_out = 0
-                self._set_ca_state(CA_OPEN, now)
-            elif acked_pkts:
-                self.sacked_out = max(0, self.sacked_out - acked_pkts)
-            if acked_pkts:
-                self._cong_avoid(ack, acked_pkts)
-        else:
-            if acked_pkts:
-                self.sacked_out = 0
-                self.dupacks = 0
-                self._set_ca_state(CA_OPEN, now)
-                self._cong_avoid(ack, acked_pkts)
-            elif dup:
-                if self.sacked_out >= DUPTHRESH:
-                    tp.prior_cwnd = tp.snd_cwnd
-                    tp.snd_ssthresh = self.cc.ssthresh(tp)
-                    tp.snd_cwnd = max(min(tp.snd_cwnd, tp.snd_ssthresh), 1)
-                    tp.snd_cwnd_cnt = 0
-                    self.high_seq = self.snd_nxt
-                    self.lost_out = max(self.lost_out, 1)
-                    self.force_rtx = True   # the fast retransmit itself goes at once
-                    self.rtx_reason = "fast"
-                    self.stats_fast_retransmits += 1
-                    if not self.retrans_stamp:
-                        self.retrans_stamp = self.records[0][2]
-                    self._set_ca_state(CA_RECOVERY, now)
-                else:
-                    self._set_ca_state(CA_DISORDER, now)
-        if self.trace is not None and before != (tp.snd_cwnd, tp.snd_ssthresh, tp.ca_state):
-            self.trace("cwnd", now, {"cwnd": tp.snd_cwnd, "ssthresh": tp.snd_ssthresh,
-                                     "ca_state": tp.ca_state})
 
     def _cong_avoid(self, ack: int, acked: int) -> None:
         tp = self.tp
@@ -387,11 +417,11 @@ class Sender:
             tp.packets_out = len(records)
             tp.snd_ssthresh = self.cc.ssthresh(tp)
             self.cc.cwnd_event(tp, CA_EVENT_LOSS)
-        tp.snd_cwnd = 1
+        self._timeout_mark_lost(now)
+        tp.snd_cwnd = self._in_flight() + 1
         tp.snd_cwnd_cnt = 0
-        self.lost_out = len(records)
-        self.retrans_out = 0
-        self.sacked_out = 0
+        if tp.ca_state <= CA_DISORDER and self.sacked_out >= TCP_REORDERING:
+            self.reordering = min(self.reordering, TCP_REORDERING)
         self.high_seq = self.snd_nxt
         self._set_ca_state(CA_LOSS, now)
         if self.trace is not None:
@@ -421,7 +451,7 @@ class Sender:
             end = min(nxt + min(room, mss), self.sendq.skb_end(nxt))
             fin = self.fin_queued and end == self.sendq.end
             self._emit_data(nxt, end, now, out, fin=fin)
-            self.records.append([nxt, end + (1 if fin else 0), now, False])
+            self.records.append([nxt, end + (1 if fin else 0), now, 0])
             self.snd_nxt = end + (1 if fin else 0)
             if fin:
                 self.fin_sent = True

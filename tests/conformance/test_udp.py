@@ -2,7 +2,7 @@
 
 import pytest
 
-from simsock.constants import (AF_INET, MSG_PEEK, MSG_TRUNC, SO_RCVBUF, SO_REUSEADDR, SO_SNDBUF,
+from simsock.constants import (AF_INET, MSG_DONTWAIT, MSG_PEEK, MSG_TRUNC, SO_RCVBUF, SO_REUSEADDR, SO_SNDBUF,
                                SOCK_DGRAM, SOL_SOCKET)
 from tests.conformance.harness import (attempt, attempt_async, check_scenario, free_port,
                                        needs_linux, one_host)
@@ -224,3 +224,53 @@ def test_udp_buffer_size_readback():
                 a.getsockopt(SOL_SOCKET, opt)
         a.close()
     check_scenario(one_host(prog), name="udp_buffer_readback")
+
+
+async def _blocked_udp_reader(k, r):
+    await attempt_async(r.recvfrom, 100)
+    await attempt_async(r.recvfrom, 100)
+
+
+def test_udp_close_while_blocked_in_recv():
+    """close() by another thread leaves a blocked recvfrom blocked; it returns the next datagram,
+    then the descriptor is gone (EBADF)."""
+    async def prog(k):
+        r, s = pair(k)
+        dst = r.getsockname()
+        reader = k.spawn(_blocked_udp_reader, r)
+        await k.sleep(0.05)
+        r.close()
+        await k.sleep(0.05)
+        await s.sendto(b"late", dst)
+        await reader.join()
+        s.close()
+    check_scenario(one_host(prog), name="udp_close_while_blocked_in_recv")
+
+
+def test_udp_reconnect_keeps_pending_error():
+    """A connected socket's pending ECONNREFUSED (from an ICMP) survives a new connect: the next send raises it."""
+    async def prog(k):
+        r, s = pair(k)
+        dst = r.getsockname()
+        await s.connect(dst)
+        r.close()
+        await s.sendto(b"x" * 100, dst)
+        await k.settle()
+        await s.connect(dst)
+        await attempt_async(s.sendto, b"y" * 10, dst)
+        await attempt_async(s.sendto, b"z" * 10, dst)
+        s.close()
+    check_scenario(one_host(prog), name="udp_reconnect_keeps_pending_error")
+
+
+def test_udp_dontwait_with_timeout_waits():
+    """MSG_DONTWAIT on a socket with a timeout: CPython polls first, so an empty socket raises TimeoutError."""
+    async def prog(k):
+        r, s = pair(k)
+        r.settimeout(0.05)
+        await attempt_async(r.recvfrom, 100, MSG_DONTWAIT)
+        await s.sendto(b"d" * 10, r.getsockname())
+        await k.settle()
+        await attempt_async(r.recvfrom, 100, MSG_DONTWAIT)
+        r.close(); s.close()
+    check_scenario(one_host(prog), name="udp_dontwait_with_timeout")

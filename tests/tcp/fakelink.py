@@ -3,7 +3,9 @@
 Segments leave a connection when the net collects ``segments_to_send(now)``, arrive
 ``delay`` ns later on the other side, and are demultiplexed by (side, dport, sport) to a
 connection, else to a listener on dport, else answered with ``reset_for``. Timers run from
-``next_deadline()``. ``drop(seg, side)`` / ``mangle`` hooks let tests lose, duplicate and
+``next_deadline()``. With ``rate`` (bits/s) each side serialises its segments like a
+link (wire size + 40 bytes of IP/Ethernet-ish framing, FIFO, unlimited queue), so a burst
+arrives spread out and draws one ACK per segment. ``drop(seg, side)`` / ``mangle`` hooks let tests lose, duplicate and
 delay segments; every delivered segment is recorded in ``log`` as (time, from_side, seg).
 """
 
@@ -21,9 +23,11 @@ OTHER = {"A": "B", "B": "A"}
 
 
 class Net:
-    def __init__(self, delay: int = 1 * MS) -> None:
+    def __init__(self, delay: int = 1 * MS, rate: int | None = None) -> None:
         self.now = 0
         self.delay = delay
+        self.rate = rate
+        self.busy = {"A": 0, "B": 0}
         self.conns: dict[tuple[str, int, int], TcpConnection] = {}
         self.listeners: dict[tuple[str, int], TcpListener] = {}
         self.heap: list = []
@@ -52,8 +56,14 @@ class Net:
             self.log.append((self.now, side, seg, "drop"))
             return
         copies = 2 if self.duplicate is not None and self.duplicate(seg, side) else 1
+        if self.rate:
+            start = max(self.now, self.busy[side])
+            self.busy[side] = start + (seg.wire_size + 40) * 8 * 1_000_000_000 // self.rate
+            serial = self.busy[side] - self.now
+        else:
+            serial = 0
         for _ in range(copies):
-            extra = self.extra_delay(seg, side) if self.extra_delay is not None else 0
+            extra = serial + (self.extra_delay(seg, side) if self.extra_delay is not None else 0)
             heapq.heappush(self.heap, (self.now + self.delay + extra, self._n, OTHER[side], seg, side))
             self._n += 1
 
@@ -129,10 +139,11 @@ class Net:
         return True
 
 
-def make_pair(delay: int = 1 * MS, cfg_a=None, cfg_b=None, connect: bool = True):
+def make_pair(delay: int = 1 * MS, cfg_a=None, cfg_b=None, connect: bool = True,
+              rate: int | None = None):
     """Client A and a listener on B; returns (net, client, server) once established."""
     from simsock.tcp.config import TcpConfig
-    net = Net(delay)
+    net = Net(delay, rate)
     cfg_b = cfg_b or TcpConfig(congestion="reno")
     lst = net.listen(TcpListener(("10.0.0.2", 80), 128, lambda: _copy(cfg_b)), "B")
     client = net.add(TcpConnection(("10.0.0.1", 40000), ("10.0.0.2", 80),

@@ -4,7 +4,12 @@ Invariants checked after every step:
 * each side's received bytes are exactly a prefix of what the other side's send() accepted;
 * no data segment ends beyond the sender's view of the peer's window (snd_una + snd_wnd);
   zero-window probes are zero-length at snd_una - 1;
-* snd_una <= snd_nxt <= write_seq (+1 for FIN), and no ACK acknowledges unsent sequence space.
+* snd_una <= snd_nxt <= write_seq (+1 for FIN), and no ACK acknowledges unsent sequence space;
+* the scoreboard's counters match its records' marks (sacked_out / lost_out / retrans_out,
+  tcp_verify_left_out: sacked_out + lost_out <= packets_out), SACK blocks are never sent on a
+  connection that did not negotiate SACK, and every SACK block lies above the ACK it rides on
+  (a D-SACK first block excepted).
+SACK is on or off on each side independently (interop), with RACK or RFC 6675 loss marking.
 At the end, with faults off and timers run for 20 simulated minutes: both sides are in states
 Linux can rest in, pending errors are ones Linux gives, and if nobody was reset every byte
 sent before a FIN was delivered.
@@ -21,17 +26,23 @@ from fakelink import MS, make_pair
 from simsock.constants import SHUT_WR
 from simsock.tcp.config import TcpConfig
 from simsock.tcp.connection import unwrap
+from simsock.tcp.recovery import R_LOST, R_RETRANS, R_SACKED
 
 EXAMPLES = int(os.environ.get("SIMSOCK_HYPOTHESIS_EXAMPLES", "40"))
 S = 1000 * MS
 
 
 class TcpPair(RuleBasedStateMachine):
-    @initialize(seed=st.integers(0, 2**32 - 1), small=st.booleans())
-    def setup(self, seed, small):
-        cfg = lambda: TcpConfig(congestion="reno", rcvbuf=8192 if small else 131072,
-                                rcvbuf_locked=small, sndbuf=16384, sndbuf_locked=small)
-        self.net, self.a, self.b = make_pair(delay=2 * MS, cfg_a=cfg(), cfg_b=cfg())
+    @initialize(seed=st.integers(0, 2**32 - 1), small=st.booleans(),
+                sack=st.sampled_from([(True, True), (True, False), (False, True), (False, False)]),
+                recovery=st.sampled_from([1, 0]), rate=st.sampled_from([None, 10_000_000]))
+    def setup(self, seed, small, sack, recovery, rate):
+        cfg = lambda s: TcpConfig(congestion="reno", rcvbuf=8192 if small else 131072,
+                                  rcvbuf_locked=small, sndbuf=16384, sndbuf_locked=small,
+                                  sack=s, recovery=recovery)
+        self.net, self.a, self.b = make_pair(delay=2 * MS, cfg_a=cfg(sack[0]), cfg_b=cfg(sack[1]),
+                                             rate=rate)
+        assert self.a.sack_ok == self.b.sack_ok == (sack[0] and sack[1])
         self.rng = random.Random(seed)
         self.drop_p = self.dup_p = self.reorder_p = 0.0
         self.net.drop = lambda seg, side: self.rng.random() < self.drop_p
@@ -60,6 +71,14 @@ class TcpPair(RuleBasedStateMachine):
                     peer = self.side["B" if side == "A" else "A"]
                     ack = unwrap(seg.ack, conn.rcv_nxt)
                     assert ack <= peer.snd_nxt, "ack beyond what was sent"
+                if seg.sack:
+                    assert conn.sack_ok, "SACK blocks without SACK-permitted"
+                    assert len(seg.sack) <= (3 if conn.ts_ok else 4)
+                    ack = unwrap(seg.ack, conn.rcv_nxt)
+                    for i, (l, r) in enumerate(seg.sack):
+                        l, r = unwrap(l, ack), unwrap(r, ack)
+                        assert l < r
+                        assert i == 0 or l > ack, "SACK block at or below the cumulative ACK"
                 self.net._send(seg, side)
 
     def _data(self, n):
@@ -118,6 +137,14 @@ class TcpPair(RuleBasedStateMachine):
             assert sent[:len(got)] == got
             c = self.side[me]
             assert c.snd_una <= c.snd_nxt <= c.sendq.end + 1
+            recs = c.records
+            assert c.sacked_out + c.lost_out <= len(recs)
+            assert c.retrans_out >= 0 and c._in_flight() >= 0
+            assert sum(1 for r in recs if r[3] & R_LOST) == c.lost_out
+            assert sum(1 for r in recs if r[3] & R_RETRANS) == c.retrans_out
+            if c.sack_ok:
+                assert sum(1 for r in recs if r[3] & R_SACKED) == c.sacked_out
+            assert all(a[1] <= b[0] for a, b in zip(recs, list(recs)[1:]))
 
     def teardown(self):
         if not hasattr(self, "net"):

@@ -1,0 +1,307 @@
+"""Shared by ``router_congestion`` and ``qdisc_compare``: TCP flows, and optionally a UDP
+flood, through the bottleneck of a dumbbell, watched bin by bin. (A private module: the
+runner skips names starting with ``_``.)
+
+World (:func:`models.topologies.dumbbell`): ``left1..leftN+1`` — ``r1`` ==bottleneck==
+``r2`` — ``right1..rightN+1``. TCP flow *i* sends from ``left{i}`` to ``right{i}`` with
+blocking ``send`` calls of an endless stream (CUBIC, the default); its reader reads as fast
+as data arrives. The flood, if any, is a paced UDP sender from ``left{N+1}`` to a reader on
+``right{N+1}``, starting at ``flood_start``. Everything that crosses the bottleneck goes
+left to right through ``r1``'s output port ``"r1->r2"``, the only queue that can build.
+
+The network monitor (``sim.monitor``) records queues, link busy time and per-flow
+deliveries in bins. Counts the monitor keeps only as running totals (packets arriving at a
+router, drops per flow, packets offered to the bottleneck) are read at every bin boundary:
+the simulation is run bin by bin (``run(until=boundary - 1 ns)``, so a bin's counts cover
+exactly ``[k bin, (k + 1) bin)`` like the monitor's), which schedules one extra SimPy
+event per bin and changes nothing else.
+
+Everything returned is JSON-able, so ``check`` and ``plot`` work from ``result.json``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import simsock
+from models.tcp import blocking_sender, slow_reader
+from models.topologies import dumbbell
+from models.udp import paced_sender
+from models.udp import slow_reader as udp_reader
+from simsock.net.packet import IP_HEADER, UDP_HEADER
+from simsock.units import NS_PER_S, parse_rate, parse_time
+
+BOTTLENECK = "r1->r2"
+TCP_PORT = 5001
+UDP_PORT = 9000
+ENDLESS = 10**12          # bytes a TCP sender offers: more than any run can carry
+
+
+def tcp_label(i: int) -> str:
+    return f"TCP {i}"
+
+
+FLOOD = "UDP flood"
+
+
+def run_dumbbell(seed: int, *, n_tcp: int, duration: float, bin_ms: float, bottleneck_rate: str,
+                 bottleneck_delay: str, access_rate: str, access_delay: str, queue: int | None = None,
+                 qdisc: Callable[[], simsock.Qdisc] | None = None, flood_factor: float = 0.0,
+                 flood_start: float = 0.0, datagram: int = 1472) -> dict:
+    """Run the world described in the module docstring; return its per-bin record."""
+    if isinstance(n_tcp, bool) or not isinstance(n_tcp, int) or n_tcp < 1:
+        raise ValueError(f"n_tcp must be an int >= 1, got {n_tcp!r}")
+    if not duration > 0:
+        raise ValueError(f"duration must be positive (seconds), got {duration!r}")
+    if flood_factor < 0:
+        raise ValueError(f"flood_factor must be >= 0 (0: no flood), got {flood_factor!r}")
+    if flood_factor and not 0 <= flood_start < duration:
+        raise ValueError(f"flood_start must be within the run [0, {duration}) s, got {flood_start!r}")
+    if not 12 <= datagram <= 1472:
+        raise ValueError(f"datagram must be 12..1472 bytes (one unfragmented 1500-byte packet at most), "
+                         f"got {datagram!r}")
+    bin_ns = parse_time(f"{bin_ms}ms", what="bin_ms")
+    if bin_ns <= 0:
+        raise ValueError(f"bin_ms must be positive, got {bin_ms!r}")
+    duration_ns = parse_time(duration, what="duration")
+    n_bins = -(-duration_ns // bin_ns)
+    rate_bps = parse_rate(bottleneck_rate, what="bottleneck_rate")
+
+    sim = simsock.Simulation(seed=seed, trace=False)
+    n_hosts = n_tcp + (1 if flood_factor else 0)
+    sim, left, right, (r1, r2) = dumbbell(sim, n_hosts, n_hosts, access_rate=access_rate,
+                                          access_delay=access_delay, bottleneck_rate=bottleneck_rate,
+                                          bottleneck_delay=bottleneck_delay, qdisc=qdisc, queue=queue)
+    mon = sim.monitor(bin=f"{bin_ns}ns")
+    send_logs, read_logs = [], []
+    for i in range(n_tcp):
+        slog, rlog = {}, {}
+        right[i].spawn(slow_reader, TCP_PORT, 1 << 16, 0.0, rlog)
+        left[i].spawn(blocking_sender, (right[i].name, TCP_PORT), ENDLESS, 1 << 16, slog)
+        send_logs.append(slog)
+        read_logs.append(rlog)
+    flood_log: dict = {}
+    flood_pps = 0.0
+    if flood_factor:
+        packet = datagram + UDP_HEADER + IP_HEADER
+        flood_pps = flood_factor * rate_bps / (8 * packet)
+        count = math.floor((duration - flood_start) * flood_pps)
+
+        async def flood(k):
+            await k.sleep(flood_start)
+            await paced_sender(k, (right[n_tcp].name, UDP_PORT), count, datagram, 1.0 / flood_pps, flood_log)
+
+        right[n_tcp].spawn(udp_reader, UDP_PORT, 0.0, duration + 1.0, {})
+        left[n_tcp].spawn(flood)
+
+    # Which monitor flow is which: (proto, src address, dst address) -> label.
+    labels = {("tcp", left[i].address, right[i].address): tcp_label(i + 1) for i in range(n_tcp)}
+    if flood_factor:
+        labels[("udp", left[n_tcp].address, right[n_tcp].address)] = FLOOD
+    order = [tcp_label(i + 1) for i in range(n_tcp)] + ([FLOOD] if flood_factor else [])
+    routers = [r1, r2]
+    bottleneck = next(link.forward for link in sim.links if link.forward.name == BOTTLENECK)
+
+    def totals() -> dict:
+        ch = mon.channels[BOTTLENECK]
+        by_flow = {label: 0 for label in order}
+        for key, n in ch.drops_by_flow.items():
+            f = mon.flows[key]
+            label = labels.get((f.proto, f.src, f.dst))
+            if label is not None:
+                by_flow[label] += n
+        delivered_packets = {label: 0 for label in order}
+        for f in mon.flows.values():
+            label = labels.get((f.proto, f.src, f.dst))
+            if label is not None:
+                delivered_packets[label] += f.delivered_packets
+        return {
+            "offered": bottleneck.offered,
+            "drops": sum(ch.drops_by_reason.values()),
+            "reasons": dict(ch.drops_by_reason),
+            "flow_drops": by_flow,
+            "flow_packets": delivered_packets,
+            "router_received": {r.name: r.received for r in routers},
+            "router_drops": {r.name: sum(r.drops.values()) + sum(p.drops_queue for p in r.ports())
+                             for r in routers},
+            "read": [rlog.get("received", 0) for rlog in read_logs],
+        }
+
+    snapshots = [totals()]
+    for k in range(1, n_bins + 1):
+        sim.run(until=f"{k * bin_ns - 1}ns")
+        snapshots.append(totals())
+
+    def per_bin(get) -> list:
+        return [get(b) - get(a) for a, b in zip(snapshots, snapshots[1:])]
+
+    reasons = sorted({r for s in snapshots for r in s["reasons"]})
+    ch = mon.channel(BOTTLENECK)
+    flows = []
+    for label in order:
+        delivered = [0] * n_bins
+        for f in mon.flows.values():
+            if labels.get((f.proto, f.src, f.dst)) == label:
+                values = f.delivered_bytes.bins.tolist()[:n_bins]
+                for j, v in enumerate(values):
+                    delivered[j] += v
+        flows.append({
+            "label": label,
+            "kind": "udp" if label == FLOOD else "tcp",
+            "delivered": delivered,
+            "delivered_packets": per_bin(lambda s, la=label: s["flow_packets"][la]),
+            "bottleneck_drops": per_bin(lambda s, la=label: s["flow_drops"][la]),
+        })
+    for i, rlog in enumerate(read_logs):
+        flows[i]["read"] = per_bin(lambda s, j=i: s["read"][j])
+        conn = send_logs[i]["socket"].conn
+        st = conn.stats() if conn is not None else {}
+        flows[i]["tcp"] = {key: st.get(key) for key in ("retransmits", "rto_count", "fast_retransmits",
+                                                         "recoveries", "sack", "cwnd", "ssthresh", "srtt",
+                                                         "rto", "rwnd_limited_ns", "sndbuf", "rcvbuf", "mss")}
+    flood = None
+    if flood_factor:
+        times = flood_log.get("send_times", [])
+        flood = {
+            "configured_pps": flood_pps,
+            "configured_bps": flood_pps * 8 * (datagram + UDP_HEADER + IP_HEADER),
+            "sent": len(times),
+            "first_send": times[0] if times else None,
+            "last_send": times[-1] if times else None,
+            "max_call_ns": max(flood_log.get("send_call_ns", [0]) or [0]),
+            "short_sends": sum(1 for n in flood_log.get("send_returned", []) if n != datagram),
+            "datagram": datagram,
+        }
+    graph = {"nodes": [[n, sim.graph.nodes[n]["kind"]] for n in sim.graph.nodes],
+             "edges": [[u, v] for u, v in sim.graph.edges]}
+    qp, qb = ch.queue_packets.to_lists(), ch.queue_bytes.to_lists()
+    return {
+        "bin_ns": bin_ns,
+        "n_bins": n_bins,
+        "duration_ns": duration_ns,
+        "bottleneck": {
+            "name": BOTTLENECK,
+            "rate_bps": rate_bps,
+            "limit_packets": _limit(bottleneck),
+            "queue_packets": [qp[0], qp[1]],
+            "queue_bytes": [qb[0], qb[1]],
+            "utilisation": ch.utilisation(n_bins * bin_ns)[:n_bins],
+            "offered": per_bin(lambda s: s["offered"]),
+            "drops": per_bin(lambda s: s["drops"]),
+            "drops_by_reason": {r: per_bin(lambda s, rr=r: s["reasons"].get(rr, 0)) for r in reasons},
+        },
+        "utilisation": {name: [round(u, 6) for u in c.utilisation(n_bins * bin_ns)[:n_bins]]
+                        for name, c in mon.channels.items()},
+        "routers": {r.name: {"received": per_bin(lambda s, n=r.name: s["router_received"][n]),
+                             "drops": per_bin(lambda s, n=r.name: s["router_drops"][n])} for r in routers},
+        "flows": flows,
+        "flood": flood,
+        "graph": graph,
+    }
+
+
+def _limit(channel) -> int | None:
+    q = channel.qdisc
+    if q is None:
+        return channel.queue_packets
+    for attr in ("limit_packets", "limit"):
+        v = getattr(q, attr, None)
+        if isinstance(v, int):
+            return v
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Measures (pure functions of the record above)
+
+
+def window(record: dict, t0: float, t1: float) -> tuple[int, int]:
+    """Bin indices [a, b) covering [t0, t1) seconds."""
+    bin_ns = record["bin_ns"]
+    a = max(0, round(t0 * NS_PER_S / bin_ns))
+    b = min(record["n_bins"], round(t1 * NS_PER_S / bin_ns))
+    if b <= a:
+        raise ValueError(f"the window [{t0}, {t1}) s holds no whole {bin_ns / 1e6:g} ms bin")
+    return a, b
+
+
+def rate_bps(values: Sequence[float], a: int, b: int, bin_ns: int) -> float:
+    """Bytes per bin over bins [a, b) -> bits per second."""
+    return 8 * sum(values[a:b]) * NS_PER_S / ((b - a) * bin_ns)
+
+
+def jain(xs: Sequence[float]) -> float:
+    """Jain's fairness index (sum x)^2 / (n sum x^2): 1 when all equal, 1/n when one takes all."""
+    xs = list(xs)
+    square_sum = sum(x * x for x in xs)
+    return (sum(xs) ** 2) / (len(xs) * square_sum) if square_sum else 1.0
+
+
+def step_stats(times: Sequence[int], values: Sequence[float], t0: int, t1: int) -> dict:
+    """Time-weighted statistics of a step function over [t0, t1): mean, max and the
+    quantiles 0, 1, ..., 100 % (the value held for that fraction of the time or less)."""
+    if not times or times[0] > t0:
+        raise ValueError("the series has no value at the start of the window")
+    pieces: list[tuple[float, int]] = []   # (value, duration)
+    i = max(0, _bisect_right(times, t0) - 1)
+    start, value = t0, values[i]
+    i += 1
+    while i < len(times) and times[i] < t1:
+        if times[i] > start:
+            pieces.append((value, times[i] - start))
+        start, value = max(start, times[i]), values[i]
+        i += 1
+    pieces.append((value, t1 - start))
+    total = t1 - t0
+    mean = sum(v * d for v, d in pieces) / total
+    pieces.sort()
+    quantiles = []
+    acc, j = 0, 0
+    for q in range(101):
+        need = q / 100 * total
+        while j < len(pieces) - 1 and acc + pieces[j][1] < need:
+            acc += pieces[j][1]
+            j += 1
+        quantiles.append(pieces[j][0])
+    return {"mean": mean, "max": max(v for v, _ in pieces), "quantiles": quantiles}
+
+
+def window_minima(times: Sequence[int], values: Sequence[float], t0: int, t1: int, width: int) -> list[float]:
+    """The smallest value the step function takes in each window [t0 + k w, t0 + (k+1) w)."""
+    out = []
+    i = max(0, _bisect_right(times, t0) - 1)
+    start = t0
+    while start + width <= t1:
+        end = start + width
+        while i + 1 < len(times) and times[i + 1] <= start:
+            i += 1
+        j, low = i, values[i]
+        while j + 1 < len(times) and times[j + 1] < end:
+            j += 1
+            low = min(low, values[j])
+        out.append(low)
+        start = end
+    return out
+
+
+def _bisect_right(times: Sequence[int], t: int) -> int:
+    lo, hi = 0, len(times)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if t < times[mid]:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+def build_graph(record: dict):
+    """The topology as a networkx Graph (node attribute ``kind``), from the record."""
+    import networkx as nx
+
+    g = nx.Graph()
+    for name, kind in record["graph"]["nodes"]:
+        g.add_node(name, kind=kind)
+    g.add_edges_from(tuple(e) for e in record["graph"]["edges"])
+    return g

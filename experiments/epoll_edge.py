@@ -1,0 +1,157 @@
+"""Edge-triggered epoll: drain until EAGAIN, or data gets stuck.
+
+Claims (seed/CLAIMS.md):
+  C8.1  epoll detects when sockets become able to do I/O and tells the program.
+  C8.2  (edge-triggered) It reports a change — a new arrival — not the state.
+  C8.3  So after an event the program must consume everything (until "would block") before
+        it waits on epoll again, or it will not be told again.
+
+World: host ``server`` runs one echo server (models.servers_readiness) that reads
+``size`` bytes per ``recv`` (one update): level-triggered epoll (one recv per report),
+edge-triggered epoll that reads until EAGAIN, and edge-triggered epoll with the bug — one
+recv per event. Host ``clients`` runs ``clients`` game clients; each sends ``burst``
+updates in one write every ``period`` seconds, ``count`` updates in all, then waits for its
+echoes. A burst arrives as one segment, so it is one edge: the buggy server reads one
+update of it and the rest stays in the receive buffer — reported again only when the client
+sends more, and never once it stops.
+
+Measured per server: updates sent and echoed, bytes left unread in the server's receive
+buffers at the end, clients that did not get all their echoes (starved), and epoll
+wake-ups per echoed update (level-triggered needs one per recv; edge-triggered one per
+arrival).
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import simsock
+from models.clients import game_client, new_record
+from models.servers_readiness import epoll_et_nodrain_server, epoll_et_server, epoll_lt_server
+
+CLAIMS = ["C8.1", "C8.2", "C8.3"]
+
+PARAMS = {
+    "clients": 20,
+    "count": 40,
+    "burst": 2,
+    "period": 0.02,
+    "size": 100,
+    "link_rate": "100Mbit",
+    "delay": "1ms",
+    "end": 1.5,
+}
+
+SERVERS = {"epoll LT": epoll_lt_server, "epoll ET, drains": epoll_et_server,
+           "epoll ET, one recv per event": epoll_et_nodrain_server}
+PORT = 5959
+
+
+def _one(name: str, p: dict, seed: int) -> dict:
+    sim = simsock.Simulation(seed=seed, trace=False)
+    server = sim.add_host("server")
+    clients = sim.add_host("clients")
+    sim.add_link(clients, server, rate=p["link_rate"], delay=p["delay"])
+    srec: dict = {}
+    server.spawn(functools.partial(SERVERS[name], port=PORT, record=srec, size=p["size"], read_size=p["size"],
+                                   stop_at=p["end"]))
+    recs = []
+    for i in range(p["clients"]):
+        rec = new_record()
+        recs.append(rec)
+        clients.spawn(functools.partial(game_client, server_addr=("server", PORT), period=p["period"],
+                                        size=p["size"], count=p["count"], burst=p["burst"],
+                                        start_delay=0.01 + 0.0007 * i, record=rec, linger=0.5))
+    progress = []
+
+    async def sample(k):
+        while True:
+            progress.append([round(k.now, 4), srec.get("bytes_in", 0)])
+            await k.sleep(p["period"] / 2)
+    server.spawn(sample)
+    sim.run(until=p["end"])
+    unread = sum(s.conn.inq for s in server.sockets() if getattr(s, "conn", None) is not None)
+    sent = sum(r["sent"] for r in recs)
+    echoed = sum(r["received"] for r in recs)
+    return {"server": name, "sent": sent, "echoed": echoed, "bytes_sent": sum(r["bytes_sent"] for r in recs),
+            "bytes_read": srec["bytes_in"], "bytes_unread": unread,
+            "starved": sum(1 for r in recs if r["received"] < r["sent"]), "clients": p["clients"],
+            "wakeups": srec["wakeups"], "reads": srec["reads"], "updates": srec["updates"],
+            "wakeups_per_update": srec["wakeups"] / srec["updates"] if srec["updates"] else None,
+            "progress": progress}
+
+
+def run(params: dict, seed: int) -> dict:
+    p = dict(PARAMS, **params)
+    return {"params": p, "servers": [_one(name, p, seed) for name in SERVERS]}
+
+
+def _by(result: dict) -> dict:
+    return {r["server"]: r for r in result["servers"]}
+
+
+def check(result: dict) -> list[str]:
+    failed = []
+    s = _by(result)
+    for name in ("epoll LT", "epoll ET, drains"):
+        r = s[name]
+        if r["echoed"] != r["sent"] or r["starved"] or r["bytes_unread"]:
+            failed.append(f"C8.1: the {name} server should serve everyone: {r['echoed']}/{r['sent']} updates "
+                          f"echoed, {r['starved']} clients starved, {r['bytes_unread']} bytes unread")
+    bug = s["epoll ET, one recv per event"]
+    if not bug["bytes_unread"] or bug["starved"] < bug["clients"] // 2:
+        failed.append(f"C8.3: the non-draining ET server should leave data stuck: {bug['bytes_unread']} bytes "
+                      f"unread, {bug['starved']} of {bug['clients']} clients starved")
+    if bug["echoed"] > 0.75 * bug["sent"]:
+        failed.append(f"C8.3: the non-draining ET server echoed {bug['echoed']}/{bug['sent']} updates "
+                      f"(expected at most 3/4 with bursts of {result['params']['burst']})")
+    lt, et = s["epoll LT"], s["epoll ET, drains"]
+    burst = result["params"]["burst"]
+    if lt["wakeups_per_update"] and et["wakeups_per_update"]:
+        if et["wakeups_per_update"] * burst > lt["wakeups_per_update"] * 1.2:
+            failed.append(f"C8.2: ET should need about 1/{burst} of LT's wake-ups per update here "
+                          f"(LT {lt['wakeups_per_update']:.2f}, ET {et['wakeups_per_update']:.2f})")
+    return failed
+
+
+def plot(result: dict, outdir: Path) -> list[Path]:
+    from simsock import plotting
+
+    files = []
+    rows = result["servers"]
+    names = [r["server"] for r in rows]
+    colors = ["tab:blue", "tab:green", "tab:red"]
+    fig, ax = plotting.figure("Echo servers on epoll: who gets served (C8.1, C8.3)", "server",
+                              "updates (count)")
+    xs = range(len(rows))
+    ax.bar([x - 0.2 for x in xs], [r["sent"] for r in rows], width=0.4, color="lightgrey", label="sent by clients")
+    ax.bar([x + 0.2 for x in xs], [r["echoed"] for r in rows], width=0.4, color=colors,
+           label="echoed back (bar colour: server)")
+    for x, r in zip(xs, rows):
+        ax.text(x + 0.2, r["echoed"], f"{r['bytes_unread']} B stuck\n{r['starved']}/{r['clients']} clients starved",
+                ha="center", va="bottom", fontsize=8)
+    ax.set_xticks(list(xs))
+    ax.set_xticklabels(names)
+    ax.set_ylim(0, max(r["sent"] for r in rows) * 1.3)
+    plotting.annotate_claim(ax, "ET without draining: one recv per event leaves the rest of each burst\n"
+                                "in the receive buffer, and epoll never reports it again")
+    files.append(plotting.save(fig, Path(outdir) / "epoll_edge_served.png"))
+
+    fig, ax = plotting.figure("Bytes the server has read over time (C8.3)", "time (s)", "bytes read (cumulative)")
+    for r, c, style in zip(rows, colors, ("--", "-", "-")):
+        pts = r["progress"]
+        ax.step([t for t, _ in pts], [b for _, b in pts], where="post", label=r["server"], color=c,
+                linestyle=style, linewidth=2.5 if style == "--" else 1.5, zorder=3 if style == "--" else 2)
+    ax.axhline(rows[0]["bytes_sent"], color="grey", linestyle=":", label="bytes the clients sent")
+    ax.legend(loc="lower right")
+    files.append(plotting.save(fig, Path(outdir) / "epoll_edge_progress.png"))
+
+    fig, ax = plotting.figure("epoll wake-ups per echoed update (C8.2)", "server", "wake-ups per update")
+    ax.bar(list(xs), [r["wakeups_per_update"] or 0 for r in rows], color=colors)
+    ax.set_xticks(list(xs))
+    ax.set_xticklabels(names)
+    plotting.annotate_claim(ax, f"bursts of {result['params']['burst']} updates, one recv of one update each:\n"
+                                "LT is woken once per recv, ET once per arrival")
+    files.append(plotting.save(fig, Path(outdir) / "epoll_edge_wakeups.png"))
+    return files

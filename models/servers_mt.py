@@ -1,0 +1,338 @@
+"""Multi-threaded servers: one echo service, five ways to share sockets between threads.
+
+The service: each client sends fixed-size messages (``size`` bytes, a sequence number in
+the first 8 bytes and its send time in the next 8); the server *handles* each message —
+``await k.compute(service_time)``, application work on a core — and sends it back. The
+architectures (C9.x):
+
+``epoll``            N threads on **one** shared epoll instance, level-triggered, no
+                     EPOLLONESHOT (``et=True``: edge-triggered). Every thread may be told
+                     about the same socket; while one thread is still handling a message,
+                     another reads the next one from the same socket and handles it at the
+                     same time (C9.6). The server counts these *races*.
+``epoll_oneshot``    the same with EPOLLONESHOT: a reported socket is disabled until the
+                     thread that handles it re-arms it with ``modify`` after draining it.
+``epoll_partitioned`` one epoll instance per thread, sockets assigned round-robin (C9.8).
+``iocp``             N threads on one completion port; one overlapped receive outstanding
+                     per socket, the next posted after the completion was handled (C9.5);
+                     each completion goes to exactly one thread (C9.7).
+``io_uring``         one ring per thread, sockets assigned round-robin.
+
+What the server records (``stats`` dict, filled while it runs): messages handled, *races*
+(a thread starts handling a socket that another thread is still handling), *out of order*
+(a message of a client finishes handling after a later one of the same client did),
+spurious wake-ups (a thread was told a socket was readable and found nothing — another
+thread had taken the data), bytes copied between user and kernel memory (C7.3: ``recv``
+and ``send`` copy; an overlapped send does not, C7.4), per-thread handled counts.
+
+The client (:func:`echo_client`) sends ``burst`` messages every ``period``, ``gap`` apart,
+and records each reply's latency and whether replies came back in order. Handling a
+message takes ``service_time`` times 0.5 to 1.5 (:func:`work_factor`), so a message
+handled concurrently with an earlier one of the same client can finish first.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from simsock import EPOLLET, EPOLLIN, EPOLLONESHOT, IPPROTO_TCP, TCP_NODELAY
+
+ARCHITECTURES = ("epoll", "epoll_et", "epoll_oneshot", "epoll_partitioned", "iocp", "io_uring")
+_HDR = struct.Struct("!qq")
+
+
+def new_stats() -> dict:
+    return {"handled": 0, "races": 0, "out_of_order": 0, "spurious": 0, "copied_bytes": 0,
+            "per_thread": {}, "accepted": 0}
+
+
+class _Conn:
+    """A server-side connection: its socket, unparsed bytes, and who is handling it."""
+    __slots__ = ("sock", "cid", "buf", "handling", "done_seq")
+
+    def __init__(self, sock, cid: int):
+        self.sock = sock
+        self.cid = cid
+        self.buf = bytearray()
+        self.handling = 0          # threads handling this connection right now
+        self.done_seq = -1         # highest sequence number whose handling finished
+
+
+async def _handle(k, conn: _Conn, msg: bytes, stats: dict, service_time: float, reply) -> None:
+    """Handle one message: count a race if another thread is on this connection."""
+    seq = _HDR.unpack_from(msg)[0]
+    if conn.handling:
+        stats["races"] += 1
+    conn.handling += 1
+    try:
+        await k.compute(service_time * work_factor(seq))
+    finally:
+        conn.handling -= 1
+    if seq < conn.done_seq:
+        stats["out_of_order"] += 1
+    else:
+        conn.done_seq = seq
+    stats["handled"] += 1
+    stats["per_thread"][k.thread] = stats["per_thread"].get(k.thread, 0) + 1
+    await reply(msg)
+
+
+def work_factor(seq: int) -> float:
+    """Messages differ in how much work they take: 0.5, 0.75, 1, 1.25, 1.5 times the
+    service time in turn (mean 1), so handling one message can overtake another."""
+    return 0.5 + (seq % 5) / 4
+
+
+def _messages(conn: _Conn, size: int) -> list[bytes]:
+    buf = conn.buf
+    n = len(buf) // size
+    out = [bytes(buf[i * size:(i + 1) * size]) for i in range(n)]
+    del buf[:n * size]
+    return out
+
+
+async def _listen(k, port: int):
+    ls = k.socket()
+    ls.bind(("0.0.0.0", port))
+    ls.listen(1024)
+    return ls
+
+
+# -- readiness-based servers (epoll) ----------------------------------------------------------
+async def epoll_server(k, port: int, threads: int, stats: dict, *, size: int = 100, service_time: float = 200e-6,
+                       mode: str = "epoll"):
+    """The epoll architectures (``mode``: epoll, epoll_et, epoll_oneshot, epoll_partitioned)."""
+    ls = await _listen(k, port)
+    conns: dict[int, _Conn] = {}
+    partitioned = mode == "epoll_partitioned"
+    flags = EPOLLIN | (EPOLLET if mode == "epoll_et" else 0) | (EPOLLONESHOT if mode == "epoll_oneshot" else 0)
+    eps = [k.epoll() for _ in range(threads if partitioned else 1)]
+    for i in range(threads):
+        k.spawn(_epoll_worker, eps[i if partitioned else 0], conns, stats, size, service_time, mode, flags,
+                name=f"worker{i}")
+    cid = 0
+    while True:
+        sock, _ = await ls.accept()
+        sock.setblocking(False)
+        sock.setsockopt(IPPROTO_TCP, TCP_NODELAY, 1)      # small replies go out at once
+        conn = _Conn(sock, cid)
+        conns[sock.fileno()] = conn
+        eps[cid % len(eps)].register(sock.fileno(), flags)
+        stats["accepted"] += 1
+        cid += 1
+
+
+async def _epoll_worker(k, ep, conns, stats, size, service_time, mode, flags):
+    drain = mode in ("epoll_et", "epoll_oneshot")
+
+    while True:
+        events = await ep.poll(-1, 1)
+        for fd, _mask in events:
+            conn = conns.get(fd)
+            if conn is None:
+                continue
+            sock = conn.sock
+            got_any = False
+            closed = False
+            while True:
+                try:
+                    data = await sock.recv(4096)
+                except BlockingIOError:
+                    break
+                except OSError:
+                    closed = True
+                    break
+                if not data:
+                    closed = True
+                    break
+                got_any = True
+                stats["copied_bytes"] += len(data)
+                conn.buf += data
+                if not drain:
+                    break
+            if not got_any and not closed:
+                stats["spurious"] += 1
+            if closed:
+                conns.pop(fd, None)
+                try:
+                    ep.unregister(fd)
+                except OSError:
+                    pass
+                sock.close()
+                continue
+
+            async def reply(msg, sock=sock):
+                stats["copied_bytes"] += len(msg)
+                try:
+                    await sock.send(msg)
+                except OSError:
+                    pass
+
+            for msg in _messages(conn, size):
+                await _handle(k, conn, msg, stats, service_time, reply)
+            if mode == "epoll_oneshot" and not sock._closed:
+                ep.modify(fd, flags)          # re-arm: only now may another thread get it
+
+
+# -- completion-based servers -----------------------------------------------------------------
+async def iocp_server(k, port: int, threads: int, stats: dict, *, size: int = 100, service_time: float = 200e-6,
+                      recv_size: int = 4096):
+    """A worker pool on one completion port (C9.3, C9.5, C9.7)."""
+    ls = await _listen(k, port)
+    cport = k.iocp(concurrency=0)
+    cport.associate(ls, None)
+    ls.accept_overlapped()
+    for i in range(threads):
+        k.spawn(_iocp_worker, cport, ls, stats, size, service_time, recv_size, name=f"worker{i}")
+    stats["_port"] = cport
+
+
+async def _iocp_worker(k, cport, ls, stats, size, service_time, recv_size):
+    counter = stats.setdefault("_cid", [0])
+    while True:
+        key, op, nbytes, err = await cport.get()
+        if key is None:                                # the listener: a new connection
+            if err is None:
+                sock, _ = op.result
+                sock.setsockopt(IPPROTO_TCP, TCP_NODELAY, 1)
+                conn = _Conn(sock, counter[0])
+                counter[0] += 1
+                stats["accepted"] += 1
+                cport.associate(sock, conn)
+                sock.recv_overlapped(recv_size)
+            ls.accept_overlapped()
+            continue
+        conn = key
+        if op.kind == "send":
+            continue
+        if err is not None or nbytes == 0:
+            conn.sock.close()
+            continue
+        conn.buf += op.result
+
+        async def reply(msg, sock=conn.sock):
+            try:
+                sock.send_overlapped(msg)             # pinned pages: no copy (C7.4)
+            except OSError:
+                pass
+
+        for msg in _messages(conn, size):
+            await _handle(k, conn, msg, stats, service_time, reply)
+        if not conn.sock._closed:
+            conn.sock.recv_overlapped(recv_size)      # C9.5: post the next one after handling
+    
+
+async def io_uring_server(k, port: int, threads: int, stats: dict, *, size: int = 100,
+                          service_time: float = 200e-6, recv_size: int = 4096):
+    """One ring per thread; the acceptor hands sockets out round-robin."""
+    ls = await _listen(k, port)
+    inboxes = [[] for _ in range(threads)]
+    rings = []
+    for i in range(threads):
+        ring = k.io_uring(256)
+        rings.append(ring)
+        k.spawn(_uring_worker, ring, inboxes[i], stats, size, service_time, recv_size, name=f"worker{i}")
+    stats["_rings"] = rings
+    cid = 0
+    while True:
+        sock, _ = await ls.accept()
+        sock.setsockopt(IPPROTO_TCP, TCP_NODELAY, 1)
+        conn = _Conn(sock, cid)
+        stats["accepted"] += 1
+        ring = rings[cid % threads]
+        ring.prep_recv(sock, recv_size, ("recv", conn))
+        ring.submit()
+        cid += 1
+
+
+async def _uring_worker(k, ring, inbox, stats, size, service_time, recv_size):
+    while True:
+        (what, conn), res, extra = await ring.wait_cqe()
+        if what == "send":
+            continue
+        if res <= 0:
+            conn.sock.close()
+            continue
+        conn.buf += extra
+
+        async def reply(msg, conn=conn):
+            ring.prep_send(conn.sock, msg, ("send", conn))
+
+        for msg in _messages(conn, size):
+            await _handle(k, conn, msg, stats, service_time, reply)
+        if not conn.sock._closed:
+            ring.prep_recv(conn.sock, recv_size, ("recv", conn))
+        ring.submit()
+
+
+SERVERS = {
+    "epoll": lambda *a, **kw: epoll_server(*a, mode="epoll", **kw),
+    "epoll_et": lambda *a, **kw: epoll_server(*a, mode="epoll_et", **kw),
+    "epoll_oneshot": lambda *a, **kw: epoll_server(*a, mode="epoll_oneshot", **kw),
+    "epoll_partitioned": lambda *a, **kw: epoll_server(*a, mode="epoll_partitioned", **kw),
+    "iocp": iocp_server,
+    "io_uring": io_uring_server,
+}
+
+
+def server_program(arch: str):
+    """The server program for architecture ``arch`` (one of :data:`ARCHITECTURES`)."""
+    if arch not in SERVERS:
+        raise ValueError(f"unknown server architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
+    fn = SERVERS[arch]
+
+    async def server(k, *args, **kwargs):
+        return await fn(k, *args, **kwargs)
+    server.__name__ = f"{arch}_server"
+    return server
+
+
+# -- the client ---------------------------------------------------------------------------------
+async def echo_client(k, server_addr, record: dict, *, size: int = 100, period: float = 0.01, burst: int = 4,
+                      gap: float = 50e-6, count: int | None = None, start_delay: float = 0.0):
+    """Send ``burst`` messages every ``period`` seconds, ``gap`` seconds apart within a burst
+    (``count`` bursts, None = forever); a reader thread records each reply's latency and
+    whether replies came back in order."""
+    if size < _HDR.size:
+        raise ValueError(f"size must be at least {_HDR.size} bytes (sequence number and send time)")
+    if start_delay:
+        await k.sleep(start_delay)
+    s = k.socket()
+    s.setsockopt(IPPROTO_TCP, TCP_NODELAY, 1)
+    await s.connect(server_addr)
+    record.setdefault("latencies", [])
+    record.setdefault("reply_order_errors", 0)
+    record.setdefault("sent", 0)
+    record.setdefault("received", 0)
+    pad = bytes(size - _HDR.size)
+
+    async def reader(k):
+        buf = bytearray()
+        last = -1
+        while True:
+            data = await s.recv(65536)
+            if not data:
+                return
+            buf += data
+            while len(buf) >= size:
+                seq, sent_ns = _HDR.unpack_from(buf)
+                del buf[:size]
+                record["latencies"].append((k.now_ns - sent_ns) / 1e9)
+                record["received"] += 1
+                if seq < last:
+                    record["reply_order_errors"] += 1
+                last = max(last, seq)
+
+    k.spawn(reader)
+    seq = 0
+    n = 0
+    while count is None or n < count:
+        start = k.now
+        for i in range(burst):
+            await s.sendall(_HDR.pack(seq, k.now_ns) + pad)
+            seq += 1
+            record["sent"] += 1
+            if gap and i < burst - 1:
+                await k.sleep(gap)
+        n += 1
+        await k.sleep(max(0.0, period - (k.now - start)))

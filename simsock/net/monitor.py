@@ -1,0 +1,300 @@
+"""Network monitors: what every queue, link and flow did over time, stored compactly.
+
+``mon = sim.monitor(bin="10ms")`` (before ``sim.run``) records from then on:
+
+- per channel (each direction of every link, so every router output port), keyed by the
+  channel's name ``"a->b"``: queue occupancy in packets and bytes as
+  :class:`~simsock.monitor.StepSeries` recorded at every change (packets waiting, not the
+  one on the wire); ``tx_bytes``, a :class:`~simsock.monitor.BinnedCounter` of bytes whose
+  transmission ended in each bin; ``busy_ns``, the time the wire was busy in each bin (a
+  transmission that spans a bin boundary is split exactly, so utilisation never exceeds 1);
+  ``drops`` per bin, and drop counts by reason and by flow;
+- per flow — the five-tuple as a string, ``"udp 10.0.0.1:40000->10.0.0.3:9000"`` —
+  ``delivered_bytes`` per bin: transport payload bytes the destination host's IP layer
+  accepted (a UDP datagram's data, a fragment's share of it, a TCP segment's payload,
+  retransmissions included); and its drops, by reason, wherever they happened;
+- drops at nodes rather than queues (a router without a route, a receive buffer that is
+  full, a port nobody listens on): counts by node and reason.
+
+Flows appear in ``mon.flows`` in order of their first delivered or dropped packet. All
+series are ``array``-backed: a few bytes per change or per bin, never an object per
+sample. With no monitor the simulator pays one ``is None`` check per packet per hook.
+
+Times are integer nanoseconds; ``to_csv`` and ``summary`` give deterministic output.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from simsock.monitor import BinnedCounter, StepSeries, to_csv
+from simsock.net.packet import PROTO_ICMP, PROTO_TCP, PROTO_UDP, UDP_HEADER
+from simsock.units import NS_PER_S
+
+__all__ = ["NetworkMonitor", "ChannelMonitor", "FlowMonitor", "flow_key"]
+
+_PROTO_NAMES = {PROTO_UDP: "udp", PROTO_TCP: "tcp", PROTO_ICMP: "icmp"}
+
+
+def flow_key(proto: int, src: str, sport: int, dst: str, dport: int) -> str:
+    """``"udp 10.0.0.1:40000->10.0.0.3:9000"``: how monitors name a flow."""
+    return f"{_PROTO_NAMES.get(proto, str(proto))} {src}:{sport}->{dst}:{dport}"
+
+
+def _payload_bytes(pkt) -> int:
+    """Transport payload carried by ``pkt`` (0 for ICMP and bare TCP control segments)."""
+    p = pkt.payload
+    data = getattr(p, "data", None)
+    if data is not None:                     # UDP datagram
+        return len(data)
+    if pkt.proto == PROTO_TCP:
+        return len(p.payload)
+    count = getattr(p, "count", None)
+    if count is not None:                    # an IP fragment of a UDP datagram
+        return p.length - (UDP_HEADER if p.index == 0 else 0)
+    return 0
+
+
+class ChannelMonitor:
+    """What one channel (one direction of a link) did. See the module docstring."""
+
+    __slots__ = ("name", "rate_bps", "queue_packets", "queue_bytes", "tx_bytes", "tx_packets", "busy_ns",
+                 "drops", "drops_by_reason", "drops_by_flow", "_bin")
+
+    def __init__(self, name: str, rate_bps: int, bin_ns: int):
+        self.name = name
+        self.rate_bps = rate_bps
+        self.queue_packets = StepSeries("q", f"{name} queue packets")
+        self.queue_bytes = StepSeries("q", f"{name} queue bytes")
+        self.tx_bytes = BinnedCounter(bin_ns, "q", f"{name} tx bytes")
+        self.tx_packets = 0
+        self.busy_ns = BinnedCounter(bin_ns, "q", f"{name} busy ns")
+        self.drops = BinnedCounter(bin_ns, "q", f"{name} drops")
+        self.drops_by_reason: dict[str, int] = {}
+        self.drops_by_flow: dict[str, int] = {}
+        self._bin = bin_ns
+
+    def __call__(self, now: int, packets: int, nbytes: int) -> None:
+        """The queue holds ``packets`` packets of ``nbytes`` bytes from ``now`` on."""
+        self.queue_packets.record(now, packets)
+        self.queue_bytes.record(now, nbytes)
+
+    def transmit(self, start: int, end: int, size: int) -> None:
+        """A packet of ``size`` bytes is on the wire during ``[start, end)``."""
+        self.tx_packets += 1
+        self.tx_bytes.add(end, size)
+        b = self._bin
+        busy = self.busy_ns
+        first = start // b
+        last = (end - 1) // b if end > start else first
+        if first == last:
+            busy.add(start, end - start)
+            return
+        busy.add(start, (first + 1) * b - start)
+        for i in range(first + 1, last):
+            busy.add(i * b, b)
+        busy.add(last * b, end - last * b)
+
+    def _dropped(self, now: int, reason: str, flow: str) -> None:
+        self.drops.add(now, 1)
+        self.drops_by_reason[reason] = self.drops_by_reason.get(reason, 0) + 1
+        self.drops_by_flow[flow] = self.drops_by_flow.get(flow, 0) + 1
+
+    def utilisation(self, until: int | None = None) -> list[float]:
+        """Fraction of each bin the wire was busy (0..1), bins from time 0."""
+        return [v / self._bin for v in self.busy_ns._padded(until)]
+
+    def summary(self, until: int) -> dict:
+        busy = self.busy_ns.total()
+        return {
+            "rate_bps": self.rate_bps,
+            "tx_packets": self.tx_packets,
+            "tx_bytes": self.tx_bytes.total(),
+            "utilisation": round(min(busy, until) / until, 6) if until else 0.0,
+            "queue_max_packets": self.queue_packets.max() if len(self.queue_packets) else 0,
+            "queue_max_bytes": self.queue_bytes.max() if len(self.queue_bytes) else 0,
+            "drops": self.drops.total(),
+            "drops_by_reason": dict(sorted(self.drops_by_reason.items())),
+            "drops_by_flow": dict(self.drops_by_flow),
+        }
+
+    def __repr__(self) -> str:
+        return f"ChannelMonitor({self.name!r})"
+
+
+class FlowMonitor:
+    """What one flow (a five-tuple) got: payload bytes delivered per bin, drops."""
+
+    __slots__ = ("key", "proto", "src", "sport", "dst", "dport", "delivered_bytes", "delivered_packets",
+                 "drops", "drops_by_reason")
+
+    def __init__(self, proto: int, src: str, sport: int, dst: str, dport: int, bin_ns: int):
+        self.key = flow_key(proto, src, sport, dst, dport)
+        self.proto = _PROTO_NAMES.get(proto, str(proto))
+        self.src, self.sport, self.dst, self.dport = src, sport, dst, dport
+        self.delivered_bytes = BinnedCounter(bin_ns, "q", f"{self.key} delivered bytes")
+        self.delivered_packets = 0
+        self.drops = 0
+        self.drops_by_reason: dict[str, int] = {}
+
+    def throughput_bps(self, until: int | None = None) -> list[float]:
+        """Delivered payload throughput per bin, bits per second."""
+        return [8 * r for r in self.delivered_bytes.rates_per_s(until)]
+
+    def summary(self, start: int, until: int) -> dict:
+        total = self.delivered_bytes.total()
+        span = until - start
+        return {
+            "delivered_bytes": total,
+            "delivered_packets": self.delivered_packets,
+            "mean_throughput_bps": round(8 * total * NS_PER_S / span, 3) if span > 0 else 0.0,
+            "drops": self.drops,
+            "drops_by_reason": dict(sorted(self.drops_by_reason.items())),
+        }
+
+    def __repr__(self) -> str:
+        return f"FlowMonitor({self.key!r})"
+
+
+class NetworkMonitor:
+    """Every channel's queue and wire, every flow's deliveries and drops. Made by
+    :meth:`simsock.Simulation.monitor`; see the module docstring."""
+
+    def __init__(self, sim, bin_ns: int):
+        self.sim = sim
+        self.bin_ns = bin_ns
+        self.start_ns = sim.env.now
+        self.channels: dict[str, ChannelMonitor] = {}
+        self.flows: dict[str, FlowMonitor] = {}
+        self.node_drops: dict[str, dict[str, int]] = {}
+        self._by_tuple: dict[tuple, FlowMonitor] = {}
+        self._watched: list = []
+
+    # -- wiring (called by the simulation) --------------------------------------------------
+    def attach(self, channel) -> None:
+        """Start watching ``channel`` (every link direction; loopback is not watched)."""
+        if channel.rate_bps is None or channel.name in self.channels:
+            return
+        mon = ChannelMonitor(channel.name, channel.rate_bps, self.bin_ns)
+        self.channels[channel.name] = mon
+        self._watched.append(channel)
+        now = self.sim.env.now
+        mon(now, channel.queued_packets(now), channel.queued_bytes())
+        channel.monitor = mon
+
+    def _flow(self, pkt) -> FlowMonitor:
+        p = pkt.payload
+        t = (pkt.proto, pkt.src, getattr(p, "sport", 0), pkt.dst, getattr(p, "dport", 0))
+        flow = self._by_tuple.get(t)
+        if flow is None:
+            flow = self._by_tuple[t] = FlowMonitor(*t, self.bin_ns)
+            self.flows[flow.key] = flow
+        return flow
+
+    def delivered(self, pkt, now: int) -> None:
+        """``pkt`` was accepted by its destination host's IP layer."""
+        flow = self._flow(pkt)
+        flow.delivered_packets += 1
+        n = _payload_bytes(pkt)
+        if n:
+            flow.delivered_bytes.add(now, n)
+
+    def dropped(self, channel, pkt, reason: str, where: str | None, now: int) -> None:
+        flow = self._flow(pkt)
+        flow.drops += 1
+        flow.drops_by_reason[reason] = flow.drops_by_reason.get(reason, 0) + 1
+        mon = self.channels.get(channel.name) if channel is not None else None
+        if mon is not None:
+            mon._dropped(now, reason, flow.key)
+        else:
+            node = where or (channel.name if channel is not None else "?")
+            counts = self.node_drops.setdefault(node, {})
+            counts[reason] = counts.get(reason, 0) + 1
+
+    def flush(self) -> None:
+        """Bring lazily kept queue records (a FIFO queue's departures) up to now."""
+        now = self.sim.env.now
+        for ch in self._watched:
+            ch.queued_packets(now)
+
+    # -- reading ----------------------------------------------------------------------------
+    def channel(self, name: str) -> ChannelMonitor:
+        """The monitor of channel ``name`` (``"a->b"``)."""
+        if name not in self.channels:
+            raise KeyError(f"no monitored channel {name!r}; channels are named 'a->b' after the "
+                           f"nodes they join: {sorted(self.channels)}")
+        self.flush()
+        return self.channels[name]
+
+    def flow(self, key: str) -> FlowMonitor:
+        if key not in self.flows:
+            raise KeyError(f"no flow {key!r} seen; flows are named like 'udp 10.0.0.1:40000->10.0.0.3:9000': "
+                           f"{list(self.flows)[:10]}")
+        return self.flows[key]
+
+    def utilisation(self, channel_name: str) -> list[float]:
+        """Per bin (from time 0 to now), the fraction of time the channel's wire was busy."""
+        return self.channel(channel_name).utilisation(self.sim.env.now)
+
+    def summary(self) -> dict:
+        """JSON-able totals per channel, per flow and per node."""
+        self.flush()
+        until = self.sim.env.now
+        return {
+            "bin_ns": self.bin_ns,
+            "start_ns": self.start_ns,
+            "end_ns": until,
+            "channels": {name: mon.summary(until) for name, mon in self.channels.items()},
+            "flows": {key: f.summary(self.start_ns, until) for key, f in self.flows.items()},
+            "node_drops": {node: dict(sorted(r.items())) for node, r in self.node_drops.items()},
+        }
+
+    def to_csv(self, directory) -> list[str]:
+        """Write ``queues.csv`` (occupancy at every change), ``links.csv`` (per bin: bytes sent,
+        busy time, drops per channel), ``flows.csv`` (per bin: bytes delivered per flow) and
+        ``drops.csv`` (counts by where, flow and reason). Returns the paths written."""
+        self.flush()
+        out = Path(directory)
+        os.makedirs(out, exist_ok=True)
+        until = self.sim.env.now
+        paths = []
+        queues = []
+        for name, mon in self.channels.items():
+            queues.append((f"{name} packets", mon.queue_packets))
+            queues.append((f"{name} bytes", mon.queue_bytes))
+        links = []
+        for name, mon in self.channels.items():
+            links.append((f"{name} tx_bytes", mon.tx_bytes))
+            links.append((f"{name} busy_ns", mon.busy_ns))
+            links.append((f"{name} drops", mon.drops))
+        flows = [(key, f.delivered_bytes) for key, f in self.flows.items()]
+        for fname, cols in (("queues.csv", queues), ("links.csv", links), ("flows.csv", flows)):
+            path = out / fname
+            if fname != "queues.csv":
+                # pad every counter to the same number of bins so rows cover the whole run
+                for _, counter in cols:
+                    need = -(-until // self.bin_ns)
+                    if len(counter.bins) < need:
+                        counter.bins.extend([0] * (need - len(counter.bins)))
+            to_csv(path, cols)
+            paths.append(str(path))
+        path = out / "drops.csv"
+        with open(path, "w", newline="") as f:
+            f.write("where,flow,reason,count\n")
+            for name, mon in self.channels.items():
+                for flow, n in mon.drops_by_flow.items():
+                    f.write(f"{name},{flow},,{n}\n")
+                for reason, n in sorted(mon.drops_by_reason.items()):
+                    f.write(f"{name},,{reason},{n}\n")
+            for node, reasons in self.node_drops.items():
+                for reason, n in sorted(reasons.items()):
+                    f.write(f"{node},,{reason},{n}\n")
+            for key, fl in self.flows.items():
+                for reason, n in sorted(fl.drops_by_reason.items()):
+                    f.write(f"*,{key},{reason},{n}\n")
+        paths.append(str(path))
+        return paths
+
+    def __repr__(self) -> str:
+        return f"NetworkMonitor(bin_ns={self.bin_ns}, {len(self.channels)} channels, {len(self.flows)} flows)"

@@ -1,0 +1,349 @@
+"""Random socket scenarios for the differential tests: generate, print as a program, run, compare.
+
+A :class:`Scenario` is a small program on one host over loopback: a TCP connection (client
+``c``, accepted server side ``s``) or a pair of UDP sockets (receiver ``r`` bound to
+127.0.0.1, sender ``u``), buffer sizes, a blocking mode per socket and a list of
+:class:`Step` s. :func:`world` turns it into a world function that runs unchanged on the
+simulator and on real Linux (as the conformance harness does); :meth:`Scenario.program`
+prints it as the Python a reader would write, so a failure shows what to run.
+
+Making the real outcome deterministic
+-------------------------------------
+* Every step that puts something on the network (send, sendto, shutdown, close, and a recv
+  that may open the receive window) is followed by ``await k.settle()``, so the next step
+  sees the network quiet on both kernels.
+* No call can hang: sockets are non-blocking, or have a 50 ms timeout (a wait that would
+  not end raises ``TimeoutError`` on both kernels); the world's bound stops the rest.
+* TCP congestion control is pinned to CUBIC on both kernels (the simulator's default; a
+  host's default may be BBR, which sizes send buffers differently).
+* Every byte received is checked inside the program against the byte stream the peer sent
+  (a pattern that does not repeat at small sizes), so data corruption or reordering fails
+  the run on the kernel where it happens.
+
+Exact facts and tolerant facts
+------------------------------
+Everything is compared exactly — call sequence, arguments, errno names, return values,
+datagram boundaries and contents, EOF — except the byte counts of TCP ``send``/``recv``
+calls on a direction that has been *filled* (a non-blocking or timed send larger than the
+buffers can hold): how many bytes a fill accepts depends on the kernel's memory accounting
+(skb truesize, window rounding, autotuning), which the simulator models rather than copies,
+so those counts are compared within :data:`FILL_TOLERANCE` of the larger value, as the
+conformance scenarios ``tcp_fill_*`` do; their errnos, EOFs and order stay exact. UDP has no
+tolerant facts: datagram sizes and what a receive buffer holds are exact on loopback.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from hypothesis import strategies as st
+
+from simsock.compare import _close, describe_call, describe_outcome, normalise
+from simsock.constants import (AF_INET, IPPROTO_TCP, MSG_DONTWAIT, MSG_PEEK, MSG_TRUNC, SHUT_RD, SHUT_RDWR,
+                               SHUT_WR, SO_RCVBUF, SO_SNDBUF, SOCK_DGRAM, SOCK_STREAM, SOL_SOCKET,
+                               TCP_CONGESTION)
+
+LO = "127.0.0.1"
+FILL = 1 << 20                 # a send this large fills any buffer the scenarios set
+FILL_TOLERANCE = 0.25
+TIMEOUT = 0.05
+EXAMPLES = int(os.environ.get("SIMSOCK_DIFF_EXAMPLES", "0") or 0)
+
+_FLAG_NAMES = {0: "0", MSG_PEEK: "MSG_PEEK", MSG_DONTWAIT: "MSG_DONTWAIT", MSG_TRUNC: "MSG_TRUNC",
+               MSG_PEEK | MSG_DONTWAIT: "MSG_PEEK | MSG_DONTWAIT"}
+_SHUT_NAMES = {SHUT_RD: "SHUT_RD", SHUT_WR: "SHUT_WR", SHUT_RDWR: "SHUT_RDWR"}
+
+
+def pattern(offset: int, n: int) -> bytes:
+    """Bytes ``offset .. offset+n`` of a stream whose period (251) divides no buffer size."""
+    start = offset % 251
+    reps = (start + n) // 251 + 1
+    return (bytes(range(251)) * reps)[start:start + n]
+
+
+@dataclass(frozen=True)
+class Step:
+    op: str                      # send, recv, shutdown, close / sendto, recvfrom, recv_into, connect
+    who: str                     # the socket: c or s (TCP), u or r (UDP)
+    n: int = 0                   # bytes to send, buffer size, or shutdown's how
+    flags: int = 0
+    tolerant: bool = False       # byte counts compared within FILL_TOLERANCE (set by the generator)
+
+    def code(self) -> list[str]:
+        w, n, f = self.who, self.n, _FLAG_NAMES.get(self.flags, str(self.flags))
+        fl = "" if not self.flags else f", {f}"
+        if self.op == "send":
+            return [f"await attempt_async(send, {w}, {n})"]
+        if self.op == "recv":
+            return [f"await attempt_async(recv, {w}, {n}{fl})"]
+        if self.op == "shutdown":
+            return [f"attempt({w}.shutdown, {_SHUT_NAMES[n]})"]
+        if self.op == "close":
+            return [f"{w}.close()"]
+        if self.op == "sendto":
+            return [f"await attempt_async(sendto, {w}, {n})"]
+        if self.op == "recvfrom":
+            return [f"await attempt_async({w}.recvfrom, {n}{fl})"]
+        if self.op == "recv_into":
+            return [f"await attempt_async({w}.recv_into, bytearray({n}), {n}{fl})"]
+        if self.op == "connect":
+            return [f"await attempt_async({w}.connect, r_address)"]
+        raise ValueError(self.op)
+
+    @property
+    def settles(self) -> bool:
+        return self.op != "connect"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    proto: str                                   # "tcp" or "udp"
+    sndbuf: int | None                           # SO_SNDBUF of c (TCP) or u (UDP)
+    rcvbuf: int | None                           # SO_RCVBUF of the listener (inherited by s) or of r
+    timeouts: tuple = (None, None)               # (first socket, second): None non-blocking, else seconds
+    steps: tuple = field(default_factory=tuple)
+
+    @property
+    def names(self) -> tuple[str, str]:
+        return ("c", "s") if self.proto == "tcp" else ("u", "r")
+
+    def program(self) -> str:
+        """The scenario as the program a reader would write (what :func:`world` runs)."""
+        a, b = self.names
+        lines = ["async def prog(k):"]
+        if self.proto == "tcp":
+            lines += ["    ls = k.socket(AF_INET, SOCK_STREAM)",
+                      "    ls.setsockopt(IPPROTO_TCP, TCP_CONGESTION, b'cubic')"]
+            if self.rcvbuf is not None:
+                lines.append(f"    ls.setsockopt(SOL_SOCKET, SO_RCVBUF, {self.rcvbuf})")
+            lines += ["    ls.bind(('127.0.0.1', 0))", "    ls.listen(8)",
+                      "    c = k.socket(AF_INET, SOCK_STREAM)",
+                      "    c.setsockopt(IPPROTO_TCP, TCP_CONGESTION, b'cubic')"]
+            if self.sndbuf is not None:
+                lines.append(f"    c.setsockopt(SOL_SOCKET, SO_SNDBUF, {self.sndbuf})")
+            lines += ["    await c.connect(ls.getsockname())", "    s, _ = await ls.accept()"]
+        else:
+            lines += ["    r = k.socket(AF_INET, SOCK_DGRAM)"]
+            if self.rcvbuf is not None:
+                lines.append(f"    r.setsockopt(SOL_SOCKET, SO_RCVBUF, {self.rcvbuf})")
+            lines += ["    r.bind(('127.0.0.1', 0))", "    r_address = r.getsockname()",
+                      "    u = k.socket(AF_INET, SOCK_DGRAM)"]
+            if self.sndbuf is not None:
+                lines.append(f"    u.setsockopt(SOL_SOCKET, SO_SNDBUF, {self.sndbuf})")
+        for name, t in zip((a, b), self.timeouts):
+            lines.append(f"    {name}.setblocking(False)" if t is None else f"    {name}.settimeout({t})")
+        for i, step in enumerate(self.steps, 1):
+            tol = "   # byte count within 25%" if step.tolerant else ""
+            for j, code in enumerate(step.code()):
+                lines.append(f"    {code}" + (f"{tol}  # step {i}" if j == 0 else ""))
+            if step.settles:
+                lines.append("    await k.settle()")
+        lines.append("    # then every socket still open is closed")
+        helpers = ("# send(sock, n) sends the next n bytes of the socket's stream (pattern()); recv(sock, n)\n"
+                   "# checks the bytes it gets are the next ones of the peer's stream; sendto(u, n) sends\n"
+                   "# datagram number i as pattern(i, n) to r_address.")
+        return helpers + "\n" + "\n".join(lines)
+
+
+# -- the program both kernels run ----------------------------------------------------------
+class _Streams:
+    def __init__(self):
+        self.sent = {}       # socket name -> bytes it sent (its stream offset)
+        self.read = {}       # socket name -> bytes it read from its peer's stream
+        self.datagrams = 0
+
+
+def world(scn: Scenario):
+    """A world function running ``scn`` on host ``a`` (named after nothing: one thread ``prog``)."""
+    def w(world_):
+        world_.add_host("a").spawn(_program(scn), name="prog")
+    return w
+
+
+def _program(scn: Scenario):
+    async def prog(k):
+        socks = {}
+        st_ = _Streams()
+        peer = {}
+        if scn.proto == "tcp":
+            ls = k.socket(AF_INET, SOCK_STREAM)
+            ls.setsockopt(IPPROTO_TCP, TCP_CONGESTION, b"cubic")
+            if scn.rcvbuf is not None:
+                ls.setsockopt(SOL_SOCKET, SO_RCVBUF, scn.rcvbuf)
+            ls.bind((LO, 0))
+            ls.listen(8)
+            c = k.socket(AF_INET, SOCK_STREAM)
+            c.setsockopt(IPPROTO_TCP, TCP_CONGESTION, b"cubic")
+            if scn.sndbuf is not None:
+                c.setsockopt(SOL_SOCKET, SO_SNDBUF, scn.sndbuf)
+            await c.connect(ls.getsockname())
+            s, _ = await ls.accept()
+            socks = {"c": c, "s": s}
+            peer = {"c": "s", "s": "c"}
+            extra = [ls]
+            r_address = None
+        else:
+            r = k.socket(AF_INET, SOCK_DGRAM)
+            if scn.rcvbuf is not None:
+                r.setsockopt(SOL_SOCKET, SO_RCVBUF, scn.rcvbuf)
+            r.bind((LO, 0))
+            r_address = r.getsockname()
+            u = k.socket(AF_INET, SOCK_DGRAM)
+            if scn.sndbuf is not None:
+                u.setsockopt(SOL_SOCKET, SO_SNDBUF, scn.sndbuf)
+            socks = {"u": u, "r": r}
+            extra = []
+        for name, t in zip(scn.names, scn.timeouts):
+            if t is None:
+                socks[name].setblocking(False)
+            else:
+                socks[name].settimeout(t)
+        closed = set()
+        for i, step in enumerate(scn.steps, 1):
+            sock = socks[step.who]
+            try:
+                await _do(step, sock, st_, peer.get(step.who), r_address, i)
+            except OSError:
+                pass                      # recorded in the trace; the program goes on
+            if step.op == "close":
+                closed.add(step.who)
+            if step.settles:
+                await k.settle()
+        for name, sock in socks.items():
+            if name not in closed:
+                sock.close()
+        for sock in extra:
+            sock.close()
+    return prog
+
+
+async def _do(step: Step, sock, st_: _Streams, peer: str | None, r_address, index: int):
+    op = step.op
+    if op == "send":
+        off = st_.sent.get(step.who, 0)
+        n = await sock.send(pattern(off, step.n))
+        st_.sent[step.who] = off + n
+    elif op == "recv":
+        data = await sock.recv(step.n, step.flags)
+        off = st_.read.get(step.who, 0)
+        if data != pattern(off, len(data)):
+            raise AssertionError(f"step {index}: {step.who}.recv returned bytes that are not the next "
+                                 f"{len(data)} bytes of {peer}'s stream at offset {off}")
+        if not step.flags & MSG_PEEK:
+            st_.read[step.who] = off + len(data)
+    elif op == "shutdown":
+        sock.shutdown(step.n)
+    elif op == "close":
+        sock.close()
+    elif op == "sendto":
+        st_.datagrams += 1
+        await sock.sendto(pattern(st_.datagrams, step.n), r_address)
+    elif op == "recvfrom":
+        await sock.recvfrom(step.n, step.flags)
+    elif op == "recv_into":
+        await sock.recv_into(bytearray(step.n), step.n, step.flags)
+    elif op == "connect":
+        await sock.connect(r_address)
+    else:
+        raise ValueError(op)
+
+
+# -- generation ----------------------------------------------------------------------------
+TCP_BUFFERS = [None, 4096, 16384, 65536]
+UDP_RCVBUFS = [None, 1, 4096, 16384]
+UDP_SNDBUFS = [None, 1, 4096]
+TCP_SEND_SIZES = [0, 1, 100, 1000, 5000, FILL]
+TCP_RECV_SIZES = [0, 1, 10, 100, 1000, 1 << 16, FILL]
+UDP_SEND_SIZES = [0, 1, 100, 1000, 1472, 8000, 65507, 65508]
+UDP_RECV_SIZES = [0, 1, 10, 100, 2000, 65536]
+
+
+@st.composite
+def tcp_scenarios(draw, max_steps: int = 8):
+    sndbuf = draw(st.sampled_from(TCP_BUFFERS))
+    rcvbuf = draw(st.sampled_from(TCP_BUFFERS))
+    timeouts = tuple(draw(st.sampled_from([None, TIMEOUT])) for _ in range(2))
+    steps = []
+    filled = set()                   # directions ("c" = c->s, "s" = s->c) that have been filled
+    for _ in range(draw(st.integers(1, max_steps))):
+        op = draw(st.sampled_from(["send", "send", "recv", "recv", "shutdown", "close"]))
+        who = draw(st.sampled_from(["c", "s"]))
+        other = "s" if who == "c" else "c"
+        if op == "send":
+            n = draw(st.sampled_from(TCP_SEND_SIZES))
+            if n == FILL and (sndbuf is None or rcvbuf is None):
+                n = 5000         # an autotuned pipe holds megabytes: filling it is slow, not interesting
+            if n == FILL:
+                filled.add(who)
+            steps.append(Step("send", who, n, tolerant=who in filled))
+        elif op == "recv":
+            n = draw(st.sampled_from(TCP_RECV_SIZES))
+            flags = draw(st.sampled_from([0, 0, MSG_PEEK, MSG_DONTWAIT]))
+            steps.append(Step("recv", who, n, flags, tolerant=other in filled))
+        elif op == "shutdown":
+            steps.append(Step("shutdown", who, draw(st.sampled_from([SHUT_RD, SHUT_WR, SHUT_RDWR]))))
+        else:
+            steps.append(Step("close", who))
+    return Scenario("tcp", sndbuf, rcvbuf, timeouts, tuple(steps))
+
+
+@st.composite
+def udp_scenarios(draw, max_steps: int = 10):
+    sndbuf = draw(st.sampled_from(UDP_SNDBUFS))
+    rcvbuf = draw(st.sampled_from(UDP_RCVBUFS))
+    timeouts = tuple(draw(st.sampled_from([None, TIMEOUT])) for _ in range(2))
+    steps = []
+    for _ in range(draw(st.integers(1, max_steps))):
+        op = draw(st.sampled_from(["sendto", "sendto", "sendto", "recvfrom", "recvfrom", "recv_into",
+                                   "connect", "close"]))
+        if op == "sendto":
+            steps.append(Step("sendto", "u", draw(st.sampled_from(UDP_SEND_SIZES))))
+        elif op in ("recvfrom", "recv_into"):
+            flags = draw(st.sampled_from([0, 0, MSG_PEEK, MSG_DONTWAIT] + ([MSG_TRUNC] if op == "recv_into" else [])))
+            steps.append(Step(op, "r", draw(st.sampled_from(UDP_RECV_SIZES)), flags))
+        elif op == "connect":
+            steps.append(Step("connect", "u"))
+        else:
+            steps.append(Step("close", draw(st.sampled_from(["u", "r"]))))
+    return Scenario("udp", sndbuf, rcvbuf, timeouts, tuple(steps))
+
+
+# -- comparison ----------------------------------------------------------------------------
+def differences(scn: Scenario, sim_trace, real_trace) -> list[str]:
+    """The first difference of each thread, in words; tolerant steps compare byte counts
+    within FILL_TOLERANCE (the setup calls and every other step exactly)."""
+    a, b = normalise(sim_trace), normalise(real_trace)
+    if set(a) != set(b):
+        return [f"threads differ: sim has {sorted(a)}, real has {sorted(b)}"]
+    out = []
+    for key in a:
+        ca, cb = a[key], b[key]
+        tolerant = _tolerant_indices(scn, ca)
+        for i, (x, y) in enumerate(zip(ca, cb)):
+            same = ((lambda p, q: _close(p, q, FILL_TOLERANCE)) if i in tolerant
+                    else (lambda p, q: p == q))
+            if x["call"] != y["call"] or not same(x["args"], y["args"]) or x["fd"] != y["fd"]:
+                out.append(f"call {i + 1} is {describe_call(x)} on {x['fd']} in sim but "
+                           f"{describe_call(y)} on {y['fd']} in real")
+                break
+            if x["errno"] != y["errno"] or (x["errno"] is None and not same(x["result"], y["result"])):
+                out.append(f"call {i + 1} {describe_call(x)} {describe_outcome(x)} in sim but "
+                           f"{describe_outcome(y)} in real")
+                break
+        else:
+            if len(ca) != len(cb):
+                out.append(f"sim made {len(ca)} calls, real {len(cb)}")
+    return out
+
+
+def _tolerant_indices(scn: Scenario, calls: list[dict]) -> set[int]:
+    """Indices (in the thread's calls) of the calls made by tolerant steps: the setup is a
+    fixed number of calls, then each step makes exactly one call."""
+    setup = len(calls) - len(scn.steps) - _closes_at_end(scn)
+    return {setup + i for i, step in enumerate(scn.steps) if step.tolerant}
+
+
+def _closes_at_end(scn: Scenario) -> int:
+    closed = {s.who for s in scn.steps if s.op == "close"}
+    return len([n for n in scn.names if n not in closed]) + (1 if scn.proto == "tcp" else 0)
