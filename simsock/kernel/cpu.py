@@ -212,7 +212,18 @@ class HostCpu:
     def resume(self, thread, event: Event) -> None:
         """``thread`` became runnable (its wait ended, or it was started): run it on a free
         core now, or queue it."""
-        core = None if self.runqueue else self._free_core(thread)
+        if not self.runqueue:
+            core = thread.last_core
+            if core is not None and core.holder is None and core.busy_until <= self.env.now and core.last is thread:
+                # Fast path: back on its own idle core, no switch.
+                core.holder = thread
+                core.slice_start = self.env.now
+                thread.core = core
+                thread._step(event)
+                return
+            core = self._free_core(thread)
+        else:
+            core = None
         if core is None:
             thread.state = "runnable"
             thread.cont = event
@@ -225,11 +236,19 @@ class HostCpu:
     # -- giving the core up -------------------------------------------------------------------
     def _commit(self, core: Core, thread, start: int, length: int) -> None:
         """Account ``length`` ns of ``thread`` on ``core`` from ``start`` (may be future)."""
+        end = start + length
         core.busy_ns += length
-        core.busy_until = start + length
+        core.busy_until = end
         thread.cpu_ns += length
-        thread.run_until = start + length
-        _add_bins(core.bins, start, length)
+        thread.run_until = end
+        bins = core.bins
+        width = bins.bin_ns
+        i = start // width
+        values = bins.bins
+        if i < len(values) and (end - 1) // width == i:
+            values[i] += length                 # the common case: inside one existing bin
+        else:
+            _add_bins(bins, start, length)
 
     def _release(self, thread, debt: int) -> None:
         """Give the core up after paying ``debt`` on it (without an event)."""
@@ -254,8 +273,18 @@ class HostCpu:
             return
         thread.state = "blocked"
         thread.nvcsw += 1
-        self._release(thread, debt)
+        core = thread.core
+        now = self.env.now
+        thread.debt_ns = 0
+        thread.progress = False
+        if debt:
+            self._commit(core, thread, now, debt)
+        thread.ready_at = now + debt
+        core.holder = None
+        thread.core = None
         target.callbacks.append(thread._wake)
+        if self.runqueue:
+            self._need_core()
 
     # -- bursts -------------------------------------------------------------------------------
     def burst(self, thread, then: Event | None = None) -> None:
