@@ -141,7 +141,9 @@ def plot(result: dict, outdir: Path) -> list[Path]:
             continue
         color, marker = styles[mech]
         ax.plot([r["watched"] for r in line], [r["cost_per_event_ns"] / 1000 for r in line], marker=marker,
-                color=color, label=mech)
+                color=color, label=mech + (" (same cost as poll per descriptor)" if mech == "select" else ""),
+                linestyle="--" if mech == "select" else "-", linewidth=3 if mech == "select" else 1.5,
+                markersize=9 if mech == "select" else 6, zorder=3 if mech == "select" else 2)
     ax.set_xscale("log")
     ax.set_yscale("log")
     sel = _line(result, "select")

@@ -157,7 +157,44 @@ class TcpStack:
         the loopback segments that this caused (see :meth:`loopback_input`)."""
         self._busy += 1
         try:
-            self._pump(conn)
+            env = self.env
+            now = env.now
+            segs = conn.segments_to_send(now)
+            if segs:
+                host = self.host
+                sim = self.sim
+                src, dst = conn.local[0], conn.remote[0]
+                for seg in segs:
+                    host.ip_output(Packet(sim._next_uid(), src, dst, PROTO_TCP, seg, now))
+            sig = conn.take_signals()
+            if sig:
+                sock = self.sock_of.get(conn)
+                if sock is not None:
+                    edges = ((SIG_IN if sig & SIG_DATA else 0) | (SIG_OUT if sig & SIG_SPACE else 0)
+                             | (W_STATE if sig & SIG_STATE else 0))
+                    sock._notify(edges, readers=bool(sig & (SIG_DATA | SIG_STATE)),
+                                 writers=bool(sig & (SIG_SPACE | SIG_STATE)))
+            lsock = self.parent.get(conn)
+            if lsock is not None:
+                lsig = lsock.listener.take_signals()
+                if lsig:
+                    lsock._notify(SIG_IN if lsig & SIG_ACCEPT else W_STATE, readers=True)
+                if conn._listener is None or conn.finished:
+                    del self.parent[conn]
+            if conn.finished:
+                self._forget(conn)
+                deadline = None
+            else:
+                deadline = conn.next_deadline()
+            if deadline is not None:
+                pending = self.timer_at.get(conn)
+                if pending is None or deadline < pending:
+                    self.timer_at[conn] = deadline
+                    ev = simpy.Event(env)
+                    ev._ok = True
+                    ev._value = None
+                    ev.callbacks.append(lambda _ev, conn=conn, at=deadline: self._timer(conn, at))
+                    env.schedule(ev, 1, max(0, deadline - now))
         finally:
             self._busy -= 1
         if not self._busy and self._backlog:
@@ -186,45 +223,6 @@ class TcpStack:
                 host.receive(pkt, channel)
         finally:
             self._busy -= 1
-
-    def _pump(self, conn: TcpConnection) -> None:
-        env = self.env
-        now = env.now
-        segs = conn.segments_to_send(now)
-        if segs:
-            host = self.host
-            sim = self.sim
-            src, dst = conn.local[0], conn.remote[0]
-            for seg in segs:
-                host.ip_output(Packet(sim._next_uid(), src, dst, PROTO_TCP, seg, now))
-        sig = conn.take_signals()
-        if sig:
-            sock = self.sock_of.get(conn)
-            if sock is not None:
-                edges = ((SIG_IN if sig & SIG_DATA else 0) | (SIG_OUT if sig & SIG_SPACE else 0)
-                         | (W_STATE if sig & SIG_STATE else 0))
-                sock._notify(edges, readers=bool(sig & (SIG_DATA | SIG_STATE)),
-                             writers=bool(sig & (SIG_SPACE | SIG_STATE)))
-        lsock = self.parent.get(conn)
-        if lsock is not None:
-            lsig = lsock.listener.take_signals()
-            if lsig:
-                lsock._notify(SIG_IN if lsig & SIG_ACCEPT else W_STATE, readers=True)
-            if conn._listener is None or conn.finished:
-                del self.parent[conn]
-        if conn.finished:
-            self._forget(conn)
-            return
-        deadline = conn.next_deadline()
-        if deadline is not None:
-            pending = self.timer_at.get(conn)
-            if pending is None or deadline < pending:
-                self.timer_at[conn] = deadline
-                ev = simpy.Event(env)
-                ev._ok = True
-                ev._value = None
-                ev.callbacks.append(lambda _ev, conn=conn, at=deadline: self._timer(conn, at))
-                env.schedule(ev, 1, max(0, deadline - now))
 
     def _timer(self, conn: TcpConnection, at: int) -> None:
         if self.timer_at.get(conn) == at:
