@@ -284,8 +284,7 @@ async def select(k, rlist, wlist, xlist, timeout=None):
         _record(sim, host, "select", -1, args, None, exc)
         raise
     _record(sim, host, "select", -1, args, result, None)
-    if result[0] or result[1] or result[2]:
-        await checkpoint(sim)
+    await checkpoint(sim)     # a loop of zero-timeout calls must let time advance (C6.5)
     return result
 
 
@@ -311,12 +310,12 @@ async def _select(sim, host, rlist, wlist, xlist, timeout):
             raise os_error(errno.EBADF)
         files[fd] = f
     scan_cost = prof.select_per_fd_ns * len(fds)
-    charge(sim, cpu.syscall_ns)
+    charge(sim, cpu.syscall_ns, spin=True)   # progress only if something is found
     deadline = None if timeout_ns is None else sim.env.now + timeout_ns
     first_wait: list = []
     try:
         while True:
-            charge(sim, scan_cost)
+            charge(sim, scan_cost, spin=True)
             ready_in, ready_out, ready_ex = set(), set(), set()
             for fd in fds:
                 f = host.file(fd)
@@ -343,8 +342,8 @@ async def _select(sim, host, rlist, wlist, xlist, timeout):
                 timeout_ns = 0
     finally:
         _remove_entries(first_wait)
-    if timeout_ns == 0 and not (ready_in or ready_out or ready_ex):
-        charge(sim, 0, spin=True)
+    if ready_in or ready_out or ready_ex:
+        charge(sim, 0)                      # found something: the caller makes progress
     return ([o for o, fd in r if fd in ready_in], [o for o, fd in w if fd in ready_out],
             [o for o, fd in x if fd in ready_ex])
 
@@ -426,8 +425,7 @@ class Poll:
             _record(sim, host, "poll.poll", -1, [timeout_ms], None, exc)
             raise
         _record(sim, host, "poll.poll", -1, [timeout_ms], [[_fd_arg(f), ev] for f, ev in result], None)
-        if result:
-            await checkpoint(sim)
+        await checkpoint(sim)     # a loop of zero-timeout calls must let time advance (C6.5)
         return result
 
     async def _poll(self, timeout_ms):
@@ -442,12 +440,12 @@ class Poll:
         cpu = host.cpu
         items = list(self._fds.items())
         scan_cost = host.profile.select_per_fd_ns * len(items)
-        charge(sim, cpu.syscall_ns)
+        charge(sim, cpu.syscall_ns, spin=True)   # progress only if something is found
         deadline = None if timeout_ns is None else sim.env.now + timeout_ns
         first_wait: list = []
         try:
             while True:
-                charge(sim, scan_cost)
+                charge(sim, scan_cost, spin=True)
                 self.scanned += len(items)
                 out = []
                 for fd, events in items:
@@ -472,8 +470,8 @@ class Poll:
         finally:
             _remove_entries(first_wait)
             self._running = False
-        if not out:
-            charge(sim, 0, spin=True)
+        if out:
+            charge(sim, 0)                  # found something: the caller makes progress
         self.reported += len(out)
         return out
 
@@ -719,8 +717,7 @@ class Epoll:
             self._trace("epoll.poll", args, None, exc)
             raise
         self._trace("epoll.poll", args, [[_fd_arg(f), ev] for f, ev in result], None)
-        if result:
-            await checkpoint(sim)
+        await checkpoint(sim)     # a loop of zero-timeout calls must let time advance (C6.5)
         return result
 
     async def _poll(self, timeout, maxevents):
@@ -737,7 +734,7 @@ class Epoll:
         sim, env = self._sim, self._env
         cpu = self._host.cpu
         prof = self._host.profile
-        charge(sim, cpu.syscall_ns)
+        charge(sim, cpu.syscall_ns, spin=True)   # progress only if events are reported
         self.waits += 1
         deadline = None if timeout_ns is None else env.now + timeout_ns
         woken = False

@@ -254,10 +254,16 @@ class TcpStack:
         a full accept queue drops SYNs and final ACKs (tcp_conn_request, tcp_check_req) —
         and waiting for it is not what the real settle does: SIOCOUTQ is 0 in SYN_SENT and
         SYN_RECV and EINVAL on a listener, so the real side moves on after ~20 ms with the
-        client still in SYN_SENT (conformance scenario ``tcp_backlog_overflow``)."""
+        client still in SYN_SENT (conformance scenario ``tcp_backlog_overflow``).
+
+        A retransmission timer facing a zero window counts as a zero-window probe: the
+        receiver dropped the data for lack of memory and advertised a zero window
+        (ICSK_ACK_NOMEM), so only its reader can make progress, and the retransmissions
+        become probes (tcp_retransmit_timer) that go on as long as the peer answers."""
         for conn in self.conns.values():
             if conn.delack_at is not None or (conn.rto_at is not None
-                                              and conn.rto_kind not in ("probe", "syn", "synack")):
+                                              and conn.rto_kind not in ("probe", "syn", "synack")
+                                              and conn.snd_wnd):
                 if not conn.in_time_wait:
                     return True
         return False

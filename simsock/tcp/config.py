@@ -51,6 +51,9 @@ class TcpConfig:
     #: net.ipv4.tcp_recovery: bit 0x1 = RACK loss detection (RFC 8985, Linux's default);
     #: 0 = RFC 6675 DupThresh marking. Only matters with SACK (NewReno without it).
     recovery: int = 1
+    #: net.ipv4.tcp_early_retrans: 3 (default) or 4 enable tail loss probes (RFC 8985 TLP,
+    #: tcp_schedule_loss_probe); 0-2 disable them.
+    early_retrans: int = 3
     window_scaling: bool = True      # net.ipv4.tcp_window_scaling=1
     # --- congestion / timers -----------------------------------------------------------
     init_cwnd: int = 10              # TCP_INIT_CWND (RFC 6928)

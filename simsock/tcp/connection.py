@@ -20,7 +20,10 @@ These sequences were measured on Linux 6.18 loopback (tests/tcp/test_linux_facts
 
 *Buffers* (buffers.py): send space charged per skb truesize, receive window computed from
 free receive memory through ``scaling_ratio`` (tcp_win_from_space, Linux >= 6.6), window
-scaling (RFC 7323), never shrinking the right edge (tcp_select_window), silly-window
+scaling (RFC 7323), never shrinking the right edge (tcp_select_window) except to advertise a
+zero window after dropping a segment for lack of memory (ICSK_ACK_NOMEM; receiver.py
+_prune_queue: tcp_clamp_window, out-of-order pruning, an empty receive queue always takes
+the next in-sequence segment), silly-window
 avoidance on both sides (__tcp_select_window advertises 0 rather than less than an MSS;
 tcp_snd_wnd_test sends only segments that fit), window-update ACKs when a read at least
 doubles the window (tcp_cleanup_rbuf), receive-buffer autotuning once per RTT
@@ -137,6 +140,7 @@ class TcpConnection(Receiver, Sender, Recovery):
         # delayed ACK (struct inet_connection_sock.icsk_ack)
         self.ack_pending = False
         self.ack_now = False
+        self.ack_nomem = False           # ICSK_ACK_NOMEM: advertise a zero window next
         self.ack_pushed = 0
         self.quick = 0
         self.pingpong = 0
@@ -168,6 +172,12 @@ class TcpConnection(Receiver, Sender, Recovery):
         self.stats_fast_retransmits = self.stats_zwp = 0
         self.stats_recoveries = self.stats_dsacks_received = self.stats_lost_retransmits = 0
         self.stats_sack_reneging = 0
+        self.stats_rcvq_drops = self.stats_ofo_drops = self.stats_ofo_pruned = 0
+        self.stats_tlp = self.stats_tlp_recoveries = 0
+        # tail loss probe (RFC 8985 section 7, tcp_send_loss_probe)
+        self.tlp_high_seq: int | None = None
+        self.tlp_retrans = False
+        self.rcv_tstamp = 0              # when the last ACK arrived (tp->rcv_tstamp)
         self.limited_ns = [0, 0, 0, 0]   # index: 0 idle/none, 1 rwnd, 2 cwnd, 3 app
         self.limit_kind = 0
         self.limit_since = 0
@@ -216,7 +226,15 @@ class TcpConnection(Receiver, Sender, Recovery):
         return window
 
     def _select_window(self) -> int:
-        """tcp_select_window: the raw header field; never shrinks the advertised right edge."""
+        """tcp_select_window: the raw header field; never shrinks the advertised right edge,
+        except after a segment was dropped for lack of memory (ICSK_ACK_NOMEM): then the
+        window is 0 and rcv_wup/rcv_wnd say so (Linux >= 6.14 and stable 6.13.2, commit
+        8c670bdfa58e), so that the reader's next read sends a window update
+        (tcp_cleanup_rbuf sees a zero window)."""
+        if self.ack_nomem:
+            self.rcv_wnd = 0
+            self.rcv_wup = self.rcv_nxt
+            return 0
         cur = self._receive_window()
         new = self._raw_select_window()
         if new < cur:
@@ -250,6 +268,7 @@ class TcpConnection(Receiver, Sender, Recovery):
                     self.ato = self.config.delack_min
             self.ack_pending = False
         self.ack_now = False
+        self.ack_nomem = False           # icsk_ack.pending = 0
         self.ack_pushed = 0
         self.delack_at = None
 
@@ -598,6 +617,9 @@ class TcpConnection(Receiver, Sender, Recovery):
             "cwnd": tp.snd_cwnd, "ssthresh": tp.snd_ssthresh,
             "rwnd_limited_ns": self.limited_ns[1], "cwnd_limited_ns": self.limited_ns[2],
             "app_limited_ns": self.limited_ns[3], "zero_window_probes": self.stats_zwp,
+            "loss_probes": self.stats_tlp, "loss_probe_recoveries": self.stats_tlp_recoveries,
+            "rcvq_drops": self.stats_rcvq_drops, "ofo_drops": self.stats_ofo_drops,
+            "ofo_pruned": self.stats_ofo_pruned,
             "sndbuf": self.sndbuf, "rcvbuf": self.rcvbuf, "mss": self.mss_cache,
         }
 
@@ -637,6 +659,8 @@ class TcpConnection(Receiver, Sender, Recovery):
                 self._probe_timer(now, self._out)
             elif kind == "reo":
                 self._reo_timer(now)
+            elif kind == "tlp":
+                self._send_loss_probe(now, self._out)
 
     def _syn_timer(self, now: int) -> None:
         if self.state != "SYN_SENT":

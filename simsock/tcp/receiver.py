@@ -190,8 +190,12 @@ class Receiver:
         payload = seg.payload
         q = self.rcvq
         if seq > rcv_nxt:                       # out of order: tcp_data_queue_ofo
-            if seq >= rcv_nxt + self._receive_window() or q.rmem_alloc > self.rcvbuf:
-                self.ack_now = True
+            if seq >= rcv_nxt + self._receive_window():
+                self.ack_now = True             # out_of_window: tcp_send_dupack
+                return
+            if q.rmem_alloc > self.rcvbuf and self._prune_queue(seq):
+                self.stats_ofo_drops += 1       # tcp_try_rmem_schedule failed: dropped, no ACK
+                self.signals |= SIG_DATA        # sk_data_ready: let the reader drain
                 return
             if plen:
                 if q.add_ooo(seq, payload):
@@ -209,12 +213,19 @@ class Receiver:
                 self._enter_quickack()          # zero window: drop, ACK at once
                 self.ack_now = True
                 return
-            if q.rmem_alloc > self.rcvbuf:
-                # tcp_try_rmem_schedule: Linux refuses only once sk_rmem_alloc is already
-                # over sk_rcvbuf (and pruning could not help); a segment inside the window
-                # it advertised is accepted even if it takes the charge past the limit.
+            if q.rmem_alloc > self.rcvbuf and self._prune_queue(seq):
+                # tcp_try_rmem_schedule failed: sk_rmem_alloc is already over sk_rcvbuf and
+                # tcp_prune_queue could not help. Linux 6.x (queue_and_out) then answers at
+                # once with a zero window (ICSK_ACK_NOMEM, see _select_window) and drops the
+                # segment -- unless the receive queue is empty, when it is accepted anyway
+                # (sk_forced_mem_schedule): an empty queue is never left waiting for data
+                # it refused, whatever SO_RCVBUF says.
+                self.ack_nomem = True
                 self.ack_now = True
-                return
+                self.signals |= SIG_DATA        # sk_data_ready
+                if q.chunks:
+                    self.stats_rcvq_drops += 1  # LINUX_MIB_TCPRCVQDROP
+                    return
             if seq < rcv_nxt:
                 if sack and self.config.dsack:
                     self.sack_rx.set_dsack(seq, rcv_nxt)
@@ -236,6 +247,66 @@ class Receiver:
             self._fin(now)
         elif self.fin_rcv_seq == rcv_nxt and not self.sock_done:
             self._fin(now)
+
+    # ------------------------------------------------------------------ memory
+    def _prune_queue(self, in_seq: int) -> bool:
+        """tcp_prune_queue for an arriving segment at ``in_seq``; True if receive memory is
+        still over rcvbuf afterwards (the caller drops the segment).
+
+        tcp_clamp_window first (an application that never set SO_RCVBUF gets rcvbuf raised
+        to what is allocated, up to tcp_rmem[2]); then out-of-order data above ``in_seq`` is
+        discarded from the highest sequence down, rcvbuf/8 at a time, until memory fits
+        (tcp_prune_ofo_queue). Not modelled: tcp_collapse / tcp_collapse_ofo_queue, which
+        first copy queued skbs into compact ones (they only help skbs whose truesize is large
+        for their length, which this model's fixed per-segment overhead never is).
+        """
+        q = self.rcvq
+        if q.rmem_alloc >= self.rcvbuf:
+            self._clamp_window()
+        if q.rmem_alloc <= self.rcvbuf:
+            return False
+        self._prune_ofo_queue(in_seq)
+        return q.rmem_alloc > self.rcvbuf
+
+    def _clamp_window(self) -> None:
+        """tcp_clamp_window: receive memory ran over rcvbuf."""
+        self.quick = 0
+        q = self.rcvq
+        cfg = self.config
+        rmem2 = cfg.tcp_rmem[2]
+        if self.rcvbuf < rmem2 and not cfg.rcvbuf_locked:
+            self.rcvbuf = min(q.rmem_alloc, rmem2)
+        if q.rmem_alloc > self.rcvbuf:
+            self.rcv_ssthresh = min(self.window_clamp, 2 * cfg.mss)   # 2 * advmss
+
+    def _prune_ofo_queue(self, in_seq: int) -> bool:
+        """tcp_prune_ofo_queue (Linux >= 6.1): drop out-of-order segments from the highest
+        down, never one at or below the arriving segment; resets the SACK blocks."""
+        q = self.rcvq
+        ooo = q.ooo
+        goal = self.rcvbuf >> 3
+        lowest = None
+        while ooo:
+            seq = ooo[-1][0]
+            if in_seq > seq:
+                break
+            _, _, payload = ooo.pop()
+            lowest = seq
+            truesize = len(payload) + q.overhead
+            q.rmem_alloc -= truesize
+            goal -= truesize
+            if not ooo or goal <= 0:
+                if q.rmem_alloc <= self.rcvbuf:
+                    break
+                goal = self.rcvbuf >> 3
+        if lowest is None:
+            return False
+        self.stats_ofo_pruned += 1
+        if self.fin_rcv_seq is not None and self.fin_rcv_seq >= lowest:
+            self.fin_rcv_seq = None             # the FIN went with the pruned segment
+        if self.sack_ok:
+            self.sack_rx.clear()                # tcp_sack_reset
+        return True
 
     def _fin(self, now: int) -> None:
         """tcp_fin."""

@@ -46,8 +46,14 @@ end cwnd = ssthresh (tcp_end_cwnd_reduction). An RTO (tcp_enter_loss) marks ever
 record lost except, with RACK, ones sent too recently to be overdue (tcp_timeout_mark_lost);
 a SACKed head at RTO time means the receiver reneged, and all SACK marks are dropped.
 
-Not modelled: undo of spurious reductions (DSACK/timestamp undo, F-RTO), tail loss probes
-(TLP, RFC 8985 section 7), ECN/CWR, pacing, RACK's min_rtt window (min_rtt here is the
+*Tail loss probes* (RFC 8985 section 7, sender.py: tcp_schedule_loss_probe,
+tcp_send_loss_probe, tcp_process_tlp_ack; net.ipv4.tcp_early_retrans=3): in Open/CWR with
+SACK, the timer after new data or an ACK is a probe timeout of 2*srtt (+2 ms, or +200 ms with
+one segment in flight), capped at the RTO; it sends one new segment if the window allows, else
+retransmits the last one, once per episode; an ACK beyond the probe without a D-SACK for it
+reduces cwnd once (CWR).
+
+Not modelled: undo of spurious reductions (DSACK/timestamp undo, F-RTO), ECN, pacing, RACK's min_rtt window (min_rtt here is the
 minimum over the connection's life, Linux's over tcp_min_rtt_wlen = 300 s).
 """
 
@@ -72,6 +78,7 @@ FLAG_DATA_SACKED = 0x20
 FLAG_LOST_RETRANS = 0x80
 FLAG_SND_UNA_ADVANCED = 0x400
 FLAG_DSACKING_ACK = 0x800
+FLAG_DSACK_TLP = 0x20000    # the D-SACK is for the loss probe's retransmission
 FLAG_NOT_DUP = FLAG_DATA | FLAG_WIN_UPDATE | FLAG_DATA_ACKED
 FLAG_CA_ALERT = FLAG_DATA_SACKED | FLAG_DSACKING_ACK
 FLAG_FORWARD_PROGRESS = FLAG_DATA_ACKED | FLAG_DATA_SACKED
@@ -118,6 +125,8 @@ class Recovery:
                 flag |= FLAG_DSACKING_ACK
                 self.stats_dsacks_received += 1
                 self.rack_dsack_seen = True
+                if e0 - s0 <= self.mss_cache and e0 == self.tlp_high_seq:
+                    flag |= FLAG_DSACK_TLP      # tcp_dsack_seen
             first = 1
         records = self.records
         newly = 0
@@ -361,6 +370,7 @@ class Recovery:
             self.prr_delivered = 0
             self.prr_out = 0
             tp.snd_ssthresh = self.cc.ssthresh(tp)
+            self.tlp_high_seq = None
         self.stats_recoveries += 1
         self.rtx_reason = "fast"
         self._set_ca_state(CA_RECOVERY, now)

@@ -22,17 +22,23 @@ with ETIMEDOUT once the time since the first retransmission exceeds what ``retri
 backoffs would take (retransmits_timed_out / tcp_model_timeout). The persist timer
 (tcp_probe_timer) sends zero-window probes — Linux's are zero-length segments with sequence
 ``snd_una - 1``, which the receiver answers with a duplicate ACK carrying its window — with
-the same exponential backoff. Not modelled here: TSO autosizing/pacing, autocorking,
-TCP_USER_TIMEOUT, keepalive.
+the same exponential backoff. A retransmission (or loss probe) resends only what fits the
+peer's window, splitting the segment at its edge (__tcp_retransmit_skb / tcp_fragment); into
+a zero window only the head goes, one MSS, as a zero-window probe, and an RTO facing a zero
+window neither counts toward tcp_retries2 nor times out while the peer keeps answering
+(tcp_retransmit_timer, tcp_rtx_probe0_timed_out: 240 s of silence). Tail loss probes: see
+recovery.py. Not modelled here: TSO autosizing/pacing, autocorking, tcp_grow_skb (6.10+,
+merging unsent skbs before transmission), TCP_USER_TIMEOUT, keepalive.
 """
 
 from __future__ import annotations
 
-from simsock.tcp.congestion import CA_CWR, CA_DISORDER, CA_LOSS, CA_RECOVERY
-from simsock.tcp.recovery import (FLAG_CA_ALERT, FLAG_DATA, FLAG_DATA_ACKED, FLAG_DSACKING_ACK,
-                                  FLAG_FORWARD_PROGRESS, FLAG_NOT_DUP, FLAG_RETRANS_DATA_ACKED,
-                                  FLAG_SND_UNA_ADVANCED, FLAG_WIN_UPDATE, R_EVER, R_LOST,
-                                  R_RETRANS, R_SACKED, TCP_REORDERING)
+from simsock.tcp.congestion import CA_CWR, CA_DISORDER, CA_LOSS, CA_OPEN, CA_RECOVERY
+from simsock.tcp.recovery import (FLAG_CA_ALERT, FLAG_DATA, FLAG_DATA_ACKED, FLAG_DATA_SACKED,
+                                  FLAG_DSACK_TLP, FLAG_DSACKING_ACK, FLAG_FORWARD_PROGRESS,
+                                  FLAG_NOT_DUP, FLAG_RETRANS_DATA_ACKED, FLAG_SND_UNA_ADVANCED,
+                                  FLAG_WIN_UPDATE, R_EVER, R_LOST, R_RETRANS, R_SACKED,
+                                  TCP_REORDERING)
 from simsock.tcp.sack import max_sack_blocks
 from simsock.tcp.segment import ACK, FIN, PSH, Segment
 from simsock.tcp.signals import SIG_SPACE
@@ -95,6 +101,7 @@ class Sender:
         records = self.records
         mss = self._mss_now()
         sent_pkts = self._xmit_retransmit_queue(now, out) if self.retrans_out < self.lost_out else 0
+        prior_out = len(records)
         sq = self.sendq
         wnd_end = self.snd_una + self.snd_wnd
         limited = 0  # 1 rwnd, 2 cwnd, 3 app
@@ -159,22 +166,36 @@ class Sender:
             tp.lsndtime_us = now // 1000
             tp.snd_nxt = self.snd_nxt
         tp.max_packets_out = self.max_packets_out
-        if sent_any and self.rto_kind is None:
-            self._arm_rto(now)
+        if sent_any:
+            # tcp_event_new_data_sent: (re)arm the RTO if nothing was in flight or a loss
+            # probe was pending; then tcp_write_xmit schedules the next loss probe.
+            if self.rto_kind is None or self.rto_kind == "tlp" or prior_out == 0:
+                self._rearm_rto(now)
+            self._schedule_loss_probe(now, False)
         elif self.snd_nxt < sq.end and not records and self.rto_kind is None:
             self._arm_probe(now)   # tcp_check_probe_timer
 
     def _xmit_retransmit_queue(self, now: int, out: list) -> int:
-        """tcp_xmit_retransmit_queue: resend records marked lost, in order, while cwnd allows."""
+        """tcp_xmit_retransmit_queue: resend records marked lost, in order, while cwnd allows.
+
+        Each goes through __tcp_retransmit_skb's window check: only what fits the peer's
+        window is resent (the record is split at the window's edge, tcp_fragment), and a
+        record starting past the window stops the walk -- except the head when the window
+        is zero, whose retransmission serves as a zero-window probe (one MSS).
+        """
         cwnd = self.tp.snd_cwnd
         rack = self.sack_ok and self.config.recovery & 1
         in_loss = self.tp.ca_state == CA_LOSS
         n = 0
-        for rec in self.records:
+        tail = None
+        for i, rec in enumerate(self.records):
             if self.retrans_out >= self.lost_out or self._in_flight() >= cwnd:
                 break
             f = rec[3]
             if f & R_LOST and not f & (R_SACKED | R_RETRANS):
+                tail = self._fit_to_window(rec, i)
+                if tail is False:
+                    break
                 self._emit_data(rec[0], rec[1], now, out, retransmit=True)
                 rec[2] = now
                 rec[3] = f | R_RETRANS | R_EVER
@@ -187,7 +208,32 @@ class Sender:
                 if not self.retrans_stamp:
                     self.retrans_stamp = now
                 n += 1
+                if tail is not None:
+                    self.records.insert(i + 1, tail)
+                    break               # the rest starts past the window
         return n
+
+    def _fit_to_window(self, rec: list, i: int):
+        """__tcp_retransmit_skb's window test for ``rec`` (index ``i`` in records): False if
+        it may not be resent now; else None, or the record for the part beyond the window
+        after cutting ``rec`` there (tcp_fragment; the caller inserts it after ``rec``)."""
+        start = rec[0]
+        avail = self.snd_una + self.snd_wnd - start
+        if avail <= 0:
+            if start != self.snd_una:
+                return False
+            avail = self._mss_now()
+        fin = 1 if self.fin_sent and rec[1] == self.sendq.end + 1 else 0
+        if rec[1] - fin - start <= avail:
+            return None
+        cut = start + avail
+        tail = [cut, rec[1], rec[2], rec[3]]
+        rec[1] = cut
+        if tail[3] & R_LOST:
+            self.lost_out += 1
+        if cut < self.sendq.end:
+            self.sendq.split_at(cut)
+        return tail
 
     def _limit_state(self, limited: int, now: int) -> None:
         if self.limit_kind != limited:
@@ -245,6 +291,7 @@ class Sender:
                     self.backoff = 0
             self.snd_wl1 = seq
         self.probes_out = 0
+        self.rcv_tstamp = now
         prior_packets = len(records)
         self.ack_delivered = 0
         self.newly_lost = 0
@@ -274,8 +321,9 @@ class Sender:
                 rec = records.popleft()      # tcp_clean_rtx_queue
                 acked_pkts += 1
                 f = rec[3]
-                if f & R_RETRANS:
-                    self.retrans_out -= 1
+                if f & (R_RETRANS | R_EVER):      # TCPCB_RETRANS: a loss probe counts too
+                    if f & R_RETRANS:
+                        self.retrans_out -= 1
                     flag |= FLAG_RETRANS_DATA_ACKED
                 if f & R_LOST:
                     self.lost_out -= 1
@@ -314,6 +362,8 @@ class Sender:
             self.cc.pkts_acked(tp, acked_pkts, rtt // 1000 if rtt >= 0 else -1)
         elif self._sack_first_sent is not None:
             self._rtt_sample(now - self._sack_first_sent, now)
+        if self.tlp_high_seq is not None:
+            self._process_tlp_ack(ack, flag, now)
         if prior_packets:
             if not flag & FLAG_NOT_DUP or flag & FLAG_CA_ALERT or tp.ca_state != 0:
                 # tcp_ack_is_dubious
@@ -336,8 +386,8 @@ class Sender:
                 self._our_fin_acked(now)
             if records:
                 if self.rto_kind != "probe" and not self.reo_armed:
-                    self._arm_rto(now)   # tcp_rearm_rto
-            elif self.rto_kind in ("rto", "reo"):
+                    self._set_xmit_timer(now)   # FLAG_SET_XMIT_TIMER
+            elif self.rto_kind in ("rto", "reo", "tlp"):
                 self.rto_kind = None
                 self.rto_at = None
             self._check_space(now)
@@ -388,6 +438,146 @@ class Sender:
         self.rto_kind = "rto"
         self.rto_at = now + min(self.rtt.rto << self.backoff, self.config.rto_max)
 
+    def _rearm_rto(self, now: int) -> None:
+        """tcp_rearm_rto: the RTO from now -- or, replacing a pending loss-probe or
+        reordering timer, from the head segment's last transmission (tcp_rto_delta_us)."""
+        if not self.records:
+            if self.rto_kind in ("rto", "reo", "tlp"):
+                self.rto_kind = self.rto_at = None
+            return
+        rto = min(self.rtt.rto << self.backoff, self.config.rto_max)
+        if self.rto_kind in ("reo", "tlp"):
+            rto = max(self.records[0][2] + rto - now, 1000)
+        self.rto_kind = "rto"
+        self.rto_at = now + rto
+
+    def _set_xmit_timer(self, now: int) -> None:
+        """tcp_set_xmit_timer: a loss probe if one may be scheduled, else the RTO."""
+        if not self._schedule_loss_probe(now, True):
+            self._rearm_rto(now)
+
+    def _schedule_loss_probe(self, now: int, advancing_rto: bool) -> bool:
+        """tcp_schedule_loss_probe (RFC 8985 section 7.2): arm the probe timeout (PTO).
+
+        Only for SACK connections in Open or CWR with data in flight, when
+        net.ipv4.tcp_early_retrans is 3 or 4 (3 is the default). PTO = 2*srtt, plus
+        TCP_RTO_MIN when a single segment is in flight (its ACK may be delayed) or plus
+        TCP_TIMEOUT_MIN (2 ms) otherwise; 1 s before any RTT sample; never later than the
+        RTO would fire (the full RTO when ``advancing_rto``, else what is left of it
+        counted from the head's transmission). The probe timer takes the RTO's place.
+        """
+        cfg = self.config
+        if (cfg.early_retrans not in (3, 4) or not self.records or not self.sack_ok
+                or self.tp.ca_state not in (CA_OPEN, CA_CWR)):
+            return False
+        srtt = self.rtt.srtt
+        if srtt:
+            timeout = 2 * srtt + (cfg.rto_min if len(self.records) == 1 else cfg.timeout_min)
+        else:
+            timeout = cfg.rto_init
+        rto = min(self.rtt.rto << self.backoff, cfg.rto_max)
+        rto_delta = rto if advancing_rto else self.records[0][2] + rto - now
+        if rto_delta > 0:
+            timeout = min(timeout, rto_delta)
+        self.rto_kind = "tlp"
+        self.rto_at = now + timeout
+        return True
+
+    def _send_loss_probe(self, now: int, out: list) -> None:
+        """tcp_send_loss_probe: the PTO fired. Send one new segment if the window allows
+        (regardless of cwnd, Nagle off), else retransmit the last segment in flight; at most
+        one probe per episode (``tlp_high_seq``). Then the RTO is rearmed: from now if a
+        probe went out, else from the head's transmission."""
+        self.rto_kind = "tlp"               # icsk_pending stays LOSS_PROBE until a probe leaves
+        if self.tlp_high_seq is None and self.records:
+            self.tlp_retrans = False
+            sent = self._probe_new_data(now, out)
+            probe = self.records[-1]
+            if not sent:
+                i = len(self.records) - 1
+                tail = self._fit_to_window(probe, i)
+                if tail is not False:
+                    if tail is not None:
+                        self.records.insert(i + 1, tail)
+                    reason, self.rtx_reason = self.rtx_reason, "tlp"
+                    self._emit_data(probe[0], probe[1], now, out, retransmit=True)
+                    self.rtx_reason = reason
+                    probe[2] = now
+                    probe[3] |= R_EVER
+                    self.stats_retransmits += 1
+                    self.tlp_retrans = sent = True
+            if sent:
+                self.tlp_high_seq = self.snd_nxt
+                self.stats_tlp += 1
+                if self.trace is not None:
+                    self.trace("tlp", now, {"seq": probe[0], "len": probe[1] - probe[0],
+                                            "retransmit": self.tlp_retrans})
+                self.rto_kind = None        # the RTO restarts from now
+        self._rearm_rto(now)
+
+    def _probe_new_data(self, now: int, out: list) -> bool:
+        """The new-data half of a loss probe: tcp_write_xmit(push_one=2) when the next
+        segment passes tcp_snd_wnd_test."""
+        sq = self.sendq
+        nxt = self.snd_nxt
+        if nxt < sq.end:
+            mss = self._mss_now()
+            seg_end = min(nxt + mss, sq.skb_end(nxt))
+            if seg_end > self.snd_una + self.snd_wnd:
+                return False
+            fin = self.fin_queued and seg_end == sq.end
+        elif self.fin_queued and not self.fin_sent:
+            seg_end, fin = nxt, True
+        else:
+            return False
+        self._emit_data(nxt, seg_end, now, out, fin=fin)
+        end = seg_end + (1 if fin else 0)
+        self.records.append([nxt, end, now, 0])
+        if seg_end - nxt < self._mss_now():
+            self.snd_sml = end
+        self.snd_nxt = end
+        if fin:
+            self.fin_sent = True
+        if self.snd_nxt < sq.end:
+            sq.split_at(self.snd_nxt)
+        tp = self.tp
+        tp.lsndtime_us = now // 1000
+        tp.snd_nxt = self.snd_nxt
+        return True
+
+    def _process_tlp_ack(self, ack: int, flag: int, now: int) -> None:
+        """tcp_process_tlp_ack: an ACK during a loss-probe episode. A probe of new data,
+        or a retransmission the receiver reports as a duplicate (D-SACK), or a pure
+        duplicate ACK ends the episode with nothing lost; an ACK beyond the probe shows
+        that the probe repaired a loss, so cwnd is reduced once (CWR, cwnd = ssthresh)."""
+        high = self.tlp_high_seq
+        if ack < high:
+            return
+        if not self.tlp_retrans or flag & FLAG_DSACK_TLP:
+            self.tlp_high_seq = None
+        elif ack > high:
+            tp = self.tp
+            # tcp_init_cwnd_reduction, CWR, tcp_end_cwnd_reduction, tcp_try_keep_open
+            self.tlp_high_seq = None
+            self.high_seq = self.snd_nxt
+            tp.snd_cwnd_cnt = 0
+            tp.prior_cwnd = tp.snd_cwnd
+            self.prr_delivered = self.prr_out = 0
+            tp.packets_out = len(self.records)
+            tp.snd_ssthresh = self.cc.ssthresh(tp)
+            self._set_ca_state(CA_CWR, now)
+            self._end_cwnd_reduction()
+            state = CA_DISORDER if (self.sacked_out or self.lost_out or self.retrans_out
+                                    or (self.records and self.records[0][3] & R_EVER)) else CA_OPEN
+            self._set_ca_state(state, now)
+            self.high_seq = self.snd_nxt
+            self.stats_tlp_recoveries += 1
+            if self.trace is not None:
+                self.trace("cwnd", now, {"cwnd": tp.snd_cwnd, "ssthresh": tp.snd_ssthresh,
+                                         "ca_state": tp.ca_state})
+        elif not flag & (FLAG_SND_UNA_ADVANCED | FLAG_NOT_DUP | FLAG_DATA_SACKED):
+            self.tlp_high_seq = None
+
     def _arm_probe(self, now: int) -> None:
         self.rto_kind = "probe"
         base = max(self.rtt.rto, self.config.rto_min)
@@ -407,7 +597,20 @@ class Sender:
             self.rto_kind = None
             self.rto_at = None
             return
-        if self._timed_out(now, self.config.retries2, self.config.rto_min):
+        self.tlp_high_seq = None
+        zero_wnd = not self.snd_wnd and not self.orphan
+        if zero_wnd:
+            # "Receiver dastardly shrinks window": the retransmission below is a zero-window
+            # probe, and the connection fails only when the peer has not answered anything
+            # for 2 * TCP_RTO_MAX (tcp_rtx_probe0_timed_out), not after tcp_retries2; nor
+            # does it count toward tcp_retries2 (no tcp_update_rto_stats: icsk_retransmits
+            # stays, so retransmits_timed_out stays false once the window reopens).
+            limit = 2 * self.config.rto_max
+            if (now - self.rcv_tstamp > limit and self.retrans_stamp
+                    and now - self.retrans_stamp > limit):
+                self._done_with_error(self.sk_err_soft or 110, now)
+                return
+        elif self._timed_out(now, self.config.retries2, self.config.rto_min):
             self._done_with_error(self.sk_err_soft or 110, now)  # ETIMEDOUT, tcp_write_err
             return
         # tcp_enter_loss
@@ -430,9 +633,10 @@ class Sender:
         if not self.retrans_stamp:
             self.retrans_stamp = records[0][2]
         self.rtx_reason = "timeout"
-        self.stats_rto_count += 1
+        if not zero_wnd:
+            self.stats_rto_count += 1
+            self.retransmits += 1
         self.backoff += 1
-        self.retransmits += 1
         self.rto_kind = "rto"
         self.rto_at = now + min(self.rtt.rto << self.backoff, self.config.rto_max)
         self.rtt_backed_off = True

@@ -31,8 +31,11 @@ so those counts are compared within :data:`FILL_TOLERANCE` of the larger value o
 :data:`FILL_SLACK` bytes, whichever is more (a second fill after a settle accepts a few
 kilobytes, where one skb more or less is a large fraction: with SO_SNDBUF/SO_RCVBUF 4096
 Linux accepts 6144 then 6144 bytes, the simulator 6144 then 4096, because it charges the
-skb waiting for the zero window more than Linux does); their errnos, EOFs and order stay
-exact. UDP has no
+skb waiting for the zero window more than Linux does). For the same reason EAGAIN on one
+side against at most FILL_SLACK bytes on the other is within tolerance in those steps (the
+edge of a fill one small skb apart); all other errnos, EOFs and the order of calls stay
+exact. A direction counts as filled once the bytes offered to it exceed
+:func:`safe_bytes`, so tolerance starts before the buffers can be full. UDP has no
 tolerant facts: datagram sizes and what a receive buffer holds are exact on loopback.
 """
 
@@ -75,26 +78,20 @@ class Step:
     flags: int = 0
     tolerant: bool = False       # byte counts compared within FILL_TOLERANCE (set by the generator)
 
-    def code(self) -> list[str]:
-        w, n, f = self.who, self.n, _FLAG_NAMES.get(self.flags, str(self.flags))
-        fl = "" if not self.flags else f", {f}"
-        if self.op == "send":
-            return [f"await attempt_async(send, {w}, {n})"]
-        if self.op == "recv":
-            return [f"await attempt_async(recv, {w}, {n}{fl})"]
-        if self.op == "shutdown":
-            return [f"attempt({w}.shutdown, {_SHUT_NAMES[n]})"]
-        if self.op == "close":
-            return [f"{w}.close()"]
-        if self.op == "sendto":
-            return [f"await attempt_async(sendto, {w}, {n})"]
-        if self.op == "recvfrom":
-            return [f"await attempt_async({w}.recvfrom, {n}{fl})"]
-        if self.op == "recv_into":
-            return [f"await attempt_async({w}.recv_into, bytearray({n}), {n}{fl})"]
-        if self.op == "connect":
-            return [f"await attempt_async({w}.connect, r_address)"]
-        raise ValueError(self.op)
+    def code(self) -> str:
+        """The step as a line of the program (see :meth:`Scenario.program`)."""
+        w, n = self.who, self.n
+        fl = "" if not self.flags else f", {_FLAG_NAMES.get(self.flags, str(self.flags))}"
+        return {
+            "send": f"await attempt_async(send, {w}, {n})",
+            "recv": f"await attempt_async(recv, {w}, {n}{fl})",
+            "shutdown": f"attempt({w}.shutdown, {_SHUT_NAMES.get(n, n)})",
+            "close": f"{w}.close()",
+            "sendto": f"await attempt_async(sendto, {w}, {n})",
+            "recvfrom": f"await attempt_async({w}.recvfrom, {n}{fl})",
+            "recv_into": f"await attempt_async({w}.recv_into, bytearray({n}), {n}{fl})",
+            "connect": f"await attempt_async({w}.connect, r_address)",
+        }[self.op]
 
     @property
     def settles(self) -> bool:
@@ -139,16 +136,22 @@ class Scenario:
         for name, t in zip((a, b), self.timeouts):
             lines.append(f"    {name}.setblocking(False)" if t is None else f"    {name}.settimeout({t})")
         for i, step in enumerate(self.steps, 1):
-            tol = "   # byte count within 25%" if step.tolerant else ""
-            for j, code in enumerate(step.code()):
-                lines.append(f"    {code}" + (f"{tol}  # step {i}" if j == 0 else ""))
+            tol = ", byte count within tolerance" if step.tolerant else ""
+            lines.append(f"    {step.code()}  # step {i}{tol}")
             if step.settles:
                 lines.append("    await k.settle()")
         lines.append("    # then every socket still open is closed")
         helpers = ("# send(sock, n) sends the next n bytes of the socket's stream (pattern()); recv(sock, n)\n"
                    "# checks the bytes it gets are the next ones of the peer's stream; sendto(u, n) sends\n"
                    "# datagram number i as pattern(i, n) to r_address.")
-        return helpers + "\n" + "\n".join(lines)
+        return helpers + "\n" + "\n".join(lines) + (
+            "\n# reproduce: simsock.compare.run_both(tests.conformance.differential.world(SCENARIO), "
+            f"{self.until()})\n# with SCENARIO = {self!r}")
+
+    def until(self) -> float:
+        """The run's bound in seconds (real time on the real kernel): generous, never reached
+        unless something hangs."""
+        return 2.0 + 0.5 * len(self.steps)
 
 
 # -- the program both kernels run ----------------------------------------------------------
@@ -264,13 +267,23 @@ UDP_SEND_SIZES = [0, 1, 100, 1000, 1472, 8000, 65507, 65508]
 UDP_RECV_SIZES = [0, 1, 10, 100, 2000, 65536]
 
 
+def safe_bytes(sndbuf: int | None, rcvbuf: int | None) -> int:
+    """Bytes a direction can be offered (reads not counted) before its buffers may fill, so
+    that how much a send accepts depends on memory accounting: the smallest buffer the
+    scenario sets (a pipe holds about 2.5 times that on loopback), 64 KiB when autotuned."""
+    set_ = [b for b in (sndbuf, rcvbuf) if b is not None]
+    return min(set_) if set_ else 1 << 16
+
+
 @st.composite
 def tcp_scenarios(draw, max_steps: int = 8):
     sndbuf = draw(st.sampled_from(TCP_BUFFERS))
     rcvbuf = draw(st.sampled_from(TCP_BUFFERS))
     timeouts = tuple(draw(st.sampled_from([None, TIMEOUT])) for _ in range(2))
     steps = []
-    filled = set()                   # directions ("c" = c->s, "s" = s->c) that have been filled
+    filled = set()                   # directions ("c" = c->s, "s" = s->c) that may be full
+    offered = {"c": 0, "s": 0}       # bytes each side has offered to send so far
+    safe = safe_bytes(sndbuf, rcvbuf)
     for _ in range(draw(st.integers(1, max_steps))):
         op = draw(st.sampled_from(["send", "send", "recv", "recv", "shutdown", "close"]))
         who = draw(st.sampled_from(["c", "s"]))
@@ -279,7 +292,8 @@ def tcp_scenarios(draw, max_steps: int = 8):
             n = draw(st.sampled_from(TCP_SEND_SIZES))
             if n == FILL and (sndbuf is None or rcvbuf is None):
                 n = 5000         # an autotuned pipe holds megabytes: filling it is slow, not interesting
-            if n == FILL:
+            offered[who] += n
+            if offered[who] > safe:
                 filled.add(who)
             steps.append(Step("send", who, n, tolerant=who in filled))
         elif op == "recv":
@@ -331,6 +345,8 @@ def differences(scn: Scenario, sim_trace, real_trace) -> list[str]:
                 out.append(f"call {i + 1} is {describe_call(x)} on {x['fd']} in sim but "
                            f"{describe_call(y)} on {y['fd']} in real")
                 break
+            if i in tolerant and _one_skb_apart(x, y):
+                continue
             if x["errno"] != y["errno"] or (x["errno"] is None and not same(x["result"], y["result"])):
                 out.append(f"call {i + 1} {describe_call(x)} {describe_outcome(x)} in sim but "
                            f"{describe_outcome(y)} in real")
@@ -355,6 +371,18 @@ def _near(a, b) -> bool:
     if isinstance(a, list) and isinstance(b, list):
         return len(a) == len(b) and all(_near(x, y) for x, y in zip(a, b))
     return a == b
+
+
+def _one_skb_apart(x: dict, y: dict) -> bool:
+    """EAGAIN on one side and at most FILL_SLACK bytes on the other: a fill's edge one small
+    skb apart (the same accounting difference as above, at a count of zero)."""
+    for p, q in ((x, y), (y, x)):
+        if p["errno"] == "EAGAIN" and q["errno"] is None:
+            r = q["result"]
+            n = r["len"] if isinstance(r, dict) and "len" in r else r
+            if isinstance(n, int) and not isinstance(n, bool) and 0 < n <= FILL_SLACK:
+                return True
+    return False
 
 
 def _tolerant_indices(scn: Scenario, calls: list[dict]) -> set[int]:

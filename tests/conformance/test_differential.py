@@ -41,8 +41,7 @@ def diff_settings(default: int):
 
 
 def check(scn):
-    until = 2.0 + 0.5 * len(scn.steps)
-    sim_trace, real_trace = run_both(world(scn), until)
+    sim_trace, real_trace = run_both(world(scn), scn.until())
     diffs = differences(scn, sim_trace, real_trace)
     if diffs:
         pytest.fail("the simulator and real Linux disagree on this scenario:\n\n" + scn.program()

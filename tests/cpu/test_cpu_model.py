@@ -360,3 +360,38 @@ def test_cpu_batch_setting_validates():
         simsock.Simulation(cpu_bin=0)
     sim = simsock.Simulation(cpu_batch="5us", cpu_bin="1ms")
     assert sim.cpu_batch_ns == 5000 and sim.cpu_bin_ns == 1_000_000
+
+
+@pytest.mark.parametrize("mechanism", ["select", "poll", "epoll"])
+def test_zero_timeout_notification_loop_is_spinning(mechanism):
+    """A loop of select/poll/epoll with a zero timeout that finds nothing ready burns its
+    core like an EAGAIN loop, and is fast-forwarded the same way (few calls per quiet
+    interval), while one that finds a ready socket counts as progress."""
+    sim, h = host()
+    n = [0]
+
+    async def poller(k):
+        s = k.socket(AF_INET, SOCK_DGRAM)
+        s.bind(("127.0.0.1", 5000))
+        if mechanism == "poll":
+            p = k.poll()
+            p.register(s, simsock.POLLIN)        # a UDP socket is always writable
+        elif mechanism == "epoll":
+            p = k.epoll()
+            p.register(s, simsock.EPOLLIN)
+        while k.now < 1.0:
+            n[0] += 1
+            if mechanism == "select":
+                await k.select([s], [], [], 0)
+            elif mechanism == "poll":
+                await p.poll(0)
+            else:
+                await p.poll(0)
+
+    t = h.spawn(poller)
+    sim.run(until=2)
+    assert t.state == "exited"
+    cpu = cpu_stats(sim)
+    assert 1.0e9 <= cpu["busy_ns"] <= 1.0e9 + sim.cpu_batch_ns + P.sched_slice_ns
+    # one second of 0.5 µs calls would be ~2 million; spinning is fast-forwarded
+    assert 100 < n[0] < 200_000

@@ -117,8 +117,10 @@ def test_nodelay_removes_the_stall():
 
 
 def test_rto_backoff_doubles_then_etimedout():
-    """Black-holed data: retransmissions at RTO, 2 RTO, 4 RTO ... capped at 120 s; ETIMEDOUT
-    once tcp_retries2's modelled time (~924.6 s from the first send) has passed."""
+    """Black-holed data: first a tail loss probe (one segment in flight: 2*srtt + 200 ms,
+    capped at the RTO), then retransmissions at RTO, 2 RTO, 4 RTO ... capped at 120 s --
+    the pattern Linux shows (tests/tcp/test_rcvbuf_shrink.py); ETIMEDOUT once
+    tcp_retries2's modelled time (~924.6 s from the first send) has passed."""
     net, c, s = make_pair(delay=1 * MS)
     net.drop = lambda seg, side: side == "A"
     t_send = net.now
@@ -126,7 +128,9 @@ def test_rto_backoff_doubles_then_etimedout():
     net.run(duration=2000 * S)
     times = [t for t, side, seg, what in net.log if side == "A" and seg.payload and t >= t_send]
     gaps = [b - a for a, b in zip(times, times[1:])]
-    assert gaps[1] == 2 * gaps[0] and gaps[2] == 2 * gaps[1]
+    assert c.stats()["loss_probes"] == 1
+    assert gaps[0] == min(2 * c.rtt.srtt + 200 * MS, gaps[1])      # the probe
+    assert gaps[2] == 2 * gaps[1] and gaps[3] == 2 * gaps[2]
     assert max(gaps) == 120 * S
     assert c.state == "CLOSE" and c.take_error() == 110
     assert 924 * S <= times[-1] - t_send + 120 * S  # gave up after the modelled time

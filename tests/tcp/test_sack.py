@@ -208,10 +208,11 @@ def test_interop_with_sack_disabled_on_one_side():
 
 
 # ---------------------------------------------------------------- scoreboard on one connection
-def _established_sender(recovery=1):
+def _established_sender(recovery=1, early_retrans=3):
     """A client driven by hand: SYN-ACK after 100 ms with MSS 1460 and SACK-permitted."""
     c = TcpConnection(("10.0.0.1", 40000), ("10.0.0.2", 80),
-                      TcpConfig(congestion="reno", recovery=recovery), iss=0)
+                      TcpConfig(congestion="reno", recovery=recovery, early_retrans=early_retrans),
+                      iss=0)
     c.connect(0)
     c.segments_to_send(0)
     c.receive_segment(Segment(80, 40000, 0, 1, SYN | ACK, 32792, mss=1460, wscale=7,
@@ -258,9 +259,10 @@ def test_rack_reordering_timer_like_linux_delayed_early_retransmit():
     """packetdrill (Linux tests, "delayed ER with 3 packets outstanding, receiver sending
     SACKs"): RTT 100 ms, 3 segments, SACKs for 2 and then 2-3 arrive 100 ms later. Too few
     SACKs for DupThresh, so RACK waits min_rtt/4 (+ TCP_TIMEOUT_MIN) and resends segment 1
-    at about 0.325 s, without an RTO; RFC 6675 marking waits for the RTO instead."""
+    at about 0.325 s, without an RTO; RFC 6675 marking waits for the RTO instead (with tail
+    loss probes off: with them, see test_rfc6675_without_dupthresh_gets_a_tail_loss_probe)."""
     for recovery, lo, hi in ((1, 325 * MS, 330 * MS), (0, 400 * MS, 2 * S)):
-        c = _established_sender(recovery)
+        c = _established_sender(recovery, early_retrans=3 if recovery else 0)
         c.send(bytes(4380), 200 * MS)
         out = c.segments_to_send(200 * MS)
         assert [len(x.payload) for x in out] == [1460] * 3
@@ -275,3 +277,23 @@ def test_rack_reordering_timer_like_linux_delayed_early_retransmit():
         assert [(x.seq, len(x.payload)) for x in out] == [(1, 1460)]
         assert c.stats()["rto_count"] == (0 if recovery else 1)
         assert c.records[0][3] & R_RETRANS and c.records[0][3] & R_LOST
+
+
+def test_rfc6675_without_dupthresh_gets_a_tail_loss_probe():
+    """The same packetdrill flow with RFC 6675 marking and tcp_early_retrans=3 (Linux's
+    default): the SACK-only ACKs do not rearm the timer, so the probe timeout armed when the
+    three segments left fires at send + 2*srtt + TCP_TIMEOUT_MIN = 0.402 s and retransmits
+    the last segment (tcp_send_loss_probe); the SACK for it then marks segment 1 lost."""
+    c = _established_sender(0)
+    c.send(bytes(4380), 200 * MS)
+    c.segments_to_send(200 * MS)
+    c.receive_segment(_ack(1, ((1461, 2921),)), 300 * MS)
+    c.receive_segment(_ack(1, ((1461, 4381),)), 300 * MS)
+    assert not [x for x in c.segments_to_send(300 * MS) if x.payload]
+    t = c.next_deadline()
+    assert t == 200 * MS + 2 * c.rtt.srtt + 2 * MS and c.rto_kind == "tlp"
+    c.handle_timer(t)
+    out = [x for x in c.segments_to_send(t) if x.payload]
+    assert [(x.seq, len(x.payload)) for x in out] == [(2921, 1460)]
+    assert c.stats()["loss_probes"] == 1 and c.stats()["rto_count"] == 0
+    assert c.rto_kind == "rto" and c.rto_at == t + c.rtt.rto       # RTO restarts from the probe
