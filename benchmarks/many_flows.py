@@ -12,9 +12,12 @@ in the steady state (the middle 60 % of the run, every flow running); the cost i
 each flow's start and end (thread, socket, first route lookups) is printed beside it.
 
 UDP flows send 1000-byte datagrams; TCP flows (TCP_NODELAY) write 1000-byte messages at the
-same pace, so the router also forwards their ACKs. Tracing is off.
+same pace, so the router also forwards their ACKs. Tracing is off. With ``--monitor`` a
+network monitor (``sim.monitor(bin="10ms")``) records every channel and flow, to show what
+monitoring costs per packet; ``--case udp-hosts`` (or ``udp``, ``tcp``, ``tcp-hosts``) runs
+one of the four cases only (``-hosts``: one host pair per flow).
 
-    python benchmarks/many_flows.py [PACKETS_PER_RUN]
+    python benchmarks/many_flows.py [PACKETS_PER_RUN] [--monitor] [--case CASE]
 """
 
 from __future__ import annotations
@@ -30,9 +33,13 @@ RATE = 20_000            # packets per second, all flows together
 FLOW_COUNTS = (1, 10, 100, 1000)
 
 
-def build(n: int, proto: str, packets: int, max_hosts: int | None = None):
+CASES = {"udp": ("udp", 10), "udp-hosts": ("udp", None), "tcp": ("tcp", 10), "tcp-hosts": ("tcp", None)}
+
+
+def build(n: int, proto: str, packets: int, max_hosts: int | None = None, monitor: bool = False):
     """``n`` flows from ``h = min(n, max_hosts)`` sender hosts to ``h`` receiver hosts (flow i:
-    sender i % h -> receiver i % h, port 9000 + i // h)."""
+    sender i % h -> receiver i % h, port 9000 + i // h); ``monitor``: watch every channel and
+    flow with a network monitor (10 ms bins)."""
     sim = simsock.Simulation(seed=1, trace=False)
     r1 = sim.add_router("r1")
     h = n if max_hosts is None else min(n, max_hosts)
@@ -40,6 +47,8 @@ def build(n: int, proto: str, packets: int, max_hosts: int | None = None):
     receivers = [sim.add_host(f"d{i}") for i in range(h)]
     for host in senders + receivers:
         sim.add_link(host, r1, rate="1Gbit", delay="1ms")
+    if monitor:
+        sim.monitor(bin="10ms")
     per_flow = packets // n
     interval = n / RATE
     done = [0]
@@ -96,14 +105,15 @@ def build(n: int, proto: str, packets: int, max_hosts: int | None = None):
     return sim, r1, done
 
 
-def measure(n: int, proto: str, packets: int, max_hosts: int | None, repeat: int = 2) -> dict:
+def measure(n: int, proto: str, packets: int, max_hosts: int | None, repeat: int = 2,
+            monitor: bool = False) -> dict:
     """Best of ``repeat`` runs (CPU time of this process, so other load on the machine
     counts less)."""
     duration = packets / RATE
     best = None
     for _ in range(repeat):
         t0 = time.process_time()
-        sim, r1, done = build(n, proto, packets, max_hosts)
+        sim, r1, done = build(n, proto, packets, max_hosts, monitor)
         t1 = time.process_time()
         # steady state: the middle 60 % of the run, after every flow has started and
         # before any has finished
@@ -124,11 +134,26 @@ def measure(n: int, proto: str, packets: int, max_hosts: int | None, repeat: int
 
 
 def main() -> None:
-    packets = int(sys.argv[1]) if len(sys.argv) > 1 else 20_000
+    args = sys.argv[1:]
+    monitor = "--monitor" in args
+    if monitor:
+        args.remove("--monitor")
+    cases = list(CASES)
+    if "--case" in args:
+        i = args.index("--case")
+        if i + 1 >= len(args) or args[i + 1] not in CASES:
+            sys.exit(f"--case needs one of {', '.join(CASES)}")
+        cases = [args[i + 1]]
+        del args[i:i + 2]
+    if len(args) > 1 or (args and not args[0].isdigit()):
+        sys.exit("usage: python benchmarks/many_flows.py [PACKETS_PER_RUN] [--monitor] [--case CASE]")
+    packets = int(args[0]) if args else 20_000
     print(f"many_flows: {packets} packets of {SIZE} bytes through one router at {RATE} packets/s in total, "
-          f"split over N flows (star, 1 Gbit/s 1 ms links, trace off); CPU time, best of 2")
-    for proto, max_hosts in (("udp", 10), ("udp", None), ("tcp", 10), ("tcp", None)):
-        rows = [measure(n, proto, packets, max_hosts) for n in FLOW_COUNTS]
+          f"split over N flows (star, 1 Gbit/s 1 ms links, trace off, network monitor "
+          f"{'on, 10 ms bins' if monitor else 'off'}); CPU time, best of 2")
+    for case in cases:
+        proto, max_hosts = CASES[case]
+        rows = [measure(n, proto, packets, max_hosts, monitor=monitor) for n in FLOW_COUNTS]
         hosts = "one sender and one receiver host per flow" if max_hosts is None else \
             f"flows spread over at most {max_hosts} sender and {max_hosts} receiver hosts"
         print(f"  {proto.upper()}, {hosts}")

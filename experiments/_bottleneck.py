@@ -9,12 +9,11 @@ as data arrives. The flood, if any, is a paced UDP sender from ``left{N+1}`` to 
 ``right{N+1}``, starting at ``flood_start``. Everything that crosses the bottleneck goes
 left to right through ``r1``'s output port ``"r1->r2"``, the only queue that can build.
 
-The network monitor (``sim.monitor``) records queues, link busy time and per-flow
-deliveries in bins. Counts the monitor keeps only as running totals (packets arriving at a
-router, drops per flow, packets offered to the bottleneck) are read at every bin boundary:
-the simulation is run bin by bin (``run(until=boundary - 1 ns)``, so a bin's counts cover
-exactly ``[k bin, (k + 1) bin)`` like the monitor's), which schedules one extra SimPy
-event per bin and changes nothing else.
+The network monitor (``sim.monitor``) records everything per bin in one run: the
+bottleneck's queue, busy time, packets offered and dropped (by reason and by flow), each
+router's arriving and dropped packets, each flow's delivered bytes and packets. Bins cover
+``[k bin, (k + 1) bin)``; the run ends at the end of the last bin. Goodput (bytes the
+readers read) is binned from the readers' logs of their ``recv`` calls.
 
 Everything returned is JSON-able, so ``check`` and ``plot`` work from ``result.json``.
 """
@@ -68,11 +67,12 @@ def run_dumbbell(seed: int, *, n_tcp: int, duration: float, bin_ms: float, bottl
     n_bins = -(-duration_ns // bin_ns)
     rate_bps = parse_rate(bottleneck_rate, what="bottleneck_rate")
 
-    sim = simsock.Simulation(seed=seed, trace=False)
     n_hosts = n_tcp + (1 if flood_factor else 0)
-    sim, left, right, (r1, r2) = dumbbell(sim, n_hosts, n_hosts, access_rate=access_rate,
+    # Nothing here reads the trace: the monitor and the programs' logs hold the record.
+    sim, left, right, (r1, r2) = dumbbell(None, n_hosts, n_hosts, access_rate=access_rate,
                                           access_delay=access_delay, bottleneck_rate=bottleneck_rate,
-                                          bottleneck_delay=bottleneck_delay, qdisc=qdisc, queue=queue)
+                                          bottleneck_delay=bottleneck_delay, qdisc=qdisc, queue=queue,
+                                          seed=seed, trace=False)
     mon = sim.monitor(bin=f"{bin_ns}ns")
     send_logs, read_logs = [], []
     for i in range(n_tcp):
@@ -102,59 +102,40 @@ def run_dumbbell(seed: int, *, n_tcp: int, duration: float, bin_ms: float, bottl
     order = [tcp_label(i + 1) for i in range(n_tcp)] + ([FLOOD] if flood_factor else [])
     routers = [r1, r2]
     bottleneck = next(link.forward for link in sim.links if link.forward.name == BOTTLENECK)
+    end_ns = n_bins * bin_ns
+    sim.run(until=f"{end_ns - 1}ns")        # to the end of the last bin
 
-    def totals() -> dict:
-        ch = mon.channels[BOTTLENECK]
-        by_flow = {label: 0 for label in order}
-        for key, n in ch.drops_by_flow.items():
-            f = mon.flows[key]
-            label = labels.get((f.proto, f.src, f.dst))
-            if label is not None:
-                by_flow[label] += n
-        delivered_packets = {label: 0 for label in order}
-        for f in mon.flows.values():
-            label = labels.get((f.proto, f.src, f.dst))
-            if label is not None:
-                delivered_packets[label] += f.delivered_packets
-        return {
-            "offered": bottleneck.offered,
-            "drops": sum(ch.drops_by_reason.values()),
-            "reasons": dict(ch.drops_by_reason),
-            "flow_drops": by_flow,
-            "flow_packets": delivered_packets,
-            "router_received": {r.name: r.received for r in routers},
-            "router_drops": {r.name: sum(r.drops.values()) + sum(p.drops_queue for p in r.ports())
-                             for r in routers},
-            "read": [rlog.get("received", 0) for rlog in read_logs],
-        }
+    def bins(counter) -> list[int]:
+        return counter.to_lists(end_ns)[1][:n_bins]
 
-    snapshots = [totals()]
-    for k in range(1, n_bins + 1):
-        sim.run(until=f"{k * bin_ns - 1}ns")
-        snapshots.append(totals())
+    def add_into(total: list[int], counter) -> None:
+        for j, v in enumerate(bins(counter)):
+            total[j] += v
 
-    def per_bin(get) -> list:
-        return [get(b) - get(a) for a, b in zip(snapshots, snapshots[1:])]
-
-    reasons = sorted({r for s in snapshots for r in s["reasons"]})
     ch = mon.channel(BOTTLENECK)
     flows = []
     for label in order:
-        delivered = [0] * n_bins
+        delivered, packets, drops = [0] * n_bins, [0] * n_bins, [0] * n_bins
         for f in mon.flows.values():
             if labels.get((f.proto, f.src, f.dst)) == label:
-                values = f.delivered_bytes.bins.tolist()[:n_bins]
-                for j, v in enumerate(values):
-                    delivered[j] += v
+                add_into(delivered, f.delivered_bytes)
+                add_into(packets, f.delivered_packet_bins)
+                if f.key in ch.drop_bins_by_flow:
+                    add_into(drops, ch.drop_bins_by_flow[f.key])
         flows.append({
             "label": label,
             "kind": "udp" if label == FLOOD else "tcp",
             "delivered": delivered,
-            "delivered_packets": per_bin(lambda s, la=label: s["flow_packets"][la]),
-            "bottleneck_drops": per_bin(lambda s, la=label: s["flow_drops"][la]),
+            "delivered_packets": packets,
+            "bottleneck_drops": drops,
         })
     for i, rlog in enumerate(read_logs):
-        flows[i]["read"] = per_bin(lambda s, j=i: s["read"][j])
+        read = [0] * n_bins
+        for t, n in rlog.get("reads", []):
+            j = round(t * NS_PER_S) // bin_ns
+            if j < n_bins:
+                read[j] += n
+        flows[i]["read"] = read
         conn = send_logs[i]["socket"].conn
         st = conn.stats() if conn is not None else {}
         flows[i]["tcp"] = {key: st.get(key) for key in ("retransmits", "rto_count", "fast_retransmits",
@@ -186,15 +167,15 @@ def run_dumbbell(seed: int, *, n_tcp: int, duration: float, bin_ms: float, bottl
             "limit_packets": _limit(bottleneck),
             "queue_packets": [qp[0], qp[1]],
             "queue_bytes": [qb[0], qb[1]],
-            "utilisation": ch.utilisation(n_bins * bin_ns)[:n_bins],
-            "offered": per_bin(lambda s: s["offered"]),
-            "drops": per_bin(lambda s: s["drops"]),
-            "drops_by_reason": {r: per_bin(lambda s, rr=r: s["reasons"].get(rr, 0)) for r in reasons},
+            "utilisation": ch.utilisation(end_ns)[:n_bins],
+            "offered": bins(ch.offered_packets),
+            "drops": bins(ch.drops),
+            "drops_by_reason": {r: bins(ch.drop_bins_by_reason[r]) for r in sorted(ch.drop_bins_by_reason)},
         },
-        "utilisation": {name: [round(u, 6) for u in c.utilisation(n_bins * bin_ns)[:n_bins]]
+        "utilisation": {name: [round(u, 6) for u in c.utilisation(end_ns)[:n_bins]]
                         for name, c in mon.channels.items()},
-        "routers": {r.name: {"received": per_bin(lambda s, n=r.name: s["router_received"][n]),
-                             "drops": per_bin(lambda s, n=r.name: s["router_drops"][n])} for r in routers},
+        "routers": {r.name: {"received": mon.arrivals(r, end_ns), "drops": mon.drops_at(r, end_ns)}
+                    for r in routers},
         "flows": flows,
         "flood": flood,
         "graph": graph,

@@ -15,10 +15,11 @@ Claims (seed/CLAIMS.md):
              from the caller's pinned buffer, so it copies nothing.
 
 World: a server host with ``cores`` cores, ``clients`` client hosts behind a 1 Gbit/s,
-``delay`` link each. Every client sends ``burst`` messages of ``size`` bytes, ``gap`` apart, every
-``period`` seconds over TCP; the server handles each message with 0.5-1.5 x
-``service_time`` of CPU work (``k.compute``) and echoes it. Each architecture of :mod:`models.servers_mt` runs
-with each thread count in ``threads``, for ``duration`` simulated seconds.
+``delay`` link each. Every client (:func:`models.clients.game_client`) sends ``burst``
+messages of ``size`` bytes, ``gap`` apart, every ``period`` seconds over TCP; the server
+handles each message with 0.5-1.5 x ``service_time`` of CPU work (``k.compute``) and
+echoes it. Each architecture of :mod:`models.servers_mt` runs with each thread count in
+``threads``, for ``duration`` simulated seconds.
 
 Measured: races (a thread starts on a connection another thread is still handling),
 messages finished out of order, spurious wake-ups, messages handled per second, reply
@@ -32,7 +33,8 @@ import functools
 from pathlib import Path
 
 import simsock
-from models.servers_mt import ARCHITECTURES, echo_client, new_stats, server_program
+from models.clients import game_client, new_record
+from models.servers_mt import ARCHITECTURES, new_stats, server_program
 
 CLAIMS = ["C9.1", "C9.2", "C9.3", "C9.4", "C9.5", "C9.6", "C9.7", "C9.8", "C7.3", "C7.4"]
 
@@ -90,25 +92,26 @@ def run_one(arch: str, threads: int, p: dict, seed: int) -> dict:
     for i in range(p["clients"]):
         host = sim.add_host(f"client{i}")
         sim.add_link(host, server, rate="1Gbit", delay=p["delay"])
-        rec = {}
+        rec = new_record()
         records.append(rec)
-        host.spawn(functools.partial(echo_client, size=p["size"], period=p["period"], burst=p["burst"],
-                                     gap=p["gap"], start_delay=0.0001 * i), ("server", _PORT), rec, name="client")
+        host.spawn(functools.partial(game_client, size=p["size"], period=p["period"], burst=p["burst"],
+                                     gap=p["gap"], fixed_rate=True, nodelay=True, start_delay=0.0001 * i,
+                                     record=rec, client_id=i, samples=True), ("server", _PORT), name="client")
     sim.run(until=p["duration"])
     copied = stats["copied_bytes"]
     if "_port" in stats:
         copied += stats["_port"].copied_bytes
     for ring in stats.get("_rings", ()):
         copied += ring.copied_bytes
-    latencies = [x for rec in records for x in rec.get("latencies", ())]
-    sent = sum(rec.get("sent", 0) for rec in records)
-    received = sum(rec.get("received", 0) for rec in records)
+    latencies = [ns / 1e9 for rec in records for ns in rec["rtt_ns"]]
+    sent = sum(rec["sent"] for rec in records)
+    received = sum(rec["received"] for rec in records)
     cpu = server.cpu.stats() if hasattr(server, "cpu") else {}
     handled = stats["handled"]
     out = {
         "arch": arch, "threads": threads, "sent": sent, "received": received, "handled": handled,
         "races": stats["races"], "out_of_order": stats["out_of_order"], "spurious": stats["spurious"],
-        "reply_order_errors": sum(rec.get("reply_order_errors", 0) for rec in records),
+        "reply_order_errors": sum(rec["reply_order_errors"] for rec in records),
         "accepted": stats["accepted"],
         "throughput": handled / p["duration"],
         "latency_mean_ms": 1000 * sum(latencies) / len(latencies) if latencies else 0.0,

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from simsock.constants import AF_INET, SO_REUSEADDR, SOCK_STREAM, SOL_SOCKET
 
+from . import ensure_record
 from .servers_readiness import _Echo, new_server_record
 
 __all__ = ["thread_per_client_server", "busy_poll_server", "new_blocking_record"]
@@ -29,14 +30,6 @@ __all__ = ["thread_per_client_server", "busy_poll_server", "new_blocking_record"
 
 def new_blocking_record() -> dict:
     return new_server_record() | {"threads": 0, "loops": 0, "eagain": 0}
-
-
-def _ensure(record: dict | None) -> dict:
-    if record is None:
-        return new_blocking_record()
-    for key, value in new_blocking_record().items():
-        record.setdefault(key, value)
-    return record
 
 
 async def _serve_client(k, conn, record: dict, size: int, compute: float, read_size: int) -> None:
@@ -66,7 +59,7 @@ async def thread_per_client_server(k, port, *, record=None, size=100, compute=0.
                                    max_clients=None):
     """Accept connections (blocking) and spawn a thread per connection that echoes with
     blocking calls. Stops accepting after ``max_clients`` connections (None: never)."""
-    record = _ensure(record)
+    record = ensure_record(record, new_blocking_record)
     ls = k.socket(AF_INET, SOCK_STREAM)
     ls.setsockopt(SOL_SOCKET, SO_REUSEADDR, 1)
     ls.bind(("0.0.0.0", port))
@@ -85,7 +78,7 @@ async def busy_poll_server(k, port, *, record=None, size=100, compute=0.0, read_
     """One thread looping over non-blocking accept and recv on every socket, never waiting
     (no select). Runs until ``stop_at`` (seconds; None: forever) or until ``max_clients``
     connections were accepted and all closed."""
-    record = _ensure(record)
+    record = ensure_record(record, new_blocking_record)
     srv = _Echo(k, port, record, size, compute, read_size, backlog, max_clients, stop_at)
     while not srv.done():
         record["loops"] += 1

@@ -1,7 +1,7 @@
 """Multi-threaded servers: one echo service, five ways to share sockets between threads.
 
-The service: each client sends fixed-size messages (``size`` bytes, a sequence number in
-the first 8 bytes and its send time in the next 8); the server *handles* each message —
+The service: each client sends fixed-size messages (``size`` bytes, the updates of
+:mod:`models.clients`: client id, sequence number, send time); the server *handles* each message —
 ``await k.compute(service_time)``, application work on a core — and sends it back. The
 architectures (C9.x):
 
@@ -25,20 +25,21 @@ spurious wake-ups (a thread was told a socket was readable and found nothing —
 thread had taken the data), bytes copied between user and kernel memory (C7.3: ``recv``
 and ``send`` copy; an overlapped send does not, C7.4), per-thread handled counts.
 
-The client (:func:`echo_client`) sends ``burst`` messages every ``period``, ``gap`` apart,
-and records each reply's latency and whether replies came back in order. Handling a
-message takes ``service_time`` times 0.5 to 1.5 (:func:`work_factor`), so a message
-handled concurrently with an earlier one of the same client can finish first.
+The clients are :func:`models.clients.game_client` (``burst`` messages every ``period``,
+``gap`` apart, ``fixed_rate=True``, ``nodelay=True``): a message is one of its updates,
+whose sequence number the server reads (:func:`models.clients.parse_update`); the client
+records each reply's latency and whether replies came back in order. Handling a message
+takes ``service_time`` times 0.5 to 1.5 (:func:`work_factor`), so a message handled
+concurrently with an earlier one of the same client can finish first.
 """
 
 from __future__ import annotations
 
-import struct
-
 from simsock import EPOLLET, EPOLLIN, EPOLLONESHOT, IPPROTO_TCP, TCP_NODELAY
 
+from .clients import parse_update
+
 ARCHITECTURES = ("epoll", "epoll_et", "epoll_oneshot", "epoll_partitioned", "iocp", "io_uring")
-_HDR = struct.Struct("!qq")
 
 
 def new_stats() -> dict:
@@ -60,7 +61,7 @@ class _Conn:
 
 async def _handle(k, conn: _Conn, msg: bytes, stats: dict, service_time: float, reply) -> None:
     """Handle one message: count a race if another thread is on this connection."""
-    seq = _HDR.unpack_from(msg)[0]
+    seq = parse_update(msg)[1]
     if conn.handling:
         stats["races"] += 1
     conn.handling += 1
@@ -285,54 +286,3 @@ def server_program(arch: str):
         return await fn(k, *args, **kwargs)
     server.__name__ = f"{arch}_server"
     return server
-
-
-# -- the client ---------------------------------------------------------------------------------
-async def echo_client(k, server_addr, record: dict, *, size: int = 100, period: float = 0.01, burst: int = 4,
-                      gap: float = 50e-6, count: int | None = None, start_delay: float = 0.0):
-    """Send ``burst`` messages every ``period`` seconds, ``gap`` seconds apart within a burst
-    (``count`` bursts, None = forever); a reader thread records each reply's latency and
-    whether replies came back in order."""
-    if size < _HDR.size:
-        raise ValueError(f"size must be at least {_HDR.size} bytes (sequence number and send time)")
-    if start_delay:
-        await k.sleep(start_delay)
-    s = k.socket()
-    s.setsockopt(IPPROTO_TCP, TCP_NODELAY, 1)
-    await s.connect(server_addr)
-    record.setdefault("latencies", [])
-    record.setdefault("reply_order_errors", 0)
-    record.setdefault("sent", 0)
-    record.setdefault("received", 0)
-    pad = bytes(size - _HDR.size)
-
-    async def reader(k):
-        buf = bytearray()
-        last = -1
-        while True:
-            data = await s.recv(65536)
-            if not data:
-                return
-            buf += data
-            while len(buf) >= size:
-                seq, sent_ns = _HDR.unpack_from(buf)
-                del buf[:size]
-                record["latencies"].append((k.now_ns - sent_ns) / 1e9)
-                record["received"] += 1
-                if seq < last:
-                    record["reply_order_errors"] += 1
-                last = max(last, seq)
-
-    k.spawn(reader)
-    seq = 0
-    n = 0
-    while count is None or n < count:
-        start = k.now
-        for i in range(burst):
-            await s.sendall(_HDR.pack(seq, k.now_ns) + pad)
-            seq += 1
-            record["sent"] += 1
-            if gap and i < burst - 1:
-                await k.sleep(gap)
-        n += 1
-        await k.sleep(max(0.0, period - (k.now - start)))

@@ -31,6 +31,8 @@ from __future__ import annotations
 from simsock.constants import (AF_INET, EPOLLET, EPOLLIN, EPOLLOUT, EPOLLRDHUP, POLLERR, POLLHUP, POLLIN,
                                POLLOUT, SO_REUSEADDR, SOCK_STREAM, SOL_SOCKET)
 
+from . import ensure_record
+
 __all__ = ["select_server", "poll_server", "epoll_lt_server", "epoll_et_server", "epoll_et_nodrain_server",
            "SERVERS", "new_server_record"]
 
@@ -38,14 +40,6 @@ __all__ = ["select_server", "poll_server", "epoll_lt_server", "epoll_et_server",
 def new_server_record() -> dict:
     return {"waits": 0, "wakeups": 0, "events": 0, "accepted": 0, "reads": 0, "bytes_in": 0, "bytes_out": 0,
             "updates": 0, "closed": 0}
-
-
-def _ensure(record):
-    if record is None:
-        return new_server_record()
-    for key, value in new_server_record().items():
-        record.setdefault(key, value)
-    return record
 
 
 class _Conn:
@@ -62,7 +56,7 @@ class _Echo:
 
     def __init__(self, k, port, record, size, compute, read_size, backlog, max_clients, stop_at):
         self.k = k
-        self.record = _ensure(record)
+        self.record = ensure_record(record, new_server_record)
         self.size = size
         self.compute = compute
         self.read_size = read_size
@@ -75,6 +69,7 @@ class _Echo:
         ls.setblocking(False)
         self.listener = ls
         self.conns: dict[int, _Conn] = {}
+        self.watching_out: set[int] = set()    # registered for output too (watch_output)
 
     def done(self) -> bool:
         if self.stop_at is not None and self.k.now >= self.stop_at:
@@ -135,6 +130,23 @@ class _Echo:
         self.record["closed"] += 1
         return fd
 
+    # -- for servers that register their connections with a poll or epoll object --------
+    def watch_output(self, modify, events: int, out: int) -> None:
+        """Ask for ``out`` exactly on the connections with output waiting in their outbox
+        (level-triggered: watching it otherwise would report writable on every call)."""
+        watching_out = self.watching_out
+        for fd, conn in list(self.conns.items()):
+            want_out = bool(conn.outbox)
+            if want_out != (fd in watching_out):
+                modify(fd, events | out if want_out else events)
+                (watching_out.add if want_out else watching_out.discard)(fd)
+
+    def close_watched(self, fd: int, conn: _Conn, unregister) -> None:
+        """Unregister ``fd`` (``conn``'s descriptor) and close the connection."""
+        unregister(fd)
+        self.watching_out.discard(fd)
+        self.close(conn)
+
 
 async def _accept(srv: _Echo):
     """Accept until EAGAIN (a readiness loop must: one report may stand for many)."""
@@ -185,13 +197,8 @@ async def poll_server(k, port, *, record=None, size=100, compute=0.0, read_size=
     p = k.poll()
     lfd = ls.fileno()
     p.register(ls, POLLIN)
-    watching_out: set[int] = set()
     while not srv.done():
-        for fd, conn in list(srv.conns.items()):
-            want_out = bool(conn.outbox)
-            if want_out != (fd in watching_out):
-                p.modify(fd, POLLIN | POLLOUT if want_out else POLLIN)
-                (watching_out.add if want_out else watching_out.discard)(fd)
+        srv.watch_output(p.modify, POLLIN, POLLOUT)
         rec["waits"] += 1
         events = await p.poll(_remaining_ms(k, stop_at))
         if not events:
@@ -210,9 +217,7 @@ async def poll_server(k, port, *, record=None, size=100, compute=0.0, read_size=
                 await srv.flush(conn)
             if ev & (POLLIN | POLLERR | POLLHUP):
                 if await srv.read_once(conn) is None:
-                    p.unregister(fd)
-                    watching_out.discard(fd)
-                    srv.close(conn)
+                    srv.close_watched(fd, conn, p.unregister)
     return rec
 
 
@@ -225,14 +230,9 @@ async def _epoll_loop(k, port, *, edge: bool, drain: bool, record, size, compute
     lfd = ls.fileno()
     conn_events = EPOLLIN | EPOLLRDHUP | (EPOLLOUT | EPOLLET if edge else 0)
     ep.register(ls, EPOLLIN | (EPOLLET if edge else 0))
-    watching_out: set[int] = set()
     while not srv.done():
         if not edge:
-            for fd, conn in list(srv.conns.items()):
-                want_out = bool(conn.outbox)
-                if want_out != (fd in watching_out):
-                    ep.modify(fd, conn_events | EPOLLOUT if want_out else conn_events)
-                    (watching_out.add if want_out else watching_out.discard)(fd)
+            srv.watch_output(ep.modify, conn_events, EPOLLOUT)
         rec["waits"] += 1
         events = await ep.poll(_remaining(k, stop_at))
         if not events:
@@ -258,9 +258,7 @@ async def _epoll_loop(k, port, *, edge: bool, drain: bool, record, size, compute
                 while True:
                     got = await srv.read_once(conn)
                     if got is None:
-                        ep.unregister(fd)
-                        watching_out.discard(fd)
-                        srv.close(conn)
+                        srv.close_watched(fd, conn, ep.unregister)
                         break
                     if not got or not (edge and drain):
                         break

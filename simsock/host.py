@@ -155,7 +155,10 @@ class Host(Node):
                 # do not fragment; see simsock.net.router)
                 entry = (channel, self.sim.path_mtu(self, dst) if channel is not None else self.profile.default_mtu,
                          self.address)
-            self._route_cache[dst] = entry
+            cache = self._route_cache
+            if not cache:
+                self.sim._filled_route_caches.append(cache)     # cleared on a topology change
+            cache[dst] = entry
         return entry
 
     def route_check(self, dst: str) -> None:

@@ -10,6 +10,8 @@ run is a pure function of (world, programs, seed).
 from __future__ import annotations
 
 import errno
+import gc
+import heapq
 import itertools
 
 import networkx as nx
@@ -34,6 +36,47 @@ def _router_address(index: int) -> str:
     # Routers number from 10.255.0.1, apart from hosts (10.0.0.1 up), inside the simulated
     # network 10.0.0.0/8.
     return f"10.255.{(index >> 8) & 255}.{index & 255}"
+
+
+#: Allocations between two collections of CPython's youngest GC generation while a
+#: simulation runs (the default is 700). A run allocates a few short-lived objects per
+#: packet (events, packets, segments) beside many long-lived ones (a connection is dozens of
+#: objects): with the default, in-flight objects survive young collections, are promoted,
+#: and trigger full collections that traverse every connection again and again — a quarter
+#: of the CPU time of 10,000 connections (benchmarks/c10k.py). Results do not depend on it.
+GC_YOUNG_THRESHOLD = 100_000
+
+
+def _relax_gc():
+    """Raise the young-generation GC threshold for the duration of a run; return the
+    thresholds to restore (None if they were left alone)."""
+    old = gc.get_threshold()
+    if not gc.isenabled() or old[0] == 0 or old[0] >= GC_YOUNG_THRESHOLD:
+        return None
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *old[1:])
+    return old
+
+
+def _run_events(env: simpy.Environment, until_ns: int | None) -> None:
+    """Process events in order until none is left, or until the next one is later than
+    ``until_ns`` (then the clock is at ``until_ns``): SimPy's ``Environment.run`` with its
+    ``step`` inlined (one Python call less per event; the same processing and the same
+    failure for an event that failed undefused). simsock schedules no StopSimulation."""
+    queue = env._queue
+    pop = heapq.heappop
+    while queue:
+        if until_ns is not None and queue[0][0] > until_ns:
+            break
+        env._now, _, _, event = pop(queue)
+        callbacks, event.callbacks = event.callbacks, None
+        for callback in callbacks:
+            callback(event)
+        if not event._ok and not hasattr(event, "_defused"):
+            exc = type(event._value)(*event._value.args)
+            exc.__cause__ = event._value
+            raise exc
+    if until_ns is not None and env._now < until_ns:
+        env._now = until_ns
 
 
 #: Cost of passing *through* a host on a path: hosts do not forward, so routing takes a path
@@ -67,11 +110,15 @@ class Simulation:
         self._uids = itertools.count(1)
         self._tids = itertools.count(1)
         self._routes: dict[str, dict[str, Channel | None]] = {}
+        # the nodes' own route caches (Host._route_cache, Router._table) that hold entries:
+        # a topology change clears just these, so building a world of n nodes is O(n)
+        self._filled_route_caches: list[dict] = []
         self._next_hops: dict[str, dict[str, str]] = {}
         self._components: dict[str, int] | None = None
         self._default_routes: dict[str, str] = {}
         self.netmon = None            # NetworkMonitor once monitor() is called
         self._addresses: dict[str, Node] = {}
+        self._names: dict[str, Node] = {}      # lower-cased name -> node (resolve_name)
         self._quiet_waiters: list[simpy.Event] = []
         self._tcp_socket_factory = None
         self.drops: dict[str, int] = {}
@@ -99,22 +146,24 @@ class Simulation:
         """Run until the given simulated time (seconds or "10s"), or until nothing is left
         to happen. A program that raises stops the run with SimulationError."""
         env = self.env
+        gc_threshold = _relax_gc()
         try:
             if until is None:
-                env.run()
+                _run_events(env, None)
                 return
             until_ns = parse_time(until, what="until")
             if until_ns < env.now:
                 raise ValueError(f"until={until!r} is in the past: the simulation is already at {self.now}s")
-            if until_ns > env.now:
-                env.run(until=until_ns)
-            # Everything due at exactly `until` happens too (SimPy would stop before it).
-            while env.peek() == until_ns:
-                env.step()
+            # Everything due at exactly `until` happens too (SimPy's run(until) would stop
+            # before it).
+            _run_events(env, until_ns)
         except ThreadFailed as failed:
             raise failure_error(failed) from failed.exc
         except simpy.core.EmptySchedule:       # pragma: no cover - SimPy handles it
             pass
+        finally:
+            if gc_threshold is not None:
+                gc.set_threshold(*gc_threshold)
 
     # -- world building -------------------------------------------------------------------
     def _check_name(self, name: str) -> None:
@@ -124,6 +173,10 @@ class Simulation:
             raise ValueError(f"there is already a node called {name!r}")
         if name.lower() == "localhost":
             raise ValueError("'localhost' is every host's own loopback name; choose another host name")
+        other = self._names.get(name.lower())
+        if other is not None:
+            raise ValueError(f"{name!r} differs from the existing node {other.name!r} only in case; names "
+                             f"resolve case-insensitively (as in /etc/hosts and DNS), so choose another name")
 
     def add_host(self, name: str, cores: int = 1) -> Host:
         """A new host with ``cores`` CPU cores and a loopback interface."""
@@ -135,6 +188,7 @@ class Simulation:
         self.nodes[name] = host
         self.hosts[name] = host
         self._addresses[host.address] = host
+        self._names[name.lower()] = host
         self.graph.add_node(name, kind="host")
         if hasattr(self, "_attach_tcp"):
             self._attach_tcp(host)
@@ -170,6 +224,7 @@ class Simulation:
         self.nodes[name] = router
         self.routers[name] = router
         self._addresses[router.address] = router
+        self._names[name.lower()] = router
         self.graph.add_node(name, kind="router")
         self._topology_changed()
         return router
@@ -271,19 +326,16 @@ class Simulation:
         self._routes.clear()
         self._next_hops.clear()
         self._components = None
-        for host in self.hosts.values():
-            if host._route_cache:
-                host._route_cache.clear()
-        for router in self.routers.values():
-            router._table.clear()
+        for cache in self._filled_route_caches:
+            cache.clear()
+        self._filled_route_caches.clear()
 
     def resolve_name(self, name: str) -> str | None:
-        node = self.hosts.get(name)
-        if node is None:
-            for host_name, host in self.hosts.items():
-                if host_name.lower() == name:
-                    node = host
-                    break
+        """The address of the host or router called ``name`` (case-insensitive, as a lookup
+        in /etc/hosts), or None. Programs reach it through ``gethostbyname``, ``connect``,
+        ``sendto``...: a router is addressed by name like a host (what it answers is in
+        :mod:`simsock.net.router`)."""
+        node = self._names.get(name.lower())
         return node.address if node is not None else None
 
     def path_weight(self, u: str, v: str, data: dict) -> int:

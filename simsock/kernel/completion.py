@@ -56,7 +56,7 @@ from collections import deque
 import simpy
 
 from simsock.errors import os_error
-from simsock.trace import trace_value
+from simsock.trace import errno_of, trace_value
 
 from .socket import AGAIN
 from .thread import wait_event
@@ -90,6 +90,67 @@ def charge_cpu(sim, ns: int) -> None:
         sim._cpu_charge = charge or False
     if charge and ns > 0:
         charge(sim, ns)
+
+
+class CompletionSink:
+    """What every completion mechanism (an IOCP port, an io_uring) is besides its queue: a
+    descriptor on its host, open or closed, the bytes its completions copied
+    (``copied_bytes``), its system-call charge and its trace records.
+
+    A subclass sets ``_what`` (how error messages name it) and implements
+    ``_completed(op)``, which :func:`_complete` calls once for each of its operations.
+    """
+
+    _what = "the completion mechanism"
+
+    def __init__(self, host):
+        self._host = host
+        self._sim = host.sim
+        self._env = host.sim.env
+        self._fd = host._alloc_fd(self)
+        self._closed = False
+        self.copied_bytes = 0
+
+    def fileno(self) -> int:
+        return -1 if self._closed else self._fd
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise os_error(errno.EBADF, f"{self._what} is closed")
+
+    def _release_fd(self) -> None:
+        """Mark it closed and give its descriptor back to the host."""
+        self._closed = True
+        self._host._free_fd(self._fd)
+
+    def _charge_call(self) -> None:
+        """One system call's CPU time for the calling thread."""
+        charge_cpu(self._sim, self._host.profile.syscall_ns)
+
+    def _charge_copy(self, nbytes: int) -> None:
+        """CPU time for copying ``nbytes`` between user and kernel memory (C7.3)."""
+        charge_cpu(self._sim, nbytes * self._host.profile.copy_ps_per_byte // 1000)
+
+    def _trace(self, call: str, args, result, exc) -> None:
+        """A syscall record by the running thread on this descriptor."""
+        sim = self._sim
+        if sim.trace.want_syscalls:
+            thread = sim.current_thread
+            sim.trace.syscall(self._env.now, self._host.name, thread.name if thread is not None else "-", call,
+                              self._fd, trace_value(args), trace_value(result), errno_of(exc))
+
+    def _trace_completion(self, call: str, op: Operation, result) -> None:
+        """A record of the kernel (thread ``-``) finishing ``op``; callers check
+        ``want_syscalls`` first so that building ``result`` costs nothing untraced."""
+        self._sim.trace.syscall(self._env.now, self._host.name, "-", call, self._fd, [op.kind, op.seq],
+                                trace_value(result), None)
+
+    def _completed(self, op: Operation) -> None:
+        raise NotImplementedError
 
 
 class Operation:
@@ -318,7 +379,6 @@ def trace_op_call(sock, call: str, args, op: Operation | None, exc: BaseExceptio
     sim = sock._sim
     if not sim.trace.want_syscalls:
         return
-    from simsock.trace import errno_of
     thread = sim.current_thread
     sim.trace.syscall(sim.env.now, sock._host.name, thread.name if thread is not None else "-", call, sock._fd,
                       trace_value(args), None if op is None else {"op": op.seq, "done": op.done}, errno_of(exc))

@@ -52,12 +52,12 @@ from collections import deque
 import simpy
 
 from simsock.errors import os_error
-from simsock.trace import errno_of, trace_value
+from simsock.trace import errno_of
 
 from . import completion
-from .completion import ACCEPT, CONNECT, RECV, SEND, Operation, charge_cpu
+from .completion import ACCEPT, CONNECT, RECV, SEND, CompletionSink, Operation, charge_cpu
 from .thread import wait_event
-from .wait import TIMED_OUT
+from .wait import TIMED_OUT, arm_timeout
 
 #: Windows' ERROR_INVALID_PARAMETER: associating a handle that already has a port.
 ERROR_INVALID_PARAMETER = 87
@@ -82,8 +82,10 @@ class Completion(tuple):
     error = property(lambda self: self[3])
 
 
-class CompletionPort:
+class CompletionPort(CompletionSink):
     """A simulated I/O completion port (see the module docstring). Made by ``k.iocp()``."""
+
+    _what = "the completion port"
 
     def __init__(self, host, concurrency: int = 0):
         if isinstance(concurrency, bool) or not isinstance(concurrency, int):
@@ -91,29 +93,17 @@ class CompletionPort:
                             f"not {type(concurrency).__name__}")
         if concurrency < 0:
             raise ValueError(f"concurrency must be >= 0 (0 = as many as the host has cores), got {concurrency}")
-        self._host = host
-        self._sim = host.sim
-        self._env = host.sim.env
+        super().__init__(host)
         self.concurrency = concurrency or host.cores
-        self._fd = host._alloc_fd(self)
-        self._closed = False
         self._queue: deque[Completion] = deque()
         self._waiters: list[list] = []        # [thread, event], last = first to wake (LIFO)
         self._tstate: dict = {}               # thread -> _WAITING / _ACTIVE / _BLOCKED
         self.active = 0                       # associated threads running now
-        self.copied_bytes = 0
         self.max_active_at_release = 0        # the largest active count a release produced
         self.counters = {"posted_ops": 0, "completions": 0, "manual_posts": 0, "delivered": 0,
                          "immediate": 0, "waited": 0, "timeouts": 0, "cancelled": 0}
 
     # -- plain calls ---------------------------------------------------------------------
-    def fileno(self) -> int:
-        return -1 if self._closed else self._fd
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
     def associate(self, sock, key=None) -> None:
         """Attach ``sock`` to this port with completion ``key`` (CreateIoCompletionPort with
         an existing port). A socket belongs to at most one port, for good."""
@@ -151,8 +141,7 @@ class CompletionPort:
         dropped."""
         if self._closed:
             return
-        self._closed = True
-        self._host._free_fd(self._fd)
+        self._release_fd()
         self._queue.clear()
         waiters, self._waiters = self._waiters, []
         for thread, ev in waiters:
@@ -187,9 +176,7 @@ class CompletionPort:
             ev = simpy.Event(self._env)
             self._waiters.append([thread, ev])
             if deadline is not None:
-                delay = deadline - self._env.now
-                timer = self._env.timeout(max(0, delay))
-                timer.callbacks.append(lambda _t, ev=ev: ev.triggered or ev.succeed(TIMED_OUT))
+                arm_timeout(self._env, ev, max(0, deadline - self._env.now))
             packet = await wait_event(ev)
             if packet is TIMED_OUT:
                 self._waiters[:] = [w for w in self._waiters if w[1] is not ev]
@@ -206,7 +193,7 @@ class CompletionPort:
             self.counters["waited"] += 1
         op = packet[1]
         if isinstance(op, Operation) and op._copies and op.nbytes and op.kind in (RECV, SEND):
-            charge_cpu(sim, op.nbytes * self._host.profile.copy_ps_per_byte // 1000)
+            self._charge_copy(op.nbytes)
         self._trace("iocp.get", [timeout], [packet[0], None if not isinstance(op, Operation) else op.seq,
                                             packet[2], errno_of(packet[3])], None)
         return packet
@@ -253,8 +240,7 @@ class CompletionPort:
             self.counters["cancelled"] += 1
         key = op.sock._iocp[1] if op.sock._iocp is not None else None
         if self._sim.trace.want_syscalls:
-            self._sim.trace.syscall(self._env.now, self._host.name, "-", "iocp.complete", self._fd,
-                                    [op.kind, op.seq], trace_value([key, op.seq, op.nbytes, errno_of(op.error)]), None)
+            self._trace_completion("iocp.complete", op, [key, op.seq, op.nbytes, errno_of(op.error)])
         self._enqueue(Completion(key, op, op.nbytes, op.error))
 
     # -- thread hooks (called by SimThread when an associated thread blocks or resumes) --
@@ -281,20 +267,6 @@ class CompletionPort:
         thread.port = None
 
     # -- helpers ---------------------------------------------------------------------------
-    def _check_open(self) -> None:
-        if self._closed:
-            raise os_error(errno.EBADF, "the completion port is closed")
-
-    def _charge_call(self) -> None:
-        charge_cpu(self._sim, self._host.profile.syscall_ns)
-
-    def _trace(self, call: str, args, result, exc) -> None:
-        sim = self._sim
-        if sim.trace.want_syscalls:
-            thread = sim.current_thread
-            sim.trace.syscall(self._env.now, self._host.name, thread.name if thread is not None else "-", call,
-                              self._fd, trace_value(args), trace_value(result), errno_of(exc))
-
     @property
     def queued(self) -> int:
         """Completion packets waiting for a thread."""

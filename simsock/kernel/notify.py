@@ -91,7 +91,7 @@ from simsock.trace import errno_of, trace_value
 
 from .cpu import charge, checkpoint
 from .thread import wait_event
-from .wait import SIG_CLOSE, SIG_IN, SIG_OUT, SIG_STATE, TIMED_OUT, FileState, _wake_later
+from .wait import SIG_CLOSE, SIG_IN, SIG_OUT, SIG_STATE, TIMED_OUT, FileState, _wake_later, arm_timeout
 
 __all__ = ["select", "Poll", "Epoll", "POLLIN_SET", "POLLOUT_SET", "POLLEX_SET"]
 
@@ -237,8 +237,7 @@ async def _sleep_until_woken(sim, host, files_keys, deadline: int | None, first_
         delay = deadline - env.now
         if delay <= 0:
             return TIMED_OUT
-        timer = env.timeout(delay)
-        timer.callbacks.append(lambda _t, ev=ev: ev.triggered or ev.succeed(TIMED_OUT))
+        arm_timeout(env, ev, delay)
     return await wait_event(ev)
 
 
@@ -710,13 +709,13 @@ class Epoll:
         """Wait up to ``timeout`` seconds (None or negative: forever) for events; returns
         ``[(fd, events), ...]``, at most ``maxevents`` (-1: FD_SETSIZE - 1), in ready-list order."""
         sim = self._sim
-        args = [timeout, maxevents]
         try:
             result = await self._poll(timeout, maxevents)
         except Exception as exc:
-            self._trace("epoll.poll", args, None, exc)
+            self._trace("epoll.poll", [timeout, maxevents], None, exc)
             raise
-        self._trace("epoll.poll", args, [[_fd_arg(f), ev] for f, ev in result], None)
+        if sim.trace.want_syscalls:
+            self._trace("epoll.poll", [timeout, maxevents], [[_fd_arg(f), ev] for f, ev in result], None)
         await checkpoint(sim)     # a loop of zero-timeout calls must let time advance (C6.5)
         return result
 
@@ -752,8 +751,7 @@ class Epoll:
             ev = simpy.Event(env)
             self._waiters.append(ev)
             if deadline is not None:
-                timer = env.timeout(deadline - env.now)
-                timer.callbacks.append(lambda _t, ev=ev: ev.triggered or ev.succeed(TIMED_OUT))
+                arm_timeout(env, ev, deadline - env.now)
             woke = await wait_event(ev)
             if woke is TIMED_OUT:
                 try:

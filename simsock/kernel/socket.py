@@ -64,7 +64,8 @@ def syscall(fn):
             sim = self._sim
             thread = sim.current_thread
             if thread is not None:
-                thread.debt_ns += self._host.cpu.syscall_ns     # entry: paid even if the call blocks
+                cpu = self._host.cpu
+                thread.debt_ns += cpu.syscall_ns     # entry: paid even if the call blocks
             try:
                 result = await fn(self, *args, **kwargs)
             except Exception as exc:
@@ -80,7 +81,7 @@ def syscall(fn):
                 self._record(name, args, result, None)
             if thread is not None:
                 if copied is not None:
-                    thread.debt_ns += copied(args, result) * self._host.cpu.copy_ps // 1000
+                    thread.debt_ns += copied(args, result) * cpu.copy_ps // 1000
                 thread.progress = True
                 if thread.debt_ns >= sim.cpu_batch_ns:
                     await run_debt()
@@ -210,17 +211,19 @@ class Socket:
     def _deadline(self) -> int | None:
         return None if not self._timeout_ns else self._env.now + self._timeout_ns
 
-    async def _wait_for(self, attempt, queue: WaitQueue, flags: int = 0):
+    async def _wait_for(self, attempt, queue: WaitQueue, flags: int = 0, tried: bool = False):
         """Run ``attempt()`` until it returns something other than :data:`AGAIN`, waiting
         on ``queue`` in between; raises EAGAIN instead of waiting when non-blocking, and
-        TimeoutError when the socket's timeout expires.
+        TimeoutError when the socket's timeout expires. ``tried``: the caller has just made
+        the first attempt, which returned AGAIN.
 
         Attempts signal "would block" by returning AGAIN rather than raising, because a
         Python exception per blocked call is the most expensive thing on this path.
         """
-        result = attempt()
-        if result is not AGAIN:
-            return result
+        if not tried:
+            result = attempt()
+            if result is not AGAIN:
+                return result
         # MSG_DONTWAIT makes only a blocking socket's call return EAGAIN: in timeout mode
         # CPython polls (up to the timeout) before every call, flags or not (sock_call_ex).
         if self._timeout_ns == 0 or (flags & C.MSG_DONTWAIT and self._timeout_ns is None):

@@ -8,9 +8,10 @@ what a kernel does around them:
   RST (tcp_v4_rcv / tcp_v4_send_reset);
 * after every app call, arriving segment or timer, *pumps* the connection: sends what
   ``segments_to_send`` returns, turns its edge signals into wake-ups of blocked threads
-  and watchers, and keeps **one** pending SimPy timer per connection at
-  ``next_deadline()`` (re-armed lazily: a later deadline never cancels an earlier timer,
-  a stale timer that fires just re-checks);
+  and watchers, and keeps one entry per connection at ``next_deadline()`` in the host's
+  timer heap (re-armed lazily: a later deadline never cancels an earlier entry; an entry
+  no longer needed is dropped when it reaches the top), with **one** pending SimPy event
+  per host for all of them (see ``_arm``);
 * owns the port table: bind conflicts, SO_REUSEADDR, listeners, TIME_WAIT holders;
 * implements the socket layer's semantics that are not TCP's: SS_CONNECTING
   (EINPROGRESS, EALREADY, the one ``connect`` that returns 0 after completion,
@@ -22,6 +23,8 @@ what a kernel does around them:
 from __future__ import annotations
 
 import errno
+import heapq
+import itertools
 from collections import deque
 
 import simpy
@@ -38,7 +41,7 @@ from simsock.tcp.signals import SIG_ACCEPT, SIG_DATA, SIG_SPACE, SIG_STATE
 
 from .addr import ANY, LOOPBACK, check_int, parse_inet_address, resolve
 from .socket import AGAIN, Socket, syscall
-from .wait import SIG_IN, SIG_OUT
+from .wait import SIG_IN, SIG_OUT, TIMED_OUT
 from .wait import SIG_STATE as W_STATE
 
 _UNCONNECTED, _CONNECTING, _CONNECTED = 0, 1, 2
@@ -82,7 +85,10 @@ class TcpStack:
         self.ports: dict[int, list[_Binding]] = {}
         self.sock_of: dict[TcpConnection, "TcpSocket"] = {}
         self.parent: dict[TcpConnection, "TcpSocket"] = {}
-        self.timer_at: dict[TcpConnection, int] = {}
+        self.timer_at: dict[TcpConnection, int] = {}    # deadline of each connection's live heap entry
+        self._theap: list = []           # (deadline, arming order, connection), see _arm
+        self._tseq = itertools.count()
+        self._tev_at: int | None = None  # time of the host's pending timer event
         self.iss_rng = host.sim.rng.stream(f"tcp_iss:{host.name}")
         self.resets_sent = 0
         self.listen_drops = 0
@@ -158,43 +164,39 @@ class TcpStack:
         self._busy += 1
         try:
             env = self.env
-            now = env.now
+            now = env._now
             segs = conn.segments_to_send(now)
             if segs:
                 host = self.host
-                sim = self.sim
+                uids = self.sim._uids
                 src, dst = conn.local[0], conn.remote[0]
                 for seg in segs:
-                    host.ip_output(Packet(sim._next_uid(), src, dst, PROTO_TCP, seg, now))
-            sig = conn.take_signals()
+                    host.ip_output(Packet(next(uids), src, dst, PROTO_TCP, seg, now))
+            sig = conn.signals               # conn.take_signals(), inlined (hot path)
             if sig:
+                conn.signals = 0
                 sock = self.sock_of.get(conn)
                 if sock is not None:
                     edges = ((SIG_IN if sig & SIG_DATA else 0) | (SIG_OUT if sig & SIG_SPACE else 0)
                              | (W_STATE if sig & SIG_STATE else 0))
                     sock._notify(edges, readers=bool(sig & (SIG_DATA | SIG_STATE)),
                                  writers=bool(sig & (SIG_SPACE | SIG_STATE)))
-            lsock = self.parent.get(conn)
-            if lsock is not None:
-                lsig = lsock.listener.take_signals()
-                if lsig:
-                    lsock._notify(SIG_IN if lsig & SIG_ACCEPT else W_STATE, readers=True)
-                if conn._listener is None or conn.finished:
-                    del self.parent[conn]
+            if self.parent:
+                lsock = self.parent.get(conn)
+                if lsock is not None:
+                    lsig = lsock.listener.take_signals()
+                    if lsig:
+                        lsock._notify(SIG_IN if lsig & SIG_ACCEPT else W_STATE, readers=True)
+                    if conn._listener is None or conn.finished:
+                        del self.parent[conn]
             if conn.finished:
                 self._forget(conn)
-                deadline = None
             else:
                 deadline = conn.next_deadline()
-            if deadline is not None:
-                pending = self.timer_at.get(conn)
-                if pending is None or deadline < pending:
-                    self.timer_at[conn] = deadline
-                    ev = simpy.Event(env)
-                    ev._ok = True
-                    ev._value = None
-                    ev.callbacks.append(lambda _ev, conn=conn, at=deadline: self._timer(conn, at))
-                    env.schedule(ev, 1, max(0, deadline - now))
+                if deadline is not None:
+                    pending = self.timer_at.get(conn)
+                    if pending is None or deadline < pending:
+                        self._arm(conn, deadline, now)
         finally:
             self._busy -= 1
         if not self._busy and self._backlog:
@@ -224,16 +226,75 @@ class TcpStack:
         finally:
             self._busy -= 1
 
-    def _timer(self, conn: TcpConnection, at: int) -> None:
-        if self.timer_at.get(conn) == at:
-            del self.timer_at[conn]
-        if conn.finished:
-            return
-        now = self.env.now
-        deadline = conn.next_deadline()
-        if deadline is not None and deadline <= now:
-            conn.handle_timer(now)
-        self.pump(conn)
+    # -- timers: one heap per host, one SimPy event for all of them -------------------------
+    # A connection's timers are lazy (a later deadline never cancels an earlier entry), and
+    # most never fire: a retransmission timer is armed by every send and stopped by the ACK
+    # a few ms later. Entries therefore wait in the host's heap, not SimPy's: the host keeps
+    # one SimPy event, at its earliest entry that may still be due, and an entry whose
+    # connection no longer needs it is dropped (or moved to the later deadline) when it
+    # reaches the top, without an event. A timer fires at exactly the instant it would with
+    # one SimPy event per connection; timers due at the same instant run in the order they
+    # were armed.
+    def _arm(self, conn: TcpConnection, deadline: int, now: int) -> None:
+        """``conn``'s next deadline is ``deadline``, earlier than any entry it has."""
+        self.timer_at[conn] = deadline
+        heapq.heappush(self._theap, (deadline, next(self._tseq), conn))
+        if self._tev_at is None or deadline < self._tev_at:
+            self._schedule_timers(deadline, now)
+
+    def _schedule_timers(self, at: int, now: int) -> None:
+        self._tev_at = at
+        env = self.env
+        ev = simpy.Event(env)
+        ev._ok = True
+        ev._value = at
+        ev.callbacks.append(self._timers_event)
+        env.schedule(ev, 1, at - now if at > now else 0)
+
+    def _timers_event(self, ev) -> None:
+        if self._tev_at == ev._value:
+            self._tev_at = None
+        now = self.env._now
+        theap = self._theap
+        timer_at = self.timer_at
+        while theap and theap[0][0] <= now:
+            at, _, conn = heapq.heappop(theap)
+            if timer_at.get(conn) != at:
+                continue                    # replaced by an earlier entry, or forgotten
+            del timer_at[conn]
+            if conn.finished:
+                continue
+            deadline = conn.next_deadline()
+            if deadline is None:
+                continue                    # the timers were stopped since (an ACK came)
+            if deadline <= now:
+                conn.handle_timer(now)
+                self.pump(conn)             # may arm a new entry
+            elif conn not in timer_at:
+                self._arm(conn, deadline, now)   # moved later since: nothing due, only re-arm
+        self._prune_timers(now)
+
+    def _prune_timers(self, now: int) -> None:
+        """Drop (or move later) the entries at the top of the heap whose connection does
+        not need them any more, then make sure the host's event is at the earliest one
+        left."""
+        theap = self._theap
+        timer_at = self.timer_at
+        while theap:
+            at, _, conn = theap[0]
+            if timer_at.get(conn) != at:
+                heapq.heappop(theap)
+                continue
+            deadline = None if conn.finished else conn.next_deadline()
+            if deadline is not None and deadline <= at:
+                break                       # still due then
+            heapq.heappop(theap)
+            del timer_at[conn]
+            if deadline is not None:
+                timer_at[conn] = deadline
+                heapq.heappush(theap, (deadline, next(self._tseq), conn))
+        if theap and (self._tev_at is None or theap[0][0] < self._tev_at):
+            self._schedule_timers(theap[0][0], now)
 
     def _forget(self, conn: TcpConnection) -> None:
         key = (conn.local[0], conn.local[1], conn.remote[0], conn.remote[1])
@@ -621,6 +682,8 @@ class TcpSocket(Socket):
         when nothing was accepted."""
         piece = 16 * conn._size_goal(conn._mss_now())
         total = len(view)
+        if total <= piece:
+            return conn.send(view, self._env._now)      # one piece (the common case)
         sent = 0
         while True:
             if sent:
@@ -692,7 +755,6 @@ class TcpSocket(Socket):
         sent = 0
         total = len(view)
         deadline = self._deadline()
-        from .wait import TIMED_OUT
         self._hold()       # a close() by another thread does not end this call (Socket.close)
         try:
             while sent < total or total == 0:
@@ -730,16 +792,17 @@ class TcpSocket(Socket):
 
     def _recv_attempt(self, n: int, flags: int):
         conn = self.conn
-        while True:
-            seen = self._notifies
-            try:
-                return conn.recv(n, self._env.now, peek=bool(flags & C.MSG_PEEK))
-            except BlockingIOError:
-                pass
-            finally:
-                self._pump()
-            if self._notifies == seen:
-                return AGAIN
+        try:
+            data = conn.recv_or_none(n, self._env._now, bool(flags & C.MSG_PEEK))
+        except BaseException:
+            self._pump()
+            raise
+        if data is None:
+            # Nothing to read changed nothing, and every change to the connection was
+            # pumped when it was made: no pump, and so no notification to re-check for.
+            return AGAIN
+        self.stack.pump(conn)
+        return data
 
     def _check_receivable(self) -> TcpConnection:
         self._check_open()
@@ -772,16 +835,31 @@ class TcpSocket(Socket):
             finally:
                 self._unhold()
             return b"".join(chunks)
-        return await self._wait_for(lambda: self._recv_attempt(bufsize, flags), self.read_wait, flags)
+        result = self._recv_attempt(bufsize, flags)
+        if result is not AGAIN:
+            return result
+        return await self._wait_for(lambda: self._recv_attempt(bufsize, flags), self.read_wait, flags,
+                                    tried=True)
 
     @syscall
     async def recv(self, bufsize, flags=0) -> bytes:
-        bufsize = check_int(bufsize)
-        flags = check_int(flags)
+        if type(bufsize) is not int:
+            bufsize = check_int(bufsize)
+        if type(flags) is not int:
+            flags = check_int(flags)
         if bufsize < 0:
             raise ValueError("negative buffersize in recv")
         if bufsize == 0:
             return b""      # CPython's sock_recv makes no system call: no EBADF, no ENOTCONN
+        if not self._timeout_ns and not flags & C.MSG_WAITALL:
+            # _recv's last case (blocking or non-blocking, no MSG_WAITALL), inlined: one
+            # coroutine less per call on the hot path.
+            self._check_receivable()
+            result = self._recv_attempt(bufsize, flags)
+            if result is not AGAIN:
+                return result
+            return await self._wait_for(lambda: self._recv_attempt(bufsize, flags), self.read_wait, flags,
+                                        tried=True)
         return await self._recv(bufsize, flags)
 
     @syscall

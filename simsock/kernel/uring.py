@@ -62,13 +62,12 @@ from collections import deque
 import simpy
 
 from simsock.errors import os_error
-from simsock.trace import errno_of, trace_value
 
 from . import completion
 from .addr import check_int
-from .completion import ACCEPT, CONNECT, RECV, SEND, Operation, charge_cpu
+from .completion import ACCEPT, CONNECT, RECV, SEND, CompletionSink, Operation
 from .thread import wait_event
-from .wait import TIMED_OUT
+from .wait import TIMED_OUT, arm_timeout
 
 IORING_MAX_ENTRIES = 32768
 IORING_SQ_CQ_OVERFLOW = 1 << 1      # the SQ flags bit (include/uapi/linux/io_uring.h)
@@ -89,8 +88,10 @@ class Cqe(tuple):
     extra = property(lambda self: self[2])
 
 
-class IoUring:
+class IoUring(CompletionSink):
     """A simulated io_uring instance (see the module docstring). Made by ``k.io_uring()``."""
+
+    _what = "the io_uring"
 
     def __init__(self, host, entries: int = 256):
         if isinstance(entries, bool) or not isinstance(entries, int):
@@ -101,29 +102,17 @@ class IoUring:
         size = 1
         while size < entries:
             size <<= 1
-        self._host = host
-        self._sim = host.sim
-        self._env = host.sim.env
+        super().__init__(host)
         self.sq_entries = size
         self.cq_entries = 2 * size
-        self._fd = host._alloc_fd(self)
-        self._closed = False
         self._sq: list[tuple] = []               # prepared, not yet submitted
         self._cq: deque = deque()                # (Cqe, bytes to charge as copied when reaped)
         self._overflow: deque = deque()
         self._waiters: deque = deque()           # events of threads in wait_cqe, FIFO
         self._inflight: dict = {}                # op seq -> op (submitted, not completed), insertion order
-        self.copied_bytes = 0
         self.counters = {"submitted": 0, "completions": 0, "overflowed": 0, "dropped": 0, "enters": 0,
                          "cancelled": 0}
         self._trace("io_uring", [entries], {"sq_entries": size, "cq_entries": 2 * size}, None)
-
-    def fileno(self) -> int:
-        return -1 if self._closed else self._fd
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
 
     @property
     def cq_overflow_flag(self) -> bool:
@@ -237,8 +226,7 @@ class IoUring:
         ev = simpy.Event(self._env)
         self._waiters.append(ev)
         if timeout is not None:
-            timer = self._env.timeout(int(round(timeout * 1e9)))
-            timer.callbacks.append(lambda _t, ev=ev: ev.triggered or ev.succeed(TIMED_OUT))
+            arm_timeout(self._env, ev, int(round(timeout * 1e9)))
         woke = await wait_event(ev)
         if woke is TIMED_OUT:
             try:
@@ -256,7 +244,7 @@ class IoUring:
     def _reap(self, call: str, timeout) -> Cqe:
         cqe, copy_bytes = self._cq.popleft()
         if copy_bytes:
-            charge_cpu(self._sim, copy_bytes * self._host.profile.copy_ps_per_byte // 1000)
+            self._charge_copy(copy_bytes)
         self._trace(call, [timeout] if call.endswith("wait_cqe") else [], [cqe[0], cqe[1]], None)
         return cqe
 
@@ -264,7 +252,7 @@ class IoUring:
     def _enter(self) -> None:
         """One io_uring_enter: costs a system call and flushes overflowed CQEs."""
         self.counters["enters"] += 1
-        charge_cpu(self._sim, self._host.profile.syscall_ns)
+        self._charge_call()
         overflow = self._overflow
         cq = self._cq
         while overflow and len(cq) < self.cq_entries:
@@ -294,8 +282,7 @@ class IoUring:
             extra = None
         copy_bytes = op.nbytes if op._copies and op.kind in (RECV, SEND) else 0
         if self._sim.trace.want_syscalls:
-            self._sim.trace.syscall(self._env.now, self._host.name, "-", "io_uring.complete", self._fd,
-                                    [op.kind, op.seq], [trace_value(op.tag), res], None)
+            self._trace_completion("io_uring.complete", op, [op.tag, res])
         self._post_cqe(Cqe(op.tag, res, extra), copy_bytes)
 
     def _post_cqe(self, cqe: Cqe, copy_bytes: int = 0) -> None:
@@ -325,8 +312,7 @@ class IoUring:
         for op in list(self._inflight.values()):
             if not op.done:
                 op.cancel()
-        self._closed = True
-        self._host._free_fd(self._fd)
+        self._release_fd()
         waiters, self._waiters = self._waiters, deque()
         for ev in waiters:
             if not ev.triggered:
@@ -334,17 +320,6 @@ class IoUring:
         self._trace("io_uring.close", [], None, None)
 
     # -- helpers -----------------------------------------------------------------------------
-    def _check_open(self) -> None:
-        if self._closed:
-            raise os_error(errno.EBADF, "the io_uring is closed")
-
-    def _trace(self, call: str, args, result, exc) -> None:
-        sim = self._sim
-        if sim.trace.want_syscalls:
-            thread = sim.current_thread
-            sim.trace.syscall(self._env.now, self._host.name, thread.name if thread is not None else "-", call,
-                              self._fd, trace_value(args), trace_value(result), errno_of(exc))
-
     @property
     def ready(self) -> int:
         """CQEs in the completion queue (not counting the overflow list)."""

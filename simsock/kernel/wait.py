@@ -28,6 +28,12 @@ SIG_STATE = 0x4     # state change: connected, error, hang-up, peer closed
 SIG_CLOSE = 0x8     # the file is released (its last reference closed): epoll drops its entries
 
 
+def arm_timeout(env: simpy.Environment, ev: simpy.Event, delay_ns: int) -> None:
+    """Make ``ev`` resume its waiter with TIMED_OUT ``delay_ns`` from now, unless something
+    triggers it first (the timer then does nothing)."""
+    env.timeout(delay_ns).callbacks.append(lambda _t: ev.triggered or ev.succeed(TIMED_OUT))
+
+
 class WaitQueue:
     """Threads blocked on one condition of one file (Linux's wait_queue_head_t).
 
@@ -56,8 +62,7 @@ class WaitQueue:
             if delay <= 0:
                 ev.succeed(TIMED_OUT)
             else:
-                timer = env.timeout(delay)
-                timer.callbacks.append(lambda _t, ev=ev: ev.triggered or ev.succeed(TIMED_OUT))
+                arm_timeout(env, ev, delay)
         return wait_event(ev)
 
     def wake_all(self) -> None:

@@ -72,7 +72,8 @@ class Channel:
         self.in_flight = 0
         self.offered = 0                      # packets handed to send() (not loopback)
         # optional ChannelMonitor (simsock.net.monitor): called (now, packets, bytes) at every
-        # queue change, .transmit(start, end, size) for every transmission
+        # queue change, .offer(now, pkt) for every packet handed to send(),
+        # .transmit(start, end, size) for every transmission, .arrived(now) at every arrival
         self.monitor = None
         mon = sim.netmon
         if mon is not None and rate_bps is not None:
@@ -128,6 +129,8 @@ class Channel:
             self._schedule_arrival(pkt, now + self.delay_ns)
             return now
         self.offered += 1
+        if self.monitor is not None:
+            self.monitor.offer(now, pkt)
         if not self.eager:
             pkt.enqueued_at = now
             qdisc = self.qdisc
@@ -208,6 +211,8 @@ class Channel:
         sim.in_flight -= 1
         if sim.trace.want_packets:
             sim.trace.packet(self.env.now, self.name, "arrive", pkt)
+        if self.monitor is not None:
+            self.monitor.arrived(self.env.now)
         self.dst.receive(pkt, self)
         if sim.in_flight == 0:
             sim._network_quiet()

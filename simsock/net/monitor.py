@@ -8,17 +8,27 @@
   one on the wire); ``tx_bytes``, a :class:`~simsock.monitor.BinnedCounter` of bytes whose
   transmission ended in each bin; ``busy_ns``, the time the wire was busy in each bin (a
   transmission that spans a bin boundary is split exactly, so utilisation never exceeds 1);
-  ``drops`` per bin, and drop counts by reason and by flow;
+  ``offered_packets`` / ``offered_bytes`` per bin: packets handed to the channel (queued or
+  refused by its queue), so ``drops / offered`` is the bin's drop rate
+  (:meth:`ChannelMonitor.drop_rate`); ``arrived_packets`` per bin: packets that reached the
+  far end; ``drops`` per bin, also per bin by reason (``drop_bins_by_reason``) and by flow
+  (``drop_bins_by_flow``), with totals in ``drops_by_reason`` / ``drops_by_flow``; and the
+  packets each flow offered per bin (:meth:`ChannelMonitor.offered_by_flow`);
 - per flow — the five-tuple as a string, ``"udp 10.0.0.1:40000->10.0.0.3:9000"`` —
-  ``delivered_bytes`` per bin: transport payload bytes the destination host's IP layer
-  accepted (a UDP datagram's data, a fragment's share of it, a TCP segment's payload,
-  retransmissions included); and its drops, by reason, wherever they happened;
+  ``delivered_bytes`` and ``delivered_packet_bins`` per bin: transport payload bytes (and
+  packets) the destination host's IP layer accepted (a UDP datagram's data, a fragment's
+  share of it, a TCP segment's payload, retransmissions included); and its drops per bin
+  (``drop_bins``, total ``drops``), by reason, wherever they happened;
 - drops at nodes rather than queues (a router without a route, a receive buffer that is
-  full, a port nobody listens on): counts by node and reason.
+  full, a port nobody listens on): counts by node and reason, and per bin by node
+  (``node_drop_bins``). :meth:`NetworkMonitor.arrivals` and :meth:`NetworkMonitor.drops_at`
+  give a node's arriving and dropped packets per bin (a router's drop rate over time).
 
-Flows appear in ``mon.flows`` in order of their first delivered or dropped packet. All
-series are ``array``-backed: a few bytes per change or per bin, never an object per
-sample. With no monitor the simulator pays one ``is None`` check per packet per hook.
+A bin's counts cover exactly ``[k bin, (k + 1) bin)``: an event at a bin's boundary counts
+in the later bin. Flows appear in ``mon.flows`` in order of their first delivered or
+dropped packet. All series are ``array``-backed: a few bytes per change or per bin, never
+an object per sample. With no monitor the simulator pays one ``is None`` check per packet
+per hook.
 
 Times are integer nanoseconds; ``to_csv`` and ``summary`` give deterministic output.
 """
@@ -60,7 +70,8 @@ class ChannelMonitor:
     """What one channel (one direction of a link) did. See the module docstring."""
 
     __slots__ = ("name", "rate_bps", "queue_packets", "queue_bytes", "tx_bytes", "tx_packets", "busy_ns",
-                 "drops", "drops_by_reason", "drops_by_flow", "_bin")
+                 "offered_packets", "offered_bytes", "arrived_packets", "drops", "drops_by_reason",
+                 "drops_by_flow", "drop_bins_by_reason", "drop_bins_by_flow", "_offered_by_tuple", "_bin")
 
     def __init__(self, name: str, rate_bps: int, bin_ns: int):
         self.name = name
@@ -70,15 +81,38 @@ class ChannelMonitor:
         self.tx_bytes = BinnedCounter(bin_ns, "q", f"{name} tx bytes")
         self.tx_packets = 0
         self.busy_ns = BinnedCounter(bin_ns, "q", f"{name} busy ns")
+        self.offered_packets = BinnedCounter(bin_ns, "q", f"{name} offered packets")
+        self.offered_bytes = BinnedCounter(bin_ns, "q", f"{name} offered bytes")
+        self.arrived_packets = BinnedCounter(bin_ns, "q", f"{name} arrived packets")
         self.drops = BinnedCounter(bin_ns, "q", f"{name} drops")
         self.drops_by_reason: dict[str, int] = {}
         self.drops_by_flow: dict[str, int] = {}
+        self.drop_bins_by_reason: dict[str, BinnedCounter] = {}
+        self.drop_bins_by_flow: dict[str, BinnedCounter] = {}
+        # packets offered per bin per flow, keyed by the five-tuple (flow keys are strings
+        # built only when read: offered_by_flow())
+        self._offered_by_tuple: dict[tuple, BinnedCounter] = {}
         self._bin = bin_ns
 
     def __call__(self, now: int, packets: int, nbytes: int) -> None:
         """The queue holds ``packets`` packets of ``nbytes`` bytes from ``now`` on."""
         self.queue_packets.record(now, packets)
         self.queue_bytes.record(now, nbytes)
+
+    def offer(self, now: int, pkt) -> None:
+        """``pkt`` is handed to the channel (before its queue accepts or refuses it)."""
+        self.offered_packets.add(now, 1)
+        self.offered_bytes.add(now, pkt.size)
+        p = pkt.payload
+        t = (pkt.proto, pkt.src, getattr(p, "sport", 0), pkt.dst, getattr(p, "dport", 0))
+        counter = self._offered_by_tuple.get(t)
+        if counter is None:
+            counter = self._offered_by_tuple[t] = BinnedCounter(self._bin, "q")
+        counter.add(now, 1)
+
+    def arrived(self, now: int) -> None:
+        """A packet sent on this channel reached the far end at ``now``."""
+        self.arrived_packets.add(now, 1)
 
     def transmit(self, start: int, end: int, size: int) -> None:
         """A packet of ``size`` bytes is on the wire during ``[start, end)``."""
@@ -100,21 +134,49 @@ class ChannelMonitor:
         self.drops.add(now, 1)
         self.drops_by_reason[reason] = self.drops_by_reason.get(reason, 0) + 1
         self.drops_by_flow[flow] = self.drops_by_flow.get(flow, 0) + 1
+        for bins, key in ((self.drop_bins_by_reason, reason), (self.drop_bins_by_flow, flow)):
+            counter = bins.get(key)
+            if counter is None:
+                counter = bins[key] = BinnedCounter(self._bin, "q", f"{self.name} drops {key}")
+            counter.add(now, 1)
+
+    def offered_by_flow(self) -> dict[str, BinnedCounter]:
+        """Packets each flow offered to this channel per bin, ``flow key -> BinnedCounter``,
+        in order of each flow's first packet here."""
+        return {flow_key(*t): c for t, c in self._offered_by_tuple.items()}
 
     def utilisation(self, until: int | None = None) -> list[float]:
         """Fraction of each bin the wire was busy (0..1), bins from time 0."""
         return [v / self._bin for v in self.busy_ns._padded(until)]
 
+    def drop_rate(self, until: int | None = None) -> list[float]:
+        """Per bin, the fraction of the packets offered to the channel that it dropped (its
+        queue, or the wire's loss model); 0.0 for a bin in which nothing was offered. A
+        packet counts in the bin it was offered in, its drop in the bin it was dropped in
+        (the same bin for drop-tail refusals and for losses on a FIFO channel)."""
+        drops = self.drops._padded(until)
+        offered = self.offered_packets._padded(until)
+        n = max(len(drops), len(offered))
+        drops.extend([0] * (n - len(drops)))
+        offered.extend([0] * (n - len(offered)))
+        return [d / o if o else 0.0 for d, o in zip(drops, offered)]
+
     def summary(self, until: int) -> dict:
         busy = self.busy_ns.total()
+        offered = self.offered_packets.total()
+        drops = self.drops.total()
         return {
             "rate_bps": self.rate_bps,
+            "offered_packets": offered,
+            "offered_bytes": self.offered_bytes.total(),
             "tx_packets": self.tx_packets,
             "tx_bytes": self.tx_bytes.total(),
+            "arrived_packets": self.arrived_packets.total(),
             "utilisation": round(min(busy, until) / until, 6) if until else 0.0,
             "queue_max_packets": self.queue_packets.max() if len(self.queue_packets) else 0,
             "queue_max_bytes": self.queue_bytes.max() if len(self.queue_bytes) else 0,
-            "drops": self.drops.total(),
+            "drops": drops,
+            "drop_fraction": round(drops / offered, 6) if offered else 0.0,
             "drops_by_reason": dict(sorted(self.drops_by_reason.items())),
             "drops_by_flow": dict(self.drops_by_flow),
         }
@@ -124,10 +186,11 @@ class ChannelMonitor:
 
 
 class FlowMonitor:
-    """What one flow (a five-tuple) got: payload bytes delivered per bin, drops."""
+    """What one flow (a five-tuple) got: payload bytes and packets delivered per bin, drops
+    per bin and by reason."""
 
     __slots__ = ("key", "proto", "src", "sport", "dst", "dport", "delivered_bytes", "delivered_packets",
-                 "drops", "drops_by_reason")
+                 "delivered_packet_bins", "drops", "drop_bins", "drops_by_reason")
 
     def __init__(self, proto: int, src: str, sport: int, dst: str, dport: int, bin_ns: int):
         self.key = flow_key(proto, src, sport, dst, dport)
@@ -135,7 +198,9 @@ class FlowMonitor:
         self.src, self.sport, self.dst, self.dport = src, sport, dst, dport
         self.delivered_bytes = BinnedCounter(bin_ns, "q", f"{self.key} delivered bytes")
         self.delivered_packets = 0
+        self.delivered_packet_bins = BinnedCounter(bin_ns, "q", f"{self.key} delivered packets")
         self.drops = 0
+        self.drop_bins = BinnedCounter(bin_ns, "q", f"{self.key} drops")
         self.drops_by_reason: dict[str, int] = {}
 
     def throughput_bps(self, until: int | None = None) -> list[float]:
@@ -168,6 +233,7 @@ class NetworkMonitor:
         self.channels: dict[str, ChannelMonitor] = {}
         self.flows: dict[str, FlowMonitor] = {}
         self.node_drops: dict[str, dict[str, int]] = {}
+        self.node_drop_bins: dict[str, BinnedCounter] = {}
         self._by_tuple: dict[tuple, FlowMonitor] = {}
         self._watched: list = []
 
@@ -196,6 +262,7 @@ class NetworkMonitor:
         """``pkt`` was accepted by its destination host's IP layer."""
         flow = self._flow(pkt)
         flow.delivered_packets += 1
+        flow.delivered_packet_bins.add(now, 1)
         n = _payload_bytes(pkt)
         if n:
             flow.delivered_bytes.add(now, n)
@@ -203,6 +270,7 @@ class NetworkMonitor:
     def dropped(self, channel, pkt, reason: str, where: str | None, now: int) -> None:
         flow = self._flow(pkt)
         flow.drops += 1
+        flow.drop_bins.add(now, 1)
         flow.drops_by_reason[reason] = flow.drops_by_reason.get(reason, 0) + 1
         mon = self.channels.get(channel.name) if channel is not None else None
         if mon is not None:
@@ -211,6 +279,10 @@ class NetworkMonitor:
             node = where or (channel.name if channel is not None else "?")
             counts = self.node_drops.setdefault(node, {})
             counts[reason] = counts.get(reason, 0) + 1
+            bins = self.node_drop_bins.get(node)
+            if bins is None:
+                bins = self.node_drop_bins[node] = BinnedCounter(self.bin_ns, "q", f"{node} drops")
+            bins.add(now, 1)
 
     def flush(self) -> None:
         """Bring lazily kept queue records (a FIFO queue's departures) up to now."""
@@ -237,6 +309,41 @@ class NetworkMonitor:
         """Per bin (from time 0 to now), the fraction of time the channel's wire was busy."""
         return self.channel(channel_name).utilisation(self.sim.env.now)
 
+    def _node_name(self, node) -> str:
+        name = getattr(node, "name", node)
+        if name not in self.sim.nodes:
+            raise KeyError(f"no host or router called {name!r}; known: {sorted(self.sim.nodes)}")
+        return name
+
+    def _sum_bins(self, counters, until: int | None) -> list[int]:
+        n = -(-(self.sim.env.now if until is None else until) // self.bin_ns)
+        out = [0] * n
+        for c in counters:
+            for i, v in enumerate(c.bins.tolist()[:n]):
+                out[i] += v
+        return out
+
+    def arrivals(self, node, until: int | None = None) -> list[int]:
+        """Packets that arrived at ``node`` (a router or host, or its name) over its monitored
+        links, per bin from time 0 to ``until`` ns (default: now)."""
+        name = self._node_name(node)
+        channels = [self.channels[ch.name] for ch in self._watched
+                    if ch.dst.name == name and ch.name in self.channels]
+        return self._sum_bins([m.arrived_packets for m in channels], until)
+
+    def drops_at(self, node, until: int | None = None) -> list[int]:
+        """Packets ``node`` dropped per bin (from time 0 to ``until`` ns, default now): drops
+        at the node itself (no route, TTL, a full receive buffer...) plus drops by the
+        queues of its output ports. Losses on the wire (reason ``"loss"``) are not the
+        node's and are left out. With :meth:`arrivals`, a router's drop rate over time."""
+        name = self._node_name(node)
+        counters = [self.node_drop_bins[name]] if name in self.node_drop_bins else []
+        for ch in self._watched:
+            mon = self.channels.get(ch.name)
+            if ch.src.name == name and mon is not None:
+                counters.extend(c for reason, c in mon.drop_bins_by_reason.items() if reason != "loss")
+        return self._sum_bins(counters, until)
+
     def summary(self) -> dict:
         """JSON-able totals per channel, per flow and per node."""
         self.flush()
@@ -251,9 +358,11 @@ class NetworkMonitor:
         }
 
     def to_csv(self, directory) -> list[str]:
-        """Write ``queues.csv`` (occupancy at every change), ``links.csv`` (per bin: bytes sent,
-        busy time, drops per channel), ``flows.csv`` (per bin: bytes delivered per flow) and
-        ``drops.csv`` (counts by where, flow and reason). Returns the paths written."""
+        """Write ``queues.csv`` (occupancy at every change), ``links.csv`` (per bin and channel:
+        bytes sent, busy time, drops, packets and bytes offered, packets arrived),
+        ``flows.csv`` (per bin and flow: payload bytes delivered — the column named by the
+        flow key — packets delivered, drops) and ``drops.csv`` (counts by where, flow and
+        reason). Returns the paths written."""
         self.flush()
         out = Path(directory)
         os.makedirs(out, exist_ok=True)
@@ -268,7 +377,14 @@ class NetworkMonitor:
             links.append((f"{name} tx_bytes", mon.tx_bytes))
             links.append((f"{name} busy_ns", mon.busy_ns))
             links.append((f"{name} drops", mon.drops))
-        flows = [(key, f.delivered_bytes) for key, f in self.flows.items()]
+            links.append((f"{name} offered_packets", mon.offered_packets))
+            links.append((f"{name} offered_bytes", mon.offered_bytes))
+            links.append((f"{name} arrived_packets", mon.arrived_packets))
+        flows = []
+        for key, f in self.flows.items():
+            flows.append((key, f.delivered_bytes))
+            flows.append((f"{key} delivered_packets", f.delivered_packet_bins))
+            flows.append((f"{key} drops", f.drop_bins))
         for fname, cols in (("queues.csv", queues), ("links.csv", links), ("flows.csv", flows)):
             path = out / fname
             if fname != "queues.csv":

@@ -24,8 +24,14 @@ are dropped. A router is what Linux does with ``net.ipv4.ip_forward = 1``
   the value path MTU discovery converges to — without the first packets it loses on the
   way there (ICMP fragmentation-needed is not modelled). A packet that is still too big
   for the output port is dropped (reason ``"mtu"``).
-- **Packets for the router itself** (its own address): UDP gets ICMP port unreachable as a
-  router with no listening socket would send; anything else is dropped (``"local"``).
+- **Packets for the router itself** (its own address, or its name through
+  :meth:`Simulation.resolve_name`): the router runs no programs, so it answers as a Linux
+  router with no socket on the port: UDP gets ICMP port unreachable (``__udp4_lib_rcv`` ->
+  ``icmp_send``; a connected socket then fails with ECONNREFUSED), a TCP segment gets a RST
+  (``tcp_v4_send_reset``; ``connect`` fails with ECONNREFUSED at once); both are dropped
+  here with reason ``"no_port"`` / ``"no_socket"`` as on a host. ICMP for the router is
+  dropped (``"local"``): echo is not modelled. Pinned against a real forwarding namespace
+  in ``tests/net/test_router_names.py``.
 
 Forwarding tables come from :meth:`simsock.sim.Simulation.next_hop` (shortest paths by delay
 with networkx, computed once per router and recomputed lazily when the topology changes);
@@ -41,7 +47,8 @@ from __future__ import annotations
 import simpy
 
 from simsock.host import Host, Node
-from simsock.net.packet import PROTO_ICMP, PROTO_UDP, IcmpError, Packet
+from simsock.net.packet import PROTO_ICMP, PROTO_TCP, PROTO_UDP, IcmpError, Packet
+from simsock.tcp.listener import reset_for
 
 __all__ = ["Router"]
 
@@ -77,6 +84,7 @@ class Router(Node):
         self._table: dict[str, object] = {}     # dst ip -> output Channel or None
         self._icmp_tokens: dict[str, tuple[int, int]] = {}
         self.icmp_sent = 0
+        self.resets_sent = 0
 
     # -- addresses ------------------------------------------------------------------------
     def owns(self, ip: str) -> bool:
@@ -90,6 +98,8 @@ class Router(Node):
         table = self._table
         if dst_ip in table:
             return table[dst_ip]
+        if not table:
+            self.sim._filled_route_caches.append(table)     # cleared on a topology change
         channel = table[dst_ip] = self.sim.next_hop(self, dst_ip)
         return channel
 
@@ -145,8 +155,22 @@ class Router(Node):
         if pkt.proto == PROTO_UDP:
             self._drop(pkt, "no_port")
             self._send_unreachable(pkt, ICMP_PORT_UNREACH)
+        elif pkt.proto == PROTO_TCP:
+            self._drop(pkt, "no_socket")
+            self._send_reset(pkt)
         else:
             self._drop(pkt, "local")
+
+    def _send_reset(self, offending: Packet) -> None:
+        """tcp_v4_send_reset: the RST answering a segment that reaches no socket (none for a
+        RST); not rate limited."""
+        rst = reset_for(offending.payload)
+        out = self.output_port(offending.src) if rst is not None else None
+        if out is None:
+            return
+        sim = self.sim
+        self.resets_sent += 1
+        out.send(Packet(sim._next_uid(), self.address, offending.src, PROTO_TCP, rst, sim.env.now))
 
     def _send_unreachable(self, offending: Packet, code: int) -> None:
         """icmp_send(ICMP_DEST_UNREACH): never about an ICMP error, rate limited per source."""
@@ -171,6 +195,7 @@ class Router(Node):
             "forwarded": self.forwarded,
             "local": self.delivered_local,
             "icmp_sent": self.icmp_sent,
+            "resets_sent": self.resets_sent,
             "dropped": dict(sorted(self.drops.items())),
             "ports": {ch.name: ch.port_stats() for ch in self.ports()},
         }

@@ -28,7 +28,7 @@ import threading
 import time
 
 from simsock.constants import AF_INET, SOCK_STREAM
-from simsock.real.sockets import RealSocket, plain
+from simsock.real.sockets import RealSocket, plain, recorded_call
 
 
 def _fd_of(obj) -> int:
@@ -169,20 +169,12 @@ class RealKernel:
             return out
         r_in, w_in, x_in = unwrap(rlist), unwrap(wlist), unwrap(xlist)
         wake = world._wake_r
-        world._enter_call("select")
-        try:
+
+        def do():
             r, w, x = _select.select(r_in + [wake] if isinstance(r_in, list) else r_in, w_in, x_in, timeout)
-        except BaseException as exc:
-            world._leave_call()
-            world._check_abort()
-            world._record("select", -1, args, None, exc)
-            raise
-        world._leave_call()
-        world._check_abort()
-        back = lambda objs: [wrapped.get(id(o), o) for o in objs if o is not wake]   # noqa: E731
-        result = (back(r), back(w), back(x))
-        world._record("select", -1, args, plain(result), None)
-        return result
+            back = lambda objs: [wrapped.get(id(o), o) for o in objs if o is not wake]   # noqa: E731
+            return back(r), back(w), back(x)
+        return recorded_call(world, "select", -1, args, do)
 
     def poll(self) -> "RealPoll":
         return RealPoll(self._world)
@@ -226,86 +218,29 @@ def _outq(sock: RealSocket) -> int:
     return int.from_bytes(buf, "little", signed=True)
 
 
-def _wait_call(world, call: str, fd: int, args, fn, wake_fd: int, to_trace):
-    """Shared body of poll.poll and epoll.poll: run, drop the wake-up pipe, record."""
-    world._check_abort()
-    world._enter_call(call)
-    try:
-        events = fn()
-    except BaseException as exc:
-        world._leave_call()
-        world._check_abort()
-        world._record(call, fd, args, None, exc)
-        raise
-    world._leave_call()
-    world._check_abort()
-    events = [(f, ev) for f, ev in events if f != wake_fd]
-    world._record(call, fd, args, to_trace(events), None)
-    return events
-
-
 def _events_for_trace(events):
     return [[{"fd": f}, ev] for f, ev in events]
 
 
-class RealPoll:
-    """``select.poll`` with recording; ``await p.poll(timeout_ms)``."""
+class _RealWatchSet:
+    """What :class:`RealPoll` and :class:`RealEpoll` share: a :mod:`select` object
+    (``_obj``) that also watches the world's wake-up pipe, whose calls are recorded as
+    ``<_name>.register`` etc. on descriptor ``_trace_fd()``."""
 
-    def __init__(self, world):
+    _name = ""
+
+    def __init__(self, world, obj):
         self._world = world
-        self._poll = _select.poll()
-        self._poll.register(world._wake_r, _select.POLLIN)
+        self._obj = obj
+
+    def _trace_fd(self) -> int:
+        return -1
 
     def _plain_call(self, call, args, fn):
+        """A call that never waits: recorded, but not shown as the thread's current call."""
         world = self._world
         world._check_abort()
-        try:
-            result = fn()
-        except BaseException as exc:
-            world._record(call, -1, args, None, exc)
-            raise
-        world._record(call, -1, args, None, None)
-        return result
-
-    def register(self, fd, eventmask: int = _select.POLLIN | _select.POLLPRI | _select.POLLOUT) -> None:
-        n = _fd_of(fd)
-        return self._plain_call("poll.register", [{"fd": n}, eventmask], lambda: self._poll.register(n, eventmask))
-
-    def modify(self, fd, eventmask: int) -> None:
-        n = _fd_of(fd)
-        return self._plain_call("poll.modify", [{"fd": n}, eventmask], lambda: self._poll.modify(n, eventmask))
-
-    def unregister(self, fd) -> None:
-        n = _fd_of(fd)
-        return self._plain_call("poll.unregister", [{"fd": n}], lambda: self._poll.unregister(n))
-
-    async def poll(self, timeout_ms: float | None = None):
-        return _wait_call(self._world, "poll.poll", -1, [timeout_ms], lambda: self._poll.poll(timeout_ms),
-                          self._world._wake_r, _events_for_trace)
-
-
-class RealEpoll:
-    """``select.epoll`` with recording; ``await ep.poll(timeout, maxevents)``."""
-
-    def __init__(self, world, ep):
-        self._world = world
-        self._ep = ep
-        self._fd = ep.fileno()
-        # The wake-up pipe: level-triggered, so every waiter sees it once the world stops.
-        ep.register(world._wake_r, _select.EPOLLIN)
-        world._adopt_file(ep)
-
-    def fileno(self) -> int:
-        return self._ep.fileno()
-
-    @property
-    def closed(self) -> bool:
-        return self._ep.closed
-
-    def _plain_call(self, call, args, fn):
-        world = self._world
-        world._check_abort()
-        fd = self._ep.fileno() if not self._ep.closed else self._fd
+        fd = self._trace_fd()
         try:
             result = fn()
         except BaseException as exc:
@@ -314,25 +249,72 @@ class RealEpoll:
         world._record(call, fd, args, None, None)
         return result
 
-    def register(self, fd, eventmask: int = _select.EPOLLIN | _select.EPOLLPRI | _select.EPOLLOUT) -> None:
+    def _register(self, fd, eventmask: int) -> None:
         n = _fd_of(fd)
-        return self._plain_call("epoll.register", [{"fd": n}, eventmask], lambda: self._ep.register(n, eventmask))
+        return self._plain_call(f"{self._name}.register", [{"fd": n}, eventmask],
+                                lambda: self._obj.register(n, eventmask))
 
     def modify(self, fd, eventmask: int) -> None:
         n = _fd_of(fd)
-        return self._plain_call("epoll.modify", [{"fd": n}, eventmask], lambda: self._ep.modify(n, eventmask))
+        return self._plain_call(f"{self._name}.modify", [{"fd": n}, eventmask], lambda: self._obj.modify(n, eventmask))
 
     def unregister(self, fd) -> None:
         n = _fd_of(fd)
-        return self._plain_call("epoll.unregister", [{"fd": n}], lambda: self._ep.unregister(n))
+        return self._plain_call(f"{self._name}.unregister", [{"fd": n}], lambda: self._obj.unregister(n))
+
+    def _wait(self, fd: int, args: list, fn):
+        """poll.poll / epoll.poll: the real wait ``fn()``, without the wake-up pipe."""
+        wake_fd = self._world._wake_r
+        return recorded_call(self._world, f"{self._name}.poll", fd, args,
+                             lambda: [(f, ev) for f, ev in fn() if f != wake_fd], _events_for_trace)
+
+
+class RealPoll(_RealWatchSet):
+    """``select.poll`` with recording; ``await p.poll(timeout_ms)``."""
+
+    _name = "poll"
+
+    def __init__(self, world):
+        super().__init__(world, _select.poll())
+        self._obj.register(world._wake_r, _select.POLLIN)
+
+    def register(self, fd, eventmask: int = _select.POLLIN | _select.POLLPRI | _select.POLLOUT) -> None:
+        return self._register(fd, eventmask)
+
+    async def poll(self, timeout_ms: float | None = None):
+        return self._wait(-1, [timeout_ms], lambda: self._obj.poll(timeout_ms))
+
+
+class RealEpoll(_RealWatchSet):
+    """``select.epoll`` with recording; ``await ep.poll(timeout, maxevents)``."""
+
+    _name = "epoll"
+
+    def __init__(self, world, ep):
+        super().__init__(world, ep)
+        self._fd = ep.fileno()
+        # The wake-up pipe: level-triggered, so every waiter sees it once the world stops.
+        ep.register(world._wake_r, _select.EPOLLIN)
+        world._adopt_file(ep)
+
+    def fileno(self) -> int:
+        return self._obj.fileno()
+
+    @property
+    def closed(self) -> bool:
+        return self._obj.closed
+
+    def _trace_fd(self) -> int:
+        return self._obj.fileno() if not self._obj.closed else self._fd
+
+    def register(self, fd, eventmask: int = _select.EPOLLIN | _select.EPOLLPRI | _select.EPOLLOUT) -> None:
+        return self._register(fd, eventmask)
 
     def close(self) -> None:
         def do():
-            self._world._forget_file(self._ep)
-            self._ep.close()
+            self._world._forget_file(self._obj)
+            self._obj.close()
         return self._plain_call("epoll.close", [], do)
 
     async def poll(self, timeout: float = -1, maxevents: int = -1):
-        fd = self._ep.fileno()
-        return _wait_call(self._world, "epoll.poll", fd, [timeout, maxevents],
-                          lambda: self._ep.poll(timeout, maxevents), self._world._wake_r, _events_for_trace)
+        return self._wait(self._obj.fileno(), [timeout, maxevents], lambda: self._obj.poll(timeout, maxevents))

@@ -70,22 +70,7 @@ class RealSocket:
     # -- the recording wrapper -----------------------------------------------------------
     def _call(self, call: str, args: list, fn, result_for_trace=None):
         """Run the real call ``fn()``, record it, and return its result (or re-raise)."""
-        world = self._world
-        world._check_abort()
-        fd = self._sock.fileno()
-        world._enter_call(call)
-        try:
-            result = fn()
-        except BaseException as exc:
-            world._leave_call()
-            world._check_abort()
-            world._record(call, fd, args, None, exc)
-            raise
-        world._leave_call()
-        world._check_abort()
-        traced = result if result_for_trace is None else result_for_trace(result)
-        world._record(call, fd, args, traced, None)
-        return result
+        return recorded_call(self._world, call, self._sock.fileno(), args, fn, result_for_trace)
 
     def _resolve(self, address):
         return self._world._resolve_address(address)
@@ -222,6 +207,27 @@ class RealSocket:
     async def recvfrom_into(self, buffer, nbytes: int = 0, *flags):
         args = [len(memoryview(buffer)), *([nbytes] if nbytes or flags else []), *flags]
         return self._call("recvfrom_into", args, lambda: self._sock.recvfrom_into(buffer, nbytes, *flags))
+
+
+def recorded_call(world, call: str, fd: int, args: list, fn, result_for_trace=None):
+    """Run the real system call ``fn()`` as the current thread's ``call`` (what a stopped
+    world reports the thread was in), record it on descriptor ``fd`` with ``args`` and its
+    result (``result_for_trace(result)`` if given) or its failure, and return the result or
+    re-raise. A world that was stopped meanwhile aborts the thread first."""
+    world._check_abort()
+    world._enter_call(call)
+    try:
+        result = fn()
+    except BaseException as exc:
+        world._leave_call()
+        world._check_abort()
+        world._record(call, fd, args, None, exc)
+        raise
+    world._leave_call()
+    world._check_abort()
+    traced = result if result_for_trace is None else result_for_trace(result)
+    world._record(call, fd, args, traced, None)
+    return result
 
 
 def plain(value):

@@ -251,9 +251,10 @@ class TcpConnection(Receiver, Sender, Recovery):
         seg = Segment(self.local[1], self.remote[1], seq & MASK, self.rcv_nxt & MASK, flags,
                       win, payload,
                       ts=((now // 1_000_000) & MASK, self.ts_recent) if self.ts_ok else None)
-        if self.sack_rx:
+        sack = self.sack_rx
+        if sack.blocks or sack.dsack is not None:     # bool(sack), without the call
             seg.sack = tuple((s & MASK, e & MASK)
-                             for s, e in self.sack_rx.take(max_sack_blocks(self.ts_ok)))
+                             for s, e in sack.take(max_sack_blocks(self.ts_ok)))
         self.stats_segments_sent += 1
         if flags & ACK:
             self._ack_sent()
@@ -421,6 +422,15 @@ class TcpConnection(Receiver, Sender, Recovery):
 
     def recv(self, n: int, now: int, peek: bool = False) -> bytes:
         """tcp_recvmsg_locked, non-blocking."""
+        data = self.recv_or_none(n, now, peek)
+        if data is None:
+            raise os_error(E.EAGAIN)
+        return data
+
+    def recv_or_none(self, n: int, now: int, peek: bool = False) -> bytes | None:
+        """:meth:`recv`, returning None instead of raising EAGAIN (which changes nothing):
+        the kernel's hot path, where an exception per empty read would cost more than
+        the read."""
         if self.state == "LISTEN":
             raise os_error(E.ENOTCONN)
         q = self.rcvq
@@ -442,7 +452,7 @@ class TcpConnection(Receiver, Sender, Recovery):
             return b""
         if self.state == "CLOSE":
             raise os_error(E.ENOTCONN)
-        raise os_error(E.EAGAIN)
+        return None
 
     def _cleanup_rbuf(self, copied: int, now: int) -> None:
         """tcp_cleanup_rbuf: ACK now if due, or if the read at least doubled the window."""
@@ -625,10 +635,13 @@ class TcpConnection(Receiver, Sender, Recovery):
 
     # ================================================================== time side
     def next_deadline(self) -> int | None:
-        best = None
-        for t in (self.rto_at, self.delack_at, self.tw_at):
-            if t is not None and (best is None or t < best):
-                best = t
+        best = self.rto_at
+        t = self.delack_at
+        if t is not None and (best is None or t < best):
+            best = t
+        t = self.tw_at
+        if t is not None and (best is None or t < best):
+            best = t
         return best
 
     def handle_timer(self, now: int) -> None:
@@ -695,8 +708,7 @@ class TcpConnection(Receiver, Sender, Recovery):
     def segments_to_send(self, now: int) -> list[Segment]:
         out = self._out
         self._out = []
-        if self.state in _SYNCHRONIZED_SEND and not self.shutdown_flags & SEND_SHUTDOWN or (
-                self.fin_queued and self.state in _SYNCHRONIZED_SEND):
+        if self.state in _SYNCHRONIZED_SEND and (not self.shutdown_flags & SEND_SHUTDOWN or self.fin_queued):
             self._write_xmit(now, out)
         if self.ack_now and self.state not in ("CLOSE", "SYN_SENT", "LISTEN") and not self.finished:
             out.append(self._make_segment(self.snd_nxt, ACK, now))

@@ -69,7 +69,7 @@ class Sender:
         if mw > 536 and mss > mw >> 1:
             mss = max(mw >> 1, 68 - 32)
         sack = self.sack_rx
-        if sack:
+        if sack.blocks or sack.dsack is not None:
             # tcp_current_mss: SACK blocks on this segment take room from the payload.
             n = len(sack.blocks) + (sack.dsack is not None)
             mss -= 4 + 8 * min(n, max_sack_blocks(self.ts_ok))
@@ -96,6 +96,23 @@ class Sender:
 
     # ------------------------------------------------------------------ transmit
     def _write_xmit(self, now: int, out: list) -> None:
+        sq = self.sendq
+        if self.snd_nxt >= sq.end and self.retrans_out >= self.lost_out and (self.fin_sent or not self.fin_queued):
+            # Nothing to send (most calls: after a read, an ACK, a timer): only the
+            # bookkeeping that ends the loop below, which would stop application-limited.
+            tp = self.tp
+            n = len(self.records)
+            if n > self.max_packets_out or not self.max_packets_out_valid:
+                self.max_packets_out = n
+                self.max_packets_out_valid = True
+            if tp.snd_cwnd < tp.snd_ssthresh:
+                tp.is_cwnd_limited = tp.snd_cwnd < 2 * self.max_packets_out
+            else:
+                tp.is_cwnd_limited = False
+            if self.limit_kind != 3:
+                self._limit_state(3, now)
+            tp.max_packets_out = self.max_packets_out
+            return
         tp = self.tp
         cwnd = tp.snd_cwnd
         records = self.records

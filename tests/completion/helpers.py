@@ -15,6 +15,16 @@ def world(cores: int = 2, profile: str = "linux", delay: str = "1ms", seed: int 
     return sim, server, client
 
 
+def run_one(program, cores: int = 2, until=None, profile: str = "linux"):
+    """Run ``program(k, out)`` on one host with ``cores`` cores; returns ``(out, sim)``."""
+    sim = simsock.Simulation(seed=1, profile=profile)
+    host = sim.add_host("h", cores=cores)
+    out = {}
+    host.spawn(program, out)
+    sim.run(until=until)
+    return out, sim
+
+
 async def run_on_cpu(k, seconds: float) -> None:
     """Application work that keeps the thread *running* for ``seconds``: ``k.compute``
     when the CPU model is installed, else a wait marked as CPU work (which is how the

@@ -10,16 +10,7 @@ import simsock
 from simsock import AF_INET, SOCK_DGRAM
 from simsock.kernel.completion import ERROR_OPERATION_ABORTED
 
-from .helpers import run_on_cpu, tcp_pair, world
-
-
-def run_one(program, cores=2, until=None, profile="linux"):
-    sim = simsock.Simulation(seed=1, profile=profile)
-    host = sim.add_host("h", cores=cores)
-    out = {}
-    host.spawn(program, out)
-    sim.run(until=until)
-    return out, sim
+from .helpers import run_on_cpu, run_one, tcp_pair, world
 
 
 def test_echo_through_overlapped_recv_and_send():

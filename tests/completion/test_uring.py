@@ -6,19 +6,9 @@ import errno
 
 import pytest
 
-import simsock
 from simsock.kernel.uring import IORING_SQ_CQ_OVERFLOW
 
-from .helpers import tcp_pair
-
-
-def run_one(program, cores=2, until=None):
-    sim = simsock.Simulation(seed=1)
-    host = sim.add_host("h", cores=cores)
-    out = {}
-    host.spawn(program, out)
-    sim.run(until=until)
-    return out, sim
+from .helpers import run_one, tcp_pair
 
 
 def test_sizes_round_up_and_cq_is_twice_sq():

@@ -191,7 +191,7 @@ def test_node_drops_and_csv_and_summary(tmp_path):
     assert [os.path.basename(p) for p in paths] == ["queues.csv", "links.csv", "flows.csv", "drops.csv"]
     with open(paths[2]) as f:
         header = f.readline().strip().split(",")
-    assert header == ["time_ns", flow.key]
+    assert header == ["time_ns", flow.key, f"{flow.key} delivered_packets", f"{flow.key} drops"]
     sim2, mon2 = build()
     paths2 = mon2.to_csv(tmp_path / "b")
     for p, q in zip(paths, paths2):

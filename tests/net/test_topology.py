@@ -3,11 +3,13 @@ chain helpers."""
 
 from __future__ import annotations
 
+import json
+
 import networkx as nx
 import pytest
 
 import simsock
-from simsock import AF_INET, SOCK_DGRAM
+from simsock import AF_INET, SOCK_DGRAM, Simulation
 from simsock.net.qdisc import RED, DropTail
 from simsock.topology import from_graph
 from models.topologies import chain, dumbbell, star
@@ -150,3 +152,35 @@ def test_star_and_chain():
     sim.run()
     assert len(log) == 3
     assert [r.forwarded for r in routers] == [3, 3, 3, 3]
+
+
+@pytest.mark.parametrize("helper", ["dumbbell", "star", "chain"])
+def test_topology_helpers_default_to_the_simulations_trace_and_take_trace(helper):
+    """Like Simulation() and from_graph(), a helper traces everything unless told otherwise;
+    trace= reaches the simulation it makes, and is refused with a simulation it extends."""
+    fn = {"dumbbell": dumbbell, "star": star, "chain": chain}[helper]
+    default = Simulation()
+    sim = fn()[0]
+    flags = ("want_syscalls", "want_packets", "want_events")
+    assert [getattr(sim.trace, f) for f in flags] == [getattr(default.trace, f) for f in flags] == [True] * 3
+    assert [getattr(fn(trace=False)[0].trace, f) for f in flags] == [False] * 3
+    assert [getattr(fn(trace=("event",))[0].trace, f) for f in flags] == [False, False, True]
+    with pytest.raises(ValueError, match="only when the helper makes the simulation"):
+        fn(sim=Simulation(), trace=False)
+
+
+def test_untraced_dumbbell_runs_the_same_and_records_nothing():
+    """trace=False changes what is recorded, never what happens."""
+    def run(trace):
+        sim, left, right, _ = dumbbell(None, 1, 1, trace=trace)
+        log = []
+        right[0].spawn(echo_count(log))
+        left[0].spawn(send(("right1", 9000), 5))
+        sim.run()
+        return sim, log
+
+    traced, log1 = run(None)
+    quiet, log2 = run(False)
+    assert log1 == log2 and len(log1) == 5
+    assert len(quiet.trace) == 0 < len(traced.trace)
+    assert json.dumps(quiet.stats(), sort_keys=True) == json.dumps(traced.stats(), sort_keys=True)
