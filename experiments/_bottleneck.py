@@ -1,5 +1,5 @@
 """Shared by ``router_congestion`` and ``qdisc_compare``: TCP flows, and optionally a UDP
-flood, through the bottleneck of a dumbbell, watched bin by bin. (A private module: the
+flood, through the bottleneck of a dumbbell, recorded per time bin. (A private module: the
 runner skips names starting with ``_``.)
 
 World (:func:`models.topologies.dumbbell`): ``left1..leftN+1`` — ``r1`` ==bottleneck==

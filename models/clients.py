@@ -158,7 +158,7 @@ async def game_client(k, server_addr, *, period=0.1, size=100, count=None, start
         nonlocal seq
         while count is None or seq < count:
             n = burst if count is None else min(burst, count - seq)
-            start = k.now
+            start = k.now if fixed_rate else 0.0
             if gap:
                 for i in range(n):
                     await s.sendall(make_update(client_id, seq, k.now_ns, size))

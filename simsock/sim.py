@@ -9,6 +9,7 @@ run is a pure function of (world, programs, seed).
 
 from __future__ import annotations
 
+import copy
 import errno
 import gc
 import heapq
@@ -18,7 +19,7 @@ import networkx as nx
 import simpy
 
 from simsock.errors import SimulationError
-from simsock.kernel.thread import ThreadFailed, failure_error, wait_event
+from simsock.kernel.thread import RUNNING, ThreadFailed, failure_error, wait_event
 from simsock.net.link import Channel, Link
 from simsock.profiles import get_profile
 from simsock.rng import RandomStreams
@@ -77,6 +78,25 @@ def _run_events(env: simpy.Environment, until_ns: int | None) -> None:
             raise exc
     if until_ns is not None and env._now < until_ns:
         env._now = until_ns
+
+
+def qdisc_factory(qdisc, what: str):
+    """What ``qdisc=`` may be, as a zero-argument callable returning a new queue discipline
+    for each port: None; a callable (a Qdisc class, a function, a lambda); or an *unused*
+    discipline instance (``DropTail(packets=64)``), which serves as a template copied for
+    every port, since each port needs a queue of its own."""
+    if qdisc is None or isinstance(qdisc, type):
+        return qdisc
+    if hasattr(qdisc, "enqueue") and hasattr(qdisc, "dequeue"):
+        if getattr(qdisc, "on_drop", None) is not None or len(qdisc):
+            raise ValueError(f"{what}: {qdisc!r} is already in use on a port; give a new one, e.g. "
+                             f"qdisc={type(qdisc).__name__}(...), or a callable that returns a new one")
+        template = copy.deepcopy(qdisc)
+        return lambda: copy.deepcopy(template)
+    if callable(qdisc):
+        return qdisc
+    raise TypeError(f"{what} must be a queue discipline such as simsock.DropTail(packets=64), or a callable "
+                    f"that returns a new one for each port; got {type(qdisc).__name__} {qdisc!r}")
 
 
 #: Cost of passing *through* a host on a path: hosts do not forward, so routing takes a path
@@ -147,6 +167,7 @@ class Simulation:
         to happen. A program that raises stops the run with SimulationError."""
         env = self.env
         gc_threshold = _relax_gc()
+        previous, RUNNING.sim = RUNNING.sim, self
         try:
             if until is None:
                 _run_events(env, None)
@@ -162,6 +183,7 @@ class Simulation:
         except simpy.core.EmptySchedule:       # pragma: no cover - SimPy handles it
             pass
         finally:
+            RUNNING.sim = previous
             if gc_threshold is not None:
                 gc.set_threshold(*gc_threshold)
 
@@ -198,8 +220,10 @@ class Simulation:
     def add_router(self, name: str, qdisc=None, queue=None, processing_delay=0):
         """A new router: a store-and-forward node with one output queue per port.
 
-        qdisc: a callable returning a new queue discipline, used for each output port (the
-        link's own ``qdisc=`` wins), e.g. ``qdisc=lambda: simsock.RED(...)``; queue: packet
+        qdisc: the queue discipline of each output port (the link's own ``qdisc=`` wins):
+        an unused instance such as ``simsock.DropTail(packets=64)``, copied for every port
+        (each port has its own queue and counters, in ``sim.stats()["routers"]``), or a
+        callable returning a new one per port, e.g. ``qdisc=lambda: simsock.RED(...)``; queue: packet
         limit of each output port's default drop-tail queue (default: the profile's
         txqueuelen; the link's own ``queue=`` wins); processing_delay: seconds or "50us"
         between a packet's arrival and its enqueueing on the output port (default 0).
@@ -207,11 +231,7 @@ class Simulation:
         """
         from simsock.net.router import Router
         self._check_name(name)
-        if qdisc is not None and not callable(qdisc):
-            hint = f"qdisc=lambda: {type(qdisc).__name__}(...)" if hasattr(qdisc, "enqueue") else \
-                "qdisc=lambda: simsock.DropTail(packets=64)"
-            raise TypeError(f"add_router(qdisc=) must be a callable that returns a new queue discipline "
-                            f"for each output port, e.g. {hint}; got {qdisc!r}")
+        qdisc = qdisc_factory(qdisc, "add_router(qdisc=)")
         if queue is not None:
             queue = parse_size(queue, what="router queue")
             if queue < 1:
@@ -283,7 +303,8 @@ class Simulation:
         rate: bits/s or "100Mbit"; delay: one-way propagation, seconds or "10ms";
         loss: probability each packet is lost (or a loss model object); mtu: bytes;
         queue: transmit queue limit in packets (default: the profile's txqueuelen);
-        qdisc: a callable returning a fresh queue discipline per direction (overrides queue).
+        qdisc: the queue discipline of each direction (overrides queue): an unused instance,
+        copied for each direction, or a callable returning a new one per direction.
         """
         a, b = self._node(a), self._node(b)
         if a is b:
@@ -304,9 +325,7 @@ class Simulation:
         queue_packets = self.profile.txqueuelen if queue is None else parse_size(queue, what="queue")
         if queue_packets < 1:
             raise ValueError(f"queue must hold at least one packet, got {queue!r}")
-        if qdisc is not None and not callable(qdisc):
-            raise TypeError("qdisc must be a callable returning a new queue discipline for each direction, "
-                            "e.g. qdisc=lambda: simsock.DropTail(packets=64)")
+        qdisc = qdisc_factory(qdisc, "add_link(qdisc=)")
         if self.graph.has_edge(a.name, b.name):
             raise ValueError(f"{a.name!r} and {b.name!r} are already linked")
         # A router's output ports take the router's queue settings unless the link has its own.

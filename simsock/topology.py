@@ -13,7 +13,8 @@
 Nodes are created in the graph's node order and links in its edge order, so the same
 graph always builds the same world (addresses, stream names, tie-breaks in routing).
 Node attributes: ``kind`` ("host" or "router", default host); for hosts ``cores``; for
-routers ``qdisc`` (a callable returning a new queue discipline per output port), ``queue``
+routers ``qdisc`` (a queue discipline, copied for each output port, or a callable returning
+a new one per port), ``queue``
 (packet limit of each port's drop-tail queue) and ``processing_delay``. Edge attributes are
 :meth:`Simulation.add_link`'s: ``rate``, ``delay``, ``loss``, ``queue``, ``mtu``, ``qdisc``,
 ``jitter``. Anything else is refused, so that a misspelt attribute does not silently build

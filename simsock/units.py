@@ -63,18 +63,24 @@ def parse_time(value, *, what: str = "time") -> int:
 def parse_rate(value, *, what: str = "rate") -> int:
     """Bits per second (number) or a string such as ``"100Mbit"`` -> integer bits per second.
 
-    Units follow tc(8): ``bit``/``kbit``/``mbit``/``gbit`` (and ``bps``-style spellings) are
-    bits; ``B``-suffixed (``kB``, ``MB``) are bytes per second.
+    A lower-case ``b`` is a bit and an upper-case ``B`` a byte, as in SI and IEC usage:
+    ``bit``/``kbit``/``Mbit``/``Gbit`` (tc(8)'s spellings), ``Mb``, ``Mbps`` and ``Mbit/s``
+    are bits per second; ``B``, ``kB``, ``MB``, ``MBps``, ``MB/s`` are bytes per second (x8).
+    The prefix's case does not matter (``mbit`` = ``Mbit``).
     """
     if isinstance(value, str):
         number, unit = _split(value, what, "100Mbit")
-        key = unit.lower().removesuffix("/s")
-        if unit in ("kB", "MB", "GB", "B"):
-            key = unit.lower()
-        elif key in ("", "bit", "bits"):
-            key = "bit"
-        elif key.endswith("bits"):
-            key = key[:-1]
+        base = unit.removesuffix("/s").removesuffix("ps")
+        if base.endswith("B") and base[:-1].lower() in ("", "k", "m", "g"):
+            key = base.lower()                  # bytes per second
+        else:
+            key = base.lower()
+            if key in ("", "bit", "bits", "b"):
+                key = "bit"
+            elif key.endswith("bits"):
+                key = key[:-1]
+            elif key.endswith("b"):
+                key += "it"                     # Mb -> mbit
         if key not in _RATE_UNITS:
             raise ValueError(f"unknown rate unit {unit!r} in {value!r}; use bit, kbit, Mbit, Gbit (or kB, MB for bytes/s)")
         bps = number * _RATE_UNITS[key]

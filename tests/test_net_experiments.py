@@ -60,6 +60,34 @@ def test_router_congestion_numbers_say_what_the_claims_say():
     assert any(f.startswith("C5.7: TCP's total goodput fell only to 50.0%") for f in m.check(kept))
 
 
+def test_bottleneck_record_adds_up_bin_by_bin():
+    """The record comes from one run's monitor series; bin by bin they must agree with each
+    other: every bottleneck drop is some flow's and has a reason, a drop-tail port drops no
+    more than it was offered, r1 drops at least what its bottleneck port does, and bytes read
+    by a TCP reader never run ahead of bytes delivered to its host."""
+    record = bn.run_dumbbell(2, n_tcp=2, duration=2.0, bin_ms=25.0, bottleneck_rate="5Mbit",
+                             bottleneck_delay="10ms", access_rate="50Mbit", access_delay="1ms", queue=20,
+                             flood_factor=1.5, flood_start=1.0)
+    n = record["n_bins"]
+    bott = record["bottleneck"]
+    flows = record["flows"]
+    assert n == 80 and all(len(v) == n for v in (bott["offered"], bott["drops"], bott["utilisation"]))
+    assert sum(bott["drops"]) > 0 and set(bott["drops_by_reason"]) == {"queue_full"}
+    for k in range(n):
+        assert bott["drops"][k] == sum(f["bottleneck_drops"][k] for f in flows) == \
+            sum(v[k] for v in bott["drops_by_reason"].values())
+        assert bott["drops"][k] <= bott["offered"][k]
+        assert record["routers"]["r1"]["drops"][k] >= bott["drops"][k]
+    for f in flows[:2]:
+        read = delivered = 0
+        for k in range(n):
+            read, delivered = read + f["read"][k], delivered + f["delivered"][k]
+            assert read <= delivered
+        assert read > 0
+    # r2 receives over the bottleneck what r1 sent on it (one bottleneck delay later)
+    assert sum(record["routers"]["r2"]["received"]) > 0.9 * (sum(bott["offered"]) - sum(bott["drops"]))
+
+
 def test_router_congestion_is_deterministic():
     _, a = _run("router_congestion", seed=3)
     _, b = _run("router_congestion", seed=3)

@@ -167,3 +167,23 @@ def test_bad_input_is_refused_with_a_clear_message(tmp_path):
         pn.topology(tmp_path / "x.png", nx.DiGraph(), utilisation={}, drop_rate={})
     with pytest.raises(ValueError, match="drop_vmax"):
         pn.topology(tmp_path / "x.png", _dumbbell(), utilisation={}, drop_rate={}, drop_vmax=0)
+
+
+def test_topology_pictures_live_in_plotting_topology_and_are_reexported():
+    """plotting_net holds the time series, plotting_topology the topology drawings; the old
+    names still work, and either module can be imported first (fresh interpreters)."""
+    import subprocess
+    import sys
+
+    from simsock import plotting_topology as pt
+    for name in ("layout", "topology", "topology_animation", "UTIL_CMAP", "DROP_CMAP"):
+        assert getattr(pn, name) is getattr(pt, name)
+    assert set(pn.__all__) >= {"layout", "topology", "topology_animation", "queue_occupancy"}
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        pn.nothing
+    for first in ("plotting_topology", "plotting_net"):
+        code = (f"from simsock import {first}; from simsock.plotting_net import *; "
+                f"print(topology.__module__, queue_occupancy.__module__)")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.split() == ["simsock.plotting_topology", "simsock.plotting_net"]

@@ -79,7 +79,7 @@ def test_hosts_get_addresses_in_creation_order():
     (dict(mtu=67), ValueError, "mtu must be between 68 and 65536 bytes, got 67"),
     (dict(mtu=70000), ValueError, "mtu must be between 68 and 65536 bytes, got 70000"),
     (dict(queue=0), ValueError, "queue must hold at least one packet, got 0"),
-    (dict(qdisc=3), TypeError, "qdisc must be a callable returning a new queue discipline"),
+    (dict(qdisc=3), TypeError, "add_link(qdisc=) must be a queue discipline such as simsock.DropTail"),
 ])
 def test_add_link_validation(kwargs, exc, message):
     """Bad link parameters raise at add_link with a message naming the parameter and value."""

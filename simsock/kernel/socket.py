@@ -27,6 +27,7 @@ from simsock.trace import errno_of, trace_value
 
 from .addr import check_int
 from .cpu import run_debt
+from .thread import RUNNING, foreign_use
 from .wait import TIMED_OUT, FileState, WaitQueue
 
 
@@ -64,8 +65,12 @@ def syscall(fn):
             sim = self._sim
             thread = sim.current_thread
             if thread is not None:
+                if thread.host is not self._host:
+                    raise foreign_use(self, self._host, thread)
                 cpu = self._host.cpu
                 thread.debt_ns += cpu.syscall_ns     # entry: paid even if the call blocks
+            elif RUNNING.sim is not None and RUNNING.sim is not sim:
+                raise foreign_use(self, self._host, None)
             try:
                 result = await fn(self, *args, **kwargs)
             except Exception as exc:
@@ -91,8 +96,12 @@ def syscall(fn):
         def traced(self, *args, **kwargs):
             thread = self._sim.current_thread
             if thread is not None:
+                if thread.host is not self._host:
+                    raise foreign_use(self, self._host, thread)
                 thread.debt_ns += self._host.cpu.syscall_ns
                 thread.progress = True
+            elif RUNNING.sim is not None and RUNNING.sim is not self._sim:
+                raise foreign_use(self, self._host, None)
             try:
                 result = fn(self, *args, **kwargs)
             except BaseException as exc:

@@ -858,6 +858,8 @@ class TcpSocket(Socket):
             result = self._recv_attempt(bufsize, flags)
             if result is not AGAIN:
                 return result
+            if self._timeout_ns == 0 or flags & C.MSG_DONTWAIT:
+                raise os_error(errno.EAGAIN)        # as _wait_for would
             return await self._wait_for(lambda: self._recv_attempt(bufsize, flags), self.read_wait, flags,
                                         tried=True)
         return await self._recv(bufsize, flags)

@@ -41,6 +41,58 @@ def wait_event(event: simpy.Event):
     return (yield event)
 
 
+class _Running:
+    """The Simulation whose ``run`` is executing (None between runs): a call on an object of
+    another simulation, made from this one's programs, is refused instead of quietly acting
+    on a world that is not running (kernel/socket.py)."""
+
+    __slots__ = ("sim",)
+
+    def __init__(self):
+        self.sim = None
+
+
+RUNNING = _Running()
+
+
+def foreign_use(obj, owner_host, thread) -> RuntimeError:
+    """The error for a call on ``obj`` (of ``owner_host``) from ``thread`` of another host,
+    or (thread None) from another simulation."""
+    if thread is not None:
+        where = f"by thread {thread.name!r} on host {thread.host.name!r}"
+        fix = ("each host has its own sockets and descriptors, as separate machines do: create the "
+               "socket on the host that uses it (k.socket in a program spawned there)")
+    else:
+        where = "from a program of another Simulation"
+        fix = "objects of one Simulation cannot be used in another: create them inside the simulation that runs"
+    return RuntimeError(f"{obj!r} belongs to host {owner_host.name!r}; it was used {where}; {fix}")
+
+
+def _with_hint(exc: BaseException) -> BaseException:
+    """``exc``, or for the usual mistakes of a program written for simsock a copy of it that
+    says what to write instead (the original stays its ``__cause__``)."""
+    text = str(exc)
+    if isinstance(exc, RuntimeError) and "event loop" in text:
+        hint = (f"{text} — this program called an asyncio function; simsock threads are not "
+                f"asyncio tasks: use k.sleep() and simsock socket calls instead")
+    elif isinstance(exc, TypeError) and "can't be used in 'await' expression" in text:
+        hint = (f"{text} — this program awaited a call that never waits: bind, listen, close, "
+                f"setsockopt, getsockname, setblocking, settimeout, fileno, k.socket, k.epoll, "
+                f"register/modify/unregister, associate... are plain calls; drop the 'await'")
+    elif isinstance(exc, (TypeError, AttributeError)) and "coroutine" in text:
+        hint = (f"{text} — a call that may wait (recv, send, sendto, accept, connect, k.sleep, "
+                f"select, poll, get...) returns a coroutine until it is awaited: write "
+                f"'await', e.g. data = await s.recv(4096)")
+    else:
+        return exc
+    try:
+        new = type(exc)(hint)
+    except Exception:           # a subclass with another signature: keep it as it is
+        return exc
+    new.__cause__ = exc
+    return new
+
+
 class SimThread:
     """One simulated thread running one program coroutine on a host."""
 
@@ -118,13 +170,7 @@ class SimThread:
                     return
                 except BaseException as exc:
                     self.state = "failed"
-                    if isinstance(exc, RuntimeError) and "event loop" in str(exc):
-                        hint = RuntimeError(
-                            f"{exc} — this program called an asyncio function; simsock threads are not "
-                            f"asyncio tasks: use k.sleep() and simsock socket calls instead")
-                        hint.__cause__ = exc
-                        exc = hint
-                    raise ThreadFailed(self, exc) from exc
+                    raise ThreadFailed(self, _with_hint(exc)) from exc
                 if not isinstance(target, simpy.Event) and target is not BURST:
                     self.coro.close()
                     self.state = "failed"

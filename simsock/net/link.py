@@ -44,6 +44,10 @@ class Channel:
         self.loss = loss
         self.jitter = jitter
         self.rng = sim.rng.stream(f"link:{name}") if (loss is not None or jitter is not None) else None
+        if qdisc is not None and getattr(qdisc, "on_drop", None) is not None:
+            raise ValueError(f"the qdisc for {name} is already in use on another port: each port needs its "
+                             f"own, so a qdisc factory must return a new one on each call, e.g. "
+                             f"qdisc=lambda: {type(qdisc).__name__}(...)")
         self.qdisc = qdisc
         self.eager = qdisc is None or getattr(qdisc, "fifo_drop_tail", False)
         # An eager FIFO with a qdisc (DropTail) keeps that qdisc's limits: packets and/or bytes.

@@ -117,8 +117,8 @@ def test_router_address_and_kind():
 
 def test_add_router_bad_arguments_are_clear():
     sim = simsock.Simulation()
-    with pytest.raises(TypeError, match="callable"):
-        sim.add_router("r", qdisc=DropTail(packets=5))
+    with pytest.raises(TypeError, match="queue discipline such as simsock.DropTail"):
+        sim.add_router("r", qdisc=5)
     with pytest.raises(ValueError, match="at least one packet"):
         sim.add_router("r", queue=0)
     sim.add_router("r")

@@ -80,7 +80,7 @@ def test_from_graph_accepts_int_nodes():
     (lambda G: G.edges["a", "r"].update(bandwidth="1Mbit"), ValueError, r"edge \('a', 'r'\).*bandwidth"),
     (lambda G: G.edges["a", "r"].update(rate="fast"), ValueError, r"edge \('a', 'r'\)"),
     (lambda G: G.edges["a", "r"].update(loss=2), ValueError, "probability"),
-    (lambda G: G.nodes["r"].update(qdisc=DropTail()), TypeError, r"node 'r'.*callable"),
+    (lambda G: G.nodes["r"].update(qdisc="droptail"), TypeError, r"node 'r'.*queue discipline"),
     (lambda G: G.nodes["a"].update(cores=0), ValueError, r"node 'a'.*cores"),
 ])
 def test_from_graph_bad_attributes_are_clear_errors(mutate, error, match):

@@ -423,12 +423,21 @@ SELECT_ERRORS = (select_poll_errors, [
 
 
 # -- wake-ups of several threads ------------------------------------------------------------------
-def _waiters(k, ep_for, n, got, timeout=0.6):
+async def _threads_woken(k, ep_for, a, b, n=4, timeout=0.6) -> int:
+    """``n`` threads wait in ``ep_for(k, i).poll(timeout)``; 0.15 s later ``b`` sends one
+    datagram to ``a``. Returns how many of the threads it woke (got events)."""
+    got = []
+
     async def waiter(k2, i):
         ep = ep_for(k2, i)
         events = await ep.poll(timeout)
         got.append(len(events))
-    return [k.spawn(waiter, i, name=f"w{i}") for i in range(n)]
+    handles = [k.spawn(waiter, i, name=f"w{i}") for i in range(n)]
+    await k.sleep(0.15)
+    await b.sendto(b"x", a.getsockname())
+    for h in handles:
+        await h.join()
+    return sum(1 for count in got if count)
 
 
 async def exclusive_wakeups(k):
@@ -442,13 +451,7 @@ async def exclusive_wakeups(k):
             ep = k.epoll()
             ep.register(a, EPOLLIN | flags)
             eps.append(ep)
-        got = []
-        handles = _waiters(k, lambda _k, i: eps[i], 4, got)
-        await k.sleep(0.15)
-        await b.sendto(b"x", a.getsockname())
-        for h in handles:
-            await h.join()
-        out.append(sum(1 for n in got if n))
+        out.append(await _threads_woken(k, lambda _k, i: eps[i], a, b))
         for ep in eps:
             ep.close()
         a.close()
@@ -468,13 +471,7 @@ async def shared_epoll_wakeups(k):
         a, b = udp_socks(k, 2)
         ep = k.epoll()
         ep.register(a, EPOLLIN | flags)
-        got = []
-        handles = _waiters(k, lambda _k, i: ep, 4, got)
-        await k.sleep(0.15)
-        await b.sendto(b"x", a.getsockname())
-        for h in handles:
-            await h.join()
-        out.append(sum(1 for n in got if n))
+        out.append(await _threads_woken(k, lambda _k, i: ep, a, b))
         ep.close()
         a.close()
         b.close()
