@@ -43,6 +43,17 @@ PARAMS = {
     "end": 1.5,
 }
 
+PARAM_HELP = {
+    "clients": "game clients, one connection each",
+    "count": "updates each client sends in all",
+    "burst": "updates a client sends in one write (one arrival, one edge)",
+    "period": "seconds between a client's bursts",
+    "size": "bytes per update (and per server recv)",
+    "link_rate": "rate of the clients-server link",
+    "delay": "one-way delay of the clients-server link",
+    "end": "simulated seconds each server runs",
+}
+
 SERVERS = {"epoll LT": epoll_lt_server, "epoll ET, drains": epoll_et_server,
            "epoll ET, one recv per event": epoll_et_nodrain_server}
 PORT = 5959

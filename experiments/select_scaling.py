@@ -42,6 +42,19 @@ PARAMS = {
     "delay": "0.1ms",
 }
 
+PARAM_HELP = {
+    "watched": "numbers of idle connections the server watches besides the active ones (one run each)",
+    "mechanisms": "readiness mechanisms to compare: select, poll, epoll",
+    "select_max": "largest number of idle connections tried with select (it stops at FD_SETSIZE, 1024)",
+    "active": "game clients that send updates (the events measured)",
+    "period": "seconds between an active client's updates",
+    "size": "bytes per update",
+    "warmup": "seconds for every connection to come up before measuring",
+    "duration": "seconds measured after the warmup",
+    "link_rate": "rate of the clients-server link",
+    "delay": "one-way delay of the clients-server link",
+}
+
 SERVERS = {"select": select_server, "poll": poll_server, "epoll": epoll_lt_server}
 PORT = 5959
 
@@ -91,6 +104,9 @@ def _one(mechanism: str, n_idle: int, p: dict, seed: int) -> dict:
 
 def run(params: dict, seed: int) -> dict:
     p = dict(PARAMS, **params)
+    unknown = [m for m in p["mechanisms"] if m not in SERVERS]
+    if unknown:
+        raise ValueError(f"unknown mechanisms {unknown}; choose from {', '.join(SERVERS)}")
     rows = []
     for mech in p["mechanisms"]:
         for n in p["watched"]:

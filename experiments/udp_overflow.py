@@ -64,8 +64,12 @@ def _bins(times: list[float], width: float, end: float) -> list[int]:
 
 def run(params: dict, seed: int) -> dict:
     p = params
-    if p["size"] < 12:
-        raise ValueError("size must be at least 12 bytes (sequence number and checksum)")
+    if not 12 <= p["size"] <= 65507:
+        raise ValueError(f"size must be between 12 bytes (sequence number and checksum) and 65507 "
+                         f"(the largest UDP payload in IPv4), got {p['size']}")
+    for key in ("count", "send_rate", "read_rate", "burst_attempts", "bin_ms"):
+        if p[key] <= 0:
+            raise ValueError(f"{key} must be positive, got {p[key]}")
     sim = simsock.Simulation(seed=seed)
     sender = sim.add_host("sender")
     receiver = sim.add_host("receiver")

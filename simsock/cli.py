@@ -307,6 +307,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (_UsageError, ExperimentError) as exc:
         print(f"simsock: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        if exc.filename is None:        # not a file named on the command line
+            raise
+        print(f"simsock: error: cannot open {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -48,6 +48,7 @@ import multiprocessing
 import os
 import pkgutil
 import re
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,8 +153,10 @@ def _check_contract(name: str, module: ModuleType) -> None:
 
 
 def title(module: ModuleType) -> str:
-    """An experiment's title: the first line of its docstring."""
-    return (module.__doc__ or "").strip().splitlines()[0].strip()
+    """An experiment's title: the first paragraph of its docstring, on one line (a title
+    that wraps in the source is not cut in the middle of its sentence)."""
+    paragraph = (module.__doc__ or "").strip().split("\n\n", 1)[0]
+    return " ".join(line.strip() for line in paragraph.splitlines())
 
 
 def _short_name(module: ModuleType) -> str:
@@ -266,6 +269,41 @@ def parse_grid(items: Sequence[str], params: Mapping[str, Any]) -> dict[str, lis
     return grid
 
 
+def _unit_parser(default: Any) -> Callable[..., Any] | None:
+    """The parser of a parameter whose default is a rate ("100Mbit") or a time ("10ms")."""
+    from simsock.units import parse_rate, parse_time
+    if not isinstance(default, str):
+        return None
+    for parser in (parse_rate, parse_time):
+        try:
+            parser(default)
+        except (TypeError, ValueError):
+            continue
+        return parser
+    return None
+
+
+def _check_values(module: ModuleType, params: Mapping[str, Any]) -> None:
+    """Refuse values no experiment parameter can mean, before running: negative or infinite
+    numbers (counts, sizes, durations, rates, factors), and strings that do not read as the
+    rate or time the parameter's default is. What only the experiment can judge (a warmup
+    longer than the run...) its ``run`` refuses with a ValueError (see :func:`run_experiment`)."""
+    name = _short_name(module)
+    for key, value in params.items():
+        default = module.PARAMS.get(key)
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, (int, float)) and not isinstance(item, bool) and (
+                    not math.isfinite(item) or item < 0):
+                raise ExperimentError(f"bad value for {key}: {item!r}; it must be a number >= 0 "
+                                      f"(see 'simsock list {name}')")
+        parser = _unit_parser(default)
+        if parser is not None and value != default:
+            try:
+                parser(value, what=key)
+            except (TypeError, ValueError) as exc:
+                raise ExperimentError(f"bad value for {key}: {exc}") from None
+
+
 def _merge(module: ModuleType, overrides: Mapping[str, Any] | Sequence[str] | None) -> dict:
     defaults = dict(module.PARAMS)
     if overrides is None:
@@ -274,8 +312,40 @@ def _merge(module: ModuleType, overrides: Mapping[str, Any] | Sequence[str] | No
         for key in overrides:
             if key not in defaults:
                 raise _unknown_key(key, defaults)
-        return {**defaults, **overrides}
-    return {**defaults, **parse_overrides(overrides, defaults)}
+        merged = {**defaults, **overrides}
+    else:
+        merged = {**defaults, **parse_overrides(overrides, defaults)}
+    _check_values(module, merged)
+    return merged
+
+
+def _run_checked(module: ModuleType, params: dict[str, Any], seed: int) -> Any:
+    """``module.run(params, seed)``; if it fails with parameters other than the defaults,
+    an ExperimentError that names them (experiments refuse values they cannot use with a
+    ValueError saying why; any other failure is reported the same way, with where it
+    happened, since the defaults run)."""
+    try:
+        return module.run(dict(params), seed)
+    except Exception as exc:
+        changed = {k: v for k, v in params.items() if module.PARAMS.get(k, object()) != v}
+        if not changed:
+            raise
+        name = _short_name(module)
+        values = ", ".join(f"{k}={_show_value(v)}" for k, v in changed.items())
+        where = ""
+        frames = traceback.extract_tb(exc.__traceback__)
+        if frames and not isinstance(exc, ValueError) and type(exc).__name__ != "SimulationError":
+            where = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})"
+        raise ExperimentError(f"{name} cannot run with {values}: {type(exc).__name__}: {exc}{where}; "
+                              f"change these values (defaults: 'simsock list {name}')") from exc
+
+
+def _show_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ",".join(_show_value(v) for v in value)
+    return str(value)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -353,7 +423,7 @@ def run_experiment(
     params = _merge(module, overrides)
     out = Path(outdir if outdir is not None else Path("results") / name).resolve()
 
-    result = module.run(dict(params), seed)
+    result = _run_checked(module, params, seed)
     document = {
         "experiment": name,
         "seed": seed,
@@ -497,6 +567,8 @@ def sweep(
     out = Path(outdir if outdir is not None else Path("results") / name / "sweep").resolve()
 
     points = [dict(zip(grid, combo)) for combo in itertools.product(*grid.values())]
+    for point in points:
+        _check_values(module, {**fixed, **point})
     dirs = [_point_dir(point) for point in points]
     if len(set(dirs)) != len(dirs):
         raise ExperimentError("two grid points map to the same directory name; "

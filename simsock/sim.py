@@ -172,7 +172,7 @@ class Simulation:
             if until is None:
                 _run_events(env, None)
                 return
-            until_ns = parse_time(until, what="until")
+            until_ns = parse_time(until, what="run(until=) time")
             if until_ns < env.now:
                 raise ValueError(f"until={until!r} is in the past: the simulation is already at {self.now}s")
             # Everything due at exactly `until` happens too (SimPy's run(until) would stop

@@ -75,9 +75,16 @@ def test_parse_time_error_names_the_parameter():
     ("1kB", 8_000),                  # B suffix: bytes per second (tc(8))
     ("5MB/s", 40_000_000),
     ("1.5Mbit", 1_500_000),
+    ("10Mb", 10_000_000),            # lower-case b: bits (SI), not megabytes
+    ("10mb", 10_000_000),
+    ("10Mbits/s", 10_000_000),
+    ("10MBps", 80_000_000),          # upper-case B: bytes, also with "ps"
+    ("10MB", 80_000_000),
+    ("10B/s", 80),
+    ("10b", 10),
 ])
 def test_parse_rate_strings(text, bps):
-    """Rates follow tc(8): bit units are bits/s, B units are bytes/s (x8)."""
+    """A lower-case b is a bit, an upper-case B a byte (x8); tc(8)'s bit units as written."""
     value = parse_rate(text)
     assert value == bps
     assert type(value) is int

@@ -79,6 +79,7 @@ class Channel:
         # queue change, .offer(now, pkt) for every packet handed to send(),
         # .transmit(start, end, size) for every transmission, .arrived(now) at every arrival
         self.monitor = None
+        self._mon_bins = None                 # the monitor's offered_bins() while monitored
         mon = sim.netmon
         if mon is not None and rate_bps is not None:
             mon.attach(self)
@@ -133,8 +134,14 @@ class Channel:
             self._schedule_arrival(pkt, now + self.delay_ns)
             return now
         self.offered += 1
-        if self.monitor is not None:
-            self.monitor.offer(now, pkt)
+        if self.monitor is not None:          # the monitor's per-bin offered counts, in place
+            bin_ns, packets, nbytes, _ = self._mon_bins
+            i = now // bin_ns
+            if i < len(packets):
+                packets[i] += 1
+                nbytes[i] += pkt.size
+            else:
+                self.monitor.offer(now, pkt.size)
         if not self.eager:
             pkt.enqueued_at = now
             qdisc = self.qdisc
@@ -216,7 +223,13 @@ class Channel:
         if sim.trace.want_packets:
             sim.trace.packet(self.env.now, self.name, "arrive", pkt)
         if self.monitor is not None:
-            self.monitor.arrived(self.env.now)
+            now = self.env.now
+            i = now // self._mon_bins[0]
+            arrived = self._mon_bins[3]
+            if i < len(arrived):
+                arrived[i] += 1
+            else:
+                self.monitor.arrived(now)
         self.dst.receive(pkt, self)
         if sim.in_flight == 0:
             sim._network_quiet()

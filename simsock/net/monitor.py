@@ -12,8 +12,7 @@
   refused by its queue), so ``drops / offered`` is the bin's drop rate
   (:meth:`ChannelMonitor.drop_rate`); ``arrived_packets`` per bin: packets that reached the
   far end; ``drops`` per bin, also per bin by reason (``drop_bins_by_reason``) and by flow
-  (``drop_bins_by_flow``), with totals in ``drops_by_reason`` / ``drops_by_flow``; and the
-  packets each flow offered per bin (:meth:`ChannelMonitor.offered_by_flow`);
+  (``drop_bins_by_flow``), with totals in ``drops_by_reason`` / ``drops_by_flow``;
 - per flow — the five-tuple as a string, ``"udp 10.0.0.1:40000->10.0.0.3:9000"`` —
   ``delivered_bytes`` and ``delivered_packet_bins`` per bin: transport payload bytes (and
   packets) the destination host's IP layer accepted (a UDP datagram's data, a fragment's
@@ -71,7 +70,7 @@ class ChannelMonitor:
 
     __slots__ = ("name", "rate_bps", "queue_packets", "queue_bytes", "tx_bytes", "tx_packets", "busy_ns",
                  "offered_packets", "offered_bytes", "arrived_packets", "drops", "drops_by_reason",
-                 "drops_by_flow", "drop_bins_by_reason", "drop_bins_by_flow", "_offered_by_tuple", "_bin")
+                 "drops_by_flow", "drop_bins_by_reason", "drop_bins_by_flow", "_bin")
 
     def __init__(self, name: str, rate_bps: int, bin_ns: int):
         self.name = name
@@ -89,9 +88,6 @@ class ChannelMonitor:
         self.drops_by_flow: dict[str, int] = {}
         self.drop_bins_by_reason: dict[str, BinnedCounter] = {}
         self.drop_bins_by_flow: dict[str, BinnedCounter] = {}
-        # packets offered per bin per flow, keyed by the five-tuple (flow keys are strings
-        # built only when read: offered_by_flow())
-        self._offered_by_tuple: dict[tuple, BinnedCounter] = {}
         self._bin = bin_ns
 
     def __call__(self, now: int, packets: int, nbytes: int) -> None:
@@ -99,32 +95,41 @@ class ChannelMonitor:
         self.queue_packets.record(now, packets)
         self.queue_bytes.record(now, nbytes)
 
-    def offer(self, now: int, pkt) -> None:
-        """``pkt`` is handed to the channel (before its queue accepts or refuses it)."""
+    def offer(self, now: int, size: int) -> None:
+        """A packet of ``size`` bytes is handed to the channel (before its queue accepts or
+        refuses it). The channel counts the common case itself (see :meth:`offered_bins`);
+        this is the slow path, when ``now`` is past the last bin so far."""
         self.offered_packets.add(now, 1)
-        self.offered_bytes.add(now, pkt.size)
-        p = pkt.payload
-        t = (pkt.proto, pkt.src, getattr(p, "sport", 0), pkt.dst, getattr(p, "dport", 0))
-        counter = self._offered_by_tuple.get(t)
-        if counter is None:
-            counter = self._offered_by_tuple[t] = BinnedCounter(self._bin, "q")
-        counter.add(now, 1)
+        self.offered_bytes.add(now, size)
 
     def arrived(self, now: int) -> None:
-        """A packet sent on this channel reached the far end at ``now``."""
+        """A packet sent on this channel reached the far end at ``now`` (slow path, as
+        :meth:`offer`)."""
         self.arrived_packets.add(now, 1)
+
+    def offered_bins(self) -> tuple:
+        """``(bin_ns, offered packets, offered bytes, arrived packets)``: the arrays a channel
+        adds to in place on its hot path (a call per packet would cost more than the count)."""
+        return self._bin, self.offered_packets.bins, self.offered_bytes.bins, self.arrived_packets.bins
 
     def transmit(self, start: int, end: int, size: int) -> None:
         """A packet of ``size`` bytes is on the wire during ``[start, end)``."""
         self.tx_packets += 1
-        self.tx_bytes.add(end, size)
         b = self._bin
         busy = self.busy_ns
         first = start // b
         last = (end - 1) // b if end > start else first
         if first == last:
+            # the common case, BinnedCounter.add inlined: within one bin that exists already
+            tx, busy_bins = self.tx_bytes.bins, busy.bins
+            if last < len(tx) and last < len(busy_bins) and end // b == last:
+                tx[last] += size
+                busy_bins[last] += end - start
+                return
+            self.tx_bytes.add(end, size)
             busy.add(start, end - start)
             return
+        self.tx_bytes.add(end, size)
         busy.add(start, (first + 1) * b - start)
         for i in range(first + 1, last):
             busy.add(i * b, b)
@@ -139,11 +144,6 @@ class ChannelMonitor:
             if counter is None:
                 counter = bins[key] = BinnedCounter(self._bin, "q", f"{self.name} drops {key}")
             counter.add(now, 1)
-
-    def offered_by_flow(self) -> dict[str, BinnedCounter]:
-        """Packets each flow offered to this channel per bin, ``flow key -> BinnedCounter``,
-        in order of each flow's first packet here."""
-        return {flow_key(*t): c for t, c in self._offered_by_tuple.items()}
 
     def utilisation(self, until: int | None = None) -> list[float]:
         """Fraction of each bin the wire was busy (0..1), bins from time 0."""
@@ -247,6 +247,7 @@ class NetworkMonitor:
         self._watched.append(channel)
         now = self.sim.env.now
         mon(now, channel.queued_packets(now), channel.queued_bytes())
+        channel._mon_bins = mon.offered_bins()
         channel.monitor = mon
 
     def _flow(self, pkt) -> FlowMonitor:

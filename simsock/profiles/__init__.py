@@ -31,14 +31,26 @@ def get_profile(profile) -> Profile:
         return PROFILES[key]
     if os.path.exists(key):
         with open(key, encoding="utf-8") as f:
-            data = json.load(f)
+            try:
+                data = json.load(f)
+            except ValueError as exc:
+                raise ValueError(f"profile file {key!r} is not valid JSON ({exc}); write one with "
+                                 f"'simsock profile --from-host -o FILE'") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"profile file {key!r} must hold a JSON object of Profile field names to values, "
+                             f"not a {type(data).__name__}")
         return profile_from_dict(data, source=key)
+    if key.endswith(".json") or os.sep in key:
+        raise ValueError(f"profile file {key!r} does not exist; write one with 'simsock profile --from-host -o "
+                         f"{key}', or use a profile name: {', '.join(sorted(PROFILES))}")
     raise ValueError(f"unknown profile {key!r}: use one of {', '.join(sorted(PROFILES))} or the path of a "
                      f"profile JSON file (a dict of Profile field names to values)")
 
 
 def profile_from_dict(data: dict, source: str = "dict") -> Profile:
     base = data.get("base", "linux")
+    if base not in PROFILES:
+        raise ValueError(f"profile {source}: unknown base {base!r}; use one of {', '.join(sorted(PROFILES))}")
     fields = {f.name for f in dataclasses.fields(Profile)}
     unknown = sorted(set(data) - fields - {"base"})
     if unknown:

@@ -162,8 +162,7 @@ def test_real_fresh_and_refused_sockets_match_model():
 
 
 @linux
-def test_real_nagle_stall_matches_model():
-    """write-write-read: real loopback stalls ~40-48 ms per round after the first; model 40 ms."""
+def _real_nagle_rounds():
     c, s = real_pair()
 
     def server():
@@ -186,8 +185,24 @@ def test_real_nagle_stall_matches_model():
         real.append(time.monotonic() - t0)
     c.close()
     t.join(2)
-    assert real[0] < 0.02
-    assert all(0.035 <= r <= 0.1 for r in real[2:]), real
+    return real
+
+
+def _stalls_like_linux(real) -> bool:
+    return real[0] < 0.02 and all(0.035 <= r <= 0.1 for r in real[2:])
+
+
+def test_real_nagle_stall_matches_model():
+    """write-write-read: real loopback stalls ~40-48 ms per round after the first; model 40 ms.
+
+    A busy machine can only delay a round, so the real measurement is tried up to three times;
+    a kernel without the stall fails every attempt."""
+    attempts = []
+    for _ in range(3):
+        attempts.append(_real_nagle_rounds())
+        if _stalls_like_linux(attempts[-1]):
+            break
+    assert _stalls_like_linux(attempts[-1]), attempts
     net, mc, ms = make_pair(delay=10_000)
     model = []
     for _ in range(6):

@@ -1,0 +1,317 @@
+"""What a newcomer gets wrong, and what simsock says then.
+
+Each test is a mistake found by using simsock as a new user would (the README, DESIGN.md's
+examples, the ``simsock`` command): the mistake must either work as the user meant or fail
+at once with a message that says what was wrong and what to write instead — never a deep
+SimPy traceback, never a silently wrong result.
+"""
+
+from __future__ import annotations
+
+import json
+import types
+
+import networkx as nx
+import pytest
+
+import simsock
+from simsock import AF_INET, SOCK_DGRAM, SOCK_STREAM, DropTail
+from simsock import experiment
+from simsock.cli import main
+from simsock.experiment import ExperimentError
+
+
+# --- DESIGN.md's world: a qdisc instance where a factory was expected ---------------------------
+
+
+async def _echo_server(k):
+    ls = k.socket(AF_INET, SOCK_STREAM)
+    ls.bind(("0.0.0.0", 5959))
+    ls.listen()
+    while True:
+        conn, addr = await ls.accept()
+        k.spawn(_echo, conn)
+
+
+async def _echo(k, conn):
+    while data := await conn.recv(4096):
+        await conn.sendall(data)
+    conn.close()
+
+
+async def _client(k, addr, got):
+    s = k.socket(AF_INET, SOCK_STREAM)
+    await s.connect(addr)
+    await s.sendall(b"hello")
+    got.append(await s.recv(100))
+    s.close()
+
+
+def test_design_world_with_a_qdisc_instance_gives_each_router_port_its_own_copy():
+    """DESIGN.md writes ``add_router("r1", qdisc=simsock.DropTail(packets=64))``: the instance
+    is a template, copied for every output port (each its own queue and counters); the
+    template itself is never attached, and the echo exchange goes through."""
+    template = simsock.DropTail(packets=64)
+    sim = simsock.Simulation(seed=1, profile="linux")
+    server = sim.add_host("server", cores=4)
+    client = sim.add_host("client")
+    sim.add_router("r1", qdisc=template)
+    sim.add_link(client, "r1", rate="100Mbit", delay="2ms")
+    sim.add_link("r1", server, rate="10Mbit", delay="10ms", loss=0.001)
+    got = []
+    server.spawn(_echo_server)
+    client.spawn(_client, ("server", 5959), got)
+    sim.run(until="10s")
+    assert got == [b"hello"]
+    ports = sim.routers["r1"].ports()
+    qdiscs = [p.qdisc for p in ports]
+    assert len(qdiscs) == 2 and qdiscs[0] is not qdiscs[1]
+    assert all(type(q) is DropTail and q.limit_packets == 64 for q in qdiscs)
+    assert template not in qdiscs and template.on_drop is None
+    assert [p["qdisc"]["limit_packets"] for p in sim.stats()["routers"]["r1"]["ports"].values()] == [64, 64]
+
+
+def test_a_link_qdisc_instance_is_copied_for_each_direction():
+    sim = simsock.Simulation()
+    red = simsock.RED(limit_packets=50, min_th=5, max_th=15)
+    link = sim.add_link(sim.add_host("a"), sim.add_host("b"), qdisc=red)
+    assert type(link.forward.qdisc) is simsock.RED and link.forward.qdisc is not link.backward.qdisc
+    assert red not in (link.forward.qdisc, link.backward.qdisc)
+
+
+def test_a_qdisc_already_on_a_port_is_refused():
+    sim = simsock.Simulation()
+    link = sim.add_link(sim.add_host("a"), sim.add_host("b"), qdisc=lambda: DropTail(packets=5))
+    with pytest.raises(ValueError, match=r"add_router\(qdisc=\): DropTail.* is already in use on a port; give a new one"):
+        sim.add_router("r", qdisc=link.forward.qdisc)
+
+
+def test_a_factory_that_returns_one_shared_qdisc_is_refused():
+    """Two ports sharing one queue would be a silently wrong network."""
+    shared = DropTail(packets=5)
+    sim = simsock.Simulation()
+    sim.add_router("r", qdisc=lambda: shared)
+    sim.add_link("r", sim.add_host("a"))
+    with pytest.raises(ValueError, match=r"the qdisc for r->b is already in use on another port.*must return "
+                                         r"a new one on each call"):
+        sim.add_link("r", sim.add_host("b"))
+
+
+def test_from_graph_accepts_a_qdisc_instance_on_a_router():
+    G = nx.Graph()
+    G.add_node("r", kind="router", qdisc=DropTail(packets=7))
+    G.add_edge("a", "r")
+    G.add_edge("r", "b")
+    sim = simsock.topology.from_graph(G)
+    assert [p.qdisc.limit_packets for p in sim.routers["r"].ports()] == [7, 7]
+
+
+@pytest.mark.parametrize("bad", [3, "droptail", [DropTail()]])
+def test_a_qdisc_that_is_neither_a_discipline_nor_a_factory_is_refused(bad):
+    with pytest.raises(TypeError, match=r"add_router\(qdisc=\) must be a queue discipline such as "
+                                        r"simsock.DropTail\(packets=64\), or a callable"):
+        simsock.Simulation().add_router("r", qdisc=bad)
+
+
+# --- await mistakes -----------------------------------------------------------------------------
+
+
+def _run_one(prog):
+    sim = simsock.Simulation()
+    sim.add_host("a").spawn(prog)
+    sim.run(until=1)
+
+
+def test_awaiting_a_plain_call_says_to_drop_the_await():
+    async def prog(k):
+        s = k.socket(AF_INET, SOCK_DGRAM)
+        await s.bind(("0.0.0.0", 9000))
+
+    with pytest.raises(simsock.SimulationError, match=r"thread 'prog' on host 'a' failed .*TypeError: .*"
+                                                      r"awaited a call that never waits.*drop the 'await'"):
+        _run_one(prog)
+
+
+@pytest.mark.filterwarnings("ignore:coroutine .* was never awaited")
+def test_using_a_call_that_was_not_awaited_says_to_await_it():
+    async def prog(k):
+        s = k.socket(AF_INET, SOCK_DGRAM)
+        s.bind(("0.0.0.0", 9000))
+        data, addr = s.recvfrom(100)
+
+    with pytest.raises(simsock.SimulationError, match=r"TypeError: cannot unpack non-iterable coroutine object"
+                                                      r" — .*returns a coroutine until it is awaited: "
+                                                      r"write 'await'"):
+        _run_one(prog)
+
+
+def test_an_error_in_a_spawned_thread_names_its_host_and_thread():
+    async def worker(k):
+        await k.sleep(0.25)
+        raise KeyError("boom")
+
+    async def main_prog(k):
+        await k.spawn(worker, name="w1").join()
+
+    with pytest.raises(simsock.SimulationError) as info:
+        _run_one(main_prog)
+    assert str(info.value).startswith("thread 'w1' on host 'a' failed at t=0.25")
+    assert str(info.value).endswith("s: KeyError: 'boom'")
+    assert (info.value.host, info.value.thread) == ("a", "w1")
+    assert isinstance(info.value.__cause__, KeyError)
+
+
+# --- objects used where they do not belong ------------------------------------------------------
+
+
+def test_a_socket_of_another_simulation_is_refused():
+    """Without the check, the call would quietly send a packet in a world that is not running."""
+    box = {}
+
+    async def make(k):
+        box["s"] = k.socket(AF_INET, SOCK_DGRAM)
+
+    async def use(k):
+        await box["s"].sendto(b"x", ("127.0.0.1", 9))
+
+    sim1 = simsock.Simulation()
+    sim1.add_host("a").spawn(make)
+    sim1.run()
+    sim2 = simsock.Simulation()
+    sim2.add_host("a").spawn(use)
+    with pytest.raises(simsock.SimulationError, match=r"RuntimeError: <simsock.UdpSocket fd=3 host='a'.*> belongs "
+                                                      r"to host 'a'; it was used from a program of another "
+                                                      r"Simulation"):
+        sim2.run(until=1)
+    assert sim1.stats()["hosts"]["a"]["udp"]["OutDatagrams"] == 0
+
+
+def test_a_socket_of_another_host_is_refused():
+    box = {}
+
+    async def make(k):
+        box["s"] = k.socket(AF_INET, SOCK_DGRAM)
+        box["s"].bind(("0.0.0.0", 9))
+
+    async def use(k):
+        await k.sleep(0.1)
+        box["s"].setblocking(False)
+
+    sim = simsock.Simulation()
+    a, b = sim.add_host("a"), sim.add_host("b")
+    sim.add_link(a, b)
+    a.spawn(make)
+    b.spawn(use)
+    with pytest.raises(simsock.SimulationError, match=r"thread 'use' on host 'b' failed .*belongs to host 'a'; "
+                                                      r"it was used by thread 'use' on host 'b'; each host has "
+                                                      r"its own sockets"):
+        sim.run(until=1)
+
+
+def test_a_socket_can_still_be_inspected_after_the_run():
+    """Outside any program (between runs), plain calls inspect a socket as before."""
+    box = {}
+
+    async def make(k):
+        box["s"] = k.socket(AF_INET, SOCK_DGRAM)
+        box["s"].bind(("0.0.0.0", 9))
+
+    sim = simsock.Simulation()
+    sim.add_host("a").spawn(make)
+    sim.run()
+    assert box["s"].getsockname() == ("0.0.0.0", 9)
+
+
+# --- world-building values ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("profile, message", [
+    ("nonexistent", r"unknown profile 'nonexistent': use one of linux, windows"),
+    ("/nowhere/mine.json", r"profile file '/nowhere/mine.json' does not exist; write one with 'simsock profile "
+                           r"--from-host -o /nowhere/mine.json'"),
+])
+def test_an_unknown_profile_says_what_exists(profile, message):
+    with pytest.raises(ValueError, match=message):
+        simsock.Simulation(profile=profile)
+
+
+def test_a_profile_file_that_is_not_json_is_named(tmp_path):
+    bad = tmp_path / "p.json"
+    bad.write_text("{not json")
+    with pytest.raises(ValueError, match=r"profile file '.*p.json' is not valid JSON"):
+        simsock.Simulation(profile=str(bad))
+    bad.write_text(json.dumps({"base": "bsd"}))
+    with pytest.raises(ValueError, match=r"unknown base 'bsd'; use one of linux, windows"):
+        simsock.Simulation(profile=str(bad))
+
+
+def test_run_until_that_is_not_a_time_names_the_argument():
+    with pytest.raises(ValueError, match=r"^cannot read 'abc' as a run\(until=\) time; write a number with a "
+                                         r"unit, e.g. '10ms'$"):
+        simsock.Simulation().run(until="abc")
+
+
+# --- the simsock command ------------------------------------------------------------------------
+
+
+def _cli(capsys, *argv):
+    status = main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run", "udp_overflow", "--set", "count=-5"],
+     "bad value for count: -5; it must be a number >= 0 (see 'simsock list udp_overflow')"),
+    (["run", "udp_overflow", "--set", "send_rate=inf"], "bad value for send_rate: 'inf' is not a finite number"),
+    (["run", "udp_overflow", "--set", "link_rate=fast"],
+     "bad value for link_rate: cannot read 'fast' as a link_rate; write a number with a unit, e.g. '100Mbit'"),
+    (["run", "udp_overflow", "--set", "delay=soon"], "bad value for delay: cannot read 'soon' as a delay"),
+    (["run", "udp_overflow", "--set", "count=0"],
+     "udp_overflow cannot run with count=0: ValueError: count must be positive, got 0; change these values "
+     "(defaults: 'simsock list udp_overflow')"),
+    (["run", "udp_overflow", "--set", "size=70000"], "udp_overflow cannot run with size=70000: ValueError: size "
+                                                     "must be between 12 bytes"),
+    (["run", "select_scaling", "--set", "mechanisms=select,kqueue"],
+     "select_scaling cannot run with mechanisms=select,kqueue: ValueError: unknown mechanisms ['kqueue']; "
+     "choose from select, poll, epoll"),
+    (["sweep", "udp_overflow", "--grid", "count=5,-1"], "bad value for count: -1; it must be a number >= 0"),
+    (["compare", "/nonexistent/a.jsonl", "/nonexistent/b.jsonl"],
+     "cannot open /nonexistent/a.jsonl: No such file or directory"),
+    (["record", "/nonexistent/world.py"], "cannot open /nonexistent/world.py: No such file or directory"),
+])
+def test_cli_bad_input_is_one_clear_line_and_status_2(capsys, tmp_path, argv, message):
+    status, out, err = _cli(capsys, *argv, *(["--out", str(tmp_path)] if argv[0] in ("run", "sweep") else []))
+    assert status == 2
+    assert err.startswith("simsock: error: " + message), err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_an_experiment_that_crashes_on_an_override_names_the_values_and_where():
+    """Any failure of run() with non-default values is reported as the user's values, with the
+    place it happened (a failure with the defaults is a bug and keeps its traceback)."""
+    module = types.ModuleType("experiments.fake")
+    module.PARAMS = {"n": 2}
+
+    def run(params, seed):
+        return {"x": [1, 2][params["n"]]}
+
+    module.run = run
+    with pytest.raises(ExperimentError, match=r"^fake cannot run with n=5: IndexError: list index out of range "
+                                              r"\(at test_user_errors.py:\d+\); change these values"):
+        experiment._run_checked(module, {"n": 5}, 1)
+    with pytest.raises(IndexError):
+        experiment._run_checked(module, {"n": 2}, 1)
+
+
+def test_a_title_that_wraps_in_the_docstring_is_shown_whole():
+    title = experiment.title(experiment.load("flow_control"))
+    assert title == ("Flow control: a reader that stops reading closes TCP's window and stalls the sender, "
+                     "without breaking the connection; afterwards the sender goes at the reader's pace.")
+
+
+def test_every_experiment_documents_every_parameter():
+    """``simsock list NAME`` explains each parameter."""
+    for name, module in experiment.discover().items():
+        helps = getattr(module, "PARAM_HELP", {})
+        assert sorted(helps) == sorted(module.PARAMS), name
