@@ -307,6 +307,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (_UsageError, ExperimentError) as exc:
         print(f"simsock: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # whoever read the output went away (simsock list | head): stop quietly, as Unix tools
+        # do; stdout goes to /dev/null so that the interpreter's final flush does not complain
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except OSError as exc:
         if exc.filename is None:        # not a file named on the command line
             raise

@@ -297,8 +297,8 @@ def cmd_record(args) -> int:
     namespace = runpy.run_path(args.script, run_name="__simsock_record__")
     world_fn = namespace.get("world")
     if not callable(world_fn):
-        print(f"{args.script} must define a function world(w) that adds hosts and spawns programs",
-              file=sys.stderr)
+        print(f"simsock: error: {args.script} must define a function world(w) that adds hosts and spawns "
+              f"programs", file=sys.stderr)
         return 2
     from simsock.errors import SimulationError
 
@@ -348,7 +348,11 @@ def _parse_tolerances(items) -> dict[str, float]:
 
 def cmd_compare(args) -> int:
     """``simsock compare A.jsonl B.jsonl``: print the differences; 1 if any, else 0."""
-    a, b = read_jsonl(args.a), read_jsonl(args.b)
+    try:
+        a, b = read_jsonl(args.a), read_jsonl(args.b)
+    except ValueError as exc:
+        print(f"simsock: error: {exc}", file=sys.stderr)
+        return 2
     diffs = compare(a, b, _parse_tolerances(getattr(args, "tolerate", None)))
     if diffs:
         for line in diffs:

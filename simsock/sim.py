@@ -165,6 +165,9 @@ class Simulation:
     def run(self, until=None) -> None:
         """Run until the given simulated time (seconds or "10s"), or until nothing is left
         to happen. A program that raises stops the run with SimulationError."""
+        if self.current_thread is not None:
+            raise RuntimeError(f"sim.run() was called from inside thread {self.current_thread.name!r}: a program "
+                               f"cannot run the simulation it is part of; to let time pass, await k.sleep(...)")
         env = self.env
         gc_threshold = _relax_gc()
         previous, RUNNING.sim = RUNNING.sim, self

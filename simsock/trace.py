@@ -175,5 +175,18 @@ def _as_dict(row: tuple) -> dict:
 
 def read_jsonl(path) -> list[dict]:
     """Read a trace written by :meth:`Trace.to_jsonl` (either backend)."""
+    records = []
     with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError as exc:
+                raise ValueError(f"{path}, line {number}: not a trace record ({exc}); traces are the JSON "
+                                 f"Lines that sim.trace.to_jsonl or 'simsock record' write") from None
+            if not isinstance(record, dict):
+                raise ValueError(f"{path}, line {number}: a trace record is a JSON object, not "
+                                 f"{type(record).__name__}")
+            records.append(record)
+    return records

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,3 +37,19 @@ def test_ci_runs_the_readme_test_command_verbatim():
     printed = subprocess.run(["bash", str(ci), "--print-test-command"], check=True,
                              capture_output=True, text=True).stdout.rstrip("\n")
     assert printed == readme_commands()[1]
+
+
+def test_the_readme_example_prints_what_the_readme_says(tmp_path):
+    """The example program under "An example" prints exactly the two lines the README quotes
+    (time and reply, then the server's UDP counters)."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("## An example", 1)[1]
+    program = re.search(r"^```python\n(.*?)^```", section, re.M | re.S).group(1)
+    quoted = [q.replace("\n", " ") for q in re.findall(r"prints `(.*?)`", section, re.S)[:1]
+              + re.findall(r"UDP counters: `(.*?)`", section, re.S)[:1]]
+    assert len(quoted) == 2, quoted
+    script = tmp_path / "example.py"
+    script.write_text(program, encoding="utf-8")
+    out = subprocess.run([sys.executable, str(script)], check=True, capture_output=True, text=True,
+                         cwd=tmp_path).stdout
+    assert out.splitlines() == quoted

@@ -315,3 +315,76 @@ def test_every_experiment_documents_every_parameter():
     for name, module in experiment.discover().items():
         helps = getattr(module, "PARAM_HELP", {})
         assert sorted(helps) == sorted(module.PARAMS), name
+
+
+def test_the_thread_host_spawn_returns_reports_cpu_time_like_a_handle():
+    """The README's ``handle.cpu_time`` works on what ``host.spawn`` returns too."""
+    box = {}
+
+    async def prog(k):
+        await k.compute("3ms")
+        box["handle"] = k.spawn(child)
+        await box["handle"].join()
+
+    async def child(k):
+        await k.compute("1ms")
+
+    sim = simsock.Simulation()
+    thread = sim.add_host("a").spawn(prog)
+    sim.run()
+    assert 0.003 <= thread.cpu_time < 0.0031
+    assert thread.context_switches == {"voluntary": 1, "involuntary": 0}
+    assert 0.001 <= box["handle"].cpu_time < 0.0011
+
+
+def test_compare_of_a_file_that_is_not_a_trace_is_one_clear_line(capsys, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"t": 1}\n{oops\n')
+    status, out, err = _cli(capsys, "compare", str(bad), str(bad))
+    assert status == 2
+    assert err == (f"simsock: error: {bad}, line 2: not a trace record (Expecting property name enclosed in "
+                   f"double quotes: line 1 column 2 (char 1)); traces are the JSON Lines that sim.trace.to_jsonl "
+                   f"or 'simsock record' write\n")
+
+
+def test_output_piped_into_a_reader_that_stops_early_is_not_a_traceback():
+    """``simsock profile show | head -2``: the command stops quietly when the pipe closes."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "simsock.cli", "profile", "show"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 1
+    assert err == ""
+
+
+def test_a_thread_that_uses_another_threads_k_is_told_to_use_its_own():
+    """A handler written as a closure over its parent's ``k`` would charge its CPU and
+    calls to the parent (and, across hosts, act on the wrong machine)."""
+    async def server(k):
+        async def handler(k2):
+            await k.sleep(0.01)         # the parent's k, not k2
+
+        await k.spawn(handler, name="handler").join()
+
+    with pytest.raises(simsock.SimulationError, match=r"thread 'handler' on host 'a' failed .*RuntimeError: "
+                                                      r"thread 'handler' on host 'a' used the k of thread "
+                                                      r"'server' on host 'a': each program must use the k it "
+                                                      r"was given"):
+        sim = simsock.Simulation()
+        sim.add_host("a").spawn(server)
+        sim.run(until=1)
+
+
+def test_running_the_simulation_from_inside_a_program_is_refused():
+    sim = simsock.Simulation()
+
+    async def prog(k):
+        sim.run(until=2)
+
+    sim.add_host("a").spawn(prog)
+    with pytest.raises(simsock.SimulationError, match=r"RuntimeError: sim.run\(\) was called from inside thread "
+                                                      r"'prog': .* await k.sleep"):
+        sim.run(until=1)

@@ -18,13 +18,29 @@ from simsock.units import NS_PER_S, parse_time
 
 from .addr import check_int, resolve
 from .cpu import run_debt
-from .thread import wait_event
+from .thread import RUNNING, wait_event
 
 
 def _cpu_ns(thread, now: int) -> int:
     """CPU time of ``thread`` up to ``now`` (its committed time may extend past now)."""
     ahead = thread.run_until - now
     return thread.cpu_ns - ahead if ahead > 0 else thread.cpu_ns
+
+
+def wrong_kernel(k) -> RuntimeError:
+    """The error for a call on ``k`` from anywhere but the thread it was given to."""
+    owner = k._thread
+    current = k._sim.current_thread
+    if current is not None:
+        return RuntimeError(
+            f"thread {current.name!r} on host {current.host.name!r} used the k of thread {owner.name!r} on host "
+            f"{owner.host.name!r}: each program must use the k it was given (async def prog(k, ...)); a thread "
+            f"started with k.spawn(fn, ...) or host.spawn(fn, ...) gets its own k as fn's first argument")
+    if RUNNING.sim is not None:
+        return RuntimeError(f"the k of thread {owner.name!r} on host {owner.host.name!r} was used from a program "
+                            f"of another Simulation; each program must use the k it was given")
+    return RuntimeError(f"the k of thread {owner.name!r} on host {owner.host.name!r} was used outside its program: "
+                        f"k works only inside the thread it was given to, while the simulation runs")
 
 
 class Kernel:
@@ -58,6 +74,8 @@ class Kernel:
 
         The sleep starts once the CPU the thread has used so far is paid for (its CPU debt,
         kernel/cpu.py), so a thread that works then sleeps is away for work + sleep."""
+        if self._sim.current_thread is not self._thread:
+            raise wrong_kernel(self)
         if type(seconds) is float and 0.0 <= seconds < 1e9:     # fast path for the common case
             delay = int(round(seconds * NS_PER_S))
         else:
@@ -68,6 +86,8 @@ class Kernel:
         """Use the CPU for ``seconds`` (a number or a string such as "2ms") of application
         work: the thread holds a core that long (sharing it with others in time slices when
         there are more runnable threads than cores)."""
+        if self._sim.current_thread is not self._thread:
+            raise wrong_kernel(self)
         if type(seconds) is float and 0.0 <= seconds < 1e9:
             ns = int(round(seconds * NS_PER_S))
         else:
@@ -85,11 +105,15 @@ class Kernel:
     def spawn(self, fn, *args, name: str | None = None):
         """Start ``fn(k, *args)`` as a new thread on the same host; returns a handle whose
         ``join()`` can be awaited for the program's return value."""
+        if self._sim.current_thread is not self._thread:
+            raise wrong_kernel(self)
         self._thread.debt_ns += self._host.cpu.syscall_ns      # clone()
         return ThreadHandle(self._host.spawn(fn, *args, name=name))
 
     def socket(self, family=C.AF_INET, type=C.SOCK_STREAM, proto=0):
         """A new socket, like ``socket.socket(family, type, proto)``."""
+        if self._sim.current_thread is not self._thread:
+            raise wrong_kernel(self)
         family = check_int(family)
         type = check_int(type)
         proto = check_int(proto)
@@ -124,6 +148,8 @@ class Kernel:
         """A new I/O completion port (Windows' CreateIoCompletionPort): at most
         ``concurrency`` associated threads run at once (0 = the host's cores). See
         :mod:`simsock.kernel.iocp`."""
+        if self._sim.current_thread is not self._thread:
+            raise wrong_kernel(self)
         from .iocp import CompletionPort
         port = CompletionPort(self._host, concurrency)
         port._trace("iocp", [concurrency], {"fd": port._fd, "concurrency": port.concurrency}, None)
@@ -132,6 +158,8 @@ class Kernel:
     def io_uring(self, entries: int = 256):
         """A new io_uring instance with ``entries`` submission slots (rounded up to a
         power of two) and twice as many completion slots. See :mod:`simsock.kernel.uring`."""
+        if self._sim.current_thread is not self._thread:
+            raise wrong_kernel(self)
         from .uring import IoUring
         return IoUring(self._host, entries)
 
@@ -139,17 +167,23 @@ class Kernel:
         """``select.select``: the objects (or descriptor numbers) of the three lists that are
         readable, writable, exceptional; waits up to ``timeout`` seconds (None: forever).
         See :mod:`simsock.kernel.notify`."""
+        if self._sim.current_thread is not self._thread:
+            raise wrong_kernel(self)
         from .notify import select
         return await select(self, rlist, wlist, xlist, timeout)
 
     def poll(self):
         """A new ``select.poll`` object: ``register``/``modify``/``unregister`` and
         ``await p.poll(timeout_ms)``."""
+        if self._sim.current_thread is not self._thread:
+            raise wrong_kernel(self)
         from .notify import Poll
         return Poll(self)
 
     def epoll(self, sizehint=-1, flags=0):
         """A new epoll instance (``select.epoll``), a file of this host."""
+        if self._sim.current_thread is not self._thread:
+            raise wrong_kernel(self)
         from .notify import Epoll
         ep = Epoll(self, sizehint, flags)
         self._thread.debt_ns += self._host.cpu.syscall_ns

@@ -129,6 +129,18 @@ class SimThread:
         self.bursts = 0
         self.spun_ns = 0                     # CPU time added by spin extension (cpu.py)
 
+    @property
+    def cpu_time(self) -> float:
+        """CPU time the thread has used so far, in seconds (as ``ThreadHandle.cpu_time``:
+        ``host.spawn`` returns the thread itself, ``k.spawn`` a handle)."""
+        ahead = self.run_until - self.sim.env.now
+        return (self.cpu_ns - ahead if ahead > 0 else self.cpu_ns) / 1e9
+
+    @property
+    def context_switches(self) -> dict:
+        """``{"voluntary": n, "involuntary": m}`` (see ``ThreadHandle.context_switches``)."""
+        return {"voluntary": self.nvcsw, "involuntary": self.nivcsw}
+
     def start(self) -> None:
         """Schedule the first step now (after everything already scheduled for this instant)."""
         ev = simpy.Event(self.sim.env)

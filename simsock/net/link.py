@@ -222,8 +222,8 @@ class Channel:
         sim.in_flight -= 1
         if sim.trace.want_packets:
             sim.trace.packet(self.env.now, self.name, "arrive", pkt)
-        if self.monitor is not None:
-            now = self.env.now
+        if self.monitor is not None:          # the monitor's per-bin arrivals, in place
+            now = self.env._now
             i = now // self._mon_bins[0]
             arrived = self._mon_bins[3]
             if i < len(arrived):

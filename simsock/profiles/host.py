@@ -343,13 +343,13 @@ def add_profile_arguments(parser) -> None:
 
 def cmd_profile(args) -> int:
     if args.from_host and args.action:
-        print("give either --from-host or show, not both", file=sys.stderr)
+        print("simsock: error: give either --from-host or show, not both", file=sys.stderr)
         return 2
     if args.from_host:
         try:
             hp = measure()
         except OSError as exc:
-            print(f"cannot measure this host: {exc}", file=sys.stderr)
+            print(f"simsock: error: cannot measure this host: {exc}", file=sys.stderr)
             return 2
         text = hp.to_json()
         if args.out:
@@ -370,13 +370,13 @@ def cmd_profile(args) -> int:
         try:
             prof = get_profile(args.target)
         except (ValueError, TypeError, OSError, json.JSONDecodeError) as exc:
-            print(f"cannot read profile {args.target!r}: {exc}", file=sys.stderr)
+            print(f"simsock: error: cannot read profile {args.target!r}: {exc}", file=sys.stderr)
             return 2
         for name, value in prof.to_dict().items():
             ref = getattr(LINUX, name)
             mark = "" if value == ref or prof is LINUX else f"   (linux: {ref})"
             print(f"{name:22} {value}{mark}")
         return 0
-    print("say what to do: simsock profile --from-host [-o FILE], or simsock profile show [NAME|FILE]",
+    print("simsock: error: say what to do: simsock profile --from-host [-o FILE], or simsock profile show [NAME|FILE]",
           file=sys.stderr)
     return 2
