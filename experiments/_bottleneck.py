@@ -213,8 +213,13 @@ def rate_bps(values: Sequence[float], a: int, b: int, bin_ns: int) -> float:
 
 
 def jain(xs: Sequence[float]) -> float:
-    """Jain's fairness index (sum x)^2 / (n sum x^2): 1 when all equal, 1/n when one takes all."""
+    """Jain's fairness index (sum x)^2 / (n sum x^2): 1 when all equal, 1/n when one takes all.
+    Computed on x / max(x) (the index does not depend on scale), so that squares of tiny
+    values do not underflow to subnormals and push it above 1."""
     xs = list(xs)
+    top = max(xs, default=0)
+    if top > 0:
+        xs = [x / top for x in xs]
     square_sum = sum(x * x for x in xs)
     return (sum(xs) ** 2) / (len(xs) * square_sum) if square_sum else 1.0
 

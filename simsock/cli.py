@@ -178,8 +178,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 def _configure_report(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("results"),
                         help="output directory (default results/)")
-    parser.add_argument("--jobs", type=_jobs, default=1,
-                        help="worker processes (default 1)")
+    parser.add_argument("--jobs", type=_jobs, default=None,
+                        help="worker processes (default: number of CPUs)")
 
 
 def _report_task(task):
@@ -193,15 +193,19 @@ def _report_task(task):
 def _cmd_report(args: argparse.Namespace) -> int:
     out = args.out.resolve()
     tasks = [(name, 1, {}, str(out / name), True) for name in experiment.available()]
-    sections = experiment.map_processes(_report_task, tasks, args.jobs)
+    jobs = args.jobs or os.cpu_count() or 1
+    print(f"running {len(tasks)} experiments on {min(jobs, len(tasks))} process(es); each line comes "
+          f"when its experiment is done (the whole report takes minutes)", flush=True)
+    sections = []
     status = 0
-    for name, outcome, error in sections:
+    for name, outcome, error in experiment.imap_processes(_report_task, tasks, jobs):
+        sections.append((name, outcome, error))
         if error is not None:
             label = "ERROR"
-            print(f"ERROR {name}: {error.strip().splitlines()[-1]}")
+            print(f"ERROR {name}: {error.strip().splitlines()[-1]}", flush=True)
         else:
             label = "PASS" if outcome.passed else "FAIL"
-            print(f"{label} {name}")
+            print(f"{label} {name}", flush=True)
         status = status or int(label != "PASS")
     page = out / "report.html"
     out.mkdir(parents=True, exist_ok=True)

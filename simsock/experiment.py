@@ -66,6 +66,7 @@ __all__ = [
     "claim_status",
     "discover",
     "load",
+    "imap_processes",
     "map_processes",
     "parse_grid",
     "parse_overrides",
@@ -473,12 +474,20 @@ def map_processes(func: Callable[[T], R], items: Sequence[T], jobs: int | None =
     starts from a fresh interpreter as it would on any platform; with one job (or one item)
     everything runs in this process. ``jobs=None`` means one per CPU.
     """
+    return list(imap_processes(func, items, jobs))
+
+
+def imap_processes(func: Callable[[T], R], items: Sequence[T], jobs: int | None = None):
+    """:func:`map_processes` as a generator: each result, in order, as soon as it (and those
+    before it) are done, so that a caller can report progress."""
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(items)))
     if jobs == 1:
-        return [func(item) for item in items]
+        for item in items:
+            yield func(item)
+        return
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-        return list(pool.map(func, items))
+        yield from pool.map(func, items)
 
 
 def run_many(

@@ -13,7 +13,6 @@ host is dropped ("not_for_me"); routers forward.
 from __future__ import annotations
 
 import errno
-import functools
 import heapq
 
 from simsock import constants as C
@@ -84,7 +83,7 @@ class Host(Node):
         self.drops_not_for_me = 0
         self.lo = None       # loopback channel, made by the simulation
         self._route_cache: dict[str, tuple] = {}
-        self.udp_truesize = functools.lru_cache(maxsize=8192)(self.profile.udp_truesize)
+        self.udp_truesize = sim.udp_truesize      # the profile's, cached once per simulation
         from simsock.kernel.cpu import HostCpu
         self.cpu = HostCpu(self)       # cores, run queue, CPU accounting (kernel/cpu.py)
 

@@ -149,7 +149,7 @@ class BinnedCounter:
         i = now // self.bin_ns
         bins = self.bins
         if i >= len(bins):
-            bins.extend([0] * (i + 1 - len(bins)))
+            bins.frombytes(bytes(bins.itemsize * (i + 1 - len(bins))))     # zeros, without a list
         bins[i] += amount
 
     def _padded(self, until: int | None) -> list:

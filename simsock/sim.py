@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import errno
+import functools
 import gc
 import heapq
 import itertools
@@ -118,6 +119,9 @@ class Simulation:
         self.rng = RandomStreams(seed)
         self.seed = seed
         self.profile = get_profile(profile)
+        # one cache for every host (they share the profile): per-host caches were a cold
+        # cache line or more per received datagram with many hosts (benchmarks/many_flows.py)
+        self.udp_truesize = functools.lru_cache(maxsize=8192)(self.profile.udp_truesize)
         self.env = simpy.Environment()
         self.trace = Trace(trace)
         self.nodes: dict[str, Node] = {}

@@ -4,7 +4,7 @@
 
     G = nx.Graph()
     G.add_node("r1", kind="router", queue=64)
-    G.add_node("client")                                   # kind defaults to "host"
+    G.add_node("client")                                   # one link: kind defaults to "host"
     G.add_node("server", cores=4)
     G.add_edge("client", "r1", rate="100Mbit", delay="1ms")
     G.add_edge("r1", "server", rate="10Mbit", delay="10ms", loss=0.001)
@@ -12,7 +12,8 @@
 
 Nodes are created in the graph's node order and links in its edge order, so the same
 graph always builds the same world (addresses, stream names, tie-breaks in routing).
-Node attributes: ``kind`` ("host" or "router", default host); for hosts ``cores``; for
+Node attributes: ``kind`` ("host" or "router"; may be left out only on a node with one
+link, which is then a host); for hosts ``cores``; for
 routers ``qdisc`` (a queue discipline, copied for each output port, or a callable returning
 a new one per port), ``queue``
 (packet limit of each port's drop-tail queue) and ``processing_delay``. Edge attributes are
@@ -63,6 +64,12 @@ def from_graph(G, seed: int = 1, profile="linux", trace=True) -> Simulation:
         names[node] = name
     sim = Simulation(seed=seed, profile=profile, trace=trace)
     for node, attrs in G.nodes(data=True):
+        if "kind" not in attrs and G.degree(node) > 1:
+            # A forgotten kind="router" would build a host, which does not forward: every
+            # packet between its neighbours would be dropped without an error.
+            raise ValueError(f"node {node!r} has {G.degree(node)} links but no kind: hosts do not forward "
+                             f"packets, so say which it is: G.nodes[{node!r}]['kind'] = 'router' (or 'host' "
+                             f"for a multi-homed host)")
         kind = attrs.get("kind", "host")
         if kind not in NODE_ATTRIBUTES:
             raise ValueError(f"node {node!r}: kind must be 'host' or 'router', got {kind!r}")

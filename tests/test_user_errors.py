@@ -9,6 +9,10 @@ SimPy traceback, never a silently wrong result.
 from __future__ import annotations
 
 import json
+import select as _select
+import socket as _socket
+import subprocess
+import sys as _sys
 import types
 
 import networkx as nx
@@ -349,10 +353,7 @@ def test_compare_of_a_file_that_is_not_a_trace_is_one_clear_line(capsys, tmp_pat
 
 def test_output_piped_into_a_reader_that_stops_early_is_not_a_traceback():
     """``simsock profile show | head -2``: the command stops quietly when the pipe closes."""
-    import subprocess
-    import sys
-
-    proc = subprocess.Popen([sys.executable, "-m", "simsock.cli", "profile", "show"],
+    proc = subprocess.Popen([_sys.executable, "-m", "simsock.cli", "profile", "show"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     proc.stdout.close()
     err = proc.stderr.read().decode()
@@ -388,3 +389,95 @@ def test_running_the_simulation_from_inside_a_program_is_refused():
     with pytest.raises(simsock.SimulationError, match=r"RuntimeError: sim.run\(\) was called from inside thread "
                                                       r"'prog': .* await k.sleep"):
         sim.run(until=1)
+
+
+def test_a_graph_node_with_several_links_and_no_kind_is_refused():
+    """Without the check a forgotten kind="router" builds a host that silently drops every
+    packet between its neighbours (hosts do not forward)."""
+    G = nx.Graph()
+    G.add_edge("a", "r")
+    G.add_edge("r", "b")
+    with pytest.raises(ValueError, match=r"node 'r' has 2 links but no kind: hosts do not forward packets, so "
+                                         r"say which it is: G.nodes\['r'\]\['kind'\] = 'router'"):
+        simsock.topology.from_graph(G)
+    G.nodes["r"]["kind"] = "host"               # a multi-homed host, said explicitly
+    assert list(simsock.topology.from_graph(G).hosts) == ["a", "r", "b"]
+
+
+# --- misuse of select/poll/epoll: the same exception as the select module --------------------------
+
+def _closed_real_socket():
+    s = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
+    s.close()
+    return s
+
+
+def _closed_real_epoll():
+    ep = _select.epoll()
+    ep.close()
+    return ep
+
+
+async def _sim_closed_socket(k):
+    s = k.socket(AF_INET, SOCK_DGRAM)
+    s.close()
+    return s
+
+
+async def _sim_closed_epoll(k):
+    ep = k.epoll()
+    ep.close()
+    return ep
+
+
+# (name, the call on the real select module, the same call in a simulated program)
+_NOTIFY_MISUSE = [
+    ("epoll sizehint 0", lambda: _select.epoll(sizehint=0), lambda k: _nowait(k.epoll, sizehint=0)),
+    ("select timeout str", lambda: _select.select([], [], [], "x"), lambda k: k.select([], [], [], "x")),
+    ("epoll.poll timeout str", lambda: _select.epoll().poll("x"), lambda k: k.epoll().poll("x")),
+    ("poll.poll timeout str", lambda: _select.poll().poll("x"), lambda k: k.poll().poll("x")),
+    ("epoll.poll on a closed epoll", lambda: _closed_real_epoll().poll(0),
+     lambda k: _then(_sim_closed_epoll(k), lambda ep: ep.poll(0))),
+    ("register on a closed epoll", lambda: _closed_real_epoll().register(0, _select.EPOLLIN),
+     lambda k: _then(_sim_closed_epoll(k), lambda ep: _nowait(ep.register, 0, 1))),
+    ("register a closed socket", lambda: _select.epoll().register(_closed_real_socket(), _select.EPOLLIN),
+     lambda k: _then(_sim_closed_socket(k), lambda s: _nowait(k.epoll().register, s, 1))),
+    ("select a closed socket", lambda: _select.select([_closed_real_socket()], [], [], 0),
+     lambda k: _then(_sim_closed_socket(k), lambda s: k.select([s], [], [], 0))),
+]
+
+
+async def _nowait(fn, *args, **kwargs):
+    return fn(*args, **kwargs)
+
+
+async def _then(first, then):
+    return await then(await first)
+
+
+def _outcome(fn):
+    try:
+        fn()
+    except Exception as exc:       # what the call raised, compared by class and message
+        return type(exc).__name__, str(exc)
+    return None
+
+
+@pytest.mark.real
+@pytest.mark.skipif(_sys.platform != "linux", reason="compares with CPython's select module on Linux")
+@pytest.mark.parametrize("name, real_call, sim_call", _NOTIFY_MISUSE, ids=[c[0] for c in _NOTIFY_MISUSE])
+def test_notify_misuse_raises_what_the_select_module_raises(name, real_call, sim_call):
+    expected = _outcome(real_call)
+    assert expected is not None, f"{name}: the real call did not fail"
+    got = {}
+
+    async def prog(k):
+        try:
+            await sim_call(k)
+        except Exception as exc:
+            got["outcome"] = type(exc).__name__, str(exc)
+
+    sim = simsock.Simulation()
+    sim.add_host("a").spawn(prog)
+    sim.run(until=1)
+    assert got.get("outcome") == expected

@@ -144,7 +144,7 @@ class TcpStack:
             rcvbuf_locked=sock._userlocks_rcv, nodelay=sock._nodelay, cork=sock._cork, linger=linger,
             congestion=sock._congestion, tcp_wmem=tuple(prof.tcp_wmem), tcp_rmem=tuple(prof.tcp_rmem),
             rmem_max=prof.rmem_max, sack=prof.tcp_sack, dsack=prof.tcp_dsack,
-            recovery=prof.tcp_recovery)
+            recovery=prof.tcp_recovery, early_retrans=prof.tcp_early_retrans)
 
     # -- driving connections -------------------------------------------------------------
     def register(self, conn: TcpConnection, sock: "TcpSocket | None") -> None:
@@ -410,6 +410,8 @@ class TcpSocket(Socket):
         self._notifies = 0
         self.conn = conn
         self.listener: TcpListener | None = None
+        self._port_locked = False    # SOCK_BINDPORT_LOCK: bind() named a port (not 0)
+        self._port_released = False  # shutdown(SHUT_RD) of a listener gave up an unlocked port
         self._sock_state = _CONNECTED if conn is not None else _UNCONNECTED
         if conn is not None:
             self.local = conn.local
@@ -541,6 +543,7 @@ class TcpSocket(Socket):
         if self.local is not None:
             raise os_error(errno.EINVAL)
         self.stack.bind(self, ip, port)
+        self._port_locked = port != 0
 
     @syscall
     def listen(self, backlog=None) -> None:
@@ -557,6 +560,8 @@ class TcpSocket(Socket):
             return
         if self.local is None:
             self.stack.bind(self, ANY, 0)
+        elif self._port_released:
+            self._rebind_released()
         stack = self.stack
         self.listener = TcpListener(self.local, min(backlog, self._host.profile.somaxconn),
                                     lambda: stack.config_for(self, stack._syn_src))
@@ -570,6 +575,8 @@ class TcpSocket(Socket):
         listener = self.listener
 
         def attempt():
+            if self.listener is not listener:
+                raise os_error(errno.EINVAL)    # shutdown(SHUT_RD) stopped listening meanwhile
             if not listener.accept_queue:
                 return AGAIN
             return listener.accept(self._env.now)
@@ -639,6 +646,8 @@ class TcpSocket(Socket):
         self._host.route_check(ip)
         if self.local is None:
             self.stack.bind(self, ANY, 0)
+        elif self._port_released:
+            self._rebind_released()
         src = self.local[0] if self.local[0] != ANY else self._host.route(ip)[2]
         conn = TcpConnection((src, self.local[1]), (ip, port), self.stack.config_for(self, ip),
                              self.stack.iss_rng.getrandbits(32))
@@ -649,6 +658,15 @@ class TcpSocket(Socket):
         conn.connect(self._env.now)
         self._sock_state = _CONNECTING
         self._pump()
+
+    def _rebind_released(self) -> None:
+        """After shutdown(SHUT_RD) gave back an unlocked port (inet_num = 0), listen() and
+        connect() take a new ephemeral port on the same address (inet_csk_listen_start ->
+        get_port(sk, 0); __inet_hash_connect)."""
+        self._port_released = False
+        ip = self.local[0]
+        self.local = None
+        self.stack.bind(self, ip, 0)
 
     def _connect_result(self) -> int:
         conn = self.conn
@@ -891,8 +909,22 @@ class TcpSocket(Socket):
         if how not in (C.SHUT_RD, C.SHUT_WR, C.SHUT_RDWR):
             raise os_error(errno.EINVAL)
         if self.listener is not None:
-            # inet_shutdown on a listener: stop listening (tcp_disconnect).
+            # inet_shutdown, case TCP_LISTEN: only a shutdown with RCV_SHUTDOWN in it (SHUT_RD,
+            # SHUT_RDWR) disconnects; SHUT_WR alone does nothing (not even sk_shutdown) and
+            # the socket keeps listening. tcp_disconnect -> inet_csk_listen_stop resets the
+            # queued connections, drops the SYN_RECV ones and leaves the socket in TCP_CLOSE:
+            # accept then fails with EINVAL, connects are refused, listen() works again, and
+            # tcp_set_state(TCP_CLOSE) gives back the port unless bind() named it
+            # (SOCK_BINDPORT_LOCK); getsockname still shows the old port (inet_sport).
+            # Checked on Linux 6.18: tests/tcp/test_fidelity_gaps.py.
+            if how == C.SHUT_WR:
+                return
             self._stop_listening()
+            self.listener = None
+            if not self._port_locked:
+                users = self.stack.ports.get(self.local[1], [])
+                users[:] = [b for b in users if b.sock is not self]
+                self._port_released = True
             return
         if self._sk_state_closed():
             raise os_error(errno.ENOTCONN)       # inet_shutdown: sk_state TCP_CLOSE

@@ -152,8 +152,10 @@ class ChannelMonitor:
     def drop_rate(self, until: int | None = None) -> list[float]:
         """Per bin, the fraction of the packets offered to the channel that it dropped (its
         queue, or the wire's loss model); 0.0 for a bin in which nothing was offered. A
-        packet counts in the bin it was offered in, its drop in the bin it was dropped in
-        (the same bin for drop-tail refusals and for losses on a FIFO channel)."""
+        packet counts in the bin it was offered in, its drop in the bin it was dropped in:
+        the same bin for drop-tail refusals, RED's drops and losses on a FIFO channel; a
+        queue discipline that drops at dequeue (CoDel) can drop in a later bin, so one
+        bin's rate may then exceed 1 (rates over several bins are exact)."""
         drops = self.drops._padded(until)
         offered = self.offered_packets._padded(until)
         n = max(len(drops), len(offered))
@@ -265,13 +267,19 @@ class NetworkMonitor:
         flow.delivered_packets += 1
         n = _payload_bytes(pkt)
         i = now // self.bin_ns
-        packets, nbytes = flow.delivered_packet_bins.bins, flow.delivered_bytes.bins
-        if i < len(packets) and i < len(nbytes):       # BinnedCounter.add inlined: the common case
+        packets = flow.delivered_packet_bins.bins
+        if i < len(packets):                            # BinnedCounter.add inlined: the common case
             packets[i] += 1
-            nbytes[i] += n
+            if n:
+                nbytes = flow.delivered_bytes.bins
+                if i < len(nbytes):
+                    nbytes[i] += n
+                else:
+                    flow.delivered_bytes.add(now, n)
             return
         flow.delivered_packet_bins.add(now, 1)
-        flow.delivered_bytes.add(now, n)
+        if n:                                           # (a pure ACK adds no bytes, nor bins)
+            flow.delivered_bytes.add(now, n)
 
     def dropped(self, channel, pkt, reason: str, where: str | None, now: int) -> None:
         flow = self._flow(pkt)

@@ -52,6 +52,7 @@ class Profile:
     tcp_sack: bool = True            # net.ipv4.tcp_sack: offer and accept SACK (RFC 2018)
     tcp_dsack: bool = True           # net.ipv4.tcp_dsack: report duplicate segments (RFC 2883)
     tcp_recovery: int = 1            # net.ipv4.tcp_recovery: 1 RACK loss detection, 0 RFC 6675
+    tcp_early_retrans: int = 3       # net.ipv4.tcp_early_retrans: 3/4 tail loss probes, 0-2 none
 
     def to_dict(self) -> dict:
         return asdict(self)

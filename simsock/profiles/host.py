@@ -8,7 +8,8 @@ congestion control). Every number has one of these sources:
 
 * **sysctl** (``/proc/sys``): ``net.core.{r,w}mem_{default,max}``, ``net.core.somaxconn``,
   ``net.ipv4.tcp_{r,w}mem``, ``ip_local_port_range``, ``ip_default_ttl``,
-  ``icmp_ratelimit`` (ms), ``ipfrag_time`` (s);
+  ``icmp_ratelimit`` (ms), ``ipfrag_time`` (s), ``tcp_sack``, ``tcp_dsack``, ``tcp_recovery``,
+  ``tcp_early_retrans``;
 * **uname**: ``kernel`` is ``os.uname().release``;
 * **sysfs** (``/sys/class/net``): lo's MTU; the MTU and ``tx_queue_len`` of the interface of
   the default route (``/proc/net/route``), if there is one;
@@ -261,6 +262,11 @@ def measure() -> HostProfile:
     put("icmp_ratelimit_ns", v[0] * 1_000_000 if v else None, "sysctl net.ipv4.icmp_ratelimit (ms)")
     v = _ints(_sysctl("net.ipv4.ipfrag_time"))
     put("ipfrag_time_ns", v[0] * 1_000_000_000 if v else None, "sysctl net.ipv4.ipfrag_time (s)")
+    for name, sysctl, conv in (("tcp_sack", "net.ipv4.tcp_sack", bool), ("tcp_dsack", "net.ipv4.tcp_dsack", bool),
+                               ("tcp_recovery", "net.ipv4.tcp_recovery", int),
+                               ("tcp_early_retrans", "net.ipv4.tcp_early_retrans", int)):
+        v = _ints(_sysctl(sysctl))
+        put(name, conv(v[0]) if v else None, f"sysctl {sysctl}")
     put("loopback_mtu", _sysfs_int("lo", "mtu"), "/sys/class/net/lo/mtu")
     iface = default_route_interface()
     if iface is not None:
@@ -313,6 +319,7 @@ def measured_fields() -> list[str]:
     """Fields that :func:`measure` reads or measures on the host (the others are copied)."""
     return ["kernel", "rmem_default", "wmem_default", "rmem_max", "wmem_max", "somaxconn", "ip_default_ttl",
             "tcp_rmem", "tcp_wmem", "ip_local_port_range", "icmp_ratelimit_ns", "ipfrag_time_ns",
+            "tcp_sack", "tcp_dsack", "tcp_recovery", "tcp_early_retrans",
             "loopback_mtu", "default_mtu", "txqueuelen", "sock_min_rcvbuf", "sock_min_sndbuf",
             "sockopt_buf_doubles", "udp_max_payload", "udp_truesize_steps", "udp_truesize_linear"]
 

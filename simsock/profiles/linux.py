@@ -25,8 +25,11 @@ Where each comes from:
 * ``icmp_ratelimit_ns`` 1 s and burst 6: net.ipv4.icmp_ratelimit and XRLIM_BURST_FACTOR
   in net/ipv4/icmp.c (icmpv4_xrlim_allow); loopback is exempt.
 * ``ipfrag_time_ns`` 30 s: net.ipv4.ipfrag_time. ``somaxconn`` 4096: net.core.somaxconn.
-* ``tcp_sack`` 1, ``tcp_dsack`` 1, ``tcp_recovery`` 1 (RACK): the sysctls of the same names
-  (read from /proc/sys/net/ipv4 on 6.18; the Profile's defaults).
+* ``tcp_sack`` 1, ``tcp_dsack`` 1, ``tcp_recovery`` 1 (RACK), ``tcp_early_retrans`` 3: the
+  sysctls of the same names (read from /proc/sys/net/ipv4 on 6.18; the Profile's defaults).
+  ``tcp_early_retrans`` 3 or 4 enables tail loss probes (tcp_schedule_loss_probe checks
+  ``net.ipv4.tcp_early_retrans == 3 || == 4``); 0-2 disable them (Documentation/networking/
+  ip-sysctl.rst: 0 disables TLP, 3 or 4 enables it, 3 is the default).
 
 CPU costs (the CPU model, simsock/kernel/cpu.py). Python cannot time a system call by
 itself; ``benchmarks/cpu_costs.py`` times real calls from Python on the test machine (a

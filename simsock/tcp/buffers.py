@@ -8,8 +8,15 @@ tail skb while it is unsent and shorter than ``size_goal``; a *new* skb may only
 while ``sk_wmem_queued < sk_sndbuf`` (sk_stream_memory_free), and then it takes up to
 ``size_goal`` bytes, so the queue overshoots sndbuf by at most one skb. When the window or
 cwnd lets only part of an skb leave, tcp_write_xmit splits it (tso_fragment) and the new
-skb is charged the overhead again. An ACK frees whole skbs; a partial ACK trims the head skb
-by the acked payload (tcp_trim_head).
+skb is charged the overhead again. Before sending the head of the write queue,
+tcp_write_xmit grows it (tcp_grow_skb, Linux 6.10+) with payload pulled from the one skb
+after it, up to ``cwnd quota x mss`` bytes; an skb emptied that way is freed and its
+overhead released, so unsent data waiting on a closed window ends up in one skb charged
+the overhead once (:meth:`SendQueue.grow`). tcp_sendmsg_locked pushes in the middle of a
+call (an skb filled and more than half the peer's largest window written since the last
+push, or the filled skb is the send head) and before it gives up for lack of memory, so
+that growth frees memory within one call (:meth:`SendQueue.append`'s ``push``). An ACK
+frees whole skbs; a partial ACK trims the head skb by the acked payload (tcp_trim_head).
 
 **Receive queue** (``sk_receive_queue`` + out-of-order queue). In-order data is a deque of
 ``[bytes, offset, truesize]`` chunks; ``rmem_alloc`` is the sum of truesizes and a chunk's
@@ -25,7 +32,7 @@ from collections import deque
 
 
 class SendQueue:
-    __slots__ = ("_buf", "_base", "end", "skbs", "_first", "wmem_queued", "overhead")
+    __slots__ = ("_buf", "_base", "end", "skbs", "_first", "wmem_queued", "overhead", "pushed_seq")
 
     def __init__(self, start_seq: int, overhead: int) -> None:
         self._buf = bytearray()
@@ -35,18 +42,32 @@ class SendQueue:
         self._first = 0                 # index of the first live skb
         self.wmem_queued = 0
         self.overhead = overhead
+        self.pushed_seq = start_seq     # tp->pushed_seq: write_seq at the last tcp_mark_push
 
     # -- application side --------------------------------------------------------------
-    def append(self, data, size_goal: int, sndbuf: int, snd_nxt: int) -> int:
-        """Copy as much of ``data`` as tcp_sendmsg_locked would; return the byte count."""
+    def append(self, data, size_goal: int, sndbuf: int, snd_nxt: int, push=None, push_gap: int = 0) -> int:
+        """Copy as much of ``data`` as tcp_sendmsg_locked would; return the byte count.
+
+        ``push`` (optional) transmits what the connection can (tcp_write_xmit, which grows
+        the send head, see :meth:`grow`) and returns the new snd_nxt. tcp_sendmsg_locked
+        calls it when an skb has filled up with data still to copy and either more than
+        ``push_gap`` bytes (half the peer's largest window) were written since the last push
+        (forced_push) or the full skb is the send head (tcp_push_one); and at
+        wait_for_space, before giving up for lack of memory. The push at the end of the call
+        is the caller's (the pushed sequence is marked here)."""
         n = len(data)
-        copied = 0
+        copied = stored = 0                 # bytes accepted / already in _buf
         skbs = self.skbs
         while copied < n:
             tail = skbs[-1] if len(skbs) > self._first else None
             room = size_goal - (tail[1] - tail[0]) if tail is not None and tail[0] >= snd_nxt else 0
             if room <= 0:
                 if self.wmem_queued >= sndbuf:      # !sk_stream_memory_free -> wait_for_space
+                    if push is not None and copied:
+                        self._buf += data[stored:copied]
+                        stored = copied
+                        self.pushed_seq = self.end  # tcp_push(flags & ~MSG_MORE): tcp_mark_push
+                        push()
                     break
                 tail = [self.end, self.end]
                 skbs.append(tail)
@@ -57,9 +78,47 @@ class SendQueue:
             self.end += take
             self.wmem_queued += take
             copied += take
+            if push is not None and copied < n and tail[1] - tail[0] >= size_goal:
+                if self.end > self.pushed_seq + push_gap:          # forced_push
+                    self.pushed_seq = self.end
+                elif tail[0] != snd_nxt:                           # not the send head
+                    continue
+                self._buf += data[stored:copied]
+                stored = copied
+                snd_nxt = push()
         if copied:
-            self._buf += data[:copied] if copied < n else data
+            if stored < copied:
+                self._buf += data if stored == 0 and copied == n else data[stored:copied]
+            self.pushed_seq = self.end      # tcp_push at the end of the call: tcp_mark_push
         return copied
+
+    def grow(self, seq: int, amount: int) -> None:
+        """tcp_grow_skb: the unsent skb starting at ``seq`` (the send head) takes payload from
+        the one skb after it until it holds ``amount`` bytes; that skb, if emptied, is freed
+        and its overhead released (skb_shift moves truesize with the payload)."""
+        skbs = self.skbs
+        lo, hi = self._first, len(skbs)
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if skbs[mid][1] <= seq:
+                lo = mid + 1
+            else:
+                hi = mid
+        if lo + 1 >= len(skbs):
+            return                          # no skb there, or it is the last one
+        head = skbs[lo]
+        if head[0] != seq:
+            return
+        missing = amount - (head[1] - head[0])
+        if missing <= 0:
+            return
+        nxt = skbs[lo + 1]
+        take = min(missing, nxt[1] - nxt[0])
+        head[1] += take
+        nxt[0] += take
+        if nxt[0] == nxt[1]:
+            del skbs[lo + 1]
+            self.wmem_queued -= self.overhead
 
     # -- network side ------------------------------------------------------------------
     def data(self, start: int, end: int) -> bytes:

@@ -413,7 +413,8 @@ class TcpConnection(Receiver, Sender, Recovery):
         if not data:
             return 0
         mss = self._mss_now()
-        n = self.sendq.append(data, self._size_goal(mss), self.sndbuf, self.snd_nxt)
+        n = self.sendq.append(data, self._size_goal(mss), self.sndbuf, self.snd_nxt,
+                              lambda: self._push_pending(now), self.max_window >> 1)
         if n < len(data):
             self.nospace = True  # wait_for_space: SOCK_NOSPACE
         if n == 0:

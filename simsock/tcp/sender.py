@@ -95,6 +95,12 @@ class Sender:
             self.sndbuf = min(need, self.config.tcp_wmem[2])
 
     # ------------------------------------------------------------------ transmit
+    def _push_pending(self, now: int) -> int:
+        """A push in the middle of tcp_sendmsg_locked (__tcp_push_pending_frames /
+        tcp_push_one): transmit what may go now; returns snd_nxt."""
+        self._write_xmit(now, self._out)
+        return self.snd_nxt
+
     def _write_xmit(self, now: int, out: list) -> None:
         sq = self.sendq
         if self.snd_nxt >= sq.end and self.retrans_out >= self.lost_out and (self.fin_sent or not self.fin_queued):
@@ -123,13 +129,24 @@ class Sender:
         wnd_end = self.snd_una + self.snd_wnd
         limited = 0  # 1 rwnd, 2 cwnd, 3 app
         sent_any = False
+        # tcp_tso_segs: at most a GSO packet's worth of segments per skb (the pacing-rate
+        # bound of tcp_tso_autosize is not modelled); at least tcp_min_tso_segs (2).
+        max_segs = max((self.config.gso_max_size - 1 - _MAX_TCP_HEADER) // mss, 2)
+        at_head = True          # snd_nxt starts an unsent skb
         while True:
             nxt = self.snd_nxt
             if nxt < sq.end:
-                seg_end = min(nxt + mss, sq.skb_end(nxt))
-                if self._in_flight() >= cwnd:
+                in_flight = self._in_flight()
+                if in_flight >= cwnd:
                     limited = 2
                     break
+                if at_head:
+                    # tcp_grow_skb with tcp_cwnd_test's quota: min(cwnd/2, cwnd - in flight)
+                    quota = min(max(cwnd >> 1, 1), cwnd - in_flight, max_segs)
+                    sq.grow(nxt, quota * mss)
+                skb_end = sq.skb_end(nxt)
+                seg_end = min(nxt + mss, skb_end)
+                at_head = seg_end == skb_end
                 if seg_end > wnd_end:
                     limited = 1
                     break
