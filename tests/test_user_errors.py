@@ -481,3 +481,39 @@ def test_notify_misuse_raises_what_the_select_module_raises(name, real_call, sim
     sim.add_host("a").spawn(prog)
     sim.run(until=1)
     assert got.get("outcome") == expected
+
+
+def _foreign_world():
+    sim = simsock.Simulation(seed=1)
+    a, b = sim.add_host("a"), sim.add_host("b")
+    sim.add_link(a, b, rate="10Mbit", delay="1ms")
+    return sim, a, b
+
+
+@pytest.mark.parametrize("kind", ["poll", "epoll", "iocp", "io_uring"])
+def test_notification_objects_refuse_threads_of_another_host(kind):
+    """An epoll/poll/IOCP/io_uring object belongs to its host, like a socket: a thread of
+    another host that reaches it (through a shared Python variable) gets a clear error."""
+    sim, a, b = _foreign_world()
+    shared = {}
+
+    async def owner(k):
+        shared["obj"] = {"poll": k.poll, "epoll": k.epoll, "iocp": k.iocp, "io_uring": k.io_uring}[kind]()
+
+    async def intruder(k):
+        await k.sleep(0.01)
+        obj = shared["obj"]
+        if kind in ("poll", "epoll"):
+            await obj.poll(0)
+        elif kind == "iocp":
+            await obj.get(0)
+        else:
+            obj.submit()
+
+    a.spawn(owner)
+    b.spawn(intruder)
+    with pytest.raises(simsock.SimulationError) as info:
+        sim.run(until=1)
+    cause = info.value.__cause__
+    assert isinstance(cause, RuntimeError)
+    assert "belongs to host 'a'" in str(cause) and "'b'" in str(cause)

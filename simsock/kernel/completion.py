@@ -59,7 +59,7 @@ from simsock.errors import os_error
 from simsock.trace import errno_of, trace_value
 
 from .socket import AGAIN
-from .thread import wait_event
+from .thread import check_owner, wait_event
 
 #: Windows' ERROR_OPERATION_ABORTED (995, WSA_OPERATION_ABORTED): what a cancelled
 #: overlapped operation completes with.
@@ -119,6 +119,7 @@ class CompletionSink:
         return self._closed
 
     def _check_open(self) -> None:
+        check_owner(self, self._sim, self._host)
         if self._closed:
             raise os_error(errno.EBADF, f"{self._what} is closed")
 

@@ -90,7 +90,7 @@ from simsock.errors import os_error
 from simsock.trace import errno_of, trace_value
 
 from .cpu import charge, checkpoint
-from .thread import wait_event
+from .thread import check_owner, wait_event
 from .wait import SIG_CLOSE, SIG_IN, SIG_OUT, SIG_STATE, TIMED_OUT, FileState, _wake_later, arm_timeout
 
 __all__ = ["select", "Poll", "Epoll", "POLLIN_SET", "POLLOUT_SET", "POLLEX_SET"]
@@ -418,6 +418,7 @@ class Poll:
         """Wait up to ``timeout_ms`` milliseconds (None or negative: forever); returns
         ``[(fd, revents), ...]`` for the descriptors with events, in registration order."""
         sim, host = self._sim, self._host
+        check_owner(self, sim, host)
         try:
             result = await self._poll(timeout_ms)
         except Exception as exc:
@@ -709,6 +710,7 @@ class Epoll:
         """Wait up to ``timeout`` seconds (None or negative: forever) for events; returns
         ``[(fd, events), ...]``, at most ``maxevents`` (-1: FD_SETSIZE - 1), in ready-list order."""
         sim = self._sim
+        check_owner(self, sim, self._host)
         try:
             result = await self._poll(timeout, maxevents)
         except Exception as exc:

@@ -68,6 +68,17 @@ def foreign_use(obj, owner_host, thread) -> RuntimeError:
     return RuntimeError(f"{obj!r} belongs to host {owner_host.name!r}; it was used {where}; {fix}")
 
 
+def check_owner(obj, sim, host) -> None:
+    """Refuse a call on ``obj`` (of ``host`` in ``sim``) from a thread of another host or from
+    another simulation's program, with :func:`foreign_use`'s error."""
+    thread = sim.current_thread
+    if thread is not None:
+        if thread.host is not host:
+            raise foreign_use(obj, host, thread)
+    elif RUNNING.sim is not None and RUNNING.sim is not sim:
+        raise foreign_use(obj, host, None)
+
+
 def _with_hint(exc: BaseException) -> BaseException:
     """``exc``, or for the usual mistakes of a program written for simsock a copy of it that
     says what to write instead (the original stays its ``__cause__``)."""
