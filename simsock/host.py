@@ -245,18 +245,21 @@ class Host(Node):
                 best, best_score = sock, score
         return best
 
-    def udp_output(self, sock, data: bytes, dest: tuple[str, int]) -> int | None:
-        """Build and send a datagram (fragmented above the MTU); returns the release time."""
+    def udp_output(self, sock, data: bytes, dest: tuple[str, int], route=None) -> int | None:
+        """Build and send a datagram (fragmented above the MTU); returns the release time.
+        ``route``: ``self.route(dest[0])`` when the caller has just looked it up."""
         sim = self.sim
-        channel, mtu, route_src = self.route(dest[0])
+        channel, mtu, route_src = route if route is not None else self.route(dest[0])
         local = sock.local
-        src_ip = local[0] if local[0] != ANY else route_src
+        src_ip = local[0]
+        if src_ip == ANY:
+            src_ip = route_src
         dgram = Datagram(local[1], dest[1], data)
         self.udp_mib["OutDatagrams"] += 1
         size = UDP_HEADER + len(data)
         if IP_HEADER + size <= mtu:
             self.ip_mib["OutRequests"] += 1
-            return channel.send(Packet(sim._next_uid(), src_ip, dest[0], PROTO_UDP, dgram, sim.env.now))
+            return channel.send(Packet(next(sim._uids), src_ip, dest[0], PROTO_UDP, dgram, sim.env._now))
         per = (mtu - IP_HEADER) & ~7
         count = -(-size // per)
         self._frag_ident = (self._frag_ident + 1) & 0xFFFF
@@ -271,7 +274,7 @@ class Host(Node):
 
     # -- receiving -------------------------------------------------------------------------
     def receive(self, pkt: Packet, channel) -> None:
-        if not self.owns(pkt.dst):
+        if pkt.dst != self.address and not self.owns(pkt.dst):
             self.drops_not_for_me += 1
             self.sim._packet_dropped(None, pkt, "not_for_me", where=self.name)
             return
@@ -281,7 +284,7 @@ class Host(Node):
         proto = pkt.proto
         if proto == PROTO_UDP:
             payload = pkt.payload
-            if isinstance(payload, Fragment):
+            if type(payload) is Fragment:
                 payload = self._reassemble(pkt, payload)
                 if payload is None:
                     return

@@ -198,7 +198,7 @@ class HostCpu:
         return None
 
     def _take(self, core: Core, thread) -> None:
-        now = self.env.now
+        now = self.env._now
         core.holder = thread
         core.slice_start = now
         if core.last is not thread:
@@ -214,10 +214,10 @@ class HostCpu:
         core now, or queue it."""
         if not self.runqueue:
             core = thread.last_core
-            if core is not None and core.holder is None and core.busy_until <= self.env.now and core.last is thread:
+            if core is not None and core.holder is None and core.busy_until <= self.env._now and core.last is thread:
                 # Fast path: back on its own idle core, no switch.
                 core.holder = thread
-                core.slice_start = self.env.now
+                core.slice_start = self.env._now
                 thread.core = core
                 thread._step(event)
                 return
@@ -253,7 +253,7 @@ class HostCpu:
     def _release(self, thread, debt: int) -> None:
         """Give the core up after paying ``debt`` on it (without an event)."""
         core = thread.core
-        now = self.env.now
+        now = self.env._now
         thread.debt_ns = 0
         thread.progress = False
         if debt:
@@ -274,7 +274,7 @@ class HostCpu:
         thread.state = "blocked"
         thread.nvcsw += 1
         core = thread.core
-        now = self.env.now
+        now = self.env._now
         thread.debt_ns = 0
         thread.progress = False
         if debt:

@@ -114,6 +114,62 @@ def syscall(fn):
     return traced
 
 
+class Wait:
+    """Returned by the body of a :func:`syscall_may_wait` call that has to wait: the
+    coroutine that finishes the call (awaited by the wrapper)."""
+
+    __slots__ = ("coro",)
+
+    def __init__(self, coro):
+        self.coro = coro
+
+
+def syscall_may_wait(fn):
+    """:func:`syscall` for an awaitable call whose body is a *plain* function: the body
+    returns the result when the call completes at once, or :class:`Wait` (a coroutine)
+    when it must wait. The wrapper is an ``async def`` exactly as :func:`syscall` makes
+    for an ``async`` body (same trace records, CPU charges, foreign-use check, errors), but
+    a call that completes at once runs one coroutine frame instead of one per layer
+    (benchmarks/udp_blast.py)."""
+    name = fn.__name__
+    copied = _COPIED.get(name)
+
+    @functools.wraps(fn)
+    async def traced(self, *args, **kwargs):
+        sim = self._sim
+        thread = sim.current_thread
+        if thread is not None:
+            if thread.host is not self._host:
+                raise foreign_use(self, self._host, thread)
+            cpu = self._host.cpu
+            thread.debt_ns += cpu.syscall_ns     # entry: paid even if the call blocks
+        elif RUNNING.sim is not None and RUNNING.sim is not sim:
+            raise foreign_use(self, self._host, None)
+        try:
+            result = fn(self, *args, **kwargs)
+            if type(result) is Wait:
+                result = await result.coro
+        except Exception as exc:
+            if sim.trace.want_syscalls:
+                self._record(name, args, None, exc)
+            if thread is not None:
+                if type(exc) is not BlockingIOError:
+                    thread.progress = True
+                if thread.debt_ns >= sim.cpu_batch_ns:
+                    await run_debt()
+            raise
+        if sim.trace.want_syscalls:
+            self._record(name, args, result, None)
+        if thread is not None:
+            if copied is not None:
+                thread.debt_ns += copied(args, result) * cpu.copy_ps // 1000
+            thread.progress = True
+            if thread.debt_ns >= sim.cpu_batch_ns:
+                await run_debt()
+        return result
+    return traced
+
+
 #: Returned by a protocol's attempt function when the call would block.
 AGAIN = object()
 
@@ -235,10 +291,11 @@ class Socket:
                 return result
         # MSG_DONTWAIT makes only a blocking socket's call return EAGAIN: in timeout mode
         # CPython polls (up to the timeout) before every call, flags or not (sock_call_ex).
-        if self._timeout_ns == 0 or (flags & C.MSG_DONTWAIT and self._timeout_ns is None):
+        timeout = self._timeout_ns
+        if timeout == 0 or (flags & C.MSG_DONTWAIT and timeout is None):
             raise os_error(errno.EAGAIN)
-        deadline = self._deadline()
-        self._hold()
+        deadline = None if not timeout else self._env._now + timeout      # self._deadline()
+        self._holders.append(self._sim.current_thread)                     # self._hold()
         try:
             while True:
                 woke = await queue.wait(deadline)

@@ -163,8 +163,8 @@ class SimThread:
         """What the thread waited for happened: run it on a core (kernel/cpu.py) once the
         debt it paid when it blocked is over."""
         env = self.sim.env
-        if self.ready_at > env.now:
-            later = env.timeout(self.ready_at - env.now)
+        if self.ready_at > env._now:
+            later = env.timeout(self.ready_at - env._now)
             later.callbacks.append(lambda _ev, event=event: self._wake(event))
             return
         if self.state != "new":
@@ -176,7 +176,7 @@ class SimThread:
         previous = sim.current_thread
         sim.current_thread = self
         if self._started_ns is None:
-            self._started_ns = sim.env.now
+            self._started_ns = sim.env._now
         self.state = "running"
         if self.port is not None:
             self.port._thread_resuming(self)

@@ -34,7 +34,7 @@ from simsock.errors import os_error
 from simsock.net.packet import Datagram
 
 from .addr import ANY, LOOPBACK, check_int, is_loopback, parse_inet_address, resolve
-from .socket import AGAIN, Socket, syscall
+from .socket import AGAIN, Socket, Wait, syscall, syscall_may_wait
 from .wait import SIG_IN, SIG_OUT, SIG_STATE
 
 
@@ -50,6 +50,7 @@ class UdpSocket(Socket):
     """A ``SOCK_DGRAM`` socket."""
 
     _kind = "udp"
+    _shut = 0               # SHUT_RD/SHUT_WR bits once shutdown() was called
 
     def __init__(self, host, family: int, type: int, proto: int):
         super().__init__(host, family, type, proto)
@@ -151,7 +152,7 @@ class UdpSocket(Socket):
             raise os_error(errno.EINVAL)
         if self.peer is None:
             raise os_error(errno.ENOTCONN)
-        self._shut = getattr(self, "_shut", 0) | (1 << how if how != C.SHUT_RDWR else 3)
+        self._shut = self._shut | (1 << how if how != C.SHUT_RDWR else 3)
         self._notify(SIG_STATE, readers=True, writers=True)
 
     def _release(self) -> None:
@@ -166,30 +167,33 @@ class UdpSocket(Socket):
         while pending and pending[0][0] <= now:
             self.wmem_alloc -= pending.popleft()[1]
 
-    def _try_send(self, data: bytes, dest: tuple[str, int]) -> int:
+    def _try_send(self, data: bytes, dest: tuple[str, int], route=None) -> int:
         # No descriptor check: callers check on entry, and a call blocked when another
         # thread closed the descriptor goes on with the socket (Socket.close).
         if self._sk_err:
             err, self._sk_err = self._sk_err, 0
             raise os_error(err)
-        if getattr(self, "_shut", 0) & 2:
+        if self._shut & 2:
             raise os_error(errno.EPIPE)
-        now = self._env.now
-        self._reclaim_wmem(now)
+        now = self._env._now
+        pending = self._wmem_pending
+        if pending and pending[0][0] <= now:
+            self._reclaim_wmem(now)
         if self.wmem_alloc >= self.sndbuf:           # sock_alloc_send_pskb
             self._arm_wmem_wakeup()
             return AGAIN
         host = self._host
-        truesize = host.udp_truesize(len(data))
+        length = len(data)
+        truesize = host.udp_truesize(length)
         self.wmem_alloc += truesize
-        release = host.udp_output(self, data, dest)
+        release = host.udp_output(self, data, dest, route)
         if release is None or release <= now:
             self.wmem_alloc -= truesize
         else:
-            self._wmem_pending.append((release, truesize))
+            pending.append((release, truesize))
         self.sent_datagrams += 1
-        self.sent_bytes += len(data)
-        return len(data)
+        self.sent_bytes += length
+        return length
 
     def _arm_wmem_wakeup(self) -> None:
         """Wake blocked senders when enough queued skbs have left the interface."""
@@ -218,52 +222,69 @@ class UdpSocket(Socket):
         timer.callbacks.append(fire)
 
     def _dest(self, address, caller: str) -> tuple[str, int]:
+        # Only (str, int) addresses are cached: they cannot change, and an equal one parses
+        # the same (a float port equal to the cached one must still raise TypeError).
+        plain = type(address) is tuple and len(address) == 2 and type(address[0]) is str and type(address[1]) is int
         cached = self._dest_cache
-        if cached is not None and cached[0] == address and type(address) is tuple:
+        if plain and cached is not None and cached[0] == address:
             return cached[1]
         host, port = parse_inet_address(address, caller)
         ip = resolve(self._sim, host)
         if ip == ANY:
             ip = LOOPBACK
-        self._dest_cache = (address, (ip, port))
+        if plain:
+            self._dest_cache = (address, (ip, port))
         return ip, port
 
-    @syscall
-    async def send(self, data, flags=0) -> int:
-        data = _data_arg(data)
-        flags = check_int(flags)
-        self._check_open()
+    # send/sendto/recv/recvfrom are awaitable calls whose bodies are plain functions
+    # (syscall_may_wait): a call that completes at once runs no extra coroutine frame.
+    @syscall_may_wait
+    def send(self, data, flags=0) -> int:
+        if type(data) is not bytes:
+            data = _data_arg(data)
+        if type(flags) is not int:
+            flags = check_int(flags)
+        if self._closed:
+            raise os_error(errno.EBADF)
         if self.peer is None:
             raise os_error(errno.EDESTADDRREQ)
-        return await self._send(data, self.peer, flags)
+        return self._send(data, self.peer, flags)
 
-    @syscall
-    async def sendto(self, data, flags_or_address, address=None) -> int:
-        data = _data_arg(data)
+    @syscall_may_wait
+    def sendto(self, data, flags_or_address, address=None) -> int:
+        if type(data) is not bytes:
+            data = _data_arg(data)
         if address is None:
             flags, address = 0, flags_or_address
         else:
             flags = check_int(flags_or_address)
-        self._check_open()
-        dest = self._dest(address, "sendto")
-        return await self._send(data, dest, flags)
+        if self._closed:
+            raise os_error(errno.EBADF)
+        cached = self._dest_cache
+        if cached is not None and cached[0] is address:
+            dest = cached[1]                     # the same address object as last time
+        else:
+            dest = self._dest(address, "sendto")
+        return self._send(data, dest, flags)
 
     async def sendall(self, data, flags=0) -> None:
         data = _data_arg(data)
         await self.send(data, flags)
 
-    async def _send(self, data: bytes, dest, flags: int) -> int:
+    def _send(self, data: bytes, dest, flags: int):
+        """Send now: the result, or :class:`Wait` for a call that has to wait for buffer space."""
         host = self._host
         if len(data) > host.profile.udp_max_payload:
             raise os_error(errno.EMSGSIZE)
-        if host.route(dest[0])[0] is None:
+        route = host.route(dest[0])
+        if route[0] is None:
             host.route_check(dest[0])
         if self.local is None:
             self._autobind()
-        result = self._try_send(data, dest)
+        result = self._try_send(data, dest, route)
         if result is not AGAIN:
             return result
-        return await self._wait_for(lambda: self._try_send(data, dest), self.write_wait, flags)
+        return Wait(self._wait_for(lambda: self._try_send(data, dest), self.write_wait, flags, tried=True))
 
     # -- receiving -----------------------------------------------------------------------
     def deliver(self, data: bytes, src: tuple[str, int], truesize: int) -> bool:
@@ -276,7 +297,9 @@ class UdpSocket(Socket):
         self.receive_queue.append((data, src, truesize))
         if self.monitor is not None:
             self.monitor(self._env.now, self.rmem_alloc, self.queued_datagrams)
-        self._notify(SIG_IN, readers=True)
+        self.read_wait.wake_all()                # self._notify(SIG_IN, readers=True), inlined
+        if self.file_state.watchers:
+            self.file_state.notify(self, SIG_IN)
         return True
 
     def icmp_error(self, code: int) -> None:
@@ -294,7 +317,7 @@ class UdpSocket(Socket):
         reader = self.reader_queue
         if not reader:
             if not self.receive_queue:
-                if getattr(self, "_shut", 0) & 1:
+                if self._shut & 1:
                     return b"", None, 0
                 return AGAIN
             reader.extend(self.receive_queue)        # splice, as __skb_recv_udp does
@@ -334,21 +357,37 @@ class UdpSocket(Socket):
             raise ValueError(f"negative buffersize in {caller}")
         return bufsize, flags
 
-    @syscall
-    async def recv(self, bufsize, flags=0) -> bytes:
-        bufsize, flags = self._recv_args(bufsize, flags)
+    @syscall_may_wait
+    def recv(self, bufsize, flags=0) -> bytes:
+        if type(bufsize) is not int or type(flags) is not int or bufsize < 0:
+            bufsize, flags = self._recv_args(bufsize, flags)
         if bufsize == 0:
             return b""          # CPython's sock_recv: no system call for a zero-length read
-        self._check_open()
-        data, _, _ = await self._wait_for(lambda: self._try_recv(bufsize, flags), self.read_wait, flags)
-        return data
+        if self._closed:
+            raise os_error(errno.EBADF)
+        got = self._try_recv(bufsize, flags)
+        if got is not AGAIN:
+            return got[0]
 
-    @syscall
-    async def recvfrom(self, bufsize, flags=0):
-        bufsize, flags = self._recv_args(bufsize, flags, "recvfrom")
-        self._check_open()
-        data, src, _ = await self._wait_for(lambda: self._try_recv(bufsize, flags), self.read_wait, flags)
-        return data, src
+        def attempt():
+            got = self._try_recv(bufsize, flags)
+            return got if got is AGAIN else got[0]
+        return Wait(self._wait_for(attempt, self.read_wait, flags, tried=True))
+
+    @syscall_may_wait
+    def recvfrom(self, bufsize, flags=0):
+        if type(bufsize) is not int or type(flags) is not int or bufsize < 0:
+            bufsize, flags = self._recv_args(bufsize, flags, "recvfrom")
+        if self._closed:
+            raise os_error(errno.EBADF)
+        got = self._try_recv(bufsize, flags)
+        if got is not AGAIN:
+            return got[0], got[1]
+
+        def attempt():
+            got = self._try_recv(bufsize, flags)
+            return got if got is AGAIN else (got[0], got[1])
+        return Wait(self._wait_for(attempt, self.read_wait, flags, tried=True))
 
     @syscall
     async def recv_into(self, buffer, nbytes=0, flags=0) -> int:
@@ -431,7 +470,7 @@ class UdpSocket(Socket):
         mask = 0
         if self._sk_err:
             mask |= C.EPOLLERR
-        shut = getattr(self, "_shut", 0)
+        shut = self._shut
         if shut == 3:
             mask |= C.EPOLLHUP
         if shut & 1:

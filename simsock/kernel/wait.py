@@ -14,6 +14,8 @@ arrivals rather than state, such as edge-triggered epoll.
 
 from __future__ import annotations
 
+from heapq import heappush
+
 import simpy
 
 from .thread import wait_event
@@ -100,7 +102,7 @@ def _wake_later(env: simpy.Environment, ev: simpy.Event, delay: int) -> None:
     event counts as triggered at once, so a timeout racing with it sees it taken."""
     ev._ok = True
     ev._value = None
-    env.schedule(ev, 1, delay)
+    heappush(env._queue, (env._now + delay, 1, next(env._eid), ev))     # env.schedule(ev, 1, delay)
 
 
 class FileState:

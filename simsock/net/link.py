@@ -16,10 +16,15 @@ event when each transmission ends, plus the arrival.
 from __future__ import annotations
 
 from collections import deque
+from heapq import heappush as _heappush
 
 import simpy
 
 from simsock.units import NS_PER_S
+
+
+_Event = simpy.Event
+_new_event = object.__new__
 
 
 def serialisation_ns(size_bytes: int, rate_bps: int) -> int:
@@ -110,7 +115,7 @@ class Channel:
         """Queue ``pkt`` for transmission. Returns the time its transmission ends (the
         sender's buffer is released then), or None if the queue dropped it."""
         env = self.env
-        now = env.now
+        now = env._now
         sim = self.sim
         trace = sim.trace
         if self.rate_bps is None:                       # loopback: no queue, no wire time
@@ -164,7 +169,7 @@ class Channel:
             sim._packet_dropped(self, pkt, "queue_full")
             return None
         start = self._busy_until if self._busy_until > now else now
-        tx = serialisation_ns(pkt.size, self.rate_bps)
+        tx = -((-pkt.size * 8 * NS_PER_S) // self.rate_bps)       # serialisation_ns, inlined
         end = start + tx
         self._busy_until = end
         self.busy_ns += tx
@@ -207,13 +212,15 @@ class Channel:
                 at = self._last_arrival
             self._last_arrival = at
         env = self.env
-        ev = simpy.Event(env)
+        # simpy.Event(env) succeeded with pkt and env.schedule(ev, 1, at - now), inlined
+        ev = _new_event(_Event)
+        ev.env = env
+        ev.callbacks = [self._arrive]
         ev._ok = True
         ev._value = pkt
-        ev.callbacks.append(self._arrive)
         self.in_flight += 1
         self.sim.in_flight += 1
-        env.schedule(ev, 1, at - env.now)
+        _heappush(env._queue, (at, 1, next(env._eid), ev))
 
     def _arrive(self, ev) -> None:
         pkt = ev._value
@@ -221,7 +228,7 @@ class Channel:
         sim = self.sim
         sim.in_flight -= 1
         if sim.trace.want_packets:
-            sim.trace.packet(self.env.now, self.name, "arrive", pkt)
+            sim.trace.packet(self.env._now, self.name, "arrive", pkt)
         if self.monitor is not None:          # the monitor's per-bin arrivals, in place
             now = self.env._now
             i = now // self._mon_bins[0]

@@ -28,13 +28,16 @@ calls on a direction that has been *filled* (a non-blocking or timed send larger
 buffers can hold): how many bytes a fill accepts depends on the kernel's memory accounting
 (skb truesize, window rounding, autotuning), which the simulator models rather than copies,
 so those counts are compared within :data:`FILL_TOLERANCE` of the larger value or within
-:data:`FILL_SLACK` bytes, whichever is more (a second fill after a settle accepts a few
-kilobytes, where one skb more or less is a large fraction: with SO_SNDBUF/SO_RCVBUF 4096
-Linux accepts 6144 then 6144 bytes, the simulator 6144 then 4096, because it charges the
-skb waiting for the zero window more than Linux does). For the same reason EAGAIN on one
-side against at most FILL_SLACK bytes on the other is within tolerance in those steps (the
-edge of a fill one small skb apart); all other errnos, EOFs and the order of calls stay
-exact. A direction counts as filled once the bytes offered to it exceed
+:data:`FILL_SLACK` bytes, whichever is more. The send side now follows Linux 6.18 byte for
+byte in the fills measured (tcp_grow_skb: fill, settle, fill with SO_SNDBUF/SO_RCVBUF 4096
+accepts 6144 then 6144 on both; tests/tcp/test_fidelity_gaps.py); what remains is the
+receive window on loopback (Linux's receiver opens its window further after small segments
+than the simulator's, e.g. 2096 against 1096 bytes after three 1000-byte sends into a
+4096-byte SO_RCVBUF), which moves a later fill by one skb (2048 bytes; FILL_SLACK) or, with
+64 KiB buffers, by up to ~10% (FILL_TOLERANCE; 25% before the send-side fix). For the same
+reason EAGAIN on one side against at most FILL_SLACK bytes on the other is within tolerance
+in those steps (the edge of a fill one small skb apart); all other errnos, EOFs and the
+order of calls stay exact. A direction counts as filled once the bytes offered to it exceed
 :func:`safe_bytes`, so tolerance starts before the buffers can be full. UDP has no
 tolerant facts: datagram sizes and what a receive buffer holds are exact on loopback.
 """
@@ -53,7 +56,7 @@ from simsock.constants import (AF_INET, IPPROTO_TCP, MSG_DONTWAIT, MSG_PEEK, MSG
 
 LO = "127.0.0.1"
 FILL = 1 << 20                 # a send this large fills any buffer the scenarios set
-FILL_TOLERANCE = 0.25
+FILL_TOLERANCE = 0.15           # largest seen in 600 examples at 0: 10% (receive window)
 FILL_SLACK = 2048              # one skb of the smallest size goal the scenarios produce
 TIMEOUT = 0.05
 EXAMPLES = int(os.environ.get("SIMSOCK_DIFF_EXAMPLES", "0") or 0)
