@@ -276,7 +276,7 @@ class UdpSocket(Socket):
         host = self._host
         if len(data) > host.profile.udp_max_payload:
             raise os_error(errno.EMSGSIZE)
-        route = host.route(dest[0])
+        route = host._route_cache.get(dest[0]) or host.route(dest[0])      # Host.route's cache, inlined
         if route[0] is None:
             host.route_check(dest[0])
         if self.local is None:

@@ -20,6 +20,9 @@ import simpy
 
 from .thread import wait_event
 
+_Event = simpy.Event
+_new_event = object.__new__
+
 #: Value an expired wait resumes with.
 TIMED_OUT = object()
 
@@ -54,7 +57,9 @@ class WaitQueue:
     def wait(self, deadline_ns: int | None = None):
         """An awaitable that resumes with None when woken, or TIMED_OUT at ``deadline_ns``."""
         env = self.env
-        ev = simpy.Event(env)
+        ev = _new_event(_Event)                   # simpy.Event(env), inlined
+        ev.env = env
+        ev.callbacks = []
         waiters = self._waiters
         if len(waiters) > 32:
             waiters[:] = [w for w in waiters if not w.triggered]
