@@ -230,6 +230,9 @@ async def _sleep_until_woken(sim, host, files_keys, deadline: int | None, first_
             e = _PollEntry(sleeper, key)
             f.file_state.watchers.append(e)
             entries.append((f, e))
+            hold = getattr(f, "_hold", None)
+            if hold is not None:
+                hold()            # __pollwait takes a reference: a close() leaves the file open
         first_wait.extend((sleeper, entries))
     ev = simpy.Event(env)
     sleeper.event = ev
@@ -241,13 +244,22 @@ async def _sleep_until_woken(sim, host, files_keys, deadline: int | None, first_
     return await wait_event(ev)
 
 
-def _remove_entries(first_wait: list) -> None:
+def _remove_entries(first_wait: list, sim) -> None:
+    """poll_freewait: take the entries off the wait queues and drop the references to the
+    files; a file whose descriptor another thread closed meanwhile is released now (a TCP
+    socket sends its FIN only then), as on Linux."""
     if first_wait:
+        thread = sim.current_thread
         for f, e in first_wait[1]:
             try:
                 f.file_state.watchers.remove(e)
             except ValueError:
                 pass
+            unhold = getattr(f, "_unhold", None)
+            if unhold is not None:
+                unhold()
+                if thread in f._open_at_close:     # select/poll is not a call on the socket
+                    f._open_at_close.remove(thread)
         first_wait[0].event = None
 
 
@@ -277,14 +289,36 @@ async def select(k, rlist, wlist, xlist, timeout=None):
     args = [rlist if isinstance(rlist, list) else list(rlist) if isinstance(rlist, tuple) else rlist,
             wlist if isinstance(wlist, list) else list(wlist) if isinstance(wlist, tuple) else wlist,
             xlist if isinstance(xlist, list) else list(xlist) if isinstance(xlist, tuple) else xlist, timeout]
+    lists = args[:3]
+    if sim.trace.want_syscalls:
+        args = trace_value(args)       # the descriptors as passed (another thread may close one)
     try:
         result = await _select(sim, host, rlist, wlist, xlist, timeout)
     except Exception as exc:
         _record(sim, host, "select", -1, args, None, exc)
         raise
-    _record(sim, host, "select", -1, args, result, None)
+    _record(sim, host, "select", -1, args, _as_called(result, lists, args), None)
     await checkpoint(sim)     # a loop of zero-timeout calls must let time advance (C6.5)
     return result
+
+
+def _as_called(result, lists, targs):
+    """select's result for the trace, each object shown with the descriptor it had when the
+    call began (the result lists are subsequences of the argument lists)."""
+    if not all(isinstance(seq, list) for seq in lists) or not isinstance(targs, list):
+        return result
+    out = []
+    for res, seq, tseq in zip(result, lists, targs):
+        row, j = [], 0
+        for obj in res:
+            while j < len(seq) and seq[j] is not obj:
+                j += 1
+            if j == len(seq):
+                return result
+            row.append(tseq[j])
+            j += 1
+        out.append(row)
+    return out
 
 
 async def _select(sim, host, rlist, wlist, xlist, timeout):
@@ -340,7 +374,7 @@ async def _select(sim, host, rlist, wlist, xlist, timeout):
                 deadline = sim.env.now          # one last scan, then return (do_select)
                 timeout_ns = 0
     finally:
-        _remove_entries(first_wait)
+        _remove_entries(first_wait, sim)
     if ready_in or ready_out or ready_ex:
         charge(sim, 0)                      # found something: the caller makes progress
     return ([o for o, fd in r if fd in ready_in], [o for o, fd in w if fd in ready_out],
@@ -468,7 +502,7 @@ class Poll:
                 if woke is TIMED_OUT:
                     timeout_ns = 0
         finally:
-            _remove_entries(first_wait)
+            _remove_entries(first_wait, sim)
             self._running = False
         if out:
             charge(sim, 0)                  # found something: the caller makes progress

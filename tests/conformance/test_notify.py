@@ -100,3 +100,9 @@ def test_notify_shared_epoll():
 def test_notify_select_wakes():
     """A blocked select wakes on an arrival with only the ready socket; poll times out."""
     _check("select_wakes")
+
+
+def test_notify_close_while_waiting():
+    """A close() by another thread does not end select/poll (the file stays held); a later
+    arrival or the timeout does, reporting the closed descriptor; epoll's entry just goes."""
+    _check("close_while_waiting")

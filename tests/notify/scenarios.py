@@ -503,10 +503,58 @@ async def select_wakes_on_arrival(k):
 SELECT_WAKES = (select_wakes_on_arrival, [[True], [], [], []])
 
 
+async def close_while_waiting(k):
+    """Another thread closes a descriptor a select/poll is sleeping on (fs/select.c): the
+    close does not wake it, since __pollwait holds a reference to the file, so the socket
+    lives on; a datagram sent to it afterwards wakes the call, whose rescan finds the
+    descriptor gone and reports it (Linux 6.x: in every set select watched it in; POLLNVAL
+    for poll), otherwise the timeout ends the call with the same report. epoll holds no
+    reference: the close releases the file, its entry goes, and nothing is reported."""
+    out = []
+    for mech, send in (("select", True), ("poll", False), ("epoll", True)):
+        s, other, c = udp_socks(k, 3)
+        addr, fd = s.getsockname(), s.fileno()
+
+        async def closer(k2, s=s, c=c, addr=addr, send=send):
+            await k2.sleep(0.1)
+            s.close()
+            if send:
+                await k2.sleep(0.1)
+                await c.sendto(b"x", addr)
+        h = k.spawn(closer)
+        t0 = k.now
+        if mech == "select":
+            r, w, x = await k.select([s, other], [], [s], 0.5)
+            got = [[o is s for o in r], w, [o is s for o in x]]
+        elif mech == "poll":
+            p = k.poll()
+            p.register(fd, POLLIN)
+            got = named(await p.poll(400), {fd: "s"})
+        else:
+            ep = k.epoll()
+            ep.register(fd, EPOLLIN)
+            got = await ep.poll(0.4)
+            ep.close()
+        elapsed = k.now - t0
+        await h.join()
+        out.append([mech, got, "woken by the datagram" if elapsed < 0.3 else "timed out"])
+        for o in (other, c):
+            o.close()
+    return out
+
+
+CLOSE_WHILE_WAITING = (close_while_waiting, [
+    ["select", [[True], [], [True]], "woken by the datagram"],
+    ["poll", [("s", POLLNVAL)], "timed out"],
+    ["epoll", [], "timed out"],
+])
+
+
 ALL = {
     "fresh_tcp": FRESH_TCP, "listener": LISTENER, "peer_fin": PEER_FIN, "peer_reset": PEER_RESET,
     "epollout_drain": EPOLLOUT_DRAIN, "lt_sequence": LT_SEQUENCE, "et_sequence": ET_SEQUENCE,
     "et_in_out": ET_IN_OUT, "oneshot": ONESHOT, "maxevents": MAXEVENTS, "nested": NESTED,
     "ctl_errors": CTL_ERRORS, "closed_leaves": CLOSED_LEAVES, "select_errors": SELECT_ERRORS,
     "exclusive": EXCLUSIVE, "shared_epoll": SHARED, "select_wakes": SELECT_WAKES,
+    "close_while_waiting": CLOSE_WHILE_WAITING,
 }
