@@ -30,8 +30,14 @@ The rules, as both systems define them:
   (and connects) likewise. The two directions are independent of each other.
 * **Cancellation** (``op.cancel()``, Windows' CancelIoEx, io_uring's ASYNC_CANCEL)
   completes a pending operation with an "operation aborted" error; it still produces its
-  completion, exactly once. Closing a socket cancels its pending operations the same way
-  (closesocket on Windows). An operation that already completed cannot be cancelled.
+  completion, exactly once. An operation that already completed cannot be cancelled.
+* **Closing the socket** differs. Windows' closesocket cancels the socket's pending
+  overlapped operations the same way (they complete with ERROR_OPERATION_ABORTED). On
+  Linux an io_uring request holds its own reference to the file (the SQE's fget), so
+  ``close()`` only removes the descriptor: pending requests stay in flight on the socket,
+  which lives on (no FIN is sent) until the last of them completes — a receive when data or
+  end of stream arrives, any request when it is cancelled (ASYNC_CANCEL, ring teardown:
+  ``io_uring_files_cancel`` runs at task exit and ring close, never at fd close).
 
 Costs (C7.3, C7.4): posting is one system call for the poster. A receive copies the
 received bytes once, from the kernel into the operation's buffer; an IOCP send copies
@@ -102,6 +108,9 @@ class CompletionSink:
     """
 
     _what = "the completion mechanism"
+    #: Whether closing a socket cancels this mechanism's pending operations on it
+    #: (closesocket: yes; io_uring requests hold the file: no).
+    _cancel_on_close = True
 
     def __init__(self, host):
         self._host = host
@@ -243,7 +252,7 @@ def _complete(op: Operation, result, error: OSError | None) -> None:
 class SocketOps:
     """The pending overlapped operations of one socket, and the watcher that drives them."""
 
-    __slots__ = ("sock", "reads", "writes", "_scheduled", "_watching")
+    __slots__ = ("sock", "reads", "writes", "_scheduled", "_watching", "_holding")
 
     def __init__(self, sock):
         self.sock = sock
@@ -251,6 +260,7 @@ class SocketOps:
         self.writes: deque[Operation] = deque()    # send and connect, in posting order
         self._scheduled = False
         self._watching = False
+        self._holding = False      # the socket was closed and its pending requests hold the file
 
     def __len__(self) -> int:
         return len(self.reads) + len(self.writes)
@@ -278,6 +288,14 @@ class SocketOps:
         if self._watching and not self.reads and not self.writes:
             self.sock.file_state.watchers.remove(self._on_notify)
             self._watching = False
+        if self._holding and not self.reads and not self.writes:
+            # The last request holding a closed socket's file finished: fput -> sock_close,
+            # unless a blocked call still holds it too (then Socket._unhold releases it).
+            self._holding = False
+            sock = self.sock
+            if not sock._holders:
+                sock._release()
+                sock._file_released()
 
     def _on_notify(self, _file, _edges: int) -> None:
         # Called from inside the protocol's state change: defer, one event per socket.
@@ -302,10 +320,18 @@ class SocketOps:
     def _drain(self, queue: deque) -> None:
         """Complete the head operation of ``queue`` while it can finish."""
         sock = self.sock
+        held = sock._closed            # closed, the file kept alive by these requests
         while queue:
             op = queue[0]
             try:
-                outcome = sock._overlapped_attempt(op)
+                if held:
+                    sock._closed = False   # the request works on the file, not the descriptor
+                    try:
+                        outcome = sock._overlapped_attempt(op)
+                    finally:
+                        sock._closed = True
+                else:
+                    outcome = sock._overlapped_attempt(op)
             except OSError as exc:
                 queue.popleft()
                 _complete(op, None, exc)
@@ -315,14 +341,20 @@ class SocketOps:
             queue.popleft()
             _complete(op, outcome, None)
 
-    def abort_all(self) -> None:
-        """The socket is being closed: every pending operation completes as aborted."""
-        pending = list(self.reads) + list(self.writes)
-        self.reads.clear()
-        self.writes.clear()
-        self._unwatch_if_idle()
+    def close_file(self) -> bool:
+        """The socket's descriptor is being closed: operations whose mechanism cancels on
+        close (IOCP, or none) complete as aborted, in posting order; the others (io_uring)
+        stay pending and hold the file. Returns whether any still hold it."""
+        pending = [op for op in list(self.reads) + list(self.writes)
+                   if op.sink is None or op.sink._cancel_on_close]
+        for op in pending:
+            (self.reads if op.kind in _READ_SIDE else self.writes).remove(op)
+        self._holding = bool(self.reads or self.writes)
+        if not self._holding:
+            self._unwatch_if_idle()
         for op in sorted(pending, key=lambda o: o.seq):
             _complete(op, None, operation_aborted())
+        return self._holding
 
 
 def check_buffer(buffer, caller: str):

@@ -351,6 +351,8 @@ class HostCpu:
         thread.nvcsw += 1
         self._release(thread, 0)
         then.callbacks.append(thread._wake)
+        if thread.port is not None:           # it stops running only now (iocp.py)
+            thread.port._thread_blocking(thread, then)
 
     def _preempt(self, thread) -> None:
         """The running burst's slice is over and threads wait: to the back of the queue."""

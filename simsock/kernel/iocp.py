@@ -24,9 +24,11 @@ CreateIoCompletionPort, GetQueuedCompletionStatus, PostQueuedCompletionStatus, C
   are running — not waiting in ``get`` again and not blocked in some other call (a
   ``recv``, a ``sleep``, a lock). ``get`` releases a thread only while fewer than
   ``concurrency`` are active (0 means the host's number of cores, as
-  NumberOfConcurrentThreads=0). When an active thread blocks elsewhere the count drops
-  and a waiting thread may be released for the next packet; when it wakes up it counts
-  again, so the count can briefly exceed the limit — as on Windows — but the port never
+  NumberOfConcurrentThreads=0). A released thread counts as active from the moment it is
+  released until it blocks again, also while it waits in the run queue for a core or has
+  been preempted (threads > cores). When an active thread blocks elsewhere the count drops
+  and a waiting thread may be released for the next packet; when its wait ends (it becomes
+  runnable, with or without a core) it counts again, so the count can briefly exceed the limit — as on Windows — but the port never
   *releases* a thread while the limit is reached. Application work (``k.compute``) is
   running, not blocking.
 * **Cancellation** (``op.cancel()``, closing the socket) completes the operation with
@@ -180,8 +182,9 @@ class CompletionPort(CompletionSink):
             packet = await wait_event(ev)
             if packet is TIMED_OUT:
                 self._waiters[:] = [w for w in self._waiters if w[1] is not ev]
-                self._tstate[thread] = _ACTIVE
-                self.active += 1
+                if self._tstate.get(thread) == _WAITING:    # not yet counted at its wake-up
+                    self._tstate[thread] = _ACTIVE
+                    self.active += 1
                 self.counters["timeouts"] += 1
                 exc = TimeoutError(f"timed out: no completion within {timeout} s (Windows: WAIT_TIMEOUT, "
                                    f"{WAIT_TIMEOUT})")
@@ -252,7 +255,17 @@ class CompletionPort(CompletionSink):
         self._wake_waiters()
 
     def _thread_resuming(self, thread) -> None:
-        if self._tstate.get(thread) == _BLOCKED:
+        """The thread's wait is over (SimThread._wake): it counts as running from now on,
+        whether or not it has a core yet — Windows increments the port's count when the
+        thread is readied, and preemption or waiting in the run queue does not decrement it."""
+        state = self._tstate.get(thread)
+        if state == _BLOCKED:
+            self._tstate[thread] = _ACTIVE
+            self.active += 1
+        elif state == _WAITING:
+            # Woken in get() without a packet (its timeout): released packets and a closed
+            # port mark the thread active themselves.
+            self._waiters[:] = [w for w in self._waiters if w[0] is not thread]
             self._tstate[thread] = _ACTIVE
             self.active += 1
 

@@ -331,7 +331,7 @@ class Socket:
         if thread is None:
             return
         self._holders.remove(thread)
-        if self._closed and not self._holders:
+        if self._closed and not self._holders and not (self._overlapped is not None and self._overlapped._holding):
             self._release()
             self._file_released()
 
@@ -456,8 +456,14 @@ class Socket:
         if self._closed:
             return
         self._closed = True
+        held_by_ops = False
         if self._overlapped is not None and len(self._overlapped):
-            self._overlapped.abort_all()     # closesocket aborts pending overlapped I/O
+            # closesocket aborts pending overlapped I/O; io_uring requests hold the file
+            # (kernel/completion.py), which is released when the last of them completes.
+            held_by_ops = self._overlapped.close_file()
+        if held_by_ops and not self._holders:
+            self._host._free_fd(self._fd)
+            return
         if self._holders:
             self._open_at_close = list(self._holders)
             # Another thread is blocked in a call on this socket and holds the file (fdget),

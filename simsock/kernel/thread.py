@@ -163,6 +163,10 @@ class SimThread:
         """What the thread waited for happened: run it on a core (kernel/cpu.py) once the
         debt it paid when it blocked is over."""
         env = self.sim.env
+        if self.port is not None:
+            # The wait is over: from now the thread is runnable, and a completion port
+            # counts it as running even while it waits for a core (iocp.py).
+            self.port._thread_resuming(self)
         if self.ready_at > env._now:
             later = env.timeout(self.ready_at - env._now)
             later.callbacks.append(lambda _ev, event=event: self._wake(event))
@@ -178,8 +182,6 @@ class SimThread:
         if self._started_ns is None:
             self._started_ns = sim.env._now
         self.state = "running"
-        if self.port is not None:
-            self.port._thread_resuming(self)
         try:
             while True:
                 try:
@@ -209,7 +211,9 @@ class SimThread:
                     event = target
                     continue
                 self.host.cpu.block(self, target)
-                if self.port is not None:      # a completion port counts its running threads
+                if self.port is not None and self.state == "blocked":
+                    # A completion port counts its running threads. A thread that first runs
+                    # a burst for its debt (cpu.py) blocks at the burst's end: cpu._tick.
                     self.port._thread_blocking(self, target)
                 return
         finally:

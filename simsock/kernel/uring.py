@@ -44,10 +44,12 @@ call — the point of the design); each transferred byte is copied once between 
 kernel memory (no zero-copy send in this model), charged to the thread that reaps the CQE
 (the copy is done on the submitting task's behalf, io_uring's task_work).
 
-Closing the ring cancels its pending requests (io_uring_queue_exit). A simplification:
-closing a *socket* that has pending requests also completes them with ``-ECANCELED``;
-Linux would keep the file alive through the request's reference until the request
-finishes.
+Closing the ring cancels its pending requests (io_uring_queue_exit). Closing a *socket*
+does not: a request holds its own reference to the file, so ``sock.close()`` frees the
+descriptor (new SQEs on it get ``-EBADF``) while pending requests stay in flight — a
+receive completes when data or end of stream arrives, any request when it is cancelled
+with ``prep_cancel`` or the ring is closed — and the socket itself (its connection: no FIN
+yet) is released when the last of them completes (see :mod:`simsock.kernel.completion`).
 
 Trace records: ``io_uring`` (setup), ``io_uring.submit`` (result: number submitted),
 ``io_uring.wait_cqe`` / ``io_uring.peek_cqe`` (result: user_data, res),
@@ -92,6 +94,7 @@ class IoUring(CompletionSink):
     """A simulated io_uring instance (see the module docstring). Made by ``k.io_uring()``."""
 
     _what = "the io_uring"
+    _cancel_on_close = False           # requests hold the file: close(fd) does not cancel them
 
     def __init__(self, host, entries: int = 256):
         if isinstance(entries, bool) or not isinstance(entries, int):
