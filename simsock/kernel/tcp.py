@@ -33,7 +33,7 @@ from simsock import constants as C
 from simsock.errors import os_error
 from simsock.net.packet import PROTO_TCP, Packet
 from simsock.tcp import cc as cc_registry
-from simsock.tcp.config import TcpConfig
+from simsock.tcp.config import SKB_TX_OVERHEAD, TcpConfig
 from simsock.tcp.connection import SEND_SHUTDOWN, TcpConnection
 from simsock.tcp.listener import TcpListener, reset_for
 from simsock.tcp.segment import ACK, FIN, RST, SYN
@@ -137,14 +137,17 @@ class TcpStack:
     # -- config --------------------------------------------------------------------------
     def config_for(self, sock: "TcpSocket", remote_ip: str) -> TcpConfig:
         prof = self.host.profile
-        mtu = self.host.route(remote_ip)[1]
+        channel, mtu, _ = self.host.route(remote_ip)
         linger = sock._linger[1] if sock._linger[0] else None
+        # loopback: the receiver queues the sender's own skbs (truesize = payload + the
+        # sender's per-skb overhead) and coalesces them (tcp_try_coalesce)
+        lo = {"skb_rx_overhead": SKB_TX_OVERHEAD, "rx_coalesce": True} if channel is self.host.lo else {}
         return TcpConfig.for_mtu(
             mtu, sndbuf=sock.sndbuf, rcvbuf=sock.rcvbuf, sndbuf_locked=sock._userlocks_snd,
             rcvbuf_locked=sock._userlocks_rcv, nodelay=sock._nodelay, cork=sock._cork, linger=linger,
             congestion=sock._congestion, tcp_wmem=tuple(prof.tcp_wmem), tcp_rmem=tuple(prof.tcp_rmem),
             rmem_max=prof.rmem_max, sack=prof.tcp_sack, dsack=prof.tcp_dsack,
-            recovery=prof.tcp_recovery, early_retrans=prof.tcp_early_retrans)
+            recovery=prof.tcp_recovery, early_retrans=prof.tcp_early_retrans, **lo)
 
     # -- driving connections -------------------------------------------------------------
     def register(self, conn: TcpConnection, sock: "TcpSocket | None") -> None:

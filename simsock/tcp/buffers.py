@@ -195,35 +195,87 @@ class SendQueue:
         self.wmem_queued = 0
 
 
-class ReceiveQueue:
-    __slots__ = ("chunks", "size", "rmem_alloc", "ooo", "overhead")
+#: MAX_SKB_FRAGS (CONFIG_MAX_SKB_FRAGS, default 17): page fragments one skb can hold.
+MAX_SKB_FRAGS = 17
+#: The sender's page fragment (sk_page_frag: 32 KiB, SKB_FRAG_PAGE_ORDER 3): a loopback
+#: segment's payload takes one fragment per 32 KiB page it touches, pages counted from the
+#: start of the stream (the sender's copy fills a page to its end before taking the next).
+FRAG_PAGE = 32768
 
-    def __init__(self, overhead: int) -> None:
-        self.chunks: deque[list] = deque()  # [payload bytes, consumed offset, truesize]
+
+class ReceiveQueue:
+    """In-order data (skbs as ``[payload, consumed offset, truesize, frags, src, seq]``)
+    and the out-of-order queue, with sk_rmem_alloc.
+
+    ``coalesce`` models tcp_try_coalesce in tcp_queue_rcv for loopback, where the receiver
+    queues clones of the sender's skbs: a segment arriving in order is appended to the
+    queue's tail skb and charged only its payload (skb_try_coalesce on an skb whose data is
+    all in page fragments: the delta is truesize minus SKB_TRUESIZE(skb_end_offset)) when
+
+    * the tail skb is no longer cloned: its sender (``src``, the peer connection) has
+      processed an ACK beyond the tail's first byte ``seq``, which freed or uncloned its
+      original (tcp_clean_rtx_queue / tcp_trim_head); and
+    * the two together hold at most MAX_SKB_FRAGS fragments. A segment's fragments are the
+      32 KiB pages its bytes span, counted from ``origin`` (the stream's first sequence
+      number).
+
+    Not modelled: the sender reusing a page from offset 0 once every skb using it was freed
+    (skb_page_frag_refill), which shifts page boundaries after the reader drained the
+    queue; a segment small enough for the tail skb's linear tailroom (copied, delta 0);
+    coalescing inside the out-of-order queue (segments moved from it are never coalesced
+    into). Without ``coalesce`` every segment is its own skb charged ``len + overhead``.
+    """
+
+    __slots__ = ("chunks", "size", "rmem_alloc", "ooo", "overhead", "coalesce", "origin")
+
+    def __init__(self, overhead: int, coalesce: bool = False) -> None:
+        self.chunks: deque[list] = deque()  # [payload, consumed offset, truesize, frags, src, seq]
         self.size = 0                       # readable bytes
         self.rmem_alloc = 0
         self.ooo: list[tuple[int, int, bytes]] = []  # sorted (seq, end, payload)
         self.overhead = overhead
+        self.coalesce = coalesce
+        self.origin = 0                     # sequence number of the stream's first byte
 
     def truesize(self, n: int) -> int:
         return n + self.overhead
 
-    def push(self, payload: bytes) -> None:
-        ts = len(payload) + self.overhead
-        self.chunks.append([payload, 0, ts])
-        self.size += len(payload)
+    def push(self, payload: bytes, seq: int = 0, src=None) -> None:
+        """Queue in-order ``payload`` starting at sequence number ``seq``, sent by ``src``
+        (the peer connection on loopback, else None)."""
+        n = len(payload)
+        if self.coalesce:
+            off = (seq - self.origin) & (FRAG_PAGE - 1)
+            frags = (off + n + FRAG_PAGE - 1) // FRAG_PAGE
+            chunks = self.chunks
+            if chunks:
+                tail = chunks[-1]
+                to_src = tail[4]
+                if (to_src is not None and to_src.snd_una > tail[5]       # skb_cloned(to)
+                        and tail[3] + frags <= MAX_SKB_FRAGS):          # tcp_try_coalesce
+                    tail[0] += payload
+                    tail[2] += n
+                    tail[3] += frags
+                    self.size += n
+                    self.rmem_alloc += n
+                    return
+        else:
+            frags = MAX_SKB_FRAGS
+        ts = n + self.overhead
+        self.chunks.append([payload, 0, ts, frags, src, seq])
+        self.size += n
         self.rmem_alloc += ts
 
     def read(self, n: int, peek: bool) -> bytes:
         if n >= self.size and not peek and len(self.chunks) == 1:
-            payload, off, ts = self.chunks.popleft()
+            payload, off, ts = self.chunks.popleft()[:3]
             self.size = 0
             self.rmem_alloc -= ts
             return payload[off:] if off else payload
         parts = []
         want = n
         if peek:
-            for payload, off, _ in self.chunks:
+            for payload, off, *_ in self.chunks:
                 if want <= 0:
                     break
                 piece = payload[off:off + want]
@@ -269,7 +321,7 @@ class ReceiveQueue:
             seq, end, payload = ooo.pop(0)
             self.rmem_alloc -= len(payload) + self.overhead
             if end > rcv_nxt:
-                self.push(payload[rcv_nxt - seq:])
+                self.push(payload[rcv_nxt - seq:], rcv_nxt)
                 rcv_nxt = end
         return rcv_nxt
 

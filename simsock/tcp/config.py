@@ -33,6 +33,12 @@ class TcpConfig:
     #: observed len/truesize ratio (tp->scaling_ratio, tcp_measure_rcv_mss); a NIC driver
     #: typically gives ~2.3 KB truesize for a 1448-byte segment.
     skb_rx_overhead: int = 768
+    #: tcp_try_coalesce: in-order segments are appended to the receive queue's tail skb
+    #: (up to MAX_SKB_FRAGS page fragments) and charged only their payload. Set for
+    #: loopback, whose skbs are the sender's (all payload in page fragments, truesize =
+    #: payload + SKB_TX_OVERHEAD; measured: tests/tcp/test_rcv_window.py). Off for other
+    #: paths, whose driver skbs this model does not describe fragment by fragment.
+    rx_coalesce: bool = False
     #: TCP_DEFAULT_SCALING_RATIO (include/net/tcp.h): 50 % until data shows the real ratio.
     default_scaling_ratio: int = 128
     # --- segment size ------------------------------------------------------------------

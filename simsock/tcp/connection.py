@@ -97,7 +97,7 @@ class TcpConnection(Receiver, Sender, Recovery):
         self.mss_cache = config.mss - (TIMESTAMP_OPTION if config.timestamps else 0)
         self.sndbuf, self.rcvbuf = config.sndbuf, config.rcvbuf
         self.sendq = SendQueue(iss + 1, config.skb_tx_overhead)
-        self.rcvq = ReceiveQueue(config.skb_rx_overhead)
+        self.rcvq = ReceiveQueue(config.skb_rx_overhead, config.rx_coalesce)
         self.fin_queued = self.fin_sent = False
         self.records: deque[list] = deque()  # in flight: [start, end, sent_ns, flags] (recovery.py)
         self.lost_out = self.retrans_out = self.sacked_out = self.dupacks = 0
@@ -286,7 +286,9 @@ class TcpConnection(Receiver, Sender, Recovery):
         cfg = self.config
         space = self._win_from_space(self.rcvbuf)
         if cfg.window_scaling:
-            big = self.rcvbuf if cfg.rcvbuf_locked else max(self.rcvbuf, cfg.tcp_rmem[2], cfg.rmem_max)
+            # SO_RCVBUF set: window_clamp is tcp_full_space (win_from_space(rcvbuf)), which
+            # caps the space the scale is chosen for (tcp_connect_init/tcp_openreq_init_rwin)
+            big = space if cfg.rcvbuf_locked else max(self.rcvbuf, cfg.tcp_rmem[2], cfg.rmem_max)
             self.rcv_wscale = min(max(big.bit_length() - 1 - 15, 0), 14)
         mss = cfg.mss - (TIMESTAMP_OPTION if cfg.timestamps else 0)
         init = min(space, 65535)

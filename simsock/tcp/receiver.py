@@ -82,7 +82,7 @@ class Receiver:
         self._init_receive_side()
         self._negotiate(syn)
         self.irs = syn.seq
-        self.rcv_nxt = self.rcv_wup = self.copied_seq = self.irs + 1
+        self.rcv_nxt = self.rcv_wup = self.copied_seq = self.rcvq.origin = self.irs + 1
         self.snd_nxt = self.iss + 1
         self.snd_wnd = self.max_window = syn.window
         self.snd_wl1 = self.irs
@@ -127,7 +127,7 @@ class Receiver:
             if not self.rcv_wscale:
                 self.rcv_wnd = min(self.rcv_wnd, 65535)
             self.irs = seg.seq
-            self.rcv_nxt = self.rcv_wup = self.copied_seq = self.irs + 1
+            self.rcv_nxt = self.rcv_wup = self.copied_seq = self.rcvq.origin = self.irs + 1
             self.snd_una = self.iss + 1
             self.snd_wnd = self.max_window = seg.window
             self.snd_wl1 = self.irs
@@ -230,7 +230,7 @@ class Receiver:
                 if sack and self.config.dsack:
                     self.sack_rx.set_dsack(seq, rcv_nxt)
                 payload = payload[rcv_nxt - seq:]
-            q.push(payload)
+            q.push(payload, rcv_nxt, seg.src)
             n = len(payload)
             self.rcv_nxt = rcv_nxt = rcv_nxt + n
             self.stats_bytes_received += n

@@ -36,6 +36,10 @@ class Segment:
     sack_permitted: bool = False
     sack: tuple[tuple[int, int], ...] = ()
     ts: tuple[int, int] | None = None  # (TSval, TSecr)
+    #: The sending connection, set on loopback data segments only: the receiver queues a
+    #: clone of the sender's skb and can coalesce into it once the sender freed the
+    #: original (see simsock.tcp.buffers.ReceiveQueue). Not a header field.
+    src: object = None
 
     @property
     def seq_len(self) -> int:

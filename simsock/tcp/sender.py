@@ -288,7 +288,10 @@ class Sender:
             flags |= FIN
         if payload and start + len(payload) == self.sendq.end:
             flags |= PSH
-        out.append(self._make_segment(start, flags, now, payload))
+        seg = self._make_segment(start, flags, now, payload)
+        if self.config.rx_coalesce:
+            seg.src = self          # loopback: the peer queues a clone of this skb
+        out.append(seg)
         self.stats_bytes_sent += len(payload)
         if retransmit and self.trace is not None:
             self.trace("retransmit", now, {"seq": start, "len": end - start, "reason": self.rtx_reason})

@@ -7,7 +7,7 @@ connection; ``sendto`` of 0 to 65508 bytes, ``recvfrom``/``recv_into`` (truncati
 ``MSG_TRUNC``), ``connect`` and ``close`` on UDP sockets; random ``SO_SNDBUF``/``SO_RCVBUF``;
 non-blocking or 50 ms timeouts. Each runs on the simulator and on this machine's kernel and
 the two syscall traces must agree on every exact fact and, for TCP byte counts after a
-fill, within 15% or one 2048-byte skb (the module docstring of ``differential`` says why).
+fill, within 15% (the module docstring of ``differential`` says why).
 
 Examples are derandomized (the same ones on every run, so a failure reproduces); the
 failure message prints the scenario as a program. ``SIMSOCK_DIFF_EXAMPLES=N`` runs N
