@@ -20,6 +20,7 @@ import errno
 import functools
 import inspect
 import struct
+from types import CoroutineType
 
 from simsock import constants as C
 from simsock.errors import os_error, timeout_error
@@ -60,37 +61,7 @@ def syscall(fn):
     name = fn.__name__
     copied = _COPIED.get(name)
     if inspect.iscoroutinefunction(fn):
-        @functools.wraps(fn)
-        async def traced(self, *args, **kwargs):
-            sim = self._sim
-            thread = sim.current_thread
-            if thread is not None:
-                if thread.host is not self._host:
-                    raise foreign_use(self, self._host, thread)
-                cpu = self._host.cpu
-                thread.debt_ns += cpu.syscall_ns     # entry: paid even if the call blocks
-            elif RUNNING.sim is not None and RUNNING.sim is not sim:
-                raise foreign_use(self, self._host, None)
-            try:
-                result = await fn(self, *args, **kwargs)
-            except Exception as exc:
-                if sim.trace.want_syscalls:
-                    self._record(name, args, None, exc)
-                if thread is not None:
-                    if type(exc) is not BlockingIOError:
-                        thread.progress = True
-                    if thread.debt_ns >= sim.cpu_batch_ns:
-                        await run_debt()
-                raise
-            if sim.trace.want_syscalls:
-                self._record(name, args, result, None)
-            if thread is not None:
-                if copied is not None:
-                    thread.debt_ns += copied(args, result) * cpu.copy_ps // 1000
-                thread.progress = True
-                if thread.debt_ns >= sim.cpu_batch_ns:
-                    await run_debt()
-            return result
+        return syscall_may_wait(fn)     # an async body returns its coroutine: awaited there
     else:
         @functools.wraps(fn)
         def traced(self, *args, **kwargs):
@@ -114,20 +85,10 @@ def syscall(fn):
     return traced
 
 
-class Wait:
-    """Returned by the body of a :func:`syscall_may_wait` call that has to wait: the
-    coroutine that finishes the call (awaited by the wrapper)."""
-
-    __slots__ = ("coro",)
-
-    def __init__(self, coro):
-        self.coro = coro
-
-
 def syscall_may_wait(fn):
     """:func:`syscall` for an awaitable call whose body is a *plain* function: the body
-    returns the result when the call completes at once, or :class:`Wait` (a coroutine)
-    when it must wait. The wrapper is an ``async def`` exactly as :func:`syscall` makes
+    returns the result when the call completes at once, or the coroutine that finishes
+    it when it must wait (an ``async def`` body always does; :func:`syscall` uses this). The wrapper is an ``async def`` exactly as :func:`syscall` makes
     for an ``async`` body (same trace records, CPU charges, foreign-use check, errors), but
     a call that completes at once runs one coroutine frame instead of one per layer
     (benchmarks/udp_blast.py)."""
@@ -147,8 +108,8 @@ def syscall_may_wait(fn):
             raise foreign_use(self, self._host, None)
         try:
             result = fn(self, *args, **kwargs)
-            if type(result) is Wait:
-                result = await result.coro
+            if type(result) is CoroutineType:
+                result = await result
         except Exception as exc:
             if sim.trace.want_syscalls:
                 self._record(name, args, None, exc)

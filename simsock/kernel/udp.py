@@ -34,7 +34,7 @@ from simsock.errors import os_error
 from simsock.net.packet import Datagram
 
 from .addr import ANY, LOOPBACK, check_int, is_loopback, parse_inet_address, resolve
-from .socket import AGAIN, Socket, Wait, syscall, syscall_may_wait
+from .socket import AGAIN, Socket, syscall, syscall_may_wait
 from .wait import SIG_IN, SIG_OUT, SIG_STATE
 
 
@@ -272,7 +272,7 @@ class UdpSocket(Socket):
         await self.send(data, flags)
 
     def _send(self, data: bytes, dest, flags: int):
-        """Send now: the result, or :class:`Wait` for a call that has to wait for buffer space."""
+        """Send now: the result, or the coroutine that waits for buffer space."""
         host = self._host
         if len(data) > host.profile.udp_max_payload:
             raise os_error(errno.EMSGSIZE)
@@ -284,7 +284,7 @@ class UdpSocket(Socket):
         result = self._try_send(data, dest, route)
         if result is not AGAIN:
             return result
-        return Wait(self._wait_for(lambda: self._try_send(data, dest), self.write_wait, flags, tried=True))
+        return self._wait_for(lambda: self._try_send(data, dest), self.write_wait, flags, tried=True)
 
     # -- receiving -----------------------------------------------------------------------
     def deliver(self, data: bytes, src: tuple[str, int], truesize: int) -> bool:
@@ -372,7 +372,7 @@ class UdpSocket(Socket):
         def attempt():
             got = self._try_recv(bufsize, flags)
             return got if got is AGAIN else got[0]
-        return Wait(self._wait_for(attempt, self.read_wait, flags, tried=True))
+        return self._wait_for(attempt, self.read_wait, flags, tried=True)
 
     @syscall_may_wait
     def recvfrom(self, bufsize, flags=0):
@@ -387,7 +387,7 @@ class UdpSocket(Socket):
         def attempt():
             got = self._try_recv(bufsize, flags)
             return got if got is AGAIN else (got[0], got[1])
-        return Wait(self._wait_for(attempt, self.read_wait, flags, tried=True))
+        return self._wait_for(attempt, self.read_wait, flags, tried=True)
 
     @syscall
     async def recv_into(self, buffer, nbytes=0, flags=0) -> int:
