@@ -79,22 +79,31 @@ def run(params: dict, seed: int) -> dict:
     }
 
 
-def check(result: dict) -> list[str]:
+def check(result: dict) -> list:
+    from simsock.claims import Checks
     r = result
-    failed = []
+    c = Checks()
     tcp = r["tcp_outcomes"]
-    partial = [o for o in tcp if o != "EAGAIN" and 0 < o < r["size"]]
-    if not partial:
-        failed.append(f"C7.1: no non-blocking TCP send returned a partial count (outcomes {tcp})")
     if "EAGAIN" not in tcp:
-        failed.append(f"C7.1: the TCP send buffer never filled (no EAGAIN; outcomes {tcp})")
+        c.not_measured("C7.1", f"the TCP send buffer never filled (no EAGAIN in {tcp}); lower sndbuf or raise "
+                               f"attempts")
+    else:
+        before = tcp[:tcp.index("EAGAIN")]
+        partial = [o for o in before if 0 < o < r["size"]]
+        c.fact("C7.1", bool(partial),
+               f"the last send before the buffer filled returned {before[-1] if before else 'nothing'} of "
+               f"{r['size']} B (a partial count 0 < n < {r['size']} expected, then EAGAIN)",
+               {"partial_send_bytes": partial[0] if partial else 0}, f"0 < n < {r['size']}")
     udp = r["udp_outcomes"]
     bad = [o for o in udp if o != "EAGAIN" and o != r["udp_size"]]
-    if bad:
-        failed.append(f"C7.2: non-blocking UDP sends returned partial counts {bad[:5]}")
-    if "EAGAIN" not in udp or r["udp_size"] not in udp:
-        failed.append(f"C7.2: expected both whole datagrams and EAGAIN among the UDP outcomes {udp}")
-    return failed
+    if "EAGAIN" not in udp:
+        c.not_measured("C7.2", f"the UDP send buffer never filled (outcomes {udp[:8]}); raise attempts or "
+                               f"slow the link")
+    else:
+        c.fact("C7.2", not bad and r["udp_size"] in udp,
+               f"{udp.count(r['udp_size'])} whole datagrams, {udp.count('EAGAIN')} EAGAIN, "
+               f"{len(bad)} partial ({bad[:5]})", {"partial_udp_sends": len(bad)}, "== 0 partial")
+    return c.list
 
 
 def plot(result: dict, outdir: Path) -> list[Path]:
