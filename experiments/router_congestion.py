@@ -153,66 +153,82 @@ def run(params: dict, seed: int) -> dict:
     }
 
 
-def check(result: dict) -> list[str]:
+def check(result: dict) -> list:
     r = result
     p1, p2 = r["phases"]["tcp_alone"], r["phases"]["flood"]
     f = r["flood_factor"]
     fl = r["flood"]
     limit = r["bottleneck"]["limit_packets"]
-    failed = []
+    from simsock.claims import Checks
+    c = Checks()
     # C5.6: TCP alone regulates itself: fills the link, shares it, loses little.
-    if p1["jain_tcp"] < 0.9:
-        failed.append(f"C5.6: with TCP alone Jain's fairness index of the {r['n_tcp']} flows was "
-                      f"{p1['jain_tcp']:.3f}, expected >= 0.9 (equal-RTT AIMD flows converge to equal shares)")
-    if p1["utilisation"] < 0.9:
-        failed.append(f"C5.6: with TCP alone the bottleneck was busy {p1['utilisation']:.1%} of the time, "
-                      f"expected >= 90% (the flows probe for the capacity)")
-    if p1["drop_fraction"] > r["tcp_loss_bound"]:
-        failed.append(f"C5.6: with TCP alone the bottleneck dropped {p1['drop_fraction']:.2%} of arriving packets, "
+    c.fact("C5.6", not (p1["jain_tcp"] < 0.9),
+           f"with TCP alone Jain's fairness index of the {r['n_tcp']} flows was "
+                      f"{p1['jain_tcp']:.3f}, expected >= 0.9 (equal-RTT AIMD flows converge to equal shares)",
+           threshold="see text")
+    c.fact("C5.6", not (p1["utilisation"] < 0.9),
+           f"with TCP alone the bottleneck was busy {p1['utilisation']:.1%} of the time, "
+                      f"expected >= 90% (the flows probe for the capacity)",
+           threshold="see text")
+    c.fact("C5.6", not (p1["drop_fraction"] > r["tcp_loss_bound"]),
+           f"with TCP alone the bottleneck dropped {p1['drop_fraction']:.2%} of arriving packets, "
                       f"more than TCP's response function allows at its fair share and the base RTT "
-                      f"({r['tcp_loss_bound']:.2%})")
-    if limit is not None and p1["queue_max_packets"] > limit:
-        failed.append(f"C5.6: the queue held {p1['queue_max_packets']} packets, above its limit {limit}")
+                      f"({r['tcp_loss_bound']:.2%})",
+           threshold="see text")
+    c.fact("C5.6", True, f"with TCP alone (drop-tail) the queue averaged {p1['queue_mean_packets']:.1f} packets: "
+                         f"TCP fills a drop-tail buffer (a standing queue), so it is not contention-free; "
+                         f"qdisc_compare shows the queueing delay with an AQM",
+           {"queue_mean_packets": round(p1["queue_mean_packets"], 2)}, "reported")
     # C5.7: UDP keeps its rate whatever is lost.
-    if fl["max_call_ns"] != 0 or fl["short_sends"]:
-        failed.append(f"C5.7: the UDP sender waited in sendto (longest call {fl['max_call_ns']} ns) or sent short "
-                      f"({fl['short_sends']} calls); UDP should never be held back")
-    if fl["achieved_pps"] < 0.99 * fl["configured_pps"]:
-        failed.append(f"C5.7: the flood sent {fl['achieved_pps']:.0f} datagrams/s, expected its configured "
-                      f"{fl['configured_pps']:.0f}/s despite the losses")
+    c.fact("C5.7", not (fl["max_call_ns"] != 0 or fl["short_sends"]),
+           f"the UDP sender waited in sendto (longest call {fl['max_call_ns']} ns) or sent short "
+                      f"({fl['short_sends']} calls); UDP should never be held back",
+           threshold="see text")
+    c.fact("C5.7", not (fl["achieved_pps"] < 0.99 * fl["configured_pps"]),
+           f"the flood sent {fl['achieved_pps']:.0f} datagrams/s, expected its configured "
+                      f"{fl['configured_pps']:.0f}/s despite the losses",
+           threshold="see text")
     udp_share = p2["share"].get(bn.FLOOD, 0.0)
-    if udp_share < f / (f + 1):
-        failed.append(f"C5.7: during the flood UDP carried {udp_share:.1%} of what crossed the bottleneck, "
-                      f"expected >= {f / (f + 1):.1%} (its share of the offered load even if TCP did not back off)")
+    c.fact("C5.7", not (udp_share < f / (f + 1)),
+           f"during the flood UDP carried {udp_share:.1%} of what crossed the bottleneck, "
+                      f"expected >= {f / (f + 1):.1%} (its share of the offered load even if TCP did not back off)",
+           threshold="see text")
     fall = p2["tcp_goodput_total_bps"] / p1["tcp_goodput_total_bps"] if p1["tcp_goodput_total_bps"] else 1.0
-    if fall > 0.25:
-        failed.append(f"C5.7: TCP's total goodput fell only to {fall:.1%} of its phase-1 value "
+    c.fact("C5.7", not (fall > 0.25),
+           f"TCP's total goodput fell only to {fall:.1%} of its phase-1 value "
                       f"({p1['tcp_goodput_total_bps'] / 1e6:.2f} -> {p2['tcp_goodput_total_bps'] / 1e6:.2f} Mbit/s); "
-                      f"expected the flows starved (<= 25%)")
+                      f"expected the flows starved (<= 25%)",
+           threshold="see text")
     for label, g1 in p1["tcp_goodput_bps"].items():
         g2 = p2["tcp_goodput_bps"][label]
-        if g1 and g2 / g1 > 0.25:
-            failed.append(f"C5.7: {label} kept {g2 / g1:.1%} of its goodput during the flood, expected <= 25%")
+        c.fact("C5.7", not (g1 and g2 / g1 > 0.25),
+               f"{label} kept {g2 / g1:.1%} of its goodput during the flood, expected <= 25%",
+               threshold="see text")
     # C5.5: congestion: the router drops heavily, mostly the flood's packets, and the queue is pinned full.
     need = 0.9 * (1 - 1 / f)
-    if p2["drop_fraction"] < need:
-        failed.append(f"C5.5: during the flood the bottleneck dropped {p2['drop_fraction']:.1%} of arriving packets; "
+    c.fact("C5.5", not (p2["drop_fraction"] < need),
+           f"during the flood the bottleneck dropped {p2['drop_fraction']:.1%} of arriving packets; "
                       f"with {f:g}x its rate offered it must drop about 1 - 1/{f:g} = {1 - 1 / f:.1%} "
-                      f"(expected >= {need:.1%})")
-    if p2["drop_fraction"] < 10 * p1["drop_fraction"]:
-        failed.append(f"C5.5: the drop fraction rose only from {p1['drop_fraction']:.2%} to {p2['drop_fraction']:.2%} "
-                      f"when the flood joined; expected at least tenfold")
+                      f"(expected >= {need:.1%})",
+           threshold="see text")
+    c.fact("C5.5", not (p2["drop_fraction"] < 10 * p1["drop_fraction"]),
+           f"the drop fraction rose only from {p1['drop_fraction']:.2%} to {p2['drop_fraction']:.2%} "
+                      f"when the flood joined; expected at least tenfold",
+           threshold="see text")
     udp_drops = p2["drop_share_by_flow"].get(bn.FLOOD, 0.0)
-    if udp_drops < 0.75:
-        failed.append(f"C5.5: UDP's packets were {udp_drops:.1%} of the drops during the flood; expected most "
-                      f"(>= 75%, its share of the arrivals)")
-    if limit is not None and p2["queue_mean_packets"] < 0.8 * limit:
-        failed.append(f"C5.5: during the flood the queue held {p2['queue_mean_packets']:.1f} packets on average, "
-                      f"expected it pinned near its limit {limit} (>= {0.8 * limit:.0f})")
-    if p2["queue_mean_packets"] <= p1["queue_mean_packets"]:
-        failed.append(f"C5.5: the mean queue did not grow with the flood ({p1['queue_mean_packets']:.1f} -> "
-                      f"{p2['queue_mean_packets']:.1f} packets)")
-    return failed
+    c.fact("C5.5", not (udp_drops < 0.75),
+           f"UDP's packets were {udp_drops:.1%} of the drops during the flood; expected most "
+                      f"(>= 75%, its share of the arrivals)",
+           threshold="see text")
+    c.fact("C5.5", not (limit is not None and p2["queue_mean_packets"] < 0.8 * limit),
+           f"during the flood the queue held {p2['queue_mean_packets']:.1f} packets on average, "
+                      f"expected it pinned near its limit {limit} (>= {0.8 * limit:.0f})",
+           threshold="see text")
+    c.fact("C5.5", not (p2["queue_mean_packets"] <= p1["queue_mean_packets"]),
+           f"the mean queue did not grow with the flood ({p1['queue_mean_packets']:.1f} -> "
+                      f"{p2['queue_mean_packets']:.1f} packets)",
+           threshold="see text")
+    return c.list
 
 
 def _binned(values: list, bin_ns: int) -> dict:

@@ -30,7 +30,7 @@ import simsock
 from simsock.units import parse_time
 from models.tcp import stream_hash
 
-CLAIMS = ["C2.2", "C2.3", "C3.1", "C3.2", "C3.3", "C4.1", "C4.2", "C4.3"]
+CLAIMS = ["C2.2", "C2.3", "C3.1", "C3.2", "C3.3", "C4.1", "C4.2", "C4.3", "C6.2"]
 
 PARAMS = {
     "total": 1_000_000,
@@ -303,6 +303,14 @@ def check(result: dict) -> list:
             c.at_least("C3.3", "send-buffer fill while send() was blocked (fraction of SO_SNDBUF)",
                        round(r["blocked_min_fill"], 4), round(2 / 3, 4),
                        note="Linux wakes the sender when a third is free (sk_stream_wspace)")
+    # C6.2 (the same fact seen from section 3.6): send blocks when there is no free space.
+    if not full_calls and not r["eagain_sends"]:
+        c.not_measured("C6.2", "the send buffer never filled; lower sndbuf or raise total")
+    else:
+        free_blocked = [b for b, w in zip(r["blocked"], r["blocked_calls_wmem_before"])]
+        c.at_least("C6.2", "send() calls that blocked on a full send buffer", len(free_blocked), 1,
+                   note=f"{r['eagain_sends']} returned EAGAIN instead")
+        c.equal("C6.2", "non-blocking EAGAIN returns (a blocking send never returns EAGAIN)", r["eagain_sends"], 0)
     # C3.1: two buffers, each with its size, both holding data at once.
     if r["max_wmem"] < 0.5 * r["sndbuf"] or r["max_rmem"] < 0.5 * r["rcvbuf"]:
         c.not_measured("C3.1", f"the buffers never both filled (send {r['max_wmem']:,} of {r['sndbuf']:,} B, "
