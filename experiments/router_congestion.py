@@ -180,6 +180,8 @@ def check(result: dict) -> list:
                          f"qdisc_compare shows the queueing delay with an AQM",
            {"queue_mean_packets": round(p1["queue_mean_packets"], 2)}, "reported")
     # C5.7: UDP keeps its rate whatever is lost.
+    if not r["flood"]["sent"]:
+        c.not_measured("C5.7", "the flood sent nothing in the measured phase")
     c.fact("C5.7", not (fl["max_call_ns"] != 0 or fl["short_sends"]),
            f"the UDP sender waited in sendto (longest call {fl['max_call_ns']} ns) or sent short "
                       f"({fl['short_sends']} calls); UDP should never be held back",

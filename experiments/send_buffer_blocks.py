@@ -30,7 +30,7 @@ import simsock
 from simsock.units import parse_time
 from models.tcp import stream_hash
 
-CLAIMS = ["C2.2", "C2.3", "C3.1", "C3.2", "C3.3", "C4.1", "C4.2", "C4.3", "C6.2"]
+CLAIMS = ["C2.2", "C2.3", "C3.1", "C3.2", "C3.3", "C4.1", "C4.2", "C4.3", "C6.2", "C1.3"]
 
 PARAMS = {
     "total": 1_000_000,
@@ -323,7 +323,10 @@ def check(result: dict) -> list:
                        f"before it allocates an skb, so the last one may overshoot")
     # C2.3: send returned is not delivered.
     unread = r["sent"] - r["read_at_last_send"]
-    c.at_least("C2.3", "bytes not yet read when the last send() returned", unread, min(r["sent"], r["chunk"]),
+    if not r["calls"]:
+        c.not_measured("C2.3", "no send call returned (total=0)")
+    else:
+        c.at_least("C2.3", "bytes not yet read when the last send() returned", unread, min(r["sent"], r["chunk"]),
                unit="B", note=f"{r['sent'] - r['acked_at_last_send']:,} B not even acknowledged")
     # C3.2: FIFO byte stream.
     queued_chunks = r["max_wmem"] / max(1, r["chunk"])
@@ -338,10 +341,12 @@ def check(result: dict) -> list:
     empty = [x for x in r["recv_calls"] if x[3] == 0 and x[2] != 0]
     if not empty:
         c.not_measured("C4.2", "recv was never called on an empty receive buffer")
+        c.not_measured("C1.3", "recv was never called on an empty receive buffer")
     else:
         nonblocking = [x for x in empty if x[2] == "EAGAIN" or x[1] == x[0]]
-        c.equal("C4.2", "recv() calls on an empty buffer that returned without waiting", len(nonblocking), 0,
-                note=f"of {len(empty)} calls made on an empty buffer")
+        for claim in ("C4.2", "C1.3"):
+            c.equal(claim, "recv() calls on an empty buffer that returned without waiting", len(nonblocking), 0,
+                    note=f"of {len(empty)} calls made on an empty buffer")
         early = [x for x in empty if x[2] != "EAGAIN" and x[1] < r["connected"]]
         c.equal("C4.2", "recv() calls that returned data before any was sent", len(early), 0)
     # C4.3: recv returns 0 bytes once the peer closed.

@@ -182,11 +182,11 @@ def _key_number(checks) -> str:
 def _print_status(outcome: experiment.ExperimentOutcome) -> None:
     from simsock.claims import TEXT
     statuses = outcome.statuses()
-    width = max((len(s) for s in statuses.values()), default=4)
+    width = 4
     for claim, status in statuses.items():
         checks = outcome.checks_of(claim)
         key = _key_number(checks)
-        print(f"  {status:<{width}} {claim:<5} {TEXT.get(claim, '')}")
+        print(f"  {status:<{width}} {claim:<5} {TEXT.get(claim, '')}".rstrip())
         if status == "PASS":
             if key:
                 print(f"  {'':<{width}}       measured: {key}")
