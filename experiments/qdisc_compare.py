@@ -21,9 +21,17 @@ rate (0: none). The run is repeated three times with one change, the queue disci
 - CoDel (RFC 8289: ``target`` 5 ms, ``interval`` 100 ms).
 
 Measured from ``warmup`` to the end: the queueing delay a packet arriving at r1 would see
-(backlog bytes x 8 / rate: exact for these FIFO queues), time-weighted; the *standing*
-delay (the smallest delay in each 100 ms interval: what never drains, CoDel's definition of
-a bad queue); link utilisation and TCP goodput; drops.
+(backlog bytes x 8 / rate: exact for these FIFO queues), time-weighted (what a probe packet of another flow arriving at a random time would meet:
+the contention C5.6 is about); the *standing* delay (the smallest delay in each 100 ms
+interval: what never drains, CoDel's definition of a bad queue), over the second half of the
+measured span only, since drop-tail's queue takes seconds to ramp up to its 500-packet
+buffer; link utilisation and TCP goodput; drops.
+
+C5.6 (TCP regulates itself, so it causes no contention at routers) holds with an AQM: the
+delay a probe meets stays under half the base RTT with the link still full. With drop-tail
+it does not: TCP alone fills the buffer and holds a standing queue of hundreds of ms, which
+is how Linux's default pfifo_fast/fq_codel choice matters (Linux's default qdisc today is
+fq_codel, an AQM; the chapter's claim is loose on this).
 
 What the mechanisms aim at, and ``check`` states: CoDel drops, ever faster, while the
 smallest sojourn time over an interval stays above ``target`` (and never while less than
@@ -236,7 +244,7 @@ def plot(result: dict, outdir: Path) -> list[Path]:
     # 1. Distribution of the queueing delay.
     fig, ax = plotting.figure(f"Queueing delay at the bottleneck, {r['n_tcp']} TCP flows: drop-tail vs RED vs CoDel",
                               "queueing delay a packet arriving at r1 would see (ms)",
-                              "fraction of time the delay was at most x")
+                              "time the delay was at most x (fraction)")
     qs = [q / 100 for q in range(101)]
     for name in names:
         ax.step(m[name]["delay_quantiles_ms"], qs, where="post", color=COLORS[name], linewidth=1.6,
@@ -249,20 +257,22 @@ def plot(result: dict, outdir: Path) -> list[Path]:
     ax.set_xscale("symlog", linthresh=1.0)
     ax.set_xlim(0, max(m[n]["delay_max_ms"] for n in names) * 1.2)
     ax.set_ylim(0, 1.02)
-    ax.legend(loc="lower right", fontsize=9)
+    plotting.legend_below(ax, ncol=2, fontsize=9)
     files.append(plotting.save(fig, outdir / "qdisc_compare_delay_cdf.png"))
 
     # 2. Side by side: delay, standing delay, throughput, drops.
     panels = [
         ("mean queueing delay (ms)", [m[n]["delay_mean_ms"] for n in names], "{:.1f}"),
-        ("standing delay (ms):\nsmallest in each 100 ms", [m[n]["standing_delay_mean_ms"] for n in names], "{:.1f}"),
+        (f"standing delay (ms): smallest\nper {r['codel_interval_ms']:g} ms, "
+         f"{(r['warmup_s'] + r['duration_s']) / 2:g}-{r['duration_s']:g} s",
+         [m[n]["standing_delay_mean_ms"] for n in names], "{:.1f}"),
         ("link utilisation (%)", [100 * m[n]["utilisation"] for n in names], "{:.1f}"),
         ("TCP goodput, all flows (Mbit/s)", [m[n]["tcp_goodput_total_bps"] / 1e6 for n in names], "{:.2f}"),
         ("packets dropped (% of arrivals)", [100 * m[n]["drop_fraction"] for n in names], "{:.2f}"),
     ]
     fig, axes = plt.subplots(1, len(panels), figsize=(13.0, 4.6), dpi=plotting.DPI, layout="constrained")
     fig.suptitle(f"Same load, three queue disciplines at the {r['rate_bps'] / 1e6:g} Mbit/s bottleneck "
-                 f"({r['warmup_s']:g}-{r['duration_s']:g} s; buffer {r['limit']} packets)", fontsize=12)
+                 f"({r['warmup_s']:g}-{r['duration_s']:g} s; buffer {r['limit']:,} packets)", fontsize=12)
     for ax, (label, values, fmt) in zip(axes, panels):
         bars = ax.bar(names, values, color=[COLORS[n] for n in names])
         for bar, value in zip(bars, values):
@@ -282,5 +292,5 @@ def plot(result: dict, outdir: Path) -> list[Path]:
     files.append(pn.queue_occupancy(
         outdir / "qdisc_compare_queue.png", queues, delay=delay, colors=COLORS, until_s=r["duration_s"],
         marks=[(r["warmup_s"], "measurements start")],
-        title="Bottleneck queue over time (packets: backlog bytes / 1500) under each discipline"))
+        title=f"Bottleneck queue over time under each discipline (packets = backlog bytes / {MTU:,})"))
     return files

@@ -367,39 +367,53 @@ def plot(result: dict, outdir: Path) -> list[Path]:
     from simsock import plotting
 
     r = result
+    n = plotting.number
     s = r["samples"]
     t = [x[0] for x in s]
     files = []
 
-    fig, ax = plotting.figure("TCP: a blocking sender and a slow reader - buffer occupancy (C3.1, C3.3)",
-                              "time (s)", "bytes in the buffer")
-    plotting.shade_intervals(ax, r["blocked"], "send() blocked")
+    blocked = r["blocked"]
+    if blocked:
+        fill = r["blocked_min_fill"]
+        title = f"TCP: send() blocked {len(blocked)} times on a full send buffer (C3.1, C3.3)"
+        note = (f"send() blocked {len(blocked)} times ({r['blocked_time_s']:.2f} s in all)"
+                + (f", the send buffer >= {fill:.0%} full while blocked" if fill is not None else ""))
+    elif r["eagain_sends"]:
+        title = "TCP: non-blocking send() never blocked; it returned EAGAIN on the full buffer (C3.3)"
+        note = f"{r['eagain_sends']} send() calls returned EAGAIN; the program retried every 1 ms"
+    else:
+        title = "TCP: the send buffer never filled, so send() never blocked (C3.3 not shown)"
+        note = f"largest send-buffer charge {n(r['max_wmem'])} of {n(r['sndbuf'])} B"
+    fig, ax = plotting.figure(title, "time (s)", "bytes in the buffer (B)")
+    plotting.shade_intervals(ax, blocked, "send() blocked")
     plotting.step_plot(ax, t, [x[1] for x in s], "send buffer: bytes charged (sk_wmem_queued)", color="tab:blue")
     plotting.step_plot(ax, t, [x[3] for x in s], "receive buffer: bytes charged (sk_rmem_alloc)",
                        color="tab:green")
     plotting.step_plot(ax, t, [x[4] for x in s], "receive buffer: unread payload bytes", color="tab:olive")
     ax.axhline(r["sndbuf"], color="tab:blue", linestyle="--", linewidth=0.8,
-               label=f"SO_SNDBUF = {r['sndbuf']} B")
+               label=f"SO_SNDBUF = {n(r['sndbuf'])} B")
     ax.axhline(r["rcvbuf"], color="tab:green", linestyle=":", linewidth=0.8,
-               label=f"SO_RCVBUF = {r['rcvbuf']} B")
-    plotting.annotate_claim(ax, f"send() blocked {len(r['blocked'])} times ({r['blocked_time_s']:.2f} s in all), "
-                                f"always with a full send buffer\n"
-                                f"(>= {r['blocked_min_fill']:.0%} of SO_SNDBUF while blocked)")
+               label=f"SO_RCVBUF = {n(r['rcvbuf'])} B")
+    plotting.annotate_claim(ax, note)
     ax.set_ylim(0, max(r["max_wmem"], r["max_rmem"], r["sndbuf"], r["rcvbuf"]) * 1.35)
-    ax.legend(loc="upper right", fontsize=8)
+    plotting.legend_below(ax, ncol=3)
     files.append(plotting.save(fig, outdir / "send_buffer_blocks_occupancy.png"))
 
-    fig, ax = plotting.figure("send() returned is not delivered (C2.3)", "time (s)", "bytes (cumulative)")
+    pct = 100 * r["read_at_last_send"] / max(1, r["sent"])
+    fig, ax = plotting.figure(f"send() returned is not delivered: {100 - pct:.0f}% of the bytes were unread when "
+                              f"the last send() returned (C2.3)", "time (s)", "bytes (cumulative, B)")
     plotting.step_plot(ax, t, [x[5] for x in s], "returned by send()", color="tab:blue")
     plotting.step_plot(ax, t, [x[6] for x in s], "acknowledged by the receiver's kernel", color="tab:orange")
     plotting.step_plot(ax, t, [x[7] for x in s], "read by the receiving application", color="tab:green")
     ax.axvline(r["last_send_return"], color="0.3", linestyle="--", linewidth=0.8, label="last send() returned")
     if r["eof_time"] is not None:
         ax.axvline(r["eof_time"], color="tab:red", linestyle=":", linewidth=0.8, label='recv() returned b""')
-    pct = 100 * r["read_at_last_send"] / max(1, r["sent"])
-    plotting.annotate_claim(ax, f"when the last send() returned ({r['last_send_return']:.2f} s), the reader had "
-                                f"read {pct:.0f}% of the bytes;\n{r['sent'] - r['acked_at_last_send']} B were "
-                                f"not even acknowledged. recv() saw EOF at {r['eof_time']:.2f} s")
-    ax.legend(loc="lower right", fontsize=8)
+    eof = f"recv() saw the end of the stream at {r['eof_time']:.2f} s" if r["eof_time"] is not None else \
+        "recv() never saw the end of the stream (the client did not close)"
+    plotting.annotate_claim(ax, f"when the last send() returned ({r['last_send_return']:.2f} s) the reader had read "
+                                f"{pct:.0f}% of the bytes;\n{n(r['sent'] - r['acked_at_last_send'])} B were not even "
+                                f"acknowledged. {eof}.\nLinux: send() returns once the bytes are copied into the "
+                                f"send buffer, not when the OS has sent them")
+    plotting.legend_below(ax, ncol=3)
     files.append(plotting.save(fig, outdir / "send_buffer_blocks_returned_vs_read.png"))
     return files

@@ -182,7 +182,7 @@ def _key_number(checks) -> str:
 def _print_status(outcome: experiment.ExperimentOutcome) -> None:
     from simsock.claims import TEXT
     statuses = outcome.statuses()
-    width = 4
+    width = max((len(s) for s in statuses.values()), default=4)
     for claim, status in statuses.items():
         checks = outcome.checks_of(claim)
         key = _key_number(checks)
