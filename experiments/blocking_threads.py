@@ -213,40 +213,65 @@ def check(result: dict) -> list:
 def plot(result: dict, outdir: Path) -> list[Path]:
     from simsock import plotting
 
+    n = plotting.number
     runs = result["runs"]
+    base = result.get("baseline", [])
+    p = result["params"]
     xs = [r["clients"] for r in runs]
-    duration = result["params"]["duration"]
+    duration = p["duration"]
     files = []
+    xlabel = f"active clients (count; each a {n(p['size'])}-byte update every {p['period'] * 1000:g} ms)"
+    log_x = len(xs) > 1 and max(xs) / max(1, min(xs)) >= 10
 
-    fig, ax = plotting.figure(f"Thread per client: threads and context switches on the server ({duration:g} s run)",
-                              "active clients (each: 100-byte update every 100 ms)", "count (log scale)")
-    ax.set_xscale("log")
+    def floor(v, low):
+        return max(v, low)
+
+    fig, ax = plotting.figure(f"Thread per client against one epoll thread: threads and context switches "
+                              f"({duration:g} s run)", xlabel, "count (log scale)")
+    if log_x:
+        ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.plot(xs, [r["threads_peak"] for r in runs], "o-", label="threads (peak)")
-    ax.plot(xs, [r["voluntary_switches"] for r in runs], "s-", label="voluntary context switches (a thread blocked)")
-    ax.plot(xs, [r["core_changes"] for r in runs], "^-", label="core changed thread (each costs a context switch)")
-    inv = [r["involuntary_switches"] for r in runs]
-    if any(inv):
-        ax.plot(xs, [max(v, 0.5) for v in inv], "x--", label="involuntary switches (preempted)")
+    ax.plot(xs, [r["threads_peak"] for r in runs], "o-", color="tab:blue", label="threads (peak), thread per client")
+    ax.plot(xs, [floor(r["core_changes"], 0.5) for r in runs], "^-", color="tab:red",
+            label="context switches (a core changed thread), thread per client")
+    if base:
+        bx = [r["clients"] for r in base]
+        ax.plot(bx, [r["threads_peak"] for r in base], "o--", color="tab:blue", alpha=0.6,
+                label="threads (peak), one epoll thread")
+        ax.plot(bx, [floor(r["core_changes"], 0.5) for r in base], "^--", color="tab:red", alpha=0.6,
+                label="context switches, one epoll thread (0 drawn at 0.5)")
     last = runs[-1]
-    plotting.annotate_claim(ax, f"C6.1: one thread per client; switches grow with clients\n"
-                                f"{last['clients']} clients: {last['threads_peak']} threads, "
-                                f"{last['core_changes'] / duration:,.0f} thread changes per second, "
-                                f"{last['stack_bytes_peak'] / 2**30:.1f} GiB of stacks reserved")
+    note = (f"{n(last['clients'])} clients: {n(last['threads_peak'])} threads, "
+            f"{n(round(last['core_changes'] / duration))} switches per second, "
+            f"{last['stack_bytes_peak'] / 2**30:.1f} GiB of stacks reserved")
+    if base:
+        b = base[-1]
+        note += (f"\none epoll thread: {n(b['threads_peak'])} thread(s), "
+                 f"{n(round(b['core_changes'] / duration))} switches per second")
+    plotting.annotate_claim(ax, note)
+    plotting.legend_below(ax, ncol=2)
     files.append(plotting.save(fig, outdir / "blocking_threads_counts.png"))
 
     fig, ax = plotting.figure("Thread per client: server CPU time, and what a blocked thread costs (C1.2)",
-                              "active clients", "CPU time (ms, log scale)")
-    ax.set_xscale("log")
+                              xlabel, "CPU time (ms, log scale)")
+    if log_x:
+        ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.plot(xs, [r["cpu_busy_ns"] / 1e6 for r in runs], "o-", label=f"server CPU time over {duration:g} s")
+    ax.plot(xs, [floor(r["cpu_busy_ns"] / 1e6, 1e-4) for r in runs], "o-", label=f"server CPU time over {duration:g} s")
     switch_ms = [r["core_changes"] * result["context_switch_ns"] / 1e6 for r in runs]
-    ax.plot(xs, [max(v, 1e-3) for v in switch_ms], "s--", label="of which context switches")
+    ax.plot(xs, [floor(v, 1e-4) for v in switch_ms], "s--", label="of which context switches")
+    if base:
+        ax.plot([r["clients"] for r in base], [floor(r["cpu_busy_ns"] / 1e6, 1e-4) for r in base], "o:",
+                label="one epoll thread: server CPU time")
     idle_cpu = [max(r["idle_thread_cpu_ns"], default=0) / 1e6 for r in runs]
-    ax.plot(xs, [max(v, 1e-4) for v in idle_cpu], "v:", label="one idle client's thread (blocked in recv all along)")
-    plotting.annotate_claim(ax, f"C1.2: a thread blocked in recv used {max(idle_cpu) * 1000:.1f} us of CPU in "
-                                f"{duration:g} s (its calls only)\n"
-                                f"{last['clients']} clients: server busy {last['utilisation']:.1%} of its "
-                                f"{result['params']['server_cores']} cores")
+    if p["idle_clients"]:
+        ax.plot(xs, [floor(v, 1e-4) for v in idle_cpu], "v:", label="one idle client's thread (blocked in recv all along)")
+        first = (f"a thread blocked in recv for the whole run used {max(idle_cpu) * 1000:.1f} µs of CPU in "
+                 f"{duration:g} s (its calls only)")
+    else:
+        first = "no idle client (idle_clients=0): C1.2 not shown"
+    plotting.annotate_claim(ax, f"{first}\n{n(last['clients'])} clients: server busy {last['utilisation']:.1%} of "
+                                f"its {p['server_cores']} cores")
+    plotting.legend_below(ax, ncol=2)
     files.append(plotting.save(fig, outdir / "blocking_threads_cpu.png"))
     return files

@@ -237,45 +237,75 @@ def plot(result: dict, outdir: Path) -> list[Path]:
     from simsock import plotting
 
     r = result
+    n = plotting.number
     s = r["samples"]
     t = [x[0] for x in s]
     files = []
-    pause = [r["pause"]]
+    t0, t1 = r["pause"]
+    paused = t1 > t0
+    pause = [r["pause"]] if paused else []
 
-    fig, ax = plotting.figure("TCP flow control: the advertised window closes while the reader sleeps (C5.1, C5.2)",
-                              "time (s)", "bytes")
-    plotting.shade_intervals(ax, pause, "reader not reading", color="tab:gray")
-    plotting.shade_intervals(ax, [r["longest_blocked"]], "sender's send() blocked", color="tab:red", alpha=0.1)
-    plotting.step_plot(ax, t, [x[1] for x in s], "window advertised by the receiver (sender's snd_wnd, bytes)",
-                       color="tab:blue")
+    zf = r["zero_window_from"]
+    if zf is not None:
+        title = (f"TCP flow control: the advertised window closed at {zf:.2f} s"
+                 + (f" while the reader slept ({t0:g}-{t1:g} s)" if paused else "") + " (C5.1, C5.2)")
+    else:
+        title = "TCP flow control: the advertised window never closed (C5.1, C5.2 not shown)"
+    fig, (ax, low) = plotting.plt.subplots(2, 1, figsize=(9.0, 6.4), dpi=plotting.DPI, sharex=True,
+                                           layout="constrained", height_ratios=[3, 1.2])
+    ax.set_title(title, fontsize=12)
+    for a in (ax, low):
+        a.grid(True, alpha=0.3, linewidth=0.6)
+        a.set_axisbelow(True)
+        plotting.shade_intervals(a, pause, "reader not reading" if a is ax else None, color="0.5", alpha=0.12)
+    # the window as a broad pale band, bytes in flight as a thin line on top: where the sender is
+    # window-limited the two coincide, and both stay visible
+    ax.step(t, [x[1] for x in s], where="post", color="tab:blue", linewidth=5, alpha=0.3,
+            label="window advertised by the receiver (snd_wnd)", solid_capstyle="butt")
     plotting.step_plot(ax, t, [x[2] for x in s], "bytes in flight (snd_nxt - snd_una)", color="tab:orange")
     plotting.step_plot(ax, t, [x[5] for x in s], "receive buffer: unread bytes", color="tab:green")
-    for i, z in enumerate(r["zwp_times"] + r["rtx_in_pause"]):
-        ax.axvline(z, color="tab:purple", linestyle=":", linewidth=1,
-                   label="window probe (zero-window probe or timeout retransmission)" if i == 0 else None)
-    zf = r["zero_window_from"]
-    plotting.annotate_claim(ax, f"window < 1 MSS from {zf:.2f} s until the reader resumed at {r['pause'][1]} s;\n"
-                                f"{r['zero_window_probes']} zero-window probes + {len(r['rtx_in_pause'])} timeout "
-                                f"retransmissions probed it; all {r['received']} B arrived intact")
-    ymax = max(max(x[1] for x in s), max(x[5] for x in s))
-    ax.set_ylim(0, ymax * 1.3)
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, fontsize=8)
+    probes = r["zwp_times"] + r["rtx_in_pause"]
+    ymax = max([max((x[1] for x in s), default=1), max((x[5] for x in s), default=1), 1])
+    if probes:
+        ax.plot(probes, [ymax * 1.08] * len(probes), linestyle="none", marker="v", color="tab:purple",
+                label="window probe (zero-window probe or timeout retransmission)")
+    ax.set_ylim(0, ymax * 1.35)
+    ax.set_ylabel("bytes (B)")
+    plotting.legend_below(ax, ncol=2)
+    # the sender's blocked send() calls, as bars on their own row (no overlapping shadings)
+    blocked = r.get("blocked", [r["longest_blocked"]])
+    low.broken_barh([(a, b - a) for a, b in blocked if b > a], (0.2, 0.6), color="tab:red", alpha=0.7)
+    low.set_ylim(0, 1)
+    low.set_yticks([])
+    low.set_ylabel("send() (blocked)")
+    low.set_xlabel("time (s)")
+    longest = r["longest_blocked"]
+    low.set_title(f"longest blocked send(): {longest[0]:.2f}-{longest[1]:.2f} s "
+                  f"(SO_SNDBUF {n(r['sndbuf'])} B); a closed window blocks send() only once the send buffer is "
+                  f"full too", fontsize=9)
+    note = (f"{n(r['zero_window_probes'])} zero-window probes + {len(r['rtx_in_pause'])} timeout retransmissions "
+            f"kept the connection up;\n{n(r['received'])} of {n(r['total'])} B arrived intact")
+    plotting.annotate_claim(ax, note)
     files.append(plotting.save(fig, outdir / "flow_control_window.png"))
 
-    fig, ax = plotting.figure("Throughput: the sender is paced to the reader (C5.3)", "time (s)",
+    rate = r["read_rate_set"]
+    after = r["acked_rate_after"]
+    paced = rate < r["link_rate_Bps"] and after and 0.8 <= after / rate <= 1.2
+    fig, ax = plotting.figure("Throughput: " + ("the sender is paced to the reader (C5.3)" if paced else
+                              "the sender is not paced to the reader here (C5.3 not shown)"), "time (s)",
                               "throughput (kB/s)")
     w = r["bin_s"]
     bt = [i * w for i in range(len(r["acked_per_bin"]))]
-    plotting.shade_intervals(ax, pause, "reader not reading", color="tab:gray")
+    plotting.shade_intervals(ax, pause, "reader not reading", color="0.5", alpha=0.12)
     plotting.step_plot(ax, bt, [v / w / 1000 for v in r["acked_per_bin"]], "acknowledged (sender side)",
                        color="tab:orange")
     plotting.step_plot(ax, bt, [v / w / 1000 for v in r["read_per_bin"]], "read by the application",
-                       color="tab:green")
-    ax.axhline(r["read_rate_set"] / 1000, color="0.3", linestyle="--", linewidth=0.8,
-               label=f"reader's pace = {r['read_rate_set'] / 1000:.0f} kB/s")
-    plotting.annotate_claim(ax, f"after resuming: sender {r['acked_rate_after'] / 1000:.0f} kB/s, reader "
-                                f"{r['read_rate_after'] / 1000:.0f} kB/s; the link could carry "
-                                f"{r['link_rate_Bps'] / 1000:.0f} kB/s")
-    ax.legend(loc="upper right", fontsize=8)
+                       color="tab:green", linestyle="--")
+    ax.axhline(rate / 1000, color="0.3", linestyle=":", linewidth=0.8,
+               label=f"reader's pace = {n(round(rate / 1000))} kB/s")
+    plotting.annotate_claim(ax, f"after resuming: sender {n(round(after / 1000))} kB/s, reader "
+                                f"{n(round(r['read_rate_after'] / 1000))} kB/s; the link could carry "
+                                f"{n(round(r['link_rate_Bps'] / 1000))} kB/s")
+    plotting.legend_below(ax, ncol=2)
     files.append(plotting.save(fig, outdir / "flow_control_throughput.png"))
     return files

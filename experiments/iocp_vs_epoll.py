@@ -208,9 +208,11 @@ def cost_table(result: dict) -> list[dict]:
         r = _one(result, arch)
         if r is None:
             continue
-        table.append({"arch": arch, "threads": r["threads"], "calls_per_msg": round(r["calls_per_msg"], 3),
-                      "readiness_events_per_msg": round(r["readiness_events_per_msg"], 3),
-                      "wakeups_per_msg": round(r["wait_returns_per_msg"], 3),
+        counted = arch != "io_uring"          # the io_uring server does not count its calls
+        table.append({"arch": arch, "threads": r["threads"],
+                      "calls_per_msg": round(r["calls_per_msg"], 3) if counted else None,
+                      "readiness_events_per_msg": round(r["readiness_events_per_msg"], 3) if counted else None,
+                      "wakeups_per_msg": round(r["wait_returns_per_msg"], 3) if counted else None,
                       "copied_bytes_per_msg": round(r["copied_per_msg"], 1),
                       "pinned_bytes_per_conn": r["pinned_bytes_per_conn"],
                       "races": r["races"], "out_of_order": r["out_of_order"],
@@ -351,17 +353,28 @@ def check(result: dict) -> list:
 def plot(result: dict, outdir: Path) -> list[Path]:
     from simsock import plotting
 
+    n = plotting.number
     files = []
     runs = result["runs"]
+    p = result["params"]
     archs = []
     for r in runs:
         if r["arch"] not in archs:
             archs.append(r["arch"])
+    main = [a for a in archs if a in ARCHITECTURES]
     threads = sorted({r["threads"] for r in runs})
     width = 0.8 / max(1, len(threads))
 
-    fig, ax = plotting.figure("Two threads handling one connection at once (C9.6 vs C9.7, C9.8)",
-                              "server architecture", "races per 1000 messages handled")
+    def tick(a):
+        return a.replace("epoll_", "epoll\n").replace("iocp_", "iocp\n")
+
+    total_races = {a: sum(r["races"] for r in runs if r["arch"] == a) for a in archs}
+    racing = [a for a, v in total_races.items() if v]
+    fig, ax = plotting.figure("Threads handling one connection at the same time: "
+                              + (f"only {', '.join(racing)} raced" if racing else "no architecture raced")
+                              + f" ({'-'.join(map(str, [threads[0], threads[-1]])) if len(threads) > 1 else threads[0]}"
+                              f" threads; C9.6-C9.8)", "server architecture", "races (per 1,000 messages)",
+                              size=(12.0, 5.5))
     for j, t in enumerate(threads):
         xs, ys = [], []
         for i, a in enumerate(archs):
@@ -371,46 +384,79 @@ def plot(result: dict, outdir: Path) -> list[Path]:
                 ys.append(1000 * r["races"] / r["handled"] if r["handled"] else 0)
         bars = ax.bar(xs, ys, width=width, label=f"{t} thread{'s' if t > 1 else ''}")
         ax.bar_label(bars, fmt="%.0f", fontsize=8)
-    ax.set_xticks(range(len(archs)), [a.replace("epoll_", "epoll\n") for a in archs])
+    ax.set_xticks(range(len(archs)), [tick(a) for a in archs])
     ooo = {a: sum(r["out_of_order"] for r in runs if r["arch"] == a) for a in archs}
-    plotting.annotate_claim(ax, "messages finished out of order (all thread counts): "
-                            + ", ".join(f"{a} {n}" for a, n in ooo.items()))
-    ax.set_ylim(top=max([ax.get_ylim()[1], 1]) * 1.35)
+    plotting.annotate_claim(ax, "messages finished out of order: " + ", ".join(f"{a} {n(v)}" for a, v in ooo.items())
+                            + ("\niocp_2recv: two receives outstanding per socket, so two threads hold one "
+                               "socket's completions" if "iocp_2recv" in archs else ""))
+    ax.set_ylim(0, max([ax.get_ylim()[1], 1]) * 1.35)
+    plotting.legend_below(ax, ncol=len(threads))
     files.append(plotting.save(fig, outdir / "iocp_vs_epoll_races.png"))
 
-    fig, ax = plotting.figure("Reply latency against worker threads", "worker threads", "mean reply latency (ms)")
-    for a in archs:
-        rs = sorted((r for r in runs if r["arch"] == a), key=lambda r: r["threads"])
-        ax.plot([r["threads"] for r in rs], [r["latency_mean_ms"] for r in rs], marker="o", label=a)
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(threads, [str(t) for t in threads])
-    p = result["params"]
     offered = p["clients"] * p["burst"] / p["period"]
-    plotting.annotate_claim(ax, f"offered load {offered:.0f} messages/s, {p['service_time'] * 1e6:.0f} µs of CPU "
-                                f"each, {p['cores']} cores")
-    files.append(plotting.save(fig, outdir / "iocp_vs_epoll_latency.png"))
+    for key, ylabel, name, title in (
+            ("latency_mean_ms", "mean reply latency (ms)", "iocp_vs_epoll_latency.png",
+             "Reply latency against worker threads"),
+            ("throughput", "messages handled (per second)", "iocp_vs_epoll_throughput.png",
+             "Throughput against worker threads (every architecture keeps up with the offered load)")):
+        fig, ax = plotting.figure(title, "worker threads (count)", ylabel)
+        for a in main:
+            rs = sorted((r for r in runs if r["arch"] == a), key=lambda r: r["threads"])
+            ax.plot([r["threads"] for r in rs], [r[key] for r in rs], marker="o", label=a)
+        if key == "throughput":
+            ax.axhline(offered, color="0.4", linestyle="--", label=f"offered load ({n(round(offered))} messages/s)")
+            ax.set_ylim(0, max([offered] + [r["throughput"] for r in runs]) * 1.25)
+            lo = min(r["throughput"] for r in runs if r["arch"] in main)
+            hi = max(r["throughput"] for r in runs if r["arch"] in main)
+            plotting.annotate_claim(ax, f"from {n(round(lo))} to {n(round(hi))} messages/s: the lines overlap")
+        else:
+            ax.set_ylim(0, max(r[key] for r in runs) * 1.3)
+            plotting.annotate_claim(ax, f"offered load {n(round(offered))} messages/s, "
+                                        f"{p['service_time'] * 1e6:.0f} µs of CPU each, {p['cores']} cores")
+        if len(threads) > 1:
+            ax.set_xscale("log", base=2)
+        ax.set_xticks(threads, [str(t) for t in threads])
+        plotting.legend_below(ax, ncol=3)
+        files.append(plotting.save(fig, outdir / name))
 
-    fig, ax = plotting.figure("Throughput against worker threads", "worker threads",
-                              "messages handled per second")
-    for a in archs:
-        rs = sorted((r for r in runs if r["arch"] == a), key=lambda r: r["threads"])
-        ax.plot([r["threads"] for r in rs], [r["throughput"] for r in rs], marker="o", label=a)
-    ax.axhline(offered, color="0.4", linestyle="--", label="offered load")
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(threads, [str(t) for t in threads])
-    files.append(plotting.save(fig, outdir / "iocp_vs_epoll_throughput.png"))
-
-    fig, ax = plotting.figure("CPU spent copying between user and kernel memory (C7.3, C7.4)",
-                              "server architecture", "copy CPU per message (ns)")
     t = max(threads)
-    ys = []
-    for a in archs:
-        r = next((r for r in runs if r["arch"] == a and r["threads"] == t), None)
-        ys.append(r["copy_cpu_ns_per_msg"] if r else 0)
-    ax.bar(range(len(archs)), ys, color=["tab:blue" if a != "iocp" else "tab:green" for a in archs])
-    ax.set_xticks(range(len(archs)), [a.replace("epoll_", "epoll\n") for a in archs])
-    plotting.annotate_claim(ax, f"recv + send copy each byte; an overlapped send copies nothing (pinned buffer)\n"
-                                f"{result['copy_ps_per_byte']} ps per byte copied (profile); {t} threads")
-    ax.set_ylim(top=max(ys + [0.001]) * 1.4)
+    shown = [a for a in archs if any(r["arch"] == a and r["threads"] == t for r in runs)]
+    ys = [next(r for r in runs if r["arch"] == a and r["threads"] == t)["copied_per_msg"] for a in shown]
+    fig, ax = plotting.figure(f"Bytes copied between user and kernel memory per {n(p['size'])}-byte message "
+                              f"(C7.3, C7.4)", "server architecture", "copied per message (B)")
+    bars = ax.bar(range(len(shown)), ys, color=["tab:green" if a == "iocp_sndbuf0" else "tab:blue" for a in shown])
+    ax.bar_label(bars, fmt="%.0f", fontsize=8)
+    ax.set_xticks(range(len(shown)), [tick(a) for a in shown])
+    plotting.annotate_claim(ax, f"recv and send each copy the message once; so does WSASend, into AFD's send "
+                                f"buffer,\nunless SO_SNDBUF is 0 (iocp_sndbuf0): then it sends from the pinned "
+                                f"user buffer. {t} threads; {result['copy_ps_per_byte']} ps per byte copied")
+    ax.set_ylim(0, max(ys + [1]) * 1.5)
     files.append(plotting.save(fig, outdir / "iocp_vs_epoll_copy.png"))
+
+    table = result.get("cost_table") or cost_table(result)
+    if table:
+        columns = [("arch", "model"), ("threads", "threads"), ("calls_per_msg", "system calls\nper message"),
+                   ("readiness_events_per_msg", "readiness events\nper message"),
+                   ("wakeups_per_msg", "wait returns\nper message"),
+                   ("copied_bytes_per_msg", "bytes copied\nper message"),
+                   ("pinned_bytes_per_conn", "buffer pinned per\nidle connection (B)"),
+                   ("races", "races"), ("latency_mean_ms", "mean\nlatency (ms)")]
+        fig, ax = plotting.plt.subplots(figsize=(12.0, 1.6 + 0.4 * len(table)), dpi=plotting.DPI,
+                                        layout="constrained")
+        ax.axis("off")
+        ax.set_title("What each I/O model costs, measured (C7.5; the largest thread count of each)", fontsize=12)
+        cells = [["n/a" if row[k] is None else row[k] if isinstance(row[k], str) else n(row[k])
+                  for k, _ in columns] for row in table]
+        tab = ax.table(cellText=cells, colLabels=[label for _, label in columns], loc="center", cellLoc="right")
+        tab.auto_set_font_size(False)
+        tab.set_fontsize(9)
+        tab.scale(1, 1.45)
+        for (row, _col), cell in tab.get_celld().items():
+            if row == 0:
+                cell.set_height(cell.get_height() * 1.9)
+        ax.text(0.0, -0.02, "n/a: the io_uring server does not count its calls. Overlapped I/O pins a receive "
+                "buffer per connection and dequeues a completion for every send too; readiness I/O pins "
+                "nothing while idle but needs an event and a call per read.", transform=ax.transAxes,
+                fontsize=8, va="top", wrap=True)
+        files.append(plotting.save(fig, outdir / "iocp_vs_epoll_costs.png"))
     return files

@@ -253,6 +253,8 @@ def plot(result: dict, outdir: Path) -> list[Path]:
     tcp_labels = [f["label"] for f in r["flows"] if f["kind"] == "tcp"]
     files = []
 
+    tcp1 = p1["tcp_goodput_total_bps"]
+    fall = p2["tcp_goodput_total_bps"] / tcp1 if tcp1 else 1.0
     shares1 = ", ".join(f"{p1['throughput_bps'][k] / 1e6:.1f}" for k in tcp_labels)
     note = (f"TCP alone ({p1['window_s'][0]:g}-{p1['window_s'][1]:g} s): {shares1} Mbit/s, Jain index "
             f"{p1['jain_tcp']:.2f}, {p1['drop_fraction']:.2%} of packets dropped\n"
@@ -261,7 +263,9 @@ def plot(result: dict, outdir: Path) -> list[Path]:
             f"{p2['drop_fraction']:.0%} dropped")
     files.append(pn.flow_throughput(
         outdir / FIGURES[0], flows, capacity_bps=cap, marks=marks, colors=colors, note=note,
-        title=f"Throughput per flow: a UDP flood starves TCP (C5.6, C5.7)"))
+        title="Throughput per flow: " + (
+            f"the UDP flood leaves TCP {fall:.0%} of its goodput (C5.6, C5.7)" if fall <= 0.25 else
+            f"TCP keeps {fall:.0%} of its goodput under the flood (C5.7 not shown)")))
     files.append(pn.flow_throughput(
         outdir / FIGURES[1], flows, capacity_bps=cap, marks=marks, colors=colors, stacked=True,
         title="Who gets the bottleneck: shares of the delivered throughput (stacked)"))
@@ -274,7 +278,8 @@ def plot(result: dict, outdir: Path) -> list[Path]:
         outdir / FIGURES[2], {"r1 -> r2 (bottleneck queue)": (bott["queue_packets"][0], bott["queue_packets"][1])},
         limit=limit, delay={"r1 -> r2 (bottleneck queue)": ((bott["queue_bytes"][0], bott["queue_bytes"][1]), cap)},
         marks=marks, until_s=end_s, note=qnote,
-        title="Bottleneck queue at r1: TCP backs off at each loss, the flood pins it full (C5.5, C5.6)"))
+        title=f"Bottleneck queue at r1: {p1['queue_mean_packets']:.0f} packets on average with TCP alone, "
+              f"{p2['queue_mean_packets']:.0f} during the flood (limit {limit}; C5.5, C5.6)"))
 
     drops = {f["label"]: _binned(f["bottleneck_drops"], bin_ns) for f in r["flows"]}
     dnote = (f"TCP alone: {p1['dropped_packets']} of {p1['offered_packets']} packets dropped "

@@ -163,7 +163,7 @@ def plot(result: dict, outdir: Path) -> list[Path]:
     from simsock import plotting
 
     fig, ax = plotting.figure("CPU per handled event vs watched sockets (C7.6)",
-                              "watched sockets (idle connections + active + listener)",
+                              "watched sockets (count: idle connections + active + listener)",
                               "server CPU time per event (µs)")
     styles = {"select": ("tab:red", "o"), "poll": ("tab:orange", "s"), "epoll": ("tab:blue", "^")}
     for mech in ("select", "poll", "epoll"):
@@ -184,9 +184,11 @@ def plot(result: dict, outdir: Path) -> list[Path]:
     for mech in ("select", "poll", "epoll"):
         line = _line(result, mech)
         if len(line) >= 2:
-            note.append(f"{mech}: {line[-1]['cost_per_event_ns'] / line[0]['cost_per_event_ns']:.0f}x "
-                        f"from {line[0]['watched']} to {line[-1]['watched']} sockets")
+            note.append(f"{mech}: {line[-1]['cost_per_event_ns'] / line[0]['cost_per_event_ns']:,.1f}x "
+                        f"from {line[0]['watched']:,} to {line[-1]['watched']:,} sockets")
     plotting.annotate_claim(ax, "select/poll scan every watched socket on every call;\n"
                                 "epoll reports only the ready ones\n" + "\n".join(note))
-    ax.legend(loc="center left")
+    if not note:
+        note.append("only one point per mechanism: nothing to compare (C7.6 not shown)")
+    plotting.legend_below(ax, ncol=2)
     return [plotting.save(fig, Path(outdir) / "select_scaling_cost.png")]

@@ -188,6 +188,7 @@ def plot(result: dict, outdir: Path) -> list[Path]:
     from simsock import plotting
 
     r = result
+    n = plotting.number
     files = []
     width = r["bin_s"]
     times = [i * width for i in range(len(r["sent_per_bin"]))]
@@ -199,36 +200,50 @@ def plot(result: dict, outdir: Path) -> list[Path]:
             out.append(total)
         return out
 
-    fig, ax = plotting.figure("UDP: a fast sender and a slow reader (C5.4)", "time (s)", "datagrams (cumulative)")
-    plotting.step_plot(ax, times, cumulative(r["sent_per_bin"]), "sent (every sendto returned at once)")
+    waited_ms = r["send_call_ns_max"] / 1e6
+    if r["dropped_rcvbuf"]:
+        title = f"UDP: a fast sender and a slow reader: {n(r['dropped_rcvbuf'])} datagrams dropped (C5.4)"
+    else:
+        title = "UDP: a fast sender and a slow reader: nothing dropped (C5.4 not shown)"
+    fig, ax = plotting.figure(title, "time (s)", "datagrams (cumulative, count)")
+    plotting.step_plot(ax, times, cumulative(r["sent_per_bin"]), "sent (sendto returned)")
     plotting.step_plot(ax, times, cumulative(r["delivered_per_bin"]), "accepted into the receive buffer")
     plotting.step_plot(ax, times, cumulative(r["read_per_bin"]), "read by the application")
     plotting.step_plot(ax, times, cumulative(r["dropped_per_bin"]), "dropped: receive buffer full",
                        color="tab:red")
-    plotting.annotate_claim(ax, f"sender never waited (longest sendto: {r['send_call_ns_max']} ns)\n"
-                                f"{r['dropped_rcvbuf']} of {r['sent']} datagrams dropped at the receiver")
+    sender = ("the sender never waited (longest sendto: 0 ms)" if waited_ms == 0 else
+              f"a sendto waited up to {waited_ms:,.1f} ms (on the sender's own send buffer)")
+    plotting.annotate_claim(ax, f"{sender}\n{n(r['dropped_rcvbuf'])} of {n(r['sent'])} datagrams dropped at the "
+                                f"receiver, {n(r['in_flight'])} still in flight at the end")
+    plotting.legend_below(ax, ncol=2)
     files.append(plotting.save(fig, outdir / "udp_overflow_counts.png"))
 
     fig, ax = plotting.figure("Receive buffer of the slow reader (charged per datagram, not per byte)",
-                              "time (s)", "bytes charged to the receive buffer")
+                              "time (s)", "bytes charged to the receive buffer (B)")
     occ = r["occupancy"]
     if occ:
         plotting.step_plot(ax, [o[0] for o in occ], [o[1] for o in occ], "memory charged (sk_rmem_alloc)")
-    ax.axhline(r["rcvbuf"], color="tab:red", linestyle="--", label=f"SO_RCVBUF = {r['rcvbuf']} bytes")
-    plotting.annotate_claim(ax, f"{r['size']}-byte datagrams cost {r['truesize']} bytes each: the buffer holds "
-                                f"{r['max_queued']} datagrams,\nnot {r['rcvbuf'] // r['size']} "
-                                f"(SO_RCVBUF / payload)")
+    ax.axhline(r["rcvbuf"], color="tab:red", linestyle="--", label=f"SO_RCVBUF = {n(r['rcvbuf'])} B")
+    plotting.annotate_claim(ax, f"{n(r['size'])}-byte datagrams cost {n(r['truesize'])} B each: the buffer held "
+                                f"at most {n(r['max_queued'])} datagrams,\nnot the {n(r['rcvbuf'] // r['size'])} "
+                                f"that SO_RCVBUF / payload suggests")
     ax.set_ylim(0, r["rcvbuf"] * 1.15)
+    plotting.legend_below(ax, ncol=2)
     files.append(plotting.save(fig, outdir / "udp_overflow_buffer.png"))
 
     outcomes = r["burst_outcomes"]
-    fig, ax = plotting.figure("Non-blocking UDP sends with a full send buffer: all or nothing (C7.2)",
-                              "attempt", "bytes sent by the call")
-    xs = list(range(len(outcomes)))
+    partial = [o for o in outcomes if o != "EAGAIN" and o != r["size"]]
+    verdict = "all or nothing" if not partial else f"{len(partial)} partial sends"
+    if "EAGAIN" not in outcomes:
+        verdict = "the send buffer never filled"
+    fig, ax = plotting.figure(f"Non-blocking UDP sends into a filling send buffer: {verdict} (C7.2)",
+                              "attempt (call number)", "bytes sent by the call (B)")
+    xs = list(range(1, len(outcomes) + 1))
     ok = [(i, o) for i, o in zip(xs, outcomes) if o != "EAGAIN"]
     fails = [i for i, o in zip(xs, outcomes) if o == "EAGAIN"]
     ax.bar([i for i, _ in ok], [o for _, o in ok], color="tab:green", label="whole datagram sent")
     ax.scatter(fails, [0] * len(fails), marker="x", color="tab:red", zorder=3, label="EAGAIN (nothing sent)")
     ax.set_ylim(0, r["size"] * 1.3)
+    plotting.legend_below(ax, ncol=2)
     files.append(plotting.save(fig, outdir / "udp_overflow_all_or_nothing.png"))
     return files

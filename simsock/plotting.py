@@ -158,6 +158,20 @@ _CORNERS = ((0.01, 0.98, "left", "top"), (0.99, 0.98, "right", "top"),
             (0.5, 0.98, "center", "top"), (0.5, 0.02, "center", "bottom"))
 
 
+def _fit_width(note, ax: Axes, renderer) -> None:
+    """Rewrap a note that is wider than its axes."""
+    import textwrap
+    limit = ax.get_window_extent(renderer).width * 0.96
+    width = note.get_window_extent(renderer).width
+    if width <= limit:
+        return
+    text = note.get_text()
+    longest = max(len(line) for line in text.splitlines())
+    chars = max(30, int(longest * limit / width))
+    note.set_text("\n".join(wrapped for line in text.splitlines()
+                            for wrapped in (textwrap.wrap(line, chars) or [""])))
+
+
 def _place_notes(fig: Figure) -> None:
     renderer = fig.canvas.get_renderer()
     for ax in fig.axes:
@@ -167,6 +181,7 @@ def _place_notes(fig: Figure) -> None:
         points = data_points(ax)
         legend = ax.get_legend()
         for note in notes:
+            _fit_width(note, ax, renderer)
             for _attempt in range(4):
                 best = None
                 for x, y, ha, va in _CORNERS:
@@ -183,12 +198,17 @@ def _place_notes(fig: Figure) -> None:
                 note.set_position((x, y))
                 note.set_ha(ha)
                 note.set_va(va)
-                if best[0] == 0 or ax.get_yscale() != "linear":
+                if best[0] == 0 or ax.get_yscale() not in ("linear", "log"):
                     break
                 # no free corner: make room above the data for the note, and try again
                 height = note.get_window_extent(renderer).height / max(1.0, ax.get_window_extent().height)
+                grow = 1.0 / max(0.2, 1.0 - height - 0.04)
                 bottom, top = ax.get_ylim()
-                ax.set_ylim(bottom, bottom + (top - bottom) / max(0.2, 1.0 - height - 0.04))
+                if ax.get_yscale() == "log":
+                    import math
+                    ax.set_ylim(bottom, bottom * (top / bottom) ** grow)
+                else:
+                    ax.set_ylim(bottom, bottom + (top - bottom) * grow)
                 fig.canvas.draw()
                 points = data_points(ax)
 
@@ -205,7 +225,7 @@ def _wrap_titles(fig: Figure) -> None:
         if not text or "\n" in text:
             continue
         limit = width * 0.95 if title is getattr(fig, "_suptitle", None) else \
-            max(200.0, title.axes.get_window_extent(renderer).width * 1.05 if hasattr(title, "axes")
+            max(200.0, title.axes.get_window_extent(renderer).width * 0.98 if hasattr(title, "axes")
                 and title.axes is not None else width)
         extent = title.get_window_extent(renderer).width
         if extent > limit:
