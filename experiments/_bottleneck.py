@@ -42,17 +42,21 @@ def tcp_label(i: int) -> str:
 
 
 FLOOD = "UDP flood"
+TCP_FLOOD = "TCP bulk flow"     # the same sender over TCP (flood_proto="tcp"): the control case
 
 
 def run_dumbbell(seed: int, *, n_tcp: int, duration: float, bin_ms: float, bottleneck_rate: str,
                  bottleneck_delay: str, access_rate: str, access_delay: str, queue: int | None = None,
                  qdisc: Callable[[], simsock.Qdisc] | None = None, flood_factor: float = 0.0,
-                 flood_start: float = 0.0, datagram: int = 1472) -> dict:
+                 flood_start: float = 0.0, datagram: int = 1472, flood_proto: str = "udp") -> dict:
     """Run the world described in the module docstring; return its per-bin record."""
     if isinstance(n_tcp, bool) or not isinstance(n_tcp, int) or n_tcp < 1:
         raise ValueError(f"n_tcp must be an int >= 1, got {n_tcp!r}")
     if not duration > 0:
         raise ValueError(f"duration must be positive (seconds), got {duration!r}")
+    if flood_proto not in ("udp", "tcp"):
+        raise ValueError(f"flood_proto must be 'udp' or 'tcp', got {flood_proto!r}")
+    flood_label = FLOOD if flood_proto == "udp" else TCP_FLOOD
     if flood_factor < 0:
         raise ValueError(f"flood_factor must be >= 0 (0: no flood), got {flood_factor!r}")
     if flood_factor and not 0 <= flood_start < duration:
@@ -88,18 +92,25 @@ def run_dumbbell(seed: int, *, n_tcp: int, duration: float, bin_ms: float, bottl
         flood_pps = flood_factor * rate_bps / (8 * packet)
         count = math.floor((duration - flood_start) * flood_pps)
 
-        async def flood(k):
-            await k.sleep(flood_start)
-            await paced_sender(k, (right[n_tcp].name, UDP_PORT), count, datagram, 1.0 / flood_pps, flood_log)
+        if flood_proto == "udp":
+            async def flood(k):
+                await k.sleep(flood_start)
+                await paced_sender(k, (right[n_tcp].name, UDP_PORT), count, datagram, 1.0 / flood_pps, flood_log)
 
-        right[n_tcp].spawn(udp_reader, UDP_PORT, 0.0, duration + 1.0, {})
+            right[n_tcp].spawn(udp_reader, UDP_PORT, 0.0, duration + 1.0, {})
+        else:
+            async def flood(k):             # as much as TCP lets it send: one more bulk flow
+                await k.sleep(flood_start)
+                await blocking_sender(k, (right[n_tcp].name, TCP_PORT), ENDLESS, 1 << 16, flood_log)
+
+            right[n_tcp].spawn(slow_reader, TCP_PORT, 1 << 16, 0.0, {})
         left[n_tcp].spawn(flood)
 
     # Which monitor flow is which: (proto, src address, dst address) -> label.
     labels = {("tcp", left[i].address, right[i].address): tcp_label(i + 1) for i in range(n_tcp)}
     if flood_factor:
-        labels[("udp", left[n_tcp].address, right[n_tcp].address)] = FLOOD
-    order = [tcp_label(i + 1) for i in range(n_tcp)] + ([FLOOD] if flood_factor else [])
+        labels[(flood_proto, left[n_tcp].address, right[n_tcp].address)] = flood_label
+    order = [tcp_label(i + 1) for i in range(n_tcp)] + ([flood_label] if flood_factor else [])
     routers = [r1, r2]
     bottleneck = next(link.forward for link in sim.links if link.forward.name == BOTTLENECK)
     end_ns = n_bins * bin_ns
@@ -124,7 +135,7 @@ def run_dumbbell(seed: int, *, n_tcp: int, duration: float, bin_ms: float, bottl
                     add_into(drops, ch.drop_bins_by_flow[f.key])
         flows.append({
             "label": label,
-            "kind": "udp" if label == FLOOD else "tcp",
+            "kind": "flood" if label in (FLOOD, TCP_FLOOD) else "tcp",
             "delivered": delivered,
             "delivered_packets": packets,
             "bottleneck_drops": drops,
@@ -142,9 +153,23 @@ def run_dumbbell(seed: int, *, n_tcp: int, duration: float, bin_ms: float, bottl
                                                          "recoveries", "sack", "cwnd", "ssthresh", "srtt",
                                                          "rto", "rwnd_limited_ns", "sndbuf", "rcvbuf", "mss")}
     flood = None
-    if flood_factor:
+    if flood_factor and flood_proto == "tcp":
+        calls = flood_log.get("calls", [])
+        flood = {
+            "proto": "tcp", "label": flood_label,
+            "configured_pps": flood_pps,
+            "configured_bps": flood_pps * 8 * (datagram + UDP_HEADER + IP_HEADER),
+            "sent": len(calls),
+            "first_send": calls[0][0] if calls else None,
+            "last_send": calls[-1][1] if calls else None,
+            "max_call_ns": round(max((c[1] - c[0] for c in calls), default=0.0) * NS_PER_S),
+            "short_sends": 0,
+            "datagram": datagram,
+        }
+    elif flood_factor:
         times = flood_log.get("send_times", [])
         flood = {
+            "proto": "udp", "label": flood_label,
             "configured_pps": flood_pps,
             "configured_bps": flood_pps * 8 * (datagram + UDP_HEADER + IP_HEADER),
             "sent": len(times),

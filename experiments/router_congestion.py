@@ -41,6 +41,7 @@ PARAMS = {
     "settle": 0.5,
     "flood_factor": 1.5,
     "datagram": 1472,
+    "flood_proto": "udp",
     "bottleneck_rate": "10Mbit",
     "bottleneck_delay": "10ms",
     "access_rate": "100Mbit",
@@ -65,6 +66,8 @@ PARAM_HELP = {
     "queue": "drop-tail limit (packets) of r1's output queue toward r2",
     "bin_ms": "width of the time bins of throughput, drops and utilisation (ms)",
     "frames": "most frames in the animated GIF",
+    "flood_proto": "udp: the flood is paced UDP; tcp: the same sender over TCP, as much as TCP lets it "
+                   "(the control case: C5.7 then fails, since TCP backs off)",
 }
 
 FIGURES = ("router_congestion_throughput.png", "router_congestion_shares.png", "router_congestion_queue.png",
@@ -125,7 +128,8 @@ def run(params: dict, seed: int) -> dict:
         seed, n_tcp=p["n_tcp"], duration=p["duration"], bin_ms=p["bin_ms"],
         bottleneck_rate=p["bottleneck_rate"], bottleneck_delay=p["bottleneck_delay"],
         access_rate=p["access_rate"], access_delay=p["access_delay"], queue=p["queue"],
-        flood_factor=p["flood_factor"], flood_start=p["flood_start"], datagram=p["datagram"])
+        flood_factor=p["flood_factor"], flood_start=p["flood_start"], datagram=p["datagram"],
+        flood_proto=p["flood_proto"])
     a1, b1 = bn.window(record, p["warmup"], p["flood_start"])
     a2, b2 = bn.window(record, p["flood_start"] + p["settle"], p["duration"])
     phase1 = _phase(record, a1, b1, p["warmup"], p["flood_start"])
@@ -158,6 +162,7 @@ def check(result: dict) -> list:
     p1, p2 = r["phases"]["tcp_alone"], r["phases"]["flood"]
     f = r["flood_factor"]
     fl = r["flood"]
+    fl_label = fl.get("label", bn.FLOOD)
     limit = r["bottleneck"]["limit_packets"]
     from simsock.claims import Checks
     c = Checks()
@@ -190,7 +195,7 @@ def check(result: dict) -> list:
            f"the flood sent {fl['achieved_pps']:.0f} datagrams/s, expected its configured "
                       f"{fl['configured_pps']:.0f}/s despite the losses",
            threshold="see text")
-    udp_share = p2["share"].get(bn.FLOOD, 0.0)
+    udp_share = p2["share"].get(fl_label, 0.0)
     c.fact("C5.7", not (udp_share < f / (f + 1)),
            f"during the flood UDP carried {udp_share:.1%} of what crossed the bottleneck, "
                       f"expected >= {f / (f + 1):.1%} (its share of the offered load even if TCP did not back off)",
@@ -217,7 +222,7 @@ def check(result: dict) -> list:
            f"the drop fraction rose only from {p1['drop_fraction']:.2%} to {p2['drop_fraction']:.2%} "
                       f"when the flood joined; expected at least tenfold",
            threshold="see text")
-    udp_drops = p2["drop_share_by_flow"].get(bn.FLOOD, 0.0)
+    udp_drops = p2["drop_share_by_flow"].get(fl_label, 0.0)
     c.fact("C5.5", not (udp_drops < 0.75),
            f"UDP's packets were {udp_drops:.1%} of the drops during the flood; expected most "
                       f"(>= 75%, its share of the arrivals)",
@@ -247,7 +252,8 @@ def plot(result: dict, outdir: Path) -> list[Path]:
     cap = bott["rate_bps"]
     p1, p2 = r["phases"]["tcp_alone"], r["phases"]["flood"]
     end_s = r["duration_ns"] / NS_PER_S
-    marks = [(r["flood_start"], "UDP flood starts")]
+    fl_label = r["flood"].get("label", bn.FLOOD)
+    marks = [(r["flood_start"], f"{fl_label} starts")]
     flows = {f["label"]: _binned(f["delivered"], bin_ns) for f in r["flows"]}
     colors = pn.flow_colors(list(flows))
     tcp_labels = [f["label"] for f in r["flows"] if f["kind"] == "tcp"]
@@ -258,7 +264,7 @@ def plot(result: dict, outdir: Path) -> list[Path]:
     shares1 = ", ".join(f"{p1['throughput_bps'][k] / 1e6:.1f}" for k in tcp_labels)
     note = (f"TCP alone ({p1['window_s'][0]:g}-{p1['window_s'][1]:g} s): {shares1} Mbit/s, Jain index "
             f"{p1['jain_tcp']:.2f}, {p1['drop_fraction']:.2%} of packets dropped\n"
-            f"flood ({p2['window_s'][0]:g}-{p2['window_s'][1]:g} s): UDP {p2['throughput_bps'][bn.FLOOD] / 1e6:.1f} "
+            f"flood ({p2['window_s'][0]:g}-{p2['window_s'][1]:g} s): {fl_label} {p2['throughput_bps'][fl_label] / 1e6:.1f} "
             f"Mbit/s, all TCP {sum(p2['throughput_bps'][k] for k in tcp_labels) / 1e6:.2f} Mbit/s, "
             f"{p2['drop_fraction']:.0%} dropped")
     files.append(pn.flow_throughput(
@@ -284,7 +290,7 @@ def plot(result: dict, outdir: Path) -> list[Path]:
     drops = {f["label"]: _binned(f["bottleneck_drops"], bin_ns) for f in r["flows"]}
     dnote = (f"TCP alone: {p1['dropped_packets']} of {p1['offered_packets']} packets dropped "
              f"({p1['drop_fraction']:.2%})\nflood: {p2['dropped_packets']} of {p2['offered_packets']} "
-             f"({p2['drop_fraction']:.0%}), {p2['drop_share_by_flow'][bn.FLOOD]:.0%} of them UDP")
+             f"({p2['drop_fraction']:.0%}), {p2['drop_share_by_flow'][fl_label]:.0%} of them the flood's")
     files.append(pn.drops_over_time(outdir / FIGURES[3], drops, marks=marks, colors=colors, note=dnote,
                                     title="Packets dropped at the bottleneck queue, per flow (C5.5)"))
 

@@ -301,6 +301,11 @@ def _check_values(module: ModuleType, params: Mapping[str, Any]) -> None:
                 raise ExperimentError(f"bad value for {key}: {item!r}; it must be a number >= 0 "
                                       f"(see 'simsock list {name}')")
         parser = _unit_parser(default)
+        if parser is not None and value != default and isinstance(value, str) and \
+                re.fullmatch(r"\s*[-+]?[\d.]+(e[-+]?\d+)?\s*", value, re.IGNORECASE):
+            example = "5ms, 200us or 1.5s" if parser.__name__ == "parse_time" else "100Mbit, 1Gbit or 500kbit"
+            raise ExperimentError(f"bad value for {key}: {value!r} has no unit (the default is {default!r}); "
+                                  f"write it with one, e.g. {example}")
         if parser is not None and value != default:
             try:
                 parser(value, what=key)

@@ -26,15 +26,16 @@ SMALL = {
     "epoll_edge": [{"clients": 4, "count": 10, "end": 0.5}, {"burst": 1, "clients": 3, "count": 6}],
     "flow_control": [{}, {"read_pause": 0.00001, "read_chunk": 65536, "pause_end": 0.5, "total": 200000},
                      {"sndbuf": 10000000, "total": 1000000}],
-    "iocp_vs_epoll": [{"threads": "1,2", "duration": 0.1, "clients": 3},
+    "iocp_vs_epoll": [{"threads": "1,2", "duration": 0.05, "clients": 3, "architectures": "epoll,epoll_partitioned,iocp"},
                       {"architectures": "epoll", "threads": "1", "duration": 0.1, "clients": 3, "variants": ""}],
     "partial_send": [{}, {"sndbuf": 10000000}],
-    "qdisc_compare": [{"duration": 3.0, "warmup": 1.0}],
-    "router_congestion": [{"duration": 2.0, "flood_start": 1.2, "warmup": 0.3, "settle": 0.2}],
+    "qdisc_compare": [{"duration": 2.0, "warmup": 0.5, "limit": 60}],
+    "router_congestion": [{"duration": 1.5, "flood_start": 0.9, "warmup": 0.3, "settle": 0.2, "frames": 2}],
     "select_scaling": [{"watched": [10, 200], "duration": 0.1}, {"watched": [10], "mechanisms": ["epoll"]}],
     "send_buffer_blocks": [{}, {"nonblocking": True, "total": 200000}, {"total": 1000, "chunk": 1000},
                            {"client_closes": False, "total": 100000}],
-    "udp_overflow": [{"count": 500}, {"read_rate": 10000.0, "count": 300}, {"link_rate": "1Mbit", "count": 300}],
+    "udp_overflow": [{"count": 500}, {"read_rate": 10000.0, "count": 300},
+                     {"link_rate": "1Mbit", "count": 100, "send_rate": 1000.0}],
 }
 
 NOTE_TOLERANCE = 0     # data points a boxed note may hide
