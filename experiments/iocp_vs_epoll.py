@@ -236,7 +236,7 @@ def check(result: dict) -> list:
         c.not_measured("C9.1", no_iocp if iocp is None else "no epoll server was run to compare with")
     else:
         c.equal("C9.1", "IOCP readiness events per message", iocp["readiness_events_per_msg"], 0,
-                note=f"{iocp['recv_completions']} receive completions each carried their data; epoll needed "
+                note=f"{iocp['recv_completions']:,} receive completions each carried their data; epoll needed "
                      f"{epoll_any['readiness_events_per_msg']:.2f} events and a recv call per event")
         c.at_least("C9.1", f"{epoll_any['arch']} readiness events per message", 
                    round(epoll_any["readiness_events_per_msg"], 3), 0.01)

@@ -80,7 +80,7 @@ def run(params: dict, seed: int) -> dict:
 
 
 def check(result: dict) -> list:
-    from simsock.claims import Checks
+    from simsock.claims import Checks, format_number
     r = result
     c = Checks()
     tcp = r["tcp_outcomes"]
@@ -91,8 +91,8 @@ def check(result: dict) -> list:
         before = tcp[:tcp.index("EAGAIN")]
         partial = [o for o in before if 0 < o < r["size"]]
         c.fact("C7.1", bool(partial),
-               f"the last send before the buffer filled returned {before[-1] if before else 'nothing'} of "
-               f"{r['size']} B (a partial count 0 < n < {r['size']} expected, then EAGAIN)",
+               f"the last send before the buffer filled returned {format_number(before[-1]) if before else 'nothing'} "
+               f"of {r['size']:,} B (a partial count 0 < n < {r['size']:,} expected, then EAGAIN)",
                {"partial_send_bytes": partial[0] if partial else 0}, f"0 < n < {r['size']}")
     udp = r["udp_outcomes"]
     bad = [o for o in udp if o != "EAGAIN" and o != r["udp_size"]]

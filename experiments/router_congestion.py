@@ -188,12 +188,12 @@ def check(result: dict) -> list:
     if not r["flood"]["sent"]:
         c.not_measured("C5.7", "the flood sent nothing in the measured phase")
     c.fact("C5.7", not (fl["max_call_ns"] != 0 or fl["short_sends"]),
-           f"the UDP sender waited in sendto (longest call {fl['max_call_ns']} ns) or sent short "
+           f"the UDP sender waited in sendto (longest call {fl['max_call_ns']:,} ns) or sent short "
                       f"({fl['short_sends']} calls); UDP should never be held back",
            threshold="see text")
     c.fact("C5.7", not (fl["achieved_pps"] < 0.99 * fl["configured_pps"]),
-           f"the flood sent {fl['achieved_pps']:.0f} datagrams/s, expected its configured "
-                      f"{fl['configured_pps']:.0f}/s despite the losses",
+           f"the flood sent {fl['achieved_pps']:,.0f} datagrams/s, expected its configured "
+                      f"{fl['configured_pps']:,.0f}/s despite the losses",
            threshold="see text")
     udp_share = p2["share"].get(fl_label, 0.0)
     c.fact("C5.7", not (udp_share < f / (f + 1)),

@@ -163,7 +163,7 @@ def check(result: dict) -> list:
                                f"lower than send_rate and the link fast enough to fill the buffer")
     else:
         c.at_least("C5.4", "datagrams dropped at the full receive buffer", r["dropped_rcvbuf"], 1,
-                   note=f"{r['read_by_app']} read of {r['sent']} sent")
+                   note=f"{r['read_by_app']:,} read of {r['sent']:,} sent")
     accounted = (r["read_by_app"] + r["dropped_rcvbuf"] + r["still_queued"] + r["in_flight"]
                  + r["link_drops"])
     c.equal("C5.4", "sent - (read + dropped + queued + in flight on the link)", r["sent"] - accounted, 0,
