@@ -86,6 +86,7 @@ def run_dumbbell(seed: int, *, n_tcp: int, duration: float, bin_ms: float, bottl
         send_logs.append(slog)
         read_logs.append(rlog)
     flood_log: dict = {}
+    reader_log: dict = {}
     flood_pps = 0.0
     if flood_factor:
         packet = datagram + UDP_HEADER + IP_HEADER
@@ -97,7 +98,7 @@ def run_dumbbell(seed: int, *, n_tcp: int, duration: float, bin_ms: float, bottl
                 await k.sleep(flood_start)
                 await paced_sender(k, (right[n_tcp].name, UDP_PORT), count, datagram, 1.0 / flood_pps, flood_log)
 
-            right[n_tcp].spawn(udp_reader, UDP_PORT, 0.0, duration + 1.0, {})
+            right[n_tcp].spawn(udp_reader, UDP_PORT, 0.0, duration + 1.0, reader_log)
         else:
             async def flood(k):             # as much as TCP lets it send: one more bulk flow
                 await k.sleep(flood_start)
@@ -176,6 +177,10 @@ def run_dumbbell(seed: int, *, n_tcp: int, duration: float, bin_ms: float, bottl
             "first_send": times[0] if times else None,
             "last_send": times[-1] if times else None,
             "max_call_ns": max(flood_log.get("send_call_ns", [0]) or [0]),
+            # one-way delay of each datagram that arrived: [send time s, delay ms], in send order
+            "delays": [[round(times[q], 9), round((t - times[q]) * 1000, 6)]
+                       for q, t in sorted(zip(reader_log.get("recv_seqs", []), reader_log.get("recv_times", [])))
+                       if 0 <= q < len(times)],
             "short_sends": sum(1 for n in flood_log.get("send_returned", []) if n != datagram),
             "datagram": datagram,
         }

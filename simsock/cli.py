@@ -269,7 +269,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
             label = "ERROR"
             print(f"ERROR {name}: {error.strip().splitlines()[-1]}", flush=True)
         else:
-            label = "PASS" if outcome.passed else "FAIL"
+            label = "PASS" if outcome.passed else "FAIL" if outcome.failed else "UNCHECKED"
             print(f"{label} {name}", flush=True)
         status = status or int(label != "PASS")
     page = out / "report.html"
@@ -285,6 +285,7 @@ body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; 
        color: #222; }
 section { border-top: 1px solid #ccc; padding-top: 1em; margin-top: 2em; }
 .PASS { color: #1a7f37; font-weight: bold; } .FAIL, .ERROR { color: #cf222e; font-weight: bold; }
+.UNCHECKED, .NOT-MEASURED { color: #9a6700; font-weight: bold; }
 img { max-width: 100%; border: 1px solid #eee; margin: 0.5em 0; }
 table { border-collapse: collapse; font-size: 0.9em; }
 td { padding: 0.1em 0.8em 0.1em 0; } code, pre { font-size: 0.9em; }
@@ -309,11 +310,14 @@ def _report_html(sections, out: Path) -> str:
             parts.append(f"<pre>{esc(error)}</pre></section>")
             continue
         parts.append("<ul>")
-        for claim, failures in outcome.claim_status().items():
-            label = "FAIL" if failures else "PASS"
-            parts.append(f'<li><span class="{label}">{label}</span> {esc(claim)}')
-            if failures:
-                parts.append("<ul>" + "".join(f"<li>{esc(f)}</li>" for f in failures) + "</ul>")
+        from simsock.claims import TEXT
+        for claim, label in outcome.statuses().items():
+            css = label.replace(" ", "-")
+            parts.append(f'<li><span class="{css}">{esc(label)}</span> <b>{esc(claim)}</b> '
+                         f'{esc(TEXT.get(claim, ""))}')
+            details = [c for c in outcome.checks_of(claim) if c.status != "PASS"] or outcome.checks_of(claim)[:1]
+            if details:
+                parts.append("<ul>" + "".join(f"<li>{esc(c.status)}: {esc(c.text)}</li>" for c in details) + "</ul>")
             parts.append("</li>")
         parts.append("</ul>")
         rows = "".join(f"<tr><td><code>{esc(k)}</code></td><td>{esc(_show(v))}</td></tr>"
