@@ -309,6 +309,11 @@ def plot(result: dict, outdir: Path) -> list[Path]:
     ax.set_xscale("symlog", linthresh=1.0)
     ax.set_xlim(0, max(m[n]["delay_max_ms"] for n in names) * 1.2)
     ax.set_ylim(0, 1.02)
+    probe = m["drop-tail"].get("probe")
+    if probe and probe["count"]:
+        plotting.annotate_claim(ax, "probe flow's mean queueing delay: " + ", ".join(
+            f"{name} {m[name]['probe']['queueing_mean_ms']:.1f} ms" for name in names if m[name]["probe"]["count"])
+            + "\nTCP alone fills a drop-tail buffer: it spares other users only behind an AQM (C5.6)")
     plotting.legend_below(ax, ncol=2, fontsize=9)
     files.append(plotting.save(fig, outdir / "qdisc_compare_delay_cdf.png"))
 
@@ -347,6 +352,8 @@ def plot(result: dict, outdir: Path) -> list[Path]:
               for name in names}
     files.append(pn.queue_occupancy(
         outdir / "qdisc_compare_queue.png", queues, delay=delay, colors=COLORS, until_s=r["duration_s"],
-        marks=[(r["warmup_s"], "measurements start")],
+        marks=[(r["warmup_s"], "measurements start")]
+        + ([(r["standing_from_s"], "drop-tail's first drop: standing delay measured from here")]
+           if r.get("standing_from_s") is not None and r["standing_from_s"] > r["warmup_s"] else []),
         title=f"Bottleneck queue over time under each discipline (packets = backlog bytes / {MTU:,})"))
     return files
