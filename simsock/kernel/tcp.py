@@ -35,6 +35,7 @@ from simsock.net.packet import PROTO_TCP, Packet
 from simsock.tcp import cc as cc_registry
 from simsock.tcp.config import SKB_TX_OVERHEAD, TcpConfig
 from simsock.tcp.connection import SEND_SHUTDOWN, TcpConnection
+from simsock.tcp.info import listener_info, pack_tcp_info, tcp_info, unconnected_info
 from simsock.tcp.listener import TcpListener, reset_for
 from simsock.tcp.segment import ACK, FIN, RST, SYN
 from simsock.tcp.signals import SIG_ACCEPT, SIG_DATA, SIG_SPACE, SIG_STATE
@@ -142,12 +143,16 @@ class TcpStack:
         # loopback: the receiver queues the sender's own skbs (truesize = payload + the
         # sender's per-skb overhead) and coalesces them (tcp_try_coalesce)
         lo = {"skb_rx_overhead": SKB_TX_OVERHEAD, "rx_coalesce": True} if channel is self.host.lo else {}
-        return TcpConfig.for_mtu(
+        cfg = TcpConfig.for_mtu(
             mtu, sndbuf=sock.sndbuf, rcvbuf=sock.rcvbuf, sndbuf_locked=sock._userlocks_snd,
             rcvbuf_locked=sock._userlocks_rcv, nodelay=sock._nodelay, cork=sock._cork, linger=linger,
             congestion=sock._congestion, tcp_wmem=tuple(prof.tcp_wmem), tcp_rmem=tuple(prof.tcp_rmem),
             rmem_max=prof.rmem_max, sack=prof.tcp_sack, dsack=prof.tcp_dsack,
             recovery=prof.tcp_recovery, early_retrans=prof.tcp_early_retrans, **lo)
+        cfg.extra["pmtu"] = min(mtu, 65535)
+        if sock._user_mss:
+            cfg.mss = min(cfg.mss, sock._user_mss)     # tcp_advertise_mss / mss_clamp
+        return cfg
 
     # -- driving connections -------------------------------------------------------------
     def register(self, conn: TcpConnection, sock: "TcpSocket | None") -> None:
@@ -410,6 +415,7 @@ class TcpSocket(Socket):
         self._nodelay = False
         self._cork = False
         self._congestion = self.stack.default_congestion
+        self._user_mss = 0           # TCP_MAXSEG (rx_opt.user_mss)
         self._notifies = 0
         self.conn = conn
         self.listener: TcpListener | None = None
@@ -476,6 +482,15 @@ class TcpSocket(Socket):
             if self.conn is not None:
                 self.conn.config.cork = bool(v)
                 self._pump()
+        elif optname == C.TCP_MAXSEG:
+            # do_tcp_setsockopt: 0 clears it, else TCP_MIN_MSS (88) .. MAX_TCP_WINDOW (32767);
+            # it becomes rx_opt.user_mss, which caps the MSS this side advertises in its SYN
+            # (or SYN-ACK: a listener's children inherit it) and clamps the peer's, so the
+            # connection's mss_cache is user_mss less the timestamp option (1000 -> 988).
+            # An established connection keeps its MSS.
+            if v and not 88 <= v <= 32767:
+                raise os_error(errno.EINVAL, "TCP_MAXSEG must be 0 or 88..32767")
+            self._user_mss = v
         elif optname == C.TCP_QUICKACK:
             if self.conn is not None and v:
                 self.conn.quick = max(self.conn.quick, self.conn.config.max_quickacks)
@@ -491,17 +506,27 @@ class TcpSocket(Socket):
             return int(self._cork)
         if optname == C.TCP_CONGESTION:
             return self._congestion.encode().ljust(16, b"\0")
+        if optname == C.TCP_INFO:
+            return pack_tcp_info(self.tcp_info())
         if optname == C.TCP_MAXSEG:
+            if self._user_mss and (self.conn is None or self.listener is not None
+                                   or self.conn.state == "CLOSE"):
+                return self._user_mss       # user_mss in CLOSE and LISTEN
             if self.conn is None:
-                return 536
+                return 536                  # TCP_MSS_DEFAULT (tcp_init_sock)
             # tp->mss_cache as tcp_sync_mss leaves it: bounded to half the peer's largest
             # window (tcp_bound_to_half_wnd), so 32741 right after a loopback connect.
-            conn = self.conn
-            mss, mw = conn.mss_cache, conn.max_window
-            if mw > 536 and mss > mw >> 1:
-                mss = max(mw >> 1, 68 - 32)
-            return mss
+            return self.conn.mss_cache
         raise os_error(errno.ENOPROTOOPT, f"TCP option {optname} is not modelled")
+
+    def tcp_info(self) -> dict:
+        """The fields getsockopt(IPPROTO_TCP, TCP_INFO) returns, as a dict named as in Linux's
+        ``struct tcp_info`` without ``tcpi_`` (simsock/tcp/info.py); no system call, no trace."""
+        if self.listener is not None:
+            return listener_info(len(self.listener.accept_queue), self.listener.backlog)
+        if self.conn is None:
+            return unconnected_info()
+        return tcp_info(self.conn, self._env.now)
 
     # -- helpers -------------------------------------------------------------------------
     def _pump(self) -> None:
@@ -593,6 +618,7 @@ class TcpSocket(Socket):
         sock._reuseaddr = self._reuseaddr
         sock._nodelay = self._nodelay
         sock._congestion = self._congestion
+        sock._user_mss = self._user_mss
         sock._userlocks_snd, sock._userlocks_rcv = self._userlocks_snd, self._userlocks_rcv
         self.stack.parent.pop(conn, None)
         self.stack.pump(conn)
