@@ -890,9 +890,14 @@ class TcpSocket(Socket):
             got = 0
             self._hold()          # one system call: the file is held throughout
             try:
+                conn = self.conn
+
+                def attempt():
+                    if got and conn.sk_err and not conn.rcvq.size:
+                        return b""     # tcp_recvmsg: once bytes were copied, an error ends the call
+                    return self._recv_attempt(bufsize - got, flags & ~C.MSG_WAITALL)   # and stays pending
                 while got < bufsize:
-                    part = await self._wait_for(lambda: self._recv_attempt(bufsize - got, flags & ~C.MSG_WAITALL),
-                                                self.read_wait, flags)
+                    part = await self._wait_for(attempt, self.read_wait, flags)
                     if not part:
                         break
                     chunks.append(part)

@@ -185,3 +185,22 @@ def test_tcp_reset_during_blocking_sendall_raises_it():
 def test_tcp_reset_during_blocking_recv_raises_it_once():
     """A RST during a blocked recv: the recv raises ECONNRESET, then sends raise EPIPE and recv returns b""."""
     check_scenario(reset_while_blocked_world("recv"), name="tcp_reset_during_blocking_recv")
+
+
+async def _send_then_reset(k, conn, delay):
+    await k.sleep(delay)
+    await conn.send(b"w" * 100)
+    await _reset_after(k, conn, delay)
+
+
+def test_tcp_reset_during_msg_waitall_returns_what_was_copied():
+    """recv(1000, MSG_WAITALL) that got 100 bytes when a RST comes returns them; the next recv raises ECONNRESET."""
+    async def prog(k):
+        ls, c, conn = await _small_buffers(k, 65536)
+        killer = k.spawn(_send_then_reset, conn, 0.05)
+        await attempt_async(c.recv, 1000, MSG_WAITALL)
+        await attempt_async(c.recv, 1000)
+        await attempt_async(c.recv, 1000)
+        await killer.join()
+        c.close(); ls.close()
+    check_scenario(one_host(prog), name="tcp_reset_during_msg_waitall")
