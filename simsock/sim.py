@@ -21,6 +21,7 @@ import simpy
 
 from simsock.errors import SimulationError
 from simsock.kernel.thread import RUNNING, ThreadFailed, failure_error, wait_event
+from simsock.kernel.watchdog import SAME_TIME_EVENT_LIMIT
 from simsock.net.link import Channel, Link
 from simsock.profiles import get_profile
 from simsock.rng import RandomStreams
@@ -66,10 +67,22 @@ def _run_events(env: simpy.Environment, until_ns: int | None) -> None:
     failure for an event that failed undefused). simsock schedules no StopSimulation."""
     queue = env._queue
     pop = heapq.heappop
+    last = env._now
+    same = 0                    # events processed since the clock last moved (watchdog.py)
     while queue:
         if until_ns is not None and queue[0][0] > until_ns:
             break
-        env._now, _, _, event = pop(queue)
+        now, _, _, event = pop(queue)
+        if now == last:
+            same += 1
+            if same > SAME_TIME_EVENT_LIMIT:
+                from simsock.kernel.watchdog import stuck_events
+                queue.append((now, 0, -1, event))
+                raise stuck_events(env, same)
+        else:
+            last = now
+            same = 0
+        env._now = now
         callbacks, event.callbacks = event.callbacks, None
         for callback in callbacks:
             callback(event)

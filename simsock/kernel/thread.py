@@ -24,6 +24,7 @@ from simpy.events import PENDING
 from simsock.errors import SimulationError
 
 from .cpu import BURST
+from .watchdog import STEP_CALL_LIMIT, ZeroTimeLoop, stop_suspended
 
 
 class ThreadFailed(Exception):
@@ -109,7 +110,7 @@ class SimThread:
 
     __slots__ = ("sim", "host", "name", "coro", "done", "result", "state", "tid", "_started_ns", "cpu_ns",
                  "port", "debt_ns", "progress", "core", "last_core", "ready_at", "run_until", "token", "tick_at",
-                 "then", "cont", "nvcsw", "nivcsw", "wakeups", "bursts", "spun_ns", "__weakref__")
+                 "then", "cont", "nvcsw", "nivcsw", "wakeups", "bursts", "spun_ns", "ops", "__weakref__")
 
     def __init__(self, sim, host, name: str, coro, tid: int):
         self.sim = sim
@@ -139,6 +140,7 @@ class SimThread:
         self.wakeups = 0
         self.bursts = 0
         self.spun_ns = 0                     # CPU time added by spin extension (cpu.py)
+        self.ops = 0                         # calls since it last resumed from an event (watchdog.py)
 
     @property
     def cpu_time(self) -> float:
@@ -182,6 +184,7 @@ class SimThread:
         if self._started_ns is None:
             self._started_ns = sim.env._now
         self.state = "running"
+        self.ops = 0
         try:
             while True:
                 try:
@@ -209,6 +212,12 @@ class SimThread:
                     return
                 if target.callbacks is None:      # already processed: resume at once
                     event = target
+                    self.ops += 1
+                    if self.ops > STEP_CALL_LIMIT:
+                        err = stop_suspended(self)
+                        self.coro.close()
+                        self.state = "failed"
+                        raise ThreadFailed(self, err)
                     continue
                 self.host.cpu.block(self, target)
                 if self.port is not None and self.state == "blocked":
@@ -235,6 +244,11 @@ class SimThread:
 def failure_error(failed: ThreadFailed) -> SimulationError:
     t = failed.thread
     exc = failed.exc
+    if isinstance(exc, ZeroTimeLoop):
+        err = SimulationError(str(exc))
+        err.thread = t.name
+        err.host = t.host.name
+        return err
     err = SimulationError(f"thread {t.name!r} on host {t.host.name!r} failed at t={t.sim.env.now / 1e9:.9f}s: "
                           f"{type(exc).__name__}: {exc}")
     err.thread = t.name
