@@ -144,8 +144,10 @@ def stop_suspended(thread) -> ZeroTimeLoop:
     return ZeroTimeLoop(message(thread, _guess("call", line), thread.ops, line))
 
 
-def stop_thread(thread, what: str) -> ZeroTimeLoop:
+def stop_thread(thread, what: str) -> BaseException:
     """The exception that stops ``thread``, raised from inside its step (a call it made)."""
+    if thread.fault is not None:
+        return thread.fault
     import sys
     frames = []
     f = sys._getframe(1)
@@ -185,3 +187,39 @@ def stuck_events(env, count: int) -> SimulationError:
     err.thread = t.name
     err.host = t.host.name
     return err
+
+
+#: Classes (and the module function's qualname) whose awaitable calls a program makes.
+_SIMSOCK_CALLERS = frozenset({"Socket", "UdpSocket", "TcpSocket", "Kernel", "ThreadHandle", "SimThread", "Poll",
+                              "Epoll", "CompletionPort", "IoUring", "Operation", "select"})
+
+
+class MissingAwait(BaseException):
+    """A program called a simsock call that must be awaited and discarded its result: the
+    call never happened. Raised at the thread's next call (or when it waits or ends)."""
+
+
+def unawaited(sim, message: str, filename: str, lineno: int) -> bool:
+    """Python reports a coroutine that was never awaited (a RuntimeWarning, issued when the
+    discarded coroutine is freed — at once, at the statement that discarded it). During a
+    run, inside a thread, that is a missing ``await``: stop the thread with an error that
+    names the call and the line. Returns False when it is not a thread's."""
+    thread = sim.current_thread if sim is not None else None
+    if thread is None or thread.fault is not None:
+        return False
+    text = str(message)
+    call = text.split("'")[1] if text.count("'") >= 2 else ""
+    if call.split(".")[0] not in _SIMSOCK_CALLERS:
+        # only simsock's own calls: a program's helper coroutine (or garbage of another run
+        # collected now) keeps Python's usual warning
+        return False
+    src = linecache.getline(filename, lineno).strip()
+    where = f"{os.path.basename(filename)}:{lineno}" + (f": {src}" if src else "")
+    short = call.rsplit(".", 1)[-1]
+    fix = f"await {src}" if src and f"{short}(" in src and not src.startswith("await") else f"await ...{short}(...)"
+    thread.fault = MissingAwait(
+        f"thread {thread.name!r} on host {thread.host.name!r} called {call}() without 'await' at {where} "
+        f"(t={sim.env.now / 1e9:.9f}s): the call returned a coroutine that was discarded, so it never "
+        f"happened; write {fix!r} (calls that may wait or move data are awaited)")
+    thread.ops = STEP_CALL_LIMIT + 1         # the thread's next call (or wait, or end) raises it
+    return True
