@@ -294,6 +294,8 @@ def _host_profile():
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="simsock", description="Deterministic simulation of OS sockets.")
+    parser.add_argument("--debug", action="store_true",
+                        help="show simsock's internal frames in tracebacks (as SIMSOCK_DEBUG=1 does)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, sub in SUBCOMMANDS.items():
         sub.configure(commands.add_parser(name, help=sub.help, description=sub.help))
@@ -304,6 +306,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        if getattr(args, "debug", False):
+            os.environ["SIMSOCK_DEBUG"] = "1"
         if args.command is None:
             parser.print_help(sys.stderr)
             return 2

@@ -15,12 +15,14 @@ import functools
 import gc
 import heapq
 import itertools
+import warnings
 
 import networkx as nx
 import simpy
 
-from simsock.errors import SimulationError
+from simsock.errors import SimulationError, install_excepthook, trim_failure
 from simsock.kernel.thread import RUNNING, ThreadFailed, failure_error, wait_event
+from simsock.kernel.watchdog import SAME_TIME_EVENT_LIMIT, MissingAwait, ZeroTimeLoop, unawaited
 from simsock.net.link import Channel, Link
 from simsock.profiles import get_profile
 from simsock.rng import RandomStreams
@@ -66,10 +68,22 @@ def _run_events(env: simpy.Environment, until_ns: int | None) -> None:
     failure for an event that failed undefused). simsock schedules no StopSimulation."""
     queue = env._queue
     pop = heapq.heappop
+    last = env._now
+    same = 0                    # events processed since the clock last moved (watchdog.py)
     while queue:
         if until_ns is not None and queue[0][0] > until_ns:
             break
-        env._now, _, _, event = pop(queue)
+        now, _, _, event = pop(queue)
+        if now == last:
+            same += 1
+            if same > SAME_TIME_EVENT_LIMIT:
+                from simsock.kernel.watchdog import stuck_events
+                queue.append((now, 0, -1, event))
+                raise stuck_events(env, same)
+        else:
+            last = now
+            same = 0
+        env._now = now
         callbacks, event.callbacks = event.callbacks, None
         for callback in callbacks:
             callback(event)
@@ -79,6 +93,20 @@ def _run_events(env: simpy.Environment, until_ns: int | None) -> None:
             raise exc
     if until_ns is not None and env._now < until_ns:
         env._now = until_ns
+
+
+def _report_unawaited(sim) -> None:
+    """During a run, Python's "coroutine ... was never awaited" from inside a thread is a
+    missing ``await``: the thread stops with an error naming the call and the line
+    (kernel/watchdog.py); the warning is shown as usual anywhere else."""
+    warnings.filterwarnings("always", message=r"coroutine .* was never awaited", category=RuntimeWarning)
+    shown = warnings.showwarning
+
+    def showwarning(message, category, filename, lineno, file=None, line=None):
+        if not (category is RuntimeWarning and "was never awaited" in str(message)
+                and unawaited(sim, message, filename, lineno)):
+            shown(message, category, filename, lineno, file, line)
+    warnings.showwarning = showwarning
 
 
 def qdisc_factory(qdisc, what: str):
@@ -175,6 +203,9 @@ class Simulation:
         env = self.env
         gc_threshold = _relax_gc()
         previous, RUNNING.sim = RUNNING.sim, self
+        warn_filters = warnings.catch_warnings()
+        warn_filters.__enter__()
+        _report_unawaited(self)
         try:
             if until is None:
                 _run_events(env, None)
@@ -186,10 +217,15 @@ class Simulation:
             # before it).
             _run_events(env, until_ns)
         except ThreadFailed as failed:
-            raise failure_error(failed) from failed.exc
+            err = failure_error(failed)
+            install_excepthook()             # the user's frames only, unless SIMSOCK_DEBUG=1
+            if isinstance(failed.exc, (ZeroTimeLoop, MissingAwait)):
+                raise err from None          # its message names the program's line
+            raise err from trim_failure(err, failed.exc)
         except simpy.core.EmptySchedule:       # pragma: no cover - SimPy handles it
             pass
         finally:
+            warn_filters.__exit__(None, None, None)
             RUNNING.sim = previous
             if gc_threshold is not None:
                 gc.set_threshold(*gc_threshold)
