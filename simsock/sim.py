@@ -108,10 +108,20 @@ _HOST_TRANSIT_COST = 1 << 62
 class Simulation:
     """A simulated world. See the module docstring."""
 
-    def __init__(self, seed: int = 1, profile="linux", trace=True, cpu_batch="20us", cpu_bin="10ms"):
+    def __init__(self, seed: int = 1, profile="linux", trace=True, cpu_batch="20us", cpu_bin="10ms", *,
+                 trace_limit=None, trace_keep="last", trace_file=None, trace_pcap=None, trace_pcap_at=None,
+                 trace_payloads=False):
         """``cpu_batch``: how much CPU debt a thread may run up in calls that complete at
         once before it pays it (the CPU model's timing error bound, see kernel/cpu.py);
-        ``cpu_bin``: width of the time bins of per-core busy time (utilisation over time)."""
+        ``cpu_bin``: width of the time bins of per-core busy time (utilisation over time).
+
+        ``trace``: True (everything), False, a tuple of categories, or a :class:`Trace`.
+        What the trace costs (see :mod:`simsock.trace`): ``trace_limit=N`` keeps N records
+        in RAM (``trace_keep="last"``: a ring, or ``"first"``) and counts the rest in
+        ``sim.trace.dropped``; ``trace_file="run.jsonl"`` streams records to disk as the
+        run goes; ``trace_pcap="run.pcap"`` streams the packets seen at ``trace_pcap_at``
+        (as ``sim.trace.to_pcap``); ``trace_payloads=True`` keeps payload bytes so that
+        pcap frames carry the data (else they hold headers, as ``tcpdump -s`` does)."""
         self.cpu_batch_ns = parse_time(cpu_batch, what="cpu_batch")
         self.cpu_bin_ns = parse_time(cpu_bin, what="cpu_bin")
         if self.cpu_bin_ns <= 0:
@@ -123,7 +133,12 @@ class Simulation:
         # cache line or more per received datagram with many hosts (benchmarks/many_flows.py)
         self.udp_truesize = functools.lru_cache(maxsize=8192)(self.profile.udp_truesize)
         self.env = simpy.Environment()
-        self.trace = Trace(trace)
+        if isinstance(trace, Trace):
+            self.trace = trace
+        else:
+            self.trace = Trace(trace, limit=trace_limit, keep=trace_keep, file=trace_file, pcap=trace_pcap,
+                               pcap_at=trace_pcap_at, payloads=trace_payloads)
+        self.trace.world = self
         self.nodes: dict[str, Node] = {}
         self.hosts: dict[str, Host] = {}
         self.routers: dict = {}
@@ -191,6 +206,7 @@ class Simulation:
             pass
         finally:
             RUNNING.sim = previous
+            self.trace.flush()
             if gc_threshold is not None:
                 gc.set_threshold(*gc_threshold)
 
