@@ -304,6 +304,11 @@ class RealWorld:
             raise RuntimeError("a RealWorld runs once; build a new one")
         self._started = True
         bound_ns = None if until is None else parse_time(until, what="until")
+        # SIGTERM/SIGINT stop the run, delete its namespaces and exit with one line
+        with netns._lock:
+            netns.running_worlds += 1
+        netns.guard_signals()
+        netns.on_signal_stop = self._stop
         try:
             self._t0 = time.monotonic_ns()
             if self.trace.want_events:
@@ -344,6 +349,11 @@ class RealWorld:
         finally:
             self._ended = True
             self.close()
+            with netns._lock:
+                netns.running_worlds -= 1
+            if netns.on_signal_stop == self._stop:
+                netns.on_signal_stop = None
+            netns.release_signals()
 
     def _stop(self) -> None:
         """Wake and unwind every thread still running, then give them a moment to return."""
