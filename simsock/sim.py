@@ -25,6 +25,7 @@ from simsock.net.link import Channel, Link
 from simsock.profiles import get_profile
 from simsock.rng import RandomStreams
 from simsock.trace import Trace
+from simsock import validate
 from simsock.units import NS_PER_S, parse_rate, parse_size, parse_time
 
 from .host import Host, Node
@@ -226,6 +227,7 @@ class Simulation:
     def add_host(self, name: str, cores: int = 1) -> Host:
         """A new host with ``cores`` CPU cores and a loopback interface."""
         self._check_name(name)
+        validate.host(cores)
         if isinstance(cores, bool) or not isinstance(cores, int) or cores < 1:
             raise ValueError(f"cores must be a positive int, got {cores!r}")
         host = Host(self, name, _host_address(len(self.hosts) + 1), cores)
@@ -254,6 +256,7 @@ class Simulation:
         """
         from simsock.net.router import Router
         self._check_name(name)
+        qdisc, queue = validate.router(qdisc, queue, processing_delay)
         qdisc = qdisc_factory(qdisc, "add_router(qdisc=)")
         if queue is not None:
             queue = parse_size(queue, what="router queue")
@@ -325,13 +328,17 @@ class Simulation:
 
         rate: bits/s or "100Mbit"; delay: one-way propagation, seconds or "10ms";
         loss: probability each packet is lost (or a loss model object); mtu: bytes;
-        queue: transmit queue limit in packets (default: the profile's txqueuelen);
+        queue: transmit queue limit: an int is packets (default: the profile's txqueuelen),
+        a byte size with a unit such as "64KiB" is bytes (a bfifo: DropTail(bytes=65536));
+        jitter: a duration ("1ms": uniform extra delay up to it) or a simsock.Jitter;
+        every value is checked here (simsock/validate.py);
         qdisc: the queue discipline of each direction (overrides queue): an unused instance,
         copied for each direction, or a callable returning a new one per direction.
         """
         a, b = self._node(a), self._node(b)
         if a is b:
             raise ValueError(f"a link needs two different nodes, got {a.name!r} twice")
+        queue, qdisc, jitter = validate.link(rate, delay, loss, mtu, queue, qdisc, jitter)
         rate_bps = parse_rate(rate, what="link rate")
         delay_ns = parse_time(delay, what="link delay")
         if isinstance(loss, (int, float)) and not isinstance(loss, bool):
