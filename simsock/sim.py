@@ -188,6 +188,7 @@ class Simulation:
         if self.current_thread is not None:
             raise RuntimeError(f"sim.run() was called from inside thread {self.current_thread.name!r}: a program "
                                f"cannot run the simulation it is part of; to let time pass, await k.sleep(...)")
+        self.trace.ready()
         env = self.env
         gc_threshold = _relax_gc()
         previous, RUNNING.sim = RUNNING.sim, self

@@ -337,6 +337,12 @@ class Trace:
             self._written += len(rows)
             rows.clear()
 
+    def ready(self) -> None:
+        """Called when a run starts: a streamed pcap's ``at`` is checked (ValueError listing the
+        valid names) against the world as built so far."""
+        if self._pcap is not None:
+            self._pcap._select = self.selector(self._pcap.at, self._pcap.event)
+
     def flush(self) -> None:
         """Write what a streaming trace still buffers (Simulation.run does it when it returns)."""
         if self.file is not None:

@@ -134,6 +134,13 @@ def test_streamed_pcap_equals_the_exported_one(full, tmp_path, at, monkeypatch):
     assert (tmp_path / "run.pcap").read_bytes() == (tmp_path / "ram.pcap").read_bytes()
 
 
+def test_a_streamed_pcap_at_an_unknown_place_fails_when_the_run_starts(tmp_path):
+    sim = simsock.Simulation(trace_pcap=tmp_path / "x.pcap", trace_pcap_at="nowhere")
+    sim.add_host("a")
+    with pytest.raises(ValueError, match="'nowhere'.*a:lo"):
+        sim.run()
+
+
 def test_pcap_without_payloads_is_truncated_like_tcpdump_s(full, tmp_path):
     """Captured length stops after the transport header; the original length is the frame's."""
     n = full.trace.to_pcap(tmp_path / "h.pcap", at="r->b")
