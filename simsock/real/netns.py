@@ -153,9 +153,14 @@ def owner_state(name: str) -> str | None:
 def create_namespace(name: str) -> None:
     """Create a namespace with ``lo`` up (127.0.0.1, like the simulator's per-host lo)."""
     guard_signals()
-    _ip("netns", "add", name)
     with _lock:
-        _live.add(name)
+        _live.add(name)      # before it exists: a signal during 'ip netns add' still deletes it
+    try:
+        _ip("netns", "add", name)
+    except OSError:
+        with _lock:
+            _live.discard(name)
+        raise
     _ip("-n", name, "link", "set", "lo", "up")
 
 
