@@ -181,16 +181,17 @@ def create_veth(ns_a: str, ns_b: str, dev: str, mtu: int | None) -> None:
         _ip("-n", ns, "link", "set", dev, "up")
 
 
-def rate_limit(ns: str, dev: str, rate_bps: int, mtu: int, queue_packets: int | None) -> None:
+def rate_limit(ns: str, dev: str, rate_bps: int, mtu: int, queue_packets: int | None,
+               queue_bytes: int | None = None) -> None:
     """A token bucket on ``dev``'s egress: ``rate_bps`` bits/s.
 
     The bucket holds at least two full packets and about 4 ms of traffic at the rate (tbf
-    needs ``burst >= rate / HZ``); the backlog limit is ``queue_packets`` full packets, or
-    50 ms of traffic when not given.
+    needs ``burst >= rate / HZ``); the backlog limit is ``queue_packets`` full packets,
+    ``queue_bytes`` bytes, or 50 ms of traffic when neither is given.
     """
     burst = max(2 * (mtu + 14), rate_bps // 8 // 250, 3200)
-    if queue_packets is not None:
-        limit = max(queue_packets * (mtu + 14), burst)
+    if queue_packets is not None or queue_bytes is not None:
+        limit = max(queue_packets * (mtu + 14) if queue_packets is not None else queue_bytes, burst)
         _tc("-n", ns, "qdisc", "replace", "dev", dev, "root", "tbf", "rate", f"{rate_bps}bit",
             "burst", str(burst), "limit", str(limit))
     else:

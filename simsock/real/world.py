@@ -33,6 +33,7 @@ import socket as _socket
 import threading
 import time
 
+from simsock import validate
 from simsock.errors import SimulationError, gai_error
 from simsock.trace import Trace, errno_of
 from simsock.real import netns
@@ -127,7 +128,7 @@ class RealWorld:
         """Join two hosts. Without namespaces all hosts already share the loopback, so a link
         is accepted only without a rate or delay. With namespaces it is a veth pair, rate
         limited by a token bucket; delay and loss are refused (no netem on this kernel)."""
-        from simsock.units import parse_rate, parse_size, parse_time
+        from simsock.units import parse_size, parse_time
         ha, hb = self._host(a), self._host(b)
         has_delay = delay is not None and parse_time(delay, what="delay") > 0
         has_loss = loss is not None and float(loss) > 0
@@ -161,10 +162,13 @@ class RealWorld:
             if ha.address != addr_a:
                 netns.add_route(hb.namespace, ha.address, addr_a, dev)
             if rate is not None:
-                bps = parse_rate(rate)
-                qp = None if queue is None else int(queue if not hasattr(queue, "packets") else queue.packets)
-                netns.rate_limit(ha.namespace, dev, bps, mtu_v, qp)
-                netns.rate_limit(hb.namespace, dev, bps, mtu_v, qp)
+                bps = validate.rate(rate, "link rate")
+                qp = qb = None
+                if queue is not None:
+                    kind, n = validate.queue(queue, "queue")
+                    qp, qb = (n, None) if kind == "packets" else (None, n)
+                netns.rate_limit(ha.namespace, dev, bps, mtu_v, qp, qb)
+                netns.rate_limit(hb.namespace, dev, bps, mtu_v, qp, qb)
         except OSError:
             self.close()
             raise
