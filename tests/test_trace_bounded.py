@@ -224,3 +224,32 @@ def test_tshark_reads_host_pcaps_with_and_without_payloads(tmp_path, payloads):
     # with payloads every TCP checksum is good (1); without them a segment carrying data cannot
     # be verified (2, as in a tcpdump -s capture), a bare ACK still can: never bad (0)
     assert tcp_status == ({"1"} if payloads else {"1", "2"})
+
+
+def test_a_routers_pcap_is_what_its_ports_send_and_receive(full, tmp_path):
+    n = full.trace.to_pcap(tmp_path / "r.pcap", at="r")
+    recs = full.trace.packets()
+    assert n == sum(1 for r in recs if (r["event"] == "enqueue" and r["where"] in ("r->a", "r->b"))
+                    or (r["event"] == "arrive" and r["where"] in ("a->r", "b->r"))) > 0
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 40), st.sampled_from(["first", "last"]), st.integers(0, 200))
+def test_a_capped_trace_is_the_matching_slice_of_the_full_one(limit, keep, n):
+    """Whatever the limit and the number of records, the kept records are the first/last
+    ``limit`` of what an uncapped trace holds, and ``dropped`` counts exactly the others."""
+    from simsock.trace import Trace
+    full, capped = Trace(), Trace(limit=limit, keep=keep)
+    for i in range(n):
+        for tr in (full, capped):
+            if i % 3:
+                tr.event(i, "h", "tick", {"i": i})
+            else:
+                tr.syscall(i, "h", "t", "recv", 3, [i], i, None)
+    every = list(full.records())
+    expect = every[:limit] if keep == "first" else every[max(0, n - limit):]
+    assert list(capped.records()) == expect
+    assert len(capped) == len(expect) and capped.dropped == n - len(expect)
