@@ -437,8 +437,10 @@ class Trace:
         another packet event, or None for every event. An unknown ``at`` is a ValueError
         listing the valid names."""
         from simsock.pcap import write_pcap
-        if self.file is not None and not self._keep_packets:
-            raise ValueError("this trace keeps no packets")
+        if not self._keep_packets:
+            streamed = f" (the packets went to {self._pcap.path!r} as the run went)" if self._pcap else ""
+            raise ValueError(f"this trace keeps no packet records{streamed}: trace=True or a tuple with "
+                             f"'packet' keeps them")
         if self.file is not None:
             raise ValueError(f"this trace was streamed to {self.file!r} (JSON Lines keep no packet headers); "
                              f"to get a pcap of a streamed run, pass trace_pcap='run.pcap' (and trace_pcap_at=) "
