@@ -279,7 +279,14 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "profile": Subcommand("measure this Linux host into a profile file (--from-host), or show a profile",
                           lambda p: _host_profile().add_profile_arguments(p),
                           lambda a: _host_profile().cmd_profile(a)),
+    "real": Subcommand("real-backend housekeeping: 'simsock real cleanup' deletes network namespaces left "
+                       "by killed runs", lambda p: _netns().add_real_arguments(p), lambda a: _netns().cmd_real(a)),
 }
+
+
+def _netns():
+    from simsock.real import netns
+    return netns
 
 
 def _compare():

@@ -26,12 +26,14 @@ recorded. Threads still running at the bound are an error naming them (``unfinis
 
 from __future__ import annotations
 
+import errno as _errno
 import ipaddress
 import os
 import socket as _socket
 import threading
 import time
 
+from simsock import validate
 from simsock.errors import SimulationError, gai_error
 from simsock.trace import Trace, errno_of
 from simsock.real import netns
@@ -126,7 +128,7 @@ class RealWorld:
         """Join two hosts. Without namespaces all hosts already share the loopback, so a link
         is accepted only without a rate or delay. With namespaces it is a veth pair, rate
         limited by a token bucket; delay and loss are refused (no netem on this kernel)."""
-        from simsock.units import parse_rate, parse_size, parse_time
+        from simsock.units import parse_size, parse_time
         ha, hb = self._host(a), self._host(b)
         has_delay = delay is not None and parse_time(delay, what="delay") > 0
         has_loss = loss is not None and float(loss) > 0
@@ -160,10 +162,13 @@ class RealWorld:
             if ha.address != addr_a:
                 netns.add_route(hb.namespace, ha.address, addr_a, dev)
             if rate is not None:
-                bps = parse_rate(rate)
-                qp = None if queue is None else int(queue if not hasattr(queue, "packets") else queue.packets)
-                netns.rate_limit(ha.namespace, dev, bps, mtu_v, qp)
-                netns.rate_limit(hb.namespace, dev, bps, mtu_v, qp)
+                bps = validate.rate(rate, "link rate")
+                qp = qb = None
+                if queue is not None:
+                    kind, n = validate.queue(queue, "queue")
+                    qp, qb = (n, None) if kind == "packets" else (None, n)
+                netns.rate_limit(ha.namespace, dev, bps, mtu_v, qp, qb)
+                netns.rate_limit(hb.namespace, dev, bps, mtu_v, qp, qb)
         except OSError:
             self.close()
             raise
@@ -194,11 +199,53 @@ class RealWorld:
             raise gai_error(name) from None
 
     def _resolve_address(self, address):
+        """A program's (host, port, ...) with the host resolved, refused (PermissionError,
+        EPERM) unless it stays inside this world: see :meth:`check_address`."""
         if isinstance(address, tuple) and address and isinstance(address[0], str):
             if address[0] in ("", "<broadcast>"):
+                self.check_address(address[0])
                 return address
-            return (self.resolve(address[0]), *address[1:])
+            resolved = (self.resolve(address[0]), *address[1:])
+            self.check_address(resolved[0], given=address[0])
+            return resolved
         return address
+
+    def check_address(self, ip: str, given: str | None = None) -> None:
+        """Refuse an address outside this world, so that no program on the real backend
+        reaches beyond the machine (or beyond the namespaces this world made).
+
+        Allowed: the wildcard (``0.0.0.0``, ``::``, ``""``), loopback (``127.0.0.0/8``,
+        ``::1``, ``::ffff:127.x.y.z``) and, with namespaces, the addresses of this world's
+        hosts, 255.255.255.255 and its links' broadcast addresses (they stay on veth pairs
+        between namespaces it made). Anything else raises :class:`PermissionError` with
+        ``errno.EPERM`` — what a firewall rule refusing the packet gives on Linux — and a
+        message saying why; bind, connect, connect_ex and sendto check it before the call."""
+        text = "255.255.255.255" if ip == "<broadcast>" else ip
+        if text == "":
+            return
+        try:
+            addr = ipaddress.ip_address(text.split("%", 1)[0])
+        except ValueError:
+            return    # not an IP address (an AF_UNIX path, ...): nothing leaves the machine
+        mapped = getattr(addr, "ipv4_mapped", None)
+        for a in (addr, mapped):
+            if a is not None and (a.is_loopback or a.is_unspecified):
+                return
+        if self.namespaces:
+            plain = str(mapped or addr)
+            if self._is_host_address(plain) or plain == "255.255.255.255" or any(
+                    plain == ipaddress.ip_interface(f"{x}/24").network.broadcast_address.compressed
+                    for link in self.links for x in link.get("addresses", ())[:1]):
+                return
+            where = ("only loopback and the addresses of this world's namespaces ("
+                     + ", ".join(sorted({a for h in self.hosts.values() for a in h.addresses})) + ")")
+        else:
+            where = ("only loopback (127.0.0.0/8, ::1): without namespaces a packet to any other address "
+                     "would leave through this machine's real interfaces; use a host name of this world, "
+                     "127.0.0.1, or RealWorld(namespaces=True)")
+        shown = ip if given is None or given == ip else f"{given} ({ip})"
+        raise PermissionError(_errno.EPERM, f"simsock.real refuses address {shown}: the real backend reaches "
+                                            f"{where}")
 
     def _is_host_address(self, ip: str) -> bool:
         return any(ip in h.addresses for h in self.hosts.values())
@@ -261,6 +308,11 @@ class RealWorld:
             raise RuntimeError("a RealWorld runs once; build a new one")
         self._started = True
         bound_ns = None if until is None else parse_time(until, what="until")
+        # SIGTERM/SIGINT stop the run, delete its namespaces and exit with one line
+        with netns._lock:
+            netns.running_worlds += 1
+        netns.guard_signals()
+        netns.on_signal_stop = self._stop
         try:
             self._t0 = time.monotonic_ns()
             if self.trace.want_events:
@@ -301,6 +353,11 @@ class RealWorld:
         finally:
             self._ended = True
             self.close()
+            with netns._lock:
+                netns.running_worlds -= 1
+            if netns.on_signal_stop == self._stop:
+                netns.on_signal_stop = None
+            netns.release_signals()
 
     def _stop(self) -> None:
         """Wake and unwind every thread still running, then give them a moment to return."""
