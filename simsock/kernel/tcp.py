@@ -125,6 +125,20 @@ class TcpStack:
         sock.local = (ip, port)
         self.ports.setdefault(port, []).append(_Binding(ip, sock._reuseaddr, sock._reuseport, sock=sock))
 
+    def listen_conflict(self, sock: "TcpSocket") -> None:
+        """inet_csk_listen_start re-checks the port (inet_csk_get_port): two sockets bound to
+        one port with SO_REUSEADDR (allowed while neither listens) cannot both listen, so
+        the second listen() raises EADDRINUSE unless both set SO_REUSEPORT."""
+        ip, port = sock.local
+        for b in self._users(port):
+            if b.sock is sock or not b.listening:
+                continue
+            if not (b.ip == ip or b.ip == ANY or ip == ANY):
+                continue
+            if sock._reuseport and b.reuseport:
+                continue
+            raise os_error(errno.EADDRINUSE)
+
     def _ephemeral(self, ip: str) -> int:
         lo, hi = self.host.profile.ip_local_port_range
         span = hi - lo + 1
@@ -416,6 +430,7 @@ class TcpSocket(Socket):
         self._cork = False
         self._congestion = self.stack.default_congestion
         self._user_mss = 0           # TCP_MAXSEG (rx_opt.user_mss)
+        self._shutdown_flags = 0     # sk_shutdown set before there was a connection
         self._notifies = 0
         self.conn = conn
         self.listener: TcpListener | None = None
@@ -590,6 +605,8 @@ class TcpSocket(Socket):
             self.stack.bind(self, ANY, 0)
         elif self._port_released:
             self._rebind_released()
+        else:
+            self.stack.listen_conflict(self)
         stack = self.stack
         self.listener = TcpListener(self.local, min(backlog, self._host.profile.somaxconn),
                                     lambda: stack.config_for(self, stack._syn_src))
@@ -684,6 +701,7 @@ class TcpSocket(Socket):
         self.peer = (ip, port)
         self.local = (src, self.local[1])
         self.stack.register(conn, self)
+        conn.shutdown_flags |= self._shutdown_flags     # sk_shutdown survives connect()
         conn.connect(self._env.now)
         self._sock_state = _CONNECTING
         self._pump()
@@ -839,6 +857,8 @@ class TcpSocket(Socket):
 
     def _recv_attempt(self, n: int, flags: int):
         conn = self.conn
+        if conn is None:
+            return b""          # shutdown(SHUT_RD) of a never-connected socket: end of stream
         try:
             data = conn.recv_or_none(n, self._env._now, bool(flags & C.MSG_PEEK))
         except BaseException:
@@ -853,7 +873,7 @@ class TcpSocket(Socket):
 
     def _check_receivable(self) -> TcpConnection:
         self._check_open()
-        if self.conn is None or self.listener is not None:
+        if self.listener is not None or (self.conn is None and not self._shutdown_flags & 1):
             raise os_error(errno.ENOTCONN)
         return self.conn
 
@@ -955,7 +975,17 @@ class TcpSocket(Socket):
                 users[:] = [b for b in users if b.sock is not self]
                 self._port_released = True
             return
+        if self.conn is None:
+            # inet_shutdown, case TCP_CLOSE: ENOTCONN, but sk_shutdown is set all the same
+            # (then falls through): after SHUT_RD/SHUT_RDWR recv returns b"" and poll shows
+            # IN|OUT|HUP|RDHUP; the flags stay for a later connect (checked on Linux 6.18,
+            # tests/conformance/test_socket_api.py).
+            self._shutdown_flags |= {C.SHUT_RD: 1, C.SHUT_WR: 2, C.SHUT_RDWR: 3}[how]
+            self._notify(W_STATE, readers=True, writers=True)
+            raise os_error(errno.ENOTCONN)
         if self._sk_state_closed():
+            if not self.conn.finished:
+                self.conn.shutdown_flags |= {C.SHUT_RD: 1, C.SHUT_WR: 2, C.SHUT_RDWR: 3}[how]
             raise os_error(errno.ENOTCONN)       # inet_shutdown: sk_state TCP_CLOSE
         self.conn.shutdown(how, self._env.now)
         self._pump()
@@ -1000,6 +1030,9 @@ class TcpSocket(Socket):
         now = self._env.now
         if kind == "recv":
             conn = self._check_receivable()
+            if conn is None:
+                op.nbytes = 0       # shut down before any connect: end of stream
+                return 0
             try:
                 data = conn.recv(op.request, now)
             except BlockingIOError:
@@ -1058,6 +1091,8 @@ class TcpSocket(Socket):
         if self.listener is not None:
             return self.listener.poll()
         if self.conn is None:
+            if self._shutdown_flags & 1:        # RCV_SHUTDOWN (shutdown before any connect)
+                return C.EPOLLOUT | C.EPOLLHUP | C.EPOLLIN | C.EPOLLRDNORM | C.EPOLLRDHUP
             return C.EPOLLOUT | C.EPOLLHUP      # tcp_poll on a fresh socket (state CLOSE)
         return self.conn.poll()
 
