@@ -146,6 +146,31 @@ def _int_option(value) -> int:
     return check_int(value)
 
 
+def _timeval_option(value, hz: int) -> int | None:
+    """sock_set_timeout: a ``struct timeval`` (``struct.pack("ll", sec, usec)``) as the
+    timeout in ns, rounded up to whole jiffies of a CONFIG_HZ=``hz`` kernel; None for
+    0/0 (wait forever); 0 for a negative tv_sec (do not wait at all)."""
+    if not isinstance(value, (bytes, bytearray, memoryview)) or len(value) < 16:
+        raise os_error(errno.EINVAL, "SO_RCVTIMEO/SO_SNDTIMEO take struct.pack('ll', seconds, microseconds)")
+    sec, usec = struct.unpack("ll", bytes(value)[:16])
+    if usec < 0 or usec >= 1_000_000:
+        raise os_error(errno.EDOM)
+    if sec < 0:
+        return 0
+    if sec == 0 and usec == 0:
+        return None
+    per_jiffy = 1_000_000 // hz
+    jiffies = sec * hz + (usec + per_jiffy - 1) // per_jiffy
+    return jiffies * (1_000_000_000 // hz)
+
+
+def _timeval_bytes(timeo: int | None) -> bytes:
+    """sock_get_timeout: the stored timeout as a ``struct timeval`` (0/0 for none)."""
+    if not timeo:
+        return struct.pack("ll", 0, 0)
+    return struct.pack("ll", timeo // 1_000_000_000, timeo % 1_000_000_000 // 1000)
+
+
 class Socket:
     """Base of the simulated socket types (see :class:`UdpSocket`, :class:`TcpSocket`)."""
 
@@ -173,6 +198,8 @@ class Socket:
         self._userlocks_snd = False
         self._userlocks_rcv = False
         self._rcvlowat = 1
+        self._rcvtimeo_ns: int | None = None     # SO_RCVTIMEO (None: MAX_SCHEDULE_TIMEOUT)
+        self._sndtimeo_ns: int | None = None     # SO_SNDTIMEO
         self._sk_err = 0
         self.local: tuple[str, int] | None = None     # (ip, port) once bound
         self.peer: tuple[str, int] | None = None
@@ -237,11 +264,14 @@ class Socket:
     def _deadline(self) -> int | None:
         return None if not self._timeout_ns else self._env.now + self._timeout_ns
 
-    async def _wait_for(self, attempt, queue: WaitQueue, flags: int = 0, tried: bool = False):
+    async def _wait_for(self, attempt, queue: WaitQueue, flags: int = 0, tried: bool = False,
+                        kdeadline: int | None = None):
         """Run ``attempt()`` until it returns something other than :data:`AGAIN`, waiting
         on ``queue`` in between; raises EAGAIN instead of waiting when non-blocking, and
-        TimeoutError when the socket's timeout expires. ``tried``: the caller has just made
-        the first attempt, which returned AGAIN.
+        TimeoutError when the socket's timeout expires, EAGAIN when the kernel's
+        SO_RCVTIMEO/SO_SNDTIMEO of a blocking socket does (``kdeadline``: that deadline,
+        when the call began earlier). ``tried``: the caller has just made the first
+        attempt, which returned AGAIN.
 
         Attempts signal "would block" by returning AGAIN rather than raising, because a
         Python exception per blocked call is the most expensive thing on this path.
@@ -256,6 +286,15 @@ class Socket:
         if timeout == 0 or (flags & C.MSG_DONTWAIT and timeout is None):
             raise os_error(errno.EAGAIN)
         deadline = None if not timeout else self._env._now + timeout      # self._deadline()
+        ktimeo = None
+        if timeout is None and (self._rcvtimeo_ns is not None or self._sndtimeo_ns is not None):
+            # A blocking socket: the kernel's own SO_RCVTIMEO/SO_SNDTIMEO bound the wait
+            # (sock_rcvtimeo/sock_sndtimeo), and expiry is EAGAIN, not TimeoutError.
+            ktimeo = self._kernel_timeo(queue)
+            if ktimeo == 0:
+                raise os_error(errno.EAGAIN)
+            if ktimeo is not None:
+                deadline = kdeadline if kdeadline is not None else self._env._now + ktimeo
         self._holders.append(self._sim.current_thread)                     # self._hold()
         try:
             while True:
@@ -274,6 +313,8 @@ class Socket:
                 if result is not AGAIN:
                     return result
                 if woke is TIMED_OUT:
+                    if ktimeo is not None:
+                        raise os_error(errno.EAGAIN)
                     raise timeout_error()
         finally:
             self._unhold()
@@ -329,6 +370,13 @@ class Socket:
 
     def _set_socket_option(self, optname: int, value) -> None:
         prof = self._host.profile
+        if optname in (C.SO_RCVTIMEO, C.SO_SNDTIMEO):
+            timeo = _timeval_option(value, prof.hz)
+            if optname == C.SO_RCVTIMEO:
+                self._rcvtimeo_ns = timeo
+            else:
+                self._sndtimeo_ns = timeo
+            return
         if optname == C.SO_LINGER:
             if not isinstance(value, (bytes, bytearray, memoryview)) or len(value) < 8:
                 raise os_error(errno.EINVAL, "SO_LINGER takes struct.pack('ii', onoff, seconds)")
@@ -351,13 +399,35 @@ class Socket:
             self._broadcast = bool(v)
         elif optname == C.SO_KEEPALIVE:
             self._keepalive = bool(v)
+        elif optname in (C.SO_SNDBUFFORCE, C.SO_RCVBUFFORCE):
+            # __sock_set_sndbuf/__sock_set_rcvbuf without the net.core.*mem_max cap (the
+            # caller has CAP_NET_ADMIN, as simulated programs do): negative -> 0, at most
+            # INT_MAX/2, stored doubled, at least SOCK_MIN_*BUF.
+            v = min(max(v, 0), 0x7FFFFFFF // 2) * 2
+            if optname == C.SO_SNDBUFFORCE:
+                self._userlocks_snd = True
+                self._set_sndbuf(max(v, prof.sock_min_sndbuf))
+            else:
+                self._userlocks_rcv = True
+                self._set_rcvbuf(max(v, prof.sock_min_rcvbuf))
         elif optname == C.SO_RCVLOWAT:
-            self._rcvlowat = max(1, v)
+            # sock_setsockopt: negative -> INT_MAX; the protocol may cap it (tcp_set_rcvlowat);
+            # 0 is stored as 1
+            self._set_rcvlowat(0x7FFFFFFF if v < 0 else v)
+        elif optname == C.SO_SNDLOWAT:
+            raise os_error(errno.ENOPROTOOPT, "SO_SNDLOWAT cannot be changed on Linux (it is always 1)")
         else:
             raise os_error(errno.ENOPROTOOPT, f"socket option {optname} is not modelled")
 
     def _linger_changed(self) -> None:
         pass
+
+    def _set_rcvlowat(self, value: int) -> None:
+        self._rcvlowat = value or 1
+
+    def _kernel_timeo(self, queue) -> int | None:
+        """SO_RCVTIMEO or SO_SNDTIMEO for a wait on ``queue`` (None: wait forever)."""
+        return self._rcvtimeo_ns if queue is self.read_wait else self._sndtimeo_ns
 
     def _set_protocol_option(self, level: int, optname: int, value) -> None:
         raise os_error(errno.ENOPROTOOPT)
@@ -401,6 +471,11 @@ class Socket:
             return int(self._keepalive)
         if optname == C.SO_RCVLOWAT:
             return self._rcvlowat
+        if optname == C.SO_SNDLOWAT:
+            return 1
+        if optname in (C.SO_RCVTIMEO, C.SO_SNDTIMEO):
+            timeo = self._rcvtimeo_ns if optname == C.SO_RCVTIMEO else self._sndtimeo_ns
+            return _timeval_bytes(timeo)
         if optname == C.SO_LINGER:
             return struct.pack("ii", *self._linger)
         raise os_error(errno.ENOPROTOOPT, f"socket option {optname} is not modelled")

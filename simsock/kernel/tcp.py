@@ -463,6 +463,27 @@ class TcpSocket(Socket):
             self.conn.config.rcvbuf_locked = True
             self._pump()
 
+    def _set_rcvlowat(self, value: int) -> None:
+        """tcp_set_rcvlowat: capped at half of tcp_rmem[2] (of SO_RCVBUF once set), and the
+        receive buffer grows to hold that much unless SO_RCVBUF was set."""
+        cap = (self._rcvbuf() if self._userlocks_rcv else self._host.profile.tcp_rmem[2]) >> 1
+        value = min(value, cap)
+        self._rcvlowat = value or 1
+        if not self._userlocks_rcv:
+            ratio = self.conn.scaling_ratio if self.conn is not None else 128
+            space = (value << 8) // ratio            # tcp_space_from_win
+            if space > self._rcvbuf():
+                self.rcvbuf = space
+                if self.conn is not None:
+                    self.conn.rcvbuf = space
+                    if self.conn.window_clamp and self.conn.window_clamp < value:
+                        self.conn.window_clamp = value
+                    self._pump()
+        if self.conn is not None:
+            self.conn.rcvlowat = self._rcvlowat
+            self._pump()
+            self._notify(W_STATE, readers=True)      # tcp_data_ready: maybe readable now
+
     def _linger_changed(self) -> None:
         if self.conn is not None:
             self.conn.config.linger = self._linger[1] if self._linger[0] else None
@@ -636,6 +657,8 @@ class TcpSocket(Socket):
         sock._nodelay = self._nodelay
         sock._congestion = self._congestion
         sock._user_mss = self._user_mss
+        sock._rcvlowat = conn.rcvlowat = self._rcvlowat
+        sock._rcvtimeo_ns, sock._sndtimeo_ns = self._rcvtimeo_ns, self._sndtimeo_ns
         sock._userlocks_snd, sock._userlocks_rcv = self._userlocks_snd, self._userlocks_rcv
         self.stack.parent.pop(conn, None)
         self.stack.pump(conn)
@@ -702,6 +725,7 @@ class TcpSocket(Socket):
         self.local = (src, self.local[1])
         self.stack.register(conn, self)
         conn.shutdown_flags |= self._shutdown_flags     # sk_shutdown survives connect()
+        conn.rcvlowat = self._rcvlowat
         conn.connect(self._env.now)
         self._sock_state = _CONNECTING
         self._pump()
@@ -789,9 +813,11 @@ class TcpSocket(Socket):
             if n == 0 and len(view):
                 raise os_error(errno.EAGAIN)
             return n
-        # Blocking: tcp_sendmsg queues everything, waiting for space as needed.
+        # Blocking: tcp_sendmsg queues everything, waiting for space as needed -- up to
+        # SO_SNDTIMEO, after which it returns what it copied, or EAGAIN (sk_stream_wait_memory).
         sent = 0
         total = len(view)
+        kdeadline = None if self._sndtimeo_ns is None else self._env._now + self._sndtimeo_ns
         self._hold()       # a close() by another thread does not end this call (Socket.close)
         try:
             while True:
@@ -808,7 +834,11 @@ class TcpSocket(Socket):
                 if sent >= total:
                     return sent
                 if self._notifies == seen:
-                    await self.write_wait.wait(None)
+                    if kdeadline is not None and self._env._now >= kdeadline:
+                        if sent:
+                            return sent
+                        raise os_error(errno.EAGAIN)
+                    await self.write_wait.wait(kdeadline)
         finally:
             self._unhold()
 
@@ -820,6 +850,13 @@ class TcpSocket(Socket):
         sent = 0
         total = len(view)
         deadline = self._deadline()
+        # A blocking socket with SO_SNDTIMEO: CPython's sendall is a loop of send() calls,
+        # each of which waits up to the timeout and returns what it copied; one that copied
+        # nothing fails with EAGAIN.
+        ktimeo = self._sndtimeo_ns if self._timeout_ns is None else None
+        if ktimeo is not None:
+            deadline = self._env._now + ktimeo
+            mark = 0
         self._hold()       # a close() by another thread does not end this call (Socket.close)
         try:
             while sent < total or total == 0:
@@ -837,11 +874,19 @@ class TcpSocket(Socket):
                     continue
                 if self._notifies != seen:
                     continue
+                if ktimeo is not None and self._env._now >= deadline:
+                    if sent == mark:
+                        raise os_error(errno.EAGAIN)
+                    mark = sent                      # that send() returned; the next one starts
+                    deadline = self._env._now + ktimeo
+                    continue
                 woke = await self.write_wait.wait(deadline)
                 if self._closed and self._timeout_ns:
                     # CPython's timeout mode polls, then sends on the descriptor close() set to -1.
                     if self._held_mask() & (C.EPOLLOUT | C.EPOLLERR | C.EPOLLHUP):
                         raise os_error(errno.EBADF)
+                if woke is TIMED_OUT and ktimeo is not None:
+                    continue                         # decided at the top of the loop
                 if woke is TIMED_OUT and not (self._held_mask() if self._closed else self.poll_mask()) & C.EPOLLOUT:
                     from simsock.errors import timeout_error
                     raise timeout_error()
@@ -871,6 +916,27 @@ class TcpSocket(Socket):
         self.stack.pump(conn)
         return data
 
+    def _recv_lowat_attempt(self, n: int, flags: int):
+        """A blocking recv with SO_RCVLOWAT above 1: wait until min(rcvlowat, n) bytes are
+        queued (tcp_recvmsg's target, sock_rcvlowat), or end of stream or an error."""
+        conn = self.conn
+        if conn is not None:
+            q = conn.rcvq.size
+            if q < min(self._rcvlowat, n) and not (conn.sock_done or conn.sk_err or conn.shutdown_flags & 1
+                                                   or conn.state == "CLOSE"):
+                return AGAIN
+        return self._recv_attempt(n, flags)
+
+    async def _recv_wait(self, bufsize: int, flags: int):
+        """The blocking part of recv: wait for data (up to SO_RCVTIMEO, if set)."""
+        attempt = self._recv_attempt if self._rcvlowat == 1 else self._recv_lowat_attempt
+        try:
+            return await self._wait_for(lambda: attempt(bufsize, flags), self.read_wait, flags, tried=True)
+        except BlockingIOError:
+            if self._rcvlowat > 1 and self.conn is not None and self.conn.rcvq.size:
+                return self._recv_attempt(bufsize, flags)   # SO_RCVTIMEO expired below the low mark
+            raise
+
     def _check_receivable(self) -> TcpConnection:
         self._check_open()
         if self.listener is not None or (self.conn is None and not self._shutdown_flags & 1):
@@ -890,11 +956,18 @@ class TcpSocket(Socket):
         if flags & C.MSG_WAITALL and not (self._timeout_ns == 0 or flags & C.MSG_DONTWAIT):
             chunks = []
             got = 0
+            kdeadline = None if not self._rcvtimeo_ns else self._env._now + self._rcvtimeo_ns
             self._hold()          # one system call: the file is held throughout
             try:
                 while got < bufsize:
-                    part = await self._wait_for(lambda: self._recv_attempt(bufsize - got, flags & ~C.MSG_WAITALL),
-                                                self.read_wait, flags)
+                    try:
+                        part = await self._wait_for(
+                            lambda: self._recv_attempt(bufsize - got, flags & ~C.MSG_WAITALL),
+                            self.read_wait, flags, kdeadline=kdeadline)
+                    except BlockingIOError:
+                        if chunks:
+                            break         # SO_RCVTIMEO expired: what was copied so far
+                        raise
                     if not part:
                         break
                     chunks.append(part)
@@ -902,11 +975,11 @@ class TcpSocket(Socket):
             finally:
                 self._unhold()
             return b"".join(chunks)
-        result = self._recv_attempt(bufsize, flags)
+        blocking = self._timeout_ns is None and not flags & C.MSG_DONTWAIT
+        result = (self._recv_lowat_attempt if blocking and self._rcvlowat > 1 else self._recv_attempt)(bufsize, flags)
         if result is not AGAIN:
             return result
-        return await self._wait_for(lambda: self._recv_attempt(bufsize, flags), self.read_wait, flags,
-                                    tried=True)
+        return await self._recv_wait(bufsize, flags)
 
     @syscall
     async def recv(self, bufsize, flags=0) -> bytes:
@@ -922,13 +995,15 @@ class TcpSocket(Socket):
             # _recv's last case (blocking or non-blocking, no MSG_WAITALL), inlined: one
             # coroutine less per call on the hot path.
             self._check_receivable()
-            result = self._recv_attempt(bufsize, flags)
+            if self._rcvlowat > 1 and self._timeout_ns is None and not flags & C.MSG_DONTWAIT:
+                result = self._recv_lowat_attempt(bufsize, flags)
+            else:
+                result = self._recv_attempt(bufsize, flags)
             if result is not AGAIN:
                 return result
             if self._timeout_ns == 0 or flags & C.MSG_DONTWAIT:
                 raise os_error(errno.EAGAIN)        # as _wait_for would
-            return await self._wait_for(lambda: self._recv_attempt(bufsize, flags), self.read_wait, flags,
-                                        tried=True)
+            return await self._recv_wait(bufsize, flags)
         return await self._recv(bufsize, flags)
 
     @syscall

@@ -2,11 +2,15 @@
 shutdown() before connect, listen() conflicts, socket options (SO_*TIMEO, SO_*BUFFORCE,
 SO_*LOWAT), ioctls (SIOCINQ, SIOCOUTQ, SIOCOUTQNSD) and recvmsg/sendmsg (docs/conformance.md)."""
 
+import struct
+
 import pytest
 
-from simsock.constants import (AF_INET, EPOLLIN, EPOLLOUT, EPOLLRDHUP, POLLIN, POLLOUT, POLLPRI,
-                               POLLRDHUP, SHUT_RD, SHUT_RDWR, SHUT_WR, SO_REUSEADDR, SOCK_STREAM,
-                               SOL_SOCKET)
+from simsock.constants import (AF_INET, EPOLLIN, EPOLLOUT, EPOLLRDHUP, IPPROTO_TCP, MSG_WAITALL, POLLIN,
+                               POLLOUT, POLLPRI, POLLRDHUP, SHUT_RD, SHUT_RDWR, SHUT_WR, SO_RCVBUF,
+                               SO_RCVBUFFORCE, SO_RCVLOWAT, SO_RCVTIMEO, SO_REUSEADDR, SO_SNDBUF,
+                               SO_SNDBUFFORCE, SO_SNDLOWAT, SO_SNDTIMEO, SOCK_DGRAM, SOCK_STREAM,
+                               SOL_SOCKET, TCP_CONGESTION)
 from tests.conformance.harness import attempt, attempt_async, check_scenario, needs_linux, one_host
 
 pytestmark = [pytest.mark.real, needs_linux]
@@ -87,3 +91,132 @@ def test_second_listen_on_a_reuseaddr_port_is_eaddrinuse(second):
         for x in (conn, c, b, a):
             x.close()
     check_scenario(one_host(prog), name=f"tcp_second_listen_reuseaddr_{second}")
+
+
+# -- socket options ------------------------------------------------------------------------
+def _tv(sec, usec):
+    return struct.pack("ll", sec, usec)
+
+
+def test_socket_option_values_match_linux():
+    """What setsockopt stores and getsockopt returns: SO_RCVTIMEO/SO_SNDTIMEO as struct timeval
+    rounded up to jiffies (CONFIG_HZ=250: 1 us reads back as 4000 us), EDOM for tv_usec outside
+    0..999999, EINVAL for a short buffer or an int, getsockopt truncated to buflen or as an int;
+    SO_SNDBUFFORCE/SO_RCVBUFFORCE doubled without the rmem_max/wmem_max cap (ENOPROTOOPT to
+    read); SO_SNDLOWAT ENOPROTOOPT to set and 1 to read; SO_RCVLOWAT 0 -> 1, negative ->
+    INT_MAX, capped by TCP at tcp_rmem[2]/2 (which also grows SO_RCVBUF), not by UDP."""
+    async def prog(k):
+        for kind in (SOCK_STREAM, SOCK_DGRAM):
+            s = k.socket(AF_INET, kind)
+            for opt in (SO_RCVTIMEO, SO_SNDTIMEO):
+                s.getsockopt(SOL_SOCKET, opt, 16)
+                s.getsockopt(SOL_SOCKET, opt)
+                for tv in ((1, 500000), (0, 1), (0, 4001), (0, 0), (-1, 0), (0, -1), (0, 1000000),
+                           (0, 999999), (3, 0)):
+                    attempt(s.setsockopt, SOL_SOCKET, opt, _tv(*tv))
+                    s.getsockopt(SOL_SOCKET, opt, 16)
+                attempt(s.setsockopt, SOL_SOCKET, opt, b"\0" * 8)
+                attempt(s.setsockopt, SOL_SOCKET, opt, 5)
+                s.getsockopt(SOL_SOCKET, opt, 8)
+                s.getsockopt(SOL_SOCKET, opt, 20)
+            attempt(s.setsockopt, SOL_SOCKET, SO_SNDLOWAT, 100)
+            s.getsockopt(SOL_SOCKET, SO_SNDLOWAT)
+            for v in (0, 1000, -5, 1 << 30):
+                s.setsockopt(SOL_SOCKET, SO_RCVLOWAT, v)
+                s.getsockopt(SOL_SOCKET, SO_RCVLOWAT)
+            s.close()
+        for force, plain in ((SO_SNDBUFFORCE, SO_SNDBUF), (SO_RCVBUFFORCE, SO_RCVBUF)):
+            s = k.socket(AF_INET, SOCK_STREAM)
+            for v in (0, 1000, 100000, 10 ** 7, 2 ** 31 - 1, -1):
+                s.setsockopt(SOL_SOCKET, force, v)
+                s.getsockopt(SOL_SOCKET, plain)
+            attempt(s.getsockopt, SOL_SOCKET, force)
+            s.close()
+        s = k.socket(AF_INET, SOCK_STREAM)
+        s.setsockopt(SOL_SOCKET, SO_RCVLOWAT, 100_000)      # grows SO_RCVBUF to hold it
+        s.getsockopt(SOL_SOCKET, SO_RCVBUF)
+        s.close()
+    check_scenario(one_host(prog), name="socket_option_values")
+
+
+def test_kernel_timeouts_on_blocking_calls():
+    """SO_RCVTIMEO on a blocking socket: recv, recv(MSG_WAITALL), accept and UDP recvfrom
+    fail with EAGAIN (BlockingIOError) when it expires, not TimeoutError; with settimeout()
+    CPython's own timeout applies (TimeoutError), as the socket is then non-blocking inside."""
+    async def prog(k):
+        ls = k.socket(AF_INET, SOCK_STREAM)
+        ls.bind((LO, 0))
+        ls.listen(8)
+        ls.setsockopt(SOL_SOCKET, SO_RCVTIMEO, _tv(0, 100_000))
+        await attempt_async(ls.accept)
+        c = k.socket(AF_INET, SOCK_STREAM)
+        await c.connect(ls.getsockname())
+        s, _ = await ls.accept()
+        c.setsockopt(SOL_SOCKET, SO_RCVTIMEO, _tv(0, 100_000))
+        await attempt_async(c.recv, 100)
+        await s.send(b"abc")
+        await attempt_async(c.recv, 100, MSG_WAITALL)     # returns what came before the timeout
+        await attempt_async(c.recv, 100, MSG_WAITALL)
+        c.settimeout(0.05)
+        await attempt_async(c.recv, 100)
+        u = k.socket(AF_INET, SOCK_DGRAM)
+        u.bind((LO, 0))
+        u.setsockopt(SOL_SOCKET, SO_RCVTIMEO, _tv(0, 50_000))
+        await attempt_async(u.recvfrom, 100)
+        for x in (u, c, s, ls):
+            x.close()
+    check_scenario(one_host(prog), name="kernel_rcvtimeo")
+
+
+def test_send_timeout_returns_the_partial_count():
+    """SO_SNDTIMEO on a blocking TCP socket whose peer does not read: send() waits up to the
+    timeout and returns what it copied; the next send copies nothing and fails with EAGAIN;
+    sendall fails with EAGAIN too (CPython's loop of send calls)."""
+    async def prog(k):
+        ls = k.socket(AF_INET, SOCK_STREAM)
+        ls.setsockopt(SOL_SOCKET, SO_RCVBUF, 4096)
+        ls.bind((LO, 0))
+        ls.listen(8)
+        c = k.socket(AF_INET, SOCK_STREAM)
+        c.setsockopt(SOL_SOCKET, SO_SNDBUF, 4096)
+        c.setsockopt(IPPROTO_TCP, TCP_CONGESTION, b"cubic")
+        await c.connect(ls.getsockname())
+        s, _ = await ls.accept()
+        c.setsockopt(SOL_SOCKET, SO_SNDTIMEO, _tv(0, 100_000))
+        await attempt_async(c.send, b"x" * 200_000)
+        await attempt_async(c.send, b"x" * 200_000)
+        await attempt_async(c.sendall, b"x" * 200_000)
+        for x in (c, s, ls):
+            x.close()
+    check_scenario(one_host(prog), name="kernel_sndtimeo")
+
+
+def test_rcvlowat_holds_readiness_and_blocking_recv():
+    """SO_RCVLOWAT 1000 on a TCP socket with 500 bytes queued: poll/epoll do not report it
+    readable, a blocking recv waits (here until SO_RCVTIMEO, then returns the 500 bytes), a
+    non-blocking recv returns at once; with 1100 bytes queued it is readable."""
+    async def prog(k):
+        ls = k.socket(AF_INET, SOCK_STREAM)
+        ls.bind((LO, 0))
+        ls.listen(8)
+        c = k.socket(AF_INET, SOCK_STREAM)
+        await c.connect(ls.getsockname())
+        s, _ = await ls.accept()
+        s.setsockopt(SOL_SOCKET, SO_RCVLOWAT, 1000)
+        s.setsockopt(SOL_SOCKET, SO_RCVTIMEO, _tv(0, 100_000))
+        await c.send(b"a" * 500)
+        await k.settle()
+        await _masks(k, s)
+        await attempt_async(s.recv, 4096)
+        await c.send(b"b" * 500)
+        await k.settle()
+        s.setblocking(False)
+        await attempt_async(s.recv, 100)
+        s.setblocking(True)
+        await c.send(b"c" * 700)
+        await k.settle()
+        await _masks(k, s)
+        await attempt_async(s.recv, 4096)
+        for x in (c, s, ls):
+            x.close()
+    check_scenario(one_host(prog), name="tcp_rcvlowat")
