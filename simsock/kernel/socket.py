@@ -49,7 +49,8 @@ def _argument_bytes(args, result) -> int:
 #: Bytes a successful call copies between user and kernel memory (the CPU model charges them).
 _COPIED = {"send": _returned_int, "sendto": _returned_int, "sendall": _argument_bytes,
            "recv": _returned_bytes, "recvfrom": _returned_bytes,
-           "recv_into": _returned_bytes, "recvfrom_into": _returned_bytes}
+           "recv_into": _returned_bytes, "recvfrom_into": _returned_bytes,
+           "sendmsg": _returned_int, "recvmsg": _returned_bytes, "recvmsg_into": _returned_bytes}
 
 
 def syscall(fn):
@@ -135,6 +136,53 @@ def syscall_may_wait(fn):
 AGAIN = object()
 
 
+async def call_body(method, sock, *args):
+    """Run the body of the traced socket call ``method`` (a class attribute made by
+    :func:`syscall`) without tracing or charging it: for a call made inside another one
+    (sendmsg is send on the gathered buffers), which is recorded once, under its own name."""
+    result = method.__wrapped__(sock, *args)
+    if type(result) is CoroutineType:
+        result = await result
+    return result
+
+
+def _gather(buffers) -> bytes:
+    """sendmsg's buffers: an iterable of bytes-like objects, joined (CPython's messages)."""
+    try:
+        items = list(buffers)
+    except TypeError:
+        raise TypeError("sendmsg() argument 1 must be an iterable") from None
+    out = []
+    for b in items:
+        if isinstance(b, str) or not isinstance(b, (bytes, bytearray, memoryview)):
+            raise TypeError(f"a bytes-like object is required, not '{type(b).__name__}'")
+        out.append(bytes(b))
+    return b"".join(out)
+
+
+def _ioctl_result(value: int, arg):
+    """fcntl.ioctl's return shapes for an int-valued request: no ``arg`` -> the int itself
+    (simsock's shortcut; fcntl.ioctl would pass NULL and fail with EFAULT); a mutable
+    buffer -> filled with the value (as much of it as fits), 0 returned; immutable bytes ->
+    a copy of them with the value written over the first 4 bytes."""
+    raw = value.to_bytes(4, "little", signed=True)
+    if arg is None:
+        return value
+    if isinstance(arg, bool) or isinstance(arg, int):
+        raise os_error(errno.EFAULT, "this request writes an int: pass a buffer, e.g. bytearray(4), or no argument")
+    if isinstance(arg, str):
+        arg = arg.encode()
+    if isinstance(arg, (bytearray, memoryview)) and not (isinstance(arg, memoryview) and arg.readonly):
+        view = memoryview(arg).cast("B")
+        n = min(len(view), 4)
+        view[:n] = raw[:n]
+        return 0
+    if isinstance(arg, (bytes, memoryview)):
+        buf = bytes(arg)
+        return (raw + buf[4:])[:len(buf)] if len(buf) >= 4 else raw[:len(buf)]
+    raise TypeError(f"ioctl() argument 3 must be an int, a bytes-like object or None, not {type(arg).__name__}")
+
+
 def _int_option(value) -> int:
     if isinstance(value, str):
         raise TypeError("a bytes-like object is required, not 'str'")
@@ -210,7 +258,10 @@ class Socket:
     # -- tracing -------------------------------------------------------------------------
     def _record(self, call: str, args, result, exc) -> None:
         if call.endswith("_into") and args:
-            args = (len(memoryview(args[0])),) + tuple(args[1:])   # a buffer is recorded by its length
+            # a buffer is recorded by its length (recvmsg_into: the list of lengths)
+            first = ([len(memoryview(b)) for b in args[0]] if call == "recvmsg_into" and isinstance(args[0], (list, tuple))
+                     else len(memoryview(args[0])))
+            args = (first,) + tuple(args[1:])
         sim = self._sim
         thread = sim.current_thread
         fd = self._fd
@@ -485,6 +536,71 @@ class Socket:
 
     def _get_protocol_option(self, level: int, optname: int):
         raise os_error(errno.ENOPROTOOPT)
+
+    # -- ioctl -------------------------------------------------------------------------
+    @syscall
+    def ioctl(self, request, arg=None):
+        """``ioctl(fd, request, arg)`` on this socket, shaped like :func:`fcntl.ioctl`
+        (programs call ``k.ioctl(sock, request[, arg])``): FIONREAD/SIOCINQ, SIOCOUTQ,
+        SIOCOUTQNSD. Without ``arg`` the value is returned as an int."""
+        self._check_open()
+        request = check_int(request)
+        return _ioctl_result(self._ioctl(request), arg)
+
+    def _ioctl(self, request: int) -> int:
+        raise os_error(errno.ENOTTY)
+
+    # -- recvmsg / sendmsg (CPython's shapes; ancillary data is not modelled) ------------
+    @syscall
+    async def sendmsg(self, buffers, ancdata=(), flags=0, address=None) -> int:
+        data = _gather(buffers)
+        for item in ancdata:
+            raise os_error(errno.EOPNOTSUPP, "ancillary data (control messages) is not modelled by simsock: "
+                           f"sendmsg got {item!r}; send without ancdata")
+        flags = check_int(flags)
+        if address is None or self._kind == "tcp":
+            # tcp_sendmsg ignores msg_name on a connected socket (EPIPE if unconnected)
+            return await call_body(type(self).send, self, data, flags)
+        return await call_body(type(self).sendto, self, data, flags, address)
+
+    @staticmethod
+    def _recvmsg_args(bufsize, ancbufsize, flags, caller: str) -> tuple[int, int]:
+        ancbufsize = check_int(ancbufsize)
+        flags = check_int(flags)
+        if bufsize is not None and check_int(bufsize) < 0:
+            raise ValueError(f"negative buffer size in {caller}()")
+        if ancbufsize < 0:
+            raise ValueError("invalid ancillary data buffer length")
+        return ancbufsize, flags
+
+    @syscall
+    async def recvmsg(self, bufsize, ancbufsize=0, flags=0):
+        """``(data, ancdata, msg_flags, address)``. ``ancdata`` is always empty: the options
+        that make Linux attach control messages (IP_PKTINFO, SO_TIMESTAMP, ...) are not
+        modelled; ``msg_flags`` has MSG_TRUNC when a datagram was cut to ``bufsize``."""
+        _, flags = self._recvmsg_args(bufsize, ancbufsize, flags, "recvmsg")
+        data, msg_flags, address = await self._recvmsg(check_int(bufsize), flags)
+        return data, [], msg_flags, address
+
+    @syscall
+    async def recvmsg_into(self, buffers, ancbufsize=0, flags=0):
+        """``(nbytes, ancdata, msg_flags, address)``, the data scattered over ``buffers``."""
+        _, flags = self._recvmsg_args(None, ancbufsize, flags, "recvmsg_into")
+        views = []
+        for b in buffers:
+            if not isinstance(b, (bytearray, memoryview)) or (isinstance(b, memoryview) and b.readonly):
+                raise TypeError("recvmsg_into() argument 1 must be an iterable of single-segment read-write buffers")
+            views.append(memoryview(b).cast("B"))
+        data, msg_flags, address = await self._recvmsg(sum(len(v) for v in views), flags)
+        pos = 0
+        for v in views:
+            part = data[pos:pos + len(v)]
+            v[:len(part)] = part
+            pos += len(part)
+        return len(data), [], msg_flags, address
+
+    async def _recvmsg(self, bufsize: int, flags: int):
+        raise os_error(errno.EOPNOTSUPP)
 
     # -- close ---------------------------------------------------------------------------
     @syscall

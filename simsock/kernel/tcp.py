@@ -41,7 +41,7 @@ from simsock.tcp.segment import ACK, FIN, RST, SYN
 from simsock.tcp.signals import SIG_ACCEPT, SIG_DATA, SIG_SPACE, SIG_STATE
 
 from .addr import ANY, LOOPBACK, check_int, parse_inet_address, resolve
-from .socket import AGAIN, Socket, syscall
+from .socket import AGAIN, Socket, call_body, syscall
 from .wait import SIG_IN, SIG_OUT, TIMED_OUT
 from .wait import SIG_STATE as W_STATE
 
@@ -1024,6 +1024,30 @@ class TcpSocket(Socket):
         data = await self._recv(n, flags)
         buffer[:len(data)] = data
         return len(data)
+
+    async def _recvmsg(self, bufsize: int, flags: int):
+        # tcp_recvmsg fills no msg_name: CPython's address is None; msg_flags stays 0
+        data = await call_body(TcpSocket.recv, self, bufsize, flags)
+        return data, 0, None
+
+    def _ioctl(self, request: int) -> int:
+        """tcp_ioctl: SIOCINQ bytes queued to read, SIOCOUTQ bytes not yet acknowledged
+        (write_seq - snd_una), SIOCOUTQNSD bytes not yet sent (write_seq - snd_nxt); 0 in
+        SYN_SENT/SYN_RECV and before any connection; EINVAL on a listener."""
+        if request not in (C.SIOCINQ, C.SIOCOUTQ, C.SIOCOUTQNSD):
+            raise os_error(errno.ENOTTY)
+        if self.listener is not None:
+            raise os_error(errno.EINVAL)
+        conn = self.conn
+        if conn is None or conn.state in ("SYN_SENT", "SYN_RECV"):
+            return 0
+        if request == C.SIOCINQ:
+            return conn.inq
+        if request == C.SIOCOUTQ:
+            return conn.outq
+        if conn.state == "CLOSE":
+            return 0
+        return max(conn.sendq.end + (1 if conn.fin_queued else 0) - conn.snd_nxt, 0)
 
     # -- shutdown and close --------------------------------------------------------------
     @syscall

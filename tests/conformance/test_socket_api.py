@@ -6,7 +6,8 @@ import struct
 
 import pytest
 
-from simsock.constants import (AF_INET, EPOLLIN, EPOLLOUT, EPOLLRDHUP, IPPROTO_TCP, MSG_WAITALL, POLLIN,
+from simsock.constants import (AF_INET, EPOLLIN, EPOLLOUT, EPOLLRDHUP, FIONREAD, IPPROTO_TCP, MSG_PEEK,
+                               MSG_TRUNC, MSG_WAITALL, POLLIN, SIOCINQ, SIOCOUTQ, SIOCOUTQNSD,
                                POLLOUT, POLLPRI, POLLRDHUP, SHUT_RD, SHUT_RDWR, SHUT_WR, SO_RCVBUF,
                                SO_RCVBUFFORCE, SO_RCVLOWAT, SO_RCVTIMEO, SO_REUSEADDR, SO_SNDBUF,
                                SO_SNDBUFFORCE, SO_SNDLOWAT, SO_SNDTIMEO, SOCK_DGRAM, SOCK_STREAM,
@@ -171,7 +172,8 @@ def test_kernel_timeouts_on_blocking_calls():
 def test_send_timeout_returns_the_partial_count():
     """SO_SNDTIMEO on a blocking TCP socket whose peer does not read: send() waits up to the
     timeout and returns what it copied; the next send copies nothing and fails with EAGAIN;
-    sendall fails with EAGAIN too (CPython's loop of send calls)."""
+    sendall fails with EAGAIN too (CPython's loop of send calls). SIOCOUTQ/SIOCOUTQNSD then
+    show what is queued and unsent, SIOCINQ what the peer holds."""
     async def prog(k):
         ls = k.socket(AF_INET, SOCK_STREAM)
         ls.setsockopt(SOL_SOCKET, SO_RCVBUF, 4096)
@@ -186,6 +188,10 @@ def test_send_timeout_returns_the_partial_count():
         await attempt_async(c.send, b"x" * 200_000)
         await attempt_async(c.send, b"x" * 200_000)
         await attempt_async(c.sendall, b"x" * 200_000)
+        await k.settle()
+        for req in (SIOCOUTQ, SIOCOUTQNSD):     # queued: unacknowledged, and of that unsent
+            k.ioctl(c, req)
+        k.ioctl(s, SIOCINQ)
         for x in (c, s, ls):
             x.close()
     check_scenario(one_host(prog), name="kernel_sndtimeo")
@@ -220,3 +226,127 @@ def test_rcvlowat_holds_readiness_and_blocking_recv():
         for x in (c, s, ls):
             x.close()
     check_scenario(one_host(prog), name="tcp_rcvlowat")
+
+
+# -- ioctl -----------------------------------------------------------------------------------
+def test_ioctl_queue_sizes_match_linux():
+    """k.ioctl(sock, SIOCINQ/SIOCOUTQ/SIOCOUTQNSD[, arg]): TCP's bytes to read, not yet
+    acknowledged and not yet sent (EINVAL on a listener, 0 before a connection), UDP's next
+    datagram (ENOTTY for SIOCOUTQNSD), unknown requests ENOTTY, fcntl.ioctl's shapes for a
+    mutable buffer (filled, 0 returned), bytes (filled copy) and an int (EFAULT)."""
+    async def prog(k):
+        ls = k.socket(AF_INET, SOCK_STREAM)
+        ls.bind((LO, 0))
+        ls.listen(8)
+        for req in (SIOCINQ, SIOCOUTQ, SIOCOUTQNSD):
+            attempt(k.ioctl, ls, req)
+        f = k.socket(AF_INET, SOCK_STREAM)
+        for req in (FIONREAD, SIOCOUTQ, SIOCOUTQNSD, 0x1234):
+            attempt(k.ioctl, f, req)
+        attempt(k.ioctl, f, FIONREAD, 0)
+        buf = bytearray(4)
+        attempt(k.ioctl, f, FIONREAD, buf)
+        attempt(k.ioctl, f, FIONREAD, b"\0" * 4)
+        attempt(k.ioctl, f, FIONREAD, b"\0" * 2)
+        c = k.socket(AF_INET, SOCK_STREAM)
+        await c.connect(ls.getsockname())
+        s, _ = await ls.accept()
+        await c.send(b"x" * 1000)
+        await k.settle()
+        for sock in (c, s):
+            for req in (SIOCINQ, SIOCOUTQ, SIOCOUTQNSD):
+                k.ioctl(sock, req)
+        k.ioctl(s, SIOCINQ, buf)
+        s.shutdown(SHUT_WR)
+        await k.settle()
+        k.ioctl(c, SIOCINQ)
+        u = k.socket(AF_INET, SOCK_DGRAM)
+        u.bind((LO, 0))
+        v = k.socket(AF_INET, SOCK_DGRAM)
+        for req in (SIOCINQ, SIOCOUTQ, SIOCOUTQNSD):
+            attempt(k.ioctl, u, req)
+        for n in (100, 300, 0):
+            await v.sendto(b"d" * n, u.getsockname())
+        await k.settle()
+        u.setblocking(False)
+        for _ in range(4):
+            k.ioctl(u, SIOCINQ)
+            await attempt_async(u.recv, 1000)
+        f.close()
+        attempt(k.ioctl, f, FIONREAD)
+        for x in (u, v, c, s, ls):
+            x.close()
+    check_scenario(one_host(prog), name="ioctl_queues")
+
+
+# -- recvmsg / sendmsg -----------------------------------------------------------------------
+def test_recvmsg_sendmsg_shapes_match_linux():
+    """sendmsg gathers its buffers (one datagram for UDP); recvmsg returns (data, [], msg_flags,
+    address) with MSG_TRUNC in msg_flags for a cut datagram (data cut too, even with the
+    MSG_TRUNC flag), recvmsg_into scatters; TCP's address is None and an address given to a
+    connected TCP sendmsg is ignored; bad arguments raise CPython's errors."""
+    async def prog(k):
+        u = k.socket(AF_INET, SOCK_DGRAM)
+        u.bind((LO, 0))
+        v = k.socket(AF_INET, SOCK_DGRAM)
+        v.bind((LO, 0))
+        await v.sendmsg([b"ab", b"cdef"], [], 0, u.getsockname())
+        for ch in b"xyz":
+            await v.sendmsg([bytes([ch]) * 10], [], 0, u.getsockname())
+        await attempt_async(v.sendmsg, [b"q"])
+        await v.sendmsg([], [], 0, u.getsockname())
+        await k.settle()
+        await u.recvmsg(100)
+        await u.recvmsg(4)
+        await u.recvmsg(4, 0, MSG_TRUNC)
+        await u.recvmsg(4, 1024, MSG_PEEK)
+        await u.recvmsg_into([bytearray(3), bytearray(20)])
+        await u.recvmsg(10)
+        u.setblocking(False)
+        await attempt_async(u.recvmsg, 10)
+        for bad in ((-1,), (10, -1)):
+            try:
+                await u.recvmsg(*bad)
+            except ValueError:
+                pass
+        ls = k.socket(AF_INET, SOCK_STREAM)
+        ls.bind((LO, 0))
+        ls.listen(8)
+        c = k.socket(AF_INET, SOCK_STREAM)
+        await c.connect(ls.getsockname())
+        s, _ = await ls.accept()
+        await c.sendmsg([b"hello ", b"world"])
+        await c.sendmsg([b"!"], [], 0, (LO, 9))
+        await k.settle()
+        await s.recvmsg(5)
+        await s.recvmsg(100, 0, MSG_PEEK)
+        await s.recvmsg_into([bytearray(4), bytearray(4)], 64)
+        c.close()
+        await k.settle()
+        await s.recvmsg(100)
+        f = k.socket(AF_INET, SOCK_STREAM)
+        await attempt_async(f.recvmsg, 10)
+        await attempt_async(f.sendmsg, [b"x"])
+        for x in (f, s, ls, u, v):
+            x.close()
+    check_scenario(one_host(prog), name="recvmsg_sendmsg")
+
+
+def test_sendmsg_with_ancillary_data_says_it_is_not_modelled():
+    """Control messages are not modelled: sendmsg with ancdata fails with EOPNOTSUPP and a
+    message that says so (Linux would accept some, such as IP_TTL)."""
+    import errno
+
+    import simsock
+    out = []
+
+    async def prog(k):
+        u = k.socket(AF_INET, SOCK_DGRAM)
+        try:
+            await u.sendmsg([b"x"], [(0, 2, b"\0\0\0\1")], 0, (LO, 9))
+        except OSError as e:
+            out.append(e)
+    sim = simsock.Simulation(seed=1)
+    sim.add_host("a").spawn(prog)
+    sim.run(until=1)
+    assert out and out[0].errno == errno.EOPNOTSUPP and "ancillary data" in str(out[0])
