@@ -54,6 +54,15 @@ class Profile:
     tcp_recovery: int = 1            # net.ipv4.tcp_recovery: 1 RACK loss detection, 0 RFC 6675
     tcp_early_retrans: int = 3       # net.ipv4.tcp_early_retrans: 3/4 tail loss probes, 0-2 none
 
+    # --- kernel clock and connection admission ----------------------------------------------
+    #: CONFIG_HZ: SO_RCVTIMEO/SO_SNDTIMEO are kept in jiffies, so a timeval is rounded up
+    #: to 1/hz s (250 on this machine's kernel: 1 us is stored and read back as 4000 us).
+    hz: int = 250
+    #: net.ipv4.tcp_syncookies: 1 sends SYN cookies when the SYN or accept queue overflows.
+    tcp_syncookies: int = 1
+    #: net.ipv4.tcp_max_syn_backlog: the SYN queue's bound (with the listen backlog).
+    tcp_max_syn_backlog: int = 2048
+
     def to_dict(self) -> dict:
         return asdict(self)
 

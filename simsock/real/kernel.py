@@ -134,6 +134,12 @@ class RealKernel:
         world._record("socket", sock.fileno(), [family, type, proto], {"fd": sock.fileno()}, None)
         return wrapped
 
+    def ioctl(self, sock, request, arg=None):
+        """``fcntl.ioctl`` on a socket of this world (see the simulator's ``k.ioctl``)."""
+        if not isinstance(sock, RealSocket):
+            raise TypeError(f"ioctl() needs a socket of this world, not {type(sock).__name__}")
+        return sock.ioctl(request) if arg is None else sock.ioctl(request, arg)
+
     async def settle(self) -> None:
         """Wait until this host's sockets have nothing left to send (SIOCOUTQ is 0), at
         most 200 ms, then 20 ms more for the last packets to be delivered."""

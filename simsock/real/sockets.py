@@ -28,6 +28,7 @@ own implicit bind.
 from __future__ import annotations
 
 import errno
+import fcntl
 import socket as _socket
 
 from simsock.trace import trace_value
@@ -207,6 +208,40 @@ class RealSocket:
     async def recvfrom_into(self, buffer, nbytes: int = 0, *flags):
         args = [len(memoryview(buffer)), *([nbytes] if nbytes or flags else []), *flags]
         return self._call("recvfrom_into", args, lambda: self._sock.recvfrom_into(buffer, nbytes, *flags))
+
+
+    # -- recvmsg / sendmsg / ioctl (the simulator's shapes) ----------------------------------
+    async def sendmsg(self, buffers, *rest) -> int:
+        # recorded as the program wrote it; a host name in the address is resolved first
+        def do():
+            if len(rest) < 3 or rest[2] is None:
+                return self._sock.sendmsg(buffers, *rest[:2])
+            resolved = self._resolve(rest[2])
+            self._autobind(resolved)
+            return self._sock.sendmsg(buffers, rest[0], rest[1], resolved)
+        return self._call("sendmsg", [buffers, *rest], do)
+
+    async def recvmsg(self, bufsize, *rest):
+        return self._call("recvmsg", [bufsize, *rest], lambda: self._sock.recvmsg(bufsize, *rest))
+
+    async def recvmsg_into(self, buffers, *rest):
+        buffers = list(buffers)
+        return self._call("recvmsg_into", [[len(memoryview(b)) for b in buffers], *rest],
+                          lambda: self._sock.recvmsg_into(buffers, *rest))
+
+    def ioctl(self, request, arg=None):
+        """fcntl.ioctl on the socket; without ``arg`` the int the request reads (as the
+        simulator's ``k.ioctl``)."""
+        def do():
+            fd = self._sock.fileno()
+            if fd < 0:
+                raise OSError(errno.EBADF, "Bad file descriptor")
+            if arg is None:
+                buf = bytearray(4)
+                fcntl.ioctl(fd, request, buf)
+                return int.from_bytes(buf, "little", signed=True)
+            return fcntl.ioctl(fd, request, arg)
+        return self._call("ioctl", [request] if arg is None else [request, arg], do)
 
 
 def recorded_call(world, call: str, fd: int, args: list, fn, result_for_trace=None):

@@ -179,6 +179,7 @@ class TcpConnection(Receiver, Sender, Recovery):
         self.stats_segs_in = self.stats_data_segs_in = self.stats_data_segs_out = 0
         self.stats_bytes_retrans = self.stats_synacks_sent = 0
         self.wscale_ok = False
+        self.rcvlowat = 1                # SO_RCVLOWAT (sk_rcvlowat): tcp_poll's readable target
         # tail loss probe (RFC 8985 section 7, tcp_send_loss_probe)
         self.tlp_high_seq: int | None = None
         self.tlp_retrans = False
@@ -596,7 +597,8 @@ class TcpConnection(Receiver, Sender, Recovery):
         if shut & RCV_SHUTDOWN:
             mask |= EPOLLIN | EPOLLRDNORM | EPOLLRDHUP
         if st not in ("SYN_SENT", "SYN_RECV"):
-            if self.rcvq.size:
+            q = self.rcvq.size
+            if q and (q >= self.rcvlowat or self._rcvlowat_ready()):
                 mask |= EPOLLIN | EPOLLRDNORM
             if not shut & SEND_SHUTDOWN:
                 if self._writeable():
@@ -608,6 +610,13 @@ class TcpConnection(Receiver, Sender, Recovery):
         if self.sk_err:
             mask |= EPOLLERR
         return mask
+
+    def _rcvlowat_ready(self) -> bool:
+        """tcp_epollin_ready below SO_RCVLOWAT: readable anyway under memory pressure
+        (tcp_rmem_pressure) or once the window left is at most one segment."""
+        rcvbuf = self.rcvbuf
+        return (self.rcvq.rmem_alloc > rcvbuf - (rcvbuf >> 3)
+                or self._receive_window() <= self.rcv_mss)
 
     def take_signals(self) -> int:
         s, self.signals = self.signals, 0
