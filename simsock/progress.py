@@ -108,8 +108,13 @@ def bar(total: float | None, label: str, unit: str = "it", *, leave: bool = Fals
         yield _NoBar()
         return
     from tqdm import tqdm
+    try:   # a terminal that reports no width (a bare pty) gets 80 columns, not an empty bar
+        sized = os.get_terminal_size(sys.stderr.fileno()).columns > 0
+    except (OSError, ValueError, AttributeError):
+        sized = False
     with tqdm(total=total, desc=_label(label), unit=unit, leave=leave, file=sys.stderr,
-              dynamic_ncols=True, mininterval=0.2) as t:
+              dynamic_ncols=sized, ncols=None if sized else 80, nrows=None if sized else 24,
+              mininterval=0.2) as t:
         yield _StdoutBar(t)
 
 
