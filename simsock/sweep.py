@@ -290,12 +290,12 @@ _UNITS = (("_bps", "bit/s"), ("_pps", "packets/s"), ("_ns", "ns"), ("_us", "µs"
           ("_percent", "%"), ("_fraction", "fraction"), ("_ratio", "ratio"), ("_share", "fraction"))
 
 
-def axis_label(key: str) -> str:
+def axis_label(key: str, unknown: str = "as in result.json") -> str:
     """``delay_ms`` -> ``delay_ms (ms)``: a key with the unit its suffix names."""
     for suffix, unit in _UNITS:
         if key.endswith(suffix):
             return f"{key} ({unit})"
-    return f"{key} (as in result.json)"
+    return f"{key} ({unknown})"
 
 
 def _plot(out: Path, name: str, grid, runs, results, metric: str, n_seeds: int) -> Path:
@@ -308,7 +308,7 @@ def _plot(out: Path, name: str, grid, runs, results, metric: str, n_seeds: int) 
     spread = "mean ± 1 sd over" if n_seeds > 1 else "one run,"
     fig, ax = plotting.figure(
         f"{name}: {metric} against {x_key} ({spread} {n_seeds} seed{'s' if n_seeds > 1 else ''})",
-        x_key if numeric_x else f"{x_key} (value swept)", axis_label(metric))
+        axis_label(x_key, "parameter, as set with --grid"), axis_label(metric))
     lines: dict[tuple, dict[int, list[float]]] = {}
     for (point, _, _), result in zip(runs, results):
         line = tuple(point[k] for k in others)

@@ -154,7 +154,7 @@ def test_the_figure_has_a_title_units_error_bars_and_no_offset(toy, monkeypatch)
     sweep.run_sweep("noise", ["level=1000,1000.5", "samples=5,50"], 3, outdir=toy / "fig", jobs=1)
     plt.close("all")
     assert seen["title"] == "noise: mean_delay_ms against level (mean ± 1 sd over 3 seeds)"
-    assert seen["xlabel"] == "level" and seen["ylabel"] == "mean_delay_ms (ms)"
+    assert seen["xlabel"] == "level (parameter, as set with --grid)" and seen["ylabel"] == "mean_delay_ms (ms)"
     assert seen["offset"] == ""              # 1000.x is written out, not "+1e3"
     assert seen["bars"] == 2 and seen["legend"] == ["samples=5", "samples=50"]
 
