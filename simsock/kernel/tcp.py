@@ -35,6 +35,7 @@ from simsock.net.packet import PROTO_TCP, Packet
 from simsock.tcp import cc as cc_registry
 from simsock.tcp.config import SKB_TX_OVERHEAD, TcpConfig
 from simsock.tcp.connection import SEND_SHUTDOWN, TcpConnection
+from simsock.tcp.info import listener_info, pack_tcp_info, tcp_info, unconnected_info
 from simsock.tcp.listener import TcpListener, reset_for
 from simsock.tcp.segment import ACK, FIN, RST, SYN
 from simsock.tcp.signals import SIG_ACCEPT, SIG_DATA, SIG_SPACE, SIG_STATE
@@ -142,12 +143,16 @@ class TcpStack:
         # loopback: the receiver queues the sender's own skbs (truesize = payload + the
         # sender's per-skb overhead) and coalesces them (tcp_try_coalesce)
         lo = {"skb_rx_overhead": SKB_TX_OVERHEAD, "rx_coalesce": True} if channel is self.host.lo else {}
-        return TcpConfig.for_mtu(
+        cfg = TcpConfig.for_mtu(
             mtu, sndbuf=sock.sndbuf, rcvbuf=sock.rcvbuf, sndbuf_locked=sock._userlocks_snd,
             rcvbuf_locked=sock._userlocks_rcv, nodelay=sock._nodelay, cork=sock._cork, linger=linger,
             congestion=sock._congestion, tcp_wmem=tuple(prof.tcp_wmem), tcp_rmem=tuple(prof.tcp_rmem),
             rmem_max=prof.rmem_max, sack=prof.tcp_sack, dsack=prof.tcp_dsack,
             recovery=prof.tcp_recovery, early_retrans=prof.tcp_early_retrans, **lo)
+        cfg.extra["pmtu"] = min(mtu, 65535)
+        if sock._user_mss:
+            cfg.mss = min(cfg.mss, sock._user_mss)     # tcp_advertise_mss / mss_clamp
+        return cfg
 
     # -- driving connections -------------------------------------------------------------
     def register(self, conn: TcpConnection, sock: "TcpSocket | None") -> None:
@@ -410,6 +415,7 @@ class TcpSocket(Socket):
         self._nodelay = False
         self._cork = False
         self._congestion = self.stack.default_congestion
+        self._user_mss = 0           # TCP_MAXSEG (rx_opt.user_mss)
         self._notifies = 0
         self.conn = conn
         self.listener: TcpListener | None = None
@@ -476,6 +482,15 @@ class TcpSocket(Socket):
             if self.conn is not None:
                 self.conn.config.cork = bool(v)
                 self._pump()
+        elif optname == C.TCP_MAXSEG:
+            # do_tcp_setsockopt: 0 clears it, else TCP_MIN_MSS (88) .. MAX_TCP_WINDOW (32767);
+            # it becomes rx_opt.user_mss, which caps the MSS this side advertises in its SYN
+            # (or SYN-ACK: a listener's children inherit it) and clamps the peer's, so the
+            # connection's mss_cache is user_mss less the timestamp option (1000 -> 988).
+            # An established connection keeps its MSS.
+            if v and not 88 <= v <= 32767:
+                raise os_error(errno.EINVAL, "TCP_MAXSEG must be 0 or 88..32767")
+            self._user_mss = v
         elif optname == C.TCP_QUICKACK:
             if self.conn is not None and v:
                 self.conn.quick = max(self.conn.quick, self.conn.config.max_quickacks)
@@ -491,17 +506,27 @@ class TcpSocket(Socket):
             return int(self._cork)
         if optname == C.TCP_CONGESTION:
             return self._congestion.encode().ljust(16, b"\0")
+        if optname == C.TCP_INFO:
+            return pack_tcp_info(self.tcp_info())
         if optname == C.TCP_MAXSEG:
+            if self._user_mss and (self.conn is None or self.listener is not None
+                                   or self.conn.state == "CLOSE"):
+                return self._user_mss       # user_mss in CLOSE and LISTEN
             if self.conn is None:
-                return 536
+                return 536                  # TCP_MSS_DEFAULT (tcp_init_sock)
             # tp->mss_cache as tcp_sync_mss leaves it: bounded to half the peer's largest
             # window (tcp_bound_to_half_wnd), so 32741 right after a loopback connect.
-            conn = self.conn
-            mss, mw = conn.mss_cache, conn.max_window
-            if mw > 536 and mss > mw >> 1:
-                mss = max(mw >> 1, 68 - 32)
-            return mss
+            return self.conn.mss_cache
         raise os_error(errno.ENOPROTOOPT, f"TCP option {optname} is not modelled")
+
+    def tcp_info(self) -> dict:
+        """The fields getsockopt(IPPROTO_TCP, TCP_INFO) returns, as a dict named as in Linux's
+        ``struct tcp_info`` without ``tcpi_`` (simsock/tcp/info.py); no system call, no trace."""
+        if self.listener is not None:
+            return listener_info(len(self.listener.accept_queue), self.listener.backlog)
+        if self.conn is None:
+            return unconnected_info()
+        return tcp_info(self.conn, self._env.now)
 
     # -- helpers -------------------------------------------------------------------------
     def _pump(self) -> None:
@@ -516,9 +541,11 @@ class TcpSocket(Socket):
         self._notifies += 1
         super()._notify(edges, readers, writers)
 
-    async def _wait_ready(self, queue, mask: int, flags: int):
-        """CPython's timeout mode: poll for ``mask`` until ready or the timeout expires."""
-        deadline = self._deadline()
+    async def _wait_ready(self, queue, mask: int, flags: int, deadline: int | None = None):
+        """CPython's timeout mode: poll for ``mask`` until ready or the timeout expires
+        (at ``deadline`` when given: the call's own, kept across retries)."""
+        if deadline is None:
+            deadline = self._deadline()
         from .wait import TIMED_OUT
         want = mask | C.EPOLLERR | C.EPOLLHUP
         if self.poll_mask() & want:
@@ -593,6 +620,7 @@ class TcpSocket(Socket):
         sock._reuseaddr = self._reuseaddr
         sock._nodelay = self._nodelay
         sock._congestion = self._congestion
+        sock._user_mss = self._user_mss
         sock._userlocks_snd, sock._userlocks_rcv = self._userlocks_snd, self._userlocks_rcv
         self.stack.parent.pop(conn, None)
         self.stack.pump(conn)
@@ -735,9 +763,7 @@ class TcpSocket(Socket):
         conn = self._check_sendable()
         # MSG_DONTWAIT matters only without a timeout: CPython's timeout mode polls first.
         nonblock = self._timeout_ns == 0 or (flags & C.MSG_DONTWAIT and self._timeout_ns is None)
-        if nonblock or self._timeout_ns is not None:
-            if not nonblock:
-                await self._wait_ready(self.write_wait, C.EPOLLOUT, flags)
+        if nonblock:
             try:
                 n = self._send_some(conn, view)
             finally:
@@ -745,20 +771,44 @@ class TcpSocket(Socket):
             if n == 0 and len(view):
                 raise os_error(errno.EAGAIN)
             return n
-        # Blocking: tcp_sendmsg queues everything, waiting for space as needed.
+        if self._timeout_ns is not None:
+            # CPython's timeout mode (sock_call_ex): poll, one non-blocking send; an EAGAIN
+            # after poll said writable is a false positive: poll again until the deadline.
+            deadline = self._deadline()
+            while True:
+                await self._wait_ready(self.write_wait, C.EPOLLOUT, flags, deadline)
+                try:
+                    n = self._send_some(conn, view)
+                except BlockingIOError:
+                    n = 0
+                finally:
+                    self._pump()
+                if n or not len(view):
+                    return n
+                if deadline <= self._env._now:
+                    from simsock.errors import timeout_error
+                    raise timeout_error()
+                if self.poll_mask() & (C.EPOLLOUT | C.EPOLLERR | C.EPOLLHUP):
+                    await self.write_wait.wait(deadline)    # not writable after all: wait for space
+        # Blocking: tcp_sendmsg queues everything, waiting for space as needed
+        # (sk_stream_wait_memory). A full buffer at the call is a wait, not EAGAIN; an error
+        # after some bytes were copied returns the count and stays pending for the next
+        # call (do_error: "if (copied) goto out"), which reports it (sk_stream_error).
         sent = 0
         total = len(view)
         self._hold()       # a close() by another thread does not end this call (Socket.close)
         try:
             while True:
                 seen = self._notifies
+                if sent and self._send_stopped(conn):
+                    return sent
                 try:
                     n = self._send_some(conn, view[sent:])
+                except BlockingIOError:
+                    n = 0                  # no space (or still connecting): wait
                 except OSError:
                     self._pump()
-                    if sent:
-                        return sent
-                    raise
+                    raise                  # nothing copied: the error is this call's
                 self._pump()
                 sent += n
                 if sent >= total:
@@ -767,6 +817,13 @@ class TcpSocket(Socket):
                     await self.write_wait.wait(None)
         finally:
             self._unhold()
+
+    @staticmethod
+    def _send_stopped(conn: TcpConnection) -> bool:
+        """tcp_sendmsg_locked's check before copying more: a pending error, the send side
+        shut down, or no longer a state that sends (the error is left for the next call)."""
+        return bool(conn.sk_err or conn.shutdown_flags & SEND_SHUTDOWN
+                    or conn.state not in ("ESTABLISHED", "CLOSE_WAIT"))
 
     @syscall
     async def sendall(self, data, flags=0) -> None:
@@ -778,16 +835,23 @@ class TcpSocket(Socket):
         deadline = self._deadline()
         self._hold()       # a close() by another thread does not end this call (Socket.close)
         try:
+            nonblock = self._timeout_ns == 0 or (flags & C.MSG_DONTWAIT and self._timeout_ns is None)
             while sent < total or total == 0:
                 seen = self._notifies
                 try:
                     n = self._send_some(conn, view[sent:])
+                except BlockingIOError:
+                    # CPython's sendall loops on send(): a blocking send waits for space
+                    # (and a timeout-mode one polls again), only a non-blocking one raises.
+                    if nonblock:
+                        raise
+                    n = 0
                 finally:
                     self._pump()
                 sent += n
                 if sent >= total:
                     return None
-                if self._timeout_ns == 0 or (flags & C.MSG_DONTWAIT and self._timeout_ns is None):
+                if nonblock:
                     if n == 0:
                         raise os_error(errno.EAGAIN)
                     continue
@@ -836,19 +900,30 @@ class TcpSocket(Socket):
         if bufsize == 0:
             return b""
         if self._timeout_ns is not None and self._timeout_ns > 0:     # CPython polls first, MSG_DONTWAIT or not
-            await self._wait_ready(self.read_wait, C.EPOLLIN, flags)
-            result = self._recv_attempt(bufsize, flags)
-            if result is AGAIN:
-                raise os_error(errno.EAGAIN)
-            return result
+            deadline = self._deadline()
+            while True:
+                await self._wait_ready(self.read_wait, C.EPOLLIN, flags, deadline)
+                result = self._recv_attempt(bufsize, flags & ~C.MSG_WAITALL)
+                if result is not AGAIN:
+                    return result
+                # A false positive (another thread took the data): CPython polls again.
+                if deadline <= self._env._now:
+                    from simsock.errors import timeout_error
+                    raise timeout_error()
+                await self.read_wait.wait(deadline)
         if flags & C.MSG_WAITALL and not (self._timeout_ns == 0 or flags & C.MSG_DONTWAIT):
             chunks = []
             got = 0
             self._hold()          # one system call: the file is held throughout
             try:
+                conn = self.conn
+
+                def attempt():
+                    if got and conn.sk_err and not conn.rcvq.size:
+                        return b""     # tcp_recvmsg: once bytes were copied, an error ends the call
+                    return self._recv_attempt(bufsize - got, flags & ~C.MSG_WAITALL)   # and stays pending
                 while got < bufsize:
-                    part = await self._wait_for(lambda: self._recv_attempt(bufsize - got, flags & ~C.MSG_WAITALL),
-                                                self.read_wait, flags)
+                    part = await self._wait_for(attempt, self.read_wait, flags)
                     if not part:
                         break
                     chunks.append(part)
