@@ -191,8 +191,7 @@ def run_sweep(name: str, grid, seeds: int = 1, *, overrides=None, jobs: int | No
         saved = json.loads(text)
         outcomes[i] = ExperimentOutcome(
             name=name, seed=tasks[i][1], params=saved["params"], claims=list(module.CLAIMS),
-            failures=[str(f) for f in module.check(saved["result"])], outdir=path.parent,
-            result_path=path)
+            outdir=path.parent, result_path=path, **_checked(module, saved["result"]))
 
     for i, text in texts.items():
         finish(i, text)
@@ -216,6 +215,15 @@ def run_sweep(name: str, grid, seeds: int = 1, *, overrides=None, jobs: int | No
         figure_path = _plot(out, name, grid, runs, rows, chosen, len(seed_list))
     return SweepResult(name, grid, seed_list, out, summary_path, figure_path, chosen, ordered,
                        reused, seeds_matter)
+
+
+def _checked(module, result) -> dict:
+    """The check's verdict as ExperimentOutcome fields, the way run_experiment finds it."""
+    run_check = getattr(experiment, "_run_check", None)   # claim statuses (simsock.claims)
+    if run_check is None:
+        return {"failures": [str(f) for f in module.check(result)]}
+    checks = run_check(module, result)
+    return {"failures": [str(c) for c in checks if c.status == "FAIL"], "checks": checks}
 
 
 def _write_summary(path: Path, grid, runs, outcomes: dict[int, ExperimentOutcome], out: Path) -> None:
