@@ -12,7 +12,6 @@ Exit status: 0 success; 1 an experiment's check failed (the claim did not hold) 
 from __future__ import annotations
 
 import argparse
-import html
 import os
 import sys
 import traceback
@@ -241,59 +240,11 @@ def _cmd_report(args: argparse.Namespace) -> int:
             bar.update(1)
             status = status or int(label != "PASS")
     sections = [done[i] for i in sorted(done)]
-    page = out / "report.html"
-    out.mkdir(parents=True, exist_ok=True)
-    page.write_text(_report_html(sections, out), encoding="utf-8")
+    from simsock import report
+    page = report.write(sections, out)
     print("wrote:")
     print(f"  {page}")
     return status
-
-
-_STYLE = """
-body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em;
-       color: #222; }
-section { border-top: 1px solid #ccc; padding-top: 1em; margin-top: 2em; }
-.PASS { color: #1a7f37; font-weight: bold; } .FAIL, .ERROR { color: #cf222e; font-weight: bold; }
-img { max-width: 100%; border: 1px solid #eee; margin: 0.5em 0; }
-table { border-collapse: collapse; font-size: 0.9em; }
-td { padding: 0.1em 0.8em 0.1em 0; } code, pre { font-size: 0.9em; }
-"""
-
-
-def _report_html(sections, out: Path) -> str:
-    esc = html.escape
-    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-             "<title>simsock experiments</title>", f"<style>{_STYLE}</style></head><body>",
-             "<h1>simsock experiments</h1>",
-             "<p>Every experiment run with its default parameters and seed 1.</p>"]
-    for name, outcome, error in sections:
-        try:
-            heading = f"{name}: {experiment.title(experiment.load(name))}"
-        except ExperimentError:
-            heading = name
-        parts.append(f'<section id="{esc(name)}">')
-        parts.append(f"<h2>{esc(heading)}</h2>")
-        if error is not None:
-            parts.append('<p><span class="ERROR">ERROR</span></p>')
-            parts.append(f"<pre>{esc(error)}</pre></section>")
-            continue
-        parts.append("<ul>")
-        for claim, failures in outcome.claim_status().items():
-            label = "FAIL" if failures else "PASS"
-            parts.append(f'<li><span class="{label}">{label}</span> {esc(claim)}')
-            if failures:
-                parts.append("<ul>" + "".join(f"<li>{esc(f)}</li>" for f in failures) + "</ul>")
-            parts.append("</li>")
-        parts.append("</ul>")
-        rows = "".join(f"<tr><td><code>{esc(k)}</code></td><td>{esc(_show(v))}</td></tr>"
-                       for k, v in outcome.params.items())
-        parts.append(f"<details><summary>parameters</summary><table>{rows}</table></details>")
-        for figure in outcome.figures:
-            src = Path(os.path.relpath(figure, out)).as_posix()
-            parts.append(f'<p><img src="{esc(src)}" alt="{esc(figure.name)}"></p>')
-        parts.append("</section>")
-    parts.append("</body></html>")
-    return "\n".join(parts) + "\n"
 
 
 # --- the command -------------------------------------------------------------------------------
@@ -304,7 +255,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "run": Subcommand("run one experiment and check its claims", _configure_run, _cmd_run),
     "sweep": Subcommand("run an experiment over a grid of parameters and seeds",
                         _configure_sweep, _cmd_sweep),
-    "report": Subcommand("run every experiment and write one HTML page of figures",
+    "report": Subcommand("run every experiment and write one HTML page: summary, claims, figures",
                          _configure_report, _cmd_report),
     "record": Subcommand("run a world script on the real kernel and save its syscall trace",
                          lambda p: _compare().add_record_arguments(p), lambda a: _compare().cmd_record(a)),
