@@ -119,7 +119,8 @@ def _configure_run(parser: argparse.ArgumentParser) -> None:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    outcome = experiment.run_experiment(args.name, args.seed, args.overrides, args.out)
+    with progress.activity(args.name):
+        outcome = experiment.run_experiment(args.name, args.seed, args.overrides, args.out)
     module = experiment.load(outcome.name)
     print(f"{outcome.name}: {experiment.title(module)} (seed {outcome.seed})")
     _print_status(outcome)

@@ -71,6 +71,18 @@ def _label(text: str) -> str:
     return ": ".join([*_scope, text]) if text else ": ".join(_scope)
 
 
+def _screen() -> dict:
+    """tqdm's output arguments: stderr, and 80 x 24 on a terminal that reports no size (a
+    bare pseudo-terminal), where tqdm would otherwise draw nothing."""
+    try:
+        sized = os.get_terminal_size(sys.stderr.fileno()).columns > 0
+    except (OSError, ValueError, AttributeError):
+        sized = False
+    if sized:
+        return {"file": sys.stderr, "dynamic_ncols": True}
+    return {"file": sys.stderr, "ncols": 80, "nrows": 24}
+
+
 class _NoBar:
     """What :func:`bar` gives when bars are off: the same calls, doing nothing."""
 
@@ -108,13 +120,8 @@ def bar(total: float | None, label: str, unit: str = "it", *, leave: bool = Fals
         yield _NoBar()
         return
     from tqdm import tqdm
-    try:   # a terminal that reports no width (a bare pty) gets 80 columns, not an empty bar
-        sized = os.get_terminal_size(sys.stderr.fileno()).columns > 0
-    except (OSError, ValueError, AttributeError):
-        sized = False
-    with tqdm(total=total, desc=_label(label), unit=unit, leave=leave, file=sys.stderr,
-              dynamic_ncols=sized, ncols=None if sized else 80, nrows=None if sized else 24,
-              mininterval=0.2) as t:
+    with tqdm(total=total, desc=_label(label), unit=unit, leave=leave, mininterval=0.2,
+              **_screen()) as t:
         yield _StdoutBar(t)
 
 
@@ -151,6 +158,31 @@ def run(sim, until, label: str = "simulated time") -> None:
             done = reached
         sim.run(until=until)
         b.update(total_s - done)
+
+
+@contextlib.contextmanager
+def activity(label: str):
+    """A line ``label: running, 00:12 elapsed`` kept ticking (twice a second) while the block runs, for
+    work that reports no steps of its own (an experiment without bars, drawing figures)."""
+    if not enabled():
+        yield
+        return
+    import threading
+
+    from tqdm import tqdm
+    stop = threading.Event()
+    with tqdm(total=None, desc=label, bar_format="{desc}: running, {elapsed} elapsed", leave=False,
+              **_screen()) as line:
+        def tick():
+            while not stop.wait(0.5):
+                line.refresh()
+        ticker = threading.Thread(target=tick, name="simsock-progress", daemon=True)
+        ticker.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            ticker.join()
 
 
 @contextlib.contextmanager
