@@ -305,7 +305,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help(sys.stderr)
             return 2
         progress.set_quiet(getattr(args, "quiet", False))
-        return SUBCOMMANDS[args.command].handle(args)
+        try:
+            return SUBCOMMANDS[args.command].handle(args)
+        finally:
+            progress.set_quiet(False)   # --quiet is this command's, not the process's
     except (_UsageError, ExperimentError) as exc:
         print(f"simsock: error: {exc}", file=sys.stderr)
         return 2
