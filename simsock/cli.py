@@ -12,6 +12,7 @@ Exit status: 0 success; 1 an experiment's check failed (the claim did not hold) 
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 import traceback
@@ -218,6 +219,11 @@ def _report_task(task):
         return task[0], experiment.run_many([task], 1)[0], None
     except Exception:  # the report shows the crash and goes on with the next experiment
         return task[0], None, traceback.format_exc()
+    finally:
+        # Collect this experiment's simulations now, while none runs: left to a later
+        # collection, their unfinished programs would be closed during the next experiment's
+        # run and their finally blocks (s.close()) would be refused as foreign use.
+        gc.collect()
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
