@@ -235,7 +235,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
           f"when its experiment is done (the whole report takes minutes)", flush=True)
     done = {}
     status = 0
-    with progress.bar(len(tasks), "report", unit="experiment") as bar:
+    with progress.bar(len(tasks), "report", unit="experiment", tick=True) as bar:
         for index, (name, outcome, error) in sweep.local_unordered(_report_task, tasks, jobs):
             done[index] = (name, outcome, error)
             if error is not None:

@@ -202,7 +202,7 @@ def run_sweep(name: str, grid, seeds: int = 1, *, overrides=None, jobs: int | No
     _write_summary(summary_path, grid, runs, outcomes, out)
     where = (dask_unordered(compute, [tasks[i] for i in todo], scheduler) if scheduler
              else local_unordered(compute, [tasks[i] for i in todo], jobs))
-    with progress.bar(len(todo), f"{name} sweep", unit="run") as bar:
+    with progress.bar(len(todo), f"{name} sweep", unit="run", tick=True) as bar:
         for k, text in where:
             i = todo[k]
             texts[i] = text
