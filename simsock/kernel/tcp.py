@@ -94,7 +94,7 @@ class TcpStack:
         self.listen_drops = 0
         self._busy = 0                   # pumps / backlog drains in progress
         self._backlog: deque = deque()   # loopback segments waiting for them to finish
-        self.default_congestion = "cubic"
+        self.default_congestion = host.profile.tcp_congestion_control   # net.ipv4.tcp_congestion_control
 
     # -- ports ---------------------------------------------------------------------------
     def _users(self, port: int) -> list[_Binding]:

@@ -53,6 +53,8 @@ class Profile:
     tcp_dsack: bool = True           # net.ipv4.tcp_dsack: report duplicate segments (RFC 2883)
     tcp_recovery: int = 1            # net.ipv4.tcp_recovery: 1 RACK loss detection, 0 RFC 6675
     tcp_early_retrans: int = 3       # net.ipv4.tcp_early_retrans: 3/4 tail loss probes, 0-2 none
+    #: net.ipv4.tcp_congestion_control: the algorithm a new TCP socket gets (TCP_CONGESTION)
+    tcp_congestion_control: str = "cubic"
 
     def to_dict(self) -> dict:
         return asdict(self)
