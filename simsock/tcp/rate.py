@@ -44,9 +44,21 @@ PACING_SHIFT = 10
 class RateSample:
     """``struct rate_sample``: one ACK's delivery-rate sample (times in microseconds)."""
 
-    __slots__ = ("prior_mstamp", "prior_delivered", "delivered", "interval_us", "rtt_us",
-                 "losses", "acked_sacked", "prior_in_flight", "is_app_limited", "is_retrans",
-                 "last_sent", "last_end_seq", "is_ack_delayed")
+    __slots__ = (
+        "acked_sacked",
+        "delivered",
+        "interval_us",
+        "is_ack_delayed",
+        "is_app_limited",
+        "is_retrans",
+        "last_end_seq",
+        "last_sent",
+        "losses",
+        "prior_delivered",
+        "prior_in_flight",
+        "prior_mstamp",
+        "rtt_us",
+    )
 
     def __init__(self) -> None:
         self.prior_mstamp = 0
@@ -146,8 +158,7 @@ class RateSampler:
             return rs
         rs.delivered = tp.delivered - rs.prior_delivered
         ack_us = now // 1000 - rs.prior_mstamp
-        if ack_us > rs.interval_us:
-            rs.interval_us = ack_us
+        rs.interval_us = max(rs.interval_us, ack_us)
         min_rtt_us = self.min_rtt // 1000 if self.min_rtt < (1 << 62) else 0
         if rs.interval_us < min_rtt_us:
             rs.interval_us = -1

@@ -226,7 +226,7 @@ def test_the_profile_names_the_default_algorithm():
         sim = Simulation(seed=1, profile=profile)
         host = sim.add_host("a")
 
-        async def prog(k):
+        async def prog(k, profile=profile):
             s = k.socket(AF_INET, SOCK_STREAM)
             names[profile.tcp_congestion_control] = s.getsockopt(IPPROTO_TCP, TCP_CONGESTION, 16)
         host.spawn(prog)

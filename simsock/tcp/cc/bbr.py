@@ -42,7 +42,13 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from simsock.tcp.cc.base import CA_LOSS, CA_OPEN, CA_RECOVERY, TCP_INFINITE_SSTHRESH, CongestionOps
+from simsock.tcp.cc.base import (
+    CA_LOSS,
+    CA_OPEN,
+    CA_RECOVERY,
+    TCP_INFINITE_SSTHRESH,
+    CongestionOps,
+)
 
 BBR_SCALE = 8
 BBR_UNIT = 1 << BBR_SCALE
@@ -405,8 +411,7 @@ class Bbr(CongestionOps):
             expected = 0
         self.ack_epoch_acked = min(0xFFFFF, self.ack_epoch_acked + rs.acked_sacked)
         extra = min(self.ack_epoch_acked - expected, tp.snd_cwnd)
-        if extra > self.extra_acked[self.extra_acked_win_idx]:
-            self.extra_acked[self.extra_acked_win_idx] = extra
+        self.extra_acked[self.extra_acked_win_idx] = max(self.extra_acked[self.extra_acked_win_idx], extra)
 
     def _is_next_cycle_phase(self, tp: Any, rs: Any) -> bool:
         is_full_length = tp.delivered_mstamp - self.cycle_mstamp > self.min_rtt_us
