@@ -59,7 +59,7 @@ print(json.dumps({"got": len(times), "first": times[0] if times else 0, "last": 
 
 
 def _ip(*args):
-    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=10, check=False)
+    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=10)
 
 
 @pytest.fixture
