@@ -1,7 +1,7 @@
 """TBF (simsock/net/tbf.py) against ``tc qdisc add dev X root tbf`` on a real veth pair.
 
-Two namespaces made by this test (``simsock-<pid>-tbfA``/``tbfB``, addresses 10.199.<n>.1/2
-that exist only there), a veth pair between them, the tbf on the sender's end. A UDP blast
+Two namespaces made by this test (``veth_pair`` in conftest.py), a veth pair between them,
+the tbf on the sender's end. A UDP blast
 goes from A to B; what B receives, and at what rate, is compared with the same world in the
 simulator (a 10 Gbit/s link whose a->b direction has the same TBF). Bounded: a few thousand
 datagrams, at most a few seconds; the namespaces are deleted afterwards.
@@ -10,16 +10,11 @@ datagrams, at most a few seconds; the namespaces are deleted afterwards.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-
 import pytest
 
 import simsock
 from simsock import AF_INET, SOCK_DGRAM
 from simsock.net.tbf import TBF
-from simsock.real.netns import namespaces_available
 
 pytestmark = pytest.mark.real
 
@@ -58,59 +53,25 @@ print(json.dumps({"got": len(times), "first": times[0] if times else 0, "last": 
 """
 
 
-def _ip(*args):
-    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=10)
-
-
 @pytest.fixture
-def veth():
-    ok, why = namespaces_available()
-    if not ok:
-        pytest.skip(why)
-    a, b = f"simsock-{os.getpid()}-tbfA", f"simsock-{os.getpid()}-tbfB"
-    net = f"10.199.{os.getpid() % 250}"
-    try:
-        _ip("netns", "add", a)
-        _ip("netns", "add", b)
-        _ip("link", "add", "tbfa", "netns", a, "type", "veth", "peer", "name", "tbfb", "netns", b)
-        for ns in (a, b):   # no IPv6 neighbour discovery taking tokens or showing up in counts
-            subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"],
-                           capture_output=True, timeout=10, check=False)
-        _ip("-n", a, "addr", "add", f"{net}.1/24", "dev", "tbfa")
-        _ip("-n", b, "addr", "add", f"{net}.2/24", "dev", "tbfb")
-        _ip("-n", a, "link", "set", "tbfa", "up")
-        _ip("-n", b, "link", "set", "tbfb", "up")
-        # a permanent neighbour entry: no ARP through the tbf, no datagrams parked while it resolves
-        link = subprocess.run(["ip", "-n", b, "-j", "link", "show", "tbfb"], capture_output=True, text=True,
-                              timeout=10, check=True)
-        _ip("-n", a, "neigh", "replace", f"{net}.2", "lladdr", json.loads(link.stdout)[0]["address"],
-            "dev", "tbfa", "nud", "permanent")
+def veth(veth_pair):
+    """Run a blast: tbf ``tc_opts`` on A's end, ``n`` datagrams of ``size`` every ``gap`` s."""
+    v = veth_pair
 
-        def run(tc_opts: str, n: int, size: int, gap: float, wait: float) -> dict:
-            cmd = ["ip", "netns", "exec", a, "tc", "qdisc", "replace", "dev", "tbfa", "root", "tbf", *tc_opts.split()]
-            r = subprocess.run(cmd, capture_output=True, timeout=10, check=False)
-            if r.returncode:
-                pytest.skip(f"tc tbf unavailable: {r.stderr.decode().strip()}")
-            recv = subprocess.Popen(["ip", "netns", "exec", b, sys.executable, "-c", _RECEIVER, str(wait)],
-                                    stdout=subprocess.PIPE, text=True)
-            try:
-                assert recv.stdout.readline().strip() == "ready"
-                sent = subprocess.run(["ip", "netns", "exec", a, sys.executable, "-c", _SENDER, f"{net}.2",
-                                       str(n), str(size), str(gap)],
-                                      capture_output=True, text=True, timeout=60, check=True)
-                out = json.loads(recv.stdout.readline())
-            finally:
-                recv.wait(timeout=60)
-            out.update(json.loads(sent.stdout))
-            stats = subprocess.run(["ip", "netns", "exec", a, "tc", "-s", "-j", "qdisc", "show", "dev", "tbfa"],
-                                   capture_output=True, text=True, timeout=10, check=False)
-            q = json.loads(stats.stdout)[0]
-            out.update(drops=q.get("drops"), tc_sent=q.get("packets"))
-            return out
-        yield run
-    finally:
-        for ns in (a, b):
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10, check=False)
+    def run(tc_opts: str, n: int, size: int, gap: float, wait: float) -> dict:
+        v.tc("tbf " + tc_opts)
+        recv = v.popen(v.b, _RECEIVER, wait)
+        try:
+            assert recv.stdout.readline().strip() == "ready"
+            sent = v.python(v.a, _SENDER, v.ip_b, n, size, gap)
+            out = json.loads(recv.stdout.readline())
+        finally:
+            recv.wait(timeout=60)
+        out.update(json.loads(sent.stdout))
+        q = v.qdisc_stats()
+        out.update(drops=q.get("drops"), tc_sent=q.get("packets"))
+        return out
+    return run
 
 
 def _sim(tc_opts: str, n: int, size: int, gap: float) -> dict:
