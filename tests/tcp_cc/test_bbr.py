@@ -232,3 +232,38 @@ def test_the_profile_names_the_default_algorithm():
         host.spawn(prog)
         sim.run(until=1)
     assert names == {"cubic": b"cubic".ljust(16, b"\0"), "bbr": b"bbr".ljust(16, b"\0")}
+
+
+def test_lt_bw_detects_a_token_bucket_policer():
+    """A policer (a TBF whose limit is its burst: it drops instead of queueing) at 2 Mbit/s of
+    frames on a 10 Mbit/s path: losses of >= 20 % at a steady delivery rate over 4+ rounds,
+    twice, make BBR use the long-term rate (lt_use_bw), ~1.91 Mbit/s of payload, pacing gain 1."""
+    from simsock import TBF
+    sim = Simulation(seed=1, trace=False)
+    a, b = sim.add_host("a"), sim.add_host("b")
+    sim.add_link(a, b, rate="10Mbit", delay="20ms", ab={"qdisc": TBF(rate="2Mbit", burst=3028, limit=3028)})
+    box = {}
+
+    async def server(k):
+        ls = k.socket(AF_INET, SOCK_STREAM)
+        ls.bind(("0.0.0.0", 80))
+        ls.listen()
+        c, _ = await ls.accept()
+        while await c.recv(65536):
+            pass
+
+    async def client(k):
+        s = k.socket(AF_INET, SOCK_STREAM)
+        s.setsockopt(IPPROTO_TCP, TCP_CONGESTION, b"bbr")
+        box["conn"] = s
+        await s.connect(("b", 80))
+        while True:
+            await s.send(b"x" * 65536)
+
+    b.spawn(server)
+    a.spawn(client)
+    sim.run(until=1.5)
+    ops = box["conn"].conn.cc
+    assert ops.lt_use_bw and ops.mode_name == "PROBE_BW" and ops.pacing_gain == 256
+    lt_bps = ops.lt_bw * MSS * 8 * 1_000_000 / (1 << 24)
+    assert 1.8e6 < lt_bps < 2.05e6, lt_bps
