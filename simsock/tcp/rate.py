@@ -24,13 +24,17 @@ credit of up to half of that for time the sender sat idle (OS jitter), and not a
 the first 10 data segments of a connection (as sch_fq). A connection whose ``wstamp_ns`` is in
 the future stops transmitting and arms its pacing timer (Linux's ``pacing_timer`` hrtimer),
 which is one more deadline in ``next_deadline()``. Segments leave in bursts of
-``tcp_tso_autosize`` segments: about 1 ms of the pacing rate (``sk_pacing_shift`` 10), at least
-the module's ``min_tso_segs``.
+``tcp_tso_autosize`` segments: about 1 ms of the pacing rate (``sk_pacing_shift`` 10) plus, on
+short paths, up to a whole GSO packet (``tcp_tso_rtt_log``), at least the module's
+``min_tso_segs``.
+
+The ACK's RTT handed to the module (``rs.rtt_us``) is Linux's ``ca_rtt_us``: the RTT of the
+newest segment the ACK covers, or of the first newly SACKed one.
 
 Differences from Linux: rate sampling and pacing run only for a connection whose module asks
-for them (BBR), so the classic algorithms run exactly as before; the ACK's RTT handed to the
-module is the RTT of the oldest newly ACKed segment (Linux uses the newest, ``ca_rtt_us``),
-and ECN-marked deliveries are not counted.
+for them (BBR), so the classic algorithms run exactly as before; for SACKed segments the RTT
+is that of the oldest newly SACKed one (Linux: the newest, ``last_sackt``); ECN-marked
+deliveries are not counted.
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ from __future__ import annotations
 _NS = 1_000_000_000
 #: sk_pacing_shift (sk_pacing_shift_update default): TSO bursts of ~1/1024 s of the rate.
 PACING_SHIFT = 10
+#: net.ipv4.tcp_tso_rtt_log (default 9, Linux >= 5.18): bigger bursts below 512 us of RTT.
+TSO_RTT_LOG = 9
 
 
 class RateSample:
@@ -183,10 +189,15 @@ class RateSampler:
         if w > now:
             self.pacing_at = w
             return True
-        rate = self.tp.pacing_rate
-        mss = self.mss_cache
-        # tcp_tso_autosize: ~1 ms of the pacing rate per burst, at least min_tso_segs.
-        segs = (rate >> PACING_SHIFT) // mss if rate else 0
+        # tcp_tso_autosize: ~1 ms of the pacing rate per burst, plus gso_max_size >> (min_rtt_us
+        # >> tcp_tso_rtt_log) (whole GSO packets when the RTT is short), at least min_tso_segs.
+        nbytes = self.tp.pacing_rate >> PACING_SHIFT
+        gso = self.config.gso_max_size
+        if self.min_rtt < (1 << 62):
+            r = (self.min_rtt // 1000) >> TSO_RTT_LOG
+            if r < 32:
+                nbytes += gso >> r
+        segs = min(nbytes, gso) // self.mss_cache
         self.burst_left = max(segs, self.cc.min_tso_segs(self.tp))
         return False
 

@@ -385,7 +385,7 @@ class Sender:
             self.snd_una = ack
             self.stats_bytes_acked += ack - prior_una
             self.sendq.ack(ack)
-            first_sent = None
+            first_sent = last_sent = None
             reord = None
             sack_ok = self.sack_ok
             while records and records[0][1] <= ack:
@@ -402,6 +402,8 @@ class Sender:
                     first_sent = rec[2]
                 if rate_on:
                     self._rate_skb_delivered(rec, False)
+                    if not f & (R_EVER | R_RETRANS | R_SACKED):
+                        last_sent = rec[2]      # last_ackt: the newest original transmission
                 if f & R_SACKED:
                     self.sacked_out -= 1
                 elif sack_ok:
@@ -434,7 +436,11 @@ class Sender:
             tp.snd_nxt = self.snd_nxt
             self.cc.pkts_acked(tp, acked_pkts, rtt // 1000 if rtt >= 0 else -1)
             if rate_on:
-                rs.rtt_us = rtt // 1000 if rtt >= 0 else -1
+                # ca_rtt_us (tcp_clean_rtx_queue): the RTT of the newest segment ACKed
+                if last_sent is not None and first_sent is not None and not flag & FLAG_RETRANS_DATA_ACKED:
+                    rs.rtt_us = (now - last_sent) // 1000
+                else:
+                    rs.rtt_us = rtt // 1000 if rtt >= 0 else -1
         elif self._sack_first_sent is not None:
             self._rtt_sample(now - self._sack_first_sent, now)
             if rate_on:

@@ -136,3 +136,66 @@ def test_fragment_charge_without_namespaces():
     sim.run(until=0.1)
     assert seen == {"wmem": 20 * 2304 + 1280, "errno": errno.ENOBUFS, "wmem_after": 0}
     assert a.udp_mib["SndbufErrors"] == 1
+
+
+_RX = r"""
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
+s.bind(("0.0.0.0", 9))
+print("ready", flush=True)
+want = int(sys.argv[1])
+deadline = time.monotonic() + 5
+charge = 0
+while time.monotonic() < deadline:
+    for line in open("/proc/net/udp").read().splitlines()[1:]:
+        f = line.split()
+        if int(f[1].split(":")[1], 16) == 9:
+            charge = int(f[4].split(":")[1], 16)
+    if charge:
+        break
+    time.sleep(0.01)
+print(charge, flush=True)
+"""
+
+_TX = r"""
+import socket, sys
+socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"x" * int(sys.argv[2]), (sys.argv[1], 9))
+"""
+
+
+def _sim_rx_charge(payload: int) -> int:
+    sim = simsock.Simulation(seed=1, trace=False)
+    a, b = sim.add_host("a"), sim.add_host("b")
+    sim.add_link(a, b, rate="10Gbit")
+    box = {}
+
+    async def rx(k):
+        s = k.socket(AF_INET, SOCK_DGRAM)
+        s.setsockopt(SOL_SOCKET, simsock.SO_RCVBUF, 1 << 22)
+        s.bind(("0.0.0.0", 9))
+        box["s"] = s
+
+    async def tx(k):
+        await k.sleep(0.001)
+        await k.socket(AF_INET, SOCK_DGRAM).sendto(b"x" * payload, ("b", 9))
+
+    b.spawn(rx)
+    a.spawn(tx)
+    sim.run(until=0.1)
+    return box["s"].rmem_alloc
+
+
+@pytest.mark.parametrize("payload", [1000, 3000, 30000, 65507])
+def test_receive_charge_of_a_fragmented_datagram_matches_the_kernel(veth_pair, payload):
+    """Over veth the receiver is charged the fragments' skbs (3000 B: 5440, 30000 B: 47360),
+    not the loopback figure for one datagram of that size (4352, 30832)."""
+    veth_pair.tc("pfifo_fast")
+    rx = veth_pair.popen(veth_pair.b, _RX, payload)
+    try:
+        assert rx.stdout.readline().strip() == "ready"
+        veth_pair.python(veth_pair.a, _TX, veth_pair.ip_b, payload)
+        real = int(rx.stdout.readline())
+    finally:
+        rx.wait(timeout=30)
+    assert _sim_rx_charge(payload) == real

@@ -168,12 +168,12 @@ class _FixedPace(CongestionOps):
 def test_paced_connection_releases_segments_at_the_pacing_rate():
     """Internal pacing (tcp_pacing_check / tcp_update_skb_after_send): after the first 10
     segments, bursts of max(rate/1024/MSS, 2) segments leave every burst_bytes/rate seconds,
-    on a link far faster than the rate."""
+    on a link far faster than the rate (RTT 40 ms: no extra GSO allowance, tcp_tso_rtt_log)."""
     cc.register("fixedpace", _FixedPace, replace=True)
     try:
         sim = Simulation(seed=1)
         a, b = sim.add_host("a"), sim.add_host("b")
-        sim.add_link(a, b, rate="10Gbit", delay="1ms")
+        sim.add_link(a, b, rate="10Gbit", delay="20ms")
 
         async def server(k):
             ls = k.socket(AF_INET, SOCK_STREAM)

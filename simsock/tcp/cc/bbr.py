@@ -33,8 +33,8 @@ milliseconds (HZ=1000, the common configuration). The random starting phase come
 generator seeded by the connection (deterministic per simulation seed) instead of
 ``get_random_u32_below``.
 
-Differences from Linux: the connection's RTT sample is that of the oldest newly ACKed
-segment (Linux uses the newest), and ACK-delay marks (``is_ack_delayed``) are never set.
+Differences from Linux: ACK-delay marks (``is_ack_delayed``) are never set, and a SACK's RTT
+sample is that of the oldest newly SACKed segment (see :mod:`simsock.tcp.rate`).
 """
 
 from __future__ import annotations
