@@ -55,6 +55,9 @@ class Profile:
     tcp_early_retrans: int = 3       # net.ipv4.tcp_early_retrans: 3/4 tail loss probes, 0-2 none
     #: net.ipv4.tcp_congestion_control: the algorithm a new TCP socket gets (TCP_CONGESTION)
     tcp_congestion_control: str = "cubic"
+    #: net.core.default_qdisc: "fq" makes every TCP flow paced at sk_pacing_rate (fq pacing);
+    #: anything else leaves pacing to congestion modules that ask for it (BBR)
+    default_qdisc: str = "pfifo_fast"
 
     def to_dict(self) -> dict:
         return asdict(self)

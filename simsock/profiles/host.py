@@ -302,6 +302,7 @@ def measure() -> HostProfile:
     notes.append(f"loopback TCP: tcpi_advmss {advmss}, TCP_MAXSEG right after connect {maxseg}; the simulator "
                  f"derives its MSS from loopback_mtu: {derived}"
                  + ("" if advmss == derived else " (differs: the profile cannot express this host's MSS)"))
+    put("default_qdisc", _sysctl("net.core.default_qdisc"), "sysctl net.core.default_qdisc")
     cc = _sysctl("net.ipv4.tcp_congestion_control")
     if cc is not None:
         from simsock.tcp import cc as cc_registry
@@ -324,6 +325,7 @@ def measured_fields() -> list[str]:
     return ["kernel", "rmem_default", "wmem_default", "rmem_max", "wmem_max", "somaxconn", "ip_default_ttl",
             "tcp_rmem", "tcp_wmem", "ip_local_port_range", "icmp_ratelimit_ns", "ipfrag_time_ns",
             "tcp_sack", "tcp_dsack", "tcp_recovery", "tcp_early_retrans", "tcp_congestion_control",
+            "default_qdisc",
             "loopback_mtu", "default_mtu", "txqueuelen", "sock_min_rcvbuf", "sock_min_sndbuf",
             "sockopt_buf_doubles", "udp_max_payload", "udp_truesize_steps", "udp_truesize_linear"]
 

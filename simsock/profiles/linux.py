@@ -40,6 +40,11 @@ Where each comes from:
   a profile measured there uses bbr; ``dataclasses.replace(LINUX,
   tcp_congestion_control="bbr")`` is such a kernel by hand; ``setsockopt(IPPROTO_TCP,
   TCP_CONGESTION, b"bbr")`` picks it per socket, as on Linux.
+* ``default_qdisc`` "pfifo_fast": ``net.core.default_qdisc`` (upstream's and this machine's).
+  With "fq", Linux paces every TCP flow at ``sk_pacing_rate`` (sch_fq; for cubic/reno that is
+  ``tcp_update_pacing_rate``: 200 % of cwnd x mss / srtt in slow start below ssthresh/2,
+  120 % after, ``net.ipv4.tcp_pacing_ss_ratio``/``tcp_pacing_ca_ratio``); simsock then paces
+  them as it paces BBR (fq's per-flow fair queueing itself is not modelled).
 
 CPU costs (the CPU model, simsock/kernel/cpu.py). Python cannot time a system call by
 itself; ``benchmarks/cpu_costs.py`` times real calls from Python on the test machine (a
@@ -111,4 +116,5 @@ LINUX = Profile(
     epoll_per_event_ns=100,
     thread_stack_bytes=8 << 20,
     tcp_congestion_control="cubic",
+    default_qdisc="pfifo_fast",
 )

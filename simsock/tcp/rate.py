@@ -96,7 +96,7 @@ class RateSampler:
     def _rate_init(self) -> None:
         cc = self.cc
         self.rate_on = cc.wants_rate_sample
-        self.pacing_on = cc.needs_pacing
+        self.pacing_on = cc.needs_pacing or self.config.fq_pacing
         tp = self.tp
         tp.delivered = getattr(tp, "delivered", 0)
         tp.delivered_mstamp = getattr(tp, "delivered_mstamp", 0)
@@ -181,6 +181,17 @@ class RateSampler:
             tp.app_limited = (tp.delivered + in_flight) or 1
 
     # ------------------------------------------------------------------ pacing
+    def _update_pacing_rate(self) -> None:
+        """tcp_update_pacing_rate, for modules that do not set the rate themselves: 200 %
+        (tcp_pacing_ss_ratio) of cwnd x mss / srtt while cwnd < ssthresh / 2, else 120 %
+        (tcp_pacing_ca_ratio), with max(cwnd, packets_out)."""
+        tp = self.tp
+        srtt_us = self.rtt.srtt // 1000
+        cfg = self.config
+        ratio = cfg.pacing_ss_ratio if tp.snd_cwnd < tp.snd_ssthresh // 2 else cfg.pacing_ca_ratio
+        rate = self.mss_cache * 10_000 * ratio * max(tp.snd_cwnd, len(self.records))
+        tp.pacing_rate = rate // srtt_us if srtt_us else 0
+
     def _pacing_blocked(self, now: int) -> bool:
         """tcp_pacing_check: may the next skb leave now? If not, arm the pacing timer."""
         if self.burst_left > 0:

@@ -474,6 +474,8 @@ class Sender:
             elif (flag & FLAG_FORWARD_PROGRESS if self.reordering > TCP_REORDERING
                   else flag & FLAG_DATA_ACKED):
                 self._cong_avoid(ack, delivered)
+            if self.pacing_on and self.cc.cong_control is None:
+                self._update_pacing_rate()
         if ack > prior_una:
             if self.fin_sent and self.snd_una >= self.snd_nxt:
                 self._our_fin_acked(now)
