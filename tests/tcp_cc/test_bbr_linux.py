@@ -93,16 +93,25 @@ def _sim(cc: bytes) -> dict:
 def test_autotuned_sndbuf_matches_the_real_kernel(cc):
     if not hasattr(socket, "TCP_CONGESTION") or cc.decode() not in _available():
         pytest.skip(f"{cc.decode()} is not available on this host")
-    real, sim = _real(cc), _sim(cc)
-    assert real["name"] == sim["name"] == cc.ljust(16, b"\0")
+    sim = _sim(cc)
     expand = 3 if cc == b"bbr" else 2
-    assert real["connect"] == sim["connect"] == expand * 10 * 131328
     wmem_max = LINUX.tcp_wmem[2]
-    if cc == b"bbr":
-        assert real["transfer"] == sim["transfer"] == wmem_max
-    else:
-        for side in (real, sim):
-            assert side["connect"] < side["transfer"] < wmem_max
+
+    def grown(side):
+        if cc == b"bbr":
+            return side["transfer"] == wmem_max
+        return side["connect"] < side["transfer"] < wmem_max
+    assert sim["name"] == cc.ljust(16, b"\0")
+    assert sim["connect"] == expand * 10 * 131328 and grown(sim)
+    # the real transfer's cwnd growth depends on scheduling: a loaded machine can only slow
+    # it down, so up to three attempts (as the other real-kernel timing tests do)
+    for _ in range(3):
+        real = _real(cc)
+        assert real["name"] == sim["name"]
+        assert real["connect"] == sim["connect"]
+        if grown(real):
+            break
+    assert grown(real), (real, sim)
 
 
 @pytest.mark.real
