@@ -95,7 +95,7 @@ class TcpStack:
         self.listen_drops = 0
         self._busy = 0                   # pumps / backlog drains in progress
         self._backlog: deque = deque()   # loopback segments waiting for them to finish
-        self.default_congestion = "cubic"
+        self.default_congestion = host.profile.tcp_congestion_control   # net.ipv4.tcp_congestion_control
 
     # -- ports ---------------------------------------------------------------------------
     def _users(self, port: int) -> list[_Binding]:
@@ -162,7 +162,8 @@ class TcpStack:
             rcvbuf_locked=sock._userlocks_rcv, nodelay=sock._nodelay, cork=sock._cork, linger=linger,
             congestion=sock._congestion, tcp_wmem=tuple(prof.tcp_wmem), tcp_rmem=tuple(prof.tcp_rmem),
             rmem_max=prof.rmem_max, sack=prof.tcp_sack, dsack=prof.tcp_dsack,
-            recovery=prof.tcp_recovery, early_retrans=prof.tcp_early_retrans, **lo)
+            recovery=prof.tcp_recovery, early_retrans=prof.tcp_early_retrans,
+            fq_pacing=prof.default_qdisc == "fq" and channel is not self.host.lo, **lo)
         cfg.extra["pmtu"] = min(mtu, 65535)
         if sock._user_mss:
             cfg.mss = min(cfg.mss, sock._user_mss)     # tcp_advertise_mss / mss_clamp
