@@ -96,6 +96,7 @@ CASES = [
     (lambda: CoDel(interval=0.1), TypeError, "interval"),
     (lambda: CoDel(limit=0), ValueError, "limit"),
     (lambda: Jitter(max_ns=-1), ValueError, "max_ns"),
+    (lambda: Jitter(max_ns="1ms", reorder="no"), TypeError, "reorder"),
     (lambda: Bernoulli(p=2), ValueError, "p="),
     (lambda: GilbertElliott(p_good_to_bad=-0.1, p_bad_to_good=0.5), ValueError, "p_good_to_bad"),
     # profiles (JSON values)
