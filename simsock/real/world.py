@@ -15,6 +15,22 @@ bind the same port on 0.0.0.0. Use ``RealWorld(namespaces=True)`` (root only) wh
 or when links need a rate: there each host is a network namespace (see
 :mod:`simsock.real.netns`) and a name resolves to the host's address on its first link.
 
+Links. As in the simulator (where hosts do not forward), a host reaches another only over a
+link joining the two: a ``connect`` or ``sendto`` to a host it shares no link with raises
+ENETUNREACH, although without namespaces the machine's loopback could deliver it. A UDP
+socket bound to 0.0.0.0 sends to another host from its own host's address (``IP_PKTINFO``),
+not from 127.0.0.1, so replies name the host as a simulated reply does.
+
+Start order. The simulator runs the threads spawned before ``run`` in spawn order at time 0,
+each until it first waits. Real threads run at once, so a client could send before the
+server spawned before it has bound its port. ``run`` therefore starts them one after
+another: each once the previous one has reached a call that may wait (``recv``, ``accept``,
+``sleep``, ``epoll.poll`` … or has returned), at most ``STARTUP_WAIT`` seconds later. What
+remains different: after that, threads of different hosts run truly in parallel, so events
+that the simulator orders by nanoseconds (two clients' connects at the same instant, how
+many bytes have arrived when a ``recv`` returns) can come in another order or split
+differently; programs that are compared should leave time between such events.
+
 Time. ``until`` is wall-clock seconds from ``run``. A run ends when every thread has
 returned, when one fails (its exception is re-raised as :class:`SimulationError`), or at the
 bound. Stopping a run shuts down and closes every socket its programs still hold and wakes
@@ -39,6 +55,13 @@ from simsock.trace import Trace, errno_of
 from simsock.real import netns
 from simsock.real.kernel import RealKernel, ThreadHandle
 from simsock.real.sockets import RealSocket, plain
+
+
+STARTUP_WAIT = 0.5   # seconds run() waits for a thread to reach a call that may wait
+# Calls that may wait: a thread that reaches one lets run() start the next thread.
+_MAY_WAIT = frozenset({"accept", "connect", "connect_ex", "recv", "recvfrom", "recv_into",
+                       "recvfrom_into", "send", "sendall", "sendto", "select", "poll.poll",
+                       "epoll.poll", "sleep", "join"})
 
 
 class _Aborted(BaseException):
@@ -247,6 +270,18 @@ class RealWorld:
         raise PermissionError(_errno.EPERM, f"simsock.real refuses address {shown}: the real backend reaches "
                                             f"{where}")
 
+    def _check_route(self, host: RealHost, address) -> None:
+        """ENETUNREACH for a call to another host that shares no link with ``host``, as the
+        simulator (and Linux without a route) answers; the machine's loopback (without
+        namespaces) or the namespace's own ``lo`` would otherwise deliver it somewhere."""
+        if not (isinstance(address, tuple) and address and isinstance(address[0], str)):
+            return
+        target = next((h for h in self.hosts.values() if address[0] in h.addresses), None)
+        if target is None or target is host:
+            return
+        if not any({link["a"], link["b"]} == {host.name, target.name} for link in self.links):
+            raise OSError(_errno.ENETUNREACH, os.strerror(_errno.ENETUNREACH))
+
     def _is_host_address(self, ip: str) -> bool:
         return any(ip in h.addresses for h in self.hosts.values())
 
@@ -271,6 +306,23 @@ class RealWorld:
                              daemon=True)
         th.os_thread = t
         t.start()
+
+    def _start_in_order(self) -> None:
+        """Start the threads spawned before run() one after another, each once the one before
+        has reached its first call that may wait (or returned, or STARTUP_WAIT passed): a
+        server spawned before its clients is then listening before they start, as in the
+        simulator, where threads started at time 0 run in spawn order until they wait."""
+        with self._lock:
+            pending = list(self._threads)
+        for th in pending:
+            with self._lock:
+                self._start(th)
+            deadline = time.monotonic() + STARTUP_WAIT
+            while not (th.settled.is_set() or th.done.is_set() or self._failure is not None):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                th.settled.wait(min(left, 0.01))
 
     def _thread_main(self, th: ThreadHandle) -> None:
         self._local.thread = th
@@ -318,9 +370,7 @@ class RealWorld:
             if self.trace.want_events:
                 for h in self.hosts.values():
                     self.trace.event(0, h.name, "host", {"index": h.index, "addresses": list(h.addresses)})
-            with self._lock:
-                for th in list(self._threads):
-                    self._start(th)
+            self._start_in_order()
             while True:
                 self._changed.clear()
                 with self._lock:
@@ -427,6 +477,8 @@ class RealWorld:
         th = getattr(self._local, "thread", None)
         if th is not None:
             th.current_call = call
+            if call in _MAY_WAIT:
+                th.settled.set()
 
     def _leave_call(self) -> None:
         th = getattr(self._local, "thread", None)
