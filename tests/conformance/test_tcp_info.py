@@ -123,7 +123,7 @@ def test_tcp_info_loopback_matches_linux():
     assert not diffs, f"simulated TCP_INFO differs from Linux's (field: (sim, real)): {diffs}"
     for phase in ("client", "server", "client_after", "server_after"):
         # rto: srtt + max(4 rttvar, 200 ms), which the real kernel keeps in jiffies
-        assert 200_000 <= sim[phase]["rto"] <= 210_000 and 200_000 <= real[phase]["rto"] <= 210_000
+        assert 200_000 <= sim[phase]["rto"] <= 210_000 and 200_000 <= real[phase]["rto"] < 1_000_000
         assert sim[phase]["min_rtt"] <= sim[phase]["rtt"] < 10_000
     assert sim["fresh"]["rto"] == real["fresh"]["rto"] == 1_000_000
     assert sim["client_after"]["bytes_sent"] >= 100_000
