@@ -713,7 +713,8 @@ class TcpSocket(Socket):
             return errno.EISCONN
         if self._sock_state == _CONNECTED:
             return errno.EISCONN
-        if self._sock_state == _CONNECTING:
+        again = self._sock_state == _CONNECTING
+        if again:
             conn = self.conn
             if conn.state in ("SYN_SENT", "SYN_RECV"):
                 if self._timeout_ns == 0:
@@ -725,12 +726,21 @@ class TcpSocket(Socket):
             if self._timeout_ns == 0:
                 return errno.EINPROGRESS
         deadline = self._deadline()
+        # A blocking socket waits at most SO_SNDTIMEO (inet_stream_connect: sock_sndtimeo),
+        # then fails with EINPROGRESS, or EALREADY when it was already connecting.
+        ktimeo = self._sndtimeo_ns if self._timeout_ns is None else None
+        if ktimeo is not None:
+            if ktimeo == 0 and self.conn.state in ("SYN_SENT", "SYN_RECV"):
+                return errno.EALREADY if again else errno.EINPROGRESS
+            deadline = self._env._now + ktimeo
         from .wait import TIMED_OUT
         self._hold()
         try:
             while self.conn.state in ("SYN_SENT", "SYN_RECV"):
                 woke = await self.write_wait.wait(deadline)
                 if woke is TIMED_OUT and self.conn.state in ("SYN_SENT", "SYN_RECV"):
+                    if ktimeo is not None:
+                        return errno.EALREADY if again else errno.EINPROGRESS
                     from simsock.errors import timeout_error
                     raise timeout_error()
             if self._closed and self._timeout_ns:
