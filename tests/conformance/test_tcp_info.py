@@ -66,6 +66,7 @@ async def loopback_transfer(k, out):
     s, _ = await ls.accept()
     out["client"] = info(c)
     out["server"] = info(s)
+    out["helper"] = c.tcp_info()["snd_mss"]             # sock.tcp_info(): the same dict, no system call
     out["maxseg"] = (c.getsockopt(IPPROTO_TCP, TCP_MAXSEG), s.getsockopt(IPPROTO_TCP, TCP_MAXSEG))
     await c.sendall(b"x" * 100_000)
     await k.sleep(0.05)
@@ -118,6 +119,7 @@ def test_tcp_info_loopback_matches_linux():
     assert sim["fresh_int"] == real["fresh_int"] == 7        # TCP_CLOSE in the low byte
     assert sim["fresh_short"] == real["fresh_short"]
     assert sim["maxseg"] == real["maxseg"] == (32741, 32768)
+    assert sim["helper"] == real["helper"] == 32741
     assert sim["maxseg_after"] == real["maxseg_after"]
     diffs = _phase_diffs(sim, real)
     assert not diffs, f"simulated TCP_INFO differs from Linux's (field: (sim, real)): {diffs}"
