@@ -20,7 +20,7 @@ LO = "127.0.0.1"
 #: Fields that must agree exactly between the simulator and Linux.
 EXACT = ("state", "ca_state", "retransmits", "probes", "backoff", "options", "snd_wscale",
          "rcv_wscale", "snd_mss", "rcv_mss", "advmss", "snd_cwnd", "snd_ssthresh", "reordering",
-         "pmtu", "unacked", "sacked", "lost", "snd_wnd", "rcv_wnd", "bytes_acked",
+         "pmtu", "rcv_ssthresh", "unacked", "sacked", "lost", "snd_wnd", "rcv_wnd", "bytes_acked",
          "bytes_received", "segs_out", "segs_in", "data_segs_in", "notsent_bytes",
          "delivery_rate_app_limited", "max_pacing_rate")
 
@@ -128,6 +128,8 @@ def test_tcp_info_loopback_matches_linux():
         assert 200_000 <= sim[phase]["rto"] <= 210_000 and 200_000 <= real[phase]["rto"] < 1_000_000
         assert sim[phase]["min_rtt"] <= sim[phase]["rtt"] < 10_000
     assert sim["fresh"]["rto"] == real["fresh"]["rto"] == 1_000_000
+    # the initial receive space: the active side chose its window for the full advmss (65495)
+    assert [sim[p]["rcv_space"] for p in ("client", "server")] == [real[p]["rcv_space"] for p in ("client", "server")]
     assert sim["client_after"]["bytes_sent"] >= 100_000
 
 
