@@ -30,6 +30,7 @@ from .addr import check_int
 from .cpu import run_debt
 from .thread import RUNNING, foreign_use
 from .wait import TIMED_OUT, FileState, WaitQueue
+from .watchdog import STEP_CALL_LIMIT, stop_thread
 
 
 def _returned_int(args, result) -> int:
@@ -72,6 +73,9 @@ def syscall(fn):
                     raise foreign_use(self, self._host, thread)
                 thread.debt_ns += self._host.cpu.syscall_ns
                 thread.progress = True
+                thread.ops += 1
+                if thread.ops > STEP_CALL_LIMIT:
+                    raise stop_thread(thread, "call")
             elif RUNNING.sim is not None and RUNNING.sim is not self._sim:
                 raise foreign_use(self, self._host, None)
             try:
@@ -105,6 +109,9 @@ def syscall_may_wait(fn):
                 raise foreign_use(self, self._host, thread)
             cpu = self._host.cpu
             thread.debt_ns += cpu.syscall_ns     # entry: paid even if the call blocks
+            thread.ops += 1
+            if thread.ops > STEP_CALL_LIMIT:     # a loop that never lets time pass (watchdog.py)
+                raise stop_thread(thread, "call" if thread.progress else "eagain")
         elif RUNNING.sim is not None and RUNNING.sim is not sim:
             raise foreign_use(self, self._host, None)
         try:

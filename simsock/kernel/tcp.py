@@ -95,7 +95,7 @@ class TcpStack:
         self.listen_drops = 0
         self._busy = 0                   # pumps / backlog drains in progress
         self._backlog: deque = deque()   # loopback segments waiting for them to finish
-        self.default_congestion = "cubic"
+        self.default_congestion = host.profile.tcp_congestion_control   # net.ipv4.tcp_congestion_control
 
     # -- ports ---------------------------------------------------------------------------
     def _users(self, port: int) -> list[_Binding]:
@@ -162,7 +162,8 @@ class TcpStack:
             rcvbuf_locked=sock._userlocks_rcv, nodelay=sock._nodelay, cork=sock._cork, linger=linger,
             congestion=sock._congestion, tcp_wmem=tuple(prof.tcp_wmem), tcp_rmem=tuple(prof.tcp_rmem),
             rmem_max=prof.rmem_max, sack=prof.tcp_sack, dsack=prof.tcp_dsack,
-            recovery=prof.tcp_recovery, early_retrans=prof.tcp_early_retrans, **lo)
+            recovery=prof.tcp_recovery, early_retrans=prof.tcp_early_retrans,
+            fq_pacing=prof.default_qdisc == "fq" and channel is not self.host.lo, **lo)
         cfg.extra["pmtu"] = min(mtu, 65535)
         if sock._user_mss:
             cfg.mss = min(cfg.mss, sock._user_mss)     # tcp_advertise_mss / mss_clamp
@@ -605,9 +606,11 @@ class TcpSocket(Socket):
         self._notifies += 1
         super()._notify(edges, readers, writers)
 
-    async def _wait_ready(self, queue, mask: int, flags: int):
-        """CPython's timeout mode: poll for ``mask`` until ready or the timeout expires."""
-        deadline = self._deadline()
+    async def _wait_ready(self, queue, mask: int, flags: int, deadline: int | None = None):
+        """CPython's timeout mode: poll for ``mask`` until ready or the timeout expires
+        (at ``deadline`` when given: the call's own, kept across retries)."""
+        if deadline is None:
+            deadline = self._deadline()
         from .wait import TIMED_OUT
         want = mask | C.EPOLLERR | C.EPOLLHUP
         if self.poll_mask() & want:
@@ -844,9 +847,7 @@ class TcpSocket(Socket):
         conn = self._check_sendable()
         # MSG_DONTWAIT matters only without a timeout: CPython's timeout mode polls first.
         nonblock = self._timeout_ns == 0 or (flags & C.MSG_DONTWAIT and self._timeout_ns is None)
-        if nonblock or self._timeout_ns is not None:
-            if not nonblock:
-                await self._wait_ready(self.write_wait, C.EPOLLOUT, flags)
+        if nonblock:
             try:
                 n = self._send_some(conn, view)
             finally:
@@ -854,8 +855,30 @@ class TcpSocket(Socket):
             if n == 0 and len(view):
                 raise os_error(errno.EAGAIN)
             return n
+        if self._timeout_ns is not None:
+            # CPython's timeout mode (sock_call_ex): poll, one non-blocking send; an EAGAIN
+            # after poll said writable is a false positive: poll again until the deadline.
+            deadline = self._deadline()
+            while True:
+                await self._wait_ready(self.write_wait, C.EPOLLOUT, flags, deadline)
+                try:
+                    n = self._send_some(conn, view)
+                except BlockingIOError:
+                    n = 0
+                finally:
+                    self._pump()
+                if n or not len(view):
+                    return n
+                if deadline <= self._env._now:
+                    from simsock.errors import timeout_error
+                    raise timeout_error()
+                if self.poll_mask() & (C.EPOLLOUT | C.EPOLLERR | C.EPOLLHUP):
+                    await self.write_wait.wait(deadline)    # not writable after all: wait for space
         # Blocking: tcp_sendmsg queues everything, waiting for space as needed -- up to
-        # SO_SNDTIMEO, after which it returns what it copied, or EAGAIN (sk_stream_wait_memory).
+        # SO_SNDTIMEO, after which it returns what it copied, or EAGAIN
+        # (sk_stream_wait_memory). A full buffer at the call is a wait, not EAGAIN; an error
+        # after some bytes were copied returns the count and stays pending for the next
+        # call (do_error: "if (copied) goto out"), which reports it (sk_stream_error).
         sent = 0
         total = len(view)
         kdeadline = None if self._sndtimeo_ns is None else self._env._now + self._sndtimeo_ns
@@ -863,13 +886,15 @@ class TcpSocket(Socket):
         try:
             while True:
                 seen = self._notifies
+                if sent and self._send_stopped(conn):
+                    return sent
                 try:
                     n = self._send_some(conn, view[sent:])
+                except BlockingIOError:
+                    n = 0                  # no space (or still connecting): wait
                 except OSError:
                     self._pump()
-                    if sent:
-                        return sent
-                    raise
+                    raise                  # nothing copied: the error is this call's
                 self._pump()
                 sent += n
                 if sent >= total:
@@ -882,6 +907,13 @@ class TcpSocket(Socket):
                     await self.write_wait.wait(kdeadline)
         finally:
             self._unhold()
+
+    @staticmethod
+    def _send_stopped(conn: TcpConnection) -> bool:
+        """tcp_sendmsg_locked's check before copying more: a pending error, the send side
+        shut down, or no longer a state that sends (the error is left for the next call)."""
+        return bool(conn.sk_err or conn.shutdown_flags & SEND_SHUTDOWN
+                    or conn.state not in ("ESTABLISHED", "CLOSE_WAIT"))
 
     @syscall
     async def sendall(self, data, flags=0) -> None:
@@ -900,16 +932,23 @@ class TcpSocket(Socket):
             mark = 0
         self._hold()       # a close() by another thread does not end this call (Socket.close)
         try:
+            nonblock = self._timeout_ns == 0 or (flags & C.MSG_DONTWAIT and self._timeout_ns is None)
             while sent < total or total == 0:
                 seen = self._notifies
                 try:
                     n = self._send_some(conn, view[sent:])
+                except BlockingIOError:
+                    # CPython's sendall loops on send(): a blocking send waits for space
+                    # (and a timeout-mode one polls again), only a non-blocking one raises.
+                    if nonblock:
+                        raise
+                    n = 0
                 finally:
                     self._pump()
                 sent += n
                 if sent >= total:
                     return None
-                if self._timeout_ns == 0 or (flags & C.MSG_DONTWAIT and self._timeout_ns is None):
+                if nonblock:
                     if n == 0:
                         raise os_error(errno.EAGAIN)
                     continue
@@ -989,22 +1028,33 @@ class TcpSocket(Socket):
         if bufsize == 0:
             return b""
         if self._timeout_ns is not None and self._timeout_ns > 0:     # CPython polls first, MSG_DONTWAIT or not
-            await self._wait_ready(self.read_wait, C.EPOLLIN, flags)
-            result = self._recv_attempt(bufsize, flags)
-            if result is AGAIN:
-                raise os_error(errno.EAGAIN)
-            return result
+            deadline = self._deadline()
+            while True:
+                await self._wait_ready(self.read_wait, C.EPOLLIN, flags, deadline)
+                result = self._recv_attempt(bufsize, flags & ~C.MSG_WAITALL)
+                if result is not AGAIN:
+                    return result
+                # A false positive (another thread took the data): CPython polls again.
+                if deadline <= self._env._now:
+                    from simsock.errors import timeout_error
+                    raise timeout_error()
+                await self.read_wait.wait(deadline)
         if flags & C.MSG_WAITALL and not (self._timeout_ns == 0 or flags & C.MSG_DONTWAIT):
             chunks = []
             got = 0
             kdeadline = None if not self._rcvtimeo_ns else self._env._now + self._rcvtimeo_ns
             self._hold()          # one system call: the file is held throughout
             try:
+                conn = self.conn
+
+                def attempt():
+                    if got and conn.sk_err and not conn.rcvq.size:
+                        return b""     # tcp_recvmsg: once bytes were copied, an error ends the call
+                    return self._recv_attempt(bufsize - got, flags & ~C.MSG_WAITALL)   # and stays pending
                 while got < bufsize:
                     try:
-                        part = await self._wait_for(
-                            lambda: self._recv_attempt(bufsize - got, flags & ~C.MSG_WAITALL),
-                            self.read_wait, flags, kdeadline=kdeadline)
+                        part = await self._wait_for(attempt, self.read_wait, flags,
+                                                    kdeadline=kdeadline)
                     except BlockingIOError:
                         if chunks:
                             break         # SO_RCVTIMEO expired: what was copied so far

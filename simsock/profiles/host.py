@@ -14,7 +14,8 @@ congestion control). Every number has one of these sources:
 * **sysfs** (``/sys/class/net``): lo's MTU; the MTU and ``tx_queue_len`` of the interface of
   the default route (``/proc/net/route``), if there is one;
 * **getsockopt** on fresh sockets: ``setsockopt(SO_RCVBUF/SO_SNDBUF, 1)`` reads back the
-  minimums (SOCK_MIN_RCVBUF/SNDBUF); a 1 us SO_RCVTIMEO reads back as one jiffy (``hz``); ``10000`` reads back 20000 where the kernel doubles;
+  minimums (SOCK_MIN_RCVBUF/SNDBUF); a 1 us SO_RCVTIMEO reads back as one jiffy (``hz``);
+  ``10000`` reads back 20000 where the kernel doubles;
   a fresh UDP socket's and TCP socket's buffers are checked against the sysctls;
 * **loopback measurements**: the largest UDP payload (``sendto`` of 65507 works, 65508 is
   EMSGSIZE), the MSS of a connected loopback TCP socket (``TCP_MAXSEG``, reported in the
@@ -305,10 +306,15 @@ def measure() -> HostProfile:
     notes.append(f"loopback TCP: tcpi_advmss {advmss}, TCP_MAXSEG right after connect {maxseg}; the simulator "
                  f"derives its MSS from loopback_mtu: {derived}"
                  + ("" if advmss == derived else " (differs: the profile cannot express this host's MSS)"))
+    put("default_qdisc", _sysctl("net.core.default_qdisc"), "sysctl net.core.default_qdisc")
     cc = _sysctl("net.ipv4.tcp_congestion_control")
-    if cc is not None and cc != "cubic":
-        notes.append(f"the host's default congestion control is {cc}; the simulator's is cubic "
-                     f"(set TCP_CONGESTION to compare like with like)")
+    if cc is not None:
+        from simsock.tcp import cc as cc_registry
+        if cc in cc_registry.available():
+            put("tcp_congestion_control", cc, "sysctl net.ipv4.tcp_congestion_control")
+        else:
+            notes.append(f"the host's default congestion control is {cc}, which the simulator does not "
+                         f"have; new sockets use {LINUX.tcp_congestion_control}")
     for name in (f.name for f in dataclasses.fields(Profile)):
         if name not in values:
             values[name] = getattr(LINUX, name)
@@ -335,8 +341,8 @@ def measured_fields() -> list[str]:
     """Fields that :func:`measure` reads or measures on the host (the others are copied)."""
     return ["kernel", "rmem_default", "wmem_default", "rmem_max", "wmem_max", "somaxconn", "ip_default_ttl",
             "tcp_rmem", "tcp_wmem", "ip_local_port_range", "icmp_ratelimit_ns", "ipfrag_time_ns",
-            "tcp_sack", "tcp_dsack", "tcp_recovery", "tcp_early_retrans",
-            "tcp_syncookies", "tcp_max_syn_backlog", "hz",
+            "tcp_sack", "tcp_dsack", "tcp_recovery", "tcp_early_retrans", "tcp_congestion_control",
+            "default_qdisc", "tcp_syncookies", "tcp_max_syn_backlog", "hz",
             "loopback_mtu", "default_mtu", "txqueuelen", "sock_min_rcvbuf", "sock_min_sndbuf",
             "sockopt_buf_doubles", "udp_max_payload", "udp_truesize_steps", "udp_truesize_linear"]
 

@@ -61,6 +61,7 @@ from simsock.tcp.config import TcpConfig
 from simsock.tcp.congestion import CongestionState, get_ops
 from simsock.tcp.rtt import RttEstimator
 from simsock.tcp.segment import ACK, FIN, RST, SYN, TIMESTAMP_OPTION, Segment
+from simsock.tcp.rate import RateSampler
 from simsock.tcp.receiver import Receiver
 from simsock.tcp.recovery import TCP_REORDERING, Recovery
 from simsock.tcp.sack import SackBlocks, max_sack_blocks
@@ -77,7 +78,7 @@ def unwrap(wire: int, ref: int) -> int:
     return ref + ((wire - ref + 0x80000000) & MASK) - 0x80000000
 
 
-class TcpConnection(Receiver, Sender, Recovery):
+class TcpConnection(Receiver, Sender, Recovery, RateSampler):
     """A TCP endpoint (a ``struct tcp_sock``) driven by the kernel: see the module docstring."""
 
     def __init__(self, local: tuple[str, int], remote: tuple[str, int], config: TcpConfig,
@@ -128,6 +129,8 @@ class TcpConnection(Receiver, Sender, Recovery):
         self.rtt = RttEstimator(config.rto_init, config.rto_min, config.rto_max)
         self.tp = CongestionState(config.init_cwnd, self.mss_cache)
         self.cc = get_ops(config.congestion)
+        self.tp.rand_seed = iss          # a per-connection seed for the module (BBR's cycle phase)
+        self._rate_init()
         # receiver
         self.irs = self.rcv_nxt = self.rcv_wup = self.copied_seq = 0
         self.rcv_wnd = 0
@@ -339,7 +342,7 @@ class TcpConnection(Receiver, Sender, Recovery):
 
     def _established(self, now: int) -> None:
         self._set_state("ESTABLISHED", now)
-        self.cc.init(self.tp)
+        self._cc_init(now)
         self._sndbuf_expand()
         self.rcvq_space = min(self.rcv_ssthresh, self.rcv_wnd, self.config.init_cwnd * self.mss_cache)
         self.rcvq_seq = self.copied_seq
@@ -348,6 +351,27 @@ class TcpConnection(Receiver, Sender, Recovery):
         self.backoff = self.retransmits = 0
         self.retrans_stamp = 0
         self.limit_since = now
+
+    def _cc_init(self, now: int) -> None:
+        """tcp_init_congestion_control: the module's init() with the clock and min RTT."""
+        tp = self.tp
+        tp.now_us = now // 1000
+        tp.clock_ns = now
+        tp.min_rtt_us = self.min_rtt // 1000 if self.min_rtt < (1 << 62) else 0xFFFFFFFF
+        self.cc.init(tp)
+
+    def set_congestion(self, name: str, now: int) -> None:
+        """setsockopt(TCP_CONGESTION) on an existing socket (tcp_set_congestion_control ->
+        tcp_reinit_congestion_control): a fresh instance of the new module, initialised at
+        once if the connection is established."""
+        if name == self.cc.name:
+            return
+        self.cc = get_ops(name)
+        self._rate_init()
+        if not self.cc.needs_pacing:
+            self.tp.pacing_rate = 0
+        if self.state not in ("CLOSE", "LISTEN", "SYN_SENT", "SYN_RECV"):
+            self._cc_init(now)
 
     def _done(self, now: int) -> None:
         """tcp_done: CLOSE, both directions shut, timers off."""
@@ -441,6 +465,8 @@ class TcpConnection(Receiver, Sender, Recovery):
             raise os_error(E.EPIPE)
         if not data:
             return 0
+        if self.rate_on:
+            self._rate_check_app_limited()
         mss = self._mss_now()
         n = self.sendq.append(data, self._size_goal(mss), self.sndbuf, self.snd_nxt,
                               lambda: self._push_pending(now), self.max_window >> 1)
@@ -674,6 +700,9 @@ class TcpConnection(Receiver, Sender, Recovery):
     # ================================================================== time side
     def next_deadline(self) -> int | None:
         best = self.rto_at
+        t = self.pacing_at
+        if t is not None and (best is None or t < best):
+            best = t
         t = self.delack_at
         if t is not None and (best is None or t < best):
             best = t
@@ -683,6 +712,8 @@ class TcpConnection(Receiver, Sender, Recovery):
         return best
 
     def handle_timer(self, now: int) -> None:
+        if self.pacing_at is not None and self.pacing_at <= now:
+            self.pacing_at = None       # tcp_pace_kick: the pump transmits what may go now
         if self.tw_at is not None and self.tw_at <= now:
             self.tw_at = None
             self._done(now)
