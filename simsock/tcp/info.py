@@ -119,7 +119,9 @@ def tcp_info(conn, now: int) -> dict:
     tp = conn.tp
     r = conn.rtt
     d = _blank()
-    state = "CLOSE" if conn.finished and conn.state != "TIME_WAIT" else conn.state
+    # a socket whose connection went to TIME_WAIT is CLOSE: tcp_time_wait() hands the
+    # connection to a timewait sock and closes the socket the program holds
+    state = "CLOSE" if conn.finished or conn.state == "TIME_WAIT" else conn.state
     d["state"] = TCP_STATES.get(state, 7)
     d["ca_state"] = tp.ca_state
     d["retransmits"] = min(conn.retransmits, 255)

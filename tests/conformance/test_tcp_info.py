@@ -11,7 +11,7 @@ import struct
 
 import pytest
 
-from simsock.constants import AF_INET, IPPROTO_TCP, SOCK_STREAM, TCP_CONGESTION, TCP_INFO, TCP_MAXSEG
+from simsock.constants import AF_INET, IPPROTO_TCP, SHUT_WR, SOCK_STREAM, TCP_CONGESTION, TCP_INFO, TCP_MAXSEG
 from simsock.tcp.info import TCP_INFO_SIZE, pack_tcp_info, unpack_tcp_info
 from tests.conformance.harness import needs_linux
 
@@ -77,7 +77,12 @@ async def loopback_transfer(k, out):
     out["client_after"] = info(c)
     out["server_after"] = info(s)
     out["maxseg_after"] = c.getsockopt(IPPROTO_TCP, TCP_MAXSEG)
-    for x in (c, s, ls, fresh):
+    c.shutdown(SHUT_WR)                    # c goes to TIME_WAIT: its socket is CLOSE (7)
+    await k.sleep(0.05)
+    s.close()
+    await k.sleep(0.05)
+    out["time_wait_state"] = c.getsockopt(IPPROTO_TCP, TCP_INFO, 1)
+    for x in (c, ls, fresh):
         x.close()
 
 
@@ -121,6 +126,7 @@ def test_tcp_info_loopback_matches_linux():
     assert sim["maxseg"] == real["maxseg"] == (32741, 32768)
     assert sim["helper"] == real["helper"] == 32741
     assert sim["maxseg_after"] == real["maxseg_after"]
+    assert sim["time_wait_state"] == real["time_wait_state"] == b"\x07"
     diffs = _phase_diffs(sim, real)
     assert not diffs, f"simulated TCP_INFO differs from Linux's (field: (sim, real)): {diffs}"
     for phase in ("client", "server", "client_after", "server_after"):
