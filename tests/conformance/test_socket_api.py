@@ -8,7 +8,7 @@ import pytest
 
 from simsock.constants import (AF_INET, EPOLLIN, EPOLLOUT, EPOLLRDHUP, FIONREAD, IPPROTO_TCP, MSG_PEEK,
                                MSG_TRUNC, MSG_WAITALL, POLLIN, SIOCINQ, SIOCOUTQ, SIOCOUTQNSD,
-                               POLLOUT, POLLPRI, POLLRDHUP, SHUT_RD, SHUT_RDWR, SHUT_WR, SO_RCVBUF,
+                               POLLOUT, POLLPRI, POLLRDHUP, SHUT_RDWR, SHUT_WR, SO_RCVBUF,
                                SO_RCVBUFFORCE, SO_RCVLOWAT, SO_RCVTIMEO, SO_REUSEADDR, SO_SNDBUF,
                                SO_SNDBUFFORCE, SO_SNDLOWAT, SO_SNDTIMEO, SOCK_DGRAM, SOCK_STREAM,
                                SOL_SOCKET, TCP_CONGESTION, TCP_SYNCNT)

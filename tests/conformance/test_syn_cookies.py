@@ -12,7 +12,6 @@ data later completes the dropped ones, with the cookie's MSS (1448, from msstab)
 the loopback MSS.
 """
 
-import struct
 
 import pytest
 
