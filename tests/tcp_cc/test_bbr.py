@@ -148,7 +148,9 @@ def test_bbr_is_deterministic():
 
 
 class _FixedPace(CongestionOps):
-    """A module that asks for pacing at a fixed rate and never limits cwnd."""
+    """A module that asks for pacing at a fixed rate and never limits cwnd. It owns the
+    rate through cong_control (as BBR does): for a module without one, TCP itself sets
+    the pacing rate on every ACK (tcp_update_pacing_rate)."""
 
     name = "fixedpace"
     needs_pacing = True
@@ -161,7 +163,7 @@ class _FixedPace(CongestionOps):
     def ssthresh(self, tp):
         return tp.snd_cwnd
 
-    def cong_avoid(self, tp, ack, acked):
+    def cong_control(self, tp, ack, flag, rs):
         pass
 
 
