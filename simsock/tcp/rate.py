@@ -180,6 +180,20 @@ class RateSampler:
                 and self.lost_out <= self.retrans_out):
             tp.app_limited = (tp.delivered + in_flight) or 1
 
+    _cc_traced = 0
+
+    def _trace_cc_state(self, now: int) -> None:
+        """A ``tcp_cc_state`` trace event for each state change of the module (BBR's
+        ``transitions``), with the cwnd and pacing rate it left."""
+        changes = getattr(self.cc, "transitions", None)
+        if not changes or len(changes) == self._cc_traced:
+            return
+        tp = self.tp
+        for t, old, new in changes[self._cc_traced:]:
+            self.trace("cc_state", now, {"cc": self.cc.name, "old": old, "new": new,
+                                         "cwnd": tp.snd_cwnd, "pacing_rate": tp.pacing_rate})
+        self._cc_traced = len(changes)
+
     # ------------------------------------------------------------------ pacing
     def _update_pacing_rate(self) -> None:
         """tcp_update_pacing_rate, for modules that do not set the rate themselves: 200 %

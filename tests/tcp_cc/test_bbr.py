@@ -269,3 +269,30 @@ def test_lt_bw_detects_a_token_bucket_policer():
     assert ops.lt_use_bw and ops.mode_name == "PROBE_BW" and ops.pacing_gain == 256
     lt_bps = ops.lt_bw * MSS * 8 * 1_000_000 / (1 << 24)
     assert 1.8e6 < lt_bps < 2.05e6, lt_bps
+
+
+def test_bbr_state_changes_are_traced():
+    """With event tracing on, each BBR state change is a ``tcp_cc_state`` event."""
+    sim, left, right, _ = dumbbell(n_left=1, n_right=1, seed=1, queue=100)
+
+    async def server(k):
+        ls = k.socket(AF_INET, SOCK_STREAM)
+        ls.bind(("0.0.0.0", 5001))
+        ls.listen()
+        c, _ = await ls.accept()
+        while await c.recv(65536):
+            pass
+
+    async def client(k):
+        s = k.socket(AF_INET, SOCK_STREAM)
+        s.setsockopt(IPPROTO_TCP, TCP_CONGESTION, b"bbr")
+        await s.connect(("right1", 5001))
+        while True:
+            await s.send(b"x" * 65536)
+
+    right[0].spawn(server)
+    left[0].spawn(client)
+    sim.run(until=1.0)
+    events = [r for r in sim.trace.records("event") if r.get("kind") == "tcp_cc_state"]
+    assert [(e["fields"]["old"], e["fields"]["new"]) for e in events][:3] == [
+        ("STARTUP", "STARTUP"), ("STARTUP", "DRAIN"), ("DRAIN", "PROBE_BW")]
