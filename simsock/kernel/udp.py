@@ -441,6 +441,24 @@ class UdpSocket(Socket):
         buffer[:len(data)] = data
         return (length if flags & C.MSG_TRUNC else len(data)), src
 
+    async def _recvmsg(self, bufsize: int, flags: int):
+        self._check_open()
+        data, src, length = await self._wait_for(lambda: self._try_recv(bufsize, flags & ~C.MSG_TRUNC),
+                                                 self.read_wait, flags)
+        return data, (C.MSG_TRUNC if length > bufsize else 0), src
+
+    def _ioctl(self, request: int) -> int:
+        """udp_ioctl: SIOCINQ is the payload of the next datagram (0 if none), SIOCOUTQ
+        the send-buffer memory still held by sent datagrams (sk_wmem_alloc); other requests,
+        SIOCOUTQNSD included, ENOTTY."""
+        if request == C.SIOCINQ:
+            q = self.reader_queue or self.receive_queue
+            return len(q[0][0]) if q else 0
+        if request == C.SIOCOUTQ:
+            self._reclaim_wmem(self._env.now)
+            return self.wmem_alloc
+        raise os_error(errno.ENOTTY)
+
     @staticmethod
     def _into_args(buffer, nbytes, flags, caller: str) -> tuple[int, int]:
         if not isinstance(buffer, (bytearray, memoryview)) or (isinstance(buffer, memoryview) and buffer.readonly):

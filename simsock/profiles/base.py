@@ -59,6 +59,15 @@ class Profile:
     #: anything else leaves pacing to congestion modules that ask for it (BBR)
     default_qdisc: str = "pfifo_fast"
 
+    # --- kernel clock and connection admission ----------------------------------------------
+    #: CONFIG_HZ: SO_RCVTIMEO/SO_SNDTIMEO are kept in jiffies, so a timeval is rounded up
+    #: to 1/hz s (250 on this machine's kernel: 1 us is stored and read back as 4000 us).
+    hz: int = 250
+    #: net.ipv4.tcp_syncookies: 1 sends SYN cookies when the SYN or accept queue overflows.
+    tcp_syncookies: int = 1
+    #: net.ipv4.tcp_max_syn_backlog: the SYN queue's bound (with the listen backlog).
+    tcp_max_syn_backlog: int = 2048
+
     def to_dict(self) -> dict:
         return asdict(self)
 

@@ -96,6 +96,7 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         self.ts_recent = 0
         self.peer_mss = 536
         self.mss_cache = config.mss - (TIMESTAMP_OPTION if config.timestamps else 0)
+        self.advmss = self.mss_cache     # tp->advmss: the MSS we advertised, less the timestamp option
         self.sndbuf, self.rcvbuf = config.sndbuf, config.rcvbuf
         self.sendq = SendQueue(iss + 1, config.skb_tx_overhead)
         self.rcvq = ReceiveQueue(config.skb_rx_overhead, config.rx_coalesce)
@@ -177,6 +178,11 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         self.stats_sack_reneging = 0
         self.stats_rcvq_drops = self.stats_ofo_drops = self.stats_ofo_pruned = 0
         self.stats_tlp = self.stats_tlp_recoveries = 0
+        # for TCP_INFO (simsock/tcp/info.py): tcpi_segs_in, data_segs_in/out, bytes_retrans
+        self.stats_segs_in = self.stats_data_segs_in = self.stats_data_segs_out = 0
+        self.stats_bytes_retrans = self.stats_synacks_sent = 0
+        self.wscale_ok = False
+        self.rcvlowat = 1                # SO_RCVLOWAT (sk_rcvlowat): tcp_poll's readable target
         # tail loss probe (RFC 8985 section 7, tcp_send_loss_probe)
         self.tlp_high_seq: int | None = None
         self.tlp_retrans = False
@@ -307,13 +313,29 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
             self.snd_wscale = 0
         else:
             self.snd_wscale = min(peer.wscale, 14)
+            self.wscale_ok = True
         self.ts_ok = cfg.timestamps and peer.ts is not None
         self.sack_ok = cfg.sack and peer.sack_permitted
         self.peer_mss = peer.mss if peer.mss is not None else 536
-        self.mss_cache = min(cfg.mss, self.peer_mss) - (TIMESTAMP_OPTION if self.ts_ok else 0)
-        self.tp.mss_cache = self.mss_cache
+        self.advmss = cfg.mss - (TIMESTAMP_OPTION if self.ts_ok else 0)
+        self._sync_mss()
         if peer.ts is not None:
             self.ts_recent = peer.ts[0]
+
+    def _sync_mss(self) -> None:
+        """tcp_sync_mss: mss_cache is the path's MSS less the timestamp option, bounded to
+        half the peer's largest window (tcp_bound_to_half_wnd). Linux calls it when the
+        handshake sets max_window and again whenever max_window grows (tcp_ack_update_window),
+        so TCP_INFO's snd_mss, TCP_MAXSEG and the segment sizes all see the bound: 32741
+        right after a loopback connect, 47616 once the window has grown to 95232 (measured,
+        tests/conformance/test_tcp_info.py)."""
+        mss = min(self.config.mss, self.peer_mss) - (TIMESTAMP_OPTION if self.ts_ok else 0)
+        mw = self.max_window
+        cutoff = mw >> 1 if mw > 536 else mw
+        if cutoff and mss > cutoff:
+            mss = max(cutoff, 68 - 20 - (TIMESTAMP_OPTION if self.ts_ok else 0))
+        self.mss_cache = mss
+        self.tp.mss_cache = mss
 
     def _established(self, now: int) -> None:
         self._set_state("ESTABLISHED", now)
@@ -416,6 +438,8 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
             seg.ts = ((now // 1_000_000) & MASK, self.ts_recent if flags & ACK else 0)
         self._out.append(seg)
         self.stats_segments_sent += 1
+        if flags & ACK:
+            self.stats_synacks_sent += 1     # sent by the request sock in Linux: not in tcpi_segs_out
 
     def _syn_peer(self):
         return self._peer_syn
@@ -508,7 +532,7 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         copied = self.copied_seq - self.rcvq_seq - self.rcvq.size
         if copied > self.rcvq_space:
             if not self.config.rcvbuf_locked:
-                rcvwin = 2 * copied + 16 * self.mss_cache
+                rcvwin = 2 * copied + 16 * self.advmss
                 grow = rcvwin * (copied - self.rcvq_space) // max(self.rcvq_space, 1)
                 rcvwin += 2 * grow
                 rcvbuf = min((rcvwin << 8) // self.scaling_ratio, self.config.tcp_rmem[2])
@@ -599,7 +623,8 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         if shut & RCV_SHUTDOWN:
             mask |= EPOLLIN | EPOLLRDNORM | EPOLLRDHUP
         if st not in ("SYN_SENT", "SYN_RECV"):
-            if self.rcvq.size:
+            q = self.rcvq.size
+            if q and (q >= self.rcvlowat or self._rcvlowat_ready()):
                 mask |= EPOLLIN | EPOLLRDNORM
             if not shut & SEND_SHUTDOWN:
                 if self._writeable():
@@ -611,6 +636,13 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         if self.sk_err:
             mask |= EPOLLERR
         return mask
+
+    def _rcvlowat_ready(self) -> bool:
+        """tcp_epollin_ready below SO_RCVLOWAT: readable anyway under memory pressure
+        (tcp_rmem_pressure) or once the window left is at most one segment."""
+        rcvbuf = self.rcvbuf
+        return (self.rcvq.rmem_alloc > rcvbuf - (rcvbuf >> 3)
+                or self._receive_window() <= self.rcv_mss)
 
     def take_signals(self) -> int:
         s, self.signals = self.signals, 0

@@ -64,11 +64,8 @@ def _model_timeout(boundary: int, rto_base: int, rto_max: int) -> int:
 class Sender:
     # ------------------------------------------------------------------ sizes
     def _mss_now(self) -> int:
-        """tcp_current_mss with tcp_bound_to_half_wnd: never more than half the peer's max window."""
-        mss = self.mss_cache
-        mw = self.max_window
-        if mw > 536 and mss > mw >> 1:
-            mss = max(mw >> 1, 68 - 32)
+        """tcp_current_mss: mss_cache less the room SACK blocks take on this segment."""
+        mss = self.mss_cache         # already bounded to half the peer's max window (_sync_mss)
         sack = self.sack_rx
         if sack.blocks or sack.dsack is not None:
             # tcp_current_mss: SACK blocks on this segment take room from the payload.
@@ -91,7 +88,7 @@ class Sender:
         SO_SNDBUF was set."""
         if self.config.sndbuf_locked:
             return
-        per_mss = max(self.mss_cache, 1) + _MAX_TCP_HEADER + _SHINFO
+        per_mss = max(self.peer_mss, self.mss_cache, 1) + _MAX_TCP_HEADER + _SHINFO   # max(mss_clamp, mss_cache)
         per_mss = (1 << (per_mss - 1).bit_length()) + _SKB
         segs = max(self.config.init_cwnd, self.tp.snd_cwnd)
         need = self.cc.sndbuf_expand(self.tp) * segs * per_mss
@@ -317,6 +314,10 @@ class Sender:
             seg.src = self          # loopback: the peer queues a clone of this skb
         out.append(seg)
         self.stats_bytes_sent += len(payload)
+        if payload:
+            self.stats_data_segs_out += 1        # TCP_INFO's data_segs_out / bytes_retrans
+            if retransmit:
+                self.stats_bytes_retrans += len(payload)
         if self.pacing_on and payload:
             self._paced_sent(len(payload), now)
         if retransmit and self.trace is not None:
@@ -356,6 +357,7 @@ class Sender:
                 self.snd_wnd = window
                 if window > self.max_window:
                     self.max_window = window
+                    self._sync_mss()        # tcp_ack_update_window
                 if opened and self.rto_kind == "probe":
                     self.rto_kind = None    # tcp_ack_probe: window opened
                     self.rto_at = None
