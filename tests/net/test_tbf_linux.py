@@ -134,3 +134,34 @@ def test_paced_udp_through_tbf_leaves_at_the_token_rate(veth):
         assert rate == pytest.approx(2e6, rel=0.03), (side, rate)
         assert side["got"] + side["drops"] == n
     assert abs(real["got"] - sim["got"]) <= max(5, sim["got"] // 25), (real, sim)
+
+
+def test_real_backend_builds_the_same_tbf_from_a_world():
+    """``RealWorld(namespaces=True).add_link(a, b, ab={"qdisc": TBF(...)})`` puts that tbf on
+    a's end only, with the same rate, burst and limit (what ``tc -s qdisc`` reports), so one
+    world script shapes both kernels alike."""
+    import subprocess as sp
+
+    from simsock.real import RealWorld
+    from simsock.real.netns import namespaces_available
+    ok, why = namespaces_available()
+    if not ok:
+        pytest.skip(why)
+    w = RealWorld(namespaces=True)
+    try:
+        a, b = w.add_host("a"), w.add_host("b")
+        link = w.add_link(a, b, ab={"qdisc": TBF.from_tc("rate 1mbit burst 10kb limit 30000")})
+        shown = {}
+        for h in (a, b):
+            r = sp.run(["ip", "netns", "exec", h.namespace, "tc", "-j", "qdisc", "show", "dev", link["dev"]],
+                       capture_output=True, text=True, timeout=10, check=True)
+            shown[h.name] = json.loads(r.stdout)[0]
+        assert shown["a"]["kind"] == "tbf"
+        opts = shown["a"]["options"]
+        # tc shows the limit as latency: (limit - burst) / rate, in microseconds
+        assert (opts["rate"], opts["burst"], opts["lat"]) == (125000, 10240, (30000 - 10240) * 10**6 // 125000)
+        assert shown["b"]["kind"] != "tbf"
+        with pytest.raises(ValueError, match="only a simsock.TBF"):
+            w.add_link(a, w.add_host("c"), ab={"qdisc": simsock.DropTail(packets=10)})
+    finally:
+        w.close()
