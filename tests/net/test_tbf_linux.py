@@ -37,16 +37,20 @@ print(json.dumps({"sent": ok, "duration": time.monotonic() - start}))
 """
 
 _RECEIVER = r"""
-import socket, sys, time, json
+import socket, struct, sys, json
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)   # arrival times from the kernel
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
+s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
 s.bind(("0.0.0.0", 9))
 print("ready", flush=True)
 s.settimeout(float(sys.argv[1]))
 times = []
 try:
     while True:
-        s.recv(65536); times.append(time.monotonic())
+        _, anc, _, _ = s.recvmsg(65536, 64)
+        sec, nsec = struct.unpack("qq", anc[0][2][:16])
+        times.append(sec + nsec / 1e9)
 except socket.timeout:
     pass
 print(json.dumps({"got": len(times), "first": times[0] if times else 0, "last": times[-1] if times else 0}))
