@@ -296,3 +296,14 @@ def test_bbr_state_changes_are_traced():
     events = [r for r in sim.trace.records("event") if r.get("kind") == "tcp_cc_state"]
     assert [(e["fields"]["old"], e["fields"]["new"]) for e in events][:3] == [
         ("STARTUP", "STARTUP"), ("STARTUP", "DRAIN"), ("DRAIN", "PROBE_BW")]
+
+
+def test_tcp_info_shows_bbrs_pacing_and_delivery_rate(bbr_run):
+    """getsockopt(TCP_INFO)'s pacing_rate is BBR's own, delivery_rate the rate sampler's (about
+    the bottleneck's 10 Mbit/s of payload), delivered tp->delivered + the SYN."""
+    from simsock.tcp.info import tcp_info
+    conn = bbr_run["conn"]
+    info = tcp_info(conn, 6_000_000_000)
+    assert info["pacing_rate"] == conn.tp.pacing_rate
+    assert 1.1e6 < info["delivery_rate"] < 1.26e6           # bytes/s of payload
+    assert info["delivered"] == conn.tp.delivered + 1
