@@ -307,3 +307,41 @@ def test_tcp_info_shows_bbrs_pacing_and_delivery_rate(bbr_run):
     assert info["pacing_rate"] == conn.tp.pacing_rate
     assert 1.1e6 < info["delivery_rate"] < 1.26e6           # bytes/s of payload
     assert info["delivered"] == conn.tp.delivered + 1
+
+
+@pytest.mark.parametrize("first, then", [("cubic", "bbr"), ("bbr", "cubic")])
+def test_switching_algorithm_mid_transfer(first, then):
+    """setsockopt(TCP_CONGESTION) on an established, busy connection re-initialises the new
+    module (tcp_reinit_congestion_control); the transfer completes. A socket that was BBR stays
+    paced (sk_pacing_status never returns to NONE)."""
+    sim = Simulation(seed=1, trace=False)
+    a, b = sim.add_host("a"), sim.add_host("b")
+    sim.add_link(a, b, rate="10Mbit", delay="5ms", queue=50)
+    box = {"got": 0}
+
+    async def server(k):
+        ls = k.socket(AF_INET, SOCK_STREAM)
+        ls.bind(("0.0.0.0", 80))
+        ls.listen()
+        c, _ = await ls.accept()
+        while d := await c.recv(65536):
+            box["got"] += len(d)
+
+    async def client(k):
+        s = k.socket(AF_INET, SOCK_STREAM)
+        s.setsockopt(IPPROTO_TCP, TCP_CONGESTION, first.encode())
+        await s.connect(("b", 80))
+        box["conn"] = s.conn
+        await s.sendall(b"x" * 500_000)
+        s.setsockopt(IPPROTO_TCP, TCP_CONGESTION, then.encode())
+        box["name"] = s.getsockopt(IPPROTO_TCP, TCP_CONGESTION, 16)
+        await s.sendall(b"x" * 500_000)
+        s.close()
+
+    b.spawn(server)
+    a.spawn(client)
+    sim.run(until=10)
+    conn = box["conn"]
+    assert box["got"] == 1_000_000 and box["name"] == then.encode().ljust(16, b"\0")
+    assert conn.cc.name == then
+    assert conn.pacing_on == ("bbr" in (first, then))
