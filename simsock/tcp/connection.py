@@ -366,10 +366,12 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         once if the connection is established."""
         if name == self.cc.name:
             return
+        was_pacing = self.pacing_on
         self.cc = get_ops(name)
         self._rate_init()
-        if not self.cc.needs_pacing:
-            self.tp.pacing_rate = 0
+        # sk_pacing_status is only ever raised (bbr_init's cmpxchg NONE -> NEEDED): a socket
+        # switched away from BBR stays paced, at tcp_update_pacing_rate's rate from its next ACK
+        self.pacing_on = self.pacing_on or was_pacing
         if self.state not in ("CLOSE", "LISTEN", "SYN_SENT", "SYN_RECV"):
             self._cc_init(now)
 
