@@ -1,0 +1,75 @@
+"""Linux's own packetdrill scripts (../shared/packetdrill/tcp, GPLv2 test data beside the
+project, never copied into it) run against the simulated host.
+
+``PASSING`` is the set of upstream scripts the simulator passes; it may only grow. Each
+script must pass at its own tolerance, and ``STRICT_PASSING`` also with zero tolerance.
+docs/conformance.md says, for every script, PASS or why it fails.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from simsock.packetdrill import run_script
+
+SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "packetdrill"
+TCP = SHARED / "tcp"
+
+pytestmark = pytest.mark.skipif(not TCP.is_dir(), reason=f"packetdrill scripts not found at {TCP}")
+
+PASSING = sorted([
+    "blocking/blocking-read.pkt",
+    "close/close-on-syn-sent.pkt",
+    "epoll/epoll_in_edge.pkt",
+    "fast_retransmit/fr-4pkt-sack.pkt",
+    "fast_retransmit/fr-4pkt.pkt",
+    "mss/mss-getsockopt-tcp_maxseg-server.pkt",
+    "shutdown/shutdown-rd-close.pkt",
+    "shutdown/shutdown-rdwr-close.pkt",
+    "shutdown/shutdown-wr-close.pkt",
+    "syscall_bad_arg/syscall-invalid-buf-ptr.pkt",
+    "ts_recent/fin_tsval.pkt",
+    "validate/validate-established-no-flags.pkt",
+])
+
+#: Those of PASSING that pass with zero timing tolerance too (the rest are explained in
+#: docs/conformance.md).
+STRICT_PASSING = sorted(PASSING)
+
+
+def _all_scripts() -> list[str]:
+    if not TCP.is_dir():
+        return []
+    return sorted(str(p.relative_to(TCP)) for p in TCP.rglob("*.pkt"))
+
+
+def test_upstream_scripts_present():
+    """The shared copy holds the 28 scripts this list is about."""
+    assert len(_all_scripts()) == 28
+    assert set(PASSING) <= set(_all_scripts())
+
+
+@pytest.mark.parametrize("name", PASSING)
+def test_upstream_script_passes(name):
+    result = run_script(os.fspath(TCP / name))
+    assert result.passed, result.message
+
+
+@pytest.mark.parametrize("name", STRICT_PASSING)
+def test_upstream_script_passes_strict(name):
+    result = run_script(os.fspath(TCP / name), strict=True)
+    assert result.passed, result.message
+
+
+def test_every_upstream_script_is_documented():
+    """docs/conformance.md names each upstream script with PASS or the reason it fails, and
+    agrees with PASSING."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "conformance.md").read_text(encoding="utf-8")
+    section = doc.split("## packetdrill", 1)[1]
+    for name in _all_scripts():
+        row = next((line for line in section.splitlines() if f"`{name}`" in line), None)
+        assert row is not None, f"{name} is not in docs/conformance.md"
+        assert ("| PASS" in row) == (name in PASSING), row
