@@ -46,6 +46,7 @@ from .wait import SIG_IN, SIG_OUT, TIMED_OUT
 from .wait import SIG_STATE as W_STATE
 
 _UNCONNECTED, _CONNECTING, _CONNECTED = 0, 1, 2
+_MSG_EOR = 0x80             # MSG_EOR (bits/socket.h)
 
 
 class _Binding:
@@ -758,8 +759,19 @@ class TcpSocket(Socket):
 
     @syscall
     async def send(self, data, flags=0) -> int:
-        view = self._data(data)
         flags = check_int(flags)
+        if not flags & _MSG_EOR:
+            return await self._send(data, flags)
+        # MSG_EOR: the call's last skb takes no later data (tcp_sendmsg_locked: skb->eor)
+        conn = self._check_sendable()
+        conn.send_eor = True
+        try:
+            return await self._send(data, flags)
+        finally:
+            conn.send_eor = False
+
+    async def _send(self, data, flags: int) -> int:
+        view = self._data(data)
         conn = self._check_sendable()
         # MSG_DONTWAIT matters only without a timeout: CPython's timeout mode polls first.
         nonblock = self._timeout_ns == 0 or (flags & C.MSG_DONTWAIT and self._timeout_ns is None)

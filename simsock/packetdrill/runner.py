@@ -688,7 +688,8 @@ class Runner:
             from simsock.tcp.info import tcp_info
         except ImportError:
             raise Unsupported("tcp_info for %{ }% blocks (simsock.tcp.info is not available)") from None
-        return tcp_info(sock.conn, self.env._now)
+        info = tcp_info(sock.conn, self.env._now)
+        return {("tcpi_" + k if not k.startswith("tcpi_") else k): v for k, v in info.items()}
 
     async def _do_syscall(self, k, sc: SyscallSpec, box: _Box):
         from .syscalls import dispatch

@@ -271,7 +271,21 @@ def _can_send(sock) -> bool:
         and not conn.sk_err and not conn.shutdown_flags & 2
 
 
+#: send flags the simulated socket implements; any other fails the script, named
+_SEND_FLAGS = {"MSG_EOR": 0x80, "MSG_DONTWAIT": 0x40, "MSG_NOSIGNAL": 0x4000}
+
+
+def _check_send_flags(flags: int) -> None:
+    rest = flags
+    for v in _SEND_FLAGS.values():
+        rest &= ~v
+    if rest:
+        names = [n for n, v in SYMBOLS.items() if n.startswith("MSG_") and rest & v == v and v]
+        raise _unsupported(f"send flag {'|'.join(names) or hex(rest)} (not modelled)")
+
+
 async def _send_common(runner, sock, buf, n: int, flags: int) -> int:
+    _check_send_flags(flags)
     if buf is _NULL and n > 0:
         if _can_send(sock):
             raise os_error(E.EFAULT)
@@ -336,6 +350,7 @@ async def _sendmsg(runner, k, sc, box):
     if ctl is not None and not (ctl.kind == "list" and not ctl.items):
         raise _unsupported("msg_control (ancillary data)")
     flags = ival(sc.args[2]) or 0
+    _check_send_flags(flags)
     total = sum(lens)
     if hasattr(sock, "sendmsg"):
         return await sock.sendmsg([bytes(n) for n in lens], [], flags)

@@ -100,6 +100,7 @@ class TcpConnection(Receiver, Sender, Recovery):
         self.sendq = SendQueue(iss + 1, config.skb_tx_overhead)
         self.rcvq = ReceiveQueue(config.skb_rx_overhead, config.rx_coalesce)
         self.fin_queued = self.fin_sent = False
+        self.send_eor = False            # the socket's send() has MSG_EOR (SendQueue.append)
         self.records: deque[list] = deque()  # in flight: [start, end, sent_ns, flags] (recovery.py)
         self.lost_out = self.retrans_out = self.sacked_out = self.dupacks = 0
         # SACK scoreboard, RACK and PRR (recovery.py)
@@ -439,7 +440,7 @@ class TcpConnection(Receiver, Sender, Recovery):
             return 0
         mss = self._mss_now()
         n = self.sendq.append(data, self._size_goal(mss), self.sndbuf, self.snd_nxt,
-                              lambda: self._push_pending(now), self.max_window >> 1)
+                              lambda: self._push_pending(now), self.max_window >> 1, eor=self.send_eor)
         if n < len(data):
             self.nospace = True  # wait_for_space: SOCK_NOSPACE
         if n == 0:

@@ -40,6 +40,7 @@ from simsock.tcp.recovery import (FLAG_CA_ALERT, FLAG_DATA, FLAG_DATA_ACKED, FLA
                                   FLAG_WIN_UPDATE, R_EVER, R_LOST, R_RETRANS, R_SACKED,
                                   TCP_REORDERING)
 from simsock.tcp.sack import max_sack_blocks
+from simsock.tcp.buffers import SKB_PSH
 from simsock.tcp.segment import ACK, FIN, PSH, Segment
 from simsock.tcp.signals import SIG_SPACE
 
@@ -283,7 +284,11 @@ class Sender:
         flags = ACK
         if fin:
             flags |= FIN
-        if payload and start + len(payload) == self.sendq.end:
+        if payload and self.sendq.skb_flags(start) & SKB_PSH and (
+                not retransmit or start + len(payload) >= self.sendq.skb_end(start)):
+            # the skb's mark (tcp_mark_push): on every TSO packet cut from it when first sent
+            # (measured on 6.18), but a retransmission of its first part is a tcp_fragment,
+            # which clears PSH (and FIN) on all but the last piece
             flags |= PSH
         seg = self._make_segment(start, flags, now, payload)
         if self.config.rx_coalesce:
