@@ -23,21 +23,31 @@ pytestmark = pytest.mark.skipif(not TCP.is_dir(), reason=f"packetdrill scripts n
 PASSING = sorted([
     "blocking/blocking-read.pkt",
     "close/close-on-syn-sent.pkt",
+    "close/close-remote-fin-then-close.pkt",
+    "eor/no-coalesce-retrans.pkt",
+    "eor/no-coalesce-small.pkt",
+    "eor/no-coalesce-subsequent.pkt",
     "epoll/epoll_in_edge.pkt",
     "fast_retransmit/fr-4pkt-sack.pkt",
     "fast_retransmit/fr-4pkt.pkt",
     "mss/mss-getsockopt-tcp_maxseg-server.pkt",
+    "mss/mss-setsockopt-tcp_maxseg-server.pkt",
     "shutdown/shutdown-rd-close.pkt",
     "shutdown/shutdown-rdwr-close.pkt",
     "shutdown/shutdown-wr-close.pkt",
     "syscall_bad_arg/syscall-invalid-buf-ptr.pkt",
+    "tcp_info/tcp-info-last_data_recv.pkt",
     "ts_recent/fin_tsval.pkt",
     "validate/validate-established-no-flags.pkt",
 ])
 
-#: Those of PASSING that pass with zero timing tolerance too (the rest are explained in
-#: docs/conformance.md).
-STRICT_PASSING = sorted(PASSING)
+#: Those of PASSING that pass with zero timing tolerance too; docs/conformance.md explains
+#: the others (the scripts' own times are approximate there, or a timer the model fires early).
+STRICT_PASSING = sorted(set(PASSING) - {
+    "eor/no-coalesce-retrans.pkt",
+    "fast_retransmit/fr-4pkt-sack.pkt",
+    "fast_retransmit/fr-4pkt.pkt",
+})
 
 
 def _all_scripts() -> list[str]:
