@@ -47,6 +47,7 @@ from .wait import SIG_STATE as W_STATE
 
 _UNCONNECTED, _CONNECTING, _CONNECTED = 0, 1, 2
 _MSG_EOR = 0x80             # MSG_EOR (bits/socket.h)
+_TCP_NOTSENT_LOWAT = 25     # linux/tcp.h
 
 
 class _Binding:
@@ -417,6 +418,7 @@ class TcpSocket(Socket):
         self._cork = False
         self._congestion = self.stack.default_congestion
         self._user_mss = 0           # TCP_MAXSEG (rx_opt.user_mss)
+        self._notsent_lowat = 0      # TCP_NOTSENT_LOWAT
         self._notifies = 0
         self.conn = conn
         self.listener: TcpListener | None = None
@@ -492,6 +494,15 @@ class TcpSocket(Socket):
             if v and not 88 <= v <= 32767:
                 raise os_error(errno.EINVAL, "TCP_MAXSEG must be 0 or 88..32767")
             self._user_mss = v
+        elif optname == _TCP_NOTSENT_LOWAT:
+            if v < 0:
+                raise os_error(errno.EINVAL)
+            self._notsent_lowat = v
+            if self.conn is not None:
+                self.conn.notsent_lowat = v
+                self.conn.nospace = True          # sk->sk_write_space(sk)
+                self.conn._check_space(self._env.now)
+                self._pump()
         elif optname == C.TCP_QUICKACK:
             if self.conn is not None and v:
                 self.conn.quick = max(self.conn.quick, self.conn.config.max_quickacks)
@@ -509,6 +520,8 @@ class TcpSocket(Socket):
             return self._congestion.encode().ljust(16, b"\0")
         if optname == C.TCP_INFO:
             return pack_tcp_info(self.tcp_info())
+        if optname == _TCP_NOTSENT_LOWAT:
+            return self._notsent_lowat
         if optname == C.TCP_MAXSEG:
             if self._user_mss and (self.conn is None or self.listener is not None
                                    or self.conn.state == "CLOSE"):
@@ -622,6 +635,7 @@ class TcpSocket(Socket):
         sock._nodelay = self._nodelay
         sock._congestion = self._congestion
         sock._user_mss = self._user_mss
+        sock._notsent_lowat = conn.notsent_lowat = self._notsent_lowat
         sock._userlocks_snd, sock._userlocks_rcv = self._userlocks_snd, self._userlocks_rcv
         self.stack.parent.pop(conn, None)
         self.stack.pump(conn)
@@ -683,6 +697,7 @@ class TcpSocket(Socket):
         src = self.local[0] if self.local[0] != ANY else self._host.route(ip)[2]
         conn = TcpConnection((src, self.local[1]), (ip, port), self.stack.config_for(self, ip),
                              self.stack.iss_rng.getrandbits(32))
+        conn.notsent_lowat = self._notsent_lowat
         self.conn = conn
         self.peer = (ip, port)
         self.local = (src, self.local[1])

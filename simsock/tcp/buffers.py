@@ -50,7 +50,7 @@ class SendQueue:
 
     # -- application side --------------------------------------------------------------
     def append(self, data, size_goal: int, sndbuf: int, snd_nxt: int, push=None, push_gap: int = 0,
-               eor: bool = False, mark_push: bool = True) -> int:
+               eor: bool = False, mark_push: bool = True, lowat: int = 0xFFFFFFFF) -> int:
         """Copy as much of ``data`` as tcp_sendmsg_locked would; return the byte count.
 
         ``push`` (optional) transmits what the connection can (tcp_write_xmit, which grows
@@ -61,11 +61,13 @@ class SendQueue:
         wait_for_space, before giving up for lack of memory. The push at the end of the call
         is the caller's (the pushed sequence is marked here).
 
-        Each skb carries the flags tcp_sendmsg_locked gives it (``SKB_PSH``, ``SKB_EOR``):
-        tcp_mark_push sets PSH on the tail skb whenever the pushed sequence moves (forced_push
-        and the push at the end of the call), a call that appends to an unsent tail skb first
-        clears its PSH, and ``eor`` (MSG_EOR) marks the last skb of the call so that nothing
-        is appended to it later (tcp_skb_can_collapse_to)."""
+        Each skb carries flags (``SKB_PSH``, ``SKB_EOR``): PSH on every skb a call writes
+        unless ``mark_push`` is False (MSG_MORE, which also clears the PSH of the tail skb it
+        appends to), as Linux 6.18 shows on the wire (see the comment below); tcp_mark_push
+        (forced_push, the push at the end of the call) sets it too; ``eor`` (MSG_EOR) marks
+        the last skb of the call so that nothing is appended to it later
+        (tcp_skb_can_collapse_to). A new skb also needs fewer than
+        ``lowat`` unsent bytes (tcp_stream_memory_free: TCP_NOTSENT_LOWAT)."""
         n = len(data)
         copied = stored = 0                 # bytes accepted / already in _buf
         skbs = self.skbs
@@ -73,10 +75,10 @@ class SendQueue:
             tail = skbs[-1] if len(skbs) > self._first else None
             room = (size_goal - (tail[1] - tail[0]) if tail is not None and tail[0] >= snd_nxt
                     and not tail[2] & SKB_EOR else 0)
-            if room > 0 and not copied:
+            if room > 0 and not copied and not mark_push:
                 tail[2] &= ~SKB_PSH         # if (!copied) tcp_flags &= ~TCPHDR_PSH
             if room <= 0:
-                if self.wmem_queued >= sndbuf:      # !sk_stream_memory_free -> wait_for_space
+                if self.wmem_queued >= sndbuf or self.end - snd_nxt >= lowat:   # !sk_stream_memory_free
                     if push is not None and copied:
                         self._buf += data[stored:copied]
                         stored = copied
@@ -84,7 +86,10 @@ class SendQueue:
                         skbs[-1][2] |= SKB_PSH
                         push()
                     break
-                tail = [self.end, self.end, 0]
+                # measured on 6.18 (packetdrill, real kernel): every TSO packet of data
+                # written without MSG_MORE carries PSH, also from skbs that no tcp_mark_push
+                # reached (the first 64 KB skb of a large write to a wide window)
+                tail = [self.end, self.end, SKB_PSH if mark_push else 0]
                 skbs.append(tail)
                 self.wmem_queued += self.overhead
                 room = size_goal

@@ -100,6 +100,7 @@ class TcpConnection(Receiver, Sender, Recovery):
         self.sendq = SendQueue(iss + 1, config.skb_tx_overhead)
         self.rcvq = ReceiveQueue(config.skb_rx_overhead, config.rx_coalesce)
         self.fin_queued = self.fin_sent = False
+        self.notsent_lowat = 0           # TCP_NOTSENT_LOWAT (0: the sysctl's value)
         self.send_eor = False            # the socket's send() has MSG_EOR (SendQueue.append)
         self.records: deque[list] = deque()  # in flight: [start, end, sent_ns, flags] (recovery.py)
         self.lost_out = self.retrans_out = self.sacked_out = self.dupacks = 0
@@ -367,9 +368,11 @@ class TcpConnection(Receiver, Sender, Recovery):
         self._done(now)
 
     def _send_reset(self, now: int) -> None:
-        """tcp_send_active_reset: RST|ACK at snd_nxt."""
+        """tcp_send_active_reset: RST|ACK at snd_nxt, with the timestamp option when the
+        connection uses timestamps (it goes out through tcp_transmit_skb)."""
         self._out.append(Segment(self.local[1], self.remote[1], self.snd_nxt & MASK,
-                                 self.rcv_nxt & MASK, RST | ACK, 0))
+                                 self.rcv_nxt & MASK, RST | ACK, 0,
+                                 ts=((now // 1_000_000) & MASK, self.ts_recent) if self.ts_ok else None))
         self.stats_segments_sent += 1
 
     def _enter_time_wait(self, now: int) -> None:
@@ -440,7 +443,8 @@ class TcpConnection(Receiver, Sender, Recovery):
             return 0
         mss = self._mss_now()
         n = self.sendq.append(data, self._size_goal(mss), self.sndbuf, self.snd_nxt,
-                              lambda: self._push_pending(now), self.max_window >> 1, eor=self.send_eor)
+                              lambda: self._push_pending(now), self.max_window >> 1, eor=self.send_eor,
+                              lowat=self.notsent_lowat or self.config.notsent_lowat)
         if n < len(data):
             self.nospace = True  # wait_for_space: SOCK_NOSPACE
         if n == 0:

@@ -206,6 +206,8 @@ class Sender:
             self._schedule_loss_probe(now, False)
         elif self.snd_nxt < sq.end and not records and self.rto_kind is None:
             self._arm_probe(now)   # tcp_check_probe_timer
+        if sent_any and self.nospace and (self.notsent_lowat or self.config.notsent_lowat) != 0xFFFFFFFF:
+            self._check_space(now)  # tcp_data_snd_check: the push lowered the unsent bytes
 
     def _xmit_retransmit_queue(self, now: int, out: list) -> int:
         """tcp_xmit_retransmit_queue: resend records marked lost, in order, while cwnd allows.
@@ -473,9 +475,12 @@ class Sender:
         return self._in_flight() >= self.tp.snd_cwnd
 
     def _writeable(self) -> bool:
-        """__sk_stream_is_writeable: free space >= half of what is queued (sk_stream_min_wspace)."""
+        """__sk_stream_is_writeable(sk, wake=1): free space >= half of what is queued
+        (sk_stream_min_wspace), and twice the unsent bytes below TCP_NOTSENT_LOWAT
+        (tcp_stream_memory_free)."""
         q = self.sendq.wmem_queued
-        return self.sndbuf - q >= q >> 1 and q < self.sndbuf
+        return (self.sndbuf - q >= q >> 1 and q < self.sndbuf
+                and (self.sendq.end - self.snd_nxt) << 1 < (self.notsent_lowat or self.config.notsent_lowat))
 
     # ------------------------------------------------------------------ timers
     def _arm_rto(self, now: int) -> None:

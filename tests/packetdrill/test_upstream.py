@@ -32,12 +32,15 @@ PASSING = sorted([
     "fast_retransmit/fr-4pkt.pkt",
     "mss/mss-getsockopt-tcp_maxseg-server.pkt",
     "mss/mss-setsockopt-tcp_maxseg-server.pkt",
+    "notsent_lowat/notsent-lowat-setsockopt.pkt",
+    "notsent_lowat/notsent-lowat-sysctl.pkt",
     "shutdown/shutdown-rd-close.pkt",
     "shutdown/shutdown-rdwr-close.pkt",
     "shutdown/shutdown-wr-close.pkt",
     "syscall_bad_arg/syscall-invalid-buf-ptr.pkt",
     "tcp_info/tcp-info-last_data_recv.pkt",
     "ts_recent/fin_tsval.pkt",
+    "ts_recent/reset_tsval.pkt",
     "validate/validate-established-no-flags.pkt",
 ])
 
