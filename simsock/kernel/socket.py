@@ -32,6 +32,8 @@ from .thread import RUNNING, foreign_use
 from .wait import TIMED_OUT, FileState, WaitQueue
 
 
+_SO_ZEROCOPY = 60       # asm-generic/socket.h
+
 def _returned_int(args, result) -> int:
     return result if type(result) is int else 0
 
@@ -353,6 +355,12 @@ class Socket:
             self._keepalive = bool(v)
         elif optname == C.SO_RCVLOWAT:
             self._rcvlowat = max(1, v)
+        elif optname == _SO_ZEROCOPY:
+            # SOCK_ZEROCOPY: lets MSG_ZEROCOPY sends pin pages (what goes on the wire is
+            # the same; completion notifications are not modelled). TCP and UDP only.
+            if v not in (0, 1):
+                raise os_error(errno.EINVAL)
+            self._zerocopy = bool(v)
         else:
             raise os_error(errno.ENOPROTOOPT, f"socket option {optname} is not modelled")
 
@@ -403,6 +411,8 @@ class Socket:
             return self._rcvlowat
         if optname == C.SO_LINGER:
             return struct.pack("ii", *self._linger)
+        if optname == _SO_ZEROCOPY:
+            return int(getattr(self, "_zerocopy", False))
         raise os_error(errno.ENOPROTOOPT, f"socket option {optname} is not modelled")
 
     def _take_protocol_error(self) -> int:

@@ -275,17 +275,31 @@ def _can_send(sock) -> bool:
 _SEND_FLAGS = {"MSG_EOR": 0x80, "MSG_DONTWAIT": 0x40, "MSG_NOSIGNAL": 0x4000}
 
 
-def _check_send_flags(flags: int) -> None:
+def _check_send_flags(flags: int, sock=None) -> int:
+    """The flags to pass on; MSG_ZEROCOPY changes no data (Linux uses it only with
+    SO_ZEROCOPY, and its completion notifications are not modelled), so it is dropped."""
+    flags &= ~SYMBOLS["MSG_ZEROCOPY"]
     rest = flags
     for v in _SEND_FLAGS.values():
         rest &= ~v
     if rest:
         names = [n for n, v in SYMBOLS.items() if n.startswith("MSG_") and rest & v == v and v]
         raise _unsupported(f"send flag {'|'.join(names) or hex(rest)} (not modelled)")
+    return flags
+
+
+_RECV_FLAGS = SYMBOLS["MSG_PEEK"] | SYMBOLS["MSG_DONTWAIT"] | SYMBOLS["MSG_WAITALL"] | SYMBOLS["MSG_TRUNC"]
+
+
+def _check_recv_flags(flags: int) -> int:
+    if flags & ~_RECV_FLAGS:
+        names = [n for n, v in SYMBOLS.items() if n.startswith("MSG_") and flags & ~_RECV_FLAGS & v == v and v]
+        raise _unsupported(f"receive flag {'|'.join(names) or hex(flags)} (not modelled)")
+    return flags
 
 
 async def _send_common(runner, sock, buf, n: int, flags: int) -> int:
-    _check_send_flags(flags)
+    flags = _check_send_flags(flags)
     if buf is _NULL and n > 0:
         if _can_send(sock):
             raise os_error(E.EFAULT)
@@ -349,8 +363,7 @@ async def _sendmsg(runner, k, sc, box):
     ctl = _msg_field(msg, "msg_control")
     if ctl is not None and not (ctl.kind == "list" and not ctl.items):
         raise _unsupported("msg_control (ancillary data)")
-    flags = ival(sc.args[2]) or 0
-    _check_send_flags(flags)
+    flags = _check_send_flags(ival(sc.args[2]) or 0)
     total = sum(lens)
     if hasattr(sock, "sendmsg"):
         return await sock.sendmsg([bytes(n) for n in lens], [], flags)
@@ -358,6 +371,7 @@ async def _sendmsg(runner, k, sc, box):
 
 
 async def _recv_common(runner, sock, buf, n: int, flags: int) -> int:
+    flags = _check_recv_flags(flags)
     if buf is _NULL and n > 0:
         conn = sock.conn
         if conn is not None and conn.rcv_nxt - conn.copied_seq > (1 if conn.fin_rcv_seq is not None else 0):
@@ -389,7 +403,7 @@ async def _recvmsg(runner, k, sc, box):
     sock = _tcp(runner, sc.args[0])
     msg = sc.args[1]
     lens = _iov_lengths(msg)
-    flags = ival(sc.args[2]) or 0
+    flags = _check_recv_flags(ival(sc.args[2]) or 0)
     data = await sock.recv(sum(lens), flags)
     want = _msg_field(msg, "msg_flags")
     if want is not None and want.kind != "ellipsis":

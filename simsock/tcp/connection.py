@@ -122,7 +122,7 @@ class TcpConnection(Receiver, Sender, Recovery):
         self.high_seq = iss
         self.snd_sml = iss
         self.max_packets_out = 0
-        self.max_packets_out_valid = False
+        self.cwnd_usage_seq = iss       # tp->cwnd_usage_seq (tcp_cwnd_validate)
         self.retrans_stamp = 0
         self.backoff = self.retransmits = self.probes_out = 0
         self.rtx_reason = "timeout"

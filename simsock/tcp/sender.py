@@ -103,19 +103,10 @@ class Sender:
         sq = self.sendq
         if self.snd_nxt >= sq.end and self.retrans_out >= self.lost_out and (self.fin_sent or not self.fin_queued):
             # Nothing to send (most calls: after a read, an ACK, a timer): only the
-            # bookkeeping that ends the loop below, which would stop application-limited.
-            tp = self.tp
-            n = len(self.records)
-            if n > self.max_packets_out or not self.max_packets_out_valid:
-                self.max_packets_out = n
-                self.max_packets_out_valid = True
-            if tp.snd_cwnd < tp.snd_ssthresh:
-                tp.is_cwnd_limited = tp.snd_cwnd < 2 * self.max_packets_out
-            else:
-                tp.is_cwnd_limited = False
+            # bookkeeping that ends the loop below, which would stop application-limited
+            # (tcp_write_xmit calls tcp_cwnd_validate only when it sent or hit cwnd).
             if self.limit_kind != 3:
                 self._limit_state(3, now)
-            tp.max_packets_out = self.max_packets_out
             return
         tp = self.tp
         cwnd = tp.snd_cwnd
@@ -183,21 +174,15 @@ class Sender:
         if self.snd_nxt < sq.end:
             sq.split_at(self.snd_nxt)
         # tcp_cwnd_validate / tcp_is_cwnd_limited
-        n = len(records)
-        if n > self.max_packets_out or not self.max_packets_out_valid:
-            self.max_packets_out = n
-            self.max_packets_out_valid = True
-        if tp.snd_cwnd < tp.snd_ssthresh:
-            tp.is_cwnd_limited = tp.snd_cwnd < 2 * self.max_packets_out
-        else:
-            tp.is_cwnd_limited = limited == 2
+        cwnd_limited = limited == 2 or self._in_flight() >= cwnd
+        if sent_pkts or cwnd_limited:
+            self._cwnd_validate(cwnd_limited)
         self._limit_state(limited if sq.end > self.snd_una or records else 3, now)
         if sent_pkts and tp.ca_state in (CA_CWR, CA_RECOVERY):
             self.prr_out += sent_pkts
         if sent_any:
             tp.lsndtime_us = now // 1000
             tp.snd_nxt = self.snd_nxt
-        tp.max_packets_out = self.max_packets_out
         if sent_any:
             # tcp_event_new_data_sent: (re)arm the RTO if nothing was in flight or a loss
             # probe was pending; then tcp_write_xmit schedules the next loss probe.
@@ -454,13 +439,23 @@ class Sender:
             self.cc.set_state(tp, state)
             tp.ca_state = state
 
+    def _cwnd_validate(self, is_cwnd_limited: bool) -> None:
+        """tcp_cwnd_validate: per round of data (until snd_una passes the snd_nxt of the last
+        reset), remember whether cwnd limited the sender, else the most packets in flight;
+        tcp_is_cwnd_limited (tcp/cc/base.py) reads both, so an application-limited sender in
+        slow start still grows cwnd to twice what it had in flight during the round."""
+        tp = self.tp
+        n = len(self.records)
+        if self.snd_una >= self.cwnd_usage_seq or is_cwnd_limited or (
+                not tp.is_cwnd_limited and n > self.max_packets_out):
+            tp.is_cwnd_limited = is_cwnd_limited
+            self.max_packets_out = tp.max_packets_out = n
+            self.cwnd_usage_seq = self.snd_nxt
+
     def _cong_avoid(self, ack: int, acked: int) -> None:
         tp = self.tp
         tp.packets_out = len(self.records)
-        if tp.snd_cwnd < tp.snd_ssthresh:
-            tp.is_cwnd_limited = tp.snd_cwnd < 2 * max(self.max_packets_out, tp.packets_out)
         self.cc.cong_avoid(tp, ack, acked)
-        self.max_packets_out_valid = False
 
     def _check_space(self, now: int) -> None:
         """tcp_check_space / tcp_new_space / sk_stream_write_space."""
