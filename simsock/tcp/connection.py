@@ -185,7 +185,8 @@ class TcpConnection(Receiver, Sender, Recovery):
         self.tlp_high_seq: int | None = None
         self.tlp_retrans = False
         self.rcv_tstamp = 0              # when the last ACK arrived (tp->rcv_tstamp)
-        self.limited_ns = [0, 0, 0, 0]   # index: 0 idle/none, 1 rwnd, 2 cwnd, 3 app
+        # index: 0 none, 1 rwnd, 2 cwnd, 3 app (queues empty), 4 app with data in flight
+        self.limited_ns = [0, 0, 0, 0, 0]
         self.limit_kind = 0
         self.limit_since = 0
 
@@ -657,7 +658,7 @@ class TcpConnection(Receiver, Sender, Recovery):
             "srtt": r.srtt, "rttvar": r.rttvar, "rto": min(r.rto << self.backoff, self.config.rto_max),
             "cwnd": tp.snd_cwnd, "ssthresh": tp.snd_ssthresh,
             "rwnd_limited_ns": self.limited_ns[1], "cwnd_limited_ns": self.limited_ns[2],
-            "app_limited_ns": self.limited_ns[3], "zero_window_probes": self.stats_zwp,
+            "app_limited_ns": self.limited_ns[3] + self.limited_ns[4], "zero_window_probes": self.stats_zwp,
             "loss_probes": self.stats_tlp, "loss_probe_recoveries": self.stats_tlp_recoveries,
             "rcvq_drops": self.stats_rcvq_drops, "ofo_drops": self.stats_ofo_drops,
             "ofo_pruned": self.stats_ofo_pruned,

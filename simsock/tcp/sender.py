@@ -105,8 +105,9 @@ class Sender:
             # Nothing to send (most calls: after a read, an ACK, a timer): only the
             # bookkeeping that ends the loop below, which would stop application-limited
             # (tcp_write_xmit calls tcp_cwnd_validate only when it sent or hit cwnd).
-            if self.limit_kind != 3:
-                self._limit_state(3, now)
+            app = 4 if self.records else 3      # data in flight: Linux's TCP_CHRONO_BUSY
+            if self.limit_kind != app:
+                self._limit_state(app, now)
             return
         tp = self.tp
         cwnd = tp.snd_cwnd
@@ -177,6 +178,8 @@ class Sender:
         cwnd_limited = limited == 2 or self._in_flight() >= cwnd
         if sent_pkts or cwnd_limited:
             self._cwnd_validate(cwnd_limited)
+        if limited == 3 and records:
+            limited = 4                          # nothing to send, data in flight: busy
         self._limit_state(limited if sq.end > self.snd_una or records else 3, now)
         if sent_pkts and tp.ca_state in (CA_CWR, CA_RECOVERY):
             self.prr_out += sent_pkts

@@ -41,6 +41,7 @@ PASSING = sorted([
     "syscall_bad_arg/sendmsg-empty-iov.pkt",
     "syscall_bad_arg/syscall-invalid-buf-ptr.pkt",
     "tcp_info/tcp-info-last_data_recv.pkt",
+    "tcp_info/tcp-info-rwnd-limited.pkt",
     "ts_recent/fin_tsval.pkt",
     "ts_recent/reset_tsval.pkt",
     "validate/validate-established-no-flags.pkt",
