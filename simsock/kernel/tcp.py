@@ -47,6 +47,7 @@ from .wait import SIG_STATE as W_STATE
 
 _UNCONNECTED, _CONNECTING, _CONNECTED = 0, 1, 2
 _MSG_EOR = 0x80             # MSG_EOR (bits/socket.h)
+_MSG_MORE = 0x8000          # MSG_MORE
 _TCP_NOTSENT_LOWAT = 25     # linux/tcp.h
 
 
@@ -479,6 +480,8 @@ class TcpSocket(Socket):
             self._nodelay = bool(v)
             if self.conn is not None:
                 self.conn.config.nodelay = bool(v)
+                if v:
+                    self.conn.push_now = True   # TCP_NAGLE_PUSH: this push ignores a cork
                 self._pump()
         elif optname == C.TCP_CORK:
             self._cork = bool(v)
@@ -775,15 +778,17 @@ class TcpSocket(Socket):
     @syscall
     async def send(self, data, flags=0) -> int:
         flags = check_int(flags)
-        if not flags & _MSG_EOR:
+        if not flags & (_MSG_EOR | _MSG_MORE):
             return await self._send(data, flags)
-        # MSG_EOR: the call's last skb takes no later data (tcp_sendmsg_locked: skb->eor)
+        # MSG_EOR: the call's last skb takes no later data (tcp_sendmsg_locked: skb->eor);
+        # MSG_MORE: no PSH mark, and the push at the end of the call is corked (tcp_push)
         conn = self._check_sendable()
-        conn.send_eor = True
+        conn.send_eor = bool(flags & _MSG_EOR)
+        conn.send_more = bool(flags & _MSG_MORE)
         try:
             return await self._send(data, flags)
         finally:
-            conn.send_eor = False
+            conn.send_eor = conn.send_more = False
 
     async def _send(self, data, flags: int) -> int:
         view = self._data(data)

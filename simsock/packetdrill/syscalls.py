@@ -272,7 +272,7 @@ def _can_send(sock) -> bool:
 
 
 #: send flags the simulated socket implements; any other fails the script, named
-_SEND_FLAGS = {"MSG_EOR": 0x80, "MSG_DONTWAIT": 0x40, "MSG_NOSIGNAL": 0x4000}
+_SEND_FLAGS = {"MSG_EOR": 0x80, "MSG_MORE": 0x8000, "MSG_DONTWAIT": 0x40, "MSG_NOSIGNAL": 0x4000}
 
 
 def _check_send_flags(flags: int, sock=None) -> int:

@@ -102,6 +102,9 @@ class TcpConnection(Receiver, Sender, Recovery):
         self.fin_queued = self.fin_sent = False
         self.notsent_lowat = 0           # TCP_NOTSENT_LOWAT (0: the sysctl's value)
         self.send_eor = False            # the socket's send() has MSG_EOR (SendQueue.append)
+        self.send_more = False           # ... MSG_MORE: no PSH mark, corked push (tcp_push)
+        self.push_cork = False           # the next _write_xmit holds sub-MSS tails (TCP_NAGLE_CORK)
+        self.push_now = False            # the next _write_xmit ignores cork and Nagle (TCP_NAGLE_PUSH)
         self.records: deque[list] = deque()  # in flight: [start, end, sent_ns, flags] (recovery.py)
         self.lost_out = self.retrans_out = self.sacked_out = self.dupacks = 0
         # SACK scoreboard, RACK and PRR (recovery.py)
@@ -445,7 +448,10 @@ class TcpConnection(Receiver, Sender, Recovery):
         mss = self._mss_now()
         n = self.sendq.append(data, self._size_goal(mss), self.sndbuf, self.snd_nxt,
                               lambda: self._push_pending(now), self.max_window >> 1, eor=self.send_eor,
-                              lowat=self.notsent_lowat or self.config.notsent_lowat)
+                              lowat=self.notsent_lowat or self.config.notsent_lowat,
+                              mark_push=not self.send_more)
+        if self.send_more:
+            self.push_cork = True
         if n < len(data):
             self.nospace = True  # wait_for_space: SOCK_NOSPACE
         if n == 0:

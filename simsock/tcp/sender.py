@@ -101,6 +101,10 @@ class Sender:
 
     def _write_xmit(self, now: int, out: list) -> None:
         sq = self.sendq
+        # the nonagle of this push: TCP_NAGLE_CORK after a MSG_MORE send, TCP_NAGLE_PUSH
+        # after setsockopt(TCP_NODELAY, 1); later pushes use the socket's setting
+        push_cork, push_now = self.push_cork, self.push_now
+        self.push_cork = self.push_now = False
         if self.snd_nxt >= sq.end and self.retrans_out >= self.lost_out and (self.fin_sent or not self.fin_queued):
             # Nothing to send (most calls: after a read, an ACK, a timer): only the
             # bookkeeping that ends the loop below, which would stop application-limited
@@ -143,7 +147,8 @@ class Sender:
                 fin = self.fin_queued and seg_end == sq.end
                 if seg_end - nxt < mss and not fin and sq.is_tail_skb(nxt):
                     cfg = self.config
-                    if cfg.cork or (not cfg.nodelay and records and self.snd_sml > self.snd_una):
+                    if not push_now and (cfg.cork or push_cork or (
+                            not cfg.nodelay and records and self.snd_sml > self.snd_una)):
                         limited = 3
                         break
                 if not records:
@@ -264,7 +269,7 @@ class Sender:
             self.limit_since = now
 
     def _emit_data(self, start: int, end: int, now: int, out: list, fin: bool = False,
-                   retransmit: bool = False) -> None:
+                   retransmit: bool = False, psh: bool = False) -> None:
         if end > start:
             payload = self.sendq.data(start, min(end, self.sendq.end))
         else:
@@ -274,7 +279,9 @@ class Sender:
         flags = ACK
         if fin:
             flags |= FIN
-        if payload and self.sendq.skb_flags(start) & SKB_PSH and (
+        if payload and psh:
+            flags |= PSH        # tcp_write_wakeup sets it on what it sends
+        elif payload and self.sendq.skb_flags(start) & SKB_PSH and (
                 not retransmit or start + len(payload) >= self.sendq.skb_end(start)):
             # the skb's mark (tcp_mark_push): on every TSO packet cut from it when first sent
             # (measured on 6.18), but a retransmission of its first part is a tcp_fragment,
@@ -701,7 +708,7 @@ class Sender:
             nxt = self.snd_nxt
             end = min(nxt + min(room, mss), self.sendq.skb_end(nxt))
             fin = self.fin_queued and end == self.sendq.end
-            self._emit_data(nxt, end, now, out, fin=fin)
+            self._emit_data(nxt, end, now, out, fin=fin, psh=True)
             self.records.append([nxt, end + (1 if fin else 0), now, 0])
             self.snd_nxt = end + (1 if fin else 0)
             if fin:

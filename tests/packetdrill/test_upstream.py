@@ -32,6 +32,8 @@ PASSING = sorted([
     "fast_retransmit/fr-4pkt.pkt",
     "mss/mss-getsockopt-tcp_maxseg-server.pkt",
     "mss/mss-setsockopt-tcp_maxseg-server.pkt",
+    "nagle/sendmsg_msg_more.pkt",
+    "nagle/sockopt_cork_nodelay.pkt",
     "notsent_lowat/notsent-lowat-setsockopt.pkt",
     "notsent_lowat/notsent-lowat-sysctl.pkt",
     "shutdown/shutdown-rd-close.pkt",
