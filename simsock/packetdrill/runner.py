@@ -482,7 +482,10 @@ class Runner:
             prev_seg, seg = group[-1][1].payload, nxt[1].payload
             err = _fragment_mismatch(prev_seg, seg, len(seg.payload), total, p.length)
             if err:
-                raise Mismatch(ev.line, f"{err}; expected {p.text!r}", nxt[0])
+                raise Mismatch(ev.line, f"live packet payload: expected {p.length} bytes vs actual {total} bytes "
+                                        f"(the next packet, {self._describe_segment(nxt[1], seg)} at "
+                                        f"{nxt[0] / 1e9:.6f} s, cannot be aggregated: {err})\n"
+                                        f"    script packet: {p.text}", group[-1][0])
             group.append(nxt)
             total += len(seg.payload)
         t_ns, pkt = group[-1]

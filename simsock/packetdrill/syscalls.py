@@ -254,13 +254,13 @@ def _ioctl_fallback(sock, req: int) -> int:
         if conn is None or conn.state in ("SYN_SENT", "SYN_RECV"):
             raise os_error(E.EINVAL)
         answ = conn.rcv_nxt - conn.copied_seq
-        if answ and conn.fin_rcv_seq is not None:
-            answ -= 1     # the FIN occupies a sequence number but is no data (SOCK_DONE)
+        if answ and conn.sock_done:
+            answ -= 1     # tcp_inq: the FIN occupies a sequence number but is no data (SOCK_DONE)
         return max(answ, 0)
-    if req == SYMBOLS["SIOCOUTQ"]:
-        return 0 if conn is None else conn.sendq.end_seq - conn.snd_una if hasattr(conn.sendq, "end_seq") else 0
-    if req == SYMBOLS["SIOCOUTQNSD"]:
-        return 0 if conn is None else max(0, getattr(conn.sendq, "end_seq", conn.snd_nxt) - conn.snd_nxt)
+    if req == SYMBOLS["SIOCOUTQ"]:          # write_seq - snd_una (0 before a connection)
+        return 0 if conn is None else max(conn.sendq.end - conn.snd_una, 0)
+    if req == SYMBOLS["SIOCOUTQNSD"]:       # write_seq - snd_nxt: not yet sent
+        return 0 if conn is None else max(conn.sendq.end - conn.snd_nxt, 0)
     raise _unsupported(f"ioctl request {req:#x}")
 
 
@@ -374,7 +374,7 @@ async def _recv_common(runner, sock, buf, n: int, flags: int) -> int:
     flags = _check_recv_flags(flags)
     if buf is _NULL and n > 0:
         conn = sock.conn
-        if conn is not None and conn.rcv_nxt - conn.copied_seq > (1 if conn.fin_rcv_seq is not None else 0):
+        if conn is not None and conn.rcv_nxt - conn.copied_seq > (1 if conn.sock_done else 0):
             raise os_error(E.EFAULT)
     data = await sock.recv(n, flags)
     return len(data)
