@@ -20,7 +20,10 @@ from simsock.profiles.host import differences, measure, measured_fields
 linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="--from-host reads Linux's /proc and /sys")
 
 #: Fields of the NIC of the default route (a VM's virtio NIC may have MTU 1400), not of the kernel.
-MACHINE_FIELDS = {"default_mtu", "txqueuelen"}
+MACHINE_FIELDS = {"default_mtu", "txqueuelen",
+                  # a build choice (CONFIG_DEFAULT_TCP_CONG): bbr on this machine, cubic upstream
+                  # and in the linux profile (see simsock/profiles/linux.py)
+                  "tcp_congestion_control"}
 
 
 @pytest.fixture(scope="module")

@@ -41,7 +41,7 @@ from simsock.tcp.segment import ACK, FIN, RST, SYN
 from simsock.tcp.signals import SIG_ACCEPT, SIG_DATA, SIG_SPACE, SIG_STATE
 
 from .addr import ANY, LOOPBACK, check_int, parse_inet_address, resolve
-from .socket import AGAIN, Socket, syscall
+from .socket import AGAIN, Socket, call_body, syscall
 from .wait import SIG_IN, SIG_OUT, TIMED_OUT
 from .wait import SIG_STATE as W_STATE
 
@@ -98,7 +98,7 @@ class TcpStack:
         self.listen_drops = 0
         self._busy = 0                   # pumps / backlog drains in progress
         self._backlog: deque = deque()   # loopback segments waiting for them to finish
-        self.default_congestion = "cubic"
+        self.default_congestion = host.profile.tcp_congestion_control   # net.ipv4.tcp_congestion_control
 
     # -- ports ---------------------------------------------------------------------------
     def _users(self, port: int) -> list[_Binding]:
@@ -128,6 +128,20 @@ class TcpStack:
         sock.local = (ip, port)
         self.ports.setdefault(port, []).append(_Binding(ip, sock._reuseaddr, sock._reuseport, sock=sock))
 
+    def listen_conflict(self, sock: "TcpSocket") -> None:
+        """inet_csk_listen_start re-checks the port (inet_csk_get_port): two sockets bound to
+        one port with SO_REUSEADDR (allowed while neither listens) cannot both listen, so
+        the second listen() raises EADDRINUSE unless both set SO_REUSEPORT."""
+        ip, port = sock.local
+        for b in self._users(port):
+            if b.sock is sock or not b.listening:
+                continue
+            if not (b.ip == ip or b.ip == ANY or ip == ANY):
+                continue
+            if sock._reuseport and b.reuseport:
+                continue
+            raise os_error(errno.EADDRINUSE)
+
     def _ephemeral(self, ip: str) -> int:
         lo, hi = self.host.profile.ip_local_port_range
         span = hi - lo + 1
@@ -151,7 +165,8 @@ class TcpStack:
             rcvbuf_locked=sock._userlocks_rcv, nodelay=sock._nodelay, cork=sock._cork, linger=linger,
             congestion=sock._congestion, tcp_wmem=tuple(prof.tcp_wmem), tcp_rmem=tuple(prof.tcp_rmem),
             rmem_max=prof.rmem_max, sack=prof.tcp_sack, dsack=prof.tcp_dsack,
-            recovery=prof.tcp_recovery, early_retrans=prof.tcp_early_retrans, **lo)
+            recovery=prof.tcp_recovery, early_retrans=prof.tcp_early_retrans,
+            fq_pacing=prof.default_qdisc == "fq" and channel is not self.host.lo, **lo)
         cfg.extra["pmtu"] = min(mtu, 65535)
         if sock._user_mss:
             cfg.mss = min(cfg.mss, sock._user_mss)     # tcp_advertise_mss / mss_clamp
@@ -419,6 +434,7 @@ class TcpSocket(Socket):
         self._cork = False
         self._congestion = self.stack.default_congestion
         self._user_mss = 0           # TCP_MAXSEG (rx_opt.user_mss)
+        self._shutdown_flags = 0     # sk_shutdown set before there was a connection
         self._notsent_lowat = 0      # TCP_NOTSENT_LOWAT
         self._notifies = 0
         self.conn = conn
@@ -451,6 +467,27 @@ class TcpSocket(Socket):
             self.conn.rcvbuf = value
             self.conn.config.rcvbuf_locked = True
             self._pump()
+
+    def _set_rcvlowat(self, value: int) -> None:
+        """tcp_set_rcvlowat: capped at half of tcp_rmem[2] (of SO_RCVBUF once set), and the
+        receive buffer grows to hold that much unless SO_RCVBUF was set."""
+        cap = (self._rcvbuf() if self._userlocks_rcv else self._host.profile.tcp_rmem[2]) >> 1
+        value = min(value, cap)
+        self._rcvlowat = value or 1
+        if not self._userlocks_rcv:
+            ratio = self.conn.scaling_ratio if self.conn is not None else 128
+            space = (value << 8) // ratio            # tcp_space_from_win
+            if space > self._rcvbuf():
+                self.rcvbuf = space
+                if self.conn is not None:
+                    self.conn.rcvbuf = space
+                    if self.conn.window_clamp and self.conn.window_clamp < value:
+                        self.conn.window_clamp = value
+                    self._pump()
+        if self.conn is not None:
+            self.conn.rcvlowat = self._rcvlowat
+            self._pump()
+            self._notify(W_STATE, readers=True)      # tcp_data_ready: maybe readable now
 
     def _linger_changed(self) -> None:
         if self.conn is not None:
@@ -609,6 +646,8 @@ class TcpSocket(Socket):
             self.stack.bind(self, ANY, 0)
         elif self._port_released:
             self._rebind_released()
+        else:
+            self.stack.listen_conflict(self)
         stack = self.stack
         self.listener = TcpListener(self.local, min(backlog, self._host.profile.somaxconn),
                                     lambda: stack.config_for(self, stack._syn_src))
@@ -638,6 +677,8 @@ class TcpSocket(Socket):
         sock._nodelay = self._nodelay
         sock._congestion = self._congestion
         sock._user_mss = self._user_mss
+        sock._rcvlowat = conn.rcvlowat = self._rcvlowat
+        sock._rcvtimeo_ns, sock._sndtimeo_ns = self._rcvtimeo_ns, self._sndtimeo_ns
         sock._notsent_lowat = conn.notsent_lowat = self._notsent_lowat
         sock._userlocks_snd, sock._userlocks_rcv = self._userlocks_snd, self._userlocks_rcv
         self.stack.parent.pop(conn, None)
@@ -705,6 +746,8 @@ class TcpSocket(Socket):
         self.peer = (ip, port)
         self.local = (src, self.local[1])
         self.stack.register(conn, self)
+        conn.shutdown_flags |= self._shutdown_flags     # sk_shutdown survives connect()
+        conn.rcvlowat = self._rcvlowat
         conn.connect(self._env.now)
         self._sock_state = _CONNECTING
         self._pump()
@@ -822,12 +865,14 @@ class TcpSocket(Socket):
                     raise timeout_error()
                 if self.poll_mask() & (C.EPOLLOUT | C.EPOLLERR | C.EPOLLHUP):
                     await self.write_wait.wait(deadline)    # not writable after all: wait for space
-        # Blocking: tcp_sendmsg queues everything, waiting for space as needed
+        # Blocking: tcp_sendmsg queues everything, waiting for space as needed -- up to
+        # SO_SNDTIMEO, after which it returns what it copied, or EAGAIN
         # (sk_stream_wait_memory). A full buffer at the call is a wait, not EAGAIN; an error
         # after some bytes were copied returns the count and stays pending for the next
         # call (do_error: "if (copied) goto out"), which reports it (sk_stream_error).
         sent = 0
         total = len(view)
+        kdeadline = None if self._sndtimeo_ns is None else self._env._now + self._sndtimeo_ns
         self._hold()       # a close() by another thread does not end this call (Socket.close)
         try:
             while True:
@@ -846,7 +891,11 @@ class TcpSocket(Socket):
                 if sent >= total:
                     return sent
                 if self._notifies == seen:
-                    await self.write_wait.wait(None)
+                    if kdeadline is not None and self._env._now >= kdeadline:
+                        if sent:
+                            return sent
+                        raise os_error(errno.EAGAIN)
+                    await self.write_wait.wait(kdeadline)
         finally:
             self._unhold()
 
@@ -865,6 +914,13 @@ class TcpSocket(Socket):
         sent = 0
         total = len(view)
         deadline = self._deadline()
+        # A blocking socket with SO_SNDTIMEO: CPython's sendall is a loop of send() calls,
+        # each of which waits up to the timeout and returns what it copied; one that copied
+        # nothing fails with EAGAIN.
+        ktimeo = self._sndtimeo_ns if self._timeout_ns is None else None
+        if ktimeo is not None:
+            deadline = self._env._now + ktimeo
+            mark = 0
         self._hold()       # a close() by another thread does not end this call (Socket.close)
         try:
             nonblock = self._timeout_ns == 0 or (flags & C.MSG_DONTWAIT and self._timeout_ns is None)
@@ -889,11 +945,19 @@ class TcpSocket(Socket):
                     continue
                 if self._notifies != seen:
                     continue
+                if ktimeo is not None and self._env._now >= deadline:
+                    if sent == mark:
+                        raise os_error(errno.EAGAIN)
+                    mark = sent                      # that send() returned; the next one starts
+                    deadline = self._env._now + ktimeo
+                    continue
                 woke = await self.write_wait.wait(deadline)
                 if self._closed and self._timeout_ns:
                     # CPython's timeout mode polls, then sends on the descriptor close() set to -1.
                     if self._held_mask() & (C.EPOLLOUT | C.EPOLLERR | C.EPOLLHUP):
                         raise os_error(errno.EBADF)
+                if woke is TIMED_OUT and ktimeo is not None:
+                    continue                         # decided at the top of the loop
                 if woke is TIMED_OUT and not (self._held_mask() if self._closed else self.poll_mask()) & C.EPOLLOUT:
                     from simsock.errors import timeout_error
                     raise timeout_error()
@@ -909,6 +973,8 @@ class TcpSocket(Socket):
 
     def _recv_attempt(self, n: int, flags: int):
         conn = self.conn
+        if conn is None:
+            return b""          # shutdown(SHUT_RD) of a never-connected socket: end of stream
         try:
             data = conn.recv_or_none(n, self._env._now, bool(flags & C.MSG_PEEK))
         except BaseException:
@@ -921,9 +987,30 @@ class TcpSocket(Socket):
         self.stack.pump(conn)
         return data
 
+    def _recv_lowat_attempt(self, n: int, flags: int):
+        """A blocking recv with SO_RCVLOWAT above 1: wait until min(rcvlowat, n) bytes are
+        queued (tcp_recvmsg's target, sock_rcvlowat), or end of stream or an error."""
+        conn = self.conn
+        if conn is not None:
+            q = conn.rcvq.size
+            if q < min(self._rcvlowat, n) and not (conn.sock_done or conn.sk_err or conn.shutdown_flags & 1
+                                                   or conn.state == "CLOSE"):
+                return AGAIN
+        return self._recv_attempt(n, flags)
+
+    async def _recv_wait(self, bufsize: int, flags: int):
+        """The blocking part of recv: wait for data (up to SO_RCVTIMEO, if set)."""
+        attempt = self._recv_attempt if self._rcvlowat == 1 else self._recv_lowat_attempt
+        try:
+            return await self._wait_for(lambda: attempt(bufsize, flags), self.read_wait, flags, tried=True)
+        except BlockingIOError:
+            if self._rcvlowat > 1 and self.conn is not None and self.conn.rcvq.size:
+                return self._recv_attempt(bufsize, flags)   # SO_RCVTIMEO expired below the low mark
+            raise
+
     def _check_receivable(self) -> TcpConnection:
         self._check_open()
-        if self.conn is None or self.listener is not None:
+        if self.listener is not None or (self.conn is None and not self._shutdown_flags & 1):
             raise os_error(errno.ENOTCONN)
         return self.conn
 
@@ -946,6 +1033,7 @@ class TcpSocket(Socket):
         if flags & C.MSG_WAITALL and not (self._timeout_ns == 0 or flags & C.MSG_DONTWAIT):
             chunks = []
             got = 0
+            kdeadline = None if not self._rcvtimeo_ns else self._env._now + self._rcvtimeo_ns
             self._hold()          # one system call: the file is held throughout
             try:
                 conn = self.conn
@@ -955,7 +1043,13 @@ class TcpSocket(Socket):
                         return b""     # tcp_recvmsg: once bytes were copied, an error ends the call
                     return self._recv_attempt(bufsize - got, flags & ~C.MSG_WAITALL)   # and stays pending
                 while got < bufsize:
-                    part = await self._wait_for(attempt, self.read_wait, flags)
+                    try:
+                        part = await self._wait_for(attempt, self.read_wait, flags,
+                                                    kdeadline=kdeadline)
+                    except BlockingIOError:
+                        if chunks:
+                            break         # SO_RCVTIMEO expired: what was copied so far
+                        raise
                     if not part:
                         break
                     chunks.append(part)
@@ -963,11 +1057,11 @@ class TcpSocket(Socket):
             finally:
                 self._unhold()
             return b"".join(chunks)
-        result = self._recv_attempt(bufsize, flags)
+        blocking = self._timeout_ns is None and not flags & C.MSG_DONTWAIT
+        result = (self._recv_lowat_attempt if blocking and self._rcvlowat > 1 else self._recv_attempt)(bufsize, flags)
         if result is not AGAIN:
             return result
-        return await self._wait_for(lambda: self._recv_attempt(bufsize, flags), self.read_wait, flags,
-                                    tried=True)
+        return await self._recv_wait(bufsize, flags)
 
     @syscall
     async def recv(self, bufsize, flags=0) -> bytes:
@@ -983,13 +1077,15 @@ class TcpSocket(Socket):
             # _recv's last case (blocking or non-blocking, no MSG_WAITALL), inlined: one
             # coroutine less per call on the hot path.
             self._check_receivable()
-            result = self._recv_attempt(bufsize, flags)
+            if self._rcvlowat > 1 and self._timeout_ns is None and not flags & C.MSG_DONTWAIT:
+                result = self._recv_lowat_attempt(bufsize, flags)
+            else:
+                result = self._recv_attempt(bufsize, flags)
             if result is not AGAIN:
                 return result
             if self._timeout_ns == 0 or flags & C.MSG_DONTWAIT:
                 raise os_error(errno.EAGAIN)        # as _wait_for would
-            return await self._wait_for(lambda: self._recv_attempt(bufsize, flags), self.read_wait, flags,
-                                        tried=True)
+            return await self._recv_wait(bufsize, flags)
         return await self._recv(bufsize, flags)
 
     @syscall
@@ -1010,6 +1106,30 @@ class TcpSocket(Socket):
         data = await self._recv(n, flags)
         buffer[:len(data)] = data
         return len(data)
+
+    async def _recvmsg(self, bufsize: int, flags: int):
+        # tcp_recvmsg fills no msg_name: CPython's address is None; msg_flags stays 0
+        data = await call_body(TcpSocket.recv, self, bufsize, flags)
+        return data, 0, None
+
+    def _ioctl(self, request: int) -> int:
+        """tcp_ioctl: SIOCINQ bytes queued to read, SIOCOUTQ bytes not yet acknowledged
+        (write_seq - snd_una), SIOCOUTQNSD bytes not yet sent (write_seq - snd_nxt); 0 in
+        SYN_SENT/SYN_RECV and before any connection; EINVAL on a listener."""
+        if request not in (C.SIOCINQ, C.SIOCOUTQ, C.SIOCOUTQNSD):
+            raise os_error(errno.ENOTTY)
+        if self.listener is not None:
+            raise os_error(errno.EINVAL)
+        conn = self.conn
+        if conn is None or conn.state in ("SYN_SENT", "SYN_RECV"):
+            return 0
+        if request == C.SIOCINQ:
+            return conn.inq
+        if request == C.SIOCOUTQ:
+            return conn.outq
+        if conn.state == "CLOSE":
+            return 0
+        return max(conn.sendq.end + (1 if conn.fin_queued else 0) - conn.snd_nxt, 0)
 
     # -- shutdown and close --------------------------------------------------------------
     @syscall
@@ -1036,7 +1156,17 @@ class TcpSocket(Socket):
                 users[:] = [b for b in users if b.sock is not self]
                 self._port_released = True
             return
+        if self.conn is None:
+            # inet_shutdown, case TCP_CLOSE: ENOTCONN, but sk_shutdown is set all the same
+            # (then falls through): after SHUT_RD/SHUT_RDWR recv returns b"" and poll shows
+            # IN|OUT|HUP|RDHUP; the flags stay for a later connect (checked on Linux 6.18,
+            # tests/conformance/test_socket_api.py).
+            self._shutdown_flags |= {C.SHUT_RD: 1, C.SHUT_WR: 2, C.SHUT_RDWR: 3}[how]
+            self._notify(W_STATE, readers=True, writers=True)
+            raise os_error(errno.ENOTCONN)
         if self._sk_state_closed():
+            if not self.conn.finished:
+                self.conn.shutdown_flags |= {C.SHUT_RD: 1, C.SHUT_WR: 2, C.SHUT_RDWR: 3}[how]
             raise os_error(errno.ENOTCONN)       # inet_shutdown: sk_state TCP_CLOSE
         self.conn.shutdown(how, self._env.now)
         self._pump()
@@ -1081,6 +1211,9 @@ class TcpSocket(Socket):
         now = self._env.now
         if kind == "recv":
             conn = self._check_receivable()
+            if conn is None:
+                op.nbytes = 0       # shut down before any connect: end of stream
+                return 0
             try:
                 data = conn.recv(op.request, now)
             except BlockingIOError:
@@ -1139,6 +1272,8 @@ class TcpSocket(Socket):
         if self.listener is not None:
             return self.listener.poll()
         if self.conn is None:
+            if self._shutdown_flags & 1:        # RCV_SHUTDOWN (shutdown before any connect)
+                return C.EPOLLOUT | C.EPOLLHUP | C.EPOLLIN | C.EPOLLRDNORM | C.EPOLLRDHUP
             return C.EPOLLOUT | C.EPOLLHUP      # tcp_poll on a fresh socket (state CLOSE)
         return self.conn.poll()
 

@@ -302,10 +302,15 @@ def measure() -> HostProfile:
     notes.append(f"loopback TCP: tcpi_advmss {advmss}, TCP_MAXSEG right after connect {maxseg}; the simulator "
                  f"derives its MSS from loopback_mtu: {derived}"
                  + ("" if advmss == derived else " (differs: the profile cannot express this host's MSS)"))
+    put("default_qdisc", _sysctl("net.core.default_qdisc"), "sysctl net.core.default_qdisc")
     cc = _sysctl("net.ipv4.tcp_congestion_control")
-    if cc is not None and cc != "cubic":
-        notes.append(f"the host's default congestion control is {cc}; the simulator's is cubic "
-                     f"(set TCP_CONGESTION to compare like with like)")
+    if cc is not None:
+        from simsock.tcp import cc as cc_registry
+        if cc in cc_registry.available():
+            put("tcp_congestion_control", cc, "sysctl net.ipv4.tcp_congestion_control")
+        else:
+            notes.append(f"the host's default congestion control is {cc}, which the simulator does not "
+                         f"have; new sockets use {LINUX.tcp_congestion_control}")
     for name in (f.name for f in dataclasses.fields(Profile)):
         if name not in values:
             values[name] = getattr(LINUX, name)
@@ -319,7 +324,8 @@ def measured_fields() -> list[str]:
     """Fields that :func:`measure` reads or measures on the host (the others are copied)."""
     return ["kernel", "rmem_default", "wmem_default", "rmem_max", "wmem_max", "somaxconn", "ip_default_ttl",
             "tcp_rmem", "tcp_wmem", "ip_local_port_range", "icmp_ratelimit_ns", "ipfrag_time_ns",
-            "tcp_sack", "tcp_dsack", "tcp_recovery", "tcp_early_retrans",
+            "tcp_sack", "tcp_dsack", "tcp_recovery", "tcp_early_retrans", "tcp_congestion_control",
+            "default_qdisc",
             "loopback_mtu", "default_mtu", "txqueuelen", "sock_min_rcvbuf", "sock_min_sndbuf",
             "sockopt_buf_doubles", "udp_max_payload", "udp_truesize_steps", "udp_truesize_linear"]
 

@@ -63,6 +63,11 @@ class TcpConfig:
     #: tcp_schedule_loss_probe); 0-2 disable them.
     early_retrans: int = 3
     window_scaling: bool = True      # net.ipv4.tcp_window_scaling=1
+    #: the interface's qdisc is fq (net.core.default_qdisc=fq): every flow is paced at
+    #: sk_pacing_rate, not only those whose congestion module asks (SK_PACING_FQ)
+    fq_pacing: bool = False
+    pacing_ss_ratio: int = 200       # net.ipv4.tcp_pacing_ss_ratio (tcp_update_pacing_rate)
+    pacing_ca_ratio: int = 120       # net.ipv4.tcp_pacing_ca_ratio
     # --- congestion / timers -----------------------------------------------------------
     init_cwnd: int = 10              # TCP_INIT_CWND (RFC 6928)
     rto_init: int = 1 * S            # TCP_TIMEOUT_INIT (RFC 6298 2.1)

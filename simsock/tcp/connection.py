@@ -61,6 +61,7 @@ from simsock.tcp.config import TcpConfig
 from simsock.tcp.congestion import CongestionState, get_ops
 from simsock.tcp.rtt import RttEstimator
 from simsock.tcp.segment import ACK, FIN, RST, SYN, TIMESTAMP_OPTION, Segment
+from simsock.tcp.rate import RateSampler
 from simsock.tcp.receiver import Receiver
 from simsock.tcp.recovery import TCP_REORDERING, Recovery
 from simsock.tcp.sack import SackBlocks, max_sack_blocks
@@ -77,7 +78,7 @@ def unwrap(wire: int, ref: int) -> int:
     return ref + ((wire - ref + 0x80000000) & MASK) - 0x80000000
 
 
-class TcpConnection(Receiver, Sender, Recovery):
+class TcpConnection(Receiver, Sender, Recovery, RateSampler):
     """A TCP endpoint (a ``struct tcp_sock``) driven by the kernel: see the module docstring."""
 
     def __init__(self, local: tuple[str, int], remote: tuple[str, int], config: TcpConfig,
@@ -133,6 +134,8 @@ class TcpConnection(Receiver, Sender, Recovery):
         self.rtt = RttEstimator(config.rto_init, config.rto_min, config.rto_max)
         self.tp = CongestionState(config.init_cwnd, self.mss_cache)
         self.cc = get_ops(config.congestion)
+        self.tp.rand_seed = iss          # a per-connection seed for the module (BBR's cycle phase)
+        self._rate_init()
         # receiver
         self.irs = self.rcv_nxt = self.rcv_wup = self.copied_seq = 0
         self.rcv_wnd = 0
@@ -184,6 +187,7 @@ class TcpConnection(Receiver, Sender, Recovery):
         self.stats_segs_in = self.stats_data_segs_in = self.stats_data_segs_out = 0
         self.stats_bytes_retrans = self.stats_synacks_sent = 0
         self.wscale_ok = False
+        self.rcvlowat = 1                # SO_RCVLOWAT (sk_rcvlowat): tcp_poll's readable target
         # tail loss probe (RFC 8985 section 7, tcp_send_loss_probe)
         self.tlp_high_seq: int | None = None
         self.tlp_retrans = False
@@ -341,7 +345,7 @@ class TcpConnection(Receiver, Sender, Recovery):
 
     def _established(self, now: int) -> None:
         self._set_state("ESTABLISHED", now)
-        self.cc.init(self.tp)
+        self._cc_init(now)
         self._sndbuf_expand()
         self.rcvq_space = min(self.rcv_ssthresh, self.rcv_wnd, self.config.init_cwnd * self.mss_cache)
         self.rcvq_seq = self.copied_seq
@@ -350,6 +354,27 @@ class TcpConnection(Receiver, Sender, Recovery):
         self.backoff = self.retransmits = 0
         self.retrans_stamp = 0
         self.limit_since = now
+
+    def _cc_init(self, now: int) -> None:
+        """tcp_init_congestion_control: the module's init() with the clock and min RTT."""
+        tp = self.tp
+        tp.now_us = now // 1000
+        tp.clock_ns = now
+        tp.min_rtt_us = self.min_rtt // 1000 if self.min_rtt < (1 << 62) else 0xFFFFFFFF
+        self.cc.init(tp)
+
+    def set_congestion(self, name: str, now: int) -> None:
+        """setsockopt(TCP_CONGESTION) on an existing socket (tcp_set_congestion_control ->
+        tcp_reinit_congestion_control): a fresh instance of the new module, initialised at
+        once if the connection is established."""
+        if name == self.cc.name:
+            return
+        self.cc = get_ops(name)
+        self._rate_init()
+        if not self.cc.needs_pacing:
+            self.tp.pacing_rate = 0
+        if self.state not in ("CLOSE", "LISTEN", "SYN_SENT", "SYN_RECV"):
+            self._cc_init(now)
 
     def _done(self, now: int) -> None:
         """tcp_done: CLOSE, both directions shut, timers off."""
@@ -445,6 +470,8 @@ class TcpConnection(Receiver, Sender, Recovery):
             raise os_error(E.EPIPE)
         if not data:
             return 0
+        if self.rate_on:
+            self._rate_check_app_limited()
         mss = self._mss_now()
         n = self.sendq.append(data, self._size_goal(mss), self.sndbuf, self.snd_nxt,
                               lambda: self._push_pending(now), self.max_window >> 1, eor=self.send_eor,
@@ -608,7 +635,8 @@ class TcpConnection(Receiver, Sender, Recovery):
         if shut & RCV_SHUTDOWN:
             mask |= EPOLLIN | EPOLLRDNORM | EPOLLRDHUP
         if st not in ("SYN_SENT", "SYN_RECV"):
-            if self.rcvq.size:
+            q = self.rcvq.size
+            if q and (q >= self.rcvlowat or self._rcvlowat_ready()):
                 mask |= EPOLLIN | EPOLLRDNORM
             if not shut & SEND_SHUTDOWN:
                 if self._writeable():
@@ -620,6 +648,13 @@ class TcpConnection(Receiver, Sender, Recovery):
         if self.sk_err:
             mask |= EPOLLERR
         return mask
+
+    def _rcvlowat_ready(self) -> bool:
+        """tcp_epollin_ready below SO_RCVLOWAT: readable anyway under memory pressure
+        (tcp_rmem_pressure) or once the window left is at most one segment."""
+        rcvbuf = self.rcvbuf
+        return (self.rcvq.rmem_alloc > rcvbuf - (rcvbuf >> 3)
+                or self._receive_window() <= self.rcv_mss)
 
     def take_signals(self) -> int:
         s, self.signals = self.signals, 0
@@ -674,6 +709,9 @@ class TcpConnection(Receiver, Sender, Recovery):
     # ================================================================== time side
     def next_deadline(self) -> int | None:
         best = self.rto_at
+        t = self.pacing_at
+        if t is not None and (best is None or t < best):
+            best = t
         t = self.delack_at
         if t is not None and (best is None or t < best):
             best = t
@@ -683,6 +721,8 @@ class TcpConnection(Receiver, Sender, Recovery):
         return best
 
     def handle_timer(self, now: int) -> None:
+        if self.pacing_at is not None and self.pacing_at <= now:
+            self.pacing_at = None       # tcp_pace_kick: the pump transmits what may go now
         if self.tw_at is not None and self.tw_at <= now:
             self.tw_at = None
             self._done(now)

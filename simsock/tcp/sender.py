@@ -41,6 +41,7 @@ from simsock.tcp.recovery import (FLAG_CA_ALERT, FLAG_DATA, FLAG_DATA_ACKED, FLA
                                   TCP_REORDERING)
 from simsock.tcp.sack import max_sack_blocks
 from simsock.tcp.buffers import SKB_PSH
+from simsock.tcp.rate import RateSample
 from simsock.tcp.segment import ACK, FIN, PSH, Segment
 from simsock.tcp.signals import SIG_SPACE
 
@@ -82,13 +83,16 @@ class Sender:
         return max((goal // mss) * mss, mss)
 
     def _sndbuf_expand(self) -> None:
-        """tcp_sndbuf_expand: room for two cwnds of full-size skbs, unless SO_SNDBUF was set."""
+        """tcp_sndbuf_expand: room for ``ca_ops->sndbuf_expand`` cwnds of full-size skbs (2
+        unless the module says otherwise; BBR's 3: checked against Linux 6.18 loopback, where a
+        fresh connection's SO_SNDBUF is 2626560 with cubic and 3939840 with bbr), unless
+        SO_SNDBUF was set."""
         if self.config.sndbuf_locked:
             return
         per_mss = max(self.peer_mss, self.mss_cache, 1) + _MAX_TCP_HEADER + _SHINFO   # max(mss_clamp, mss_cache)
         per_mss = (1 << (per_mss - 1).bit_length()) + _SKB
         segs = max(self.config.init_cwnd, self.tp.snd_cwnd)
-        need = 2 * segs * per_mss
+        need = self.cc.sndbuf_expand(self.tp) * segs * per_mss
         if self.sndbuf < need:
             self.sndbuf = min(need, self.config.tcp_wmem[2])
 
@@ -127,10 +131,14 @@ class Sender:
         # bound of tcp_tso_autosize is not modelled); at least tcp_min_tso_segs (2).
         max_segs = max((self.config.gso_max_size - 1 - _MAX_TCP_HEADER) // mss, 2)
         at_head = True          # snd_nxt starts an unsent skb
+        pacing = self.pacing_on
         while True:
             nxt = self.snd_nxt
             if nxt < sq.end:
                 in_flight = self._in_flight()
+                if pacing and self._pacing_blocked(now):
+                    limited = 0
+                    break
                 if in_flight >= cwnd:
                     limited = 2
                     break
@@ -156,7 +164,10 @@ class Sender:
                     self.cc.cwnd_event(tp, CA_EVENT_TX_START)
                 self._emit_data(nxt, seg_end, now, out, fin=fin)
                 end = seg_end + (1 if fin else 0)
-                records.append([nxt, end, now, 0])
+                rec = [nxt, end, now, 0]
+                if self.rate_on:
+                    rec.append(self._rate_skb_sent(now))
+                records.append(rec)
                 sent_pkts += 1
                 if seg_end - nxt < mss:
                     self.snd_sml = end
@@ -165,11 +176,17 @@ class Sender:
                     self.fin_sent = True
                 sent_any = True
             elif self.fin_queued and not self.fin_sent:
+                if pacing and self._pacing_blocked(now):
+                    limited = 0
+                    break
                 if self._in_flight() >= cwnd:
                     limited = 2
                     break
                 self._emit_data(nxt, nxt, now, out, fin=True)
-                records.append([nxt, nxt + 1, now, 0])
+                rec = [nxt, nxt + 1, now, 0]
+                if self.rate_on:
+                    rec.append(self._rate_skb_sent(now))
+                records.append(rec)
                 sent_pkts += 1
                 self.snd_nxt = nxt + 1
                 self.fin_sent = True
@@ -215,8 +232,12 @@ class Sender:
         in_loss = self.tp.ca_state == CA_LOSS
         n = 0
         tail = None
+        if self.rate_on:
+            self._rate_check_app_limited()   # a gap before retransmissions counts too
         for i, rec in enumerate(self.records):
             if self.retrans_out >= self.lost_out or self._in_flight() >= cwnd:
+                break
+            if self.pacing_on and self._pacing_blocked(now):
                 break
             f = rec[3]
             if f & R_LOST and not f & (R_SACKED | R_RETRANS):
@@ -224,6 +245,8 @@ class Sender:
                 if tail is False:
                     break
                 self._emit_data(rec[0], rec[1], now, out, retransmit=True)
+                if self.rate_on:
+                    self._rate_stamp(rec, now)
                 rec[2] = now
                 rec[3] = f | R_RETRANS | R_EVER
                 self.retrans_out += 1
@@ -254,7 +277,8 @@ class Sender:
         if rec[1] - fin - start <= avail:
             return None
         cut = start + avail
-        tail = [cut, rec[1], rec[2], rec[3]]
+        tail = rec[:]                   # the rate-sampling state is copied too (tcp_fragment)
+        tail[0] = cut
         rec[1] = cut
         if tail[3] & R_LOST:
             self.lost_out += 1
@@ -296,6 +320,8 @@ class Sender:
             self.stats_data_segs_out += 1        # TCP_INFO's data_segs_out / bytes_retrans
             if retransmit:
                 self.stats_bytes_retrans += len(payload)
+        if self.pacing_on and payload:
+            self._paced_sent(len(payload), now)
         if retransmit and self.trace is not None:
             self.trace("retransmit", now, {"seq": start, "len": end - start, "reason": self.rtx_reason})
         if payload and now - self.lrcvtime < self.ato:
@@ -309,11 +335,19 @@ class Sender:
         records = self.records
         flag = FLAG_DATA if has_data else 0
         sack = self.sack_ok and bool(seg.sack)
+        rate_on = self.rate_on
+        if rate_on:
+            rs = self.rs = RateSample()
+            rs.prior_in_flight = self._in_flight()
+            prior_lost = tp.lost
         if ack < prior_una:
             # An old ACK: only its SACK information counts (tcp_ack's old_ack path).
             if sack and records:
                 self.ack_delivered = self.newly_lost = 0
-                flag |= self._sacktag(seg.sack, now)[1]
+                newly, f = self._sacktag(seg.sack, now)
+                flag |= f
+                if rate_on:
+                    tp.delivered += newly
                 self._fastretrans_alert(0, flag, now)
             return
         window = seg.window << self.snd_wscale
@@ -355,7 +389,7 @@ class Sender:
             self.snd_una = ack
             self.stats_bytes_acked += ack - prior_una
             self.sendq.ack(ack)
-            first_sent = None
+            first_sent = last_sent = None
             reord = None
             sack_ok = self.sack_ok
             while records and records[0][1] <= ack:
@@ -370,6 +404,10 @@ class Sender:
                     self.lost_out -= 1
                 if not f & (R_EVER | R_RETRANS) and first_sent is None:
                     first_sent = rec[2]
+                if rate_on:
+                    self._rate_skb_delivered(rec, False)
+                    if not f & (R_EVER | R_RETRANS | R_SACKED):
+                        last_sent = rec[2]      # last_ackt: the newest original transmission
                 if f & R_SACKED:
                     self.sacked_out -= 1
                 elif sack_ok:
@@ -401,8 +439,16 @@ class Sender:
             tp.snd_una = ack
             tp.snd_nxt = self.snd_nxt
             self.cc.pkts_acked(tp, acked_pkts, rtt // 1000 if rtt >= 0 else -1)
+            if rate_on:
+                # ca_rtt_us (tcp_clean_rtx_queue): the RTT of the newest segment ACKed
+                if last_sent is not None and first_sent is not None and not flag & FLAG_RETRANS_DATA_ACKED:
+                    rs.rtt_us = (now - last_sent) // 1000
+                else:
+                    rs.rtt_us = rtt // 1000 if rtt >= 0 else -1
         elif self._sack_first_sent is not None:
             self._rtt_sample(now - self._sack_first_sent, now)
+            if rate_on:
+                rs.rtt_us = (now - self._sack_first_sent) // 1000
         if self.tlp_high_seq is not None:
             self._process_tlp_ack(ack, flag, now)
         if prior_packets:
@@ -417,11 +463,23 @@ class Sender:
                                              "ca_state": tp.ca_state})
             delivered += self.ack_delivered
             # tcp_cong_control
-            if tp.ca_state in (CA_CWR, CA_RECOVERY):
+            if self.cc.cong_control is not None:
+                # tcp_rate_gen, then the module's own control (BBR) instead of PRR/cong_avoid
+                if rate_on:
+                    tp.delivered += delivered
+                    self._rate_gen(delivered, tp.lost - prior_lost, now)
+                tp.now_us = now // 1000
+                tp.clock_ns = now
+                tp.packets_out = len(records)
+                tp.in_flight = self._in_flight()
+                self.cc.cong_control(tp, ack, flag, self.rs)
+            elif tp.ca_state in (CA_CWR, CA_RECOVERY):
                 self._cwnd_reduction(delivered, self.newly_lost, flag)
             elif (flag & FLAG_FORWARD_PROGRESS if self.reordering > TCP_REORDERING
                   else flag & FLAG_DATA_ACKED):
                 self._cong_avoid(ack, delivered)
+            if self.pacing_on and self.cc.cong_control is None:
+                self._update_pacing_rate()
         if ack > prior_una:
             if self.fin_sent and self.snd_una >= self.snd_nxt:
                 self._our_fin_acked(now)
@@ -556,6 +614,8 @@ class Sender:
                     reason, self.rtx_reason = self.rtx_reason, "tlp"
                     self._emit_data(probe[0], probe[1], now, out, retransmit=True)
                     self.rtx_reason = reason
+                    if self.rate_on:
+                        self._rate_stamp(probe, now)
                     probe[2] = now
                     probe[3] |= R_EVER
                     self.stats_retransmits += 1
@@ -586,7 +646,10 @@ class Sender:
             return False
         self._emit_data(nxt, seg_end, now, out, fin=fin)
         end = seg_end + (1 if fin else 0)
-        self.records.append([nxt, end, now, 0])
+        rec = [nxt, end, now, 0]
+        if self.rate_on:
+            rec.append(self._rate_skb_sent(now))
+        self.records.append(rec)
         if seg_end - nxt < self._mss_now():
             self.snd_sml = end
         self.snd_nxt = end
@@ -709,7 +772,10 @@ class Sender:
             end = min(nxt + min(room, mss), self.sendq.skb_end(nxt))
             fin = self.fin_queued and end == self.sendq.end
             self._emit_data(nxt, end, now, out, fin=fin, psh=True)
-            self.records.append([nxt, end + (1 if fin else 0), now, 0])
+            rec = [nxt, end + (1 if fin else 0), now, 0]
+            if self.rate_on:
+                rec.append(self._rate_skb_sent(now))
+            self.records.append(rec)
             self.snd_nxt = end + (1 if fin else 0)
             if fin:
                 self.fin_sent = True
