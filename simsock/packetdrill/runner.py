@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 import simpy
 
 from simsock.net.packet import PROTO_TCP, Packet
-from simsock.tcp.segment import ACK, FIN, PSH, RST, SYN, Segment
+from simsock.tcp.segment import ACK, CWR, ECE, FIN, PSH, RST, SYN, Segment
 
 from . import setup as _setup
 from .script import (
@@ -222,7 +222,7 @@ class Runner:
             extra = getattr(cfg, "extra", None)
             if isinstance(extra, dict):
                 extra["sysctls"] = settings
-            for name, attr in (("tcp_notsent_lowat", "notsent_lowat"),
+            for name, attr in (("tcp_notsent_lowat", "notsent_lowat"), ("tcp_ecn", "ecn"),
                                ("tcp_slow_start_after_idle", "slow_start_after_idle"),
                                ("tcp_min_tso_segs", "min_tso_segs"),
                                ("tcp_tso_win_divisor", "tso_win_divisor"),
@@ -403,8 +403,15 @@ class Runner:
                 flags |= PSH
             elif ch == ".":
                 flags |= ACK
+            elif ch == "E":
+                flags |= ECE
+            elif ch == "W":
+                flags |= CWR
             else:
-                raise Unsupported(f"inbound TCP flag {ch!r} (ECN/URG are not modelled; line {ev.line})")
+                raise Unsupported(f"inbound TCP flag {ch!r} (URG is not modelled; line {ev.line})")
+        if flags & (ECE | CWR) and not flags & SYN:
+            raise Unsupported(f"ECE/CWR on an established connection (ECN congestion signals are not "
+                              f"modelled; line {ev.line})")
         if p.urg is not None:
             raise Unsupported(f"urgent pointer (line {ev.line})")
         if flags & SYN and not flags & ACK and self.remote_port == 0:
@@ -517,14 +524,15 @@ class Runner:
             fail(f"packet to {pkt.dst}:{seg.dport}, not to the script's remote end")
         want = _flag_bits(p.flags)
         if want is None:
-            raise Unsupported(f"outbound TCP flags {p.flags!r} with ECN/URG bits (ECN is not modelled; "
+            raise Unsupported(f"outbound TCP flags {p.flags!r} with the URG bit (not modelled; "
                               f"line {ev.line})")
-        have = seg.flags & (SYN | FIN | RST | PSH | ACK)
+        have = seg.flags & (SYN | FIN | RST | PSH | ACK | ECE | CWR)
         if want != have:
             fail(f"bad outbound TCP flags: expected {_flag_text(want)} actual {_flag_text(have)}")
-        if p.ecn not in (None, "noecn"):
-            fail(f"outbound IP ECN field: expected {p.ecn}, but the simulated host sends not-ECT "
-                 f"(ECN is not modelled)")
+        if p.ecn is not None:
+            have_ecn = {0: "noecn", 2: "ect0", 1: "ect1", 3: "ce"}[seg.ect]
+            if have_ecn != p.ecn:
+                fail(f"bad outbound IP ECN field: expected {p.ecn} actual {have_ecn}")
         isn = self.local_isn or 0
         rel_seq = (seg.seq - isn) & MASK
         if rel_seq != p.seq_start & MASK:
@@ -715,7 +723,7 @@ def _describe(ev: Event) -> str:
 def _flag_bits(flags: str) -> int | None:
     bits = 0
     for ch in flags:
-        b = {"S": SYN, "F": FIN, "R": RST, "P": PSH, ".": ACK}.get(ch)
+        b = {"S": SYN, "F": FIN, "R": RST, "P": PSH, ".": ACK, "E": ECE, "W": CWR}.get(ch)
         if b is None:
             return None
         bits |= b
@@ -723,7 +731,8 @@ def _flag_bits(flags: str) -> int | None:
 
 
 def _flag_text(bits: int) -> str:
-    out = "".join(ch for b, ch in ((SYN, "S"), (FIN, "F"), (RST, "R"), (PSH, "P")) if bits & b)
+    out = "".join(ch for b, ch in ((SYN, "S"), (FIN, "F"), (RST, "R"), (PSH, "P"), (ECE, "E"), (CWR, "W"))
+                  if bits & b)
     return out + "." if bits & ACK else (out or "-")
 
 

@@ -56,7 +56,8 @@ SYSCTLS: dict[str, tuple] = {
     "tcp_frto": (_int, {2}, "F-RTO (RFC 5682), as Linux's default 2"),
     "tcp_fack": (_int, {0}, "FACK (removed from Linux; 0)"),
     "tcp_reordering": (_int, {3}, "initial reordering degree (dupthresh) 3"),
-    "tcp_ecn": (_int, {0, 2}, "ECN not negotiated by active opens (0, or 2: only answered)"),
+    "tcp_ecn": (_int, {0, 1, 2}, "classic ECN negotiation (0 off, 1 request and accept, 2 accept); "
+                "AccECN (3 and up) is not modelled"),
     "tcp_ecn_option": (_int, None, "AccECN option (no effect without AccECN)"),
     "tcp_fastopen": (_int, None, "TCP Fast Open flags (TFO is not modelled: a TFO call fails)"),
     "tcp_fastopen_key": (_word, None, "TFO key (TFO is not modelled)"),

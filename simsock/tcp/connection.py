@@ -60,7 +60,7 @@ from simsock.tcp.buffers import ReceiveQueue, SendQueue
 from simsock.tcp.config import TcpConfig
 from simsock.tcp.congestion import CongestionState, get_ops
 from simsock.tcp.rtt import RttEstimator
-from simsock.tcp.segment import ACK, FIN, RST, SYN, TIMESTAMP_OPTION, Segment
+from simsock.tcp.segment import ACK, CWR, ECE, FIN, RST, SYN, TIMESTAMP_OPTION, Segment
 from simsock.tcp.rate import RateSampler
 from simsock.tcp.receiver import Receiver
 from simsock.tcp.recovery import TCP_REORDERING, Recovery
@@ -93,6 +93,7 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         self.max_window = 0
         self.snd_wscale = self.rcv_wscale = 0
         self.ts_ok = self.sack_ok = False
+        self.ecn_ok = False              # TCP_ECN_OK: negotiated on the handshake
         self.ts_recent = 0
         self.peer_mss = 536
         self.mss_cache = config.mss - (TIMESTAMP_OPTION if config.timestamps else 0)
@@ -322,6 +323,11 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
             self.wscale_ok = True
         self.ts_ok = cfg.timestamps and peer.ts is not None
         self.sack_ok = cfg.sack and peer.sack_permitted
+        f = peer.flags
+        if not f & ACK:      # the peer's SYN asks for ECN with ECE|CWR (tcp_ecn_create_request)
+            self.ecn_ok = bool(cfg.ecn and f & ECE and f & CWR and not peer.ect)
+        else:                # our SYN asked; a SYN-ACK with ECE alone accepts (tcp_ecn_rcv_synack)
+            self.ecn_ok = cfg.ecn == 1 and bool(f & ECE) and not f & CWR
         self.peer_mss = peer.mss if peer.mss is not None else 536
         self.advmss = cfg.mss - (TIMESTAMP_OPTION if self.ts_ok else 0)
         self._sync_mss()
@@ -438,11 +444,15 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
 
     def _send_syn(self, now: int, peer: Segment | None) -> None:
         flags = SYN if peer is None and self.state == "SYN_SENT" else SYN | ACK
+        if flags == SYN and self.config.ecn == 1:
+            flags |= ECE | CWR           # tcp_ecn_send_syn
+        elif flags & ACK and self.ecn_ok:
+            flags |= ECE                 # tcp_ecn_make_synack
         win = min(self.rcv_wnd, 65535)
         seg = Segment(self.local[1], self.remote[1], self.iss & MASK,
                       self.rcv_nxt & MASK if flags & ACK else 0, flags, win)
         self._syn_options(seg, peer if peer is not None else self._syn_peer())
-        if self.config.timestamps and (flags == SYN or self.ts_ok):
+        if self.config.timestamps and (not flags & ACK or self.ts_ok):
             seg.ts = ((now // 1_000_000) & MASK, self.ts_recent if flags & ACK else 0)
         self._out.append(seg)
         self.stats_segments_sent += 1

@@ -312,6 +312,8 @@ class Sender:
             # which clears PSH (and FIN) on all but the last piece
             flags |= PSH
         seg = self._make_segment(start, flags, now, payload)
+        if self.ecn_ok and payload and not retransmit:
+            seg.ect = 2             # tcp_ecn_send: new data goes out ECT(0)
         if self.config.rx_coalesce:
             seg.src = self          # loopback: the peer queues a clone of this skb
         out.append(seg)

@@ -24,6 +24,7 @@ PASSING = sorted([
     "blocking/blocking-read.pkt",
     "close/close-on-syn-sent.pkt",
     "close/close-remote-fin-then-close.pkt",
+    "ecn/ecn-uses-ect0.pkt",
     "eor/no-coalesce-retrans.pkt",
     "eor/no-coalesce-small.pkt",
     "eor/no-coalesce-subsequent.pkt",
