@@ -182,6 +182,9 @@ class Runner:
         for name in ("tcp_recovery", "tcp_early_retrans"):
             if name in st:
                 repl[name] = st[name]
+        for name in ("tcp_syncookies", "tcp_congestion_control"):
+            if name in st and hasattr(prof, name):
+                repl[name] = st[name]
         prof = dataclasses.replace(prof, name="linux+packetdrill", **repl)
         sim = self.sim = Simulation(seed=1, profile=prof, trace=False)
         host = self.host = sim.add_host("local")

@@ -33,37 +33,40 @@ def _word(text: str) -> str:
     return text.strip()
 
 
-#: name -> (parser, allowed values or None = every value is modelled, what it does)
+#: name -> (parser, allowed, what it does). ``allowed``: None = every value is modelled; a set =
+#: the model implements that one behaviour, other values fail named; "note" = recognised but
+#: not modelled: accepted, and the run's notes say so (``simsock packetdrill -v``).
 SYSCTLS: dict[str, tuple] = {
-    "tcp_rmem": (_ints, None, "receive buffer min/default/max (tcp_rmem)"),
-    "tcp_wmem": (_ints, None, "send buffer min/default/max (tcp_wmem)"),
+    "tcp_rmem": (_ints, None, "receive buffer min/default/max (profile tcp_rmem)"),
+    "tcp_wmem": (_ints, None, "send buffer min/default/max (profile tcp_wmem)"),
     "tcp_timestamps": (_int, None, "RFC 7323 timestamps on SYN and every segment"),
-    "tcp_sack": (_int, None, "SACK-permitted on SYN / SYN-ACK"),
-    "tcp_dsack": (_int, None, "D-SACK reporting"),
-    "tcp_recovery": (_int, None, "RACK loss detection (bit 0x1)"),
-    "tcp_early_retrans": (_int, None, "tail loss probes (3 or 4)"),
+    "tcp_sack": (_int, None, "SACK-permitted on SYN / SYN-ACK (profile tcp_sack)"),
+    "tcp_dsack": (_int, None, "D-SACK reporting (profile tcp_dsack)"),
+    "tcp_recovery": (_int, None, "RACK loss detection, bit 0x1 (profile tcp_recovery)"),
+    "tcp_early_retrans": (_int, None, "tail loss probes with 3 or 4 (profile tcp_early_retrans)"),
     "tcp_syn_retries": (_int, None, "SYN retransmissions before ETIMEDOUT"),
     "tcp_synack_retries": (_int, None, "SYN-ACK retransmissions"),
     "tcp_congestion_control": (_word, None, "default congestion control"),
     "tcp_notsent_lowat": (_int, None, "default TCP_NOTSENT_LOWAT"),
-    "tcp_slow_start_after_idle": (_int, None, "cwnd restart after an idle RTO"),
-    "tcp_min_tso_segs": (_int, None, "smallest TSO super-segment, in segments"),
-    "tcp_tso_win_divisor": (_int, None, "TSO deferral: part of cwnd worth waiting for"),
-    "tcp_syncookies": (_int, None, "SYN cookies when the SYN queue overflows"),
+    "tcp_syncookies": (_int, None, "SYN cookies when the SYN or accept queue overflows (profile)"),
     "tcp_pacing_ss_ratio": (_int, None, "pacing rate in slow start, % of cwnd/srtt"),
     "tcp_pacing_ca_ratio": (_int, None, "pacing rate in congestion avoidance, % of cwnd/srtt"),
-    # held: one behaviour is modelled
-    "tcp_frto": (_int, {2}, "F-RTO (RFC 5682), as Linux's default 2"),
-    "tcp_fack": (_int, {0}, "FACK (removed from Linux; 0)"),
-    "tcp_reordering": (_int, {3}, "initial reordering degree (dupthresh) 3"),
     "tcp_ecn": (_int, {0, 1, 2}, "classic ECN negotiation (0 off, 1 request and accept, 2 accept); "
                 "AccECN (3 and up) is not modelled"),
-    "tcp_ecn_option": (_int, None, "AccECN option (no effect without AccECN)"),
-    "tcp_fastopen": (_int, None, "TCP Fast Open flags (TFO is not modelled: a TFO call fails)"),
-    "tcp_fastopen_key": (_word, None, "TFO key (TFO is not modelled)"),
+    # one behaviour modelled
+    "tcp_fack": (_int, {0}, "no FACK (removed from Linux)"),
+    "tcp_reordering": (_int, {3}, "initial reordering degree (dupthresh) 3"),
+    "tcp_slow_start_after_idle": (_int, {0}, "no cwnd restart after idle"),
+    "tcp_min_tso_segs": (_int, {2}, "smallest TSO burst 2 segments"),
     "tcp_window_scaling": (_int, {1}, "window scaling on"),
     "tcp_moderate_rcvbuf": (_int, {1}, "receive-buffer autotuning on"),
     "tcp_no_metrics_save": (_int, {0, 1}, "no metrics cache is modelled: both values behave alike"),
+    # recognised, not modelled
+    "tcp_frto": (_int, "note", "F-RTO (RFC 5682) is not modelled: no spurious-RTO detection or undo"),
+    "tcp_tso_win_divisor": (_int, "note", "TSO deferral (tcp_tso_should_defer) is not modelled"),
+    "tcp_ecn_option": (_int, "note", "the AccECN option has no effect without AccECN"),
+    "tcp_fastopen": (_int, "note", "TCP Fast Open is not modelled: a TFO call fails named"),
+    "tcp_fastopen_key": (_word, "note", "TCP Fast Open is not modelled"),
 }
 
 _PREFIXES = ("net.ipv4.", "net.core.", "/proc/sys/net/ipv4/", "/proc/sys/net/core/")
@@ -82,7 +85,7 @@ def _sysctl_name(key: str) -> str:
     return key
 
 
-def set_sysctl(settings: dict, key: str, value: str) -> None:
+def set_sysctl(settings: dict, key: str, value: str, notes: list | None = None) -> None:
     name = _sysctl_name(key)
     spec = SYSCTLS.get(name)
     if spec is None:
@@ -92,6 +95,11 @@ def set_sysctl(settings: dict, key: str, value: str) -> None:
         v = parse(value)
     except ValueError:
         raise SetupError(f"sysctl {key}={value!r}: not a valid value") from None
+    if allowed == "note":
+        if notes is not None:
+            notes.append(f"sysctl {name}={value}: {spec[2]}")
+        settings[name] = v
+        return
     if allowed is not None and v not in allowed:
         raise SetupError(f"sysctl {key}={value}: the model implements only "
                          f"{' or '.join(str(a) for a in sorted(allowed))} ({spec[2]})")
@@ -145,11 +153,11 @@ def run_commands(text: str, script_dir: str, settings: dict, notes: list[str], d
                 if "=" not in a:
                     raise SetupError(f"sysctl {a!r} reads a value; only settings are understood")
                 k, v = a.split("=", 1)
-                set_sysctl(settings, k, v)
+                set_sysctl(settings, k, v, notes)
         elif base == "set_sysctls.py":
             for a in words[1:]:
                 k, _, v = a.partition("=")
-                set_sysctl(settings, k, v)
+                set_sysctl(settings, k, v, notes)
         elif base.endswith(".sh") and base.startswith("sysctl_restore"):
             notes.append("sysctl restore: each script runs on a fresh simulated host")
         elif base == "defaults.sh" or (base.endswith(".sh") and not cmd.startswith("/tmp/")):

@@ -117,8 +117,11 @@ def test_setup_reads_sysctls_and_names_unknown_ones(tmp_path):
         run_commands("sysctl -q net.ipv4.tcp_no_such_thing=1", str(tmp_path), {}, [])
     with pytest.raises(SetupError, match="rm -rf"):
         run_commands("rm -rf /tmp/x", str(tmp_path), {}, [])
-    with pytest.raises(SetupError, match="tcp_frto=0"):
-        run_commands("sysctl -q net.ipv4.tcp_frto=0", str(tmp_path), {}, [])
+    with pytest.raises(SetupError, match="tcp_reordering=5"):
+        run_commands("sysctl -q net.ipv4.tcp_reordering=5", str(tmp_path), {}, [])
+    notes = []
+    run_commands("sysctl -q net.ipv4.tcp_frto=2", str(tmp_path), {}, notes)
+    assert notes and "F-RTO" in notes[0]          # recognised, reported as not modelled
 
 
 def test_code_blocks_are_evaluated_without_eval():
