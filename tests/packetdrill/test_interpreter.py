@@ -131,3 +131,21 @@ def test_code_blocks_are_evaluated_without_eval():
     assert "value 10" in evaluate("assert tcpi_snd_cwnd == 12, tcpi_snd_cwnd", info)
     assert "Call" in evaluate("assert __import__('os').system('true') == 0", info)
     assert "tcpi_nope" in evaluate("assert tcpi_nope == 1", info)
+
+
+def test_cli_prints_each_verdict_and_the_summary(tmp_path, capsys):
+    from simsock.cli import main
+    bad = tmp_path / "bad.pkt"
+    bad.write_text(HANDSHAKE.replace("<...>", "<mss 1>"))
+    good = SCRIPTS / "fin-before-data.pkt"
+    assert main(["packetdrill", str(good)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "1 passed, 0 failed"
+    assert main(["packetdrill", str(good), str(bad)]) == 1
+    out = capsys.readouterr().out
+    assert f"PASS {good}" in out and f"FAIL {bad}" in out and out.splitlines()[-1] == "1 passed, 1 failed"
+
+
+def test_runs_are_deterministic():
+    a = run_script(os.fspath(SCRIPTS / "notsent-lowat.pkt"))
+    b = run_script(os.fspath(SCRIPTS / "notsent-lowat.pkt"))
+    assert a == b and a.passed
