@@ -46,6 +46,9 @@ from .wait import SIG_IN, SIG_OUT, TIMED_OUT
 from .wait import SIG_STATE as W_STATE
 
 _UNCONNECTED, _CONNECTING, _CONNECTED = 0, 1, 2
+_MSG_EOR = 0x80             # MSG_EOR (bits/socket.h)
+_MSG_MORE = 0x8000          # MSG_MORE
+_TCP_NOTSENT_LOWAT = 25     # linux/tcp.h
 
 
 class _Binding:
@@ -443,6 +446,7 @@ class TcpSocket(Socket):
         self._shutdown_flags = 0     # sk_shutdown set before there was a connection
         self._pingpong = False       # TCP_QUICKACK 0 before there was a connection
         self._syncnt = 0             # TCP_SYNCNT (0: net.ipv4.tcp_syn_retries)
+        self._notsent_lowat = 0      # TCP_NOTSENT_LOWAT
         self._notifies = 0
         self.conn = conn
         self.listener: TcpListener | None = None
@@ -524,6 +528,8 @@ class TcpSocket(Socket):
             self._nodelay = bool(v)
             if self.conn is not None:
                 self.conn.config.nodelay = bool(v)
+                if v:
+                    self.conn.push_now = True   # TCP_NAGLE_PUSH: this push ignores a cork
                 self._pump()
         elif optname == C.TCP_CORK:
             self._cork = bool(v)
@@ -544,6 +550,15 @@ class TcpSocket(Socket):
             if not 1 <= v <= 127:                      # MAX_TCP_SYNCNT
                 raise os_error(errno.EINVAL, "TCP_SYNCNT must be 1..127")
             self._syncnt = v
+        elif optname == _TCP_NOTSENT_LOWAT:
+            if v < 0:
+                raise os_error(errno.EINVAL)
+            self._notsent_lowat = v
+            if self.conn is not None:
+                self.conn.notsent_lowat = v
+                self.conn.nospace = True          # sk->sk_write_space(sk)
+                self.conn._check_space(self._env.now)
+                self._pump()
         elif optname == C.TCP_QUICKACK:
             # __tcp_sock_set_quickack: 0 enters pingpong (delayed-ACK) mode, which also makes
             # a connecting socket delay the handshake's final ACK (tcp_rcv_synsent_state_process)
@@ -573,6 +588,8 @@ class TcpSocket(Socket):
             return pack_tcp_info(self.tcp_info())
         if optname == C.TCP_SYNCNT:
             return self._syncnt or TcpConfig.syn_retries
+        if optname == _TCP_NOTSENT_LOWAT:
+            return self._notsent_lowat
         if optname == C.TCP_MAXSEG:
             if self._user_mss and (self.conn is None or self.listener is not None
                                    or self.conn.state == "CLOSE"):
@@ -691,6 +708,7 @@ class TcpSocket(Socket):
         sock._user_mss = self._user_mss
         sock._rcvlowat = conn.rcvlowat = self._rcvlowat
         sock._rcvtimeo_ns, sock._sndtimeo_ns = self._rcvtimeo_ns, self._sndtimeo_ns
+        sock._notsent_lowat = conn.notsent_lowat = self._notsent_lowat
         sock._userlocks_snd, sock._userlocks_rcv = self._userlocks_snd, self._userlocks_rcv
         self.stack.parent.pop(conn, None)
         self.stack.pump(conn)
@@ -762,6 +780,7 @@ class TcpSocket(Socket):
         src = self.local[0] if self.local[0] != ANY else self._host.route(ip)[2]
         conn = TcpConnection((src, self.local[1]), (ip, port), self.stack.config_for(self, ip),
                              self.stack.iss_rng.getrandbits(32))
+        conn.notsent_lowat = self._notsent_lowat
         self.conn = conn
         self.peer = (ip, port)
         self.local = (src, self.local[1])
@@ -842,8 +861,21 @@ class TcpSocket(Socket):
 
     @syscall
     async def send(self, data, flags=0) -> int:
-        view = self._data(data)
         flags = check_int(flags)
+        if not flags & (_MSG_EOR | _MSG_MORE):
+            return await self._send(data, flags)
+        # MSG_EOR: the call's last skb takes no later data (tcp_sendmsg_locked: skb->eor);
+        # MSG_MORE: no PSH mark, and the push at the end of the call is corked (tcp_push)
+        conn = self._check_sendable()
+        conn.send_eor = bool(flags & _MSG_EOR)
+        conn.send_more = bool(flags & _MSG_MORE)
+        try:
+            return await self._send(data, flags)
+        finally:
+            conn.send_eor = conn.send_more = False
+
+    async def _send(self, data, flags: int) -> int:
+        view = self._data(data)
         conn = self._check_sendable()
         # MSG_DONTWAIT matters only without a timeout: CPython's timeout mode polls first.
         nonblock = self._timeout_ns == 0 or (flags & C.MSG_DONTWAIT and self._timeout_ns is None)
