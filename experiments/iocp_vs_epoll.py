@@ -33,6 +33,7 @@ import functools
 from pathlib import Path
 
 import simsock
+from simsock import progress
 from models.clients import game_client, new_record
 from models.servers_mt import ARCHITECTURES, new_stats, server_program
 
@@ -110,7 +111,7 @@ def run_one(arch: str, threads: int, p: dict, seed: int) -> dict:
         host.spawn(functools.partial(game_client, size=p["size"], period=p["period"], burst=p["burst"],
                                      gap=p["gap"], fixed_rate=True, nodelay=True, start_delay=0.0001 * i,
                                      record=rec, client_id=i, samples=True), ("server", _PORT), name="client")
-    sim.run(until=p["duration"])
+    progress.run(sim, p["duration"], f"{arch}, {threads} threads")
     copied = stats["copied_bytes"]
     if "_port" in stats:
         copied += stats["_port"].copied_bytes
@@ -172,7 +173,7 @@ def run(params: dict, seed: int) -> dict:
     plan = [(arch, t) for arch in archs for t in threads]
     if threads:
         plan += [(v, max(threads)) for v in variants]
-    for arch, t in plan:
+    for arch, t in progress.steps(plan, "runs (architecture x threads)", unit="run"):
         if arch in skipped:
             continue
         try:
