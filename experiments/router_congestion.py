@@ -261,15 +261,15 @@ def plot(result: dict, outdir: Path) -> list[Path]:
               f"{p2['queue_mean_packets']:.0f} during the flood (limit {limit}; C5.5, C5.6)"))
 
     drops = {f["label"]: _binned(f["bottleneck_drops"], bin_ns) for f in r["flows"]}
-    dnote = (f"TCP alone: {p1['dropped_packets']} of {p1['offered_packets']} packets dropped "
-             f"({p1['drop_fraction']:.2%})\nflood: {p2['dropped_packets']} of {p2['offered_packets']} "
+    dnote = (f"TCP alone: {p1['dropped_packets']:,} of {p1['offered_packets']:,} packets dropped "
+             f"({p1['drop_fraction']:.2%})\nflood: {p2['dropped_packets']:,} of {p2['offered_packets']:,} "
              f"({p2['drop_fraction']:.0%}), {p2['drop_share_by_flow'][fl_label]:.0%} of them the flood's")
     files.append(pn.drops_over_time(outdir / FIGURES[3], drops, marks=marks, colors=colors, note=dnote,
                                     title="Packets dropped at the bottleneck queue, per flow (C5.5)"))
 
     graph = bn.build_graph(r)
     n = r["n_tcp"]
-    who = (f"TCP i: left i -> right i (i = 1..{n})\nUDP flood: left{n + 1} -> right{n + 1}")
+    who = (f"TCP i: left i -> right i (i = 1..{n})\n{fl_label}: left{n + 1} -> right{n + 1}")
     for name, phase, title in ((FIGURES[4], p1, "TCP alone"), (FIGURES[5], p2, "UDP flood")):
         a, b = bn.window(r, *phase["window_s"])
         util = {ch: sum(v[a:b]) / (b - a) for ch, v in r["utilisation"].items()}

@@ -329,7 +329,6 @@ def check(result: dict) -> list:
         c.at_least("C2.3", "bytes not yet read when the last send() returned", unread, min(r["sent"], r["chunk"]),
                unit="B", note=f"{r['sent'] - r['acked_at_last_send']:,} B not even acknowledged")
     # C3.2: FIFO byte stream.
-    queued_chunks = r["max_wmem"] / max(1, r["chunk"])
     intact = r["intact"] and (r["hash_ok"] or r["eof_time"] is None)
     c.fact("C3.2", r["received"] == r["total"] and intact,
            f"the reader got {r['received']:,} of {r['total']:,} B, in order and intact: {intact}",
@@ -386,7 +385,7 @@ def plot(result: dict, outdir: Path) -> list[Path]:
                 + (f", the send buffer >= {fill:.0%} full while blocked" if fill is not None else ""))
     elif r["eagain_sends"]:
         title = "TCP: non-blocking send() never blocked; it returned EAGAIN on the full buffer (C3.3)"
-        note = f"{r['eagain_sends']} send() calls returned EAGAIN; the program retried every 1 ms"
+        note = f"{r['eagain_sends']:,} send() calls returned EAGAIN; the program retried every 1 ms"
     else:
         title = "TCP: the send buffer never filled, so send() never blocked (C3.3 not shown)"
         note = f"largest send-buffer charge {n(r['max_wmem'])} of {n(r['sndbuf'])} B"

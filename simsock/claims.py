@@ -28,8 +28,19 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["TEXT", "NOT_MEASURABLE", "Check", "Checks", "status_of", "summarise",
-           "PASS", "FAIL", "NOT_MEASURED", "UNCHECKED", "format_number"]
+__all__ = [
+    "FAIL",
+    "NOT_MEASURABLE",
+    "NOT_MEASURED",
+    "PASS",
+    "TEXT",
+    "UNCHECKED",
+    "Check",
+    "Checks",
+    "format_number",
+    "status_of",
+    "summarise",
+]
 
 PASS = "PASS"
 FAIL = "FAIL"

@@ -205,7 +205,6 @@ def _place_notes(fig: Figure) -> None:
                 grow = 1.0 / max(0.2, 1.0 - height - 0.04)
                 bottom, top = ax.get_ylim()
                 if ax.get_yscale() == "log":
-                    import math
                     ax.set_ylim(bottom, bottom * (top / bottom) ** grow)
                 else:
                     ax.set_ylim(bottom, bottom + (top - bottom) * grow)

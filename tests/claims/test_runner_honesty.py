@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from simsock import experiment
-from simsock.claims import TEXT, NOT_MEASURABLE, Checks, status_of
+from simsock.claims import NOT_MEASURABLE, TEXT, Checks, status_of
 from simsock.cli import main
 
 PACKAGE = "simsock_honesty_toys"
