@@ -162,3 +162,13 @@ def test_list_name_shows_the_claim_texts(capsys):
     assert main(["list", "udp_overflow"]) == 0
     out = capsys.readouterr().out
     assert f"C5.4  {TEXT['C5.4']}" in out
+
+
+def test_a_sweep_point_that_cannot_compare_is_not_passed(toys):
+    import csv
+
+    from simsock import sweep
+    result = sweep.run_sweep("measured", ["threads=1,2"], 1, jobs=1, outdir=toys / "sw")
+    with open(result.summary_path, newline="", encoding="utf-8") as handle:
+        rows = {row["threads"]: row["passed"] for row in csv.DictReader(handle)}
+    assert rows == {"1": "false", "2": "true"}
