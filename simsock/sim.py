@@ -95,6 +95,12 @@ def _run_events(env: simpy.Environment, until_ns: int | None) -> None:
         env._now = until_ns
 
 
+def _looks_like_address(name: str) -> bool:
+    """``name`` is a dotted quad ("10.0.0.9"), which name resolution takes as an address."""
+    from simsock.kernel.addr import is_dotted_quad
+    return is_dotted_quad(name)
+
+
 def _report_unawaited(sim) -> None:
     """During a run, Python's "coroutine ... was never awaited" from inside a thread is a
     missing ``await``: the thread stops with an error naming the call and the line
@@ -238,6 +244,10 @@ class Simulation:
             raise ValueError(f"there is already a node called {name!r}")
         if name.lower() == "localhost":
             raise ValueError("'localhost' is every host's own loopback name; choose another host name")
+        if _looks_like_address(name):
+            raise ValueError(f"node name {name!r} reads as an IPv4 address, which would resolve to that address "
+                             f"rather than to the node (nodes get their own, e.g. 10.0.0.1): choose a name, "
+                             f"e.g. 'server'")
         other = self._names.get(name.lower())
         if other is not None:
             raise ValueError(f"{name!r} differs from the existing node {other.name!r} only in case; names "

@@ -150,7 +150,12 @@ def _int_option(value) -> int:
         if len(raw) < 4:
             raise os_error(errno.EINVAL)
         return int.from_bytes(raw[:4], "little", signed=True)
-    return check_int(value)
+    value = check_int(value)
+    if not -2**31 <= value < 2**31:
+        # CPython's setsockopt parses an int option as a C int; out of range it falls back to
+        # the bytes form, whose parse error is the one raised
+        raise TypeError("a bytes-like object is required, not 'int'")
+    return value
 
 
 class Socket:
@@ -358,6 +363,7 @@ class Socket:
             self._broadcast = bool(v)
         elif optname == C.SO_KEEPALIVE:
             self._keepalive = bool(v)
+            self._keepalive_changed()
         elif optname == C.SO_RCVLOWAT:
             self._rcvlowat = max(1, v)
         else:
@@ -365,6 +371,9 @@ class Socket:
 
     def _linger_changed(self) -> None:
         pass
+
+    def _keepalive_changed(self) -> None:
+        pass            # UDP: accepted and without effect, as on Linux
 
     def _set_protocol_option(self, level: int, optname: int, value) -> None:
         raise os_error(errno.ENOPROTOOPT)

@@ -146,6 +146,8 @@ class TcpStack:
             mtu, sndbuf=sock.sndbuf, rcvbuf=sock.rcvbuf, sndbuf_locked=sock._userlocks_snd,
             rcvbuf_locked=sock._userlocks_rcv, nodelay=sock._nodelay, cork=sock._cork, linger=linger,
             congestion=sock._congestion, tcp_wmem=tuple(prof.tcp_wmem), tcp_rmem=tuple(prof.tcp_rmem),
+            keepalive=sock._keepalive, keepalive_time=sock._ka_time, keepalive_intvl=sock._ka_intvl,
+            keepalive_probes=sock._ka_probes, orphan_retries=prof.tcp_orphan_retries,
             rmem_max=prof.rmem_max, sack=prof.tcp_sack, dsack=prof.tcp_dsack,
             recovery=prof.tcp_recovery, early_retrans=prof.tcp_early_retrans, **lo)
 
@@ -410,6 +412,9 @@ class TcpSocket(Socket):
         self._nodelay = False
         self._cork = False
         self._congestion = self.stack.default_congestion
+        self._ka_time = prof.tcp_keepalive_time_ns       # TCP_KEEPIDLE / KEEPINTVL / KEEPCNT
+        self._ka_intvl = prof.tcp_keepalive_intvl_ns
+        self._ka_probes = prof.tcp_keepalive_probes
         self._notifies = 0
         self.conn = conn
         self.listener: TcpListener | None = None
@@ -446,6 +451,33 @@ class TcpSocket(Socket):
         if self.conn is not None:
             self.conn.config.linger = self._linger[1] if self._linger[0] else None
 
+    def _keepalive_changed(self) -> None:
+        if self.conn is not None:
+            self.conn.set_keepalive(self._keepalive, self._env.now)
+            self._pump()
+
+    def _set_keepalive_option(self, optname: int, v: int) -> None:
+        """TCP_KEEPIDLE / TCP_KEEPINTVL (1..32767 s) and TCP_KEEPCNT (1..127), else EINVAL
+        (do_tcp_setsockopt; checked on Linux 6.18)."""
+        limit = 127 if optname == C.TCP_KEEPCNT else 32767
+        if not 1 <= v <= limit:
+            raise os_error(errno.EINVAL)
+        conn = self.conn
+        if optname == C.TCP_KEEPIDLE:
+            self._ka_time = v * 1_000_000_000
+            if conn is not None:
+                conn.config.keepalive_time = self._ka_time
+                conn.keepalive_idle_changed(self._env.now)
+                self._pump()
+        elif optname == C.TCP_KEEPINTVL:
+            self._ka_intvl = v * 1_000_000_000
+            if conn is not None:
+                conn.config.keepalive_intvl = self._ka_intvl
+        else:
+            self._ka_probes = v
+            if conn is not None:
+                conn.config.keepalive_probes = v
+
     def _take_protocol_error(self) -> int:
         return self.conn.take_error() if self.conn is not None else 0
 
@@ -479,6 +511,8 @@ class TcpSocket(Socket):
         elif optname == C.TCP_QUICKACK:
             if self.conn is not None and v:
                 self.conn.quick = max(self.conn.quick, self.conn.config.max_quickacks)
+        elif optname in (C.TCP_KEEPIDLE, C.TCP_KEEPINTVL, C.TCP_KEEPCNT):
+            self._set_keepalive_option(optname, v)
         else:
             raise os_error(errno.ENOPROTOOPT, f"TCP option {optname} is not modelled")
 
@@ -491,6 +525,12 @@ class TcpSocket(Socket):
             return int(self._cork)
         if optname == C.TCP_CONGESTION:
             return self._congestion.encode().ljust(16, b"\0")
+        if optname == C.TCP_KEEPIDLE:
+            return self._ka_time // 1_000_000_000
+        if optname == C.TCP_KEEPINTVL:
+            return self._ka_intvl // 1_000_000_000
+        if optname == C.TCP_KEEPCNT:
+            return self._ka_probes
         if optname == C.TCP_MAXSEG:
             if self.conn is None:
                 return 536
@@ -595,6 +635,8 @@ class TcpSocket(Socket):
         sock._reuseaddr = self._reuseaddr
         sock._nodelay = self._nodelay
         sock._congestion = self._congestion
+        sock._keepalive = self._keepalive       # inherited from the listener (sk_clone_lock)
+        sock._ka_time, sock._ka_intvl, sock._ka_probes = self._ka_time, self._ka_intvl, self._ka_probes
         sock._userlocks_snd, sock._userlocks_rcv = self._userlocks_snd, self._userlocks_rcv
         self.stack.parent.pop(conn, None)
         self.stack.pump(conn)

@@ -54,6 +54,12 @@ class Profile:
     tcp_recovery: int = 1            # net.ipv4.tcp_recovery: 1 RACK loss detection, 0 RFC 6675
     tcp_early_retrans: int = 3       # net.ipv4.tcp_early_retrans: 3/4 tail loss probes, 0-2 none
 
+    # --- TCP keepalive and orphans (sysctls; simsock/tcp/connection.py, sender.py) ------------
+    tcp_keepalive_time_ns: int = 7200 * 10**9    # net.ipv4.tcp_keepalive_time (idle before the first probe)
+    tcp_keepalive_intvl_ns: int = 75 * 10**9     # net.ipv4.tcp_keepalive_intvl (between probes)
+    tcp_keepalive_probes: int = 9                # net.ipv4.tcp_keepalive_probes (unanswered before ETIMEDOUT)
+    tcp_orphan_retries: int = 0                  # net.ipv4.tcp_orphan_retries (0 means 8 while alive)
+
     def to_dict(self) -> dict:
         return asdict(self)
 

@@ -75,6 +75,11 @@ class TcpConfig:
     time_wait: int = 60 * S          # TCP_TIMEWAIT_LEN
     fin_timeout: int = 60 * S        # net.ipv4.tcp_fin_timeout (orphaned FIN_WAIT2)
     max_quickacks: int = 16          # TCP_MAX_QUICKACKS
+    keepalive: bool = False          # SO_KEEPALIVE (SOCK_KEEPOPEN)
+    keepalive_time: int = 7200 * S   # TCP_KEEPIDLE, else net.ipv4.tcp_keepalive_time
+    keepalive_intvl: int = 75 * S    # TCP_KEEPINTVL, else net.ipv4.tcp_keepalive_intvl
+    keepalive_probes: int = 9        # TCP_KEEPCNT, else net.ipv4.tcp_keepalive_probes
+    orphan_retries: int = 0          # net.ipv4.tcp_orphan_retries (0: 8 while the RTO is below TCP_RTO_MAX)
     extra: dict = field(default_factory=dict)  # room for the driver's bookkeeping
 
     @classmethod

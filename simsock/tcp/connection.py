@@ -151,6 +151,7 @@ class TcpConnection(Receiver, Sender, Recovery):
         self.rto_at: int | None = None
         self.rto_kind: str | None = None
         self.tw_at: int | None = None
+        self.ka_at: int | None = None    # the keepalive timer (icsk's sk_timer), see _keepalive_timer
         # socket-level
         self.shutdown_flags = 0
         self.sock_done = False
@@ -314,6 +315,8 @@ class TcpConnection(Receiver, Sender, Recovery):
 
     def _established(self, now: int) -> None:
         self._set_state("ESTABLISHED", now)
+        if self.config.keepalive:        # tcp_finish_connect / tcp_create_openreq_child
+            self.ka_at = now + self.config.keepalive_time
         self.cc.init(self.tp)
         self._sndbuf_expand()
         self.rcvq_space = min(self.rcv_ssthresh, self.rcv_wnd, self.config.init_cwnd * self.mss_cache)
@@ -328,7 +331,7 @@ class TcpConnection(Receiver, Sender, Recovery):
         """tcp_done: CLOSE, both directions shut, timers off."""
         self._set_state("CLOSE", now)
         self.shutdown_flags = RCV_SHUTDOWN | SEND_SHUTDOWN
-        self.rto_at = self.rto_kind = self.delack_at = self.tw_at = None
+        self.rto_at = self.rto_kind = self.delack_at = self.tw_at = self.ka_at = None
         self.in_time_wait = False
         self.finished = True
         self.records.clear()
@@ -353,7 +356,7 @@ class TcpConnection(Receiver, Sender, Recovery):
     def _enter_time_wait(self, now: int) -> None:
         self._set_state("TIME_WAIT", now)
         self.in_time_wait = True
-        self.rto_at = self.rto_kind = self.delack_at = None
+        self.rto_at = self.rto_kind = self.delack_at = self.ka_at = None
         self.tw_at = now + self.config.time_wait
         self.shutdown_flags = RCV_SHUTDOWN | SEND_SHUTDOWN
 
@@ -645,13 +648,67 @@ class TcpConnection(Receiver, Sender, Recovery):
         t = self.tw_at
         if t is not None and (best is None or t < best):
             best = t
+        t = self.ka_at
+        if t is not None and (best is None or t < best):
+            best = t
         return best
+
+    # ------------------------------------------------------------------ keepalive
+    # tcp_set_keepalive, tcp_keepalive_timer, keepalive_time_elapsed (tcp_timer.c). An idle
+    # connection with SO_KEEPALIVE sends a probe (seq snd_una - 1, no data: the peer answers
+    # with an ACK) once nothing has been received for keepalive_time, then every
+    # keepalive_intvl; after keepalive_probes unanswered probes it sends RST and fails with
+    # ETIMEDOUT (tcp_write_err). Data in flight or queued suspends it (the retransmission
+    # timer watches the connection then). Any ACK resets the count (tcp_ack: probes_out = 0).
+    # Checked on Linux 6.18 through veth with 1/1/2 s: tests/reliability/test_keepalive.py.
+    _KA_STATES = ("ESTABLISHED", "CLOSE_WAIT", "FIN_WAIT1", "FIN_WAIT2", "CLOSING", "LAST_ACK")
+
+    def set_keepalive(self, on: bool, now: int) -> None:
+        """SO_KEEPALIVE: turning it on arms the timer keepalive_time from now; off stops it."""
+        was = self.config.keepalive
+        self.config.keepalive = on
+        if not on:
+            self.ka_at = None
+        elif not was and self.state in self._KA_STATES and not self.finished:
+            self.ka_at = now + self.config.keepalive_time
+
+    def keepalive_idle_changed(self, now: int) -> None:
+        """TCP_KEEPIDLE set while keepalive is on: re-arm for what is left of the new idle time."""
+        if self.config.keepalive and self.state in self._KA_STATES and not self.finished:
+            left = self.config.keepalive_time - (now - max(self.lrcvtime, self.rcv_tstamp))
+            self.ka_at = now + max(left, 0)
+
+    def _keepalive_timer(self, now: int) -> None:
+        cfg = self.config
+        if not cfg.keepalive or self.state not in self._KA_STATES or self.in_time_wait:
+            return
+        if self.records or self.snd_nxt < self.sendq.end:
+            self.ka_at = now + cfg.keepalive_time     # "It is alive without keepalive 8)"
+            return
+        elapsed = now - max(self.lrcvtime, self.rcv_tstamp)
+        if elapsed >= cfg.keepalive_time:
+            if self.probes_out >= cfg.keepalive_probes:
+                self._send_reset(now)
+                self._done_with_error(self.sk_err_soft or E.ETIMEDOUT, now)
+                return
+            self._out.append(self._make_segment(self.snd_una - 1, ACK, now, b""))
+            self.probes_out += 1
+            if self.trace is not None:
+                self.trace("keepalive_probe", now, {"seq": self.snd_una - 1, "probes": self.probes_out})
+            self.ka_at = now + cfg.keepalive_intvl
+        else:
+            self.ka_at = now + cfg.keepalive_time - elapsed
 
     def handle_timer(self, now: int) -> None:
         if self.tw_at is not None and self.tw_at <= now:
             self.tw_at = None
             self._done(now)
             return
+        if self.ka_at is not None and self.ka_at <= now:
+            self.ka_at = None
+            self._keepalive_timer(now)
+            if self.finished:
+                return
         if self.delack_at is not None and self.delack_at <= now:
             self.delack_at = None
             if self.ack_pending:

@@ -626,6 +626,26 @@ class Sender:
         limit = _model_timeout(boundary, rto_base, self.config.rto_max)
         return now - self.retrans_stamp >= limit
 
+    def _rto_alive(self) -> bool:
+        """tcp_write_timeout's ``alive``: the backed-off RTO is still below TCP_RTO_MAX."""
+        return (self.rtt.rto << self.backoff) < self.config.rto_max
+
+    def _orphan_retries(self) -> int:
+        """tcp_orphan_retries: net.ipv4.tcp_orphan_retries, where 0 (the default) means 8
+        while the connection is alive; 0 after an ICMP error once it is not."""
+        alive = self._rto_alive()
+        retries = self.config.orphan_retries
+        if self.sk_err_soft and not alive:
+            retries = 0
+        if retries == 0 and alive:
+            retries = 8
+        return retries
+
+    def _retry_until(self) -> int:
+        """How many backoffs a retransmitting connection survives: tcp_retries2, or for an
+        orphan (closed by its application: SOCK_DEAD) tcp_orphan_retries (tcp_write_timeout)."""
+        return self._orphan_retries() if self.orphan else self.config.retries2
+
     def _retransmit_timer(self, now: int) -> None:
         """tcp_retransmit_timer for a synchronized connection."""
         tp = self.tp
@@ -647,7 +667,7 @@ class Sender:
                     and now - self.retrans_stamp > limit):
                 self._done_with_error(self.sk_err_soft or 110, now)
                 return
-        elif self._timed_out(now, self.config.retries2, self.config.rto_min):
+        elif self._timed_out(now, self._retry_until(), self.config.rto_min):
             self._done_with_error(self.sk_err_soft or 110, now)  # ETIMEDOUT, tcp_write_err
             return
         # tcp_enter_loss
@@ -702,7 +722,16 @@ class Sender:
             self._arm_rto(now)
             return
         self.probes_out += 1
-        if self.probes_out > self.config.retries2:
+        if self.orphan:
+            # tcp_probe_timer on a dead socket: tcp_orphan_retries probes at most, and none
+            # more once the backed-off RTO has reached TCP_RTO_MAX
+            max_probes = self._orphan_retries()
+            if not self._rto_alive() and self.backoff >= max_probes:
+                self._done_with_error(110, now)
+                return
+        else:
+            max_probes = self.config.retries2
+        if self.probes_out > max_probes:
             self._done_with_error(110, now)
             return
         out.append(self._make_segment(self.snd_una - 1, ACK, now, b""))
