@@ -267,6 +267,12 @@ def measure() -> HostProfile:
                                ("tcp_early_retrans", "net.ipv4.tcp_early_retrans", int)):
         v = _ints(_sysctl(sysctl))
         put(name, conv(v[0]) if v else None, f"sysctl {sysctl}")
+    for name, sysctl, scale in (("tcp_keepalive_time_ns", "net.ipv4.tcp_keepalive_time", 10**9),
+                                ("tcp_keepalive_intvl_ns", "net.ipv4.tcp_keepalive_intvl", 10**9),
+                                ("tcp_keepalive_probes", "net.ipv4.tcp_keepalive_probes", 1),
+                                ("tcp_orphan_retries", "net.ipv4.tcp_orphan_retries", 1)):
+        v = _ints(_sysctl(sysctl))
+        put(name, v[0] * scale if v else None, f"sysctl {sysctl}" + (" (s)" if scale > 1 else ""))
     put("loopback_mtu", _sysfs_int("lo", "mtu"), "/sys/class/net/lo/mtu")
     iface = default_route_interface()
     if iface is not None:
@@ -319,8 +325,8 @@ def measured_fields() -> list[str]:
     """Fields that :func:`measure` reads or measures on the host (the others are copied)."""
     return ["kernel", "rmem_default", "wmem_default", "rmem_max", "wmem_max", "somaxconn", "ip_default_ttl",
             "tcp_rmem", "tcp_wmem", "ip_local_port_range", "icmp_ratelimit_ns", "ipfrag_time_ns",
-            "tcp_sack", "tcp_dsack", "tcp_recovery", "tcp_early_retrans",
-            "loopback_mtu", "default_mtu", "txqueuelen", "sock_min_rcvbuf", "sock_min_sndbuf",
+            "tcp_sack", "tcp_dsack", "tcp_recovery", "tcp_early_retrans", "tcp_keepalive_time_ns",
+            "tcp_keepalive_intvl_ns", "tcp_keepalive_probes", "tcp_orphan_retries", "loopback_mtu", "default_mtu", "txqueuelen", "sock_min_rcvbuf", "sock_min_sndbuf",
             "sockopt_buf_doubles", "udp_max_payload", "udp_truesize_steps", "udp_truesize_linear"]
 
 
