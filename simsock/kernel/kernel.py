@@ -155,6 +155,17 @@ class Kernel:
             sock._record("socket", (family, type, proto), sock, None)
         return sock
 
+    def ioctl(self, sock, request, arg=None):
+        """``fcntl.ioctl(sock, request, arg)`` for a socket: FIONREAD/SIOCINQ, SIOCOUTQ,
+        SIOCOUTQNSD (names importable from simsock). With ``arg`` the result has fcntl's
+        shape (a mutable buffer is filled and 0 returned; bytes give filled bytes back);
+        without it, the value as an int."""
+        if self._sim.current_thread is not self._thread:
+            raise wrong_kernel(self)
+        if not hasattr(sock, "_ioctl"):
+            raise TypeError(f"ioctl() needs a simsock socket, not {type(sock).__name__}")
+        return sock.ioctl(request) if arg is None else sock.ioctl(request, arg)
+
     def iocp(self, concurrency: int = 0):
         """A new I/O completion port (Windows' CreateIoCompletionPort): at most
         ``concurrency`` associated threads run at once (0 = the host's cores). See
