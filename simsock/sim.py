@@ -164,7 +164,7 @@ def _per_direction(sim, nodes, ab, ba, rate_bps, delay_ns, loss, queues, qdiscs,
                 kind, value = validate.queue(value, what)
                 if kind == "bytes":             # a byte limit is a bfifo on this direction
                     if "qdisc" in over:
-                        raise ValueError(f"add_link({name}=): queue in bytes and qdisc both set the transmit "
+                        raise ValueError(f"add_link({name}=): queue in bytes and a qdisc both set the transmit "
                                          f"queue: give one, e.g. 'qdisc': simsock.DropTail(bytes={value})")
                     from simsock.net.qdisc import DropTail
                     out["qdisc"][i] = qdisc_factory(DropTail(bytes=value), what)
