@@ -170,7 +170,7 @@ def _per_direction(sim, nodes, ab, ba, rate_bps, delay_ns, loss, queues, qdiscs,
                 kind, value = validate.queue(value, what)
                 if kind == "bytes":             # a byte limit is a bfifo on this direction
                     if "qdisc" in over:
-                        raise ValueError(f"add_link({name}=): queue in bytes and qdisc both set the transmit "
+                        raise ValueError(f"add_link({name}=): queue in bytes and a qdisc both set the transmit "
                                          f"queue: give one, e.g. 'qdisc': simsock.DropTail(bytes={value})")
                     from simsock.net.qdisc import DropTail
                     out["qdisc"][i] = qdisc_factory(DropTail(bytes=value), what)
@@ -440,7 +440,6 @@ class Simulation:
         if a is b:
             raise ValueError(f"a link needs two different nodes, got {a.name!r} twice")
         queue, qdisc, jitter = validate.link(rate, delay, loss, mtu, queue, qdisc, jitter)
-        ab, ba = validate.directions(ab, ba)
         rate_bps = parse_rate(rate, what="link rate")
         delay_ns = parse_time(delay, what="link delay")
         if isinstance(loss, (int, float)) and not isinstance(loss, bool):
