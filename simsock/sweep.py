@@ -20,8 +20,8 @@ What a sweep writes under ``out`` (default ``results/NAME/sweep/``):
   top-level scalar of the result as ``result.<key>``), rewritten as each run finishes, so it
   can be watched, always in the sweep's order (first grid key slowest, seed fastest) — the
   final file does not depend on which run finished first;
-- ``<metric>.png``: the metric (``--metric KEY``, a number in the result; default its first
-  numeric scalar) against the first grid parameter, the mean over seeds with error bars of
+- ``<metric>.png``: the metric (``--metric KEY``, a number in the result; default the first,
+  alphabetically, of its numeric scalars that differ between runs) against the first grid parameter, the mean over seeds with error bars of
   one standard deviation, one line per value of the other grid parameters.
 
 A sweep resumes: a run whose ``result.json`` is already there, for the same experiment,
@@ -291,10 +291,10 @@ def _pick_metric(results: list, metric: str | None) -> str | None:
     first = results[0] if results else None
     if not isinstance(first, dict):
         return None
-    for key in sorted(first):
-        if all(_number(_lookup(r, key)) for r in results):
-            return key
-    return None
+    numeric = [key for key in sorted(first) if all(_number(_lookup(r, key)) for r in results)]
+    # a number the sweep changes says more than one it leaves alone (a bin width, a constant)
+    varying = [key for key in numeric if len({_lookup(r, key) for r in results}) > 1]
+    return (varying or numeric or [None])[0]
 
 
 _UNITS = (("_bps", "bit/s"), ("_pps", "packets/s"), ("_ns", "ns"), ("_us", "µs"), ("_ms", "ms"),

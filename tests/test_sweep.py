@@ -168,3 +168,10 @@ def test_the_figure_has_a_title_units_error_bars_and_no_offset(toy, monkeypatch)
 def test_a_metric_that_is_not_a_number_is_one_line(toy, capsys):
     assert main(["sweep", "noise", "--grid", "level=1", "--metric", "label", "--out", "m", "-q"]) == 2
     assert "--metric label: not a number" in capsys.readouterr().err
+
+
+def test_the_default_metric_is_a_number_that_the_sweep_changes():
+    runs = [{"bin_s": 0.02, "dropped": 5, "label": "x"}, {"bin_s": 0.02, "dropped": 0, "label": "x"}]
+    assert sweep._pick_metric(runs, None) == "dropped"           # not the constant bin width
+    assert sweep._pick_metric(runs[:1] * 2, None) == "bin_s"      # nothing varies: the first number
+    assert sweep._pick_metric(runs, "bin_s") == "bin_s"
