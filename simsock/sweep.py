@@ -216,7 +216,7 @@ def run_sweep(name: str, grid, seeds: int = 1, *, overrides=None, jobs: int | No
     rows = [json.loads(texts[i])["result"] for i in range(len(tasks))]
     chosen = _pick_metric(rows, metric)
     if figure and chosen is not None and grid:
-        figure_path = _plot(out, name, grid, runs, rows, chosen, len(seed_list))
+        figure_path = _plot(out, module, grid, runs, rows, chosen, len(seed_list), seeds_matter)
     return SweepResult(name, grid, seed_list, out, summary_path, figure_path, chosen, ordered,
                        reused, seeds_matter)
 
@@ -310,17 +310,23 @@ def axis_label(key: str, unknown: str = "as in result.json") -> str:
     return f"{key} ({unknown})"
 
 
-def _plot(out: Path, name: str, grid, runs, results, metric: str, n_seeds: int) -> Path:
+def _plot(out: Path, module, grid, runs, results, metric: str, n_seeds: int, seeds_matter: bool) -> Path:
     from simsock import plotting
 
+    name = experiment._short_name(module)
     keys = list(grid)
     x_key, others = keys[0], keys[1:]
     xs = grid[x_key]
     numeric_x = all(_number(v) for v in xs)
-    spread = "mean ± 1 sd over" if n_seeds > 1 else "one run,"
-    fig, ax = plotting.figure(
-        f"{name}: {metric} against {x_key} ({spread} {n_seeds} seed{'s' if n_seeds > 1 else ''})",
-        axis_label(x_key, "parameter, as set with --grid"), axis_label(metric))
+    if n_seeds == 1:
+        spread = "one seed"
+    elif seeds_matter:
+        spread = f"mean ± 1 sd over {n_seeds} seeds"
+    else:
+        spread = f"the same with each of {n_seeds} seeds"
+    helps = getattr(module, "PARAM_HELP", {})
+    x_label = f"{x_key}: {helps[x_key]}" if x_key in helps else axis_label(x_key, "parameter, as set with --grid")
+    fig, ax = plotting.figure(f"{name}: {metric} against {x_key} ({spread})", x_label, axis_label(metric))
     lines: dict[tuple, dict[int, list[float]]] = {}
     for (point, _, _), result in zip(runs, results):
         line = tuple(point[k] for k in others)

@@ -175,3 +175,19 @@ def test_the_default_metric_is_a_number_that_the_sweep_changes():
     assert sweep._pick_metric(runs, None) == "dropped"           # not the constant bin width
     assert sweep._pick_metric(runs[:1] * 2, None) == "bin_s"      # nothing varies: the first number
     assert sweep._pick_metric(runs, "bin_s") == "bin_s"
+
+
+def test_the_figure_labels_the_parameter_with_its_help_and_says_when_seeds_agree(toy, monkeypatch):
+    from simsock import plotting
+    (toy / "sweep_toy" / "noise.py").write_text(TOY + '\nPARAM_HELP = {"level": "mean delay set, ms"}\n')
+    seen = {}
+    real_save = plotting.save
+
+    def spy(fig, path):
+        seen.update(title=fig.axes[0].get_title(), xlabel=fig.axes[0].get_xlabel())
+        return real_save(fig, path)
+
+    monkeypatch.setattr(plotting, "save", spy)
+    sweep.run_sweep("noise", ["level=1,2"], 2, overrides=["noise=0"], outdir=toy / "flat", jobs=1)
+    assert seen == {"title": "noise: mean_delay_ms against level (the same with each of 2 seeds)",
+                    "xlabel": "level: mean delay set, ms"}
