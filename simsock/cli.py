@@ -271,9 +271,16 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "profile": Subcommand("measure this Linux host into a profile file (--from-host), or show a profile",
                           lambda p: _host_profile().add_profile_arguments(p),
                           lambda a: _host_profile().cmd_profile(a)),
+    "packetdrill": Subcommand("run packetdrill scripts against a simulated Linux host",
+                              lambda p: _packetdrill().add_arguments(p), lambda a: _packetdrill().cmd(a)),
     "real": Subcommand("real-backend housekeeping: 'simsock real cleanup' deletes network namespaces left "
                        "by killed runs", lambda p: _netns().add_real_arguments(p), lambda a: _netns().cmd_real(a)),
 }
+
+
+def _packetdrill():
+    from simsock.packetdrill import cli
+    return cli
 
 
 def _netns():
