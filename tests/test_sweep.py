@@ -76,7 +76,7 @@ GRID = ["level=1,2,3.5"]
 
 def test_a_dask_cluster_gives_the_local_sweeps_bytes(toy):
     distributed = pytest.importorskip("distributed", reason="pip install 'simsock[cluster]' for Dask")
-    local = sweep.run_sweep("noise", GRID, 3, outdir=toy / "local", jobs=1)
+    sweep.run_sweep("noise", GRID, 3, outdir=toy / "local", jobs=1)
     with distributed.LocalCluster(n_workers=2, processes=False, threads_per_worker=1,
                                   dashboard_address=None) as cluster:
         remote = sweep.run_sweep("noise", GRID, 3, outdir=toy / "dask", scheduler=cluster.scheduler_address)
