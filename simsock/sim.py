@@ -430,6 +430,7 @@ class Simulation:
         if a is b:
             raise ValueError(f"a link needs two different nodes, got {a.name!r} twice")
         queue, qdisc, jitter = validate.link(rate, delay, loss, mtu, queue, qdisc, jitter)
+        ab, ba = validate.directions(ab, ba)
         rate_bps = parse_rate(rate, what="link rate")
         delay_ns = parse_time(delay, what="link delay")
         if isinstance(loss, (int, float)) and not isinstance(loss, bool):

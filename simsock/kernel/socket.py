@@ -33,6 +33,8 @@ from .wait import TIMED_OUT, FileState, WaitQueue
 from .watchdog import STEP_CALL_LIMIT, stop_thread
 
 
+_SO_ZEROCOPY = 60       # asm-generic/socket.h
+
 def _returned_int(args, result) -> int:
     return result if type(result) is int else 0
 
@@ -474,6 +476,12 @@ class Socket:
             self._set_rcvlowat(0x7FFFFFFF if v < 0 else v)
         elif optname == C.SO_SNDLOWAT:
             raise os_error(errno.ENOPROTOOPT, "SO_SNDLOWAT cannot be changed on Linux (it is always 1)")
+        elif optname == _SO_ZEROCOPY:
+            # SOCK_ZEROCOPY: lets MSG_ZEROCOPY sends pin pages (what goes on the wire is
+            # the same; completion notifications are not modelled). TCP and UDP only.
+            if v not in (0, 1):
+                raise os_error(errno.EINVAL)
+            self._zerocopy = bool(v)
         else:
             raise os_error(errno.ENOPROTOOPT, f"socket option {optname} is not modelled")
 
@@ -536,6 +544,8 @@ class Socket:
             return _timeval_bytes(timeo)
         if optname == C.SO_LINGER:
             return struct.pack("ii", *self._linger)
+        if optname == _SO_ZEROCOPY:
+            return int(getattr(self, "_zerocopy", False))
         raise os_error(errno.ENOPROTOOPT, f"socket option {optname} is not modelled")
 
     def _take_protocol_error(self) -> int:

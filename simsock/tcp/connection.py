@@ -60,7 +60,7 @@ from simsock.tcp.buffers import ReceiveQueue, SendQueue
 from simsock.tcp.config import TcpConfig
 from simsock.tcp.congestion import CongestionState, get_ops
 from simsock.tcp.rtt import RttEstimator
-from simsock.tcp.segment import ACK, FIN, RST, SYN, TIMESTAMP_OPTION, Segment
+from simsock.tcp.segment import ACK, CWR, ECE, FIN, RST, SYN, TIMESTAMP_OPTION, Segment
 from simsock.tcp.rate import RateSampler
 from simsock.tcp.receiver import Receiver
 from simsock.tcp.recovery import TCP_REORDERING, Recovery
@@ -93,6 +93,7 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         self.max_window = 0
         self.snd_wscale = self.rcv_wscale = 0
         self.ts_ok = self.sack_ok = False
+        self.ecn_ok = False              # TCP_ECN_OK: negotiated on the handshake
         self.ts_recent = 0
         self.peer_mss = 536
         self.mss_cache = config.mss - (TIMESTAMP_OPTION if config.timestamps else 0)
@@ -101,6 +102,11 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         self.sendq = SendQueue(iss + 1, config.skb_tx_overhead)
         self.rcvq = ReceiveQueue(config.skb_rx_overhead, config.rx_coalesce)
         self.fin_queued = self.fin_sent = False
+        self.notsent_lowat = 0           # TCP_NOTSENT_LOWAT (0: the sysctl's value)
+        self.send_eor = False            # the socket's send() has MSG_EOR (SendQueue.append)
+        self.send_more = False           # ... MSG_MORE: no PSH mark, corked push (tcp_push)
+        self.push_cork = False           # the next _write_xmit holds sub-MSS tails (TCP_NAGLE_CORK)
+        self.push_now = False            # the next _write_xmit ignores cork and Nagle (TCP_NAGLE_PUSH)
         self.records: deque[list] = deque()  # in flight: [start, end, sent_ns, flags] (recovery.py)
         self.lost_out = self.retrans_out = self.sacked_out = self.dupacks = 0
         # SACK scoreboard, RACK and PRR (recovery.py)
@@ -121,7 +127,7 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         self.high_seq = iss
         self.snd_sml = iss
         self.max_packets_out = 0
-        self.max_packets_out_valid = False
+        self.cwnd_usage_seq = iss       # tp->cwnd_usage_seq (tcp_cwnd_validate)
         self.retrans_stamp = 0
         self.backoff = self.retransmits = self.probes_out = 0
         self.rtx_reason = "timeout"
@@ -187,7 +193,8 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         self.tlp_high_seq: int | None = None
         self.tlp_retrans = False
         self.rcv_tstamp = 0              # when the last ACK arrived (tp->rcv_tstamp)
-        self.limited_ns = [0, 0, 0, 0]   # index: 0 idle/none, 1 rwnd, 2 cwnd, 3 app
+        # index: 0 none, 1 rwnd, 2 cwnd, 3 app (queues empty), 4 app with data in flight
+        self.limited_ns = [0, 0, 0, 0, 0]
         self.limit_kind = 0
         self.limit_since = 0
 
@@ -290,8 +297,11 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         if cfg.sack and (peer is None or peer.sack_permitted):
             seg.sack_permitted = True
 
-    def _init_receive_side(self) -> None:
-        """tcp_select_initial_window + tcp_init_buffer_space."""
+    def _init_receive_side(self, active: bool = False) -> None:
+        """tcp_select_initial_window + tcp_init_buffer_space. An active open chooses its
+        window for the full advmss (tcp_connect_init: no timestamp is known yet, so 65495 on
+        lo, where the passive side's request sock uses 65483; measured by TCP_INFO's
+        rcv_ssthresh and rcv_space, tests/conformance/test_tcp_info.py)."""
         cfg = self.config
         space = self._win_from_space(self.rcvbuf)
         if cfg.window_scaling:
@@ -299,7 +309,7 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
             # caps the space the scale is chosen for (tcp_connect_init/tcp_openreq_init_rwin)
             big = space if cfg.rcvbuf_locked else max(self.rcvbuf, cfg.tcp_rmem[2], cfg.rmem_max)
             self.rcv_wscale = min(max(big.bit_length() - 1 - 15, 0), 14)
-        mss = cfg.mss - (TIMESTAMP_OPTION if cfg.timestamps else 0)
+        mss = cfg.mss - (TIMESTAMP_OPTION if cfg.timestamps and not active else 0)
         init = min(space, 65535)
         self.rcv_wnd = (init // mss) * mss if init > mss else init
         self.rcv_ssthresh = self.rcv_wnd
@@ -316,6 +326,11 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
             self.wscale_ok = True
         self.ts_ok = cfg.timestamps and peer.ts is not None
         self.sack_ok = cfg.sack and peer.sack_permitted
+        f = peer.flags
+        if not f & ACK:      # the peer's SYN asks for ECN with ECE|CWR (tcp_ecn_create_request)
+            self.ecn_ok = bool(cfg.ecn and f & ECE and f & CWR and not peer.ect)
+        else:                # our SYN asked; a SYN-ACK with ECE alone accepts (tcp_ecn_rcv_synack)
+            self.ecn_ok = cfg.ecn == 1 and bool(f & ECE) and not f & CWR
         self.peer_mss = peer.mss if peer.mss is not None else 536
         self.advmss = cfg.mss - (TIMESTAMP_OPTION if self.ts_ok else 0)
         self._sync_mss()
@@ -393,9 +408,11 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         self._done(now)
 
     def _send_reset(self, now: int) -> None:
-        """tcp_send_active_reset: RST|ACK at snd_nxt."""
+        """tcp_send_active_reset: RST|ACK at snd_nxt, with the timestamp option when the
+        connection uses timestamps (it goes out through tcp_transmit_skb)."""
         self._out.append(Segment(self.local[1], self.remote[1], self.snd_nxt & MASK,
-                                 self.rcv_nxt & MASK, RST | ACK, 0))
+                                 self.rcv_nxt & MASK, RST | ACK, 0,
+                                 ts=((now // 1_000_000) & MASK, self.ts_recent) if self.ts_ok else None))
         self.stats_segments_sent += 1
 
     def _enter_time_wait(self, now: int) -> None:
@@ -422,7 +439,7 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         """Active open (tcp_v4_connect + tcp_connect): send SYN, enter SYN_SENT."""
         if self.state != "CLOSE" or self.finished:
             raise os_error(E.EISCONN if self.state != "CLOSE" else E.EBADF)
-        self._init_receive_side()
+        self._init_receive_side(active=True)
         self._set_state("SYN_SENT", now)
         self.snd_nxt = self.iss + 1
         self.retrans_stamp = now
@@ -432,11 +449,15 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
 
     def _send_syn(self, now: int, peer: Segment | None) -> None:
         flags = SYN if peer is None and self.state == "SYN_SENT" else SYN | ACK
+        if flags == SYN and self.config.ecn == 1:
+            flags |= ECE | CWR           # tcp_ecn_send_syn
+        elif flags & ACK and self.ecn_ok:
+            flags |= ECE                 # tcp_ecn_make_synack
         win = min(self.rcv_wnd, 65535)
         seg = Segment(self.local[1], self.remote[1], self.iss & MASK,
                       self.rcv_nxt & MASK if flags & ACK else 0, flags, win)
         self._syn_options(seg, peer if peer is not None else self._syn_peer())
-        if self.config.timestamps and (flags == SYN or self.ts_ok):
+        if self.config.timestamps and (not flags & ACK or self.ts_ok):
             seg.ts = ((now // 1_000_000) & MASK, self.ts_recent if flags & ACK else 0)
         self._out.append(seg)
         self.stats_segments_sent += 1
@@ -468,7 +489,11 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
             self._rate_check_app_limited()
         mss = self._mss_now()
         n = self.sendq.append(data, self._size_goal(mss), self.sndbuf, self.snd_nxt,
-                              lambda: self._push_pending(now), self.max_window >> 1)
+                              lambda: self._push_pending(now), self.max_window >> 1, eor=self.send_eor,
+                              lowat=self.notsent_lowat or self.config.notsent_lowat,
+                              mark_push=not self.send_more)
+        if self.send_more:
+            self.push_cork = True
         if n < len(data):
             self.nospace = True  # wait_for_space: SOCK_NOSPACE
         if n == 0:
@@ -689,7 +714,7 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
             "srtt": r.srtt, "rttvar": r.rttvar, "rto": min(r.rto << self.backoff, self.config.rto_max),
             "cwnd": tp.snd_cwnd, "ssthresh": tp.snd_ssthresh,
             "rwnd_limited_ns": self.limited_ns[1], "cwnd_limited_ns": self.limited_ns[2],
-            "app_limited_ns": self.limited_ns[3], "zero_window_probes": self.stats_zwp,
+            "app_limited_ns": self.limited_ns[3] + self.limited_ns[4], "zero_window_probes": self.stats_zwp,
             "loss_probes": self.stats_tlp, "loss_probe_recoveries": self.stats_tlp_recoveries,
             "rcvq_drops": self.stats_rcvq_drops, "ofo_drops": self.stats_ofo_drops,
             "ofo_pruned": self.stats_ofo_pruned,

@@ -142,6 +142,15 @@ class Receiver:
                 self._rtt_sample(now - self.retrans_stamp, now)
             self._established(now)
             self.lrcvtime = now
+            if self.pingpong >= 1:
+                # TCP_QUICKACK was turned off: save one ACK (tcp_rcv_synsent_state_process),
+                # send it after TCP_DELACK_MAX unless data goes first; tcp_enter_quickack_mode
+                self.ack_pending = True
+                self.quick = self.config.max_quickacks
+                self.pingpong = 0
+                self.ato = self.config.delack_min
+                self.delack_at = now + self.config.delack_max
+                return
             self.ack_now = True
             return
         # RST without ACK is ignored; a bare SYN would be a simultaneous open (not modelled).
@@ -400,7 +409,10 @@ class Receiver:
     def _send_delayed_ack(self, now: int) -> None:
         """tcp_send_delayed_ack."""
         cfg = self.config
-        ato = self.ato or cfg.delack_min
+        # icsk_ack.ato is 0 until the first data segment (tcp_event_data_recv sets it): an
+        # ACK scheduled before any data (a FIN, a window update) is due at once, as Linux's
+        # timer armed at jiffies + 0 fires on the next tick
+        ato = self.ato
         if ato > cfg.delack_min:
             max_ato = 500_000_000
             if self.pingpong >= 1 or self.ack_pushed:
