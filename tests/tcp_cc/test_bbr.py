@@ -390,3 +390,11 @@ def test_bbr_trace_identical_across_processes_and_hash_seeds():
                              timeout=300, check=True)
         digests.add(out.stdout.strip())
     assert len(digests) == 1, digests
+
+
+def test_a_profile_naming_an_unknown_algorithm_is_refused_at_once():
+    import dataclasses
+
+    from simsock.profiles import LINUX
+    with pytest.raises(ValueError, match="tcp_congestion_control 'vegas'"):
+        Simulation(profile=dataclasses.replace(LINUX, tcp_congestion_control="vegas"))
