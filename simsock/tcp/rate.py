@@ -156,7 +156,7 @@ class RateSampler:
         if tp.app_limited and tp.delivered > tp.app_limited:
             tp.app_limited = 0
         if delivered:
-            tp.delivered_mstamp = now // 1000
+            tp.delivered_mstamp = now // 1000 or 1
         rs.acked_sacked = delivered
         rs.losses = lost
         if not rs.prior_mstamp:
