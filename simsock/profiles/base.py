@@ -58,6 +58,8 @@ class Profile:
     #: net.core.default_qdisc: "fq" makes every TCP flow paced at sk_pacing_rate (fq pacing);
     #: anything else leaves pacing to congestion modules that ask for it (BBR)
     default_qdisc: str = "pfifo_fast"
+    tcp_pacing_ss_ratio: int = 200   # net.ipv4.tcp_pacing_ss_ratio: % of cwnd/srtt paced in slow start
+    tcp_pacing_ca_ratio: int = 120   # net.ipv4.tcp_pacing_ca_ratio: % after (tcp_update_pacing_rate)
 
     # --- kernel clock and connection admission ----------------------------------------------
     #: CONFIG_HZ: SO_RCVTIMEO/SO_SNDTIMEO are kept in jiffies, so a timeval is rounded up

@@ -27,8 +27,9 @@ peer's window, splitting the segment at its edge (__tcp_retransmit_skb / tcp_fra
 a zero window only the head goes, one MSS, as a zero-window probe, and an RTO facing a zero
 window neither counts toward tcp_retries2 nor times out while the peer keeps answering
 (tcp_retransmit_timer, tcp_rtx_probe0_timed_out: 240 s of silence). Tail loss probes: see
-recovery.py. Not modelled here: TSO autosizing/pacing, autocorking, tcp_grow_skb (6.10+,
-merging unsent skbs before transmission), TCP_USER_TIMEOUT, keepalive.
+recovery.py. Pacing (tcp_pacing_check before each skb, for modules that ask for it or
+under fq) and delivery-rate sampling: rate.py. Not modelled here: TSO autosizing beyond
+paced bursts, autocorking, TCP_USER_TIMEOUT, keepalive.
 """
 
 from __future__ import annotations
