@@ -49,6 +49,7 @@ _UNCONNECTED, _CONNECTING, _CONNECTED = 0, 1, 2
 _MSG_EOR = 0x80             # MSG_EOR (bits/socket.h)
 _MSG_MORE = 0x8000          # MSG_MORE
 _TCP_NOTSENT_LOWAT = 25     # linux/tcp.h
+_TCP_FASTOPEN_CONNECT = 30
 
 
 class _Binding:
@@ -95,6 +96,8 @@ class TcpStack:
         self._tev_at: int | None = None  # time of the host's pending timer event
         self.iss_rng = host.sim.rng.stream(f"tcp_iss:{host.name}")
         self.resets_sent = 0
+        self.fastopen = 1                # net.ipv4.tcp_fastopen (0x1: client enabled)
+        self.fastopen_cookies: dict[str, bytes] = {}   # TFO cookies by server address
         self.listen_drops = 0
         self._busy = 0                   # pumps / backlog drains in progress
         self._backlog: deque = deque()   # loopback segments waiting for them to finish
@@ -436,6 +439,8 @@ class TcpSocket(Socket):
         self._user_mss = 0           # TCP_MAXSEG (rx_opt.user_mss)
         self._shutdown_flags = 0     # sk_shutdown set before there was a connection
         self._notsent_lowat = 0      # TCP_NOTSENT_LOWAT
+        self._fastopen_connect = False   # TCP_FASTOPEN_CONNECT
+        self._deferred_connect = None    # (ip, port) of a TFO connect() waiting for the first send
         self._notifies = 0
         self.conn = conn
         self.listener: TcpListener | None = None
@@ -534,6 +539,15 @@ class TcpSocket(Socket):
             if v and not 88 <= v <= 32767:
                 raise os_error(errno.EINVAL, "TCP_MAXSEG must be 0 or 88..32767")
             self._user_mss = v
+        elif optname == _TCP_FASTOPEN_CONNECT:
+            # do_tcp_setsockopt: 0 or 1, client TFO enabled, before connect()
+            if v not in (0, 1):
+                raise os_error(errno.EINVAL)
+            if not self.stack.fastopen & 1:
+                raise os_error(errno.EOPNOTSUPP)
+            if self.conn is not None or self._deferred_connect is not None:
+                raise os_error(errno.EINVAL)
+            self._fastopen_connect = bool(v)
         elif optname == _TCP_NOTSENT_LOWAT:
             if v < 0:
                 raise os_error(errno.EINVAL)
@@ -712,8 +726,18 @@ class TcpSocket(Socket):
                     return errno.EALREADY
             else:
                 return self._connect_result()
+        elif self._deferred_connect is not None:
+            return 0 if self._deferred_connect == (ip, port) else errno.EISCONN
         else:
-            self._begin_connect(ip, port)
+            if self._fastopen_connect and ip in self.stack.fastopen_cookies:
+                # tcp_fastopen_defer_connect: with a cookie, the SYN waits for the first send
+                # (it would carry that data); connect() returns 0 at once
+                if self.local is None:
+                    self.stack.bind(self, ANY, 0)
+                self._deferred_connect = (ip, port)
+                self.peer = (ip, port)
+                return 0
+            self._begin_connect(ip, port, b"" if self._fastopen_connect else None)
             if self._timeout_ns == 0:
                 return errno.EINPROGRESS
         deadline = self._deadline()
@@ -731,8 +755,28 @@ class TcpSocket(Socket):
         finally:
             self._unhold()
 
-    def _begin_connect(self, ip: str, port: int) -> None:
-        """Send the SYN: the socket is SS_CONNECTING from here on."""
+    def fastopen_connect_without_data(self, address=None) -> None:
+        """A TCP Fast Open send whose data could not be copied (a NULL buffer): Linux's
+        tcp_send_syn_data falls back to a regular SYN with a cookie *request* (the cached
+        cookie is not sent: measured on 6.18); a non-blocking call then fails with EINPROGRESS. Data in the SYN itself is not
+        modelled (a send with data on a TFO socket is refused with EOPNOTSUPP)."""
+        self._check_open()
+        if self._deferred_connect is not None:
+            ip, port = self._deferred_connect
+            self._deferred_connect = None
+        elif self.conn is None and address is not None:
+            if not self.stack.fastopen & 1:
+                raise os_error(errno.EOPNOTSUPP)
+            host, port = parse_inet_address(address, "sendto")
+            ip = resolve(self._sim, host)
+        else:
+            raise os_error(errno.EFAULT)
+        self._begin_connect(ip, port, b"")
+        raise os_error(errno.EINPROGRESS)
+
+    def _begin_connect(self, ip: str, port: int, fastopen: bytes | None = None) -> None:
+        """Send the SYN: the socket is SS_CONNECTING from here on. ``fastopen``: the TCP Fast
+        Open option for the SYN (b"" requests a cookie)."""
         self._host.route_check(ip)
         if self.local is None:
             self.stack.bind(self, ANY, 0)
@@ -742,6 +786,9 @@ class TcpSocket(Socket):
         conn = TcpConnection((src, self.local[1]), (ip, port), self.stack.config_for(self, ip),
                              self.stack.iss_rng.getrandbits(32))
         conn.notsent_lowat = self._notsent_lowat
+        if fastopen is not None:
+            conn.fastopen_req = fastopen
+            conn.fastopen_cache = self.stack.fastopen_cookies
         self.conn = conn
         self.peer = (ip, port)
         self.local = (src, self.local[1])
@@ -780,6 +827,8 @@ class TcpSocket(Socket):
 
     def _check_sendable(self) -> TcpConnection:
         self._check_open()
+        if self._deferred_connect is not None:
+            raise os_error(errno.EOPNOTSUPP, "TCP Fast Open: data in the SYN is not modelled")
         if self.conn is None or self.listener is not None:
             raise os_error(errno.EPIPE)
         return self.conn

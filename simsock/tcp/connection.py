@@ -94,6 +94,8 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         self.snd_wscale = self.rcv_wscale = 0
         self.ts_ok = self.sack_ok = False
         self.ecn_ok = False              # TCP_ECN_OK: negotiated on the handshake
+        self.fastopen_req = None         # TCP Fast Open client: b"" cookie request, else the cookie
+        self.fastopen_cache = None       # the host's cookie cache (tcp_fastopen_cache_set)
         self.ts_recent = 0
         self.peer_mss = 536
         self.mss_cache = config.mss - (TIMESTAMP_OPTION if config.timestamps else 0)
@@ -296,6 +298,8 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
             seg.wscale = self.rcv_wscale
         if cfg.sack and (peer is None or peer.sack_permitted):
             seg.sack_permitted = True
+        if peer is None and self.fastopen_req is not None:
+            seg.fastopen = self.fastopen_req         # tcp_connect: cookie request or the cached cookie
 
     def _init_receive_side(self) -> None:
         """tcp_select_initial_window + tcp_init_buffer_space."""
