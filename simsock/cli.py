@@ -12,6 +12,7 @@ Exit status: 0 success; 1 an experiment's check failed (the claim did not hold) 
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 import traceback
@@ -218,6 +219,11 @@ def _report_task(task):
         return task[0], experiment.run_many([task], 1)[0], None
     except Exception:  # the report shows the crash and goes on with the next experiment
         return task[0], None, traceback.format_exc()
+    finally:
+        # Collect this experiment's simulations now, while none runs: left to a later
+        # collection, their unfinished programs would be closed during the next experiment's
+        # run and their finally blocks (s.close()) would be refused as foreign use.
+        gc.collect()
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -229,7 +235,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
           f"when its experiment is done (the whole report takes minutes)", flush=True)
     done = {}
     status = 0
-    with progress.bar(len(tasks), "report", unit="experiment") as bar:
+    with progress.bar(len(tasks), "report", unit="experiment", tick=True) as bar:
         for index, (name, outcome, error) in sweep.local_unordered(_report_task, tasks, jobs):
             done[index] = (name, outcome, error)
             if error is not None:
@@ -312,7 +318,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help(sys.stderr)
             return 2
         progress.set_quiet(getattr(args, "quiet", False))
-        return SUBCOMMANDS[args.command].handle(args)
+        try:
+            return SUBCOMMANDS[args.command].handle(args)
+        finally:
+            progress.set_quiet(False)   # --quiet is this command's, not the process's
     except (_UsageError, ExperimentError) as exc:
         print(f"simsock: error: {exc}", file=sys.stderr)
         return 2

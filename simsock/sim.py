@@ -143,29 +143,36 @@ def _per_direction(sim, nodes, ab, ba, rate_bps, delay_ns, loss, queues, qdiscs,
             raise TypeError(f"add_link({name}=) must be a dict of settings for the "
                             f"{'a->b' if i == 0 else 'b->a'} direction, e.g. {{'rate': '10Mbit'}}, "
                             f"not {type(over).__name__}")
-        for key, value in over.items():
+        for key in over:
             if key not in _DIRECTION_KEYS:
                 raise ValueError(f"add_link({name}=): unknown setting {key!r}; a direction has "
                                  f"{', '.join(_DIRECTION_KEYS)}")
+        for key in _DIRECTION_KEYS:             # queue before qdisc, as add_link reads them
+            if key not in over:
+                continue
+            value = over[key]
             what = f"add_link({name}={{{key!r}: ...}})"
             if key == "rate":
-                value = parse_rate(value, what=what)
+                value = validate.rate(value, what)
             elif key == "delay":
-                value = parse_time(value, what=what)
+                value = validate.duration(value, what)
             elif key == "loss":
-                if isinstance(value, (int, float)) and not isinstance(value, bool):
-                    if not 0.0 <= value <= 1.0:
-                        raise ValueError(f"{what}: loss must be a probability between 0 and 1, got {value!r}")
-                    value = float(value) if value > 0 else None
-                elif not hasattr(value, "lose"):
-                    raise TypeError(f"{what}: loss must be a probability or a loss model with .lose(rng), "
-                                    f"got {value!r}")
+                value = validate.loss(value, what)
+                if not hasattr(value, "lose"):
+                    value = value if value > 0 else None
             elif key == "queue":
-                value = parse_size(value, what=what)
-                if value < 1:
-                    raise ValueError(f"{what}: queue must hold at least one packet, got {value!r}")
+                kind, value = validate.queue(value, what)
+                if kind == "bytes":             # a byte limit is a bfifo on this direction
+                    if "qdisc" in over:
+                        raise ValueError(f"add_link({name}=): queue in bytes and qdisc both set the transmit "
+                                         f"queue: give one, e.g. 'qdisc': simsock.DropTail(bytes={value})")
+                    from simsock.net.qdisc import DropTail
+                    out["qdisc"][i] = qdisc_factory(DropTail(bytes=value), what)
+                    continue
             elif key == "qdisc":
-                value = qdisc_factory(value, what)
+                value = qdisc_factory(validate.qdisc(value, what), what)
+            elif key == "jitter":
+                value = validate.jitter(value, what)
             out[key][i] = value
     return tuple(tuple(out[k]) for k in _DIRECTION_KEYS)
 
@@ -423,6 +430,7 @@ class Simulation:
         if a is b:
             raise ValueError(f"a link needs two different nodes, got {a.name!r} twice")
         queue, qdisc, jitter = validate.link(rate, delay, loss, mtu, queue, qdisc, jitter)
+        ab, ba = validate.directions(ab, ba)
         rate_bps = parse_rate(rate, what="link rate")
         delay_ns = parse_time(delay, what="link delay")
         if isinstance(loss, (int, float)) and not isinstance(loss, bool):

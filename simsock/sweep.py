@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import csv
+import gc
 import itertools
 import json
 import math
@@ -56,9 +57,12 @@ Task = tuple[str, int, dict]   # (experiment, seed, parameters)
 def compute(task: Task) -> str:
     """One run's ``result.json`` text (top level, so that workers can import it)."""
     name, seed, params = task
-    with tempfile.TemporaryDirectory(prefix="simsock-sweep-") as scratch:
-        outcome = experiment.run_experiment(name, seed, params, scratch, plots=False)
-        return outcome.result_path.read_text(encoding="utf-8")
+    try:
+        with tempfile.TemporaryDirectory(prefix="simsock-sweep-") as scratch:
+            outcome = experiment.run_experiment(name, seed, params, scratch, plots=False)
+            return outcome.result_path.read_text(encoding="utf-8")
+    finally:
+        gc.collect()   # this run's simulations, before the worker's next run starts (see cli)
 
 
 def local_unordered(func, items: Sequence, jobs: int | None = None) -> Iterator[tuple[int, Any]]:
@@ -198,7 +202,7 @@ def run_sweep(name: str, grid, seeds: int = 1, *, overrides=None, jobs: int | No
     _write_summary(summary_path, grid, runs, outcomes, out)
     where = (dask_unordered(compute, [tasks[i] for i in todo], scheduler) if scheduler
              else local_unordered(compute, [tasks[i] for i in todo], jobs))
-    with progress.bar(len(todo), f"{name} sweep", unit="run") as bar:
+    with progress.bar(len(todo), f"{name} sweep", unit="run", tick=True) as bar:
         for k, text in where:
             i = todo[k]
             texts[i] = text

@@ -209,8 +209,12 @@ def _as_dict(row: tuple) -> dict:
     return dict(zip(_EVENT_KEYS, (t, EVENT, where, what, fields)))
 
 
+#: One encoder for every line (json.dumps with options builds a new one per call).
+_ENCODE = json.JSONEncoder(separators=(",", ":"), allow_nan=False, check_circular=False).encode
+
+
 def _json_line(row: tuple) -> str:
-    return json.dumps(_as_dict(row), separators=(",", ":"), allow_nan=False) + "\n"
+    return _ENCODE(_as_dict(row)) + "\n"
 
 
 def _dropped_row(t: int, dropped: int, keep: str, limit: int) -> tuple:

@@ -90,3 +90,21 @@ def test_a_bad_until_is_one_line(tmp_path, capsys):
                        "--out", str(tmp_path / "t.jsonl")])
     assert status == 2
     assert "--until" in capsys.readouterr().err
+
+
+def test_the_readme_walk_through_agrees_as_it_says(tmp_path, capsys):
+    """The world script of the README's record -> compare section, recorded real and
+    simulated with the README's commands, prints the line the README quotes."""
+    import re
+    text = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Comparing with the real kernel", 1)[1]
+    script = re.search(r"^```python\n(.*?)^```", section, re.M | re.S).group(1)
+    commands = re.search(r"^```sh\n(.*?)^```", section, re.M | re.S).group(1).splitlines()
+    (tmp_path / "echo_world.py").write_text(script)
+    quoted = next(line.lstrip("# ") for line in commands if line.startswith("# "))
+    for line in commands:
+        if line.startswith("simsock "):
+            argv = line.split("#")[0].split()[1:]
+            argv = [str(tmp_path / a) if a.endswith((".py", ".jsonl")) else a for a in argv]
+            cli.main(argv)
+    assert quoted in capsys.readouterr().out

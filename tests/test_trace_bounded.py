@@ -253,3 +253,22 @@ def test_a_capped_trace_is_the_matching_slice_of_the_full_one(limit, keep, n):
     expect = every[:limit] if keep == "first" else every[max(0, n - limit):]
     assert list(capped.records()) == expect
     assert len(capped) == len(expect) and capped.dropped == n - len(expect)
+
+
+def test_a_trace_object_can_be_given_and_reports_what_it_holds(tmp_path):
+    from simsock.trace import Trace
+    tr = Trace(limit=10, keep="first")
+    sim = simsock.Simulation(trace=tr)
+    assert sim.trace is tr and tr.world is sim
+    a, b = sim.add_host("a"), sim.add_host("b")
+    sim.add_link(a, b)
+
+    async def tx(k):
+        s = k.socket(AF_INET, SOCK_DGRAM)
+        for _ in range(20):
+            await s.sendto(b"x", ("b", 9))
+
+    a.spawn(tx)
+    sim.run()
+    stats = tr.stats()
+    assert stats["kept"] == 10 and stats["dropped"] == tr.dropped > 20 and stats["keep"] == "first"

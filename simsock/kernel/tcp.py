@@ -173,6 +173,8 @@ class TcpStack:
         cfg.extra["pmtu"] = min(mtu, 65535)
         if sock._user_mss:
             cfg.mss = min(cfg.mss, sock._user_mss)     # tcp_advertise_mss / mss_clamp
+        if sock._syncnt:
+            cfg.syn_retries = sock._syncnt
         return cfg
 
     # -- driving connections -------------------------------------------------------------
@@ -371,7 +373,12 @@ class TcpStack:
         if lsock is not None:
             self._syn_src = pkt.src
             iss = self.iss_rng.getrandbits(32)
-            child = lsock.listener.receive_segment(seg, (pkt.src, seg.sport), now, iss=iss)
+            listener = lsock.listener
+            child = listener.receive_segment(seg, (pkt.src, seg.sport), now, iss=iss)
+            if listener.out:
+                for reply in listener.take_output():      # a SYN cookie's SYN-ACK
+                    self.host.ip_output(Packet(self.sim._next_uid(), pkt.dst, pkt.src, PROTO_TCP, reply, now))
+                return
             if child is not None:
                 child.local = (pkt.dst, seg.dport)
                 self.register(child, None)
@@ -380,8 +387,10 @@ class TcpStack:
                     _Binding(pkt.dst, lsock._reuseaddr, lsock._reuseport, conn=child))
                 self.pump(child)
                 return
-            if seg.flags & SYN and not seg.flags & (ACK | RST | FIN):
-                self.listen_drops += 1            # accept queue full: SYN dropped silently
+            if listener.dropped:
+                # accept queue (or, without cookies, SYN queue) full: the SYN, or a cookie's
+                # ACK, is dropped silently (LINUX_MIB_LISTENOVERFLOWS / LISTENDROPS)
+                self.listen_drops += 1
                 self.sim._packet_dropped(None, pkt, "listen_overflow", where=self.host.name)
                 return
         self._send_reset(pkt)
@@ -438,6 +447,8 @@ class TcpSocket(Socket):
         self._congestion = self.stack.default_congestion
         self._user_mss = 0           # TCP_MAXSEG (rx_opt.user_mss)
         self._shutdown_flags = 0     # sk_shutdown set before there was a connection
+        self._pingpong = False       # TCP_QUICKACK 0 before there was a connection
+        self._syncnt = 0             # TCP_SYNCNT (0: net.ipv4.tcp_syn_retries)
         self._notsent_lowat = 0      # TCP_NOTSENT_LOWAT
         self._fastopen_connect = False   # TCP_FASTOPEN_CONNECT
         self._deferred_connect = None    # (ip, port) of a TFO connect() waiting for the first send
@@ -548,6 +559,11 @@ class TcpSocket(Socket):
             if self.conn is not None or self._deferred_connect is not None:
                 raise os_error(errno.EINVAL)
             self._fastopen_connect = bool(v)
+        elif optname == C.TCP_SYNCNT:
+            # icsk_syn_retries: SYN retransmissions before connect() fails with ETIMEDOUT
+            if not 1 <= v <= 127:                      # MAX_TCP_SYNCNT
+                raise os_error(errno.EINVAL, "TCP_SYNCNT must be 1..127")
+            self._syncnt = v
         elif optname == _TCP_NOTSENT_LOWAT:
             if v < 0:
                 raise os_error(errno.EINVAL)
@@ -558,8 +574,18 @@ class TcpSocket(Socket):
                 self.conn._check_space(self._env.now)
                 self._pump()
         elif optname == C.TCP_QUICKACK:
-            if self.conn is not None and v:
+            # __tcp_sock_set_quickack: 0 enters pingpong (delayed-ACK) mode, which also makes
+            # a connecting socket delay the handshake's final ACK (tcp_rcv_synsent_state_process)
+            if not v:
+                self._pingpong = True
+                if self.conn is not None:
+                    self.conn.pingpong = max(self.conn.pingpong, 1)
+            elif self.conn is not None:
+                self._pingpong = False
                 self.conn.quick = max(self.conn.quick, self.conn.config.max_quickacks)
+                self.conn.pingpong = 0
+            else:
+                self._pingpong = False
         else:
             raise os_error(errno.ENOPROTOOPT, f"TCP option {optname} is not modelled")
 
@@ -574,6 +600,8 @@ class TcpSocket(Socket):
             return self._congestion.encode().ljust(16, b"\0")
         if optname == C.TCP_INFO:
             return pack_tcp_info(self.tcp_info())
+        if optname == C.TCP_SYNCNT:
+            return self._syncnt or TcpConfig.syn_retries
         if optname == _TCP_NOTSENT_LOWAT:
             return self._notsent_lowat
         if optname == C.TCP_MAXSEG:
@@ -664,7 +692,8 @@ class TcpSocket(Socket):
             self.stack.listen_conflict(self)
         stack = self.stack
         self.listener = TcpListener(self.local, min(backlog, self._host.profile.somaxconn),
-                                    lambda: stack.config_for(self, stack._syn_src))
+                                    lambda: stack.config_for(self, stack._syn_src),
+                                    syncookies=self._host.profile.tcp_syncookies)
         stack.listeners.setdefault(self.local[1], []).append(self)
 
     @syscall
@@ -719,7 +748,8 @@ class TcpSocket(Socket):
             return errno.EISCONN
         if self._sock_state == _CONNECTED:
             return errno.EISCONN
-        if self._sock_state == _CONNECTING:
+        again = self._sock_state == _CONNECTING
+        if again:
             conn = self.conn
             if conn.state in ("SYN_SENT", "SYN_RECV"):
                 if self._timeout_ns == 0:
@@ -741,12 +771,21 @@ class TcpSocket(Socket):
             if self._timeout_ns == 0:
                 return errno.EINPROGRESS
         deadline = self._deadline()
+        # A blocking socket waits at most SO_SNDTIMEO (inet_stream_connect: sock_sndtimeo),
+        # then fails with EINPROGRESS, or EALREADY when it was already connecting.
+        ktimeo = self._sndtimeo_ns if self._timeout_ns is None else None
+        if ktimeo is not None:
+            if ktimeo == 0 and self.conn.state in ("SYN_SENT", "SYN_RECV"):
+                return errno.EALREADY if again else errno.EINPROGRESS
+            deadline = self._env._now + ktimeo
         from .wait import TIMED_OUT
         self._hold()
         try:
             while self.conn.state in ("SYN_SENT", "SYN_RECV"):
                 woke = await self.write_wait.wait(deadline)
                 if woke is TIMED_OUT and self.conn.state in ("SYN_SENT", "SYN_RECV"):
+                    if ktimeo is not None:
+                        return errno.EALREADY if again else errno.EINPROGRESS
                     from simsock.errors import timeout_error
                     raise timeout_error()
             if self._closed and self._timeout_ns:
@@ -795,6 +834,8 @@ class TcpSocket(Socket):
         self.stack.register(conn, self)
         conn.shutdown_flags |= self._shutdown_flags     # sk_shutdown survives connect()
         conn.rcvlowat = self._rcvlowat
+        if self._pingpong:
+            conn.pingpong = 1
         conn.connect(self._env.now)
         self._sock_state = _CONNECTING
         self._pump()
@@ -1330,8 +1371,10 @@ class TcpSocket(Socket):
         out = {"type": "tcp", "fd": self._fd, "local": list(self.local) if self.local else None,
                "peer": list(self.peer) if self.peer else None}
         if self.listener is not None:
-            out.update(state="LISTEN", accept_queue=len(self.listener.accept_queue),
-                       syn_drops=self.listener.syn_drops, ack_drops=self.listener.ack_drops)
+            lst = self.listener
+            out.update(state="LISTEN", accept_queue=len(lst.accept_queue), backlog=lst.backlog,
+                       syn_recv=len(lst.syn_recv), syn_drops=lst.syn_drops, ack_drops=lst.ack_drops,
+                       cookies_sent=lst.cookies_sent, cookies_accepted=lst.cookies_accepted)
         elif self.conn is not None:
             out.update(state=self.conn.state, **self.conn.stats(), outq=self.conn.outq, inq=self.conn.inq)
         return out

@@ -246,6 +246,12 @@ class RealSocket:
         return self._call("recvmsg_into", [[len(memoryview(b)) for b in buffers], *rest],
                           lambda: self._sock.recvmsg_into(buffers, *rest))
 
+    def tcp_info(self) -> dict:
+        """The real kernel's ``struct tcp_info`` as a dict (the simulator's ``tcp_info()``);
+        no trace record, like the simulated one."""
+        from simsock.tcp.info import TCP_INFO_SIZE, unpack_tcp_info
+        return unpack_tcp_info(self._sock.getsockopt(_socket.IPPROTO_TCP, _socket.TCP_INFO, TCP_INFO_SIZE))
+
     def ioctl(self, request, arg=None):
         """fcntl.ioctl on the socket; without ``arg`` the int the request reads (as the
         simulator's ``k.ioctl``)."""

@@ -301,8 +301,11 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         if peer is None and self.fastopen_req is not None:
             seg.fastopen = self.fastopen_req         # tcp_connect: cookie request or the cached cookie
 
-    def _init_receive_side(self) -> None:
-        """tcp_select_initial_window + tcp_init_buffer_space."""
+    def _init_receive_side(self, active: bool = False) -> None:
+        """tcp_select_initial_window + tcp_init_buffer_space. An active open chooses its
+        window for the full advmss (tcp_connect_init: no timestamp is known yet, so 65495 on
+        lo, where the passive side's request sock uses 65483; measured by TCP_INFO's
+        rcv_ssthresh and rcv_space, tests/conformance/test_tcp_info.py)."""
         cfg = self.config
         space = self._win_from_space(self.rcvbuf)
         if cfg.window_scaling:
@@ -310,7 +313,7 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
             # caps the space the scale is chosen for (tcp_connect_init/tcp_openreq_init_rwin)
             big = space if cfg.rcvbuf_locked else max(self.rcvbuf, cfg.tcp_rmem[2], cfg.rmem_max)
             self.rcv_wscale = min(max(big.bit_length() - 1 - 15, 0), 14)
-        mss = cfg.mss - (TIMESTAMP_OPTION if cfg.timestamps else 0)
+        mss = cfg.mss - (TIMESTAMP_OPTION if cfg.timestamps and not active else 0)
         init = min(space, 65535)
         self.rcv_wnd = (init // mss) * mss if init > mss else init
         self.rcv_ssthresh = self.rcv_wnd
@@ -379,10 +382,12 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         once if the connection is established."""
         if name == self.cc.name:
             return
+        was_pacing = self.pacing_on
         self.cc = get_ops(name)
         self._rate_init()
-        if not self.cc.needs_pacing:
-            self.tp.pacing_rate = 0
+        # sk_pacing_status is only ever raised (bbr_init's cmpxchg NONE -> NEEDED): a socket
+        # switched away from BBR stays paced, at tcp_update_pacing_rate's rate from its next ACK
+        self.pacing_on = self.pacing_on or was_pacing
         if self.state not in ("CLOSE", "LISTEN", "SYN_SENT", "SYN_RECV"):
             self._cc_init(now)
 
@@ -438,7 +443,7 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         """Active open (tcp_v4_connect + tcp_connect): send SYN, enter SYN_SENT."""
         if self.state != "CLOSE" or self.finished:
             raise os_error(E.EISCONN if self.state != "CLOSE" else E.EBADF)
-        self._init_receive_side()
+        self._init_receive_side(active=True)
         self._set_state("SYN_SENT", now)
         self.snd_nxt = self.iss + 1
         self.retrans_stamp = now

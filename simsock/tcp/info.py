@@ -25,7 +25,10 @@ tests/conformance/test_tcp_info.py):
   byte 7 is ``delivery_rate_app_limited``.
 
 Fields the model has no counterpart for (``fackets``, ``last_ack_sent``, ``rehash``, the
-ECN counters, ``delivered_ce``) are 0, as on a Linux connection without ECN.
+ECN counters, ``delivered_ce``) are 0, as on a Linux connection without ECN; ``rcv_rtt``,
+``rcv_ooopack`` and ``sndbuf_limited`` are 0 too (not modelled). ``delivery_rate`` comes from
+the last rate sample, which the model takes only for modules that ask for it (BBR), and
+``delivered`` is derived from the data segments sent and still in flight.
 """
 
 from __future__ import annotations
@@ -119,7 +122,9 @@ def tcp_info(conn, now: int) -> dict:
     tp = conn.tp
     r = conn.rtt
     d = _blank()
-    state = "CLOSE" if conn.finished and conn.state != "TIME_WAIT" else conn.state
+    # a socket whose connection went to TIME_WAIT is CLOSE: tcp_time_wait() hands the
+    # connection to a timewait sock and closes the socket the program holds
+    state = "CLOSE" if conn.finished or conn.state == "TIME_WAIT" else conn.state
     d["state"] = TCP_STATES.get(state, 7)
     d["ca_state"] = tp.ca_state
     d["retransmits"] = min(conn.retransmits, 255)
@@ -172,7 +177,7 @@ def tcp_info(conn, now: int) -> dict:
     d["min_rtt"] = _us(conn.min_rtt) if conn.min_rtt < (1 << 62) else _U32
     d["data_segs_in"] = conn.stats_data_segs_in & _U32
     d["data_segs_out"] = conn.stats_data_segs_out & _U32
-    d["delivery_rate"] = getattr(conn, "delivery_rate", 0) or 0     # a rate sampler's, when the model has one
+    d["delivery_rate"] = _delivery_rate(conn)
     limited = list(conn.limited_ns)
     if conn.limit_kind:
         limited[conn.limit_kind] += max(now - conn.limit_since, 0)
@@ -202,11 +207,20 @@ def _delivered(conn) -> int:
     return 1 + max(conn.stats_data_segs_out - len(conn.records), 0)
 
 
+def _delivery_rate(conn) -> int:
+    """tcp_compute_delivery_rate from the last valid rate sample, for connections whose
+    module asks for rate sampling (tcp/rate.py: BBR); 0 otherwise (Linux samples always)."""
+    rs = getattr(conn, "rs", None)
+    if rs is None or rs.delivered <= 0 or rs.interval_us <= 0:
+        return 0
+    return rs.delivered * conn.mss_cache * 1_000_000 // rs.interval_us
+
+
 def _pacing_rate(conn) -> int:
     """sk_pacing_rate: the congestion control's own (BBR sets it), else tcp_update_pacing_rate:
     mss * cwnd / srtt at 200 % in slow start, 120 % in congestion avoidance (net.ipv4.
     tcp_pacing_ss_ratio / tcp_pacing_ca_ratio); unlimited until there is an RTT sample."""
-    own = getattr(conn, "pacing_rate", None)
+    own = getattr(conn.tp, "pacing_rate", 0)     # set when the module paces (tcp/rate.py)
     if isinstance(own, int) and own > 0:
         return min(own, _U64)
     tp = conn.tp

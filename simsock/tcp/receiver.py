@@ -144,6 +144,15 @@ class Receiver:
                 self._rtt_sample(now - self.retrans_stamp, now)
             self._established(now)
             self.lrcvtime = now
+            if self.pingpong >= 1:
+                # TCP_QUICKACK was turned off: save one ACK (tcp_rcv_synsent_state_process),
+                # send it after TCP_DELACK_MAX unless data goes first; tcp_enter_quickack_mode
+                self.ack_pending = True
+                self.quick = self.config.max_quickacks
+                self.pingpong = 0
+                self.ato = self.config.delack_min
+                self.delack_at = now + self.config.delack_max
+                return
             self.ack_now = True
             return
         # RST without ACK is ignored; a bare SYN would be a simultaneous open (not modelled).

@@ -475,6 +475,8 @@ class Sender:
                 tp.packets_out = len(records)
                 tp.in_flight = self._in_flight()
                 self.cc.cong_control(tp, ack, flag, self.rs)
+                if self.trace is not None:
+                    self._trace_cc_state(now)
             elif tp.ca_state in (CA_CWR, CA_RECOVERY):
                 self._cwnd_reduction(delivered, self.newly_lost, flag)
             elif (flag & FLAG_FORWARD_PROGRESS if self.reordering > TCP_REORDERING

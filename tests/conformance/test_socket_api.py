@@ -8,10 +8,10 @@ import pytest
 
 from simsock.constants import (AF_INET, EPOLLIN, EPOLLOUT, EPOLLRDHUP, FIONREAD, IPPROTO_TCP, MSG_PEEK,
                                MSG_TRUNC, MSG_WAITALL, POLLIN, SIOCINQ, SIOCOUTQ, SIOCOUTQNSD,
-                               POLLOUT, POLLPRI, POLLRDHUP, SHUT_RD, SHUT_RDWR, SHUT_WR, SO_RCVBUF,
+                               POLLOUT, POLLPRI, POLLRDHUP, SHUT_RDWR, SHUT_WR, SO_RCVBUF,
                                SO_RCVBUFFORCE, SO_RCVLOWAT, SO_RCVTIMEO, SO_REUSEADDR, SO_SNDBUF,
                                SO_SNDBUFFORCE, SO_SNDLOWAT, SO_SNDTIMEO, SOCK_DGRAM, SOCK_STREAM,
-                               SOL_SOCKET, TCP_CONGESTION)
+                               SOL_SOCKET, TCP_CONGESTION, TCP_SYNCNT)
 from tests.conformance.harness import attempt, attempt_async, check_scenario, needs_linux, one_host
 
 pytestmark = [pytest.mark.real, needs_linux]
@@ -30,7 +30,7 @@ async def _masks(k, s):
     return polled
 
 
-@pytest.mark.parametrize("how", [SHUT_RD, SHUT_WR, SHUT_RDWR])
+@pytest.mark.parametrize("how", [0, 1, 2])       # SHUT_RD, SHUT_WR, SHUT_RDWR
 def test_shutdown_never_connected_sets_the_flags(how):
     """shutdown() of a never-connected TCP socket raises ENOTCONN but sets sk_shutdown: after
     SHUT_RD or SHUT_RDWR recv returns b"" (blocking or not) and poll shows IN|OUT|HUP|RDHUP;
@@ -167,6 +167,28 @@ def test_kernel_timeouts_on_blocking_calls():
         for x in (u, c, s, ls):
             x.close()
     check_scenario(one_host(prog), name="kernel_rcvtimeo")
+
+
+def test_connect_timeout_is_einprogress_then_ealready():
+    """SO_SNDTIMEO bounds a blocking connect: to a listener whose accept queue is full (its
+    SYNs are dropped) connect() fails with EINPROGRESS after the timeout, a second one waits
+    again and fails with EALREADY; the attempt goes on (TCP_SYNCNT 1: ETIMEDOUT after 3 s)."""
+    async def prog(k):
+        ls = k.socket(AF_INET, SOCK_STREAM)
+        ls.bind((LO, 0))
+        ls.listen(0)
+        first = k.socket(AF_INET, SOCK_STREAM)
+        await first.connect(ls.getsockname())
+        c = k.socket(AF_INET, SOCK_STREAM)
+        c.setsockopt(IPPROTO_TCP, TCP_SYNCNT, 1)
+        c.setsockopt(SOL_SOCKET, SO_SNDTIMEO, _tv(0, 300_000))
+        await attempt_async(c.connect, ls.getsockname())
+        await attempt_async(c.connect, ls.getsockname())
+        await k.sleep(3.0)
+        await attempt_async(c.connect, ls.getsockname())
+        for x in (c, first, ls):
+            x.close()
+    check_scenario(one_host(prog), until=5.0, name="kernel_sndtimeo_connect")
 
 
 def test_send_timeout_returns_the_partial_count():

@@ -11,7 +11,7 @@ import struct
 
 import pytest
 
-from simsock.constants import AF_INET, IPPROTO_TCP, SOCK_STREAM, TCP_CONGESTION, TCP_INFO, TCP_MAXSEG
+from simsock.constants import AF_INET, IPPROTO_TCP, SHUT_WR, SOCK_STREAM, TCP_CONGESTION, TCP_INFO, TCP_MAXSEG
 from simsock.tcp.info import TCP_INFO_SIZE, pack_tcp_info, unpack_tcp_info
 from tests.conformance.harness import needs_linux
 
@@ -20,7 +20,7 @@ LO = "127.0.0.1"
 #: Fields that must agree exactly between the simulator and Linux.
 EXACT = ("state", "ca_state", "retransmits", "probes", "backoff", "options", "snd_wscale",
          "rcv_wscale", "snd_mss", "rcv_mss", "advmss", "snd_cwnd", "snd_ssthresh", "reordering",
-         "pmtu", "unacked", "sacked", "lost", "snd_wnd", "rcv_wnd", "bytes_acked",
+         "pmtu", "rcv_ssthresh", "unacked", "sacked", "lost", "snd_wnd", "rcv_wnd", "bytes_acked",
          "bytes_received", "segs_out", "segs_in", "data_segs_in", "notsent_bytes",
          "delivery_rate_app_limited", "max_pacing_rate")
 
@@ -66,6 +66,7 @@ async def loopback_transfer(k, out):
     s, _ = await ls.accept()
     out["client"] = info(c)
     out["server"] = info(s)
+    out["helper"] = c.tcp_info()["snd_mss"]             # sock.tcp_info(): the same dict, no system call
     out["maxseg"] = (c.getsockopt(IPPROTO_TCP, TCP_MAXSEG), s.getsockopt(IPPROTO_TCP, TCP_MAXSEG))
     await c.sendall(b"x" * 100_000)
     await k.sleep(0.05)
@@ -76,7 +77,12 @@ async def loopback_transfer(k, out):
     out["client_after"] = info(c)
     out["server_after"] = info(s)
     out["maxseg_after"] = c.getsockopt(IPPROTO_TCP, TCP_MAXSEG)
-    for x in (c, s, ls, fresh):
+    c.shutdown(SHUT_WR)                    # c goes to TIME_WAIT: its socket is CLOSE (7)
+    await k.sleep(0.05)
+    s.close()
+    await k.sleep(0.05)
+    out["time_wait_state"] = c.getsockopt(IPPROTO_TCP, TCP_INFO, 1)
+    for x in (c, ls, fresh):
         x.close()
 
 
@@ -118,14 +124,18 @@ def test_tcp_info_loopback_matches_linux():
     assert sim["fresh_int"] == real["fresh_int"] == 7        # TCP_CLOSE in the low byte
     assert sim["fresh_short"] == real["fresh_short"]
     assert sim["maxseg"] == real["maxseg"] == (32741, 32768)
+    assert sim["helper"] == real["helper"] == 32741
     assert sim["maxseg_after"] == real["maxseg_after"]
+    assert sim["time_wait_state"] == real["time_wait_state"] == b"\x07"
     diffs = _phase_diffs(sim, real)
     assert not diffs, f"simulated TCP_INFO differs from Linux's (field: (sim, real)): {diffs}"
     for phase in ("client", "server", "client_after", "server_after"):
         # rto: srtt + max(4 rttvar, 200 ms), which the real kernel keeps in jiffies
-        assert 200_000 <= sim[phase]["rto"] <= 210_000 and 200_000 <= real[phase]["rto"] <= 210_000
+        assert 200_000 <= sim[phase]["rto"] <= 210_000 and 200_000 <= real[phase]["rto"] < 1_000_000
         assert sim[phase]["min_rtt"] <= sim[phase]["rtt"] < 10_000
     assert sim["fresh"]["rto"] == real["fresh"]["rto"] == 1_000_000
+    # the initial receive space: the active side chose its window for the full advmss (65495)
+    assert [sim[p]["rcv_space"] for p in ("client", "server")] == [real[p]["rcv_space"] for p in ("client", "server")]
     assert sim["client_after"]["bytes_sent"] >= 100_000
 
 
