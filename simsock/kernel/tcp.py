@@ -34,6 +34,7 @@ from simsock.errors import os_error
 from simsock.net.packet import PROTO_TCP, Packet
 from simsock.tcp import cc as cc_registry
 from simsock.tcp.config import SKB_TX_OVERHEAD, TcpConfig
+from simsock.tcp.gso import merge_for_device
 from simsock.tcp.connection import SEND_SHUTDOWN, TcpConnection
 from simsock.tcp.info import listener_info, pack_tcp_info, tcp_info, unconnected_info
 from simsock.tcp.listener import TcpListener, reset_for
@@ -201,6 +202,8 @@ class TcpStack:
                 host = self.host
                 uids = self.sim._uids
                 src, dst = conn.local[0], conn.remote[0]
+                if len(segs) > 1 and getattr(host.route(dst)[0], "tso", False):
+                    segs = merge_for_device(conn, segs)   # the device takes TSO bursts
                 for seg in segs:
                     host.ip_output(Packet(next(uids), src, dst, PROTO_TCP, seg, now))
             sig = conn.signals               # conn.take_signals(), inlined (hot path)

@@ -131,6 +131,7 @@ class Device:
         self.captured: list[tuple[int, Packet]] = []
         self.rate_bps = None
         self.delay_ns = 0
+        self.tso = True         # segmentation offload: TCP hands it TSO bursts (simsock.tcp.gso)
 
     def send(self, pkt: Packet) -> int:
         self.captured.append((self.env._now, pkt))

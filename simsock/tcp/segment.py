@@ -47,6 +47,8 @@ class Segment:
     #: The ECN codepoint of the IP header carrying the segment (RFC 3168): 0 not-ECT,
     #: 2 ECT(0). Not a TCP header field.
     ect: int = 0
+    #: Set on a retransmission (not a header field): TSO bursts join new data only.
+    rtx: bool = False
 
     @property
     def seq_len(self) -> int:

@@ -314,6 +314,8 @@ class Sender:
         seg = self._make_segment(start, flags, now, payload)
         if self.ecn_ok and payload and not retransmit:
             seg.ect = 2             # tcp_ecn_send: new data goes out ECT(0)
+        if retransmit:
+            seg.rtx = True
         if self.config.rx_coalesce:
             seg.src = self          # loopback: the peer queues a clone of this skb
         out.append(seg)
