@@ -51,6 +51,7 @@ _MSG_EOR = 0x80             # MSG_EOR (bits/socket.h)
 _MSG_MORE = 0x8000          # MSG_MORE
 _TCP_NOTSENT_LOWAT = 25     # linux/tcp.h
 _TCP_FASTOPEN_CONNECT = 30
+_TCP_USER_TIMEOUT = 18
 
 
 class _Binding:
@@ -454,6 +455,7 @@ class TcpSocket(Socket):
         self._syncnt = 0             # TCP_SYNCNT (0: net.ipv4.tcp_syn_retries)
         self._notsent_lowat = 0      # TCP_NOTSENT_LOWAT
         self._fastopen_connect = False   # TCP_FASTOPEN_CONNECT
+        self._user_timeout = 0           # TCP_USER_TIMEOUT (ms)
         self._deferred_connect = None    # (ip, port) of a TFO connect() waiting for the first send
         self._notifies = 0
         self.conn = conn
@@ -567,6 +569,12 @@ class TcpSocket(Socket):
             if not 1 <= v <= 127:                      # MAX_TCP_SYNCNT
                 raise os_error(errno.EINVAL, "TCP_SYNCNT must be 1..127")
             self._syncnt = v
+        elif optname == _TCP_USER_TIMEOUT:
+            if v < 0:
+                raise os_error(errno.EINVAL)
+            self._user_timeout = v                  # milliseconds (icsk_user_timeout)
+            if self.conn is not None:
+                self.conn.user_timeout = v * 1_000_000
         elif optname == _TCP_NOTSENT_LOWAT:
             if v < 0:
                 raise os_error(errno.EINVAL)
@@ -607,6 +615,8 @@ class TcpSocket(Socket):
             return self._syncnt or TcpConfig.syn_retries
         if optname == _TCP_NOTSENT_LOWAT:
             return self._notsent_lowat
+        if optname == _TCP_USER_TIMEOUT:
+            return self._user_timeout
         if optname == C.TCP_MAXSEG:
             if self._user_mss and (self.conn is None or self.listener is not None
                                    or self.conn.state == "CLOSE"):
@@ -726,6 +736,8 @@ class TcpSocket(Socket):
         sock._rcvlowat = conn.rcvlowat = self._rcvlowat
         sock._rcvtimeo_ns, sock._sndtimeo_ns = self._rcvtimeo_ns, self._sndtimeo_ns
         sock._notsent_lowat = conn.notsent_lowat = self._notsent_lowat
+        sock._user_timeout = self._user_timeout
+        conn.user_timeout = self._user_timeout * 1_000_000
         sock._userlocks_snd, sock._userlocks_rcv = self._userlocks_snd, self._userlocks_rcv
         self.stack.parent.pop(conn, None)
         self.stack.pump(conn)
@@ -828,6 +840,7 @@ class TcpSocket(Socket):
         conn = TcpConnection((src, self.local[1]), (ip, port), self.stack.config_for(self, ip),
                              self.stack.iss_rng.getrandbits(32))
         conn.notsent_lowat = self._notsent_lowat
+        conn.user_timeout = self._user_timeout * 1_000_000
         if fastopen is not None:
             conn.fastopen_req = fastopen
             conn.fastopen_cache = self.stack.fastopen_cookies

@@ -105,6 +105,7 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         self.rcvq = ReceiveQueue(config.skb_rx_overhead, config.rx_coalesce)
         self.fin_queued = self.fin_sent = False
         self.notsent_lowat = 0           # TCP_NOTSENT_LOWAT (0: the sysctl's value)
+        self.user_timeout = 0            # TCP_USER_TIMEOUT in ns (0: tcp_retries2 / syn_retries)
         self.send_eor = False            # the socket's send() has MSG_EOR (SendQueue.append)
         self.send_more = False           # ... MSG_MORE: no PSH mark, corked push (tcp_push)
         self.push_cork = False           # the next _write_xmit holds sub-MSS tails (TCP_NAGLE_CORK)
