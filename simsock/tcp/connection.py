@@ -94,6 +94,8 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         self.snd_wscale = self.rcv_wscale = 0
         self.ts_ok = self.sack_ok = False
         self.ecn_ok = False              # TCP_ECN_OK: negotiated on the handshake
+        self.fastopen_req = None         # TCP Fast Open client: b"" cookie request, else the cookie
+        self.fastopen_cache = None       # the host's cookie cache (tcp_fastopen_cache_set)
         self.ts_recent = 0
         self.peer_mss = 536
         self.mss_cache = config.mss - (TIMESTAMP_OPTION if config.timestamps else 0)
@@ -103,6 +105,7 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         self.rcvq = ReceiveQueue(config.skb_rx_overhead, config.rx_coalesce)
         self.fin_queued = self.fin_sent = False
         self.notsent_lowat = 0           # TCP_NOTSENT_LOWAT (0: the sysctl's value)
+        self.user_timeout = 0            # TCP_USER_TIMEOUT in ns (0: tcp_retries2 / syn_retries)
         self.send_eor = False            # the socket's send() has MSG_EOR (SendQueue.append)
         self.send_more = False           # ... MSG_MORE: no PSH mark, corked push (tcp_push)
         self.push_cork = False           # the next _write_xmit holds sub-MSS tails (TCP_NAGLE_CORK)
@@ -297,6 +300,8 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
             seg.wscale = self.rcv_wscale
         if cfg.sack and (peer is None or peer.sack_permitted):
             seg.sack_permitted = True
+        if peer is None and self.fastopen_req is not None:
+            seg.fastopen = self.fastopen_req         # tcp_connect: cookie request or the cached cookie
 
     def _init_receive_side(self, active: bool = False) -> None:
         """tcp_select_initial_window + tcp_init_buffer_space. An active open chooses its

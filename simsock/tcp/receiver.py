@@ -130,6 +130,8 @@ class Receiver:
             if not flags & SYN:
                 return
             self._negotiate(seg)
+            if self.fastopen_req is not None and seg.fastopen and self.fastopen_cache is not None:
+                self.fastopen_cache[self.remote[0]] = seg.fastopen   # tcp_rcv_fastopen_synack
             if not self.rcv_wscale:
                 self.rcv_wnd = min(self.rcv_wnd, 65535)
             self.irs = seg.seq
