@@ -163,10 +163,12 @@ class TcpStack:
             congestion=sock._congestion, tcp_wmem=tuple(prof.tcp_wmem), tcp_rmem=tuple(prof.tcp_rmem),
             rmem_max=prof.rmem_max, sack=prof.tcp_sack, dsack=prof.tcp_dsack,
             recovery=prof.tcp_recovery, early_retrans=prof.tcp_early_retrans,
+            syn_linear_timeouts=prof.tcp_syn_linear_timeouts,
             fq_pacing=prof.default_qdisc == "fq" and channel is not self.host.lo, **lo)
         cfg.extra["pmtu"] = min(mtu, 65535)
         if sock._user_mss:
             cfg.mss = min(cfg.mss, sock._user_mss)     # tcp_advertise_mss / mss_clamp
+            cfg.extra["user_mss"] = sock._user_mss
         if sock._syncnt:
             cfg.syn_retries = sock._syncnt
         return cfg
