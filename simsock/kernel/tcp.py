@@ -173,11 +173,13 @@ class TcpStack:
             keepalive_probes=sock._ka_probes, orphan_retries=prof.tcp_orphan_retries,
             rmem_max=prof.rmem_max, sack=prof.tcp_sack, dsack=prof.tcp_dsack,
             recovery=prof.tcp_recovery, early_retrans=prof.tcp_early_retrans,
+            syn_linear_timeouts=prof.tcp_syn_linear_timeouts,
             fq_pacing=prof.default_qdisc == "fq" and channel is not self.host.lo,
             pacing_ss_ratio=prof.tcp_pacing_ss_ratio, pacing_ca_ratio=prof.tcp_pacing_ca_ratio, **lo)
         cfg.extra["pmtu"] = min(mtu, 65535)
         if sock._user_mss:
             cfg.mss = min(cfg.mss, sock._user_mss)     # tcp_advertise_mss / mss_clamp
+            cfg.extra["user_mss"] = sock._user_mss
         if sock._syncnt:
             cfg.syn_retries = sock._syncnt
         return cfg

@@ -69,6 +69,9 @@ class Profile:
     tcp_syncookies: int = 1
     #: net.ipv4.tcp_max_syn_backlog: the SYN queue's bound (with the listen backlog).
     tcp_max_syn_backlog: int = 2048
+    #: net.ipv4.tcp_syn_linear_timeouts (Linux >= 6.5): SYN retransmissions 1 s apart before
+    #: the exponential backoff starts (0 on older kernels).
+    tcp_syn_linear_timeouts: int = 4
 
     # --- TCP keepalive and orphans (sysctls; simsock/tcp/connection.py, sender.py) ------------
     tcp_keepalive_time_ns: int = 7200 * 10**9    # net.ipv4.tcp_keepalive_time (idle before the first probe)

@@ -9,7 +9,7 @@ congestion control). Every number has one of these sources:
 * **sysctl** (``/proc/sys``): ``net.core.{r,w}mem_{default,max}``, ``net.core.somaxconn``,
   ``net.ipv4.tcp_{r,w}mem``, ``ip_local_port_range``, ``ip_default_ttl``,
   ``icmp_ratelimit`` (ms), ``ipfrag_time`` (s), ``tcp_sack``, ``tcp_dsack``, ``tcp_recovery``,
-  ``tcp_early_retrans``, ``tcp_syncookies``, ``tcp_max_syn_backlog``;
+  ``tcp_early_retrans``, ``tcp_syncookies``, ``tcp_max_syn_backlog``, ``tcp_syn_linear_timeouts``;
 * **uname**: ``kernel`` is ``os.uname().release``;
 * **sysfs** (``/sys/class/net``): lo's MTU; the MTU and ``tx_queue_len`` of the interface of
   the default route (``/proc/net/route``), if there is one;
@@ -267,7 +267,8 @@ def measure() -> HostProfile:
                                ("tcp_recovery", "net.ipv4.tcp_recovery", int),
                                ("tcp_early_retrans", "net.ipv4.tcp_early_retrans", int),
                                ("tcp_syncookies", "net.ipv4.tcp_syncookies", int),
-                               ("tcp_max_syn_backlog", "net.ipv4.tcp_max_syn_backlog", int)):
+                               ("tcp_max_syn_backlog", "net.ipv4.tcp_max_syn_backlog", int),
+                               ("tcp_syn_linear_timeouts", "net.ipv4.tcp_syn_linear_timeouts", int)):
         v = _ints(_sysctl(sysctl))
         put(name, conv(v[0]) if v else None, f"sysctl {sysctl}")
     for name, sysctl, scale in (("tcp_keepalive_time_ns", "net.ipv4.tcp_keepalive_time", 10**9),
@@ -352,7 +353,7 @@ def measured_fields() -> list[str]:
             "tcp_rmem", "tcp_wmem", "ip_local_port_range", "icmp_ratelimit_ns", "ipfrag_time_ns",
             "tcp_sack", "tcp_dsack", "tcp_recovery", "tcp_early_retrans", "tcp_congestion_control",
             "default_qdisc", "tcp_pacing_ss_ratio", "tcp_pacing_ca_ratio", "tcp_syncookies",
-            "tcp_max_syn_backlog", "hz",
+            "tcp_max_syn_backlog", "tcp_syn_linear_timeouts", "hz",
             "tcp_keepalive_time_ns", "tcp_keepalive_intvl_ns", "tcp_keepalive_probes", "tcp_orphan_retries",
             "loopback_mtu", "default_mtu", "txqueuelen", "sock_min_rcvbuf", "sock_min_sndbuf",
             "sockopt_buf_doubles", "udp_max_payload", "udp_truesize_steps", "udp_truesize_linear"]

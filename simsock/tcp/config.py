@@ -81,6 +81,7 @@ class TcpConfig:
     delack_max: int = 200 * MS       # TCP_DELACK_MAX (HZ/5)
     timeout_min: int = 2 * MS        # TCP_TIMEOUT_MIN: 2 jiffies (HZ=1000), RACK's timer slack
     syn_retries: int = 6             # net.ipv4.tcp_syn_retries
+    syn_linear_timeouts: int = 4     # net.ipv4.tcp_syn_linear_timeouts (Linux >= 6.5): SYN RTOs not backed off
     synack_retries: int = 5          # net.ipv4.tcp_synack_retries
     retries2: int = 15               # net.ipv4.tcp_retries2
     time_wait: int = 60 * S          # TCP_TIMEWAIT_LEN

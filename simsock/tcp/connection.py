@@ -58,7 +58,7 @@ from simsock.constants import (EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLRDHUP
 from simsock.errors import os_error
 from simsock.tcp.buffers import ReceiveQueue, SendQueue
 from simsock.tcp.config import TcpConfig
-from simsock.tcp.congestion import CongestionState, get_ops
+from simsock.tcp.congestion import CA_LOSS, CA_OPEN, CongestionState, get_ops
 from simsock.tcp.rtt import RttEstimator
 from simsock.tcp.segment import ACK, CWR, ECE, FIN, RST, SYN, TIMESTAMP_OPTION, Segment
 from simsock.tcp.rate import RateSampler
@@ -362,6 +362,12 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         self._set_state("ESTABLISHED", now)
         if self.config.keepalive:        # tcp_finish_connect / tcp_create_openreq_child
             self.ka_at = now + self.config.keepalive_time
+        if self._peer_syn is None:
+            # tcp_init_transfer: cwnd 1 once the SYN was retransmitted more than once (RFC
+            # 5681 with RFC 6298's 1 s initial RTO), else the initial window; out of CA_Loss
+            tp = self.tp
+            tp.ca_state = CA_OPEN
+            tp.snd_cwnd = 1 if self.stats_retransmits > 1 else self.config.init_cwnd
         self._cc_init(now)
         self._sndbuf_expand()
         self.rcvq_space = min(self.rcv_ssthresh, self.rcv_wnd, self.config.init_cwnd * self.mss_cache)
@@ -448,6 +454,14 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         if self.state != "CLOSE" or self.finished:
             raise os_error(E.EISCONN if self.state != "CLOSE" else E.EBADF)
         self._init_receive_side(active=True)
+        # tcp_connect_init: advmss is the route's (timestamps are not known yet), mss_cache is
+        # clamped by mss_clamp (TCP_MSS_DEFAULT 536, or TCP_MAXSEG) until the SYN-ACK comes,
+        # and rcv_mss starts at TCP_MIN_MSS: 65495, 524 and 88 in TCP_INFO on lo
+        cfg = self.config
+        self.advmss = cfg.mss
+        self.mss_cache = min(cfg.mss, cfg.extra.get("user_mss") or 536) - (TIMESTAMP_OPTION if cfg.timestamps else 0)
+        self.tp.mss_cache = self.mss_cache
+        self.rcv_mss = 88
         self._set_state("SYN_SENT", now)
         self.snd_nxt = self.iss + 1
         self.retrans_stamp = now
@@ -831,21 +845,33 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
                 self._send_loss_probe(now, self._out)
 
     def _syn_timer(self, now: int) -> None:
+        """tcp_retransmit_timer in SYN_SENT. Linux >= 6.5 keeps the first
+        tcp_syn_linear_timeouts (4) retransmissions 1 s apart, then backs off exponentially:
+        SYNs at 0, 1, 2, 3, 4, 5, 7, 11, 19, 35, 67 s. connect() gives up at the first timer
+        past tcp_model_timeout(tcp_syn_retries, 1 s) (tcp_write_timeout, time-based): 3 s for
+        TCP_SYNCNT 1, 7 s for 2, 19 s for 3, 131 s for the default 6 (measured on 6.18,
+        tests/conformance/test_syn_cookies.py). The timeout also enters CA_Loss with cwnd 1,
+        as TCP_INFO shows while the socket waits."""
         if self.state != "SYN_SENT":
             return
-        if self._timed_out(now, self.config.syn_retries, self.config.rto_init) or (
-                self.retransmits >= self.config.syn_retries):
+        cfg = self.config
+        if self._timed_out(now, cfg.syn_retries, cfg.rto_init):
             self._done_with_error(self.sk_err_soft or E.ETIMEDOUT, now)
             return
         self.retransmits += 1
-        self.backoff += 1
+        if self.retransmits <= cfg.syn_linear_timeouts:
+            self.backoff = 0
+        else:
+            self.backoff += 1
         self.stats_retransmits += 1
         self.stats_rto_count += 1
+        self.tp.ca_state = CA_LOSS           # tcp_enter_loss
+        self.tp.snd_cwnd = 1
         self._send_syn(now, None)
         if self.trace is not None:
             self.trace("retransmit", now, {"seq": self.iss, "len": 1, "reason": "timeout"})
         self.rto_kind = "syn"
-        self.rto_at = now + min(self.rtt.rto << self.backoff, self.config.rto_max)
+        self.rto_at = now + min(self.rtt.rto << self.backoff, cfg.rto_max)
 
     def _synack_timer(self, now: int) -> None:
         if self.state != "SYN_RECV":
