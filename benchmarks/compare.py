@@ -57,7 +57,7 @@ def run_child(python: str, root: Path | None, *args) -> dict:
     else:
         env.pop("PYTHONPATH", None)
     out = subprocess.run([python, str(WORKLOADS), *map(str, args)], capture_output=True, text=True,
-                         env=env, cwd=str(root or HERE), timeout=3600)
+                         env=env, cwd=str(root or HERE), timeout=3600, check=False)
     if out.returncode != 0:
         raise RuntimeError(f"{' '.join(map(str, args))} failed under {python} ({root}):\n{out.stderr[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -197,10 +197,10 @@ def main() -> None:
     if "flows" in only:
         cases = ["udp", "udp-hosts", "tcp", "tcp-hosts"] if args.flows_case == "all" else [args.flows_case]
         for case in cases:
-            c = {f"{n} flows": (lambda n=n: run_child(py, ROOT, "flows", n, args.flows_packets, case)) for n in (1, 1000)}
+            c = {f"{n} flows": (lambda n=n, case=case: run_child(py, ROOT, "flows", n, args.flows_packets, case)) for n in (1, 1000)}
             if old:
                 for n in (1, 1000):
-                    c[f"old {n} flows"] = lambda n=n: run_child(py, old, "flows", n, args.flows_packets, case)
+                    c[f"old {n} flows"] = lambda n=n, case=case: run_child(py, old, "flows", n, args.flows_packets, case)
             rounds = max(1, min(args.rounds, 3))
             print(f"\nmany_flows {case}, {args.flows_packets:,} packets, 1 vs 1000 flows ({rounds} rounds)", flush=True)
             res = interleave(c, rounds, args.verbose)

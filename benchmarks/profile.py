@@ -35,17 +35,17 @@ from pathlib import Path
 _here = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _here]
 
-import argparse  # noqa: E402
+import argparse
 import cProfile
-import pstats  # noqa: E402
-import time  # noqa: E402
-import tracemalloc  # noqa: E402
-from functools import partial  # noqa: E402
+import pstats
+import time
+import tracemalloc
+from functools import partial
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import simsock  # noqa: E402
-from simsock import AF_INET, IPPROTO_TCP, SOCK_DGRAM, SOCK_STREAM, TCP_CONGESTION  # noqa: E402
+import simsock
+from simsock import AF_INET, IPPROTO_TCP, SOCK_DGRAM, SOCK_STREAM, TCP_CONGESTION
 
 LAYERS = ("SimPy", "kernel/socket", "TCP", "network", "CPU model", "trace", "program", "C builtins", "other")
 
@@ -182,7 +182,7 @@ def memory_pass(make, top: int) -> dict:
         probe.run()
         end = probe.env.now / 1e9
         del probe
-    sim, until, units, unit = make()
+    sim, until, units, _ = make()
     end = until if end is None else end
     tracemalloc.start()
     sim.run(until=end * 0.2)
@@ -218,8 +218,8 @@ def report(title: str, p: dict, m: dict) -> None:
           f"{m['transient_peak_kib']:,.0f} KiB")
     shares = "  ".join(f"{k} {v / p['total_tt']:.0%}" for k, v in p["by_layer"].items() if v > 0)
     print(f"   self time by layer: {shares}")
-    print(f"   self-time us per {u} by layer: " +
-          "  ".join(f"{k} {v / n * 1e6:.2f}" for k, v in p["by_layer"].items() if v > 0))
+    print(f"   self-time us per {u} by layer: "
+          + "  ".join(f"{k} {v / n * 1e6:.2f}" for k, v in p["by_layer"].items() if v > 0))
     print(f"   top functions by self time (us per {u}, calls per {u}, layer):")
     for tt, nc, layer, name in p["top"]:
         print(f"     {tt / n * 1e6:7.2f} us {nc / n:7.2f}  {layer:<14} {name}")
