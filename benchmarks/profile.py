@@ -202,8 +202,8 @@ def memory_pass(make, top: int) -> dict:
     k = max(1, n2 - n1)
     return {"units": k, "blocks_per_unit": blocks / k, "bytes_per_unit": size / k,
             "transient_peak_kib": (peak - current) / 1024,
-            "top": [(d.size_diff / k, d.count_diff / k, f"{Path(d.traceback[0].filename).name}:"
-                     f"{d.traceback[0].lineno}") for d in tops if d.size_diff > 0]}
+            "top": [(d.size_diff / k, d.count_diff / k, (f"{Path(d.traceback[0].filename).name}:"
+                     f"{d.traceback[0].lineno}")) for d in tops if d.size_diff > 0]}
 
 
 def report(title: str, p: dict, m: dict) -> None:
