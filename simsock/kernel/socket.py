@@ -24,7 +24,7 @@ from types import CoroutineType
 
 from simsock import constants as C
 from simsock.errors import os_error, timeout_error
-from simsock.trace import errno_of, trace_value
+from simsock.trace import errno_of, freeze
 
 from .addr import check_int
 from .cpu import run_debt
@@ -198,7 +198,7 @@ class Socket:
             if call == "close":
                 self._close_traced = True
         sim.trace.syscall(sim.env.now, self._host.name, thread.name if thread is not None else "-", call,
-                          fd, trace_value(args), trace_value(result), errno_of(exc))
+                          fd, freeze(args), freeze(result), errno_of(exc))
 
     # -- common plain calls --------------------------------------------------------------
     def fileno(self) -> int:

@@ -1,0 +1,33 @@
+"""Lazy syscall records (trace.freeze/thaw) render exactly as trace_value does at call time."""
+
+import json
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from simsock.trace import freeze, thaw, trace_value
+
+leaf = st.one_of(st.integers(), st.text(max_size=5), st.none(), st.booleans(),
+                 st.floats(allow_nan=False), st.binary(max_size=20),
+                 st.binary(max_size=8).map(bytearray))
+values = st.recursive(leaf, lambda inner: st.one_of(st.tuples(inner, inner), st.lists(inner, max_size=3),
+                                                    st.tuples(inner)), max_leaves=8)
+
+
+@given(values)
+def test_thaw_of_freeze_is_trace_value(v):
+    assert thaw(freeze(v)) == trace_value(v)
+    assert json.dumps(thaw(freeze(v))) == json.dumps(trace_value(v))
+
+
+def test_mutable_buffer_is_rendered_when_recorded():
+    buf = bytearray(b"abc")
+    frozen = freeze((buf, ("h", 1)))
+    buf[:] = b"xyz"
+    assert thaw(frozen) == trace_value((bytearray(b"abc"), ("h", 1)))
+
+
+def test_resent_bytes_object_reuses_its_digest():
+    data = bytes(100)
+    assert freeze(data) is freeze(data)
+    assert thaw(freeze(b"other")) == trace_value(b"other")
