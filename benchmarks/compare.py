@@ -97,6 +97,7 @@ def main() -> None:
     ap.add_argument("--only", default="udp,tcp,c10k,flows")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--rev", help="also compare with this git revision (e.g. HEAD~1, main)")
+    ap.add_argument("--tree", help="also compare with the simsock source tree at this path (e.g. a mypyc build)")
     ap.add_argument("--nspy", default=os.environ.get("NSPY_PYTHON"),
                     help="python that has ns.py 0.4.3 (default $NSPY_PYTHON)")
     ap.add_argument("--udp", type=int, default=50_000, help="datagrams per udp run")
@@ -110,7 +111,9 @@ def main() -> None:
     args = ap.parse_args()
     only = [w.strip() for w in args.only.split(",") if w.strip()]
     py = sys.executable
-    old = worktree_of(args.rev) if args.rev else None
+    old = worktree_of(args.rev) if args.rev else (Path(args.tree).resolve() if args.tree else None)
+    if args.tree and not args.rev:
+        args.rev = args.tree
     nspy = args.nspy
     if nspy and not Path(nspy).exists():
         sys.exit(f"--nspy {nspy}: no such interpreter; make one with: python3 -m venv /work/nspy-venv && "
@@ -171,7 +174,9 @@ def main() -> None:
                   f"{statistics.median(r['units'] for r in res['ns.py']):,.0f} segments vs simsock's "
                   f"{statistics.median(r['units'] for r in res['simsock']):,.0f}: not the same work, indicative)")
         if old:
-            print(f"  new / old ({args.rev}): {s / rate(res['old simsock']):.2f}x")
+            same = res["old simsock"][0]["units"] == res["simsock"][0]["units"]
+            print(f"  new / old ({args.rev}): {s / rate(res['old simsock']):.2f}x "
+                  f"({'same' if same else 'DIFFERENT'} number of data segments)")
 
     if "c10k" in only:
         cl, secs = args.c10k_clients, args.c10k_seconds
@@ -184,7 +189,9 @@ def main() -> None:
         print(f"  simsock: {1e6 / s:.1f} us CPU per update, "
               f"{statistics.median(r['events'] / r['units'] for r in res['simsock']):.2f} SimPy events per update")
         if old:
-            print(f"  new / old ({args.rev}) updates per CPU-second: {s / rate(res['old simsock']):.2f}x")
+            same = res["old simsock"][0]["units"] == res["simsock"][0]["units"]
+            print(f"  new / old ({args.rev}) updates per CPU-second: {s / rate(res['old simsock']):.2f}x "
+                  f"({'same' if same else 'DIFFERENT'} number of updates)")
     if args.c10k_full:
         print("\nc10k target run: 10,000 clients x 5 s, once", flush=True)
         r = run_child(py, ROOT, "c10k", 10_000, 5.0)
