@@ -149,6 +149,8 @@ def build_c10k(clients: int, seconds: float, trace: bool):
 
 def profile_pass(make, top: int) -> dict:
     sim, until, units, unit = make()
+    # cProfile's default (wall) timer: a CPU-time timer is a system call per reading and
+    # distorts more; on a loaded machine compare the shares, and CPU profiled per unit
     prof = cProfile.Profile()
     c0 = time.process_time()
     prof.enable()
@@ -176,14 +178,13 @@ def profile_pass(make, top: int) -> dict:
 
 
 def memory_pass(make, top: int) -> dict:
-    end = None
-    if make()[1] is None:                      # runs until done: how long, in simulated time?
+    sim, until, units, _ = make()
+    end = until
+    if until is None:                          # runs until done: how long, in simulated time?
         probe = make()[0]
         probe.run()
         end = probe.env.now / 1e9
         del probe
-    sim, until, units, _ = make()
-    end = until if end is None else end
     tracemalloc.start()
     sim.run(until=end * 0.2)
     snap1 = tracemalloc.take_snapshot()
@@ -211,7 +212,7 @@ def report(title: str, p: dict, m: dict) -> None:
     u = p["unit"]
     print(f"\n== {title}: {p['n']:,} {u}s, {p['events'] / n:.2f} SimPy events per {u}")
     print(f"   per {u}: {p['py_calls'] / n:.1f} Python calls, {p['c_calls'] / n:.1f} C calls, "
-          f"{p['total_tt'] / n * 1e6:.1f} us self time under cProfile "
+          f"{p['total_tt'] / n * 1e6:.1f} us self time (wall) under cProfile "
           f"({p['cpu_profiled_s'] / n * 1e6:.1f} us CPU profiled)")
     print(f"   memory per {u} (steady state, tracemalloc pass): {m['blocks_per_unit']:+.2f} live blocks, "
           f"{m['bytes_per_unit']:+.1f} bytes kept; transient peak above the live set "
