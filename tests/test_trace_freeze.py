@@ -31,3 +31,20 @@ def test_resent_bytes_object_reuses_its_digest():
     data = bytes(100)
     assert freeze(data) is freeze(data)
     assert thaw(freeze(b"other")) == trace_value(b"other")
+
+
+def test_run_without_gc_thresholds(monkeypatch):
+    """PyPy's gc module has no get_threshold/set_threshold: a run must not need them."""
+    import gc
+
+    import simsock
+    monkeypatch.delattr(gc, "get_threshold")
+    monkeypatch.delattr(gc, "set_threshold")
+    sim = simsock.Simulation()
+    host = sim.add_host("a")
+
+    async def prog(k):
+        await k.sleep(0.001)
+    host.spawn(prog)
+    sim.run()
+    assert sim.now == 0.001
