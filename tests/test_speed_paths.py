@@ -1,4 +1,5 @@
-"""Lazy syscall records (trace.freeze/thaw) render exactly as trace_value does at call time."""
+"""Speed work (issue 16) that must not change behaviour: lazy syscall records render exactly as
+trace_value does at call time; a run needs no GC thresholds (PyPy)."""
 
 import json
 
