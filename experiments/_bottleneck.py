@@ -24,6 +24,7 @@ import math
 from collections.abc import Callable, Sequence
 
 import simsock
+from simsock import progress
 from models.tcp import blocking_sender, slow_reader
 from models.topologies import dumbbell
 from models.udp import paced_sender
@@ -103,7 +104,7 @@ def run_dumbbell(seed: int, *, n_tcp: int, duration: float, bin_ms: float, bottl
     routers = [r1, r2]
     bottleneck = next(link.forward for link in sim.links if link.forward.name == BOTTLENECK)
     end_ns = n_bins * bin_ns
-    sim.run(until=f"{end_ns - 1}ns")        # to the end of the last bin
+    progress.run(sim, f"{end_ns - 1}ns", "simulated time")        # to the end of the last bin
 
     def bins(counter) -> list[int]:
         return counter.to_lists(end_ns)[1][:n_bins]

@@ -30,6 +30,7 @@ from functools import partial
 from pathlib import Path
 
 import simsock
+from simsock import progress
 from models.clients import game_client, new_record
 from models.servers_blocking import new_blocking_record, thread_per_client_server
 from simsock import AF_INET, SOCK_STREAM
@@ -92,7 +93,7 @@ def run_one(n: int, p: dict, seed: int) -> dict:
     for i in range(n):
         clients.spawn(partial(game_client, period=p["period"], size=p["size"],
                               start_delay=first + p["ramp"] * i / n, record=crec), addr, name=f"game-{i}")
-    sim.run(until=p["duration"])
+    progress.run(sim, p["duration"], f"{n} clients")
     cpu = server.cpu.stats()
     now = sim.now_ns
     conn_threads = [t for t in server.threads if t.name.startswith("client-")]
@@ -136,7 +137,7 @@ def run(params: dict, seed: int) -> dict:
         raise ValueError("idle_clients must be >= 0")
     if p["duration"] <= p["ramp"] + 0.1:
         raise ValueError(f"duration ({p['duration']} s) must exceed ramp ({p['ramp']} s) by more than 0.1 s")
-    runs = [run_one(n, p, seed) for n in sorted(set(clients))]
+    runs = [run_one(n, p, seed) for n in progress.steps(sorted(set(clients)), "client counts", unit="run")]
     return {"params": {k: v for k, v in p.items()}, "runs": runs,
             "context_switch_ns": simsock.profiles.LINUX.context_switch_ns,
             "stack_bytes": simsock.profiles.LINUX.thread_stack_bytes}

@@ -33,6 +33,7 @@ import functools
 from pathlib import Path
 
 import simsock
+from simsock import progress
 from models.clients import game_client, new_record
 from models.servers_mt import ARCHITECTURES, new_stats, server_program
 
@@ -97,7 +98,7 @@ def run_one(arch: str, threads: int, p: dict, seed: int) -> dict:
         host.spawn(functools.partial(game_client, size=p["size"], period=p["period"], burst=p["burst"],
                                      gap=p["gap"], fixed_rate=True, nodelay=True, start_delay=0.0001 * i,
                                      record=rec, client_id=i, samples=True), ("server", _PORT), name="client")
-    sim.run(until=p["duration"])
+    progress.run(sim, p["duration"], f"{arch}, {threads} threads")
     copied = stats["copied_bytes"]
     if "_port" in stats:
         copied += stats["_port"].copied_bytes
@@ -138,7 +139,7 @@ def run(params: dict, seed: int) -> dict:
     if any(t < 1 for t in threads):
         raise ValueError(f"thread counts must be >= 1, got {threads}")
     runs, skipped = [], {}
-    for arch in archs:
+    for arch in progress.steps(archs, "architectures", unit="architecture"):
         for t in threads:
             try:
                 runs.append(run_one(arch, t, p, seed))

@@ -24,6 +24,7 @@ import functools
 from pathlib import Path
 
 import simsock
+from simsock import progress
 from models.clients import game_client, new_record
 from models.servers_readiness import epoll_lt_server, poll_server, select_server
 
@@ -101,7 +102,7 @@ def _one(mechanism: str, n_idle: int, p: dict, seed: int) -> dict:
         await k.sleep(p["duration"])
         snap["end"] = (thread.cpu_ns, srec["updates"], srec["wakeups"])
     server.spawn(measure)
-    sim.run(until=end + 0.1)
+    progress.run(sim, end + 0.1, f"{mechanism}, {n_idle} idle sockets")
     cpu = snap["end"][0] - snap["start"][0]
     events = snap["end"][1] - snap["start"][1]
     return {"mechanism": mechanism, "watched": n_idle + p["active"] + 1, "idle": n_idle,
@@ -116,7 +117,7 @@ def run(params: dict, seed: int) -> dict:
     if unknown:
         raise ValueError(f"unknown mechanisms {unknown}; choose from {', '.join(SERVERS)}")
     rows = []
-    for mech in p["mechanisms"]:
+    for mech in progress.steps(p["mechanisms"], "mechanisms", unit="mechanism"):
         for n in p["watched"]:
             if mech == "select" and n + p["active"] + 1 > p["select_max"] + p["active"] + 1:
                 continue

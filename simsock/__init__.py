@@ -14,6 +14,7 @@ from .profiles import Profile, get_profile
 from .sim import Simulation
 from .net.router import Router
 from .net.qdisc import CoDel, DropTail, Qdisc, RED
+from .net.tbf import TBF
 from .net.monitor import NetworkMonitor
 from . import topology
 from .trace import Trace
@@ -22,7 +23,7 @@ from .units import parse_rate, parse_size, parse_time
 __version__ = "0.1.0"
 
 __all__ = ["Simulation", "SimulationError", "Socket", "UdpSocket", "TcpSocket", "Profile", "get_profile", "Trace",
-           "Router", "DropTail", "RED", "CoDel", "Qdisc", "NetworkMonitor", "topology",
+           "Router", "DropTail", "RED", "CoDel", "TBF", "Qdisc", "NetworkMonitor", "topology",
            "parse_time", "parse_rate", "parse_size", "__version__"]
 
 from . import constants as _constants  # noqa: E402

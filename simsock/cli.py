@@ -12,7 +12,7 @@ Exit status: 0 success; 1 an experiment's check failed (the claim did not hold) 
 from __future__ import annotations
 
 import argparse
-import html
+import gc
 import os
 import sys
 import traceback
@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from simsock import experiment
+from simsock import experiment, progress
 from simsock.experiment import ExperimentError
 
 
@@ -116,10 +116,12 @@ def _configure_run(parser: argparse.ArgumentParser) -> None:
                         metavar="KEY=VALUE", help="override a parameter (repeatable)")
     parser.add_argument("--out", type=Path, default=None,
                         help="output directory (default results/NAME/)")
+    _add_quiet(parser)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    outcome = experiment.run_experiment(args.name, args.seed, args.overrides, args.out)
+    with progress.activity(args.name):
+        outcome = experiment.run_experiment(args.name, args.seed, args.overrides, args.out)
     module = experiment.load(outcome.name)
     print(f"{outcome.name}: {experiment.title(module)} (seed {outcome.seed})")
     _print_status(outcome)
@@ -141,8 +143,10 @@ def _print_status(outcome: experiment.ExperimentOutcome) -> None:
 
 def _configure_sweep(parser: argparse.ArgumentParser) -> None:
     parser.description = (
-        "Run an experiment on every combination of the --grid values, with seeds 1..N. "
-        "Check failures are recorded in summary.csv and do not change the exit status."
+        "Run an experiment on every combination of the --grid values, with seeds 1..N, in local "
+        "processes or (--scheduler) on a Dask cluster. summary.csv is rewritten as runs finish; "
+        "runs already in --out are not run again. Check failures are recorded in summary.csv "
+        "and do not change the exit status."
     )
     parser.add_argument("name", help="experiment name (see 'simsock list')")
     parser.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
@@ -153,23 +157,49 @@ def _configure_sweep(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="KEY=VALUE", help="fix a parameter for the whole sweep")
     parser.add_argument("--jobs", type=_jobs, default=None,
-                        help="worker processes (default: number of CPUs)")
+                        help="local worker processes (default: number of CPUs)")
+    parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                        help="run on the Dask distributed scheduler at ADDRESS, e.g. tcp://10.0.0.5:8786 "
+                             "(default: $SIMSOCK_SCHEDULER, else local processes; "
+                             "needs pip install 'simsock[cluster]')")
+    parser.add_argument("--metric", default=None, metavar="KEY",
+                        help="the result number to plot against the first grid parameter "
+                             "(dotted for nested keys; default: the result's first numeric scalar)")
+    parser.add_argument("--fresh", action="store_true",
+                        help="run every point again, even those already in --out")
     parser.add_argument("--out", type=Path, default=None,
                         help="output directory (default results/NAME/sweep/)")
+    _add_quiet(parser)
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    result = experiment.sweep(args.name, args.grid, args.seeds, overrides=args.overrides,
-                              jobs=args.jobs, outdir=args.out)
+    from simsock import sweep
+    scheduler = args.scheduler or os.environ.get(sweep.SCHEDULER_ENV) or None
+    result = sweep.run_sweep(args.name, args.grid, args.seeds, overrides=args.overrides,
+                             jobs=args.jobs, outdir=args.out, scheduler=scheduler,
+                             resume=not args.fresh, metric=args.metric)
     total = len(result.outcomes)
     failed = len(result.failed)
     points = total // len(result.seeds)
-    print(f"{result.name}: {points} point(s) x {len(result.seeds)} seed(s) = {total} run(s); "
+    where = f"on the Dask cluster at {scheduler}" if scheduler else "in local processes"
+    reused = f"{result.reused} already done, " if result.reused else ""
+    print(f"{result.name}: {points} point(s) x {len(result.seeds)} seed(s) = {total} run(s) "
+          f"({reused}{total - result.reused} run {where}); "
           f"checks passed in {total - failed}, failed in {failed}")
+    if not result.seeds_matter:
+        print(f"seeds make no difference: every point gave the same result with each of the "
+              f"{len(result.seeds)} seeds; one seed is enough for this sweep")
     print("wrote:")
     print(f"  {result.summary_path}")
+    if result.figure_path is not None:
+        print(f"  {result.figure_path} ({result.metric} against {next(iter(result.grid))})")
     print(f"  {total} result.json file(s) under {result.outdir}")
     return 0
+
+
+def _add_quiet(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quiet", "-q", action="store_true",
+                        help="no progress bars (they are shown only when stderr is a terminal)")
 
 
 # --- report ------------------------------------------------------------------------------------
@@ -180,6 +210,7 @@ def _configure_report(parser: argparse.ArgumentParser) -> None:
                         help="output directory (default results/)")
     parser.add_argument("--jobs", type=_jobs, default=None,
                         help="worker processes (default: number of CPUs)")
+    _add_quiet(parser)
 
 
 def _report_task(task):
@@ -188,78 +219,39 @@ def _report_task(task):
         return task[0], experiment.run_many([task], 1)[0], None
     except Exception:  # the report shows the crash and goes on with the next experiment
         return task[0], None, traceback.format_exc()
+    finally:
+        # Collect this experiment's simulations now, while none runs: left to a later
+        # collection, their unfinished programs would be closed during the next experiment's
+        # run and their finally blocks (s.close()) would be refused as foreign use.
+        gc.collect()
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    from simsock import sweep
     out = args.out.resolve()
     tasks = [(name, 1, {}, str(out / name), True) for name in experiment.available()]
     jobs = args.jobs or os.cpu_count() or 1
     print(f"running {len(tasks)} experiments on {min(jobs, len(tasks))} process(es); each line comes "
           f"when its experiment is done (the whole report takes minutes)", flush=True)
-    sections = []
+    done = {}
     status = 0
-    for name, outcome, error in experiment.imap_processes(_report_task, tasks, jobs):
-        sections.append((name, outcome, error))
-        if error is not None:
-            label = "ERROR"
-            print(f"ERROR {name}: {error.strip().splitlines()[-1]}", flush=True)
-        else:
-            label = "PASS" if outcome.passed else "FAIL"
-            print(f"{label} {name}", flush=True)
-        status = status or int(label != "PASS")
-    page = out / "report.html"
-    out.mkdir(parents=True, exist_ok=True)
-    page.write_text(_report_html(sections, out), encoding="utf-8")
+    with progress.bar(len(tasks), "report", unit="experiment", tick=True) as bar:
+        for index, (name, outcome, error) in sweep.local_unordered(_report_task, tasks, jobs):
+            done[index] = (name, outcome, error)
+            if error is not None:
+                label = "ERROR"
+                bar.write(f"ERROR {name}: {error.strip().splitlines()[-1]}")
+            else:
+                label = "PASS" if outcome.passed else "FAIL"
+                bar.write(f"{label} {name}")
+            bar.update(1)
+            status = status or int(label != "PASS")
+    sections = [done[i] for i in sorted(done)]
+    from simsock import report
+    page = report.write(sections, out)
     print("wrote:")
     print(f"  {page}")
     return status
-
-
-_STYLE = """
-body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em;
-       color: #222; }
-section { border-top: 1px solid #ccc; padding-top: 1em; margin-top: 2em; }
-.PASS { color: #1a7f37; font-weight: bold; } .FAIL, .ERROR { color: #cf222e; font-weight: bold; }
-img { max-width: 100%; border: 1px solid #eee; margin: 0.5em 0; }
-table { border-collapse: collapse; font-size: 0.9em; }
-td { padding: 0.1em 0.8em 0.1em 0; } code, pre { font-size: 0.9em; }
-"""
-
-
-def _report_html(sections, out: Path) -> str:
-    esc = html.escape
-    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-             "<title>simsock experiments</title>", f"<style>{_STYLE}</style></head><body>",
-             "<h1>simsock experiments</h1>",
-             "<p>Every experiment run with its default parameters and seed 1.</p>"]
-    for name, outcome, error in sections:
-        try:
-            heading = f"{name}: {experiment.title(experiment.load(name))}"
-        except ExperimentError:
-            heading = name
-        parts.append(f'<section id="{esc(name)}">')
-        parts.append(f"<h2>{esc(heading)}</h2>")
-        if error is not None:
-            parts.append('<p><span class="ERROR">ERROR</span></p>')
-            parts.append(f"<pre>{esc(error)}</pre></section>")
-            continue
-        parts.append("<ul>")
-        for claim, failures in outcome.claim_status().items():
-            label = "FAIL" if failures else "PASS"
-            parts.append(f'<li><span class="{label}">{label}</span> {esc(claim)}')
-            if failures:
-                parts.append("<ul>" + "".join(f"<li>{esc(f)}</li>" for f in failures) + "</ul>")
-            parts.append("</li>")
-        parts.append("</ul>")
-        rows = "".join(f"<tr><td><code>{esc(k)}</code></td><td>{esc(_show(v))}</td></tr>"
-                       for k, v in outcome.params.items())
-        parts.append(f"<details><summary>parameters</summary><table>{rows}</table></details>")
-        for figure in outcome.figures:
-            src = Path(os.path.relpath(figure, out)).as_posix()
-            parts.append(f'<p><img src="{esc(src)}" alt="{esc(figure.name)}"></p>')
-        parts.append("</section>")
-    parts.append("</body></html>")
-    return "\n".join(parts) + "\n"
 
 
 # --- the command -------------------------------------------------------------------------------
@@ -270,7 +262,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "run": Subcommand("run one experiment and check its claims", _configure_run, _cmd_run),
     "sweep": Subcommand("run an experiment over a grid of parameters and seeds",
                         _configure_sweep, _cmd_sweep),
-    "report": Subcommand("run every experiment and write one HTML page of figures",
+    "report": Subcommand("run every experiment and write one HTML page: summary, claims, figures",
                          _configure_report, _cmd_report),
     "record": Subcommand("run a world script on the real kernel and save its syscall trace",
                          lambda p: _compare().add_record_arguments(p), lambda a: _compare().cmd_record(a)),
@@ -279,7 +271,21 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "profile": Subcommand("measure this Linux host into a profile file (--from-host), or show a profile",
                           lambda p: _host_profile().add_profile_arguments(p),
                           lambda a: _host_profile().cmd_profile(a)),
+    "packetdrill": Subcommand("run packetdrill scripts against a simulated Linux host",
+                              lambda p: _packetdrill().add_arguments(p), lambda a: _packetdrill().cmd(a)),
+    "real": Subcommand("real-backend housekeeping: 'simsock real cleanup' deletes network namespaces left "
+                       "by killed runs", lambda p: _netns().add_real_arguments(p), lambda a: _netns().cmd_real(a)),
 }
+
+
+def _packetdrill():
+    from simsock.packetdrill import cli
+    return cli
+
+
+def _netns():
+    from simsock.real import netns
+    return netns
 
 
 def _compare():
@@ -294,6 +300,8 @@ def _host_profile():
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="simsock", description="Deterministic simulation of OS sockets.")
+    parser.add_argument("--debug", action="store_true",
+                        help="show simsock's internal frames in tracebacks (as SIMSOCK_DEBUG=1 does)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, sub in SUBCOMMANDS.items():
         sub.configure(commands.add_parser(name, help=sub.help, description=sub.help))
@@ -304,10 +312,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        if getattr(args, "debug", False):
+            os.environ["SIMSOCK_DEBUG"] = "1"
         if args.command is None:
             parser.print_help(sys.stderr)
             return 2
-        return SUBCOMMANDS[args.command].handle(args)
+        progress.set_quiet(getattr(args, "quiet", False))
+        try:
+            return SUBCOMMANDS[args.command].handle(args)
+        finally:
+            progress.set_quiet(False)   # --quiet is this command's, not the process's
     except (_UsageError, ExperimentError) as exc:
         print(f"simsock: error: {exc}", file=sys.stderr)
         return 2

@@ -269,11 +269,20 @@ def _add_host_events(world) -> None:
 
 
 # -- command-line handlers -----------------------------------------------------------------
+UNTIL_HELP = ("how long the run lasts, in seconds from its start: wall-clock seconds on the real kernel, "
+              "simulated seconds with --sim; threads still running then (servers that loop forever) are "
+              "stopped on both sides and the calls they were blocked in are not recorded (default 10)")
+
+
 def add_record_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``simsock record``: SCRIPT [--out PATH] [--until S] [--namespaces]."""
+    """Arguments of ``simsock record``: SCRIPT [--out PATH] [--until S] [--namespaces] [--sim]."""
+    parser.description = (
+        "Run SCRIPT's world(w) on the real kernel (or, with --sim, on the simulated one) and write "
+        "its syscall trace; 'simsock compare' then holds two traces against each other. Endpoints "
+        "are named by host on both sides, so a real and a simulated trace of one world compare equal.")
     parser.add_argument("script", help="a Python file defining world(w), which adds hosts and spawns programs")
     parser.add_argument("--out", default="trace.jsonl", help="where to write the trace (JSON Lines)")
-    parser.add_argument("--until", default="10", help="wall-clock bound in seconds (default 10)")
+    parser.add_argument("--until", default="10", help=UNTIL_HELP)
     parser.add_argument("--namespaces", action="store_true",
                         help="one network namespace per host (root only; needed for link rates)")
     parser.add_argument("--sim", action="store_true",
@@ -291,8 +300,9 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_record(args) -> int:
-    """``simsock record SCRIPT.py``: run the script's ``world(w)`` on real sockets, write the trace."""
-    from simsock.real import RealWorld
+    """``simsock record SCRIPT.py``: run the script's ``world(w)``, write the trace."""
+    from simsock.errors import SimulationError
+    from simsock.units import parse_time
 
     namespace = runpy.run_path(args.script, run_name="__simsock_record__")
     world_fn = namespace.get("world")
@@ -300,35 +310,47 @@ def cmd_record(args) -> int:
         print(f"simsock: error: {args.script} must define a function world(w) that adds hosts and spawns "
               f"programs", file=sys.stderr)
         return 2
-    from simsock.errors import SimulationError
-
-    if getattr(args, "sim", False):
+    until = getattr(args, "until", None)
+    try:
+        until_s = None if until is None else parse_time(until, what="--until") / 1e9
+    except ValueError as exc:
+        print(f"simsock: error: {exc}", file=sys.stderr)
+        return 2
+    out = getattr(args, "out", None) or "trace.jsonl"
+    sim = getattr(args, "sim", False)
+    namespaces = getattr(args, "namespaces", False)
+    if sim:
         import simsock
         w = simsock.Simulation(seed=1)
+    else:
+        from simsock.real import RealWorld
+        w = RealWorld(namespaces=namespaces)
+    try:
         world_fn(w)
-        try:
-            w.run(until=float(args.until) if args.until is not None else None)
-        except SimulationError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
-        out = getattr(args, "out", None) or "trace.jsonl"
-        w.trace.to_jsonl(out)
-        calls, threads = summary(w.trace)
-        print(f"recorded {calls} simulated calls on {threads} threads to {out}")
-        return 0
-    w = RealWorld(namespaces=getattr(args, "namespaces", False))
-    world_fn(w)
-    until = getattr(args, "until", None)
-    out = getattr(args, "out", None) or "trace.jsonl"
+    except ValueError as exc:
+        if hasattr(w, "close"):
+            w.close()
+        if not sim and not namespaces and "namespaces=True" in str(exc):
+            print(f"simsock: error: {args.script}: a link with a rate, delay or loss needs separate hosts: "
+                  f"use --namespaces (root; only the rate is reproduced, this kernel has no netem)",
+                  file=sys.stderr)
+        else:
+            print(f"simsock: error: {args.script}: {exc}", file=sys.stderr)
+        return 2
     failed = None
     try:
-        w.run(until=float(until) if until is not None else None, unfinished="stop")
+        if sim:
+            w.run(until=until_s)
+        else:
+            w.run(until=until_s, unfinished="stop")
     except SimulationError as exc:
         failed = exc
+    if sim:
+        _add_host_events(w)
     w.trace.to_jsonl(out)   # written even after a failure: it shows what led up to it
     calls, threads = summary(w.trace)
-    print(f"recorded {calls} calls on {threads} threads to {out}")
-    if w.unfinished:
+    print(f"recorded {calls} {'simulated ' if sim else ''}calls on {threads} threads to {out}")
+    if not sim and w.unfinished:
         print(f"stopped at the bound: {', '.join(w.unfinished)}")
     if failed is not None:
         print(f"error: {failed}", file=sys.stderr)

@@ -33,22 +33,37 @@ SO_LINGER = 13
 SO_REUSEPORT = 15
 SO_RCVLOWAT = 18
 SO_SNDLOWAT = 19
+SO_RCVTIMEO = 20
+SO_SNDTIMEO = 21
+SO_SNDBUFFORCE = 32
+SO_RCVBUFFORCE = 33
 
 # IPPROTO_TCP options.
 TCP_NODELAY = 1
 TCP_MAXSEG = 2
 TCP_CORK = 3
+TCP_SYNCNT = 7
 TCP_INFO = 11
 TCP_QUICKACK = 12
 TCP_CONGESTION = 13
 
 # send/recv flags.
+MSG_OOB = 0x1
 MSG_PEEK = 0x2
 MSG_CTRUNC = 0x8
 MSG_TRUNC = 0x20
 MSG_DONTWAIT = 0x40
+MSG_EOR = 0x80
 MSG_WAITALL = 0x100
+MSG_CMSG_CLOEXEC = 0x40000000
 MSG_NOSIGNAL = 0x4000
+
+# ioctl requests (asm-generic/ioctls.h, linux/sockios.h); use them with k.ioctl(sock, request).
+FIONREAD = 0x541B           # bytes readable: TCP's receive queue, UDP's next datagram
+SIOCINQ = FIONREAD
+TIOCOUTQ = 0x5411
+SIOCOUTQ = TIOCOUTQ         # TCP: bytes not yet acknowledged (write_seq - snd_una); UDP: send-buffer memory
+SIOCOUTQNSD = 0x894B        # TCP: bytes not yet sent (write_seq - snd_nxt)
 
 # shutdown(how).
 SHUT_RD = 0

@@ -9,7 +9,10 @@ is Linux's ``strerror`` text, independent of the host OS running the simulation.
 from __future__ import annotations
 
 import errno as _errno
+import os as _os
 import socket as _socket
+import sys as _sys
+import types as _types
 
 # Linux strerror(3) texts, so messages do not depend on the OS running the simulator.
 _STRERROR = {
@@ -79,3 +82,75 @@ def errno_name(exc: BaseException) -> str | None:
 class SimulationError(RuntimeError):
     """A simulated thread failed: the message names the host and thread; ``__cause__`` is
     the original exception with its traceback."""
+
+
+# -- what a failing program shows (issue 13, item 8) --------------------------------------------
+# A program's exception reaches the user as a SimulationError whose __cause__ is the original
+# exception. By default both tracebacks show only the user's own frames (the program, the
+# script that built the world): simsock's and SimPy's frames are internals that say nothing
+# about the program's mistake. SIMSOCK_DEBUG=1 (or ``simsock --debug``) shows everything.
+
+_PACKAGE_DIR = _os.path.dirname(_os.path.abspath(__file__)) + _os.sep
+
+
+def debug_enabled() -> bool:
+    return _os.environ.get("SIMSOCK_DEBUG", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _internal(filename: str) -> bool:
+    path = _os.path.abspath(filename)
+    return path.startswith(_PACKAGE_DIR) or f"{_os.sep}simpy{_os.sep}" in path
+
+
+def user_traceback(tb):
+    """``tb`` without simsock's and SimPy's frames (a new chain; ``tb`` is unchanged)."""
+    kept = []
+    while tb is not None:
+        if not _internal(tb.tb_frame.f_code.co_filename):
+            kept.append(tb)
+        tb = tb.tb_next
+    new = None
+    for t in reversed(kept):
+        new = _types.TracebackType(new, t.tb_frame, t.tb_lasti, t.tb_lineno)
+    return new
+
+
+def trim_failure(err: BaseException, cause: BaseException) -> BaseException:
+    """Unless debugging: give ``cause`` (the program's exception) only the user's frames and
+    drop the chain behind it (a hint's original, the exception it was raised from inside
+    simsock). Returns ``cause``, to be raised ``from``."""
+    if debug_enabled():
+        return cause
+    cause.__traceback__ = user_traceback(cause.__traceback__)
+    inner = cause.__cause__ or cause.__context__
+    if inner is not None and (inner.__traceback__ is None or all(
+            _internal(f.tb_frame.f_code.co_filename) for f in _walk(inner.__traceback__))
+            or str(inner) in str(cause)):
+        cause.__cause__ = None
+        cause.__suppress_context__ = True
+    return cause
+
+
+def _walk(tb):
+    while tb is not None:
+        yield tb
+        tb = tb.tb_next
+
+
+_previous_hook = None
+
+
+def _excepthook(tp, value, tb):
+    if isinstance(value, SimulationError) and not debug_enabled():
+        tb = user_traceback(tb)
+        value.__traceback__ = tb         # the default hook shows the exception's own traceback
+    (_previous_hook or _sys.__excepthook__)(tp, value, tb)
+
+
+def install_excepthook() -> None:
+    """An uncaught SimulationError shows the user's frames only (``sys.excepthook``; any
+    other exception is shown by the hook that was there before)."""
+    global _previous_hook
+    if _sys.excepthook is not _excepthook:
+        _previous_hook = _sys.excepthook
+        _sys.excepthook = _excepthook

@@ -55,6 +55,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, TypeVar
 
+from simsock import progress
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -424,7 +426,8 @@ def run_experiment(
     params = _merge(module, overrides)
     out = Path(outdir if outdir is not None else Path("results") / name).resolve()
 
-    result = _run_checked(module, params, seed)
+    with progress.scope(name):   # bars of this run say whose they are
+        result = _run_checked(module, params, seed)
     document = {
         "experiment": name,
         "seed": seed,
@@ -486,7 +489,8 @@ def imap_processes(func: Callable[[T], R], items: Sequence[T], jobs: int | None 
             yield func(item)
         return
     context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+    with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context,
+                                                initializer=progress.silence) as pool:
         yield from pool.map(func, items)
 
 

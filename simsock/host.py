@@ -303,16 +303,20 @@ class Host(Node):
         now = self.sim.env.now
         entry = self._reassembly.get(key)
         if entry is None:
-            entry = [now, 0]
+            entry = [now, 0, 0]
             self._reassembly[key] = entry
             # ip_expire: give the datagram up after ipfrag_time if it is still incomplete
             timer = self.sim.env.timeout(self.profile.ipfrag_time_ns)
             timer.callbacks.append(lambda _ev, key=key, entry=entry: self._reassembly_expired(key, entry))
         entry[1] += 1
+        # each fragment's skb stays in the reassembled one (ip_frag_reasm adds up truesize):
+        # an skb of its IP length, charged as udp_truesize indexes it (UDP payload = length - 28)
+        entry[2] += self.udp_truesize(pkt.size - 28)
         if entry[1] < frag.count:
             return None
         del self._reassembly[key]
         self.ip_mib["ReasmOKs"] += 1
+        self._reasm_truesize = entry[2]
         return frag.datagram
 
     def _reassembly_expired(self, key, entry) -> None:
@@ -328,7 +332,10 @@ class Host(Node):
             sim._packet_dropped(None, pkt, "no_port", where=self.name)
             self.send_icmp_unreachable(pkt, code=3)
             return
-        truesize = self.udp_truesize(len(dgram.data))
+        if type(pkt.payload) is Fragment:
+            truesize = self._reasm_truesize     # the fragments' skbs, as on a veth (measured)
+        else:
+            truesize = self.udp_truesize(len(dgram.data))
         pkt.truesize = truesize
         if sock.deliver(dgram.data, (pkt.src, dgram.sport), truesize):
             self.udp_mib["InDatagrams"] += 1

@@ -69,18 +69,16 @@ def mac_for(ip: bytes) -> bytes:
 
 
 # -- transport headers ---------------------------------------------------------------------
-def tcp_options(seg: Segment) -> bytes:
-    """The segment's options, padded to exactly ``seg.header_size - 20`` bytes."""
-    room = seg.header_size - TCP_HEADER
-    mss = struct.pack("!BBH", _OPT_MSS, 4, seg.mss & 0xFFFF) if seg.mss is not None else b""
-    ws = struct.pack("!BBB", _OPT_WS, 3, seg.wscale) if seg.wscale is not None else b""
-    sp = bytes((_OPT_SACK_PERM, 2)) if seg.sack_permitted else b""
-    ts = (struct.pack("!BBII", _OPT_TS, 10, seg.ts[0] & 0xFFFFFFFF, seg.ts[1] & 0xFFFFFFFF)
-          if seg.ts is not None else b"")
-    sack = b""
-    if seg.sack:
-        sack = bytes((_OPT_SACK, 2 + 8 * len(seg.sack))) + b"".join(
-            struct.pack("!II", left & 0xFFFFFFFF, right & 0xFFFFFFFF) for left, right in seg.sack)
+def _options(mss, wscale, sack_permitted, ts, sack, room: int) -> bytes:
+    mss = struct.pack("!BBH", _OPT_MSS, 4, mss & 0xFFFF) if mss is not None else b""
+    ws = struct.pack("!BBB", _OPT_WS, 3, wscale) if wscale is not None else b""
+    sp = bytes((_OPT_SACK_PERM, 2)) if sack_permitted else b""
+    ts = (struct.pack("!BBII", _OPT_TS, 10, ts[0] & 0xFFFFFFFF, ts[1] & 0xFFFFFFFF)
+          if ts is not None else b"")
+    sack_opt = b""
+    if sack:
+        sack_opt = bytes((_OPT_SACK, 2 + 8 * len(sack))) + b"".join(
+            struct.pack("!II", left & 0xFFFFFFFF, right & 0xFFFFFFFF) for left, right in sack)
     nop = bytes((_OPT_NOP,))
     # Linux's layout (tcp_options_write): SACK-permitted shares a word with timestamps.
     aligned = mss
@@ -88,12 +86,17 @@ def tcp_options(seg: Segment) -> bytes:
         aligned += sp + ts
     else:
         aligned += (nop * 2 + ts if ts else b"") + (nop * 2 + sp if sp else b"")
-    aligned += (nop + ws if ws else b"") + (nop * 2 + sack if sack else b"")
-    compact = mss + sp + ts + ws + sack
+    aligned += (nop + ws if ws else b"") + (nop * 2 + sack_opt if sack_opt else b"")
+    compact = mss + sp + ts + ws + sack_opt
     opts = aligned if len(aligned) <= room else compact
     if len(opts) > room:
         raise ValueError(f"TCP options need {len(opts)} bytes but the segment's header has room for {room}")
     return opts + bytes((_OPT_EOL,)) * (room - len(opts))
+
+
+def tcp_options(seg: Segment) -> bytes:
+    """The segment's options, padded to exactly ``seg.header_size - 20`` bytes."""
+    return _options(seg.mss, seg.wscale, seg.sack_permitted, seg.ts, seg.sack, seg.header_size - TCP_HEADER)
 
 
 def _pseudo(src: bytes, dst: bytes, proto: int, length: int) -> bytes:
@@ -101,50 +104,92 @@ def _pseudo(src: bytes, dst: bytes, proto: int, length: int) -> bytes:
 
 
 def tcp_bytes(seg: Segment, src: bytes, dst: bytes) -> bytes:
-    opts = tcp_options(seg)
+    return _tcp_from_header(seg.sport, seg.dport, seg.seq, seg.ack, seg.flags, seg.window, seg.mss, seg.wscale,
+                            seg.sack_permitted, seg.ts, seg.sack, seg.header_size, bytes(seg.payload),
+                            len(seg.payload), src, dst)
+
+
+def _tcp_from_header(sport, dport, seq, ack, flags, window, mss, wscale, sack_permitted, ts, sack, header_size,
+                     payload, length, src, dst) -> bytes:
+    """The TCP header (and ``payload``, None when it was not traced) with the checksum over
+    the pseudo-header for ``length`` payload bytes; an untraced payload counts as zeros."""
+    opts = _options(mss, wscale, sack_permitted, ts, sack, header_size - TCP_HEADER)
     offset = (TCP_HEADER + len(opts)) // 4
-    header = struct.pack("!HHIIBBHHH", seg.sport, seg.dport, seg.seq & 0xFFFFFFFF, seg.ack & 0xFFFFFFFF,
-                         offset << 4, seg.flags & 0xFF, seg.window & 0xFFFF, 0, 0) + opts
-    body = header + bytes(seg.payload)
-    csum = checksum(_pseudo(src, dst, PROTO_TCP, len(body)) + body)
+    header = struct.pack("!HHIIBBHHH", sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF,
+                         offset << 4, flags & 0xFF, window & 0xFFFF, 0, 0) + opts
+    body = header + payload if payload is not None else header
+    csum = checksum(_pseudo(src, dst, PROTO_TCP, len(header) + length) + body)
     return body[:16] + struct.pack("!H", csum) + body[18:]
 
 
-def udp_bytes(dg: Datagram, src: bytes, dst: bytes) -> bytes:
-    length = 8 + len(dg.data)
-    body = struct.pack("!HHHH", dg.sport, dg.dport, length, 0) + bytes(dg.data)
-    csum = checksum(_pseudo(src, dst, PROTO_UDP, length) + body) or 0xFFFF   # 0 means "none" (RFC 768)
+def _udp_from_header(sport, dport, data, length, src, dst) -> bytes:
+    total = 8 + length
+    body = struct.pack("!HHHH", sport, dport, total, 0) + (data if data is not None else b"")
+    csum = checksum(_pseudo(src, dst, PROTO_UDP, total) + body) or 0xFFFF   # 0 means "none" (RFC 768)
     return body[:6] + struct.pack("!H", csum) + body[8:]
 
 
+def udp_bytes(dg: Datagram, src: bytes, dst: bytes) -> bytes:
+    return _udp_from_header(dg.sport, dg.dport, bytes(dg.data), len(dg.data), src, dst)
+
+
 def icmp_bytes(err: IcmpError, addresses=None) -> bytes:
-    quoted = ipv4_bytes(err.quoted, addresses)[:28]   # IP header + first 8 bytes (RFC 792)
-    body = struct.pack("!BBHI", err.type, err.code, 0, 0) + quoted
+    return _icmp_from_header(err.type, err.code, err.quoted, addresses)
+
+
+def _icmp_from_header(type_, code, quoted, addresses) -> bytes:
+    quoted = ipv4_bytes(quoted, addresses)[:28]   # IP header + first 8 bytes (RFC 792)
+    body = struct.pack("!BBHI", type_, code, 0, 0) + quoted
     csum = checksum(body)
     return body[:2] + struct.pack("!H", csum) + body[4:]
 
 
-def ipv4_bytes(pkt, addresses: dict[str, str] | None = None) -> bytes:
-    """The packet as an IPv4 datagram: header with a valid checksum, then the transport."""
-    src, dst = ip_bytes(pkt.src, addresses), ip_bytes(pkt.dst, addresses)
-    p = pkt.payload
-    if isinstance(p, Segment):
-        transport, proto, flags = tcp_bytes(p, src, dst), PROTO_TCP, IP_DF
-    elif isinstance(p, Datagram):
-        transport, proto, flags = udp_bytes(p, src, dst), PROTO_UDP, IP_DF
-    elif isinstance(p, IcmpError):
-        transport, proto, flags = icmp_bytes(p, addresses), PROTO_ICMP, 0
+IP_MF = 0x2000
+
+
+def ip_from_header(h: tuple, ttl: int, addresses: dict[str, str] | None = None) -> bytes:
+    """The IPv4 datagram of a trace's packet header (:func:`simsock.trace.packet_header`): the
+    whole datagram when its payload was traced, else its headers only (IP, then TCP/UDP, or
+    the ICMP error in full). The IP total length is always the packet's size."""
+    src, dst = ip_bytes(h[1], addresses), ip_bytes(h[2], addresses)
+    kind, size = h[5], h[4]
+    ident, flags = h[0] & 0xFFFF, IP_DF
+    if kind == "tcp":
+        plen = h[12]
+        transport = _tcp_from_header(h[6], h[7], h[8], h[9], h[10], h[11], h[13], h[14], h[15], h[17], h[16],
+                                     size - 20 - plen, h[18], plen, src, dst)
+        proto = PROTO_TCP
+    elif kind == "udp":
+        transport, proto = _udp_from_header(h[6], h[7], h[9], h[8], src, dst), PROTO_UDP
+    elif kind == "frag":
+        _sport, _dport, fid, index, count, length, offset, total, chunk = h[6:15]
+        proto, ident = PROTO_UDP, fid
+        flags = (IP_MF if index < count - 1 else 0) | (offset >> 3)
+        if chunk is not None:
+            transport = chunk
+        elif index == 0:
+            transport = _udp_from_header(h[6], h[7], None, total - 8, src, dst)
+        else:
+            transport = b""
+    elif kind == "icmp":
+        transport, proto, flags = _icmp_from_header(h[6], h[7], h[8], addresses), PROTO_ICMP, 0
     else:
-        raise TypeError(f"cannot encode a packet carrying {type(p).__name__}")
-    total = 20 + len(transport)
-    header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, total, pkt.uid & 0xFFFF, flags,
-                         max(0, min(255, pkt.ttl)), proto, 0, src, dst)
+        raise TypeError(f"cannot encode a packet carrying {h[6]}")
+    header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, size, ident, flags,
+                         max(0, min(255, ttl)), proto, 0, src, dst)
     header = header[:10] + struct.pack("!H", checksum(header)) + header[12:]
     return header + transport
 
 
-def frame_bytes(pkt, linktype: int = LINKTYPE_ETHERNET, addresses=None) -> bytes:
-    ip = ipv4_bytes(pkt, addresses)
+def ipv4_bytes(pkt, addresses: dict[str, str] | None = None) -> bytes:
+    """The packet as an IPv4 datagram: header with a valid checksum, then the transport."""
+    from simsock.trace import packet_header
+    if not isinstance(pkt.payload, (Segment, Datagram, IcmpError)) and not hasattr(pkt.payload, "datagram"):
+        raise TypeError(f"cannot encode a packet carrying {type(pkt.payload).__name__}")
+    return ip_from_header(packet_header(pkt, payloads=True), pkt.ttl, addresses)
+
+
+def _frame(ip: bytes, linktype: int) -> bytes:
     if linktype == LINKTYPE_RAW:
         return ip
     if linktype != LINKTYPE_ETHERNET:
@@ -152,29 +197,67 @@ def frame_bytes(pkt, linktype: int = LINKTYPE_ETHERNET, addresses=None) -> bytes
     return mac_for(ip[16:20]) + mac_for(ip[12:16]) + struct.pack("!H", ETHERTYPE_IPV4) + ip
 
 
+def frame_bytes(pkt, linktype: int = LINKTYPE_ETHERNET, addresses=None) -> bytes:
+    return _frame(ipv4_bytes(pkt, addresses), linktype)
+
+
 # -- files ---------------------------------------------------------------------------------
-def write_pcap(path, rows, linktype: int = LINKTYPE_ETHERNET, addresses: dict[str, str] | None = None) -> int:
-    """Write ``(t_ns, where, event, Packet)`` rows (as :meth:`Trace.packet_rows` yields them)
-    to ``path``; returns the number of packets written. Choosing rows is the caller's job."""
+def write_pcap_header(f, linktype: int = LINKTYPE_ETHERNET, snaplen: int | None = None) -> None:
+    """The 24-byte pcap file header (nanosecond timestamps); ``snaplen`` None: no truncation."""
+    f.write(struct.pack("<IHHiIII", PCAP_MAGIC_NS, 2, 4, 0, 0, SNAPLEN if snaplen is None else snaplen, linktype))
+
+
+def write_pcap_rows(f, rows, linktype: int = LINKTYPE_ETHERNET, addresses: dict[str, str] | None = None,
+                    snaplen: int | None = None) -> int:
+    """Append records to an open pcap file: ``(t_ns, where, event, header, ttl)`` rows (as
+    :meth:`Trace.packet_rows` yields them) or ``(t_ns, where, event, Packet)`` rows (the
+    whole packet, payload included). A header without its payload is written truncated as
+    ``tcpdump -s`` does: the record's original length is the frame's, its captured length
+    stops after the headers. Returns the number of packets written."""
+    from simsock.trace import packet_header
     n = 0
-    with open(path, "wb") as f:
-        f.write(struct.pack("<IHHiIII", PCAP_MAGIC_NS, 2, 4, 0, 0, SNAPLEN, linktype))
-        for t_ns, _where, _event, pkt in rows:
-            frame = frame_bytes(pkt, linktype, addresses)
-            sec, nsec = divmod(int(t_ns), 1_000_000_000)
-            captured = frame[:SNAPLEN]
-            f.write(struct.pack("<IIII", sec, nsec, len(captured), len(frame)))
-            f.write(captured)
-            n += 1
+    limit = SNAPLEN if snaplen is None else snaplen
+    eth = 0 if linktype == LINKTYPE_RAW else 14
+    out = []
+    for row in rows:
+        if len(row) == 4:
+            t_ns, _where, _event, pkt = row
+            h, ttl = packet_header(pkt, payloads=True), pkt.ttl
+        else:
+            t_ns, _where, _event, h, ttl = row
+        frame = _frame(ip_from_header(h, ttl, addresses), linktype)
+        sec, nsec = divmod(int(t_ns), 1_000_000_000)
+        captured = frame[:limit]
+        out.append(struct.pack("<IIII", sec, nsec, len(captured), eth + h[4]))
+        out.append(captured)
+        n += 1
+    f.write(b"".join(out))
     return n
 
 
-def sim_trace_to_pcap(trace, path, at: str | None = None, event: str = "arrive", **kwargs) -> int:
-    """The packets of ``trace`` seen at ``at`` (a link, host or router name; None: anywhere)
-    with event ``event`` (None: every event), as a pcap file; returns the packet count."""
-    rows = ((t, where, ev, pkt) for t, where, ev, pkt in trace.packet_rows()
-            if (at is None or where == at) and (event is None or ev == event))
-    return write_pcap(path, rows, **kwargs)
+def write_pcap(path, rows, linktype: int = LINKTYPE_ETHERNET, addresses: dict[str, str] | None = None,
+               snaplen: int | None = None) -> int:
+    """Write rows (see :func:`write_pcap_rows`) to ``path``; returns the number of packets
+    written. Choosing rows is the caller's job."""
+    with open(path, "wb") as f:
+        write_pcap_header(f, linktype, snaplen)
+        return write_pcap_rows(f, rows, linktype, addresses, snaplen)
+
+
+def sim_trace_to_pcap(trace, path, at: str | None = None, event: str | None = "arrive", **kwargs) -> int:
+    """The packets of ``trace`` seen at ``at`` (a link direction, host or router name; None:
+    anywhere) with event ``event`` (None: every event), as a pcap file; returns the packet
+    count (see :meth:`simsock.trace.Trace.to_pcap`)."""
+    if kwargs:
+        select = trace.selector(at, event)
+        rows = (r for r in trace.packet_rows() if select(r[1], r[2]))
+        return write_pcap(path, rows, snaplen=None if trace.payloads else _headers_snaplen(), **kwargs)
+    return trace.to_pcap(path, at=at, event=event)
+
+
+def _headers_snaplen() -> int:
+    from simsock.trace import HEADERS_SNAPLEN
+    return HEADERS_SNAPLEN
 
 
 def read_pcap(path) -> tuple[int, list[tuple[int, bytes]]]:

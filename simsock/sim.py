@@ -15,16 +15,19 @@ import functools
 import gc
 import heapq
 import itertools
+import warnings
 
 import networkx as nx
 import simpy
 
-from simsock.errors import SimulationError
+from simsock.errors import SimulationError, install_excepthook, trim_failure
 from simsock.kernel.thread import RUNNING, ThreadFailed, failure_error, wait_event
+from simsock.kernel.watchdog import SAME_TIME_EVENT_LIMIT, MissingAwait, ZeroTimeLoop, unawaited
 from simsock.net.link import Channel, Link
 from simsock.profiles import get_profile
 from simsock.rng import RandomStreams
 from simsock.trace import Trace
+from simsock import validate
 from simsock.units import NS_PER_S, parse_rate, parse_size, parse_time
 
 from .host import Host, Node
@@ -68,10 +71,22 @@ def _run_events(env: simpy.Environment, until_ns: int | None) -> None:
     failure for an event that failed undefused). simsock schedules no StopSimulation."""
     queue = env._queue
     pop = heapq.heappop
+    last = env._now
+    same = 0                    # events processed since the clock last moved (watchdog.py)
     while queue:
         if until_ns is not None and queue[0][0] > until_ns:
             break
-        env._now, _, _, event = pop(queue)
+        now, _, _, event = pop(queue)
+        if now == last:
+            same += 1
+            if same > SAME_TIME_EVENT_LIMIT:
+                from simsock.kernel.watchdog import stuck_events
+                queue.append((now, 0, -1, event))
+                raise stuck_events(env, same)
+        else:
+            last = now
+            same = 0
+        env._now = now
         callbacks, event.callbacks = event.callbacks, None
         for callback in callbacks:
             callback(event)
@@ -81,6 +96,20 @@ def _run_events(env: simpy.Environment, until_ns: int | None) -> None:
             raise exc
     if until_ns is not None and env._now < until_ns:
         env._now = until_ns
+
+
+def _report_unawaited(sim) -> None:
+    """During a run, Python's "coroutine ... was never awaited" from inside a thread is a
+    missing ``await``: the thread stops with an error naming the call and the line
+    (kernel/watchdog.py); the warning is shown as usual anywhere else."""
+    warnings.filterwarnings("always", message=r"coroutine .* was never awaited", category=RuntimeWarning)
+    shown = warnings.showwarning
+
+    def showwarning(message, category, filename, lineno, file=None, line=None):
+        if not (category is RuntimeWarning and "was never awaited" in str(message)
+                and unawaited(sim, message, filename, lineno)):
+            shown(message, category, filename, lineno, file, line)
+    warnings.showwarning = showwarning
 
 
 def qdisc_factory(qdisc, what: str):
@@ -102,6 +131,54 @@ def qdisc_factory(qdisc, what: str):
                     f"that returns a new one for each port; got {type(qdisc).__name__} {qdisc!r}")
 
 
+_DIRECTION_KEYS = ("rate", "delay", "loss", "queue", "qdisc", "jitter")
+
+
+def _per_direction(sim, nodes, ab, ba, rate_bps, delay_ns, loss, queues, qdiscs, jitter):
+    """add_link's ``ab=``/``ba=`` overrides: each setting as an (a->b, b->a) pair."""
+    out = {"rate": [rate_bps, rate_bps], "delay": [delay_ns, delay_ns], "loss": [loss, loss],
+           "queue": list(queues), "qdisc": list(qdiscs), "jitter": [jitter, jitter]}
+    for i, (name, over) in enumerate((("ab", ab), ("ba", ba))):
+        if over is None:
+            continue
+        if not isinstance(over, dict):
+            raise TypeError(f"add_link({name}=) must be a dict of settings for the "
+                            f"{'a->b' if i == 0 else 'b->a'} direction, e.g. {{'rate': '10Mbit'}}, "
+                            f"not {type(over).__name__}")
+        for key in over:
+            if key not in _DIRECTION_KEYS:
+                raise ValueError(f"add_link({name}=): unknown setting {key!r}; a direction has "
+                                 f"{', '.join(_DIRECTION_KEYS)}")
+        for key in _DIRECTION_KEYS:             # queue before qdisc, as add_link reads them
+            if key not in over:
+                continue
+            value = over[key]
+            what = f"add_link({name}={{{key!r}: ...}})"
+            if key == "rate":
+                value = validate.rate(value, what)
+            elif key == "delay":
+                value = validate.duration(value, what)
+            elif key == "loss":
+                value = validate.loss(value, what)
+                if not hasattr(value, "lose"):
+                    value = value if value > 0 else None
+            elif key == "queue":
+                kind, value = validate.queue(value, what)
+                if kind == "bytes":             # a byte limit is a bfifo on this direction
+                    if "qdisc" in over:
+                        raise ValueError(f"add_link({name}=): queue in bytes and qdisc both set the transmit "
+                                         f"queue: give one, e.g. 'qdisc': simsock.DropTail(bytes={value})")
+                    from simsock.net.qdisc import DropTail
+                    out["qdisc"][i] = qdisc_factory(DropTail(bytes=value), what)
+                    continue
+            elif key == "qdisc":
+                value = qdisc_factory(validate.qdisc(value, what), what)
+            elif key == "jitter":
+                value = validate.jitter(value, what)
+            out[key][i] = value
+    return tuple(tuple(out[k]) for k in _DIRECTION_KEYS)
+
+
 #: Cost of passing *through* a host on a path: hosts do not forward, so routing takes a path
 #: through a host only when there is no other (see Simulation.next_hop).
 _HOST_TRANSIT_COST = 1 << 62
@@ -110,10 +187,20 @@ _HOST_TRANSIT_COST = 1 << 62
 class Simulation:
     """A simulated world. See the module docstring."""
 
-    def __init__(self, seed: int = 1, profile="linux", trace=True, cpu_batch="20us", cpu_bin="10ms"):
+    def __init__(self, seed: int = 1, profile="linux", trace=True, cpu_batch="20us", cpu_bin="10ms", *,
+                 trace_limit=None, trace_keep="last", trace_file=None, trace_pcap=None, trace_pcap_at=None,
+                 trace_payloads=False):
         """``cpu_batch``: how much CPU debt a thread may run up in calls that complete at
         once before it pays it (the CPU model's timing error bound, see kernel/cpu.py);
-        ``cpu_bin``: width of the time bins of per-core busy time (utilisation over time)."""
+        ``cpu_bin``: width of the time bins of per-core busy time (utilisation over time).
+
+        ``trace``: True (everything), False, a tuple of categories, or a :class:`Trace`.
+        What the trace costs (see :mod:`simsock.trace`): ``trace_limit=N`` keeps N records
+        in RAM (``trace_keep="last"``: a ring, or ``"first"``) and counts the rest in
+        ``sim.trace.dropped``; ``trace_file="run.jsonl"`` streams records to disk as the
+        run goes; ``trace_pcap="run.pcap"`` streams the packets seen at ``trace_pcap_at``
+        (as ``sim.trace.to_pcap``); ``trace_payloads=True`` keeps payload bytes so that
+        pcap frames carry the data (else they hold headers, as ``tcpdump -s`` does)."""
         self.cpu_batch_ns = parse_time(cpu_batch, what="cpu_batch")
         self.cpu_bin_ns = parse_time(cpu_bin, what="cpu_bin")
         if self.cpu_bin_ns <= 0:
@@ -125,7 +212,12 @@ class Simulation:
         # cache line or more per received datagram with many hosts (benchmarks/many_flows.py)
         self.udp_truesize = functools.lru_cache(maxsize=8192)(self.profile.udp_truesize)
         self.env = simpy.Environment()
-        self.trace = Trace(trace)
+        if isinstance(trace, Trace):
+            self.trace = trace
+        else:
+            self.trace = Trace(trace, limit=trace_limit, keep=trace_keep, file=trace_file, pcap=trace_pcap,
+                               pcap_at=trace_pcap_at, payloads=trace_payloads)
+        self.trace.world = self
         self.nodes: dict[str, Node] = {}
         self.hosts: dict[str, Host] = {}
         self.routers: dict = {}
@@ -174,9 +266,13 @@ class Simulation:
         if self.current_thread is not None:
             raise RuntimeError(f"sim.run() was called from inside thread {self.current_thread.name!r}: a program "
                                f"cannot run the simulation it is part of; to let time pass, await k.sleep(...)")
+        self.trace.ready()
         env = self.env
         gc_threshold = _relax_gc()
         previous, RUNNING.sim = RUNNING.sim, self
+        warn_filters = warnings.catch_warnings()
+        warn_filters.__enter__()
+        _report_unawaited(self)
         try:
             if until is None:
                 _run_events(env, None)
@@ -188,11 +284,17 @@ class Simulation:
             # before it).
             _run_events(env, until_ns)
         except ThreadFailed as failed:
-            raise failure_error(failed) from failed.exc
+            err = failure_error(failed)
+            install_excepthook()             # the user's frames only, unless SIMSOCK_DEBUG=1
+            if isinstance(failed.exc, (ZeroTimeLoop, MissingAwait)):
+                raise err from None          # its message names the program's line
+            raise err from trim_failure(err, failed.exc)
         except simpy.core.EmptySchedule:       # pragma: no cover - SimPy handles it
             pass
         finally:
+            warn_filters.__exit__(None, None, None)
             RUNNING.sim = previous
+            self.trace.flush()
             if gc_threshold is not None:
                 gc.set_threshold(*gc_threshold)
 
@@ -212,6 +314,7 @@ class Simulation:
     def add_host(self, name: str, cores: int = 1) -> Host:
         """A new host with ``cores`` CPU cores and a loopback interface."""
         self._check_name(name)
+        validate.host(cores)
         if isinstance(cores, bool) or not isinstance(cores, int) or cores < 1:
             raise ValueError(f"cores must be a positive int, got {cores!r}")
         host = Host(self, name, _host_address(len(self.hosts) + 1), cores)
@@ -240,6 +343,7 @@ class Simulation:
         """
         from simsock.net.router import Router
         self._check_name(name)
+        qdisc, queue = validate.router(qdisc, queue, processing_delay)
         qdisc = qdisc_factory(qdisc, "add_router(qdisc=)")
         if queue is not None:
             queue = parse_size(queue, what="router queue")
@@ -306,18 +410,29 @@ class Simulation:
         raise TypeError(f"expected a host, router or node name, got {type(node).__name__}")
 
     def add_link(self, a, b, rate="1Gbit", delay="0ms", loss=0.0, mtu=1500, queue=None, qdisc=None,
-                 jitter=None) -> Link:
+                 jitter=None, *, ab=None, ba=None) -> Link:
         """A full-duplex link between ``a`` and ``b``.
 
         rate: bits/s or "100Mbit"; delay: one-way propagation, seconds or "10ms";
         loss: probability each packet is lost (or a loss model object); mtu: bytes;
-        queue: transmit queue limit in packets (default: the profile's txqueuelen);
+        queue: transmit queue limit: an int is packets (default: the profile's txqueuelen),
+        a byte size with a unit such as "64KiB" is bytes (a bfifo: DropTail(bytes=65536));
+        jitter: a duration ("1ms": uniform extra delay up to it) or a simsock.Jitter;
+        every value is checked here (simsock/validate.py);
         qdisc: the queue discipline of each direction (overrides queue): an unused instance,
         copied for each direction, or a callable returning a new one per direction.
+
+        ab, ba: settings for one direction only (a->b: ``a``'s egress; b->a: ``b``'s), a dict
+        with any of the keys rate, delay, loss, queue, qdisc, jitter, overriding the value
+        given for both, as ``tc`` shapes one interface's egress, e.g.
+        ``add_link(h, r, rate="1Gbit", ab={"qdisc": TBF(rate="10Mbit", burst=10_000,
+        limit=30_000)})`` or ``add_link(h, r, ab={"rate": "10Mbit"}, ba={"rate": "100Mbit"})``.
         """
         a, b = self._node(a), self._node(b)
         if a is b:
             raise ValueError(f"a link needs two different nodes, got {a.name!r} twice")
+        queue, qdisc, jitter = validate.link(rate, delay, loss, mtu, queue, qdisc, jitter)
+        ab, ba = validate.directions(ab, ba)
         rate_bps = parse_rate(rate, what="link rate")
         delay_ns = parse_time(delay, what="link delay")
         if isinstance(loss, (int, float)) and not isinstance(loss, bool):
@@ -341,11 +456,14 @@ class Simulation:
         queues = tuple(queue_packets if queue is not None or getattr(n, "queue", None) is None else n.queue
                        for n in (a, b))
         qdiscs = tuple(qdisc if qdisc is not None else getattr(n, "qdisc_factory", None) for n in (a, b))
+        if ab is not None or ba is not None:
+            rate_bps, delay_ns, loss_model, queues, qdiscs, jitter = _per_direction(
+                self, (a, b), ab, ba, rate_bps, delay_ns, loss_model, queues, qdiscs, jitter)
         link = Link(self, a, b, rate_bps, delay_ns, loss_model, mtu, queues, qdiscs, jitter)
         a.links.append(link)
         b.links.append(link)
         self.links.append(link)
-        self.graph.add_edge(a.name, b.name, delay=delay_ns, link=link, rate=rate_bps)
+        self.graph.add_edge(a.name, b.name, delay=link.delay_ns, link=link, rate=link.rate_bps)
         self._topology_changed()
         return link
 

@@ -1,9 +1,9 @@
 """The trace: one record per event, shared by the simulated and the real kernel.
 
-Records are appended as plain tuples (no string formatting, no dicts) so that recording is
-cheap when nobody reads it; they become dicts only when read (:meth:`Trace.records`) or
-exported (:meth:`Trace.to_jsonl`). Every record starts with the time in integer
-nanoseconds and a record type:
+Records are appended as plain fixed-shape tuples (no string formatting, no dicts) so that
+recording is cheap when nobody reads it; they become dicts only when read
+(:meth:`Trace.records`) or exported (:meth:`Trace.to_jsonl`). Every record starts with the
+time in integer nanoseconds and a record type:
 
 ``syscall``  host, thread, call, fd, args, result, errno
     One per socket/notification call made by a program, written when the call returns
@@ -21,18 +21,42 @@ nanoseconds and a record type:
 
 The JSON Lines form has one object per line with keys in a fixed order, so two runs of the
 same world produce byte-identical files.
+
+Memory. A packet record keeps the packet's *headers and sizes*, never the packet object or
+its payload: the first time a packet is traced its header fields are copied into one tuple
+(:func:`packet_header`, cached on the packet, shared by all its records: enqueue, arrive,
+deliver), and each record is a 7-tuple ``(t, "packet", where, event, header, ttl,
+reason)``. Payload bytes are kept only with ``payloads=True`` (``Simulation(
+trace_payloads=True)``), for pcap files whose frames carry the data; without them a pcap
+holds each frame's headers only, truncated the way ``tcpdump -s`` truncates (the frame's
+original length is recorded, its captured length stops after the TCP/UDP header).
+
+Three ways to bound what a long run costs (``Simulation(trace_...=)`` passes them here):
+
+- ``limit=N`` keeps at most N records in RAM: the last N (``keep="last"``, a ring, the
+  default) or the first N (``keep="first"``); :attr:`Trace.dropped` counts the others and
+  an exported JSONL file says so in a ``trace_dropped`` event where they are missing;
+- ``file="run.jsonl"`` streams every record to a JSON Lines file as the run goes (in
+  batches of :data:`BATCH` records): RAM holds one batch; :meth:`Trace.records` and friends
+  read the file back; the file is byte-identical to what :meth:`Trace.to_jsonl` writes;
+- ``pcap="run.pcap"`` (with ``pcap_at`` and ``pcap_event``, as :meth:`Trace.to_pcap`)
+  streams the selected packets to a pcap file as the run goes.
 """
 
 from __future__ import annotations
 
 import errno as _errno
 import json
+import os
 import zlib
 from typing import Iterator
 
 SYSCALL = "syscall"
 PACKET = "packet"
 EVENT = "event"
+
+#: Records buffered in RAM before a streaming trace writes them out.
+BATCH = 4096
 
 _SYSCALL_KEYS = ("t", "type", "host", "thread", "call", "fd", "args", "result", "errno")
 _PACKET_KEYS = ("t", "type", "where", "event", "uid", "src", "dst", "proto", "size", "info", "reason")
@@ -141,44 +165,302 @@ def errno_of(exc: BaseException | None) -> str | None:
     return _errno.errorcode.get(code, str(code))
 
 
+# -- packet headers ------------------------------------------------------------------------
+# A header is a flat tuple: (uid, src, dst, proto, size, kind, *transport fields), kind one of
+#   "tcp":  sport, dport, seq, ack, flags, window, payload length, mss, wscale,
+#           sack_permitted, sack, ts, payload bytes or None
+#   "udp":  sport, dport, payload length, payload bytes or None
+#   "frag": sport, dport, ident, index, count, length, offset, datagram length,
+#           this fragment's IP payload bytes (payloads only) or None
+#   "icmp": type, code, the quoted Packet (rare and rate-limited: kept whole)
+#   "other": the payload's class name
+TCP, UDP, FRAG, ICMP, OTHER = "tcp", "udp", "frag", "icmp", "other"
+
+
+def _tcp_header(pkt, payloads):
+    p = pkt.payload
+    data = p.payload
+    return (pkt.uid, pkt.src, pkt.dst, pkt.proto, pkt.size, TCP, p.sport, p.dport, p.seq, p.ack, p.flags,
+            p.window, len(data), p.mss, p.wscale, p.sack_permitted, p.sack, p.ts,
+            bytes(data) if payloads else None)
+
+
+def _udp_header(pkt, payloads):
+    p = pkt.payload
+    data = p.data
+    return (pkt.uid, pkt.src, pkt.dst, pkt.proto, pkt.size, UDP, p.sport, p.dport, len(data),
+            bytes(data) if payloads else None)
+
+
+def _frag_header(pkt, payloads):
+    f = pkt.payload
+    dg = f.datagram
+    total = 8 + len(dg.data)
+    # Linux cuts equal fragments (a multiple of 8 bytes) and a shorter last one.
+    per = f.length if f.index < f.count - 1 else (total - f.length) // max(1, f.count - 1)
+    offset = f.index * per
+    chunk = None
+    if payloads:
+        from simsock.pcap import ip_bytes, udp_bytes
+        chunk = udp_bytes(dg, ip_bytes(pkt.src), ip_bytes(pkt.dst))[offset:offset + f.length]
+    return (pkt.uid, pkt.src, pkt.dst, pkt.proto, pkt.size, FRAG, dg.sport, dg.dport, f.ident, f.index, f.count,
+            f.length, offset, total, chunk)
+
+
+def _icmp_header(pkt, payloads):
+    p = pkt.payload
+    return (pkt.uid, pkt.src, pkt.dst, pkt.proto, pkt.size, ICMP, p.type, p.code, p.quoted)
+
+
+def _other_header(pkt, payloads):
+    return (pkt.uid, pkt.src, pkt.dst, pkt.proto, pkt.size, OTHER, type(pkt.payload).__name__)
+
+
+_HEADER_OF: dict[type, object] = {}
+
+
+def packet_header(pkt, payloads: bool = False) -> tuple:
+    """The header tuple a trace keeps for ``pkt`` (see the comment above for its layout)."""
+    kind = type(pkt.payload)
+    fn = _HEADER_OF.get(kind)
+    if fn is None:
+        p = pkt.payload
+        if hasattr(p, "seq") and hasattr(p, "flags"):
+            fn = _tcp_header
+        elif hasattr(p, "datagram") and hasattr(p, "index"):
+            fn = _frag_header
+        elif hasattr(p, "data") and hasattr(p, "sport"):
+            fn = _udp_header
+        elif hasattr(p, "quoted"):
+            fn = _icmp_header
+        else:
+            fn = _other_header
+        _HEADER_OF[kind] = fn
+    return fn(pkt, payloads)
+
+
+_FLAG_NAMES = ((0x02, "S"), (0x01, "F"), (0x04, "R"), (0x08, "P"), (0x10, "."))
+
+
+def _packet_info(h: tuple) -> str:
+    kind = h[5]
+    if kind == TCP:
+        flags = "".join(n for bit, n in _FLAG_NAMES if h[10] & bit) or "none"
+        return f"{h[6]}>{h[7]} {flags} seq={h[8]} ack={h[9]} win={h[11]} len={h[12]}"
+    if kind == UDP:
+        return f"{h[6]}>{h[7]} len={h[8]}"
+    if kind == FRAG:
+        return f"{h[6]}>{h[7]} frag {h[9] + 1}/{h[10]} id={h[8]} len={h[11]}"
+    if kind == ICMP:
+        return "IcmpError"
+    return h[6]
+
+
+def _as_dict(row: tuple) -> dict:
+    kind = row[1]
+    if kind == SYSCALL:
+        t, _, host, thread, call, fd, args, result, err = row
+        return dict(zip(_SYSCALL_KEYS, (t, SYSCALL, host, thread, call, fd, thaw(args), thaw(result), err)))
+    if kind == PACKET:
+        t, _, where, event, h, _ttl, reason = row
+        return dict(zip(_PACKET_KEYS, (t, PACKET, where, event, h[0], h[1], h[2], h[3], h[4], _packet_info(h),
+                                       reason)))
+    t, _, where, what, fields = row
+    return dict(zip(_EVENT_KEYS, (t, EVENT, where, what, fields)))
+
+
+#: One encoder for every line (json.dumps with options builds a new one per call).
+_ENCODE = json.JSONEncoder(separators=(",", ":"), allow_nan=False, check_circular=False).encode
+
+
+def _json_line(row: tuple) -> str:
+    return _ENCODE(_as_dict(row)) + "\n"
+
+
+def _dropped_row(t: int, dropped: int, keep: str, limit: int) -> tuple:
+    return (t, EVENT, "trace", "trace_dropped", {"dropped": dropped, "keep": keep, "limit": limit})
+
+
 class Trace:
-    """An append-only list of event tuples with cheap recording and JSON export.
+    """Event tuples with cheap recording, JSON and pcap export, and bounded memory.
 
     ``categories`` selects what is kept: any of ``"syscall"``, ``"packet"``, ``"event"``.
     Callers test the ``want_*`` flags before building a record, so a disabled category
-    costs one attribute read.
+    costs one attribute read. ``limit``/``keep``, ``file``, ``pcap``/``pcap_at``/
+    ``pcap_event`` and ``payloads`` bound what the trace costs: see the module docstring.
     """
 
-    def __init__(self, categories=("syscall", "packet", "event")):
+    def __init__(self, categories=("syscall", "packet", "event"), *, limit: int | None = None,
+                 keep: str = "last", file=None, pcap=None, pcap_at: str | None = None,
+                 pcap_event: str | None = "arrive", payloads: bool = False):
         if categories is True:
             categories = ("syscall", "packet", "event")
         elif not categories:
             categories = ()
-        unknown = set(categories) - {SYSCALL, PACKET, EVENT}
+        elif isinstance(categories, str):
+            categories = (categories,)
+        try:
+            unknown = set(categories) - {SYSCALL, PACKET, EVENT}
+        except TypeError:
+            raise TypeError(f"trace must be True, False or a tuple of 'syscall', 'packet', 'event'; "
+                            f"got {categories!r}") from None
         if unknown:
             raise ValueError(f"unknown trace categories {sorted(unknown)}; use 'syscall', 'packet', 'event'")
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+            raise ValueError(f"trace_limit must be a positive number of records (e.g. 100_000) or None, "
+                             f"got {limit!r}")
+        if keep not in ("first", "last"):
+            raise ValueError(f"trace_keep must be 'first' or 'last' (a ring of the latest records), got {keep!r}")
+        if limit is not None and file is not None:
+            raise ValueError("trace_limit bounds a trace kept in RAM; a trace_file is on disk and keeps every "
+                             "record: give one or the other")
+        if not isinstance(payloads, bool):
+            raise TypeError(f"trace_payloads must be True or False, got {payloads!r}")
         self.want_syscalls = SYSCALL in categories
-        self.want_packets = PACKET in categories
+        self.want_packets = PACKET in categories or pcap is not None
         self.want_events = EVENT in categories
+        self._keep_packets = PACKET in categories
+        self.payloads = payloads
+        self.limit = limit
+        self.keep = keep
+        #: Records not kept because of ``limit`` (see :attr:`dropped`).
+        self._dropped = 0
+        self._trimmed_t = 0            # time of the last record a ring let go
         self._rows: list[tuple] = []
+        self._append = self._rows.append
+        #: The world whose nodes and channels ``at=`` names (set by Simulation).
+        self.world = None
+        self.file = None if file is None else os.fspath(file)
+        self._written = 0
+        if self.file is not None:
+            with open(self.file, "w", encoding="utf-8"):
+                pass
+            self._append = self._append_streamed
+        elif limit is not None:
+            self._append = self._append_ring if keep == "last" else self._append_first
+        self._pcap = None
+        if pcap is not None:
+            self._pcap = _PcapStream(self, os.fspath(pcap), pcap_at, pcap_event)
+            self.packet = self._packet_streamed
+        if not self._keep_packets and pcap is not None:
+            self.packet = self._packet_pcap_only
 
     # -- recording (hot path: tuples only) ---------------------------------------------
     def syscall(self, t: int, host: str, thread: str, call: str, fd: int, args, result, err: str | None) -> None:
-        self._rows.append((t, SYSCALL, host, thread, call, fd, args, result, err))
+        self._append((t, SYSCALL, host, thread, call, fd, args, result, err))
 
     def packet(self, t: int, where: str, event: str, pkt, reason: str | None = None) -> None:
-        self._rows.append((t, PACKET, where, event, pkt, reason))
+        h = pkt.trace_hdr
+        if h is None:
+            h = pkt.trace_hdr = packet_header(pkt, self.payloads)
+        self._append((t, PACKET, where, event, h, pkt.ttl, reason))
 
     def event(self, t: int, where: str, kind: str, fields: dict) -> None:
-        self._rows.append((t, EVENT, where, kind, fields))
+        self._append((t, EVENT, where, kind, fields))
+
+    def _packet_streamed(self, t, where, event, pkt, reason=None) -> None:
+        h = pkt.trace_hdr
+        if h is None:
+            h = pkt.trace_hdr = packet_header(pkt, self.payloads)
+        row = (t, PACKET, where, event, h, pkt.ttl, reason)
+        self._pcap.offer(row)
+        self._append(row)
+
+    def _packet_pcap_only(self, t, where, event, pkt, reason=None) -> None:
+        h = pkt.trace_hdr
+        if h is None:
+            h = pkt.trace_hdr = packet_header(pkt, self.payloads)
+        self._pcap.offer((t, PACKET, where, event, h, pkt.ttl, reason))
+
+    def _append_ring(self, row: tuple) -> None:
+        rows = self._rows
+        rows.append(row)
+        if len(rows) >= 2 * self.limit:       # amortised O(1): trim a whole limit's worth at once
+            cut = len(rows) - self.limit
+            self._trimmed_t = rows[cut - 1][0]
+            del rows[:cut]
+            self._dropped += cut
+
+    def _append_first(self, row: tuple) -> None:
+        if len(self._rows) < self.limit:
+            self._rows.append(row)
+        else:
+            self._dropped += 1
+
+    def _append_streamed(self, row: tuple) -> None:
+        rows = self._rows
+        rows.append(row)
+        if len(rows) >= BATCH:
+            self._write_batch()
+
+    def _write_batch(self) -> None:
+        rows = self._rows
+        if rows:
+            with open(self.file, "a", encoding="utf-8") as f:
+                f.write("".join(map(_json_line, rows)))
+            self._written += len(rows)
+            rows.clear()
+
+    def ready(self) -> None:
+        """Called when a run starts: a streamed pcap's ``at`` is checked (ValueError listing the
+        valid names) against the world as built so far."""
+        if self._pcap is not None:
+            self._pcap._select = self.selector(self._pcap.at, self._pcap.event)
+
+    def flush(self) -> None:
+        """Write what a streaming trace still buffers (Simulation.run does it when it returns)."""
+        if self.file is not None:
+            self._write_batch()
+        if self._pcap is not None:
+            self._pcap.flush()
 
     # -- reading -----------------------------------------------------------------------
+    @property
+    def dropped(self) -> int:
+        """How many records ``limit`` kept out of RAM (0 without a limit)."""
+        if self.limit is not None and self.keep == "last" and len(self._rows) > self.limit:
+            return self._dropped + len(self._rows) - self.limit
+        return self._dropped
+
+    def _kept(self) -> list[tuple]:
+        rows = self._rows
+        if self.limit is not None and self.keep == "last" and len(rows) > self.limit:
+            return rows[len(rows) - self.limit:]
+        return rows
+
+    def _kept_with_marker(self) -> list[tuple]:
+        """The kept rows, with a ``trace_dropped`` event where records are missing."""
+        rows = self._kept()
+        dropped = self.dropped
+        if not dropped:
+            return rows
+        if self.keep == "last":
+            t = rows[0][0] if rows else self._trimmed_t
+            return [_dropped_row(t, dropped, "last", self.limit), *rows]
+        return [*rows, _dropped_row(rows[-1][0] if rows else 0, dropped, "first", self.limit)]
+
+    def stats(self) -> dict:
+        """What the trace holds: records kept in RAM, dropped by ``limit``, written to ``file``."""
+        return {"kept": len(self._kept()) if self.file is None else 0, "dropped": self.dropped,
+                "written": self._written + (len(self._rows) if self.file is not None else 0),
+                "limit": self.limit, "keep": self.keep, "file": self.file,
+                "pcap": None if self._pcap is None else self._pcap.path, "payloads": self.payloads}
+
     def __len__(self) -> int:
-        return len(self._rows)
+        if self.file is not None:
+            return self._written + len(self._rows)
+        return len(self._kept())
 
     def records(self, type: str | None = None) -> Iterator[dict]:
-        """Every record as a dict (keys in a fixed order), optionally only one type."""
-        for row in self._rows:
+        """Every record as a dict (keys in a fixed order), optionally only one type. A trace
+        streamed to a file is read back from it (JSON: tuples come back as lists)."""
+        if self.file is not None:
+            self.flush()
+            for r in read_jsonl(self.file):
+                if type is None or r["type"] == type:
+                    yield r
+            return
+        for row in self._kept():
             if type is not None and row[1] != type:
                 continue
             yield _as_dict(row)
@@ -194,50 +476,136 @@ class Trace:
         return [r for r in self.records(PACKET) if event is None or r["event"] == event]
 
     def to_jsonl(self, path) -> None:
-        """Write the trace as JSON Lines (deterministic bytes for a deterministic run)."""
+        """Write the trace as JSON Lines (deterministic bytes for a deterministic run). A
+        capped trace that dropped records says so in a ``trace_dropped`` event (first line
+        for ``keep="last"``, last line for ``keep="first"``)."""
+        if self.file is not None:
+            self.flush()
+            if os.path.abspath(os.fspath(path)) != os.path.abspath(self.file):
+                with open(self.file, "rb") as src, open(path, "wb") as dst:
+                    while chunk := src.read(1 << 20):
+                        dst.write(chunk)
+            return
         with open(path, "w", encoding="utf-8") as f:
-            for r in self.records():
-                f.write(json.dumps(r, separators=(",", ":"), allow_nan=False))
-                f.write("\n")
+            rows = self._kept_with_marker()
+            for i in range(0, len(rows), BATCH):
+                f.write("".join(map(_json_line, rows[i:i + BATCH])))
 
-    def to_pcap(self, path, at: str | None = None, event: str = "arrive") -> None:
-        """Write the packets seen at ``at`` (a link direction such as ``"a->b"``, a host's
-        ``"h:lo"``, or None for all) as a pcap file Wireshark and tshark open."""
-        from simsock.pcap import sim_trace_to_pcap
-        sim_trace_to_pcap(self, path, at=at, event=event)
+    def to_pcap(self, path, at: str | None = None, event: str | None = "arrive") -> int:
+        """Write the packets seen at ``at`` as a pcap file Wireshark and tshark open; returns
+        how many. ``at``: None (everywhere), a link direction such as ``"a->b"``, a host's
+        ``"h:lo"``, or a host or router name: every packet it sends (as it enters the node's
+        interface queues, loopback included) or receives (as it arrives over a link), as
+        Shadow's per-host pcap and tcpdump on all of the host's interfaces show them; for a
+        node, ``event`` must be left at its default. ``event``: ``"arrive"`` (the default),
+        another packet event, or None for every event. An unknown ``at`` is a ValueError
+        listing the valid names."""
+        from simsock.pcap import write_pcap
+        if not self._keep_packets:
+            streamed = f" (the packets went to {self._pcap.path!r} as the run went)" if self._pcap else ""
+            raise ValueError(f"this trace keeps no packet records{streamed}: trace=True or a tuple with "
+                             f"'packet' keeps them")
+        if self.file is not None:
+            raise ValueError(f"this trace was streamed to {self.file!r} (JSON Lines keep no packet headers); "
+                             f"to get a pcap of a streamed run, pass trace_pcap='run.pcap' (and trace_pcap_at=) "
+                             f"to Simulation")
+        select = self.selector(at, event)
+        rows = ((t, where, ev, h, ttl) for t, _, where, ev, h, ttl, _r in
+                (r for r in self._kept() if r[1] == PACKET) if select(where, ev))
+        return write_pcap(path, rows, snaplen=None if self.payloads else HEADERS_SNAPLEN)
 
-    def packet_rows(self) -> Iterator[tuple[int, str, str, object]]:
-        """(t, where, event, Packet) for every packet record: raw packets, for pcap export."""
-        for row in self._rows:
+    def selector(self, at: str | None, event: str | None = "arrive"):
+        """A function ``(where, event) -> bool`` choosing the packet records ``at``/``event``
+        name (see :meth:`to_pcap`); raises ValueError for an ``at`` that names nothing."""
+        if at is None:
+            return (lambda where, ev: True) if event is None else (lambda where, ev: ev == event)
+        if not isinstance(at, str):
+            raise TypeError(f"at= must be a link direction ('a->b'), a host's 'h:lo', a host or router name, "
+                            f"or None; got {type(at).__name__} {at!r}")
+        channels, nodes = self._places()
+        if at in nodes:
+            if event != "arrive":
+                raise ValueError(f"at={at!r} is a node: its capture is every packet it sends (enqueue on its "
+                                 f"interfaces) and receives (arrive over its links); event= applies to a link "
+                                 f"direction such as {next(iter(sorted(channels)), 'a->b')!r}")
+            out_ch = {name for name, (src, _dst) in channels.items() if src == at}
+            in_ch = {name for name, (src, dst) in channels.items() if dst == at and src != at}
+            return lambda where, ev: (ev == "enqueue" and where in out_ch) or (ev == "arrive" and where in in_ch)
+        if at in channels or (self.world is None and at in nodes_or_places(self)):
+            return (lambda where, ev: where == at) if event is None else (
+                lambda where, ev: where == at and ev == event)
+        valid = sorted(nodes) + sorted(channels)
+        if self.world is None:
+            valid = sorted(nodes_or_places(self))
+        raise ValueError(f"at={at!r} names no host, router or link direction of this trace; valid names: "
+                         f"{', '.join(valid) if valid else '(none: nothing was traced)'} (or None for every place)")
+
+    def _places(self) -> tuple[dict, set]:
+        """({channel name: (source node, destination node)}, {node names}) of the world."""
+        world = self.world
+        if world is None:
+            return {}, set()
+        channels = {}
+        for link in getattr(world, "links", ()):
+            for ch in (getattr(link, "forward", None), getattr(link, "backward", None)):
+                if ch is not None:
+                    channels[ch.name] = (ch.src.name, ch.dst.name)
+        nodes = set()
+        for host in getattr(world, "hosts", {}).values():
+            nodes.add(host.name)
+            lo = getattr(host, "lo", None)
+            if lo is not None:
+                channels[lo.name] = (host.name, host.name)
+        nodes.update(getattr(world, "routers", {}))
+        return channels, nodes
+
+    def packet_rows(self) -> Iterator[tuple[int, str, str, tuple, int]]:
+        """(t, where, event, header, ttl) for every packet record kept: for pcap export."""
+        for row in self._kept():
             if row[1] == PACKET:
-                yield row[0], row[2], row[3], row[4]
+                yield row[0], row[2], row[3], row[4], row[5]
 
 
-def _packet_info(pkt) -> str:
-    p = pkt.payload
-    seq = getattr(p, "seq", None)
-    if seq is not None:
-        return (f"{p.sport}>{p.dport} {p.flag_names()} seq={p.seq} ack={p.ack} "
-                f"win={p.window} len={len(p.payload)}")
-    sport = getattr(p, "sport", None)
-    if sport is not None:
-        if hasattr(p, "index"):
-            return f"{sport}>{p.dport} frag {p.index + 1}/{p.count} id={p.ident} len={p.length}"
-        return f"{sport}>{p.dport} len={len(p.data)}"
-    return type(p).__name__
+#: Snap length of a pcap written without payloads: Ethernet + IP + the longest TCP header.
+HEADERS_SNAPLEN = 14 + 20 + 60
 
 
-def _as_dict(row: tuple) -> dict:
-    kind = row[1]
-    if kind == SYSCALL:
-        t, _, host, thread, call, fd, args, result, err = row
-        return dict(zip(_SYSCALL_KEYS, (t, SYSCALL, host, thread, call, fd, thaw(args), thaw(result), err)))
-    if kind == PACKET:
-        t, _, where, event, pkt, reason = row
-        return dict(zip(_PACKET_KEYS, (t, PACKET, where, event, pkt.uid, pkt.src, pkt.dst, pkt.proto,
-                                       pkt.size, _packet_info(pkt), reason)))
-    t, _, where, what, fields = row
-    return dict(zip(_EVENT_KEYS, (t, EVENT, where, what, fields)))
+def nodes_or_places(trace: Trace) -> set:
+    """The ``where`` values of a trace's packet records (for a trace without a world)."""
+    return {row[2] for row in trace._kept() if row[1] == PACKET}
+
+
+class _PcapStream:
+    """Packets chosen by (at, event), written to a pcap file in batches as the run goes."""
+
+    def __init__(self, trace: Trace, path: str, at, event):
+        from simsock.pcap import write_pcap_header
+        self.trace = trace
+        self.path = path
+        self.at = at
+        self.event = event
+        self._select = None
+        self._rows: list[tuple] = []
+        self.written = 0
+        self.snaplen = None if trace.payloads else HEADERS_SNAPLEN
+        with open(path, "wb") as f:
+            write_pcap_header(f, snaplen=self.snaplen)
+
+    def offer(self, row: tuple) -> None:
+        select = self._select
+        if select is None:
+            select = self._select = self.trace.selector(self.at, self.event)
+        if select(row[2], row[3]):
+            self._rows.append((row[0], row[2], row[3], row[4], row[5]))
+            if len(self._rows) >= BATCH:
+                self.flush()
+
+    def flush(self) -> None:
+        from simsock.pcap import write_pcap_rows
+        if self._rows:
+            with open(self.path, "ab") as f:
+                self.written += write_pcap_rows(f, self._rows, snaplen=self.snaplen)
+            self._rows.clear()
 
 
 def read_jsonl(path) -> list[dict]:

@@ -51,7 +51,8 @@ def parse_time(value, *, what: str = "time") -> int:
         if unit == "":
             unit = "s"
         if unit not in _TIME_UNITS:
-            raise ValueError(f"unknown time unit {unit!r} in {value!r}; use one of ns, us, ms, s, min, h")
+            raise ValueError(f"unknown time unit {unit!r} in {value!r}; use one of ns, us, ms, s, min, h "
+                             f"(in {what})")
         ns = number * _TIME_UNITS[unit]
     else:
         ns = _check_number(value, what, "10ms") * NS_PER_S
@@ -82,7 +83,8 @@ def parse_rate(value, *, what: str = "rate") -> int:
             elif key.endswith("b"):
                 key += "it"                     # Mb -> mbit
         if key not in _RATE_UNITS:
-            raise ValueError(f"unknown rate unit {unit!r} in {value!r}; use bit, kbit, Mbit, Gbit (or kB, MB for bytes/s)")
+            raise ValueError(f"unknown rate unit {unit!r} in {value!r}; use bit, kbit, Mbit, Gbit (or kB, MB for "
+                             f"bytes/s) (in {what})")
         bps = number * _RATE_UNITS[key]
     else:
         bps = _check_number(value, what, "100Mbit")
@@ -97,7 +99,7 @@ def parse_size(value, *, what: str = "size") -> int:
         number, unit = _split(value, what, "64KiB")
         key = unit.lower()
         if key not in _SIZE_UNITS:
-            raise ValueError(f"unknown size unit {unit!r} in {value!r}; use B, KB, KiB, MB, MiB")
+            raise ValueError(f"unknown size unit {unit!r} in {value!r}; use B, KB, KiB, MB, MiB (in {what})")
         size = number * _SIZE_UNITS[key]
         if not float(size).is_integer():
             raise ValueError(f"{what} must be a whole number of bytes, got {value!r}")

@@ -17,7 +17,12 @@ linux_only = pytest.mark.skipif(sys.platform != "linux", reason="the values are 
 
 NAMES = sorted(n for n in dir(C) if n.isupper() and not n.startswith("_"))
 # Not exported by CPython (values are from the Linux headers), or deliberately different.
-NOT_IN_CPYTHON = {"EPOLLWAKEUP": 1 << 29, "FD_SETSIZE": 1024}
+NOT_IN_CPYTHON = {"EPOLLWAKEUP": 1 << 29, "FD_SETSIZE": 1024,
+                  # ioctl requests: termios has FIONREAD/TIOCOUTQ, the socket ones are from linux/sockios.h
+                  "FIONREAD": 0x541B, "SIOCINQ": 0x541B, "TIOCOUTQ": 0x5411, "SIOCOUTQ": 0x5411,
+                  "SIOCOUTQNSD": 0x894B,
+                  # asm-generic/socket.h; CPython does not export them
+                  "SO_SNDBUFFORCE": 32, "SO_RCVBUFFORCE": 33}
 
 
 def test_every_constant_is_exported_at_top_level():

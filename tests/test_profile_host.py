@@ -20,7 +20,10 @@ from simsock.profiles.host import differences, measure, measured_fields
 linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="--from-host reads Linux's /proc and /sys")
 
 #: Fields of the NIC of the default route (a VM's virtio NIC may have MTU 1400), not of the kernel.
-MACHINE_FIELDS = {"default_mtu", "txqueuelen"}
+MACHINE_FIELDS = {"default_mtu", "txqueuelen",
+                  # a build choice (CONFIG_DEFAULT_TCP_CONG): bbr on this machine, cubic upstream
+                  # and in the linux profile (see simsock/profiles/linux.py)
+                  "tcp_congestion_control"}
 
 
 @pytest.fixture(scope="module")
@@ -123,3 +126,16 @@ def test_cli_show_and_usage_errors(tmp_path, capsys):
     assert main(["profile", "show", str(tmp_path / "missing.json")]) == 2
     assert "cannot read profile" in capsys.readouterr().err
     assert main(["profile", "show", "--from-host"]) == 2
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads the running Linux")
+def test_from_host_reads_hz_and_syncookies():
+    """--from-host measures CONFIG_HZ from SO_RCVTIMEO's jiffy rounding and reads
+    tcp_syncookies and tcp_max_syn_backlog."""
+    from simsock.profiles.host import kernel_hz, measure
+    hz = kernel_hz()
+    assert hz in (100, 250, 300, 1000)
+    values = measure().values
+    assert values["hz"] == hz
+    with open("/proc/sys/net/ipv4/tcp_syncookies") as f:
+        assert values["tcp_syncookies"] == int(f.read())

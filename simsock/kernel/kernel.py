@@ -21,6 +21,7 @@ from simsock.units import NS_PER_S, parse_time
 from .addr import check_int, resolve
 from .cpu import run_debt
 from .thread import RUNNING, wait_event
+from .watchdog import SPAWN_WEIGHT, STEP_CALL_LIMIT, stop_thread
 
 _new_event = object.__new__
 
@@ -84,6 +85,9 @@ class Kernel:
             delay = int(round(seconds * NS_PER_S))
         else:
             delay = parse_time(seconds, what="sleep time")
+        if not delay:
+            # sleep(0) is a yield (sched_yield): a system call, and others run first
+            self._thread.debt_ns += self._host.cpu.syscall_ns
         # env.timeout(delay + debt), inlined (same event, same heap entry; buys
         # benchmarks/udp_blast.py, whose sender sleeps between datagrams)
         env = self._sim.env
@@ -109,7 +113,10 @@ class Kernel:
             ns = parse_time(seconds, what="compute time")
         thread = self._thread
         thread.debt_ns += ns
-        thread.progress = True
+        if ns:
+            thread.progress = True
+        # compute(0) is no work: in a loop it spins, and a burst that made no progress lasts
+        # until the next event (cpu.py, "Spinning"), so time goes on as on a real machine.
         await run_debt()
 
     @property
@@ -122,7 +129,11 @@ class Kernel:
         ``join()`` can be awaited for the program's return value."""
         if self._sim.current_thread is not self._thread:
             raise wrong_kernel(self)
-        self._thread.debt_ns += self._host.cpu.syscall_ns      # clone()
+        thread = self._thread
+        thread.debt_ns += self._host.cpu.syscall_ns      # clone()
+        thread.ops += SPAWN_WEIGHT
+        if thread.ops > STEP_CALL_LIMIT:
+            raise stop_thread(thread, "spawn")
         return ThreadHandle(self._host.spawn(fn, *args, name=name))
 
     def socket(self, family=C.AF_INET, type=C.SOCK_STREAM, proto=0):
@@ -158,6 +169,17 @@ class Kernel:
         if self._sim.trace.want_syscalls:
             sock._record("socket", (family, type, proto), sock, None)
         return sock
+
+    def ioctl(self, sock, request, arg=None):
+        """``fcntl.ioctl(sock, request, arg)`` for a socket: FIONREAD/SIOCINQ, SIOCOUTQ,
+        SIOCOUTQNSD (names importable from simsock). With ``arg`` the result has fcntl's
+        shape (a mutable buffer is filled and 0 returned; bytes give filled bytes back);
+        without it, the value as an int."""
+        if self._sim.current_thread is not self._thread:
+            raise wrong_kernel(self)
+        if not hasattr(sock, "_ioctl"):
+            raise TypeError(f"ioctl() needs a simsock socket, not {type(sock).__name__}")
+        return sock.ioctl(request) if arg is None else sock.ioctl(request, arg)
 
     def iocp(self, concurrency: int = 0):
         """A new I/O completion port (Windows' CreateIoCompletionPort): at most
@@ -259,6 +281,12 @@ class ThreadHandle:
 
     async def join(self):
         """Wait for the thread to finish; returns its program's return value."""
+        sim = self._thread.sim
+        caller = sim.current_thread
+        if caller is not None:
+            caller.debt_ns += caller.host.cpu.syscall_ns      # pthread_join: a futex wait
+            if self._thread.done.callbacks is None and caller.debt_ns >= sim.cpu_batch_ns:
+                await run_debt()
         return await wait_event(self._thread.done)
 
     def __repr__(self) -> str:

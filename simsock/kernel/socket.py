@@ -30,7 +30,10 @@ from .addr import check_int
 from .cpu import run_debt
 from .thread import RUNNING, foreign_use
 from .wait import TIMED_OUT, FileState, WaitQueue
+from .watchdog import STEP_CALL_LIMIT, stop_thread
 
+
+_SO_ZEROCOPY = 60       # asm-generic/socket.h
 
 def _returned_int(args, result) -> int:
     return result if type(result) is int else 0
@@ -49,7 +52,8 @@ def _argument_bytes(args, result) -> int:
 #: Bytes a successful call copies between user and kernel memory (the CPU model charges them).
 _COPIED = {"send": _returned_int, "sendto": _returned_int, "sendall": _argument_bytes,
            "recv": _returned_bytes, "recvfrom": _returned_bytes,
-           "recv_into": _returned_bytes, "recvfrom_into": _returned_bytes}
+           "recv_into": _returned_bytes, "recvfrom_into": _returned_bytes,
+           "sendmsg": _returned_int, "recvmsg": _returned_bytes, "recvmsg_into": _returned_bytes}
 
 
 def syscall(fn):
@@ -71,6 +75,9 @@ def syscall(fn):
                     raise foreign_use(self, self._host, thread)
                 thread.debt_ns += self._host.cpu.syscall_ns
                 thread.progress = True
+                thread.ops += 1
+                if thread.ops > STEP_CALL_LIMIT:
+                    raise stop_thread(thread, "call")
             elif RUNNING.sim is not None and RUNNING.sim is not self._sim:
                 raise foreign_use(self, self._host, None)
             try:
@@ -104,6 +111,9 @@ def syscall_may_wait(fn):
                 raise foreign_use(self, self._host, thread)
             cpu = self._host.cpu
             thread.debt_ns += cpu.syscall_ns     # entry: paid even if the call blocks
+            thread.ops += 1
+            if thread.ops > STEP_CALL_LIMIT:     # a loop that never lets time pass (watchdog.py)
+                raise stop_thread(thread, "call" if thread.progress else "eagain")
         elif RUNNING.sim is not None and RUNNING.sim is not sim:
             raise foreign_use(self, self._host, None)
         try:
@@ -135,6 +145,53 @@ def syscall_may_wait(fn):
 AGAIN = object()
 
 
+async def call_body(method, sock, *args):
+    """Run the body of the traced socket call ``method`` (a class attribute made by
+    :func:`syscall`) without tracing or charging it: for a call made inside another one
+    (sendmsg is send on the gathered buffers), which is recorded once, under its own name."""
+    result = method.__wrapped__(sock, *args)
+    if type(result) is CoroutineType:
+        result = await result
+    return result
+
+
+def _gather(buffers) -> bytes:
+    """sendmsg's buffers: an iterable of bytes-like objects, joined (CPython's messages)."""
+    try:
+        items = list(buffers)
+    except TypeError:
+        raise TypeError("sendmsg() argument 1 must be an iterable") from None
+    out = []
+    for b in items:
+        if isinstance(b, str) or not isinstance(b, (bytes, bytearray, memoryview)):
+            raise TypeError(f"a bytes-like object is required, not '{type(b).__name__}'")
+        out.append(bytes(b))
+    return b"".join(out)
+
+
+def _ioctl_result(value: int, arg):
+    """fcntl.ioctl's return shapes for an int-valued request: no ``arg`` -> the int itself
+    (simsock's shortcut; fcntl.ioctl would pass NULL and fail with EFAULT); a mutable
+    buffer -> filled with the value (as much of it as fits), 0 returned; immutable bytes ->
+    a copy of them with the value written over the first 4 bytes."""
+    raw = value.to_bytes(4, "little", signed=True)
+    if arg is None:
+        return value
+    if isinstance(arg, bool) or isinstance(arg, int):
+        raise os_error(errno.EFAULT, "this request writes an int: pass a buffer, e.g. bytearray(4), or no argument")
+    if isinstance(arg, str):
+        arg = arg.encode()
+    if isinstance(arg, (bytearray, memoryview)) and not (isinstance(arg, memoryview) and arg.readonly):
+        view = memoryview(arg).cast("B")
+        n = min(len(view), 4)
+        view[:n] = raw[:n]
+        return 0
+    if isinstance(arg, (bytes, memoryview)):
+        buf = bytes(arg)
+        return (raw + buf[4:])[:len(buf)] if len(buf) >= 4 else raw[:len(buf)]
+    raise TypeError(f"ioctl() argument 3 must be an int, a bytes-like object or None, not {type(arg).__name__}")
+
+
 def _int_option(value) -> int:
     if isinstance(value, str):
         raise TypeError("a bytes-like object is required, not 'str'")
@@ -144,6 +201,31 @@ def _int_option(value) -> int:
             raise os_error(errno.EINVAL)
         return int.from_bytes(raw[:4], "little", signed=True)
     return check_int(value)
+
+
+def _timeval_option(value, hz: int) -> int | None:
+    """sock_set_timeout: a ``struct timeval`` (``struct.pack("ll", sec, usec)``) as the
+    timeout in ns, rounded up to whole jiffies of a CONFIG_HZ=``hz`` kernel; None for
+    0/0 (wait forever); 0 for a negative tv_sec (do not wait at all)."""
+    if not isinstance(value, (bytes, bytearray, memoryview)) or len(value) < 16:
+        raise os_error(errno.EINVAL, "SO_RCVTIMEO/SO_SNDTIMEO take struct.pack('ll', seconds, microseconds)")
+    sec, usec = struct.unpack("ll", bytes(value)[:16])
+    if usec < 0 or usec >= 1_000_000:
+        raise os_error(errno.EDOM)
+    if sec < 0:
+        return 0
+    if sec == 0 and usec == 0:
+        return None
+    per_jiffy = 1_000_000 // hz
+    jiffies = sec * hz + (usec + per_jiffy - 1) // per_jiffy
+    return jiffies * (1_000_000_000 // hz)
+
+
+def _timeval_bytes(timeo: int | None) -> bytes:
+    """sock_get_timeout: the stored timeout as a ``struct timeval`` (0/0 for none)."""
+    if not timeo:
+        return struct.pack("ll", 0, 0)
+    return struct.pack("ll", timeo // 1_000_000_000, timeo % 1_000_000_000 // 1000)
 
 
 class Socket:
@@ -173,6 +255,8 @@ class Socket:
         self._userlocks_snd = False
         self._userlocks_rcv = False
         self._rcvlowat = 1
+        self._rcvtimeo_ns: int | None = None     # SO_RCVTIMEO (None: MAX_SCHEDULE_TIMEOUT)
+        self._sndtimeo_ns: int | None = None     # SO_SNDTIMEO
         self._sk_err = 0
         self.local: tuple[str, int] | None = None     # (ip, port) once bound
         self.peer: tuple[str, int] | None = None
@@ -183,7 +267,10 @@ class Socket:
     # -- tracing -------------------------------------------------------------------------
     def _record(self, call: str, args, result, exc) -> None:
         if call.endswith("_into") and args:
-            args = (len(memoryview(args[0])),) + tuple(args[1:])   # a buffer is recorded by its length
+            # a buffer is recorded by its length (recvmsg_into: the list of lengths)
+            first = ([len(memoryview(b)) for b in args[0]] if call == "recvmsg_into" and isinstance(args[0], (list, tuple))
+                     else len(memoryview(args[0])))
+            args = (first,) + tuple(args[1:])
         sim = self._sim
         thread = sim.current_thread
         fd = self._fd
@@ -241,11 +328,14 @@ class Socket:
     def _deadline(self) -> int | None:
         return None if not self._timeout_ns else self._env.now + self._timeout_ns
 
-    async def _wait_for(self, attempt, queue: WaitQueue, flags: int = 0, tried: bool = False):
+    async def _wait_for(self, attempt, queue: WaitQueue, flags: int = 0, tried: bool = False,
+                        kdeadline: int | None = None):
         """Run ``attempt()`` until it returns something other than :data:`AGAIN`, waiting
         on ``queue`` in between; raises EAGAIN instead of waiting when non-blocking, and
-        TimeoutError when the socket's timeout expires. ``tried``: the caller has just made
-        the first attempt, which returned AGAIN.
+        TimeoutError when the socket's timeout expires, EAGAIN when the kernel's
+        SO_RCVTIMEO/SO_SNDTIMEO of a blocking socket does (``kdeadline``: that deadline,
+        when the call began earlier). ``tried``: the caller has just made the first
+        attempt, which returned AGAIN.
 
         Attempts signal "would block" by returning AGAIN rather than raising, because a
         Python exception per blocked call is the most expensive thing on this path.
@@ -260,6 +350,15 @@ class Socket:
         if timeout == 0 or (flags & C.MSG_DONTWAIT and timeout is None):
             raise os_error(errno.EAGAIN)
         deadline = None if not timeout else self._env._now + timeout      # self._deadline()
+        ktimeo = None
+        if timeout is None and (self._rcvtimeo_ns is not None or self._sndtimeo_ns is not None):
+            # A blocking socket: the kernel's own SO_RCVTIMEO/SO_SNDTIMEO bound the wait
+            # (sock_rcvtimeo/sock_sndtimeo), and expiry is EAGAIN, not TimeoutError.
+            ktimeo = self._kernel_timeo(queue)
+            if ktimeo == 0:
+                raise os_error(errno.EAGAIN)
+            if ktimeo is not None:
+                deadline = kdeadline if kdeadline is not None else self._env._now + ktimeo
         self._holders.append(self._sim.current_thread)                     # self._hold()
         try:
             while True:
@@ -278,6 +377,8 @@ class Socket:
                 if result is not AGAIN:
                     return result
                 if woke is TIMED_OUT:
+                    if ktimeo is not None:
+                        raise os_error(errno.EAGAIN)
                     raise timeout_error()
         finally:
             self._unhold()
@@ -333,6 +434,13 @@ class Socket:
 
     def _set_socket_option(self, optname: int, value) -> None:
         prof = self._host.profile
+        if optname in (C.SO_RCVTIMEO, C.SO_SNDTIMEO):
+            timeo = _timeval_option(value, prof.hz)
+            if optname == C.SO_RCVTIMEO:
+                self._rcvtimeo_ns = timeo
+            else:
+                self._sndtimeo_ns = timeo
+            return
         if optname == C.SO_LINGER:
             if not isinstance(value, (bytes, bytearray, memoryview)) or len(value) < 8:
                 raise os_error(errno.EINVAL, "SO_LINGER takes struct.pack('ii', onoff, seconds)")
@@ -355,13 +463,41 @@ class Socket:
             self._broadcast = bool(v)
         elif optname == C.SO_KEEPALIVE:
             self._keepalive = bool(v)
+        elif optname in (C.SO_SNDBUFFORCE, C.SO_RCVBUFFORCE):
+            # __sock_set_sndbuf/__sock_set_rcvbuf without the net.core.*mem_max cap (the
+            # caller has CAP_NET_ADMIN, as simulated programs do): negative -> 0, at most
+            # INT_MAX/2, stored doubled, at least SOCK_MIN_*BUF.
+            v = min(max(v, 0), 0x7FFFFFFF // 2) * 2
+            if optname == C.SO_SNDBUFFORCE:
+                self._userlocks_snd = True
+                self._set_sndbuf(max(v, prof.sock_min_sndbuf))
+            else:
+                self._userlocks_rcv = True
+                self._set_rcvbuf(max(v, prof.sock_min_rcvbuf))
         elif optname == C.SO_RCVLOWAT:
-            self._rcvlowat = max(1, v)
+            # sock_setsockopt: negative -> INT_MAX; the protocol may cap it (tcp_set_rcvlowat);
+            # 0 is stored as 1
+            self._set_rcvlowat(0x7FFFFFFF if v < 0 else v)
+        elif optname == C.SO_SNDLOWAT:
+            raise os_error(errno.ENOPROTOOPT, "SO_SNDLOWAT cannot be changed on Linux (it is always 1)")
+        elif optname == _SO_ZEROCOPY:
+            # SOCK_ZEROCOPY: lets MSG_ZEROCOPY sends pin pages (what goes on the wire is
+            # the same; completion notifications are not modelled). TCP and UDP only.
+            if v not in (0, 1):
+                raise os_error(errno.EINVAL)
+            self._zerocopy = bool(v)
         else:
             raise os_error(errno.ENOPROTOOPT, f"socket option {optname} is not modelled")
 
     def _linger_changed(self) -> None:
         pass
+
+    def _set_rcvlowat(self, value: int) -> None:
+        self._rcvlowat = value or 1
+
+    def _kernel_timeo(self, queue) -> int | None:
+        """SO_RCVTIMEO or SO_SNDTIMEO for a wait on ``queue`` (None: wait forever)."""
+        return self._rcvtimeo_ns if queue is self.read_wait else self._sndtimeo_ns
 
     def _set_protocol_option(self, level: int, optname: int, value) -> None:
         raise os_error(errno.ENOPROTOOPT)
@@ -405,8 +541,15 @@ class Socket:
             return int(self._keepalive)
         if optname == C.SO_RCVLOWAT:
             return self._rcvlowat
+        if optname == C.SO_SNDLOWAT:
+            return 1
+        if optname in (C.SO_RCVTIMEO, C.SO_SNDTIMEO):
+            timeo = self._rcvtimeo_ns if optname == C.SO_RCVTIMEO else self._sndtimeo_ns
+            return _timeval_bytes(timeo)
         if optname == C.SO_LINGER:
             return struct.pack("ii", *self._linger)
+        if optname == _SO_ZEROCOPY:
+            return int(getattr(self, "_zerocopy", False))
         raise os_error(errno.ENOPROTOOPT, f"socket option {optname} is not modelled")
 
     def _take_protocol_error(self) -> int:
@@ -414,6 +557,71 @@ class Socket:
 
     def _get_protocol_option(self, level: int, optname: int):
         raise os_error(errno.ENOPROTOOPT)
+
+    # -- ioctl -------------------------------------------------------------------------
+    @syscall
+    def ioctl(self, request, arg=None):
+        """``ioctl(fd, request, arg)`` on this socket, shaped like :func:`fcntl.ioctl`
+        (programs call ``k.ioctl(sock, request[, arg])``): FIONREAD/SIOCINQ, SIOCOUTQ,
+        SIOCOUTQNSD. Without ``arg`` the value is returned as an int."""
+        self._check_open()
+        request = check_int(request)
+        return _ioctl_result(self._ioctl(request), arg)
+
+    def _ioctl(self, request: int) -> int:
+        raise os_error(errno.ENOTTY)
+
+    # -- recvmsg / sendmsg (CPython's shapes; ancillary data is not modelled) ------------
+    @syscall
+    async def sendmsg(self, buffers, ancdata=(), flags=0, address=None) -> int:
+        data = _gather(buffers)
+        for item in ancdata:
+            raise os_error(errno.EOPNOTSUPP, "ancillary data (control messages) is not modelled by simsock: "
+                           f"sendmsg got {item!r}; send without ancdata")
+        flags = check_int(flags)
+        if address is None or self._kind == "tcp":
+            # tcp_sendmsg ignores msg_name on a connected socket (EPIPE if unconnected)
+            return await call_body(type(self).send, self, data, flags)
+        return await call_body(type(self).sendto, self, data, flags, address)
+
+    @staticmethod
+    def _recvmsg_args(bufsize, ancbufsize, flags, caller: str) -> tuple[int, int]:
+        ancbufsize = check_int(ancbufsize)
+        flags = check_int(flags)
+        if bufsize is not None and check_int(bufsize) < 0:
+            raise ValueError(f"negative buffer size in {caller}()")
+        if ancbufsize < 0:
+            raise ValueError("invalid ancillary data buffer length")
+        return ancbufsize, flags
+
+    @syscall
+    async def recvmsg(self, bufsize, ancbufsize=0, flags=0):
+        """``(data, ancdata, msg_flags, address)``. ``ancdata`` is always empty: the options
+        that make Linux attach control messages (IP_PKTINFO, SO_TIMESTAMP, ...) are not
+        modelled; ``msg_flags`` has MSG_TRUNC when a datagram was cut to ``bufsize``."""
+        _, flags = self._recvmsg_args(bufsize, ancbufsize, flags, "recvmsg")
+        data, msg_flags, address = await self._recvmsg(check_int(bufsize), flags)
+        return data, [], msg_flags, address
+
+    @syscall
+    async def recvmsg_into(self, buffers, ancbufsize=0, flags=0):
+        """``(nbytes, ancdata, msg_flags, address)``, the data scattered over ``buffers``."""
+        _, flags = self._recvmsg_args(None, ancbufsize, flags, "recvmsg_into")
+        views = []
+        for b in buffers:
+            if not isinstance(b, (bytearray, memoryview)) or (isinstance(b, memoryview) and b.readonly):
+                raise TypeError("recvmsg_into() argument 1 must be an iterable of single-segment read-write buffers")
+            views.append(memoryview(b).cast("B"))
+        data, msg_flags, address = await self._recvmsg(sum(len(v) for v in views), flags)
+        pos = 0
+        for v in views:
+            part = data[pos:pos + len(v)]
+            v[:len(part)] = part
+            pos += len(part)
+        return len(data), [], msg_flags, address
+
+    async def _recvmsg(self, bufsize: int, flags: int):
+        raise os_error(errno.EOPNOTSUPP)
 
     # -- close ---------------------------------------------------------------------------
     @syscall

@@ -35,16 +35,20 @@ from simsock.net.packet import PROTO_TCP, Packet
 from simsock.tcp import cc as cc_registry
 from simsock.tcp.config import SKB_TX_OVERHEAD, TcpConfig
 from simsock.tcp.connection import SEND_SHUTDOWN, TcpConnection
+from simsock.tcp.info import listener_info, pack_tcp_info, tcp_info, unconnected_info
 from simsock.tcp.listener import TcpListener, reset_for
 from simsock.tcp.segment import ACK, FIN, RST, SYN
 from simsock.tcp.signals import SIG_ACCEPT, SIG_DATA, SIG_SPACE, SIG_STATE
 
 from .addr import ANY, LOOPBACK, check_int, parse_inet_address, resolve
-from .socket import AGAIN, Socket, syscall
+from .socket import AGAIN, Socket, call_body, syscall
 from .wait import SIG_IN, SIG_OUT, TIMED_OUT
 from .wait import SIG_STATE as W_STATE
 
 _UNCONNECTED, _CONNECTING, _CONNECTED = 0, 1, 2
+_MSG_EOR = 0x80             # MSG_EOR (bits/socket.h)
+_MSG_MORE = 0x8000          # MSG_MORE
+_TCP_NOTSENT_LOWAT = 25     # linux/tcp.h
 
 
 class _Binding:
@@ -94,7 +98,7 @@ class TcpStack:
         self.listen_drops = 0
         self._busy = 0                   # pumps / backlog drains in progress
         self._backlog: deque = deque()   # loopback segments waiting for them to finish
-        self.default_congestion = "cubic"
+        self.default_congestion = host.profile.tcp_congestion_control   # net.ipv4.tcp_congestion_control
 
     # -- ports ---------------------------------------------------------------------------
     def _users(self, port: int) -> list[_Binding]:
@@ -124,6 +128,20 @@ class TcpStack:
         sock.local = (ip, port)
         self.ports.setdefault(port, []).append(_Binding(ip, sock._reuseaddr, sock._reuseport, sock=sock))
 
+    def listen_conflict(self, sock: "TcpSocket") -> None:
+        """inet_csk_listen_start re-checks the port (inet_csk_get_port): two sockets bound to
+        one port with SO_REUSEADDR (allowed while neither listens) cannot both listen, so
+        the second listen() raises EADDRINUSE unless both set SO_REUSEPORT."""
+        ip, port = sock.local
+        for b in self._users(port):
+            if b.sock is sock or not b.listening:
+                continue
+            if not (b.ip == ip or b.ip == ANY or ip == ANY):
+                continue
+            if sock._reuseport and b.reuseport:
+                continue
+            raise os_error(errno.EADDRINUSE)
+
     def _ephemeral(self, ip: str) -> int:
         lo, hi = self.host.profile.ip_local_port_range
         span = hi - lo + 1
@@ -142,12 +160,19 @@ class TcpStack:
         # loopback: the receiver queues the sender's own skbs (truesize = payload + the
         # sender's per-skb overhead) and coalesces them (tcp_try_coalesce)
         lo = {"skb_rx_overhead": SKB_TX_OVERHEAD, "rx_coalesce": True} if channel is self.host.lo else {}
-        return TcpConfig.for_mtu(
+        cfg = TcpConfig.for_mtu(
             mtu, sndbuf=sock.sndbuf, rcvbuf=sock.rcvbuf, sndbuf_locked=sock._userlocks_snd,
             rcvbuf_locked=sock._userlocks_rcv, nodelay=sock._nodelay, cork=sock._cork, linger=linger,
             congestion=sock._congestion, tcp_wmem=tuple(prof.tcp_wmem), tcp_rmem=tuple(prof.tcp_rmem),
             rmem_max=prof.rmem_max, sack=prof.tcp_sack, dsack=prof.tcp_dsack,
-            recovery=prof.tcp_recovery, early_retrans=prof.tcp_early_retrans, **lo)
+            recovery=prof.tcp_recovery, early_retrans=prof.tcp_early_retrans,
+            fq_pacing=prof.default_qdisc == "fq" and channel is not self.host.lo, **lo)
+        cfg.extra["pmtu"] = min(mtu, 65535)
+        if sock._user_mss:
+            cfg.mss = min(cfg.mss, sock._user_mss)     # tcp_advertise_mss / mss_clamp
+        if sock._syncnt:
+            cfg.syn_retries = sock._syncnt
+        return cfg
 
     # -- driving connections -------------------------------------------------------------
     def register(self, conn: TcpConnection, sock: "TcpSocket | None") -> None:
@@ -345,7 +370,12 @@ class TcpStack:
         if lsock is not None:
             self._syn_src = pkt.src
             iss = self.iss_rng.getrandbits(32)
-            child = lsock.listener.receive_segment(seg, (pkt.src, seg.sport), now, iss=iss)
+            listener = lsock.listener
+            child = listener.receive_segment(seg, (pkt.src, seg.sport), now, iss=iss)
+            if listener.out:
+                for reply in listener.take_output():      # a SYN cookie's SYN-ACK
+                    self.host.ip_output(Packet(self.sim._next_uid(), pkt.dst, pkt.src, PROTO_TCP, reply, now))
+                return
             if child is not None:
                 child.local = (pkt.dst, seg.dport)
                 self.register(child, None)
@@ -354,8 +384,10 @@ class TcpStack:
                     _Binding(pkt.dst, lsock._reuseaddr, lsock._reuseport, conn=child))
                 self.pump(child)
                 return
-            if seg.flags & SYN and not seg.flags & (ACK | RST | FIN):
-                self.listen_drops += 1            # accept queue full: SYN dropped silently
+            if listener.dropped:
+                # accept queue (or, without cookies, SYN queue) full: the SYN, or a cookie's
+                # ACK, is dropped silently (LINUX_MIB_LISTENOVERFLOWS / LISTENDROPS)
+                self.listen_drops += 1
                 self.sim._packet_dropped(None, pkt, "listen_overflow", where=self.host.name)
                 return
         self._send_reset(pkt)
@@ -410,6 +442,11 @@ class TcpSocket(Socket):
         self._nodelay = False
         self._cork = False
         self._congestion = self.stack.default_congestion
+        self._user_mss = 0           # TCP_MAXSEG (rx_opt.user_mss)
+        self._shutdown_flags = 0     # sk_shutdown set before there was a connection
+        self._pingpong = False       # TCP_QUICKACK 0 before there was a connection
+        self._syncnt = 0             # TCP_SYNCNT (0: net.ipv4.tcp_syn_retries)
+        self._notsent_lowat = 0      # TCP_NOTSENT_LOWAT
         self._notifies = 0
         self.conn = conn
         self.listener: TcpListener | None = None
@@ -442,6 +479,27 @@ class TcpSocket(Socket):
             self.conn.config.rcvbuf_locked = True
             self._pump()
 
+    def _set_rcvlowat(self, value: int) -> None:
+        """tcp_set_rcvlowat: capped at half of tcp_rmem[2] (of SO_RCVBUF once set), and the
+        receive buffer grows to hold that much unless SO_RCVBUF was set."""
+        cap = (self._rcvbuf() if self._userlocks_rcv else self._host.profile.tcp_rmem[2]) >> 1
+        value = min(value, cap)
+        self._rcvlowat = value or 1
+        if not self._userlocks_rcv:
+            ratio = self.conn.scaling_ratio if self.conn is not None else 128
+            space = (value << 8) // ratio            # tcp_space_from_win
+            if space > self._rcvbuf():
+                self.rcvbuf = space
+                if self.conn is not None:
+                    self.conn.rcvbuf = space
+                    if self.conn.window_clamp and self.conn.window_clamp < value:
+                        self.conn.window_clamp = value
+                    self._pump()
+        if self.conn is not None:
+            self.conn.rcvlowat = self._rcvlowat
+            self._pump()
+            self._notify(W_STATE, readers=True)      # tcp_data_ready: maybe readable now
+
     def _linger_changed(self) -> None:
         if self.conn is not None:
             self.conn.config.linger = self._linger[1] if self._linger[0] else None
@@ -470,15 +528,50 @@ class TcpSocket(Socket):
             self._nodelay = bool(v)
             if self.conn is not None:
                 self.conn.config.nodelay = bool(v)
+                if v:
+                    self.conn.push_now = True   # TCP_NAGLE_PUSH: this push ignores a cork
                 self._pump()
         elif optname == C.TCP_CORK:
             self._cork = bool(v)
             if self.conn is not None:
                 self.conn.config.cork = bool(v)
                 self._pump()
+        elif optname == C.TCP_MAXSEG:
+            # do_tcp_setsockopt: 0 clears it, else TCP_MIN_MSS (88) .. MAX_TCP_WINDOW (32767);
+            # it becomes rx_opt.user_mss, which caps the MSS this side advertises in its SYN
+            # (or SYN-ACK: a listener's children inherit it) and clamps the peer's, so the
+            # connection's mss_cache is user_mss less the timestamp option (1000 -> 988).
+            # An established connection keeps its MSS.
+            if v and not 88 <= v <= 32767:
+                raise os_error(errno.EINVAL, "TCP_MAXSEG must be 0 or 88..32767")
+            self._user_mss = v
+        elif optname == C.TCP_SYNCNT:
+            # icsk_syn_retries: SYN retransmissions before connect() fails with ETIMEDOUT
+            if not 1 <= v <= 127:                      # MAX_TCP_SYNCNT
+                raise os_error(errno.EINVAL, "TCP_SYNCNT must be 1..127")
+            self._syncnt = v
+        elif optname == _TCP_NOTSENT_LOWAT:
+            if v < 0:
+                raise os_error(errno.EINVAL)
+            self._notsent_lowat = v
+            if self.conn is not None:
+                self.conn.notsent_lowat = v
+                self.conn.nospace = True          # sk->sk_write_space(sk)
+                self.conn._check_space(self._env.now)
+                self._pump()
         elif optname == C.TCP_QUICKACK:
-            if self.conn is not None and v:
+            # __tcp_sock_set_quickack: 0 enters pingpong (delayed-ACK) mode, which also makes
+            # a connecting socket delay the handshake's final ACK (tcp_rcv_synsent_state_process)
+            if not v:
+                self._pingpong = True
+                if self.conn is not None:
+                    self.conn.pingpong = max(self.conn.pingpong, 1)
+            elif self.conn is not None:
+                self._pingpong = False
                 self.conn.quick = max(self.conn.quick, self.conn.config.max_quickacks)
+                self.conn.pingpong = 0
+            else:
+                self._pingpong = False
         else:
             raise os_error(errno.ENOPROTOOPT, f"TCP option {optname} is not modelled")
 
@@ -491,17 +584,31 @@ class TcpSocket(Socket):
             return int(self._cork)
         if optname == C.TCP_CONGESTION:
             return self._congestion.encode().ljust(16, b"\0")
+        if optname == C.TCP_INFO:
+            return pack_tcp_info(self.tcp_info())
+        if optname == C.TCP_SYNCNT:
+            return self._syncnt or TcpConfig.syn_retries
+        if optname == _TCP_NOTSENT_LOWAT:
+            return self._notsent_lowat
         if optname == C.TCP_MAXSEG:
+            if self._user_mss and (self.conn is None or self.listener is not None
+                                   or self.conn.state == "CLOSE"):
+                return self._user_mss       # user_mss in CLOSE and LISTEN
             if self.conn is None:
-                return 536
+                return 536                  # TCP_MSS_DEFAULT (tcp_init_sock)
             # tp->mss_cache as tcp_sync_mss leaves it: bounded to half the peer's largest
             # window (tcp_bound_to_half_wnd), so 32741 right after a loopback connect.
-            conn = self.conn
-            mss, mw = conn.mss_cache, conn.max_window
-            if mw > 536 and mss > mw >> 1:
-                mss = max(mw >> 1, 68 - 32)
-            return mss
+            return self.conn.mss_cache
         raise os_error(errno.ENOPROTOOPT, f"TCP option {optname} is not modelled")
+
+    def tcp_info(self) -> dict:
+        """The fields getsockopt(IPPROTO_TCP, TCP_INFO) returns, as a dict named as in Linux's
+        ``struct tcp_info`` without ``tcpi_`` (simsock/tcp/info.py); no system call, no trace."""
+        if self.listener is not None:
+            return listener_info(len(self.listener.accept_queue), self.listener.backlog)
+        if self.conn is None:
+            return unconnected_info()
+        return tcp_info(self.conn, self._env.now)
 
     # -- helpers -------------------------------------------------------------------------
     def _pump(self) -> None:
@@ -516,9 +623,11 @@ class TcpSocket(Socket):
         self._notifies += 1
         super()._notify(edges, readers, writers)
 
-    async def _wait_ready(self, queue, mask: int, flags: int):
-        """CPython's timeout mode: poll for ``mask`` until ready or the timeout expires."""
-        deadline = self._deadline()
+    async def _wait_ready(self, queue, mask: int, flags: int, deadline: int | None = None):
+        """CPython's timeout mode: poll for ``mask`` until ready or the timeout expires
+        (at ``deadline`` when given: the call's own, kept across retries)."""
+        if deadline is None:
+            deadline = self._deadline()
         from .wait import TIMED_OUT
         want = mask | C.EPOLLERR | C.EPOLLHUP
         if self.poll_mask() & want:
@@ -565,9 +674,12 @@ class TcpSocket(Socket):
             self.stack.bind(self, ANY, 0)
         elif self._port_released:
             self._rebind_released()
+        else:
+            self.stack.listen_conflict(self)
         stack = self.stack
         self.listener = TcpListener(self.local, min(backlog, self._host.profile.somaxconn),
-                                    lambda: stack.config_for(self, stack._syn_src))
+                                    lambda: stack.config_for(self, stack._syn_src),
+                                    syncookies=self._host.profile.tcp_syncookies)
         stack.listeners.setdefault(self.local[1], []).append(self)
 
     @syscall
@@ -593,6 +705,10 @@ class TcpSocket(Socket):
         sock._reuseaddr = self._reuseaddr
         sock._nodelay = self._nodelay
         sock._congestion = self._congestion
+        sock._user_mss = self._user_mss
+        sock._rcvlowat = conn.rcvlowat = self._rcvlowat
+        sock._rcvtimeo_ns, sock._sndtimeo_ns = self._rcvtimeo_ns, self._sndtimeo_ns
+        sock._notsent_lowat = conn.notsent_lowat = self._notsent_lowat
         sock._userlocks_snd, sock._userlocks_rcv = self._userlocks_snd, self._userlocks_rcv
         self.stack.parent.pop(conn, None)
         self.stack.pump(conn)
@@ -618,7 +734,8 @@ class TcpSocket(Socket):
             return errno.EISCONN
         if self._sock_state == _CONNECTED:
             return errno.EISCONN
-        if self._sock_state == _CONNECTING:
+        again = self._sock_state == _CONNECTING
+        if again:
             conn = self.conn
             if conn.state in ("SYN_SENT", "SYN_RECV"):
                 if self._timeout_ns == 0:
@@ -630,12 +747,21 @@ class TcpSocket(Socket):
             if self._timeout_ns == 0:
                 return errno.EINPROGRESS
         deadline = self._deadline()
+        # A blocking socket waits at most SO_SNDTIMEO (inet_stream_connect: sock_sndtimeo),
+        # then fails with EINPROGRESS, or EALREADY when it was already connecting.
+        ktimeo = self._sndtimeo_ns if self._timeout_ns is None else None
+        if ktimeo is not None:
+            if ktimeo == 0 and self.conn.state in ("SYN_SENT", "SYN_RECV"):
+                return errno.EALREADY if again else errno.EINPROGRESS
+            deadline = self._env._now + ktimeo
         from .wait import TIMED_OUT
         self._hold()
         try:
             while self.conn.state in ("SYN_SENT", "SYN_RECV"):
                 woke = await self.write_wait.wait(deadline)
                 if woke is TIMED_OUT and self.conn.state in ("SYN_SENT", "SYN_RECV"):
+                    if ktimeo is not None:
+                        return errno.EALREADY if again else errno.EINPROGRESS
                     from simsock.errors import timeout_error
                     raise timeout_error()
             if self._closed and self._timeout_ns:
@@ -654,10 +780,15 @@ class TcpSocket(Socket):
         src = self.local[0] if self.local[0] != ANY else self._host.route(ip)[2]
         conn = TcpConnection((src, self.local[1]), (ip, port), self.stack.config_for(self, ip),
                              self.stack.iss_rng.getrandbits(32))
+        conn.notsent_lowat = self._notsent_lowat
         self.conn = conn
         self.peer = (ip, port)
         self.local = (src, self.local[1])
         self.stack.register(conn, self)
+        conn.shutdown_flags |= self._shutdown_flags     # sk_shutdown survives connect()
+        conn.rcvlowat = self._rcvlowat
+        if self._pingpong:
+            conn.pingpong = 1
         conn.connect(self._env.now)
         self._sock_state = _CONNECTING
         self._pump()
@@ -730,14 +861,25 @@ class TcpSocket(Socket):
 
     @syscall
     async def send(self, data, flags=0) -> int:
-        view = self._data(data)
         flags = check_int(flags)
+        if not flags & (_MSG_EOR | _MSG_MORE):
+            return await self._send(data, flags)
+        # MSG_EOR: the call's last skb takes no later data (tcp_sendmsg_locked: skb->eor);
+        # MSG_MORE: no PSH mark, and the push at the end of the call is corked (tcp_push)
+        conn = self._check_sendable()
+        conn.send_eor = bool(flags & _MSG_EOR)
+        conn.send_more = bool(flags & _MSG_MORE)
+        try:
+            return await self._send(data, flags)
+        finally:
+            conn.send_eor = conn.send_more = False
+
+    async def _send(self, data, flags: int) -> int:
+        view = self._data(data)
         conn = self._check_sendable()
         # MSG_DONTWAIT matters only without a timeout: CPython's timeout mode polls first.
         nonblock = self._timeout_ns == 0 or (flags & C.MSG_DONTWAIT and self._timeout_ns is None)
-        if nonblock or self._timeout_ns is not None:
-            if not nonblock:
-                await self._wait_ready(self.write_wait, C.EPOLLOUT, flags)
+        if nonblock:
             try:
                 n = self._send_some(conn, view)
             finally:
@@ -745,28 +887,65 @@ class TcpSocket(Socket):
             if n == 0 and len(view):
                 raise os_error(errno.EAGAIN)
             return n
-        # Blocking: tcp_sendmsg queues everything, waiting for space as needed.
+        if self._timeout_ns is not None:
+            # CPython's timeout mode (sock_call_ex): poll, one non-blocking send; an EAGAIN
+            # after poll said writable is a false positive: poll again until the deadline.
+            deadline = self._deadline()
+            while True:
+                await self._wait_ready(self.write_wait, C.EPOLLOUT, flags, deadline)
+                try:
+                    n = self._send_some(conn, view)
+                except BlockingIOError:
+                    n = 0
+                finally:
+                    self._pump()
+                if n or not len(view):
+                    return n
+                if deadline <= self._env._now:
+                    from simsock.errors import timeout_error
+                    raise timeout_error()
+                if self.poll_mask() & (C.EPOLLOUT | C.EPOLLERR | C.EPOLLHUP):
+                    await self.write_wait.wait(deadline)    # not writable after all: wait for space
+        # Blocking: tcp_sendmsg queues everything, waiting for space as needed -- up to
+        # SO_SNDTIMEO, after which it returns what it copied, or EAGAIN
+        # (sk_stream_wait_memory). A full buffer at the call is a wait, not EAGAIN; an error
+        # after some bytes were copied returns the count and stays pending for the next
+        # call (do_error: "if (copied) goto out"), which reports it (sk_stream_error).
         sent = 0
         total = len(view)
+        kdeadline = None if self._sndtimeo_ns is None else self._env._now + self._sndtimeo_ns
         self._hold()       # a close() by another thread does not end this call (Socket.close)
         try:
             while True:
                 seen = self._notifies
+                if sent and self._send_stopped(conn):
+                    return sent
                 try:
                     n = self._send_some(conn, view[sent:])
+                except BlockingIOError:
+                    n = 0                  # no space (or still connecting): wait
                 except OSError:
                     self._pump()
-                    if sent:
-                        return sent
-                    raise
+                    raise                  # nothing copied: the error is this call's
                 self._pump()
                 sent += n
                 if sent >= total:
                     return sent
                 if self._notifies == seen:
-                    await self.write_wait.wait(None)
+                    if kdeadline is not None and self._env._now >= kdeadline:
+                        if sent:
+                            return sent
+                        raise os_error(errno.EAGAIN)
+                    await self.write_wait.wait(kdeadline)
         finally:
             self._unhold()
+
+    @staticmethod
+    def _send_stopped(conn: TcpConnection) -> bool:
+        """tcp_sendmsg_locked's check before copying more: a pending error, the send side
+        shut down, or no longer a state that sends (the error is left for the next call)."""
+        return bool(conn.sk_err or conn.shutdown_flags & SEND_SHUTDOWN
+                    or conn.state not in ("ESTABLISHED", "CLOSE_WAIT"))
 
     @syscall
     async def sendall(self, data, flags=0) -> None:
@@ -776,28 +955,50 @@ class TcpSocket(Socket):
         sent = 0
         total = len(view)
         deadline = self._deadline()
+        # A blocking socket with SO_SNDTIMEO: CPython's sendall is a loop of send() calls,
+        # each of which waits up to the timeout and returns what it copied; one that copied
+        # nothing fails with EAGAIN.
+        ktimeo = self._sndtimeo_ns if self._timeout_ns is None else None
+        if ktimeo is not None:
+            deadline = self._env._now + ktimeo
+            mark = 0
         self._hold()       # a close() by another thread does not end this call (Socket.close)
         try:
+            nonblock = self._timeout_ns == 0 or (flags & C.MSG_DONTWAIT and self._timeout_ns is None)
             while sent < total or total == 0:
                 seen = self._notifies
                 try:
                     n = self._send_some(conn, view[sent:])
+                except BlockingIOError:
+                    # CPython's sendall loops on send(): a blocking send waits for space
+                    # (and a timeout-mode one polls again), only a non-blocking one raises.
+                    if nonblock:
+                        raise
+                    n = 0
                 finally:
                     self._pump()
                 sent += n
                 if sent >= total:
                     return None
-                if self._timeout_ns == 0 or (flags & C.MSG_DONTWAIT and self._timeout_ns is None):
+                if nonblock:
                     if n == 0:
                         raise os_error(errno.EAGAIN)
                     continue
                 if self._notifies != seen:
+                    continue
+                if ktimeo is not None and self._env._now >= deadline:
+                    if sent == mark:
+                        raise os_error(errno.EAGAIN)
+                    mark = sent                      # that send() returned; the next one starts
+                    deadline = self._env._now + ktimeo
                     continue
                 woke = await self.write_wait.wait(deadline)
                 if self._closed and self._timeout_ns:
                     # CPython's timeout mode polls, then sends on the descriptor close() set to -1.
                     if self._held_mask() & (C.EPOLLOUT | C.EPOLLERR | C.EPOLLHUP):
                         raise os_error(errno.EBADF)
+                if woke is TIMED_OUT and ktimeo is not None:
+                    continue                         # decided at the top of the loop
                 if woke is TIMED_OUT and not (self._held_mask() if self._closed else self.poll_mask()) & C.EPOLLOUT:
                     from simsock.errors import timeout_error
                     raise timeout_error()
@@ -813,6 +1014,8 @@ class TcpSocket(Socket):
 
     def _recv_attempt(self, n: int, flags: int):
         conn = self.conn
+        if conn is None:
+            return b""          # shutdown(SHUT_RD) of a never-connected socket: end of stream
         try:
             data = conn.recv_or_none(n, self._env._now, bool(flags & C.MSG_PEEK))
         except BaseException:
@@ -825,9 +1028,30 @@ class TcpSocket(Socket):
         self.stack.pump(conn)
         return data
 
+    def _recv_lowat_attempt(self, n: int, flags: int):
+        """A blocking recv with SO_RCVLOWAT above 1: wait until min(rcvlowat, n) bytes are
+        queued (tcp_recvmsg's target, sock_rcvlowat), or end of stream or an error."""
+        conn = self.conn
+        if conn is not None:
+            q = conn.rcvq.size
+            if q < min(self._rcvlowat, n) and not (conn.sock_done or conn.sk_err or conn.shutdown_flags & 1
+                                                   or conn.state == "CLOSE"):
+                return AGAIN
+        return self._recv_attempt(n, flags)
+
+    async def _recv_wait(self, bufsize: int, flags: int):
+        """The blocking part of recv: wait for data (up to SO_RCVTIMEO, if set)."""
+        attempt = self._recv_attempt if self._rcvlowat == 1 else self._recv_lowat_attempt
+        try:
+            return await self._wait_for(lambda: attempt(bufsize, flags), self.read_wait, flags, tried=True)
+        except BlockingIOError:
+            if self._rcvlowat > 1 and self.conn is not None and self.conn.rcvq.size:
+                return self._recv_attempt(bufsize, flags)   # SO_RCVTIMEO expired below the low mark
+            raise
+
     def _check_receivable(self) -> TcpConnection:
         self._check_open()
-        if self.conn is None or self.listener is not None:
+        if self.listener is not None or (self.conn is None and not self._shutdown_flags & 1):
             raise os_error(errno.ENOTCONN)
         return self.conn
 
@@ -836,19 +1060,37 @@ class TcpSocket(Socket):
         if bufsize == 0:
             return b""
         if self._timeout_ns is not None and self._timeout_ns > 0:     # CPython polls first, MSG_DONTWAIT or not
-            await self._wait_ready(self.read_wait, C.EPOLLIN, flags)
-            result = self._recv_attempt(bufsize, flags)
-            if result is AGAIN:
-                raise os_error(errno.EAGAIN)
-            return result
+            deadline = self._deadline()
+            while True:
+                await self._wait_ready(self.read_wait, C.EPOLLIN, flags, deadline)
+                result = self._recv_attempt(bufsize, flags & ~C.MSG_WAITALL)
+                if result is not AGAIN:
+                    return result
+                # A false positive (another thread took the data): CPython polls again.
+                if deadline <= self._env._now:
+                    from simsock.errors import timeout_error
+                    raise timeout_error()
+                await self.read_wait.wait(deadline)
         if flags & C.MSG_WAITALL and not (self._timeout_ns == 0 or flags & C.MSG_DONTWAIT):
             chunks = []
             got = 0
+            kdeadline = None if not self._rcvtimeo_ns else self._env._now + self._rcvtimeo_ns
             self._hold()          # one system call: the file is held throughout
             try:
+                conn = self.conn
+
+                def attempt():
+                    if got and conn.sk_err and not conn.rcvq.size:
+                        return b""     # tcp_recvmsg: once bytes were copied, an error ends the call
+                    return self._recv_attempt(bufsize - got, flags & ~C.MSG_WAITALL)   # and stays pending
                 while got < bufsize:
-                    part = await self._wait_for(lambda: self._recv_attempt(bufsize - got, flags & ~C.MSG_WAITALL),
-                                                self.read_wait, flags)
+                    try:
+                        part = await self._wait_for(attempt, self.read_wait, flags,
+                                                    kdeadline=kdeadline)
+                    except BlockingIOError:
+                        if chunks:
+                            break         # SO_RCVTIMEO expired: what was copied so far
+                        raise
                     if not part:
                         break
                     chunks.append(part)
@@ -856,11 +1098,11 @@ class TcpSocket(Socket):
             finally:
                 self._unhold()
             return b"".join(chunks)
-        result = self._recv_attempt(bufsize, flags)
+        blocking = self._timeout_ns is None and not flags & C.MSG_DONTWAIT
+        result = (self._recv_lowat_attempt if blocking and self._rcvlowat > 1 else self._recv_attempt)(bufsize, flags)
         if result is not AGAIN:
             return result
-        return await self._wait_for(lambda: self._recv_attempt(bufsize, flags), self.read_wait, flags,
-                                    tried=True)
+        return await self._recv_wait(bufsize, flags)
 
     @syscall
     async def recv(self, bufsize, flags=0) -> bytes:
@@ -876,13 +1118,15 @@ class TcpSocket(Socket):
             # _recv's last case (blocking or non-blocking, no MSG_WAITALL), inlined: one
             # coroutine less per call on the hot path.
             self._check_receivable()
-            result = self._recv_attempt(bufsize, flags)
+            if self._rcvlowat > 1 and self._timeout_ns is None and not flags & C.MSG_DONTWAIT:
+                result = self._recv_lowat_attempt(bufsize, flags)
+            else:
+                result = self._recv_attempt(bufsize, flags)
             if result is not AGAIN:
                 return result
             if self._timeout_ns == 0 or flags & C.MSG_DONTWAIT:
                 raise os_error(errno.EAGAIN)        # as _wait_for would
-            return await self._wait_for(lambda: self._recv_attempt(bufsize, flags), self.read_wait, flags,
-                                        tried=True)
+            return await self._recv_wait(bufsize, flags)
         return await self._recv(bufsize, flags)
 
     @syscall
@@ -903,6 +1147,30 @@ class TcpSocket(Socket):
         data = await self._recv(n, flags)
         buffer[:len(data)] = data
         return len(data)
+
+    async def _recvmsg(self, bufsize: int, flags: int):
+        # tcp_recvmsg fills no msg_name: CPython's address is None; msg_flags stays 0
+        data = await call_body(TcpSocket.recv, self, bufsize, flags)
+        return data, 0, None
+
+    def _ioctl(self, request: int) -> int:
+        """tcp_ioctl: SIOCINQ bytes queued to read, SIOCOUTQ bytes not yet acknowledged
+        (write_seq - snd_una), SIOCOUTQNSD bytes not yet sent (write_seq - snd_nxt); 0 in
+        SYN_SENT/SYN_RECV and before any connection; EINVAL on a listener."""
+        if request not in (C.SIOCINQ, C.SIOCOUTQ, C.SIOCOUTQNSD):
+            raise os_error(errno.ENOTTY)
+        if self.listener is not None:
+            raise os_error(errno.EINVAL)
+        conn = self.conn
+        if conn is None or conn.state in ("SYN_SENT", "SYN_RECV"):
+            return 0
+        if request == C.SIOCINQ:
+            return conn.inq
+        if request == C.SIOCOUTQ:
+            return conn.outq
+        if conn.state == "CLOSE":
+            return 0
+        return max(conn.sendq.end + (1 if conn.fin_queued else 0) - conn.snd_nxt, 0)
 
     # -- shutdown and close --------------------------------------------------------------
     @syscall
@@ -929,7 +1197,17 @@ class TcpSocket(Socket):
                 users[:] = [b for b in users if b.sock is not self]
                 self._port_released = True
             return
+        if self.conn is None:
+            # inet_shutdown, case TCP_CLOSE: ENOTCONN, but sk_shutdown is set all the same
+            # (then falls through): after SHUT_RD/SHUT_RDWR recv returns b"" and poll shows
+            # IN|OUT|HUP|RDHUP; the flags stay for a later connect (checked on Linux 6.18,
+            # tests/conformance/test_socket_api.py).
+            self._shutdown_flags |= {C.SHUT_RD: 1, C.SHUT_WR: 2, C.SHUT_RDWR: 3}[how]
+            self._notify(W_STATE, readers=True, writers=True)
+            raise os_error(errno.ENOTCONN)
         if self._sk_state_closed():
+            if not self.conn.finished:
+                self.conn.shutdown_flags |= {C.SHUT_RD: 1, C.SHUT_WR: 2, C.SHUT_RDWR: 3}[how]
             raise os_error(errno.ENOTCONN)       # inet_shutdown: sk_state TCP_CLOSE
         self.conn.shutdown(how, self._env.now)
         self._pump()
@@ -974,6 +1252,9 @@ class TcpSocket(Socket):
         now = self._env.now
         if kind == "recv":
             conn = self._check_receivable()
+            if conn is None:
+                op.nbytes = 0       # shut down before any connect: end of stream
+                return 0
             try:
                 data = conn.recv(op.request, now)
             except BlockingIOError:
@@ -1032,6 +1313,8 @@ class TcpSocket(Socket):
         if self.listener is not None:
             return self.listener.poll()
         if self.conn is None:
+            if self._shutdown_flags & 1:        # RCV_SHUTDOWN (shutdown before any connect)
+                return C.EPOLLOUT | C.EPOLLHUP | C.EPOLLIN | C.EPOLLRDNORM | C.EPOLLRDHUP
             return C.EPOLLOUT | C.EPOLLHUP      # tcp_poll on a fresh socket (state CLOSE)
         return self.conn.poll()
 
@@ -1039,8 +1322,10 @@ class TcpSocket(Socket):
         out = {"type": "tcp", "fd": self._fd, "local": list(self.local) if self.local else None,
                "peer": list(self.peer) if self.peer else None}
         if self.listener is not None:
-            out.update(state="LISTEN", accept_queue=len(self.listener.accept_queue),
-                       syn_drops=self.listener.syn_drops, ack_drops=self.listener.ack_drops)
+            lst = self.listener
+            out.update(state="LISTEN", accept_queue=len(lst.accept_queue), backlog=lst.backlog,
+                       syn_recv=len(lst.syn_recv), syn_drops=lst.syn_drops, ack_drops=lst.ack_drops,
+                       cookies_sent=lst.cookies_sent, cookies_accepted=lst.cookies_accepted)
         elif self.conn is not None:
             out.update(state=self.conn.state, **self.conn.stats(), outq=self.conn.outq, inq=self.conn.inq)
         return out

@@ -24,6 +24,7 @@ from simpy.events import PENDING
 from simsock.errors import SimulationError
 
 from .cpu import BURST
+from .watchdog import STEP_CALL_LIMIT, MissingAwait, ZeroTimeLoop, stop_suspended
 
 
 class ThreadFailed(Exception):
@@ -109,7 +110,7 @@ class SimThread:
 
     __slots__ = ("sim", "host", "name", "coro", "done", "result", "state", "tid", "_started_ns", "cpu_ns",
                  "port", "debt_ns", "progress", "core", "last_core", "ready_at", "run_until", "token", "tick_at",
-                 "then", "cont", "nvcsw", "nivcsw", "wakeups", "bursts", "spun_ns", "__weakref__")
+                 "then", "cont", "nvcsw", "nivcsw", "wakeups", "bursts", "spun_ns", "ops", "fault", "__weakref__")
 
     def __init__(self, sim, host, name: str, coro, tid: int):
         self.sim = sim
@@ -139,6 +140,8 @@ class SimThread:
         self.wakeups = 0
         self.bursts = 0
         self.spun_ns = 0                     # CPU time added by spin extension (cpu.py)
+        self.ops = 0                         # calls since it last resumed from an event (watchdog.py)
+        self.fault = None                    # an error found outside its calls (a discarded call), raised next
 
     @property
     def cpu_time(self) -> float:
@@ -193,6 +196,7 @@ class SimThread:
         if self._started_ns is None:
             self._started_ns = sim.env._now
         self.state = "running"
+        self.ops = 0
         try:
             while True:
                 try:
@@ -202,11 +206,19 @@ class SimThread:
                         event._defused = True
                         target = self.coro.throw(event._value)
                 except StopIteration as stop:
+                    if self.fault is not None:
+                        self.state = "failed"
+                        raise ThreadFailed(self, self.fault)
                     self._exit(stop.value)
                     return
                 except BaseException as exc:
                     self.state = "failed"
                     raise ThreadFailed(self, _with_hint(exc)) from exc
+                if self.ops > STEP_CALL_LIMIT:        # a zero-time loop or a fault (watchdog.py)
+                    err = self.fault or stop_suspended(self)
+                    self.coro.close()
+                    self.state = "failed"
+                    raise ThreadFailed(self, err)
                 if not isinstance(target, simpy.Event) and target is not BURST:
                     self.coro.close()
                     self.state = "failed"
@@ -220,6 +232,7 @@ class SimThread:
                     return
                 if target.callbacks is None:      # already processed: resume at once
                     event = target
+                    self.ops += 1
                     continue
                 self.host.cpu.block(self, target)
                 if self.port is not None and self.state == "blocked":
@@ -246,6 +259,11 @@ class SimThread:
 def failure_error(failed: ThreadFailed) -> SimulationError:
     t = failed.thread
     exc = failed.exc
+    if isinstance(exc, (ZeroTimeLoop, MissingAwait)):
+        err = SimulationError(str(exc))
+        err.thread = t.name
+        err.host = t.host.name
+        return err
     err = SimulationError(f"thread {t.name!r} on host {t.host.name!r} failed at t={t.sim.env.now / 1e9:.9f}s: "
                           f"{type(exc).__name__}: {exc}")
     err.thread = t.name

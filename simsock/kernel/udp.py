@@ -4,7 +4,10 @@ Sending (udp_sendmsg): a datagram goes out whole or not at all. Its memory (skb 
 is charged to the sender's ``sk_wmem_alloc`` until the packet has left the host's
 interface; a sender whose charged memory has reached ``SO_SNDBUF`` waits (blocking) or
 gets ``EAGAIN`` — that is the only thing that ever stops a UDP sender: the receiver never
-does (claim C5.4). On loopback the skb is orphaned at once (loopback_xmit), so a loopback
+does (claim C5.4). A datagram that needs fragmenting is charged per fragment skb (so a
+30000-byte datagram over a 1500-MTU link costs 47360 bytes, not 30832), and fails with
+``ENOBUFS`` when its fragments would take the charge past twice ``SO_SNDBUF``
+(``__ip_append_data``; see ``_fragments_truesize``). On loopback the skb is orphaned at once (loopback_xmit), so a loopback
 sender never waits. A datagram larger than the route's MTU is fragmented (IP_PMTUDISC_WANT
 does so locally); fragments are reassembled at the receiver, and a datagram with a lost
 fragment is lost whole after ``ipfrag_time``.
@@ -184,7 +187,12 @@ class UdpSocket(Socket):
             return AGAIN
         host = self._host
         length = len(data)
-        truesize = host.udp_truesize(length)
+        if route is None:
+            route = host._route_cache.get(dest[0]) or host.route(dest[0])
+        if length + 28 <= route[1]:                  # IP + UDP headers fit the route's MTU
+            truesize = host.udp_truesize(length)
+        else:
+            truesize = self._fragments_truesize(length, route[1])
         self.wmem_alloc += truesize
         release = host.udp_output(self, data, dest, route)
         if release is None or release <= now:
@@ -194,6 +202,30 @@ class UdpSocket(Socket):
         self.sent_datagrams += 1
         self.sent_bytes += length
         return length
+
+    def _fragments_truesize(self, length: int, mtu: int) -> int:
+        """The send-buffer charge of a datagram fragmented at ``mtu``, or ENOBUFS.
+
+        __ip_append_data builds one linear skb per fragment, each charged as an skb of its
+        IP length (the same sizes as ``udp_truesize``, which is indexed by UDP payload:
+        hence ``ip_len - 28``). Only the first comes from sock_alloc_send_skb (which waits
+        while ``wmem_alloc >= sndbuf``, checked by the caller); each later one is allocated
+        only while ``sk_wmem_alloc`` (which counts 1 more than the memory) plus what this
+        call has allocated so far stays within ``2 * sndbuf``, otherwise the whole datagram
+        fails with ENOBUFS and nothing is sent (measured on Linux 6.18 over a 1500-MTU veth:
+        SO_SNDBUF 4096 accepts at most 11832 bytes, 8 fragments; 30000 bytes: ENOBUFS;
+        tests/net/test_udp_tx_linux.py).
+        """
+        per = (mtu - 20) & ~7
+        size = 8 + length
+        count = -(-size // per)
+        ts = self._host.udp_truesize
+        full = ts(per + 20 - 28)
+        last = ts(size - (count - 1) * per + 20 - 28)
+        if 1 + self.wmem_alloc + (count - 1) * full > 2 * self.sndbuf:
+            self._host.udp_mib["SndbufErrors"] += 1
+            raise os_error(errno.ENOBUFS)
+        return (count - 1) * full + last
 
     def _arm_wmem_wakeup(self) -> None:
         """Wake blocked senders when enough queued skbs have left the interface."""
@@ -408,6 +440,24 @@ class UdpSocket(Socket):
                                                  self.read_wait, flags)
         buffer[:len(data)] = data
         return (length if flags & C.MSG_TRUNC else len(data)), src
+
+    async def _recvmsg(self, bufsize: int, flags: int):
+        self._check_open()
+        data, src, length = await self._wait_for(lambda: self._try_recv(bufsize, flags & ~C.MSG_TRUNC),
+                                                 self.read_wait, flags)
+        return data, (C.MSG_TRUNC if length > bufsize else 0), src
+
+    def _ioctl(self, request: int) -> int:
+        """udp_ioctl: SIOCINQ is the payload of the next datagram (0 if none), SIOCOUTQ
+        the send-buffer memory still held by sent datagrams (sk_wmem_alloc); other requests,
+        SIOCOUTQNSD included, ENOTTY."""
+        if request == C.SIOCINQ:
+            q = self.reader_queue or self.receive_queue
+            return len(q[0][0]) if q else 0
+        if request == C.SIOCOUTQ:
+            self._reclaim_wmem(self._env.now)
+            return self.wmem_alloc
+        raise os_error(errno.ENOTTY)
 
     @staticmethod
     def _into_args(buffer, nbytes, flags, caller: str) -> tuple[int, int]:

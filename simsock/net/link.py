@@ -195,7 +195,11 @@ class Channel:
 
     def _estimate_tx_end(self, now: int) -> int:
         # Event-driven queues decide at dequeue; the sender's memory is released at the
-        # estimated end assuming FIFO service of what is queued now.
+        # estimated end assuming FIFO service of what is queued now. A shaper (TBF) knows
+        # when its tokens let the backlog out.
+        estimate = getattr(self.qdisc, "departure_estimate", None)
+        if estimate is not None:
+            return max(estimate(now), now, self._busy_until)
         backlog = self.qdisc.bytes
         return max(now, self._busy_until) + serialisation_ns(backlog, self.rate_bps)
 
@@ -249,6 +253,18 @@ class Channel:
         if mon is not None:
             mon(now, len(qdisc), qdisc.bytes)
         if pkt is None:
+            # A shaper holding packets it may not send yet (TBF without tokens) names the
+            # time it may (qdisc_watchdog_schedule_ns): try again then. Arrivals meanwhile
+            # cannot go first (FIFO), so the channel stays "transmitting" until the watchdog.
+            at = getattr(qdisc, "watchdog_ns", None)
+            if at is not None and len(qdisc):
+                ev = simpy.Event(self.env)
+                ev._ok = True
+                ev._value = None
+                ev.callbacks.append(self._watchdog)
+                self.env.schedule(ev, 1, max(at - now, 0))
+                self._transmitting = True
+                return
             self._transmitting = False
             return
         self._transmitting = True
@@ -264,6 +280,9 @@ class Channel:
         ev._value = pkt
         ev.callbacks.append(self._tx_done)
         self.env.schedule(ev, 1, tx)
+
+    def _watchdog(self, ev) -> None:
+        self._start_next(self.env.now)
 
     def _tx_done(self, ev) -> None:
         pkt = ev._value
@@ -317,21 +336,29 @@ class Link:
     """A full-duplex point-to-point link between two nodes: ``forward`` carries a->b."""
 
     def __init__(self, sim, a, b, rate_bps, delay_ns, loss, mtu, queue_packets, qdisc_factory=None, jitter=None):
-        """``queue_packets`` and ``qdisc_factory`` may be pairs (a->b, b->a) when the two
-        directions differ (a router's own queue settings apply to its output ports)."""
-        q_fwd, q_back = queue_packets if isinstance(queue_packets, tuple) else (queue_packets, queue_packets)
-        f_fwd, f_back = qdisc_factory if isinstance(qdisc_factory, tuple) else (qdisc_factory, qdisc_factory)
+        """Each of ``rate_bps``, ``delay_ns``, ``loss``, ``queue_packets``, ``qdisc_factory``
+        and ``jitter`` may be a pair (a->b, b->a) when the two directions differ (a router's
+        own queue settings apply to its output ports; ``add_link(ab=, ba=)``). ``rate_bps``
+        and ``delay_ns`` of the link are then the pair's (routing uses the mean delay)."""
+        def pair(v):
+            return v if isinstance(v, tuple) else (v, v)
+        q_fwd, q_back = pair(queue_packets)
+        f_fwd, f_back = pair(qdisc_factory)
+        r_fwd, r_back = pair(rate_bps)
+        d_fwd, d_back = pair(delay_ns)
+        l_fwd, l_back = pair(loss)
+        j_fwd, j_back = pair(jitter)
         self.sim = sim
         self.a = a
         self.b = b
         self.name = f"{a.name}-{b.name}"
-        self.rate_bps = rate_bps
-        self.delay_ns = delay_ns
+        self.rate_bps = r_fwd if r_fwd == r_back else (r_fwd, r_back)
+        self.delay_ns = d_fwd if d_fwd == d_back else (d_fwd + d_back) // 2
         self.mtu = mtu
-        self.forward = Channel(sim, f"{a.name}->{b.name}", a, b, rate_bps, delay_ns, mtu, q_fwd, loss,
-                               f_fwd() if f_fwd else None, jitter)
-        self.backward = Channel(sim, f"{b.name}->{a.name}", b, a, rate_bps, delay_ns, mtu, q_back, loss,
-                                f_back() if f_back else None, jitter)
+        self.forward = Channel(sim, f"{a.name}->{b.name}", a, b, r_fwd, d_fwd, mtu, q_fwd, l_fwd,
+                               f_fwd() if f_fwd else None, j_fwd)
+        self.backward = Channel(sim, f"{b.name}->{a.name}", b, a, r_back, d_back, mtu, q_back, l_back,
+                                f_back() if f_back else None, j_back)
 
     def channel_from(self, node) -> Channel:
         return self.forward if node is self.a else self.backward

@@ -29,7 +29,26 @@ dropped packet. All series are ``array``-backed: a few bytes per change or per b
 an object per sample. With no monitor the simulator pays one ``is None`` check per packet
 per hook.
 
-Times are integer nanoseconds; ``to_csv`` and ``summary`` give deterministic output.
+Units and bins. Inside, every time is integer nanoseconds (``bin_ns``, ``start_ns``, the
+``until`` arguments, the times of a ``StepSeries``); what the methods compute is per second
+or a fraction: ``throughput_bps()`` in bit/s, ``utilisation()`` and ``drop_rate()`` as
+0..1 per bin, ``bin_times_s()`` and ``bin_s`` in seconds. Every per-bin series of one
+monitor has the same bins: from time 0 to now (or to the ``until`` given), so the UDP and
+TCP flows, the links and the routers of one run line up bin for bin with ``bin_times_s()``
+(a raw ``BinnedCounter``'s ``.bins`` array stops at the last bin it touched).
+
+Reading one (``mon = sim.monitor(bin="10ms")``, after ``sim.run``)::
+
+    list(mon.flows)                              # flow keys, "udp 10.0.0.1:40000->10.0.0.3:9000"
+    mon.flow(key).throughput_bps()               # bit/s per bin
+    mon.channel("r1->r2").queue_packets          # StepSeries: .to_lists() -> (times_ns, packets)
+    mon.channel("r1->r2").utilisation()          # 0..1 per bin
+    mon.bin_times_s()                            # each bin's start, s
+    mon.summary()                                # JSON-able totals
+    mon.to_csv("out/")  /  mon.to_dataframe("flows")   # the tables (pandas if installed)
+
+``to_csv`` and ``summary`` give deterministic output. Pictures of a monitor:
+:mod:`simsock.plotting_net`.
 """
 
 from __future__ import annotations
@@ -65,14 +84,21 @@ def _payload_bytes(pkt) -> int:
     return 0
 
 
+def _until(clock, until: int | None) -> int | None:
+    """``until`` ns, or the monitor's now when it is None (a bare counter has no clock)."""
+    if until is None and clock is not None:
+        return clock()
+    return until
+
+
 class ChannelMonitor:
     """What one channel (one direction of a link) did. See the module docstring."""
 
     __slots__ = ("name", "rate_bps", "queue_packets", "queue_bytes", "tx_bytes", "tx_packets", "busy_ns",
                  "offered_packets", "offered_bytes", "arrived_packets", "drops", "drops_by_reason",
-                 "drops_by_flow", "drop_bins_by_reason", "drop_bins_by_flow", "_bin")
+                 "drops_by_flow", "drop_bins_by_reason", "drop_bins_by_flow", "_bin", "_clock")
 
-    def __init__(self, name: str, rate_bps: int, bin_ns: int):
+    def __init__(self, name: str, rate_bps: int, bin_ns: int, clock=None):
         self.name = name
         self.rate_bps = rate_bps
         self.queue_packets = StepSeries("q", f"{name} queue packets")
@@ -89,6 +115,7 @@ class ChannelMonitor:
         self.drop_bins_by_reason: dict[str, BinnedCounter] = {}
         self.drop_bins_by_flow: dict[str, BinnedCounter] = {}
         self._bin = bin_ns
+        self._clock = clock         # () -> now in ns: the default end of every series
 
     def __call__(self, now: int, packets: int, nbytes: int) -> None:
         """The queue holds ``packets`` packets of ``nbytes`` bytes from ``now`` on."""
@@ -155,8 +182,9 @@ class ChannelMonitor:
             counter.add(now, 1)
 
     def utilisation(self, until: int | None = None) -> list[float]:
-        """Fraction of each bin the wire was busy (0..1), bins from time 0."""
-        return [v / self._bin for v in self.busy_ns._padded(until)]
+        """Fraction of each bin the wire was busy (0..1), bins from time 0 to ``until`` ns
+        (default: now, so that every series of one monitor has the same bins)."""
+        return [v / self._bin for v in self.busy_ns._padded(_until(self._clock, until))]
 
     def drop_rate(self, until: int | None = None) -> list[float]:
         """Per bin, the fraction of the packets offered to the channel that it dropped (its
@@ -165,6 +193,7 @@ class ChannelMonitor:
         the same bin for drop-tail refusals, RED's drops and losses on a FIFO channel; a
         queue discipline that drops at dequeue (CoDel) can drop in a later bin, so one
         bin's rate may then exceed 1 (rates over several bins are exact)."""
+        until = _until(self._clock, until)
         drops = self.drops._padded(until)
         offered = self.offered_packets._padded(until)
         n = max(len(drops), len(offered))
@@ -201,9 +230,9 @@ class FlowMonitor:
     per bin and by reason."""
 
     __slots__ = ("key", "proto", "src", "sport", "dst", "dport", "delivered_bytes", "delivered_packets",
-                 "delivered_packet_bins", "drops", "drop_bins", "drops_by_reason")
+                 "delivered_packet_bins", "drops", "drop_bins", "drops_by_reason", "_clock")
 
-    def __init__(self, proto: int, src: str, sport: int, dst: str, dport: int, bin_ns: int):
+    def __init__(self, proto: int, src: str, sport: int, dst: str, dport: int, bin_ns: int, clock=None):
         self.key = flow_key(proto, src, sport, dst, dport)
         self.proto = _PROTO_NAMES.get(proto, str(proto))
         self.src, self.sport, self.dst, self.dport = src, sport, dst, dport
@@ -213,10 +242,12 @@ class FlowMonitor:
         self.drops = 0
         self.drop_bins = BinnedCounter(bin_ns, "q", f"{self.key} drops")
         self.drops_by_reason: dict[str, int] = {}
+        self._clock = clock
 
     def throughput_bps(self, until: int | None = None) -> list[float]:
-        """Delivered payload throughput per bin, bits per second."""
-        return [8 * r for r in self.delivered_bytes.rates_per_s(until)]
+        """Delivered payload throughput per bin, bits per second, bins from time 0 to
+        ``until`` ns (default: now, the same bins as every other series of the monitor)."""
+        return [8 * r for r in self.delivered_bytes.rates_per_s(_until(self._clock, until))]
 
     def summary(self, start: int, until: int) -> dict:
         total = self.delivered_bytes.total()
@@ -248,12 +279,26 @@ class NetworkMonitor:
         self._by_tuple: dict[tuple, FlowMonitor] = {}
         self._watched: list = []
 
+    def _now(self) -> int:
+        return self.sim.env.now
+
+    @property
+    def bin_s(self) -> float:
+        """The bin width in seconds."""
+        return self.bin_ns / NS_PER_S
+
+    def bin_times_s(self, until: int | None = None) -> list[float]:
+        """Start of each bin in seconds, from time 0 to ``until`` ns (default now): the x
+        values of every per-bin series of this monitor (they all have this many bins)."""
+        n = -(-_until(self._now, until) // self.bin_ns)
+        return [i * self.bin_ns / NS_PER_S for i in range(n)]
+
     # -- wiring (called by the simulation) --------------------------------------------------
     def attach(self, channel) -> None:
         """Start watching ``channel`` (every link direction; loopback is not watched)."""
         if channel.rate_bps is None or channel.name in self.channels:
             return
-        mon = ChannelMonitor(channel.name, channel.rate_bps, self.bin_ns)
+        mon = ChannelMonitor(channel.name, channel.rate_bps, self.bin_ns, self._now)
         self.channels[channel.name] = mon
         self._watched.append(channel)
         now = self.sim.env.now
@@ -266,7 +311,7 @@ class NetworkMonitor:
         t = (pkt.proto, pkt.src, getattr(p, "sport", 0), pkt.dst, getattr(p, "dport", 0))
         flow = self._by_tuple.get(t)
         if flow is None:
-            flow = self._by_tuple[t] = FlowMonitor(*t, self.bin_ns)
+            flow = self._by_tuple[t] = FlowMonitor(*t, self.bin_ns, self._now)
             self.flows[flow.key] = flow
         return flow
 
@@ -376,6 +421,40 @@ class NetworkMonitor:
             "flows": {key: f.summary(self.start_ns, until) for key, f in self.flows.items()},
             "node_drops": {node: dict(sorted(r.items())) for node, r in self.node_drops.items()},
         }
+
+    def series(self, table: str = "flows", until: int | None = None) -> dict[str, list]:
+        """Per-bin columns of one table, every column with the same bins (from time 0 to
+        ``until`` ns, default now): ``"links"`` (per channel: ``tx_bytes``, ``busy_ns``,
+        ``drops``, ``offered_packets``, ``offered_bytes``, ``arrived_packets``, named
+        ``"a->b tx_bytes"`` …) or ``"flows"`` (per flow: bytes delivered under the flow key,
+        ``"<key> delivered_packets"``, ``"<key> drops"``); plus ``"time_s"``, each bin's start."""
+        self.flush()
+        until = _until(self._now, until)
+        if table == "links":
+            cols = [(f"{name} {what}", getattr(mon, what)) for name, mon in self.channels.items()
+                    for what in ("tx_bytes", "busy_ns", "drops", "offered_packets", "offered_bytes",
+                                 "arrived_packets")]
+        elif table == "flows":
+            cols = []
+            for key, f in self.flows.items():
+                cols += [(key, f.delivered_bytes), (f"{key} delivered_packets", f.delivered_packet_bins),
+                         (f"{key} drops", f.drop_bins)]
+        else:
+            raise ValueError(f"table must be 'links' or 'flows', not {table!r} (queues change at "
+                             f"any time, not per bin: channel(name).queue_packets.to_lists())")
+        out: dict[str, list] = {"time_s": self.bin_times_s(until)}
+        out.update((name, counter._padded(until)) for name, counter in cols)
+        return out
+
+    def to_dataframe(self, table: str = "flows", until: int | None = None):
+        """:meth:`series` as a pandas ``DataFrame`` indexed by ``time_s`` (needs pandas;
+        without it :meth:`to_csv` writes the same tables)."""
+        try:
+            import pandas
+        except ImportError:
+            raise ImportError("NetworkMonitor.to_dataframe() needs pandas (pip install pandas); "
+                              "without it, mon.to_csv(directory) writes the same tables as CSV") from None
+        return pandas.DataFrame(self.series(table, until)).set_index("time_s")
 
     def to_csv(self, directory) -> list[str]:
         """Write ``queues.csv`` (occupancy at every change), ``links.csv`` (per bin and channel:

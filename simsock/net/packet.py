@@ -43,7 +43,7 @@ class IcmpError:
 
 
 class Packet:
-    __slots__ = ("uid", "src", "dst", "proto", "payload", "size", "created", "ttl", "enqueued_at", "truesize")
+    __slots__ = ("uid", "src", "dst", "proto", "payload", "size", "created", "ttl", "enqueued_at", "truesize", "trace_hdr")
 
     def __init__(self, uid: int, src: str, dst: str, proto: int, payload, created: int, ttl: int = 64):
         self.uid = uid
@@ -56,6 +56,7 @@ class Packet:
         self.ttl = ttl
         self.enqueued_at = 0   # set by the queue that holds it (qdiscs use it for sojourn time)
         self.truesize = 0      # kernel memory charged for it at the receiver (set on delivery)
+        self.trace_hdr = None  # its header fields as the trace keeps them (simsock.trace.packet_header)
 
     @property
     def flow(self) -> tuple:

@@ -53,6 +53,7 @@ import random
 from collections import deque
 from typing import Callable
 
+from simsock import validate
 from simsock.net.packet import Packet
 from simsock.units import NS_PER_S, parse_time
 
@@ -61,28 +62,9 @@ __all__ = ["Qdisc", "DropTail", "RED", "CoDel"]
 DropCallback = Callable[[Packet, str, int], None]
 
 
-def _as_ns(value, what: str, example: str = "5ms") -> int:
-    """A duration given as int nanoseconds or a string with a unit -> int nanoseconds.
-
-    Floats are refused: inside simsock a bare number is nanoseconds, and ``0.005`` would be
-    ambiguous (5 ms in seconds, or 0.005 ns?).
-    """
-    if isinstance(value, str):
-        return parse_time(value, what=what)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{what} must be an int number of nanoseconds or a string such as "
-                        f"{example!r}, not {type(value).__name__} {value!r}")
-    if value < 0:
-        raise ValueError(f"{what} must not be negative, got {value!r}")
-    return value
-
-
-def _positive_int(value, what: str, example: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{what} must be an int (e.g. {example}), not {type(value).__name__} {value!r}")
-    if value <= 0:
-        raise ValueError(f"{what} must be positive, got {value!r}")
-    return value
+# Checks of constructor arguments live with every other world value's (simsock/validate.py).
+_as_ns = validate.ns_duration
+_positive_int = validate.positive_int
 
 
 class Qdisc:

@@ -12,6 +12,8 @@ import dataclasses
 import json
 import os
 
+from simsock import validate
+
 from .base import Profile
 from .linux import LINUX
 from .windows import WINDOWS
@@ -22,13 +24,16 @@ PROFILES = {"linux": LINUX, "windows": WINDOWS}
 def get_profile(profile) -> Profile:
     """Resolve a profile given by name, object or JSON file path."""
     if isinstance(profile, Profile):
-        return profile
+        return validate.profile(profile, source=f"profile {profile.name!r}")
     if not isinstance(profile, (str, os.PathLike)):
         raise TypeError(f"profile must be a name ({', '.join(sorted(PROFILES))}), a Profile or a JSON file path, "
                         f"not {type(profile).__name__}")
     key = os.fspath(profile)
     if key in PROFILES:
         return PROFILES[key]
+    if os.path.isdir(key):
+        raise ValueError(f"profile {key!r} is a directory; give the path of a profile JSON file (written by "
+                         f"'simsock profile --from-host -o FILE') or a profile name: {', '.join(sorted(PROFILES))}")
     if os.path.exists(key):
         with open(key, encoding="utf-8") as f:
             try:
@@ -57,7 +62,7 @@ def profile_from_dict(data: dict, source: str = "dict") -> Profile:
         raise ValueError(f"profile {source}: unknown fields {unknown}; valid fields are {sorted(fields)}")
     values = {k: (tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list) else v)
               for k, v in data.items() if k != "base"}
-    return dataclasses.replace(PROFILES[base], **values)
+    return validate.profile(dataclasses.replace(PROFILES[base], **values), source=f"profile {source}")
 
 
 def without_cpu_costs(profile="linux") -> Profile:

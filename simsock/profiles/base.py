@@ -53,6 +53,20 @@ class Profile:
     tcp_dsack: bool = True           # net.ipv4.tcp_dsack: report duplicate segments (RFC 2883)
     tcp_recovery: int = 1            # net.ipv4.tcp_recovery: 1 RACK loss detection, 0 RFC 6675
     tcp_early_retrans: int = 3       # net.ipv4.tcp_early_retrans: 3/4 tail loss probes, 0-2 none
+    #: net.ipv4.tcp_congestion_control: the algorithm a new TCP socket gets (TCP_CONGESTION)
+    tcp_congestion_control: str = "cubic"
+    #: net.core.default_qdisc: "fq" makes every TCP flow paced at sk_pacing_rate (fq pacing);
+    #: anything else leaves pacing to congestion modules that ask for it (BBR)
+    default_qdisc: str = "pfifo_fast"
+
+    # --- kernel clock and connection admission ----------------------------------------------
+    #: CONFIG_HZ: SO_RCVTIMEO/SO_SNDTIMEO are kept in jiffies, so a timeval is rounded up
+    #: to 1/hz s (250 on this machine's kernel: 1 us is stored and read back as 4000 us).
+    hz: int = 250
+    #: net.ipv4.tcp_syncookies: 1 sends SYN cookies when the SYN or accept queue overflows.
+    tcp_syncookies: int = 1
+    #: net.ipv4.tcp_max_syn_backlog: the SYN queue's bound (with the listen backlog).
+    tcp_max_syn_backlog: int = 2048
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -9,12 +9,13 @@ congestion control). Every number has one of these sources:
 * **sysctl** (``/proc/sys``): ``net.core.{r,w}mem_{default,max}``, ``net.core.somaxconn``,
   ``net.ipv4.tcp_{r,w}mem``, ``ip_local_port_range``, ``ip_default_ttl``,
   ``icmp_ratelimit`` (ms), ``ipfrag_time`` (s), ``tcp_sack``, ``tcp_dsack``, ``tcp_recovery``,
-  ``tcp_early_retrans``;
+  ``tcp_early_retrans``, ``tcp_syncookies``, ``tcp_max_syn_backlog``;
 * **uname**: ``kernel`` is ``os.uname().release``;
 * **sysfs** (``/sys/class/net``): lo's MTU; the MTU and ``tx_queue_len`` of the interface of
   the default route (``/proc/net/route``), if there is one;
 * **getsockopt** on fresh sockets: ``setsockopt(SO_RCVBUF/SO_SNDBUF, 1)`` reads back the
-  minimums (SOCK_MIN_RCVBUF/SNDBUF); ``10000`` reads back 20000 where the kernel doubles;
+  minimums (SOCK_MIN_RCVBUF/SNDBUF); a 1 us SO_RCVTIMEO reads back as one jiffy (``hz``);
+  ``10000`` reads back 20000 where the kernel doubles;
   a fresh UDP socket's and TCP socket's buffers are checked against the sysctls;
 * **loopback measurements**: the largest UDP payload (``sendto`` of 65507 works, 65508 is
   EMSGSIZE), the MSS of a connected loopback TCP socket (``TCP_MAXSEG``, reported in the
@@ -264,9 +265,12 @@ def measure() -> HostProfile:
     put("ipfrag_time_ns", v[0] * 1_000_000_000 if v else None, "sysctl net.ipv4.ipfrag_time (s)")
     for name, sysctl, conv in (("tcp_sack", "net.ipv4.tcp_sack", bool), ("tcp_dsack", "net.ipv4.tcp_dsack", bool),
                                ("tcp_recovery", "net.ipv4.tcp_recovery", int),
-                               ("tcp_early_retrans", "net.ipv4.tcp_early_retrans", int)):
+                               ("tcp_early_retrans", "net.ipv4.tcp_early_retrans", int),
+                               ("tcp_syncookies", "net.ipv4.tcp_syncookies", int),
+                               ("tcp_max_syn_backlog", "net.ipv4.tcp_max_syn_backlog", int)):
         v = _ints(_sysctl(sysctl))
         put(name, conv(v[0]) if v else None, f"sysctl {sysctl}")
+    put("hz", kernel_hz(), "SO_RCVTIMEO of 1 us reads back as one jiffy")
     put("loopback_mtu", _sysfs_int("lo", "mtu"), "/sys/class/net/lo/mtu")
     iface = default_route_interface()
     if iface is not None:
@@ -302,10 +306,15 @@ def measure() -> HostProfile:
     notes.append(f"loopback TCP: tcpi_advmss {advmss}, TCP_MAXSEG right after connect {maxseg}; the simulator "
                  f"derives its MSS from loopback_mtu: {derived}"
                  + ("" if advmss == derived else " (differs: the profile cannot express this host's MSS)"))
+    put("default_qdisc", _sysctl("net.core.default_qdisc"), "sysctl net.core.default_qdisc")
     cc = _sysctl("net.ipv4.tcp_congestion_control")
-    if cc is not None and cc != "cubic":
-        notes.append(f"the host's default congestion control is {cc}; the simulator's is cubic "
-                     f"(set TCP_CONGESTION to compare like with like)")
+    if cc is not None:
+        from simsock.tcp import cc as cc_registry
+        if cc in cc_registry.available():
+            put("tcp_congestion_control", cc, "sysctl net.ipv4.tcp_congestion_control")
+        else:
+            notes.append(f"the host's default congestion control is {cc}, which the simulator does not "
+                         f"have; new sockets use {LINUX.tcp_congestion_control}")
     for name in (f.name for f in dataclasses.fields(Profile)):
         if name not in values:
             values[name] = getattr(LINUX, name)
@@ -315,11 +324,25 @@ def measure() -> HostProfile:
     return HostProfile(values, sources, notes)
 
 
+def kernel_hz() -> int | None:
+    """CONFIG_HZ, from the jiffy a 1-microsecond SO_RCVTIMEO is rounded up to."""
+    import struct
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 0, 1))
+            sec, usec = struct.unpack("ll", s.getsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, 16))
+    except (OSError, struct.error):
+        return None
+    jiffy = sec * 1_000_000 + usec
+    return 1_000_000 // jiffy if jiffy > 0 else None
+
+
 def measured_fields() -> list[str]:
     """Fields that :func:`measure` reads or measures on the host (the others are copied)."""
     return ["kernel", "rmem_default", "wmem_default", "rmem_max", "wmem_max", "somaxconn", "ip_default_ttl",
             "tcp_rmem", "tcp_wmem", "ip_local_port_range", "icmp_ratelimit_ns", "ipfrag_time_ns",
-            "tcp_sack", "tcp_dsack", "tcp_recovery", "tcp_early_retrans",
+            "tcp_sack", "tcp_dsack", "tcp_recovery", "tcp_early_retrans", "tcp_congestion_control",
+            "default_qdisc", "tcp_syncookies", "tcp_max_syn_backlog", "hz",
             "loopback_mtu", "default_mtu", "txqueuelen", "sock_min_rcvbuf", "sock_min_sndbuf",
             "sockopt_buf_doubles", "udp_max_payload", "udp_truesize_steps", "udp_truesize_linear"]
 

@@ -30,6 +30,21 @@ Where each comes from:
   ``tcp_early_retrans`` 3 or 4 enables tail loss probes (tcp_schedule_loss_probe checks
   ``net.ipv4.tcp_early_retrans == 3 || == 4``); 0-2 disable them (Documentation/networking/
   ip-sysctl.rst: 0 disables TLP, 3 or 4 enables it, 3 is the default).
+* ``tcp_congestion_control`` "cubic": the algorithm a new TCP socket gets. Upstream Linux
+  builds with ``CONFIG_DEFAULT_TCP_CONG="cubic"`` (net/ipv4/Kconfig's default since 2.6.19),
+  and so do the major distributions' kernels (Debian, Ubuntu, Fedora, RHEL); this profile
+  keeps it, so that worlds and experiments written before BBR existed here run unchanged.
+  The machine these numbers were checked on is an exception: its kernel is built with
+  ``CONFIG_DEFAULT_BBR=y`` (``/proc/config.gz``; ``sysctl net.ipv4.tcp_congestion_control``
+  says bbr), like several cloud images. ``simsock profile --from-host`` reads the sysctl, so
+  a profile measured there uses bbr; ``dataclasses.replace(LINUX,
+  tcp_congestion_control="bbr")`` is such a kernel by hand; ``setsockopt(IPPROTO_TCP,
+  TCP_CONGESTION, b"bbr")`` picks it per socket, as on Linux.
+* ``default_qdisc`` "pfifo_fast": ``net.core.default_qdisc`` (upstream's and this machine's).
+  With "fq", Linux paces every TCP flow at ``sk_pacing_rate`` (sch_fq; for cubic/reno that is
+  ``tcp_update_pacing_rate``: 200 % of cwnd x mss / srtt in slow start below ssthresh/2,
+  120 % after, ``net.ipv4.tcp_pacing_ss_ratio``/``tcp_pacing_ca_ratio``); simsock then paces
+  them as it paces BBR (fq's per-flow fair queueing itself is not modelled).
 
 CPU costs (the CPU model, simsock/kernel/cpu.py). Python cannot time a system call by
 itself; ``benchmarks/cpu_costs.py`` times real calls from Python on the test machine (a
@@ -100,4 +115,6 @@ LINUX = Profile(
     select_per_fd_ns=55,
     epoll_per_event_ns=100,
     thread_stack_bytes=8 << 20,
+    tcp_congestion_control="cubic",
+    default_qdisc="pfifo_fast",
 )

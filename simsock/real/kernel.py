@@ -54,6 +54,7 @@ class ThreadHandle:
         self.failed_ns = 0
         self.done = threading.Event()
         self.current_call: str | None = None
+        self.settled = threading.Event()   # reached a call that may wait (see RealWorld.run)
         self.os_thread: threading.Thread | None = None
 
     @property
@@ -61,6 +62,9 @@ class ThreadHandle:
         return self.os_thread is not None and not self.done.is_set()
 
     async def join(self, timeout: float | None = None):
+        caller = getattr(self.world._local, "thread", None)
+        if caller is not None:
+            caller.settled.set()
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self.done.is_set():
             self.world._check_abort()
@@ -104,6 +108,7 @@ class RealKernel:
 
     async def sleep(self, seconds: float) -> None:
         self._world._check_abort()
+        self._thread.settled.set()
         if self._world._abort_event.wait(max(0.0, float(seconds))):
             self._world._check_abort()
 
@@ -133,6 +138,12 @@ class RealKernel:
         world._adopt_socket(wrapped)
         world._record("socket", sock.fileno(), [family, type, proto], {"fd": sock.fileno()}, None)
         return wrapped
+
+    def ioctl(self, sock, request, arg=None):
+        """``fcntl.ioctl`` on a socket of this world (see the simulator's ``k.ioctl``)."""
+        if not isinstance(sock, RealSocket):
+            raise TypeError(f"ioctl() needs a socket of this world, not {type(sock).__name__}")
+        return sock.ioctl(request) if arg is None else sock.ioctl(request, arg)
 
     async def settle(self) -> None:
         """Wait until this host's sockets have nothing left to send (SIOCOUTQ is 0), at

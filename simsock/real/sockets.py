@@ -28,7 +28,9 @@ own implicit bind.
 from __future__ import annotations
 
 import errno
+import fcntl
 import socket as _socket
+import struct
 
 from simsock.trace import trace_value
 
@@ -77,6 +79,7 @@ class RealSocket:
 
     def _autobind(self, resolved) -> None:
         """Bind an unbound socket to its host's own address before it talks to another host."""
+        self._world._check_route(self._host, resolved)
         if self._bound or self._world.namespaces or self._sock.family != _socket.AF_INET:
             return
         if isinstance(resolved, tuple) and self._world._is_host_address(resolved[0]):
@@ -190,8 +193,23 @@ class RealSocket:
         def do():
             resolved = self._resolve(address)
             self._autobind(resolved)
+            if self._wildcard_to_host(resolved):
+                # A socket bound to 0.0.0.0 would send from 127.0.0.1 (lo's primary address);
+                # a simulated host sends from its own address, so say that one (IP_PKTINFO).
+                info = struct.pack("=i4s4s", 0, _socket.inet_aton(self._host.address), bytes(4))
+                return self._sock.sendmsg([data], [(_socket.IPPROTO_IP, _IP_PKTINFO, info)],
+                                          *(flags or [0]), resolved)
             return self._sock.sendto(data, *flags, resolved)
         return self._call("sendto", [data, *flags_and_address], do)
+
+    def _wildcard_to_host(self, resolved) -> bool:
+        """A UDP socket bound to 0.0.0.0 sending to another host (loopback aliases only)."""
+        if self._world.namespaces or self._sock.type != _socket.SOCK_DGRAM:
+            return False
+        if not (isinstance(resolved, tuple) and self._world._is_host_address(resolved[0])
+                and resolved[0] != self._host.address):
+            return False
+        return self._sock.getsockname()[0] == "0.0.0.0"
 
     async def recv(self, bufsize: int, *flags) -> bytes:
         return self._call("recv", [bufsize, *flags], lambda: self._sock.recv(bufsize, *flags))
@@ -207,6 +225,48 @@ class RealSocket:
     async def recvfrom_into(self, buffer, nbytes: int = 0, *flags):
         args = [len(memoryview(buffer)), *([nbytes] if nbytes or flags else []), *flags]
         return self._call("recvfrom_into", args, lambda: self._sock.recvfrom_into(buffer, nbytes, *flags))
+
+
+    # -- recvmsg / sendmsg / ioctl (the simulator's shapes) ----------------------------------
+    async def sendmsg(self, buffers, *rest) -> int:
+        # recorded as the program wrote it; a host name in the address is resolved first
+        def do():
+            if len(rest) < 3 or rest[2] is None:
+                return self._sock.sendmsg(buffers, *rest[:2])
+            resolved = self._resolve(rest[2])
+            self._autobind(resolved)
+            return self._sock.sendmsg(buffers, rest[0], rest[1], resolved)
+        return self._call("sendmsg", [buffers, *rest], do)
+
+    async def recvmsg(self, bufsize, *rest):
+        return self._call("recvmsg", [bufsize, *rest], lambda: self._sock.recvmsg(bufsize, *rest))
+
+    async def recvmsg_into(self, buffers, *rest):
+        buffers = list(buffers)
+        return self._call("recvmsg_into", [[len(memoryview(b)) for b in buffers], *rest],
+                          lambda: self._sock.recvmsg_into(buffers, *rest))
+
+    def tcp_info(self) -> dict:
+        """The real kernel's ``struct tcp_info`` as a dict (the simulator's ``tcp_info()``);
+        no trace record, like the simulated one."""
+        from simsock.tcp.info import TCP_INFO_SIZE, unpack_tcp_info
+        return unpack_tcp_info(self._sock.getsockopt(_socket.IPPROTO_TCP, _socket.TCP_INFO, TCP_INFO_SIZE))
+
+    def ioctl(self, request, arg=None):
+        """fcntl.ioctl on the socket; without ``arg`` the int the request reads (as the
+        simulator's ``k.ioctl``)."""
+        def do():
+            fd = self._sock.fileno()
+            if fd < 0:
+                raise OSError(errno.EBADF, "Bad file descriptor")
+            if arg is None:
+                buf = bytearray(4)
+                fcntl.ioctl(fd, request, buf)
+                return int.from_bytes(buf, "little", signed=True)
+            return fcntl.ioctl(fd, request, arg)
+        return self._call("ioctl", [request] if arg is None else [request, arg], do)
+
+_IP_PKTINFO = 8   # <linux/in.h>; the socket module does not export it
 
 
 def recorded_call(world, call: str, fd: int, args: list, fn, result_for_trace=None):

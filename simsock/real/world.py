@@ -15,6 +15,22 @@ bind the same port on 0.0.0.0. Use ``RealWorld(namespaces=True)`` (root only) wh
 or when links need a rate: there each host is a network namespace (see
 :mod:`simsock.real.netns`) and a name resolves to the host's address on its first link.
 
+Links. As in the simulator (where hosts do not forward), a host reaches another only over a
+link joining the two: a ``connect`` or ``sendto`` to a host it shares no link with raises
+ENETUNREACH, although without namespaces the machine's loopback could deliver it. A UDP
+socket bound to 0.0.0.0 sends to another host from its own host's address (``IP_PKTINFO``),
+not from 127.0.0.1, so replies name the host as a simulated reply does.
+
+Start order. The simulator runs the threads spawned before ``run`` in spawn order at time 0,
+each until it first waits. Real threads run at once, so a client could send before the
+server spawned before it has bound its port. ``run`` therefore starts them one after
+another: each once the previous one has reached a call that may wait (``recv``, ``accept``,
+``sleep``, ``epoll.poll`` … or has returned), at most ``STARTUP_WAIT`` seconds later. What
+remains different: after that, threads of different hosts run truly in parallel, so events
+that the simulator orders by nanoseconds (two clients' connects at the same instant, how
+many bytes have arrived when a ``recv`` returns) can come in another order or split
+differently; programs that are compared should leave time between such events.
+
 Time. ``until`` is wall-clock seconds from ``run``. A run ends when every thread has
 returned, when one fails (its exception is re-raised as :class:`SimulationError`), or at the
 bound. Stopping a run shuts down and closes every socket its programs still hold and wakes
@@ -26,17 +42,26 @@ recorded. Threads still running at the bound are an error naming them (``unfinis
 
 from __future__ import annotations
 
+import errno as _errno
 import ipaddress
 import os
 import socket as _socket
 import threading
 import time
 
+from simsock import validate
 from simsock.errors import SimulationError, gai_error
 from simsock.trace import Trace, errno_of
 from simsock.real import netns
 from simsock.real.kernel import RealKernel, ThreadHandle
 from simsock.real.sockets import RealSocket, plain
+
+
+STARTUP_WAIT = 0.5   # seconds run() waits for a thread to reach a call that may wait
+# Calls that may wait: a thread that reaches one lets run() start the next thread.
+_MAY_WAIT = frozenset({"accept", "connect", "connect_ex", "recv", "recvfrom", "recv_into",
+                       "recvfrom_into", "send", "sendall", "sendto", "select", "poll.poll",
+                       "epoll.poll", "sleep", "join"})
 
 
 class _Aborted(BaseException):
@@ -122,16 +147,24 @@ class RealWorld:
         raise ValueError("the real backend has no routers: link hosts directly "
                          "(RealWorld(namespaces=True).add_link)")
 
-    def add_link(self, a, b, rate=None, delay=None, mtu=None, queue=None, loss=None, **_ignored) -> dict:
+    def add_link(self, a, b, rate=None, delay=None, mtu=None, queue=None, loss=None, qdisc=None, *,
+                 ab=None, ba=None, **_ignored) -> dict:
         """Join two hosts. Without namespaces all hosts already share the loopback, so a link
         is accepted only without a rate or delay. With namespaces it is a veth pair, rate
-        limited by a token bucket; delay and loss are refused (no netem on this kernel)."""
-        from simsock.units import parse_rate, parse_size, parse_time
+        limited by a token bucket; delay and loss are refused (no netem on this kernel).
+
+        A :class:`simsock.TBF` given as ``qdisc=`` (both ends) or in ``ab=``/``ba=`` (one end's
+        egress, as in the simulator) becomes that ``tc qdisc ... tbf`` with the same rate,
+        burst, limit and peak rate; ``ab``/``ba`` may also set ``rate`` and ``queue`` for one
+        end. Other settings per direction are refused, as are other qdiscs in ``ab``/``ba``
+        (only tbf is reproduced)."""
+        from simsock.units import parse_size, parse_time
         ha, hb = self._host(a), self._host(b)
         has_delay = delay is not None and parse_time(delay, what="delay") > 0
         has_loss = loss is not None and float(loss) > 0
+        ends = self._link_ends(rate, queue, qdisc, ab, ba)
         if not self.namespaces:
-            if rate is not None or has_delay or has_loss:
+            if rate is not None or has_delay or has_loss or any(e[0] is not None or e[2] is not None for e in ends):
                 raise ValueError("real links with a rate, delay or loss need RealWorld(namespaces=True); "
                                  "without namespaces all hosts share the machine's loopback")
             link = {"a": ha.name, "b": hb.name}
@@ -159,11 +192,16 @@ class RealWorld:
                 netns.add_route(ha.namespace, hb.address, addr_b, dev)
             if ha.address != addr_a:
                 netns.add_route(hb.namespace, ha.address, addr_a, dev)
-            if rate is not None:
-                bps = parse_rate(rate)
-                qp = None if queue is None else int(queue if not hasattr(queue, "packets") else queue.packets)
-                netns.rate_limit(ha.namespace, dev, bps, mtu_v, qp)
-                netns.rate_limit(hb.namespace, dev, bps, mtu_v, qp)
+            for h, (end_rate, end_queue, tbf) in zip((ha, hb), ends):
+                if tbf is not None:
+                    netns.tbf(h.namespace, dev, tbf.rate, tbf.burst, tbf.limit, tbf.peakrate, tbf.mtu)
+                elif end_rate is not None:
+                    bps = validate.rate(end_rate, "link rate")
+                    qp = qb = None
+                    if end_queue is not None:
+                        kind, n = validate.queue(end_queue, "queue")
+                        qp, qb = (n, None) if kind == "packets" else (None, n)
+                    netns.rate_limit(h.namespace, dev, bps, mtu_v, qp, qb)
         except OSError:
             self.close()
             raise
@@ -171,6 +209,34 @@ class RealWorld:
                 "addresses": (addr_a, addr_b)}
         self.links.append(link)
         return link
+
+    @staticmethod
+    def _link_ends(rate, queue, qdisc, ab, ba) -> list:
+        """(rate, queue, TBF or None) for the a->b and b->a ends of a real link."""
+        from simsock.net.tbf import TBF
+
+        def as_tbf(q, what):
+            if q is None:
+                return None
+            if not isinstance(q, TBF) and callable(q) and not hasattr(q, "enqueue"):
+                q = q()
+            return q if isinstance(q, TBF) else None
+        base = as_tbf(qdisc, "add_link(qdisc=)")
+        ends = []
+        for name, over in (("ab", ab), ("ba", ba)):
+            over = {} if over is None else over
+            if not isinstance(over, dict):
+                raise TypeError(f"add_link({name}=) must be a dict of settings for one direction")
+            other = sorted(set(over) - {"rate", "queue", "qdisc"})
+            if other:
+                raise ValueError(f"add_link({name}=): the real backend reproduces only rate, queue and a "
+                                 f"simsock.TBF qdisc per direction, not {', '.join(other)}")
+            tbf = as_tbf(over.get("qdisc"), f"add_link({name}=)")
+            if over.get("qdisc") is not None and tbf is None:
+                raise ValueError(f"add_link({name}=): the real backend reproduces only a simsock.TBF qdisc "
+                                 f"(as tc tbf), not {over['qdisc']!r}")
+            ends.append((over.get("rate", rate), over.get("queue", queue), tbf if tbf is not None else base))
+        return ends
 
     def _host(self, h) -> RealHost:
         if isinstance(h, RealHost):
@@ -194,11 +260,65 @@ class RealWorld:
             raise gai_error(name) from None
 
     def _resolve_address(self, address):
+        """A program's (host, port, ...) with the host resolved, refused (PermissionError,
+        EPERM) unless it stays inside this world: see :meth:`check_address`."""
         if isinstance(address, tuple) and address and isinstance(address[0], str):
             if address[0] in ("", "<broadcast>"):
+                self.check_address(address[0])
                 return address
-            return (self.resolve(address[0]), *address[1:])
+            resolved = (self.resolve(address[0]), *address[1:])
+            self.check_address(resolved[0], given=address[0])
+            return resolved
         return address
+
+    def check_address(self, ip: str, given: str | None = None) -> None:
+        """Refuse an address outside this world, so that no program on the real backend
+        reaches beyond the machine (or beyond the namespaces this world made).
+
+        Allowed: the wildcard (``0.0.0.0``, ``::``, ``""``), loopback (``127.0.0.0/8``,
+        ``::1``, ``::ffff:127.x.y.z``) and, with namespaces, the addresses of this world's
+        hosts, 255.255.255.255 and its links' broadcast addresses (they stay on veth pairs
+        between namespaces it made). Anything else raises :class:`PermissionError` with
+        ``errno.EPERM`` — what a firewall rule refusing the packet gives on Linux — and a
+        message saying why; bind, connect, connect_ex and sendto check it before the call."""
+        text = "255.255.255.255" if ip == "<broadcast>" else ip
+        if text == "":
+            return
+        try:
+            addr = ipaddress.ip_address(text.split("%", 1)[0])
+        except ValueError:
+            return    # not an IP address (an AF_UNIX path, ...): nothing leaves the machine
+        mapped = getattr(addr, "ipv4_mapped", None)
+        for a in (addr, mapped):
+            if a is not None and (a.is_loopback or a.is_unspecified):
+                return
+        if self.namespaces:
+            plain = str(mapped or addr)
+            if self._is_host_address(plain) or plain == "255.255.255.255" or any(
+                    plain == ipaddress.ip_interface(f"{x}/24").network.broadcast_address.compressed
+                    for link in self.links for x in link.get("addresses", ())[:1]):
+                return
+            where = ("only loopback and the addresses of this world's namespaces ("
+                     + ", ".join(sorted({a for h in self.hosts.values() for a in h.addresses})) + ")")
+        else:
+            where = ("only loopback (127.0.0.0/8, ::1): without namespaces a packet to any other address "
+                     "would leave through this machine's real interfaces; use a host name of this world, "
+                     "127.0.0.1, or RealWorld(namespaces=True)")
+        shown = ip if given is None or given == ip else f"{given} ({ip})"
+        raise PermissionError(_errno.EPERM, f"simsock.real refuses address {shown}: the real backend reaches "
+                                            f"{where}")
+
+    def _check_route(self, host: RealHost, address) -> None:
+        """ENETUNREACH for a call to another host that shares no link with ``host``, as the
+        simulator (and Linux without a route) answers; the machine's loopback (without
+        namespaces) or the namespace's own ``lo`` would otherwise deliver it somewhere."""
+        if not (isinstance(address, tuple) and address and isinstance(address[0], str)):
+            return
+        target = next((h for h in self.hosts.values() if address[0] in h.addresses), None)
+        if target is None or target is host:
+            return
+        if not any({link["a"], link["b"]} == {host.name, target.name} for link in self.links):
+            raise OSError(_errno.ENETUNREACH, os.strerror(_errno.ENETUNREACH))
 
     def _is_host_address(self, ip: str) -> bool:
         return any(ip in h.addresses for h in self.hosts.values())
@@ -224,6 +344,23 @@ class RealWorld:
                              daemon=True)
         th.os_thread = t
         t.start()
+
+    def _start_in_order(self) -> None:
+        """Start the threads spawned before run() one after another, each once the one before
+        has reached its first call that may wait (or returned, or STARTUP_WAIT passed): a
+        server spawned before its clients is then listening before they start, as in the
+        simulator, where threads started at time 0 run in spawn order until they wait."""
+        with self._lock:
+            pending = list(self._threads)
+        for th in pending:
+            with self._lock:
+                self._start(th)
+            deadline = time.monotonic() + STARTUP_WAIT
+            while not (th.settled.is_set() or th.done.is_set() or self._failure is not None):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                th.settled.wait(min(left, 0.01))
 
     def _thread_main(self, th: ThreadHandle) -> None:
         self._local.thread = th
@@ -261,14 +398,17 @@ class RealWorld:
             raise RuntimeError("a RealWorld runs once; build a new one")
         self._started = True
         bound_ns = None if until is None else parse_time(until, what="until")
+        # SIGTERM/SIGINT stop the run, delete its namespaces and exit with one line
+        with netns._lock:
+            netns.running_worlds += 1
+        netns.guard_signals()
+        netns.on_signal_stop = self._stop
         try:
             self._t0 = time.monotonic_ns()
             if self.trace.want_events:
                 for h in self.hosts.values():
                     self.trace.event(0, h.name, "host", {"index": h.index, "addresses": list(h.addresses)})
-            with self._lock:
-                for th in list(self._threads):
-                    self._start(th)
+            self._start_in_order()
             while True:
                 self._changed.clear()
                 with self._lock:
@@ -301,6 +441,11 @@ class RealWorld:
         finally:
             self._ended = True
             self.close()
+            with netns._lock:
+                netns.running_worlds -= 1
+            if netns.on_signal_stop == self._stop:
+                netns.on_signal_stop = None
+            netns.release_signals()
 
     def _stop(self) -> None:
         """Wake and unwind every thread still running, then give them a moment to return."""
@@ -370,6 +515,8 @@ class RealWorld:
         th = getattr(self._local, "thread", None)
         if th is not None:
             th.current_call = call
+            if call in _MAY_WAIT:
+                th.settled.set()
 
     def _leave_call(self) -> None:
         th = getattr(self._local, "thread", None)

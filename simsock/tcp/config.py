@@ -52,6 +52,12 @@ class TcpConfig:
     linger: float | None = None      # SO_LINGER seconds; 0 -> close() sends RST
     congestion: str = "cubic"        # net.ipv4.tcp_congestion_control (kernel default cubic)
     timestamps: bool = True          # net.ipv4.tcp_timestamps=1
+    #: net.ipv4.tcp_ecn: 1 request ECN on active opens and accept it, 2 (default) accept it
+    #: when the peer asks, 0 never. Negotiation and ECT(0) marking of new data only: the
+    #: congestion signals (CE -> ECE -> CWR) are not modelled (no simulated queue marks CE).
+    ecn: int = 2
+    #: net.ipv4.tcp_notsent_lowat (UINT_MAX: no limit): the default of TCP_NOTSENT_LOWAT
+    notsent_lowat: int = 0xFFFFFFFF
     sack: bool = True                # net.ipv4.tcp_sack=1: offer/accept SACK-permitted (RFC 2018)
     dsack: bool = True               # net.ipv4.tcp_dsack=1: report duplicates (RFC 2883)
     #: net.ipv4.tcp_recovery: bit 0x1 = RACK loss detection (RFC 8985, Linux's default);
@@ -61,6 +67,11 @@ class TcpConfig:
     #: tcp_schedule_loss_probe); 0-2 disable them.
     early_retrans: int = 3
     window_scaling: bool = True      # net.ipv4.tcp_window_scaling=1
+    #: the interface's qdisc is fq (net.core.default_qdisc=fq): every flow is paced at
+    #: sk_pacing_rate, not only those whose congestion module asks (SK_PACING_FQ)
+    fq_pacing: bool = False
+    pacing_ss_ratio: int = 200       # net.ipv4.tcp_pacing_ss_ratio (tcp_update_pacing_rate)
+    pacing_ca_ratio: int = 120       # net.ipv4.tcp_pacing_ca_ratio
     # --- congestion / timers -----------------------------------------------------------
     init_cwnd: int = 10              # TCP_INIT_CWND (RFC 6928)
     rto_init: int = 1 * S            # TCP_TIMEOUT_INIT (RFC 6298 2.1)

@@ -60,7 +60,8 @@ from simsock.tcp.buffers import ReceiveQueue, SendQueue
 from simsock.tcp.config import TcpConfig
 from simsock.tcp.congestion import CongestionState, get_ops
 from simsock.tcp.rtt import RttEstimator
-from simsock.tcp.segment import ACK, FIN, RST, SYN, TIMESTAMP_OPTION, Segment
+from simsock.tcp.segment import ACK, CWR, ECE, FIN, RST, SYN, TIMESTAMP_OPTION, Segment
+from simsock.tcp.rate import RateSampler
 from simsock.tcp.receiver import Receiver
 from simsock.tcp.recovery import TCP_REORDERING, Recovery
 from simsock.tcp.sack import SackBlocks, max_sack_blocks
@@ -77,7 +78,7 @@ def unwrap(wire: int, ref: int) -> int:
     return ref + ((wire - ref + 0x80000000) & MASK) - 0x80000000
 
 
-class TcpConnection(Receiver, Sender, Recovery):
+class TcpConnection(Receiver, Sender, Recovery, RateSampler):
     """A TCP endpoint (a ``struct tcp_sock``) driven by the kernel: see the module docstring."""
 
     def __init__(self, local: tuple[str, int], remote: tuple[str, int], config: TcpConfig,
@@ -92,13 +93,20 @@ class TcpConnection(Receiver, Sender, Recovery):
         self.max_window = 0
         self.snd_wscale = self.rcv_wscale = 0
         self.ts_ok = self.sack_ok = False
+        self.ecn_ok = False              # TCP_ECN_OK: negotiated on the handshake
         self.ts_recent = 0
         self.peer_mss = 536
         self.mss_cache = config.mss - (TIMESTAMP_OPTION if config.timestamps else 0)
+        self.advmss = self.mss_cache     # tp->advmss: the MSS we advertised, less the timestamp option
         self.sndbuf, self.rcvbuf = config.sndbuf, config.rcvbuf
         self.sendq = SendQueue(iss + 1, config.skb_tx_overhead)
         self.rcvq = ReceiveQueue(config.skb_rx_overhead, config.rx_coalesce)
         self.fin_queued = self.fin_sent = False
+        self.notsent_lowat = 0           # TCP_NOTSENT_LOWAT (0: the sysctl's value)
+        self.send_eor = False            # the socket's send() has MSG_EOR (SendQueue.append)
+        self.send_more = False           # ... MSG_MORE: no PSH mark, corked push (tcp_push)
+        self.push_cork = False           # the next _write_xmit holds sub-MSS tails (TCP_NAGLE_CORK)
+        self.push_now = False            # the next _write_xmit ignores cork and Nagle (TCP_NAGLE_PUSH)
         self.records: deque[list] = deque()  # in flight: [start, end, sent_ns, flags] (recovery.py)
         self.lost_out = self.retrans_out = self.sacked_out = self.dupacks = 0
         # SACK scoreboard, RACK and PRR (recovery.py)
@@ -119,7 +127,7 @@ class TcpConnection(Receiver, Sender, Recovery):
         self.high_seq = iss
         self.snd_sml = iss
         self.max_packets_out = 0
-        self.max_packets_out_valid = False
+        self.cwnd_usage_seq = iss       # tp->cwnd_usage_seq (tcp_cwnd_validate)
         self.retrans_stamp = 0
         self.backoff = self.retransmits = self.probes_out = 0
         self.rtx_reason = "timeout"
@@ -127,6 +135,8 @@ class TcpConnection(Receiver, Sender, Recovery):
         self.rtt = RttEstimator(config.rto_init, config.rto_min, config.rto_max)
         self.tp = CongestionState(config.init_cwnd, self.mss_cache)
         self.cc = get_ops(config.congestion)
+        self.tp.rand_seed = iss          # a per-connection seed for the module (BBR's cycle phase)
+        self._rate_init()
         # receiver
         self.irs = self.rcv_nxt = self.rcv_wup = self.copied_seq = 0
         self.rcv_wnd = 0
@@ -174,11 +184,17 @@ class TcpConnection(Receiver, Sender, Recovery):
         self.stats_sack_reneging = 0
         self.stats_rcvq_drops = self.stats_ofo_drops = self.stats_ofo_pruned = 0
         self.stats_tlp = self.stats_tlp_recoveries = 0
+        # for TCP_INFO (simsock/tcp/info.py): tcpi_segs_in, data_segs_in/out, bytes_retrans
+        self.stats_segs_in = self.stats_data_segs_in = self.stats_data_segs_out = 0
+        self.stats_bytes_retrans = self.stats_synacks_sent = 0
+        self.wscale_ok = False
+        self.rcvlowat = 1                # SO_RCVLOWAT (sk_rcvlowat): tcp_poll's readable target
         # tail loss probe (RFC 8985 section 7, tcp_send_loss_probe)
         self.tlp_high_seq: int | None = None
         self.tlp_retrans = False
         self.rcv_tstamp = 0              # when the last ACK arrived (tp->rcv_tstamp)
-        self.limited_ns = [0, 0, 0, 0]   # index: 0 idle/none, 1 rwnd, 2 cwnd, 3 app
+        # index: 0 none, 1 rwnd, 2 cwnd, 3 app (queues empty), 4 app with data in flight
+        self.limited_ns = [0, 0, 0, 0, 0]
         self.limit_kind = 0
         self.limit_since = 0
 
@@ -281,8 +297,11 @@ class TcpConnection(Receiver, Sender, Recovery):
         if cfg.sack and (peer is None or peer.sack_permitted):
             seg.sack_permitted = True
 
-    def _init_receive_side(self) -> None:
-        """tcp_select_initial_window + tcp_init_buffer_space."""
+    def _init_receive_side(self, active: bool = False) -> None:
+        """tcp_select_initial_window + tcp_init_buffer_space. An active open chooses its
+        window for the full advmss (tcp_connect_init: no timestamp is known yet, so 65495 on
+        lo, where the passive side's request sock uses 65483; measured by TCP_INFO's
+        rcv_ssthresh and rcv_space, tests/conformance/test_tcp_info.py)."""
         cfg = self.config
         space = self._win_from_space(self.rcvbuf)
         if cfg.window_scaling:
@@ -290,7 +309,7 @@ class TcpConnection(Receiver, Sender, Recovery):
             # caps the space the scale is chosen for (tcp_connect_init/tcp_openreq_init_rwin)
             big = space if cfg.rcvbuf_locked else max(self.rcvbuf, cfg.tcp_rmem[2], cfg.rmem_max)
             self.rcv_wscale = min(max(big.bit_length() - 1 - 15, 0), 14)
-        mss = cfg.mss - (TIMESTAMP_OPTION if cfg.timestamps else 0)
+        mss = cfg.mss - (TIMESTAMP_OPTION if cfg.timestamps and not active else 0)
         init = min(space, 65535)
         self.rcv_wnd = (init // mss) * mss if init > mss else init
         self.rcv_ssthresh = self.rcv_wnd
@@ -304,17 +323,38 @@ class TcpConnection(Receiver, Sender, Recovery):
             self.snd_wscale = 0
         else:
             self.snd_wscale = min(peer.wscale, 14)
+            self.wscale_ok = True
         self.ts_ok = cfg.timestamps and peer.ts is not None
         self.sack_ok = cfg.sack and peer.sack_permitted
+        f = peer.flags
+        if not f & ACK:      # the peer's SYN asks for ECN with ECE|CWR (tcp_ecn_create_request)
+            self.ecn_ok = bool(cfg.ecn and f & ECE and f & CWR and not peer.ect)
+        else:                # our SYN asked; a SYN-ACK with ECE alone accepts (tcp_ecn_rcv_synack)
+            self.ecn_ok = cfg.ecn == 1 and bool(f & ECE) and not f & CWR
         self.peer_mss = peer.mss if peer.mss is not None else 536
-        self.mss_cache = min(cfg.mss, self.peer_mss) - (TIMESTAMP_OPTION if self.ts_ok else 0)
-        self.tp.mss_cache = self.mss_cache
+        self.advmss = cfg.mss - (TIMESTAMP_OPTION if self.ts_ok else 0)
+        self._sync_mss()
         if peer.ts is not None:
             self.ts_recent = peer.ts[0]
 
+    def _sync_mss(self) -> None:
+        """tcp_sync_mss: mss_cache is the path's MSS less the timestamp option, bounded to
+        half the peer's largest window (tcp_bound_to_half_wnd). Linux calls it when the
+        handshake sets max_window and again whenever max_window grows (tcp_ack_update_window),
+        so TCP_INFO's snd_mss, TCP_MAXSEG and the segment sizes all see the bound: 32741
+        right after a loopback connect, 47616 once the window has grown to 95232 (measured,
+        tests/conformance/test_tcp_info.py)."""
+        mss = min(self.config.mss, self.peer_mss) - (TIMESTAMP_OPTION if self.ts_ok else 0)
+        mw = self.max_window
+        cutoff = mw >> 1 if mw > 536 else mw
+        if cutoff and mss > cutoff:
+            mss = max(cutoff, 68 - 20 - (TIMESTAMP_OPTION if self.ts_ok else 0))
+        self.mss_cache = mss
+        self.tp.mss_cache = mss
+
     def _established(self, now: int) -> None:
         self._set_state("ESTABLISHED", now)
-        self.cc.init(self.tp)
+        self._cc_init(now)
         self._sndbuf_expand()
         self.rcvq_space = min(self.rcv_ssthresh, self.rcv_wnd, self.config.init_cwnd * self.mss_cache)
         self.rcvq_seq = self.copied_seq
@@ -323,6 +363,29 @@ class TcpConnection(Receiver, Sender, Recovery):
         self.backoff = self.retransmits = 0
         self.retrans_stamp = 0
         self.limit_since = now
+
+    def _cc_init(self, now: int) -> None:
+        """tcp_init_congestion_control: the module's init() with the clock and min RTT."""
+        tp = self.tp
+        tp.now_us = now // 1000
+        tp.clock_ns = now
+        tp.min_rtt_us = self.min_rtt // 1000 if self.min_rtt < (1 << 62) else 0xFFFFFFFF
+        self.cc.init(tp)
+
+    def set_congestion(self, name: str, now: int) -> None:
+        """setsockopt(TCP_CONGESTION) on an existing socket (tcp_set_congestion_control ->
+        tcp_reinit_congestion_control): a fresh instance of the new module, initialised at
+        once if the connection is established."""
+        if name == self.cc.name:
+            return
+        was_pacing = self.pacing_on
+        self.cc = get_ops(name)
+        self._rate_init()
+        # sk_pacing_status is only ever raised (bbr_init's cmpxchg NONE -> NEEDED): a socket
+        # switched away from BBR stays paced, at tcp_update_pacing_rate's rate from its next ACK
+        self.pacing_on = self.pacing_on or was_pacing
+        if self.state not in ("CLOSE", "LISTEN", "SYN_SENT", "SYN_RECV"):
+            self._cc_init(now)
 
     def _done(self, now: int) -> None:
         """tcp_done: CLOSE, both directions shut, timers off."""
@@ -345,9 +408,11 @@ class TcpConnection(Receiver, Sender, Recovery):
         self._done(now)
 
     def _send_reset(self, now: int) -> None:
-        """tcp_send_active_reset: RST|ACK at snd_nxt."""
+        """tcp_send_active_reset: RST|ACK at snd_nxt, with the timestamp option when the
+        connection uses timestamps (it goes out through tcp_transmit_skb)."""
         self._out.append(Segment(self.local[1], self.remote[1], self.snd_nxt & MASK,
-                                 self.rcv_nxt & MASK, RST | ACK, 0))
+                                 self.rcv_nxt & MASK, RST | ACK, 0,
+                                 ts=((now // 1_000_000) & MASK, self.ts_recent) if self.ts_ok else None))
         self.stats_segments_sent += 1
 
     def _enter_time_wait(self, now: int) -> None:
@@ -374,7 +439,7 @@ class TcpConnection(Receiver, Sender, Recovery):
         """Active open (tcp_v4_connect + tcp_connect): send SYN, enter SYN_SENT."""
         if self.state != "CLOSE" or self.finished:
             raise os_error(E.EISCONN if self.state != "CLOSE" else E.EBADF)
-        self._init_receive_side()
+        self._init_receive_side(active=True)
         self._set_state("SYN_SENT", now)
         self.snd_nxt = self.iss + 1
         self.retrans_stamp = now
@@ -384,14 +449,20 @@ class TcpConnection(Receiver, Sender, Recovery):
 
     def _send_syn(self, now: int, peer: Segment | None) -> None:
         flags = SYN if peer is None and self.state == "SYN_SENT" else SYN | ACK
+        if flags == SYN and self.config.ecn == 1:
+            flags |= ECE | CWR           # tcp_ecn_send_syn
+        elif flags & ACK and self.ecn_ok:
+            flags |= ECE                 # tcp_ecn_make_synack
         win = min(self.rcv_wnd, 65535)
         seg = Segment(self.local[1], self.remote[1], self.iss & MASK,
                       self.rcv_nxt & MASK if flags & ACK else 0, flags, win)
         self._syn_options(seg, peer if peer is not None else self._syn_peer())
-        if self.config.timestamps and (flags == SYN or self.ts_ok):
+        if self.config.timestamps and (not flags & ACK or self.ts_ok):
             seg.ts = ((now // 1_000_000) & MASK, self.ts_recent if flags & ACK else 0)
         self._out.append(seg)
         self.stats_segments_sent += 1
+        if flags & ACK:
+            self.stats_synacks_sent += 1     # sent by the request sock in Linux: not in tcpi_segs_out
 
     def _syn_peer(self):
         return self._peer_syn
@@ -414,9 +485,15 @@ class TcpConnection(Receiver, Sender, Recovery):
             raise os_error(E.EPIPE)
         if not data:
             return 0
+        if self.rate_on:
+            self._rate_check_app_limited()
         mss = self._mss_now()
         n = self.sendq.append(data, self._size_goal(mss), self.sndbuf, self.snd_nxt,
-                              lambda: self._push_pending(now), self.max_window >> 1)
+                              lambda: self._push_pending(now), self.max_window >> 1, eor=self.send_eor,
+                              lowat=self.notsent_lowat or self.config.notsent_lowat,
+                              mark_push=not self.send_more)
+        if self.send_more:
+            self.push_cork = True
         if n < len(data):
             self.nospace = True  # wait_for_space: SOCK_NOSPACE
         if n == 0:
@@ -482,7 +559,7 @@ class TcpConnection(Receiver, Sender, Recovery):
         copied = self.copied_seq - self.rcvq_seq - self.rcvq.size
         if copied > self.rcvq_space:
             if not self.config.rcvbuf_locked:
-                rcvwin = 2 * copied + 16 * self.mss_cache
+                rcvwin = 2 * copied + 16 * self.advmss
                 grow = rcvwin * (copied - self.rcvq_space) // max(self.rcvq_space, 1)
                 rcvwin += 2 * grow
                 rcvbuf = min((rcvwin << 8) // self.scaling_ratio, self.config.tcp_rmem[2])
@@ -573,7 +650,8 @@ class TcpConnection(Receiver, Sender, Recovery):
         if shut & RCV_SHUTDOWN:
             mask |= EPOLLIN | EPOLLRDNORM | EPOLLRDHUP
         if st not in ("SYN_SENT", "SYN_RECV"):
-            if self.rcvq.size:
+            q = self.rcvq.size
+            if q and (q >= self.rcvlowat or self._rcvlowat_ready()):
                 mask |= EPOLLIN | EPOLLRDNORM
             if not shut & SEND_SHUTDOWN:
                 if self._writeable():
@@ -585,6 +663,13 @@ class TcpConnection(Receiver, Sender, Recovery):
         if self.sk_err:
             mask |= EPOLLERR
         return mask
+
+    def _rcvlowat_ready(self) -> bool:
+        """tcp_epollin_ready below SO_RCVLOWAT: readable anyway under memory pressure
+        (tcp_rmem_pressure) or once the window left is at most one segment."""
+        rcvbuf = self.rcvbuf
+        return (self.rcvq.rmem_alloc > rcvbuf - (rcvbuf >> 3)
+                or self._receive_window() <= self.rcv_mss)
 
     def take_signals(self) -> int:
         s, self.signals = self.signals, 0
@@ -629,7 +714,7 @@ class TcpConnection(Receiver, Sender, Recovery):
             "srtt": r.srtt, "rttvar": r.rttvar, "rto": min(r.rto << self.backoff, self.config.rto_max),
             "cwnd": tp.snd_cwnd, "ssthresh": tp.snd_ssthresh,
             "rwnd_limited_ns": self.limited_ns[1], "cwnd_limited_ns": self.limited_ns[2],
-            "app_limited_ns": self.limited_ns[3], "zero_window_probes": self.stats_zwp,
+            "app_limited_ns": self.limited_ns[3] + self.limited_ns[4], "zero_window_probes": self.stats_zwp,
             "loss_probes": self.stats_tlp, "loss_probe_recoveries": self.stats_tlp_recoveries,
             "rcvq_drops": self.stats_rcvq_drops, "ofo_drops": self.stats_ofo_drops,
             "ofo_pruned": self.stats_ofo_pruned,
@@ -639,6 +724,9 @@ class TcpConnection(Receiver, Sender, Recovery):
     # ================================================================== time side
     def next_deadline(self) -> int | None:
         best = self.rto_at
+        t = self.pacing_at
+        if t is not None and (best is None or t < best):
+            best = t
         t = self.delack_at
         if t is not None and (best is None or t < best):
             best = t
@@ -648,6 +736,8 @@ class TcpConnection(Receiver, Sender, Recovery):
         return best
 
     def handle_timer(self, now: int) -> None:
+        if self.pacing_at is not None and self.pacing_at <= now:
+            self.pacing_at = None       # tcp_pace_kick: the pump transmits what may go now
         if self.tw_at is not None and self.tw_at <= now:
             self.tw_at = None
             self._done(now)

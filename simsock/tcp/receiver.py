@@ -26,6 +26,7 @@ class Receiver:
         """Process one segment addressed to this connection (the kernel demultiplexed it)."""
         if self.finished:
             return
+        self.stats_segs_in += 1                  # tcp_segs_in (TCP_INFO)
         st = self.state
         if st == "SYN_SENT":
             self._rcv_synsent(seg, now)
@@ -38,6 +39,8 @@ class Receiver:
         flags = seg.flags
         seq = _unwrap(seg.seq, self.rcv_nxt)
         plen = len(seg.payload)
+        if plen:
+            self.stats_data_segs_in += 1
         end_seq = seq + plen + (1 if flags & FIN else 0) + (1 if flags & SYN else 0)
         if end_seq < self.rcv_wup or seq > self.rcv_nxt + self._receive_window():   # tcp_sequence
             if not flags & RST:
@@ -79,12 +82,14 @@ class Receiver:
     def _passive_open(self, syn: Segment, now: int) -> None:
         """tcp_conn_request: a SYN for a listener becomes a SYN_RECV connection; send SYN-ACK."""
         self._peer_syn = syn
+        self.stats_segs_in = 1               # the SYN (tcp_create_openreq_child)
         self._init_receive_side()
         self._negotiate(syn)
         self.irs = syn.seq
         self.rcv_nxt = self.rcv_wup = self.copied_seq = self.rcvq.origin = self.irs + 1
         self.snd_nxt = self.iss + 1
         self.snd_wnd = self.max_window = syn.window
+        self._sync_mss()
         self.snd_wl1 = self.irs
         self._set_state("SYN_RECV", now)
         self.retrans_stamp = now
@@ -103,6 +108,7 @@ class Receiver:
         self.snd_una = ack
         self.snd_wnd = seg.window << self.snd_wscale
         self.max_window = max(self.max_window, self.snd_wnd)
+        self._sync_mss()            # tcp_v4_syn_recv_sock: tcp_sync_mss with the final ACK's window
         self.snd_wl1 = seq
         if not self.retransmits:
             self._rtt_sample(now - self.retrans_stamp, now)
@@ -130,11 +136,21 @@ class Receiver:
             self.rcv_nxt = self.rcv_wup = self.copied_seq = self.rcvq.origin = self.irs + 1
             self.snd_una = self.iss + 1
             self.snd_wnd = self.max_window = seg.window
+            self._sync_mss()        # tcp_rcv_synsent_state_process
             self.snd_wl1 = self.irs
             if not self.retransmits:
                 self._rtt_sample(now - self.retrans_stamp, now)
             self._established(now)
             self.lrcvtime = now
+            if self.pingpong >= 1:
+                # TCP_QUICKACK was turned off: save one ACK (tcp_rcv_synsent_state_process),
+                # send it after TCP_DELACK_MAX unless data goes first; tcp_enter_quickack_mode
+                self.ack_pending = True
+                self.quick = self.config.max_quickacks
+                self.pingpong = 0
+                self.ato = self.config.delack_min
+                self.delack_at = now + self.config.delack_max
+                return
             self.ack_now = True
             return
         # RST without ACK is ignored; a bare SYN would be a simultaneous open (not modelled).
@@ -348,7 +364,7 @@ class Receiver:
         if plen >= 128 and self.rcv_ssthresh < self.window_clamp:   # tcp_grow_window
             free = self._win_from_space(self.rcvbuf - self.rcvq.rmem_alloc)
             if self.rcv_ssthresh < free:
-                self.rcv_ssthresh = min(self.rcv_ssthresh + 2 * self.mss_cache,
+                self.rcv_ssthresh = min(self.rcv_ssthresh + 2 * self.advmss,
                                         self.window_clamp, free)
 
     def _measure_rcv_mss(self, plen: int, flags: int) -> None:
@@ -393,7 +409,10 @@ class Receiver:
     def _send_delayed_ack(self, now: int) -> None:
         """tcp_send_delayed_ack."""
         cfg = self.config
-        ato = self.ato or cfg.delack_min
+        # icsk_ack.ato is 0 until the first data segment (tcp_event_data_recv sets it): an
+        # ACK scheduled before any data (a FIN, a window update) is due at once, as Linux's
+        # timer armed at jiffies + 0 fires on the next tick
+        ato = self.ato
         if ato > cfg.delack_min:
             max_ato = 500_000_000
             if self.pingpong >= 1 or self.ack_pushed:

@@ -157,6 +157,8 @@ class Recovery:
                 if not f & (R_EVER | R_RETRANS) and self._sack_first_sent is None:
                     self._sack_first_sent = rec[2]
                 rec[3] = (f & ~(R_LOST | R_RETRANS)) | R_SACKED
+                if self.rate_on:
+                    self._rate_skb_delivered(rec, True)
                 self.sacked_out += 1
                 newly += 1
                 if rec[1] > self.fack:
@@ -192,6 +194,7 @@ class Recovery:
             rec[3] = f | R_LOST
             self.lost_out += 1
         self.newly_lost += 1
+        self.tp.lost += 1           # tp->lost (tcp_sum_lost), read by rate sampling and BBR
 
     # ------------------------------------------------------------------ RACK (RFC 8985)
     def _rack_advance(self, f: int, end: int, sent: int, now: int) -> None:
@@ -276,7 +279,8 @@ class Recovery:
         if prior != self._in_flight():
             if self.tp.ca_state != CA_RECOVERY:
                 self._enter_recovery(now)
-                self._cwnd_reduction(1, self.newly_lost, 0)
+                if self.cc.cong_control is None:
+                    self._cwnd_reduction(1, self.newly_lost, 0)
             self.rtx_reason = "fast"
         if self.records and self.rto_kind is None:
             self._arm_rto(now)
@@ -378,6 +382,8 @@ class Recovery:
     def _end_cwnd_reduction(self) -> None:
         """tcp_end_cwnd_reduction (no undo is modelled, so cwnd always becomes ssthresh)."""
         tp = self.tp
+        if self.cc.cong_control is not None:
+            return                  # the module (BBR) restores its own cwnd
         if tp.snd_ssthresh < 0x7FFFFFFF:
             tp.snd_cwnd = tp.snd_ssthresh
         self.cc.cwnd_event(tp, CA_EVENT_COMPLETE_CWR)

@@ -15,6 +15,8 @@ SYN = 0x02
 RST = 0x04
 PSH = 0x08
 ACK = 0x10
+ECE = 0x40       # ECN-Echo (RFC 3168); on a SYN with CWR: "this end does ECN"
+CWR = 0x80       # Congestion Window Reduced
 
 TCP_HEADER = 20
 #: Bytes of options on a segment carrying timestamps (10, padded to 12), as Linux sends.
@@ -40,6 +42,9 @@ class Segment:
     #: clone of the sender's skb and can coalesce into it once the sender freed the
     #: original (see simsock.tcp.buffers.ReceiveQueue). Not a header field.
     src: object = None
+    #: The ECN codepoint of the IP header carrying the segment (RFC 3168): 0 not-ECT,
+    #: 2 ECT(0). Not a TCP header field.
+    ect: int = 0
 
     @property
     def seq_len(self) -> int:
@@ -71,6 +76,6 @@ class Segment:
         return self.header_size + len(self.payload)
 
     def flag_names(self) -> str:
-        names = [n for bit, n in ((SYN, "S"), (FIN, "F"), (RST, "R"), (PSH, "P"), (ACK, "."))
-                 if self.flags & bit]
+        names = [n for bit, n in ((SYN, "S"), (FIN, "F"), (RST, "R"), (PSH, "P"), (ECE, "E"), (CWR, "W"),
+                                  (ACK, ".")) if self.flags & bit]
         return "".join(names) or "none"

@@ -40,6 +40,8 @@ from simsock.tcp.recovery import (FLAG_CA_ALERT, FLAG_DATA, FLAG_DATA_ACKED, FLA
                                   FLAG_WIN_UPDATE, R_EVER, R_LOST, R_RETRANS, R_SACKED,
                                   TCP_REORDERING)
 from simsock.tcp.sack import max_sack_blocks
+from simsock.tcp.buffers import SKB_PSH
+from simsock.tcp.rate import RateSample
 from simsock.tcp.segment import ACK, FIN, PSH, Segment
 from simsock.tcp.signals import SIG_SPACE
 
@@ -63,11 +65,8 @@ def _model_timeout(boundary: int, rto_base: int, rto_max: int) -> int:
 class Sender:
     # ------------------------------------------------------------------ sizes
     def _mss_now(self) -> int:
-        """tcp_current_mss with tcp_bound_to_half_wnd: never more than half the peer's max window."""
-        mss = self.mss_cache
-        mw = self.max_window
-        if mw > 536 and mss > mw >> 1:
-            mss = max(mw >> 1, 68 - 32)
+        """tcp_current_mss: mss_cache less the room SACK blocks take on this segment."""
+        mss = self.mss_cache         # already bounded to half the peer's max window (_sync_mss)
         sack = self.sack_rx
         if sack.blocks or sack.dsack is not None:
             # tcp_current_mss: SACK blocks on this segment take room from the payload.
@@ -84,13 +83,16 @@ class Sender:
         return max((goal // mss) * mss, mss)
 
     def _sndbuf_expand(self) -> None:
-        """tcp_sndbuf_expand: room for two cwnds of full-size skbs, unless SO_SNDBUF was set."""
+        """tcp_sndbuf_expand: room for ``ca_ops->sndbuf_expand`` cwnds of full-size skbs (2
+        unless the module says otherwise; BBR's 3: checked against Linux 6.18 loopback, where a
+        fresh connection's SO_SNDBUF is 2626560 with cubic and 3939840 with bbr), unless
+        SO_SNDBUF was set."""
         if self.config.sndbuf_locked:
             return
-        per_mss = max(self.mss_cache, 1) + _MAX_TCP_HEADER + _SHINFO
+        per_mss = max(self.peer_mss, self.mss_cache, 1) + _MAX_TCP_HEADER + _SHINFO   # max(mss_clamp, mss_cache)
         per_mss = (1 << (per_mss - 1).bit_length()) + _SKB
         segs = max(self.config.init_cwnd, self.tp.snd_cwnd)
-        need = 2 * segs * per_mss
+        need = self.cc.sndbuf_expand(self.tp) * segs * per_mss
         if self.sndbuf < need:
             self.sndbuf = min(need, self.config.tcp_wmem[2])
 
@@ -103,21 +105,17 @@ class Sender:
 
     def _write_xmit(self, now: int, out: list) -> None:
         sq = self.sendq
+        # the nonagle of this push: TCP_NAGLE_CORK after a MSG_MORE send, TCP_NAGLE_PUSH
+        # after setsockopt(TCP_NODELAY, 1); later pushes use the socket's setting
+        push_cork, push_now = self.push_cork, self.push_now
+        self.push_cork = self.push_now = False
         if self.snd_nxt >= sq.end and self.retrans_out >= self.lost_out and (self.fin_sent or not self.fin_queued):
             # Nothing to send (most calls: after a read, an ACK, a timer): only the
-            # bookkeeping that ends the loop below, which would stop application-limited.
-            tp = self.tp
-            n = len(self.records)
-            if n > self.max_packets_out or not self.max_packets_out_valid:
-                self.max_packets_out = n
-                self.max_packets_out_valid = True
-            if tp.snd_cwnd < tp.snd_ssthresh:
-                tp.is_cwnd_limited = tp.snd_cwnd < 2 * self.max_packets_out
-            else:
-                tp.is_cwnd_limited = False
-            if self.limit_kind != 3:
-                self._limit_state(3, now)
-            tp.max_packets_out = self.max_packets_out
+            # bookkeeping that ends the loop below, which would stop application-limited
+            # (tcp_write_xmit calls tcp_cwnd_validate only when it sent or hit cwnd).
+            app = 4 if self.records else 3      # data in flight: Linux's TCP_CHRONO_BUSY
+            if self.limit_kind != app:
+                self._limit_state(app, now)
             return
         tp = self.tp
         cwnd = tp.snd_cwnd
@@ -133,10 +131,14 @@ class Sender:
         # bound of tcp_tso_autosize is not modelled); at least tcp_min_tso_segs (2).
         max_segs = max((self.config.gso_max_size - 1 - _MAX_TCP_HEADER) // mss, 2)
         at_head = True          # snd_nxt starts an unsent skb
+        pacing = self.pacing_on
         while True:
             nxt = self.snd_nxt
             if nxt < sq.end:
                 in_flight = self._in_flight()
+                if pacing and self._pacing_blocked(now):
+                    limited = 0
+                    break
                 if in_flight >= cwnd:
                     limited = 2
                     break
@@ -153,7 +155,8 @@ class Sender:
                 fin = self.fin_queued and seg_end == sq.end
                 if seg_end - nxt < mss and not fin and sq.is_tail_skb(nxt):
                     cfg = self.config
-                    if cfg.cork or (not cfg.nodelay and records and self.snd_sml > self.snd_una):
+                    if not push_now and (cfg.cork or push_cork or (
+                            not cfg.nodelay and records and self.snd_sml > self.snd_una)):
                         limited = 3
                         break
                 if not records:
@@ -161,7 +164,10 @@ class Sender:
                     self.cc.cwnd_event(tp, CA_EVENT_TX_START)
                 self._emit_data(nxt, seg_end, now, out, fin=fin)
                 end = seg_end + (1 if fin else 0)
-                records.append([nxt, end, now, 0])
+                rec = [nxt, end, now, 0]
+                if self.rate_on:
+                    rec.append(self._rate_skb_sent(now))
+                records.append(rec)
                 sent_pkts += 1
                 if seg_end - nxt < mss:
                     self.snd_sml = end
@@ -170,11 +176,17 @@ class Sender:
                     self.fin_sent = True
                 sent_any = True
             elif self.fin_queued and not self.fin_sent:
+                if pacing and self._pacing_blocked(now):
+                    limited = 0
+                    break
                 if self._in_flight() >= cwnd:
                     limited = 2
                     break
                 self._emit_data(nxt, nxt, now, out, fin=True)
-                records.append([nxt, nxt + 1, now, 0])
+                rec = [nxt, nxt + 1, now, 0]
+                if self.rate_on:
+                    rec.append(self._rate_skb_sent(now))
+                records.append(rec)
                 sent_pkts += 1
                 self.snd_nxt = nxt + 1
                 self.fin_sent = True
@@ -185,21 +197,17 @@ class Sender:
         if self.snd_nxt < sq.end:
             sq.split_at(self.snd_nxt)
         # tcp_cwnd_validate / tcp_is_cwnd_limited
-        n = len(records)
-        if n > self.max_packets_out or not self.max_packets_out_valid:
-            self.max_packets_out = n
-            self.max_packets_out_valid = True
-        if tp.snd_cwnd < tp.snd_ssthresh:
-            tp.is_cwnd_limited = tp.snd_cwnd < 2 * self.max_packets_out
-        else:
-            tp.is_cwnd_limited = limited == 2
+        cwnd_limited = limited == 2 or self._in_flight() >= cwnd
+        if sent_pkts or cwnd_limited:
+            self._cwnd_validate(cwnd_limited)
+        if limited == 3 and records:
+            limited = 4                          # nothing to send, data in flight: busy
         self._limit_state(limited if sq.end > self.snd_una or records else 3, now)
         if sent_pkts and tp.ca_state in (CA_CWR, CA_RECOVERY):
             self.prr_out += sent_pkts
         if sent_any:
             tp.lsndtime_us = now // 1000
             tp.snd_nxt = self.snd_nxt
-        tp.max_packets_out = self.max_packets_out
         if sent_any:
             # tcp_event_new_data_sent: (re)arm the RTO if nothing was in flight or a loss
             # probe was pending; then tcp_write_xmit schedules the next loss probe.
@@ -208,6 +216,8 @@ class Sender:
             self._schedule_loss_probe(now, False)
         elif self.snd_nxt < sq.end and not records and self.rto_kind is None:
             self._arm_probe(now)   # tcp_check_probe_timer
+        if sent_any and self.nospace and (self.notsent_lowat or self.config.notsent_lowat) != 0xFFFFFFFF:
+            self._check_space(now)  # tcp_data_snd_check: the push lowered the unsent bytes
 
     def _xmit_retransmit_queue(self, now: int, out: list) -> int:
         """tcp_xmit_retransmit_queue: resend records marked lost, in order, while cwnd allows.
@@ -222,8 +232,12 @@ class Sender:
         in_loss = self.tp.ca_state == CA_LOSS
         n = 0
         tail = None
+        if self.rate_on:
+            self._rate_check_app_limited()   # a gap before retransmissions counts too
         for i, rec in enumerate(self.records):
             if self.retrans_out >= self.lost_out or self._in_flight() >= cwnd:
+                break
+            if self.pacing_on and self._pacing_blocked(now):
                 break
             f = rec[3]
             if f & R_LOST and not f & (R_SACKED | R_RETRANS):
@@ -231,6 +245,8 @@ class Sender:
                 if tail is False:
                     break
                 self._emit_data(rec[0], rec[1], now, out, retransmit=True)
+                if self.rate_on:
+                    self._rate_stamp(rec, now)
                 rec[2] = now
                 rec[3] = f | R_RETRANS | R_EVER
                 self.retrans_out += 1
@@ -261,7 +277,8 @@ class Sender:
         if rec[1] - fin - start <= avail:
             return None
         cut = start + avail
-        tail = [cut, rec[1], rec[2], rec[3]]
+        tail = rec[:]                   # the rate-sampling state is copied too (tcp_fragment)
+        tail[0] = cut
         rec[1] = cut
         if tail[3] & R_LOST:
             self.lost_out += 1
@@ -276,7 +293,7 @@ class Sender:
             self.limit_since = now
 
     def _emit_data(self, start: int, end: int, now: int, out: list, fin: bool = False,
-                   retransmit: bool = False) -> None:
+                   retransmit: bool = False, psh: bool = False) -> None:
         if end > start:
             payload = self.sendq.data(start, min(end, self.sendq.end))
         else:
@@ -286,13 +303,27 @@ class Sender:
         flags = ACK
         if fin:
             flags |= FIN
-        if payload and start + len(payload) == self.sendq.end:
+        if payload and psh:
+            flags |= PSH        # tcp_write_wakeup sets it on what it sends
+        elif payload and self.sendq.skb_flags(start) & SKB_PSH and (
+                not retransmit or start + len(payload) >= self.sendq.skb_end(start)):
+            # the skb's mark (tcp_mark_push): on every TSO packet cut from it when first sent
+            # (measured on 6.18), but a retransmission of its first part is a tcp_fragment,
+            # which clears PSH (and FIN) on all but the last piece
             flags |= PSH
         seg = self._make_segment(start, flags, now, payload)
+        if self.ecn_ok and payload and not retransmit:
+            seg.ect = 2             # tcp_ecn_send: new data goes out ECT(0)
         if self.config.rx_coalesce:
             seg.src = self          # loopback: the peer queues a clone of this skb
         out.append(seg)
         self.stats_bytes_sent += len(payload)
+        if payload:
+            self.stats_data_segs_out += 1        # TCP_INFO's data_segs_out / bytes_retrans
+            if retransmit:
+                self.stats_bytes_retrans += len(payload)
+        if self.pacing_on and payload:
+            self._paced_sent(len(payload), now)
         if retransmit and self.trace is not None:
             self.trace("retransmit", now, {"seq": start, "len": end - start, "reason": self.rtx_reason})
         if payload and now - self.lrcvtime < self.ato:
@@ -306,11 +337,19 @@ class Sender:
         records = self.records
         flag = FLAG_DATA if has_data else 0
         sack = self.sack_ok and bool(seg.sack)
+        rate_on = self.rate_on
+        if rate_on:
+            rs = self.rs = RateSample()
+            rs.prior_in_flight = self._in_flight()
+            prior_lost = tp.lost
         if ack < prior_una:
             # An old ACK: only its SACK information counts (tcp_ack's old_ack path).
             if sack and records:
                 self.ack_delivered = self.newly_lost = 0
-                flag |= self._sacktag(seg.sack, now)[1]
+                newly, f = self._sacktag(seg.sack, now)
+                flag |= f
+                if rate_on:
+                    tp.delivered += newly
                 self._fastretrans_alert(0, flag, now)
             return
         window = seg.window << self.snd_wscale
@@ -322,6 +361,7 @@ class Sender:
                 self.snd_wnd = window
                 if window > self.max_window:
                     self.max_window = window
+                    self._sync_mss()        # tcp_ack_update_window
                 if opened and self.rto_kind == "probe":
                     self.rto_kind = None    # tcp_ack_probe: window opened
                     self.rto_at = None
@@ -351,7 +391,7 @@ class Sender:
             self.snd_una = ack
             self.stats_bytes_acked += ack - prior_una
             self.sendq.ack(ack)
-            first_sent = None
+            first_sent = last_sent = None
             reord = None
             sack_ok = self.sack_ok
             while records and records[0][1] <= ack:
@@ -366,6 +406,10 @@ class Sender:
                     self.lost_out -= 1
                 if not f & (R_EVER | R_RETRANS) and first_sent is None:
                     first_sent = rec[2]
+                if rate_on:
+                    self._rate_skb_delivered(rec, False)
+                    if not f & (R_EVER | R_RETRANS | R_SACKED):
+                        last_sent = rec[2]      # last_ackt: the newest original transmission
                 if f & R_SACKED:
                     self.sacked_out -= 1
                 elif sack_ok:
@@ -397,8 +441,16 @@ class Sender:
             tp.snd_una = ack
             tp.snd_nxt = self.snd_nxt
             self.cc.pkts_acked(tp, acked_pkts, rtt // 1000 if rtt >= 0 else -1)
+            if rate_on:
+                # ca_rtt_us (tcp_clean_rtx_queue): the RTT of the newest segment ACKed
+                if last_sent is not None and first_sent is not None and not flag & FLAG_RETRANS_DATA_ACKED:
+                    rs.rtt_us = (now - last_sent) // 1000
+                else:
+                    rs.rtt_us = rtt // 1000 if rtt >= 0 else -1
         elif self._sack_first_sent is not None:
             self._rtt_sample(now - self._sack_first_sent, now)
+            if rate_on:
+                rs.rtt_us = (now - self._sack_first_sent) // 1000
         if self.tlp_high_seq is not None:
             self._process_tlp_ack(ack, flag, now)
         if prior_packets:
@@ -413,11 +465,25 @@ class Sender:
                                              "ca_state": tp.ca_state})
             delivered += self.ack_delivered
             # tcp_cong_control
-            if tp.ca_state in (CA_CWR, CA_RECOVERY):
+            if self.cc.cong_control is not None:
+                # tcp_rate_gen, then the module's own control (BBR) instead of PRR/cong_avoid
+                if rate_on:
+                    tp.delivered += delivered
+                    self._rate_gen(delivered, tp.lost - prior_lost, now)
+                tp.now_us = now // 1000
+                tp.clock_ns = now
+                tp.packets_out = len(records)
+                tp.in_flight = self._in_flight()
+                self.cc.cong_control(tp, ack, flag, self.rs)
+                if self.trace is not None:
+                    self._trace_cc_state(now)
+            elif tp.ca_state in (CA_CWR, CA_RECOVERY):
                 self._cwnd_reduction(delivered, self.newly_lost, flag)
             elif (flag & FLAG_FORWARD_PROGRESS if self.reordering > TCP_REORDERING
                   else flag & FLAG_DATA_ACKED):
                 self._cong_avoid(ack, delivered)
+            if self.pacing_on and self.cc.cong_control is None:
+                self._update_pacing_rate()
         if ack > prior_una:
             if self.fin_sent and self.snd_una >= self.snd_nxt:
                 self._our_fin_acked(now)
@@ -445,13 +511,23 @@ class Sender:
             self.cc.set_state(tp, state)
             tp.ca_state = state
 
+    def _cwnd_validate(self, is_cwnd_limited: bool) -> None:
+        """tcp_cwnd_validate: per round of data (until snd_una passes the snd_nxt of the last
+        reset), remember whether cwnd limited the sender, else the most packets in flight;
+        tcp_is_cwnd_limited (tcp/cc/base.py) reads both, so an application-limited sender in
+        slow start still grows cwnd to twice what it had in flight during the round."""
+        tp = self.tp
+        n = len(self.records)
+        if self.snd_una >= self.cwnd_usage_seq or is_cwnd_limited or (
+                not tp.is_cwnd_limited and n > self.max_packets_out):
+            tp.is_cwnd_limited = is_cwnd_limited
+            self.max_packets_out = tp.max_packets_out = n
+            self.cwnd_usage_seq = self.snd_nxt
+
     def _cong_avoid(self, ack: int, acked: int) -> None:
         tp = self.tp
         tp.packets_out = len(self.records)
-        if tp.snd_cwnd < tp.snd_ssthresh:
-            tp.is_cwnd_limited = tp.snd_cwnd < 2 * max(self.max_packets_out, tp.packets_out)
         self.cc.cong_avoid(tp, ack, acked)
-        self.max_packets_out_valid = False
 
     def _check_space(self, now: int) -> None:
         """tcp_check_space / tcp_new_space / sk_stream_write_space."""
@@ -466,9 +542,12 @@ class Sender:
         return self._in_flight() >= self.tp.snd_cwnd
 
     def _writeable(self) -> bool:
-        """__sk_stream_is_writeable: free space >= half of what is queued (sk_stream_min_wspace)."""
+        """__sk_stream_is_writeable(sk, wake=1): free space >= half of what is queued
+        (sk_stream_min_wspace), and twice the unsent bytes below TCP_NOTSENT_LOWAT
+        (tcp_stream_memory_free)."""
         q = self.sendq.wmem_queued
-        return self.sndbuf - q >= q >> 1 and q < self.sndbuf
+        return (self.sndbuf - q >= q >> 1 and q < self.sndbuf
+                and (self.sendq.end - self.snd_nxt) << 1 < (self.notsent_lowat or self.config.notsent_lowat))
 
     # ------------------------------------------------------------------ timers
     def _arm_rto(self, now: int) -> None:
@@ -539,6 +618,8 @@ class Sender:
                     reason, self.rtx_reason = self.rtx_reason, "tlp"
                     self._emit_data(probe[0], probe[1], now, out, retransmit=True)
                     self.rtx_reason = reason
+                    if self.rate_on:
+                        self._rate_stamp(probe, now)
                     probe[2] = now
                     probe[3] |= R_EVER
                     self.stats_retransmits += 1
@@ -569,7 +650,10 @@ class Sender:
             return False
         self._emit_data(nxt, seg_end, now, out, fin=fin)
         end = seg_end + (1 if fin else 0)
-        self.records.append([nxt, end, now, 0])
+        rec = [nxt, end, now, 0]
+        if self.rate_on:
+            rec.append(self._rate_skb_sent(now))
+        self.records.append(rec)
         if seg_end - nxt < self._mss_now():
             self.snd_sml = end
         self.snd_nxt = end
@@ -691,8 +775,11 @@ class Sender:
             nxt = self.snd_nxt
             end = min(nxt + min(room, mss), self.sendq.skb_end(nxt))
             fin = self.fin_queued and end == self.sendq.end
-            self._emit_data(nxt, end, now, out, fin=fin)
-            self.records.append([nxt, end + (1 if fin else 0), now, 0])
+            self._emit_data(nxt, end, now, out, fin=fin, psh=True)
+            rec = [nxt, end + (1 if fin else 0), now, 0]
+            if self.rate_on:
+                rec.append(self._rate_skb_sent(now))
+            self.records.append(rec)
             self.snd_nxt = end + (1 if fin else 0)
             if fin:
                 self.fin_sent = True

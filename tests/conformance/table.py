@@ -1,7 +1,7 @@
 """Print the conformance scenario table as markdown: scenario, claim, pass/xfail.
 
 Run: ``python -m tests.conformance.table`` (from the repository root). The claim is the
-first line of the test's docstring; status is ``xfail`` (with its reason) for a test marked
+first sentence of the test's docstring; status is ``xfail`` (with its reason) for a test marked
 ``xfail``, else ``pass``.
 """
 
@@ -24,15 +24,25 @@ def _xfail_reason(fn: ast.FunctionDef) -> str | None:
 def _params(fn: ast.FunctionDef) -> list:
     for d in fn.decorator_list:
         if isinstance(d, ast.Call) and ast.unparse(d.func).endswith("mark.parametrize"):
-            return ast.literal_eval(d.args[1])
+            try:
+                return ast.literal_eval(d.args[1])
+            except ValueError:          # parameters from a name (e.g. a table of cases): one row
+                return ["..."]
     return [None]
+
+
+def _claim(doc: str) -> str:
+    """The docstring's first sentence (its first paragraph, joined, up to the first full stop)."""
+    para = " ".join(line.strip() for line in doc.split("\n\n")[0].splitlines())
+    end = para.find(". ")
+    return para if end < 0 else para[:end + 1]
 
 
 def rows():
     for path in sorted(HERE.glob("test_*.py")):
         for node in ast.parse(path.read_text()).body:
             if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
-                claim = (ast.get_docstring(node) or "").splitlines()[0] if ast.get_docstring(node) else ""
+                claim = _claim(ast.get_docstring(node) or "")
                 reason = _xfail_reason(node)
                 for p in _params(node):
                     name = node.name[len("test_"):] + ("" if p is None else f"[{p}]")

@@ -159,7 +159,8 @@ def test_channel_counts_by_hand():
     m = mon.channel("a->b")
     assert m.offered_packets.bins.tolist() == [3]
     assert m.offered_bytes.bins.tolist() == [3000]
-    assert m.drops.bins.tolist() == [1] and m.drop_rate() == [1 / 3]
+    assert m.drops.bins.tolist() == [1] and m.drop_rate(m.busy_ns.bin_ns) == [1 / 3]
+    assert len(m.drop_rate()) == len(mon.bin_times_s())   # default: bins up to now
     assert m.arrived_packets.bins.tolist() == [0, 1, 1]        # at 1 ms and 2 ms
     assert {k: c.bins.tolist() for k, c in m.drop_bins_by_reason.items()} == {"queue_full": [1]}
     (key,) = m.drop_bins_by_flow

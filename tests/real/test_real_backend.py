@@ -50,6 +50,7 @@ def test_udp_echo_between_two_hosts_by_name():
     w = RealWorld()
     w.add_host("server").spawn(server)
     w.add_host("client").spawn(client)
+    w.add_link("client", "server")   # hosts without a link cannot reach each other, as simulated
     w.run(until=3)
     assert seen["reply"] == (b"PING", ("127.0.1.1", port))
     assert seen["server got from"][0] == "127.0.1.2"
@@ -153,6 +154,7 @@ def test_trace_records_have_the_simulators_shape():
     w = RealWorld()
     w.add_host("server").spawn(server)
     w.add_host("client").spawn(client)
+    w.add_link("client", "server")   # hosts without a link cannot reach each other, as simulated
     w.run(until=3)
     recs = w.trace.syscalls()
     assert all(list(r) == ["t", "type", "host", "thread", "call", "fd", "args", "result", "errno"] for r in recs)

@@ -82,9 +82,14 @@ class Net:
         lst = self.listeners.get((to, seg.dport))
         if lst is not None and not lst.closed:
             new = lst.receive_segment(seg, (IP[from_side], seg.sport), self.now)
+            replies = lst.take_output()          # SYN cookies' SYN-ACKs
+            for reply in replies:
+                self._send_raw(reply, to)
             if new is not None:
                 self.add(new, to)
                 return
+            if replies or lst.dropped:
+                return          # answered statelessly, or dropped by a full queue
             if seg.flags & 0x02 and not seg.flags & 0x10:
                 return          # SYN dropped by a full queue: no answer
         if conn is not None and conn.finished and conn.state == "CLOSE" and not seg.flags & RST:

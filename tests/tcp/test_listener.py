@@ -26,12 +26,16 @@ def clients(net, n, port0=41000):
 
 
 def test_backlog_overflow_client_established_server_syn_recv():
-    """backlog=1 holds 2 connections; the 3rd client completes its side of the handshake
-    (ESTABLISHED, may even send) while the server keeps it in SYN_RECV retransmitting SYN-ACKs.
-    Accepting one makes room, and the next retransmission completes the third."""
+    """backlog=1 holds 2 connections; one is queued, then two clients connect at once (the SYN
+    queue takes both: it too holds backlog + 1). The first ACK fills the accept queue; the 3rd
+    client completes its side of the handshake (ESTABLISHED, may even send) while the server
+    keeps it in SYN_RECV retransmitting SYN-ACKs. Accepting one makes room, and the next
+    retransmission completes the third."""
     net = Net(delay=1 * MS)
     lst = net.listen(TcpListener(("10.0.0.2", 80), 1, lambda: TcpConfig(congestion="reno")), "B")
-    cs = clients(net, 3)
+    cs = clients(net, 1)
+    net.run(duration=100 * MS)
+    cs += clients(net, 2, port0=41001)
     net.run(duration=500 * MS)
     assert [c.state for c in cs] == ["ESTABLISHED"] * 3
     assert len(lst.accept_queue) == 2 and lst.poll() & EPOLLIN
@@ -45,7 +49,7 @@ def test_backlog_overflow_client_established_server_syn_recv():
     net.run(duration=5 * S)
     assert len(lst.accept_queue) == 2
     conns = [lst.accept(net.now), lst.accept(net.now)]
-    assert conns[1] is third and third.state == "ESTABLISHED"
+    assert third in conns and third.state == "ESTABLISHED"
     net.run(duration=1 * S)
     assert third.recv(10, net.now) == b"hi"
     with pytest.raises(BlockingIOError):
@@ -85,3 +89,33 @@ def test_reset_for():
     r = reset_for(Segment(1, 2, 10, 0, SYN, 100))
     assert (r.seq, r.ack, r.flags) == (0, 11, RST | ACK)
     assert reset_for(Segment(1, 2, 10, 0, RST, 0)) is None
+
+
+def test_syn_queue_overflow_sends_cookies_and_completes_from_the_ack():
+    """Three SYNs at once for backlog=1: two request socks, a cookie SYN-ACK for the third
+    (no state kept, no retransmission). Its ACK reaches the listener while the accept queue is
+    full and is dropped; the client's data, once accept() made room, creates the connection
+    with the cookie's MSS (1460 - 12 with timestamps)."""
+    net = Net(delay=1 * MS)
+    lst = net.listen(TcpListener(("10.0.0.2", 80), 1, lambda: TcpConfig(congestion="reno")), "B")
+    cs = clients(net, 3)
+    net.run(duration=500 * MS)
+    assert [c.state for c in cs] == ["ESTABLISHED"] * 3
+    assert lst.cookies_sent == 1 and len(lst.accept_queue) == 2 and not lst.syn_recv
+    assert lst.cookie_ack_drops == 1
+    assert cs[2].send(b"hi", net.now) == 2
+    net.run(duration=100 * MS)
+    assert lst.cookie_ack_drops == 2 and len(lst.accept_queue) == 2    # its data: dropped too
+    lst.accept(net.now)
+    net.run(duration=3 * S)                                            # the RTO resends it
+    conn = lst.accept_queue[-1]
+    assert conn.remote[1] == cs[2].local[1] and conn.state == "ESTABLISHED"
+    assert conn.mss_cache == 1448 and conn.recv(10, net.now) == b"hi"
+
+
+def test_ack_with_a_bad_cookie_is_reset():
+    """An ACK for the listening port that matches no connection and no cookie gets a RST."""
+    lst = TcpListener(("10.0.0.2", 80), 1, lambda: TcpConfig())
+    ack = Segment(41000, 80, 1234, 5678, ACK, 100)
+    assert lst.receive_segment(ack, ("10.0.0.1", 41000), 0) is None
+    assert not lst.dropped and not lst.out

@@ -13,7 +13,7 @@ Linux 6.x socket). What Linux adds on top is the connection's business, not the
 registry's: the EPERM for unprivileged users choosing an algorithm outside
 ``net.ipv4.tcp_allowed_congestion_control``, and module autoloading.
 
-Registered here: ``reno`` and ``cubic`` as in Linux, and ``newreno`` (see
+Registered here: ``reno``, ``cubic`` and ``bbr`` (v1, ``tcp_bbr.c``) as in Linux, and ``newreno`` (see
 :class:`~simsock.tcp.cc.reno.NewReno` for why Linux has no such module).
 """
 
@@ -23,6 +23,7 @@ import errno
 
 from simsock.errors import os_error
 from simsock.tcp.cc.base import TCP_CA_NAME_MAX, CongestionOps
+from simsock.tcp.cc.bbr import Bbr
 from simsock.tcp.cc.cubic import Cubic
 from simsock.tcp.cc.reno import NewReno, Reno
 
@@ -65,7 +66,7 @@ def register(name: str | bytes, cls: type[CongestionOps], *, replace: bool = Fal
     """Make ``cls`` selectable as ``name``, as ``tcp_register_congestion_control`` does.
 
     ``cls`` must subclass :class:`CongestionOps`, be constructible without arguments and
-    implement ``ssthresh`` and ``cong_avoid`` (Linux's ``tcp_validate_congestion_control``
+    implement ``ssthresh`` and ``cong_avoid`` or ``cong_control`` (Linux's ``tcp_validate_congestion_control``
     refuses a module without them: EINVAL). A name already taken gives EEXIST unless
     ``replace`` is true. Names are 1 to 15 ASCII characters without NUL.
     """
@@ -74,9 +75,10 @@ def register(name: str | bytes, cls: type[CongestionOps], *, replace: bool = Fal
         raise ValueError(f"congestion control names are 1-{TCP_CA_NAME_MAX - 1} ASCII characters, not {key!r}")
     if not (isinstance(cls, type) and issubclass(cls, CongestionOps)):
         raise TypeError(f"{cls!r} is not a CongestionOps subclass")
-    for hook in ("ssthresh", "cong_avoid"):
-        if getattr(cls, hook) is getattr(CongestionOps, hook):
-            raise os_error(errno.EINVAL, f"{cls.__name__} does not implement {hook}()")
+    if cls.ssthresh is CongestionOps.ssthresh:
+        raise os_error(errno.EINVAL, f"{cls.__name__} does not implement ssthresh()")
+    if cls.cong_avoid is CongestionOps.cong_avoid and cls.cong_control is None:
+        raise os_error(errno.EINVAL, f"{cls.__name__} implements neither cong_avoid() nor cong_control()")
     if key in _registry and not replace:
         raise os_error(errno.EEXIST, f"congestion control {key!r} is already registered")
     _registry[key] = cls
@@ -93,3 +95,4 @@ def unregister(name: str | bytes) -> None:
 register("reno", Reno)
 register("newreno", NewReno)
 register("cubic", Cubic)
+register("bbr", Bbr)

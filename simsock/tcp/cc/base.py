@@ -36,10 +36,20 @@ modules, with the same arithmetic: ``tcp_slow_start``, ``tcp_cong_avoid_ai``,
 ``tcp_in_slow_start``, ``tcp_is_cwnd_limited`` and Reno's three hooks, which other
 algorithms reuse (CUBIC's ``undo_cwnd`` is ``tcp_reno_undo_cwnd``).
 
-Differences from Linux: only the hooks above exist (no ``cong_control``, ``in_ack_event``,
-``sndbuf_expand``, ``min_tso_segs``, ``get_info``, ``release``); ``ssthresh``,
-``cong_avoid`` are required, as ``tcp_validate_congestion_control`` requires them, while
-``undo_cwnd`` defaults to Reno's instead of being mandatory.
+A module may instead take over the whole per-ACK window and pacing decision with
+``cong_control(tp, ack, flag, rs)`` (BBR does): Linux's ``tcp_cong_control`` then calls it
+instead of PRR and ``cong_avoid``, with the ACK's delivery-rate sample ``rs``
+(:class:`simsock.tcp.rate.RateSample`, from ``tcp_rate.c``). Such a module sets
+``wants_rate_sample`` so that the connection keeps the per-segment delivery records, and
+``needs_pacing`` (``sk_pacing_status = SK_PACING_NEEDED``) so that the connection paces its
+transmissions at ``tp.pacing_rate`` (bytes per second; Linux's internal TCP pacing).
+``sndbuf_expand(tp)`` is the number of congestion windows the send buffer is sized for
+(``tcp_sndbuf_expand``: 2 unless the module says otherwise; BBR says 3), and
+``min_tso_segs(tp)`` the smallest burst a paced connection sends at once.
+
+Differences from Linux: no ``in_ack_event``, ``get_info``, ``release``; ``ssthresh`` and
+one of ``cong_avoid``/``cong_control`` are required, as ``tcp_validate_congestion_control``
+requires them, while ``undo_cwnd`` defaults to Reno's instead of being mandatory.
 """
 
 from __future__ import annotations
@@ -158,6 +168,22 @@ class CongestionOps:
 
     #: The name ``setsockopt(TCP_CONGESTION)`` selects and ``getsockopt`` reports.
     name: str = ""
+    #: ``cong_control(tp, ack, flag, rs)``, when a subclass defines it, replaces PRR and
+    #: ``cong_avoid`` on every ACK (``tcp_cong_control``); None means the classic path.
+    cong_control = None
+    #: keep tcp_rate.c's per-segment delivery state and build a RateSample per ACK.
+    wants_rate_sample: bool = False
+    #: SK_PACING_NEEDED: pace transmissions at ``tp.pacing_rate`` (internal TCP pacing).
+    needs_pacing: bool = False
+
+    def sndbuf_expand(self, tp: Any) -> int:
+        """How many congestion windows of skbs the send buffer is sized for
+        (``ca_ops->sndbuf_expand``; tcp_sndbuf_expand uses 2 when a module has none)."""
+        return 2
+
+    def min_tso_segs(self, tp: Any) -> int:
+        """``ca_ops->min_tso_segs``: the smallest paced burst (``tcp_min_tso_segs`` = 2)."""
+        return 2
 
     def init(self, tp: Any) -> None:
         """The connection is established, or switched to this algorithm."""
