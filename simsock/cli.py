@@ -229,7 +229,7 @@ def _configure_sweep(parser: argparse.ArgumentParser) -> None:
                              "needs pip install 'simsock[cluster]')")
     parser.add_argument("--metric", default=None, metavar="KEY",
                         help="the result number to plot against the first grid parameter "
-                             "(dotted for nested keys; default: the result's first numeric scalar)")
+                             "(dotted for nested keys; default: the first of the result's numbers that differ between runs)")
     parser.add_argument("--fresh", action="store_true",
                         help="run every point again, even those already in --out")
     parser.add_argument("--out", type=Path, default=None,

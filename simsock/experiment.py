@@ -367,6 +367,26 @@ def _canonical_json(data: Any) -> str:
     return json.dumps(data, sort_keys=True, indent=1, allow_nan=False, ensure_ascii=False) + "\n"
 
 
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that no reader ever sees a partial file — a full disk,
+    a crash or a kill in the middle leaves the previous file (or none): write a temporary
+    file in the same directory, flush it to disk, then rename it over ``path`` (os.replace
+    is atomic on POSIX and Windows)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
 def _version() -> str:
     try:
         return importlib.metadata.version("simsock")
@@ -500,7 +520,7 @@ def run_experiment(
 
     out.mkdir(parents=True, exist_ok=True)
     result_path = out / RESULT_FILE
-    result_path.write_text(text, encoding="utf-8")
+    write_atomic(result_path, text)
 
     saved = json.loads(text)
     checks = _run_check(module, saved["result"])
