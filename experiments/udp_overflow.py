@@ -157,9 +157,9 @@ def check(result: dict) -> list:
     short = sum(1 for n in r["sent_bytes_returned"] if n != r["size"])
     c.equal("C5.4", "sendto calls that returned less than the datagram", short, 0)
     if r["dropped_rcvbuf"] == 0 and r["max_rmem"] + r["truesize"] <= r["rcvbuf"]:
-        c.not_measured("C5.4", f"the receive buffer never filled (largest charge {r['max_rmem']} of "
-                               f"{r['rcvbuf']} B; {r['read_by_app']} read of {r['sent']} sent, "
-                               f"{r['in_flight']} in flight): nothing had to be dropped; make read_rate "
+        c.not_measured("C5.4", f"the receive buffer never filled (largest charge {r['max_rmem']:,} of "
+                               f"{r['rcvbuf']:,} B; {r['read_by_app']:,} read of {r['sent']:,} sent, "
+                               f"{r['in_flight']:,} in flight): nothing had to be dropped; make read_rate "
                                f"lower than send_rate and the link fast enough to fill the buffer")
     else:
         c.at_least("C5.4", "datagrams dropped at the full receive buffer", r["dropped_rcvbuf"], 1,
