@@ -347,7 +347,8 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
             # 5681 with RFC 6298's 1 s initial RTO), else the initial window; out of CA_Loss
             tp = self.tp
             tp.ca_state = CA_OPEN
-            tp.snd_cwnd = 1 if self.stats_retransmits > 1 else self.config.init_cwnd
+            cut = self.stats_retransmits > 1 and not getattr(self, "syn_spurious", False)
+            tp.snd_cwnd = 1 if cut else self.config.init_cwnd
         self._cc_init(now)
         self._sndbuf_expand()
         self.rcvq_space = min(self.rcv_ssthresh, self.rcv_wnd, self.config.init_cwnd * self.mss_cache)
