@@ -59,8 +59,9 @@ def main() -> None:
     clients = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
     seconds = float(sys.argv[2]) if len(sys.argv) > 2 else 5.0
     r = run(clients, seconds)
+    from simsock.profiles import LINUX
     print(f"c10k: {clients} game clients (100 B every 100 ms) -> one epoll-ET server on one core, "
-          f"{seconds:g} s simulated")
+          f"{seconds:g} s simulated, TCP {LINUX.tcp_congestion_control} (the linux profile's default)")
     print(f"  wall {r['wall_s']:.1f} s (building the world {r['build_s']:.1f} s), process CPU {r['cpu_s']:.1f} s, "
           f"{r['events']:,} SimPy events ({r['events'] / r['wall_s']:,.0f} per wall-second), "
           f"peak RSS {r['rss_mib']:,.0f} MiB")

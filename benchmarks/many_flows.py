@@ -156,7 +156,9 @@ def main() -> None:
         rows = [measure(n, proto, packets, max_hosts, monitor=monitor) for n in FLOW_COUNTS]
         hosts = "one sender and one receiver host per flow" if max_hosts is None else \
             f"flows spread over at most {max_hosts} sender and {max_hosts} receiver hosts"
-        print(f"  {proto.upper()}, {hosts}")
+        from simsock.profiles import LINUX
+        cc = f" ({LINUX.tcp_congestion_control}, the linux profile's default)" if proto == "tcp" else ""
+        print(f"  {proto.upper()}{cc}, {hosts}")
         print(f"    {'flows':>6} {'forwarded':>10} {'us/packet':>10} {'events/packet':>14} "
               f"{'us/packet incl. flow setup':>27} {'build s':>8} {'run s':>7}")
         for r in rows:

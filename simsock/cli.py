@@ -5,13 +5,15 @@ that adds its arguments to an ``argparse`` parser, and a handler that takes the 
 arguments and returns the exit status. Adding a subcommand is writing those two functions and
 one entry in the table.
 
-Exit status: 0 success; 1 an experiment's check failed (the claim did not hold) or, for
-``report``, some experiment failed or crashed; 2 bad input (one line on stderr, no traceback).
+Exit status: 0 success; 1 an experiment's check failed (the claim did not hold), or some claim
+was UNCHECKED or NOT MEASURED (``run --allow-unchecked`` accepts those) or, for ``report``,
+some experiment failed or crashed; 2 bad input (one line on stderr, no traceback).
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 import traceback
@@ -73,13 +75,40 @@ def _integer(text: str) -> int:
 
 def _configure_list(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", nargs="?", help="show this experiment's parameters")
+    parser.add_argument("--claims", action="store_true",
+                        help="list every claim of the chapter with the experiments that check it")
+
+
+def _cmd_list_claims() -> int:
+    from simsock.claims import NOT_MEASURABLE, TEXT
+    cited: dict[str, list[str]] = {}
+    for name, module in experiment.discover().items():
+        for claim in module.CLAIMS:
+            cited.setdefault(claim, []).append(name)
+    missing = 0
+    for claim, text in TEXT.items():
+        where = ", ".join(cited.get(claim, []))
+        if not where:
+            if claim in NOT_MEASURABLE:
+                where = f"not measurable: {NOT_MEASURABLE[claim]}"
+            else:
+                where = "NOT CITED by any experiment"
+                missing += 1
+        print(f"{claim:<5} {text}")
+        print(f"      -> {where}")
+    return 1 if missing else 0
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
+    if args.claims:
+        return _cmd_list_claims()
     if args.name:
+        from simsock.claims import TEXT
         module = experiment.load(args.name)
         print(f"{module.__name__.rpartition('.')[2]}: {experiment.title(module)}")
-        print(f"claims: {', '.join(module.CLAIMS)}")
+        print("claims:")
+        for claim in module.CLAIMS:
+            print(f"  {claim:<5} {TEXT.get(claim, '')}".rstrip())
         helps = getattr(module, "PARAM_HELP", {})
         print("parameters (override with --set key=value):")
         for key, default in module.PARAMS.items():
@@ -115,6 +144,9 @@ def _configure_run(parser: argparse.ArgumentParser) -> None:
                         metavar="KEY=VALUE", help="override a parameter (repeatable)")
     parser.add_argument("--out", type=Path, default=None,
                         help="output directory (default results/NAME/)")
+    parser.add_argument("--allow-unchecked", action="store_true",
+                        help="exit 0 even if some claim is UNCHECKED or NOT MEASURED "
+                             "(a FAIL still exits 1)")
     _add_quiet(parser)
 
 
@@ -127,14 +159,48 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print("wrote:")
     for path in outcome.files:
         print(f"  {path}")
-    return 0 if outcome.passed else 1
+    for error in outcome.figure_errors:
+        print(f"  (figure not drawn: {error})")
+    return _exit_status(outcome, args.allow_unchecked)
+
+
+def _exit_status(outcome: experiment.ExperimentOutcome, allow_unchecked: bool) -> int:
+    if outcome.failed:
+        return 1
+    if not allow_unchecked and not outcome.passed:
+        return 1
+    return 0
+
+
+def _key_number(checks) -> str:
+    """The first measured number of a claim's checks, as ``name = value``."""
+    from simsock.claims import format_number
+    for check in checks:
+        for key, value in check.measured.items():
+            return f"{key} = {format_number(value)}"
+    return ""
 
 
 def _print_status(outcome: experiment.ExperimentOutcome) -> None:
-    for claim, failures in outcome.claim_status().items():
-        print(f"  {'PASS' if not failures else 'FAIL'} {claim}")
-        for failure in failures:
-            print(f"       {failure}")
+    from simsock.claims import TEXT
+    statuses = outcome.statuses()
+    width = max((len(s) for s in statuses.values()), default=4)
+    for claim, status in statuses.items():
+        checks = outcome.checks_of(claim)
+        key = _key_number(checks)
+        print(f"  {status:<{width}} {claim:<5} {TEXT.get(claim, '')}".rstrip())
+        if status == "PASS":
+            if key:
+                print(f"  {'':<{width}}       measured: {key}")
+            continue
+        if status == "UNCHECKED":
+            print(f"  {'':<{width}}       no check of this experiment names {claim}")
+        for check in checks:
+            if check.status != "PASS":
+                print(f"  {'':<{width}}       {check.status}: {check.text}")
+    counts = {s: list(statuses.values()).count(s)
+              for s in ("PASS", "FAIL", "NOT MEASURED", "UNCHECKED")}
+    print("  " + ", ".join(f"{n} {s}" for s, n in counts.items() if n or s in ("PASS", "FAIL")))
 
 
 # --- sweep -------------------------------------------------------------------------------------
@@ -163,7 +229,7 @@ def _configure_sweep(parser: argparse.ArgumentParser) -> None:
                              "needs pip install 'simsock[cluster]')")
     parser.add_argument("--metric", default=None, metavar="KEY",
                         help="the result number to plot against the first grid parameter "
-                             "(dotted for nested keys; default: the result's first numeric scalar)")
+                             "(dotted for nested keys; default: the first of the result's numbers that differ between runs)")
     parser.add_argument("--fresh", action="store_true",
                         help="run every point again, even those already in --out")
     parser.add_argument("--out", type=Path, default=None,
@@ -218,6 +284,11 @@ def _report_task(task):
         return task[0], experiment.run_many([task], 1)[0], None
     except Exception:  # the report shows the crash and goes on with the next experiment
         return task[0], None, traceback.format_exc()
+    finally:
+        # Collect this experiment's simulations now, while none runs: left to a later
+        # collection, their unfinished programs would be closed during the next experiment's
+        # run and their finally blocks (s.close()) would be refused as foreign use.
+        gc.collect()
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -229,14 +300,14 @@ def _cmd_report(args: argparse.Namespace) -> int:
           f"when its experiment is done (the whole report takes minutes)", flush=True)
     done = {}
     status = 0
-    with progress.bar(len(tasks), "report", unit="experiment") as bar:
+    with progress.bar(len(tasks), "report", unit="experiment", tick=True) as bar:
         for index, (name, outcome, error) in sweep.local_unordered(_report_task, tasks, jobs):
             done[index] = (name, outcome, error)
             if error is not None:
                 label = "ERROR"
                 bar.write(f"ERROR {name}: {error.strip().splitlines()[-1]}")
             else:
-                label = "PASS" if outcome.passed else "FAIL"
+                label = "PASS" if outcome.passed else "FAIL" if outcome.failed else "UNCHECKED"
                 bar.write(f"{label} {name}")
             bar.update(1)
             status = status or int(label != "PASS")
@@ -265,9 +336,16 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "profile": Subcommand("measure this Linux host into a profile file (--from-host), or show a profile",
                           lambda p: _host_profile().add_profile_arguments(p),
                           lambda a: _host_profile().cmd_profile(a)),
+    "packetdrill": Subcommand("run packetdrill scripts against a simulated Linux host",
+                              lambda p: _packetdrill().add_arguments(p), lambda a: _packetdrill().cmd(a)),
     "real": Subcommand("real-backend housekeeping: 'simsock real cleanup' deletes network namespaces left "
                        "by killed runs", lambda p: _netns().add_real_arguments(p), lambda a: _netns().cmd_real(a)),
 }
+
+
+def _packetdrill():
+    from simsock.packetdrill import cli
+    return cli
 
 
 def _netns():
@@ -305,7 +383,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help(sys.stderr)
             return 2
         progress.set_quiet(getattr(args, "quiet", False))
-        return SUBCOMMANDS[args.command].handle(args)
+        try:
+            return SUBCOMMANDS[args.command].handle(args)
+        finally:
+            progress.set_quiet(False)   # --quiet is this command's, not the process's
     except (_UsageError, ExperimentError) as exc:
         print(f"simsock: error: {exc}", file=sys.stderr)
         return 2

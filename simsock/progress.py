@@ -113,16 +113,40 @@ class _StdoutBar:
 
 
 @contextlib.contextmanager
-def bar(total: float | None, label: str, unit: str = "it", *, leave: bool = False):
+def bar(total: float | None, label: str, unit: str = "it", *, leave: bool = False,
+        tick: bool = False):
     """A bar of ``total`` steps named ``label`` (prefixed by the running experiment's name);
-    ``.update(n)`` advances it, ``.write(line)`` prints a result line to stdout above it."""
+    ``.update(n)`` advances it, ``.write(line)`` prints a result line to stdout above it.
+    ``tick=True`` redraws it twice a second, so its elapsed time moves while steps are long
+    (the experiments of a report, the runs of a sweep)."""
     if not enabled():
         yield _NoBar()
         return
     from tqdm import tqdm
     with tqdm(total=total, desc=_label(label), unit=unit, leave=leave, mininterval=0.2,
-              **_screen()) as t:
+              **_screen()) as t, _ticking(t if tick else None):
         yield _StdoutBar(t)
+
+
+@contextlib.contextmanager
+def _ticking(line):
+    """Redraw ``line`` (a tqdm bar) every half second while the block runs."""
+    if line is None:
+        yield
+        return
+    import threading
+    stop = threading.Event()
+
+    def tick():
+        while not stop.wait(0.5):
+            line.refresh()
+    ticker = threading.Thread(target=tick, name="simsock-progress", daemon=True)
+    ticker.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        ticker.join()
 
 
 def steps(items: Iterable, label: str, unit: str = "point") -> Iterator:
@@ -167,22 +191,10 @@ def activity(label: str):
     if not enabled():
         yield
         return
-    import threading
-
     from tqdm import tqdm
-    stop = threading.Event()
     with tqdm(total=None, desc=label, bar_format="{desc}: running, {elapsed} elapsed", leave=False,
-              **_screen()) as line:
-        def tick():
-            while not stop.wait(0.5):
-                line.refresh()
-        ticker = threading.Thread(target=tick, name="simsock-progress", daemon=True)
-        ticker.start()
-        try:
-            yield
-        finally:
-            stop.set()
-            ticker.join()
+              **_screen()) as line, _ticking(line):
+        yield
 
 
 @contextlib.contextmanager

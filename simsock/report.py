@@ -25,6 +25,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +94,17 @@ def _number(value: Any) -> str:
     return format_number(value)
 
 
+def _docstring_claims(name: str) -> dict[str, str]:
+    """Claim texts an experiment's docstring states (``C5.4  UDP does not block …``): the
+    first sentence after each id, for runs whose result.json carries no claim texts."""
+    from simsock import experiment
+    try:
+        doc = " ".join((experiment.load(name).__doc__ or "").split())
+    except experiment.ExperimentError:
+        return {}
+    return {m.group(1): m.group(2) for m in re.finditer(r"\b(C\d+\.\d+)\s+([A-Z][^.]*\.)", doc)}
+
+
 def _claims(outcome) -> list[dict[str, Any]]:
     """Per claim: id, status, text and the lines under it (numbers, failures)."""
     saved: dict = {}
@@ -100,7 +112,7 @@ def _claims(outcome) -> list[dict[str, Any]]:
         saved = json.loads(Path(outcome.result_path).read_text(encoding="utf-8")).get("claim_status") or {}
     except (OSError, ValueError, AttributeError):
         saved = {}
-    texts = _claim_texts()
+    texts = {**_docstring_claims(outcome.name), **_claim_texts()}
     failures_by_claim = outcome.claim_status() if hasattr(outcome, "claim_status") else {}
     statuses = outcome.statuses() if hasattr(outcome, "statuses") else {}
     rows = []
@@ -132,8 +144,10 @@ def _key_numbers(outcome, claims: list[dict]) -> list[str]:
         return []
     if not isinstance(result, dict):
         return []
-    return [f"{k} = {_number(v)}" for k, v in result.items()
-            if isinstance(v, (int, float)) and not isinstance(v, bool)][:3]
+    params = set(getattr(outcome, "params", {}) or {})
+    return [f"{k} = {_number(v)}" for k, v in result.items()   # measured, not the set-up
+            if isinstance(v, (int, float)) and not isinstance(v, bool)
+            and k not in params and not k.startswith(("bin", "duration"))][:3]
 
 
 def _status_cell(status: str) -> str:

@@ -55,6 +55,8 @@ GC_YOUNG_THRESHOLD = 100_000
 def _relax_gc():
     """Raise the young-generation GC threshold for the duration of a run; return the
     thresholds to restore (None if they were left alone)."""
+    if not hasattr(gc, "get_threshold"):       # PyPy: no generational thresholds to set
+        return None
     old = gc.get_threshold()
     if not gc.isenabled() or old[0] == 0 or old[0] >= GC_YOUNG_THRESHOLD:
         return None
@@ -94,6 +96,12 @@ def _run_events(env: simpy.Environment, until_ns: int | None) -> None:
             raise exc
     if until_ns is not None and env._now < until_ns:
         env._now = until_ns
+
+
+def _looks_like_address(name: str) -> bool:
+    """``name`` is a dotted quad ("10.0.0.9"), which name resolution takes as an address."""
+    from simsock.kernel.addr import is_dotted_quad
+    return is_dotted_quad(name)
 
 
 def _report_unawaited(sim) -> None:
@@ -143,29 +151,36 @@ def _per_direction(sim, nodes, ab, ba, rate_bps, delay_ns, loss, queues, qdiscs,
             raise TypeError(f"add_link({name}=) must be a dict of settings for the "
                             f"{'a->b' if i == 0 else 'b->a'} direction, e.g. {{'rate': '10Mbit'}}, "
                             f"not {type(over).__name__}")
-        for key, value in over.items():
+        for key in over:
             if key not in _DIRECTION_KEYS:
                 raise ValueError(f"add_link({name}=): unknown setting {key!r}; a direction has "
                                  f"{', '.join(_DIRECTION_KEYS)}")
+        for key in _DIRECTION_KEYS:             # queue before qdisc, as add_link reads them
+            if key not in over:
+                continue
+            value = over[key]
             what = f"add_link({name}={{{key!r}: ...}})"
             if key == "rate":
-                value = parse_rate(value, what=what)
+                value = validate.rate(value, what)
             elif key == "delay":
-                value = parse_time(value, what=what)
+                value = validate.duration(value, what)
             elif key == "loss":
-                if isinstance(value, (int, float)) and not isinstance(value, bool):
-                    if not 0.0 <= value <= 1.0:
-                        raise ValueError(f"{what}: loss must be a probability between 0 and 1, got {value!r}")
-                    value = float(value) if value > 0 else None
-                elif not hasattr(value, "lose"):
-                    raise TypeError(f"{what}: loss must be a probability or a loss model with .lose(rng), "
-                                    f"got {value!r}")
+                value = validate.loss(value, what)
+                if not hasattr(value, "lose"):
+                    value = value if value > 0 else None
             elif key == "queue":
-                value = parse_size(value, what=what)
-                if value < 1:
-                    raise ValueError(f"{what}: queue must hold at least one packet, got {value!r}")
+                kind, value = validate.queue(value, what)
+                if kind == "bytes":             # a byte limit is a bfifo on this direction
+                    if "qdisc" in over:
+                        raise ValueError(f"add_link({name}=): queue in bytes and a qdisc both set the transmit "
+                                         f"queue: give one, e.g. 'qdisc': simsock.DropTail(bytes={value})")
+                    from simsock.net.qdisc import DropTail
+                    out["qdisc"][i] = qdisc_factory(DropTail(bytes=value), what)
+                    continue
             elif key == "qdisc":
-                value = qdisc_factory(value, what)
+                value = qdisc_factory(validate.qdisc(value, what), what)
+            elif key == "jitter":
+                value = validate.jitter(value, what)
             out[key][i] = value
     return tuple(tuple(out[k]) for k in _DIRECTION_KEYS)
 
@@ -297,6 +312,10 @@ class Simulation:
             raise ValueError(f"there is already a node called {name!r}")
         if name.lower() == "localhost":
             raise ValueError("'localhost' is every host's own loopback name; choose another host name")
+        if _looks_like_address(name):
+            raise ValueError(f"node name {name!r} reads as an IPv4 address, which would resolve to that address "
+                             f"rather than to the node (nodes get their own, e.g. 10.0.0.1): choose a name, "
+                             f"e.g. 'server'")
         other = self._names.get(name.lower())
         if other is not None:
             raise ValueError(f"{name!r} differs from the existing node {other.name!r} only in case; names "

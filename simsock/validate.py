@@ -252,6 +252,10 @@ def profile(p, source: str = "profile"):
             _profile_int(v, where, *_RANGES.get(f.name, (0, None)))
         elif kind == "tuple":
             _profile_tuple(f.name, v, where)
+    from simsock.tcp import cc
+    if p.tcp_congestion_control not in cc.available():
+        raise ValueError(f"{source}: field tcp_congestion_control {p.tcp_congestion_control!r} is not an "
+                         f"algorithm the simulator has (one of {', '.join(cc.available())})")
     return p
 
 

@@ -11,7 +11,6 @@ import pty
 import select
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -199,3 +198,17 @@ def test_enabled_follows_the_environment_and_quiet(monkeypatch):
     assert progress.enabled()
     monkeypatch.setattr(sys, "stderr", Stream(False))
     assert not progress.enabled()
+
+
+def test_report_and_sweep_show_a_bar_and_print_results_on_stdout(toy, tmp_path):
+    """The report's bar counts experiments while each result line goes to stdout as it comes;
+    a sweep's bar counts runs; neither bar reaches stdout or the files."""
+    status, out, terminal = _run_on_tty(["report", "--out", "rep", "--jobs", "1"], toy, tmp_path)
+    assert status == 0, (out, terminal)
+    assert "PASS blaster" in out and "%|" not in out
+    assert "report:" in terminal and "1/1" in terminal
+    status, out, terminal = _run_on_tty(["sweep", "blaster", "--grid", "duration=0.5,1", "--out", "sw",
+                                         "--jobs", "1"], toy, tmp_path)
+    assert status == 0, (out, terminal)
+    assert "blaster sweep:" in terminal and "2/2" in terminal
+    assert "%|" not in (tmp_path / "sw" / "summary.csv").read_text()

@@ -186,8 +186,9 @@ def test_unknown_at_lists_the_valid_names(full, tmp_path):
         full.trace.to_pcap(tmp_path / "x.pcap", at="bb")
     msg = str(e.value)
     assert "'bb'" in msg and "a->r" in msg and "b:lo" in msg and ", r," in msg
-    with pytest.raises(ValueError, match="event="):
-        full.trace.to_pcap(tmp_path / "x.pcap", at="b", event="drop")
+    # another event at a node: the records made at the node itself (deliver, drop)
+    drops = [r for r in full.trace.packets("drop") if r["where"] == "b"]
+    assert full.trace.to_pcap(tmp_path / "d.pcap", at="b", event="drop") == len(drops) > 0
 
 
 @pytest.mark.parametrize("kw, match", [
@@ -253,3 +254,22 @@ def test_a_capped_trace_is_the_matching_slice_of_the_full_one(limit, keep, n):
     expect = every[:limit] if keep == "first" else every[max(0, n - limit):]
     assert list(capped.records()) == expect
     assert len(capped) == len(expect) and capped.dropped == n - len(expect)
+
+
+def test_a_trace_object_can_be_given_and_reports_what_it_holds(tmp_path):
+    from simsock.trace import Trace
+    tr = Trace(limit=10, keep="first")
+    sim = simsock.Simulation(trace=tr)
+    assert sim.trace is tr and tr.world is sim
+    a, b = sim.add_host("a"), sim.add_host("b")
+    sim.add_link(a, b)
+
+    async def tx(k):
+        s = k.socket(AF_INET, SOCK_DGRAM)
+        for _ in range(20):
+            await s.sendto(b"x", ("b", 9))
+
+    a.spawn(tx)
+    sim.run()
+    stats = tr.stats()
+    assert stats["kept"] == 10 and stats["dropped"] == tr.dropped > 20 and stats["keep"] == "first"

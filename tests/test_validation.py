@@ -76,6 +76,10 @@ CASES = [
     (lambda: link(jitter=-1), ValueError, "jitter"),
     (lambda: link(jitter=object()), TypeError, "jitter"),
     (lambda: link(qdisc=5), TypeError, "qdisc"),
+    (lambda: link(ab={"rate": 0.4}), ValueError, "rate"),
+    (lambda: link(ba={"queue": "64"}), ValueError, "queue"),
+    (lambda: link(ab={"jitter": "soon"}), ValueError, "jitter"),
+    (lambda: link(ba={"delay": None}), TypeError, "delay"),
     # add_router / add_host
     (lambda: router(queue=0), ValueError, "queue"),
     (lambda: router(queue=-3), ValueError, "queue"),
@@ -96,6 +100,7 @@ CASES = [
     (lambda: CoDel(interval=0.1), TypeError, "interval"),
     (lambda: CoDel(limit=0), ValueError, "limit"),
     (lambda: Jitter(max_ns=-1), ValueError, "max_ns"),
+    (lambda: Jitter(max_ns="1ms", reorder="no"), TypeError, "reorder"),
     (lambda: Bernoulli(p=2), ValueError, "p="),
     (lambda: GilbertElliott(p_good_to_bad=-0.1, p_bad_to_good=0.5), ValueError, "p_good_to_bad"),
     # profiles (JSON values)
@@ -162,6 +167,13 @@ def test_queue_with_a_byte_unit_is_a_byte_limit_and_an_int_is_packets():
     r = sim.add_router("r", queue="96000B")
     sim.add_link(r, b)
     assert r.links[0].channel_from(r).queue_bytes_limit == 96000
+
+
+def test_a_byte_queue_in_one_direction_is_that_directions_byte_limit():
+    sim, a, b = world()
+    link = sim.add_link(a, b, queue=10, ba={"queue": "3000B"})
+    assert link.forward.queue_packets == 10 and link.forward.queue_bytes_limit is None
+    assert link.backward.queue_bytes_limit == 3000
 
 
 def test_jitter_as_a_duration_is_a_uniform_jitter():

@@ -138,7 +138,9 @@ class Jitter:
 
     def __init__(self, max_ns="2ms", reorder: bool = False) -> None:
         self.max_ns = _as_ns(max_ns, "Jitter(max_ns=)", "2ms")
-        self.reorder = bool(reorder)
+        if not isinstance(reorder, bool):
+            raise TypeError(f"Jitter(reorder=) must be True or False, not {type(reorder).__name__} {reorder!r}")
+        self.reorder = reorder
 
     def delay(self, rng: random.Random, now: int, last_arrival: int = 0) -> int:
         candidate = now + rng.randint(0, self.max_ns)

@@ -199,6 +199,16 @@ def rate_limit(ns: str, dev: str, rate_bps: int, mtu: int, queue_packets: int | 
             "burst", str(burst), "latency", "50ms")
 
 
+def tbf(ns: str, dev: str, rate_bps: int, burst: int, limit: int, peakrate_bps: int | None = None,
+        mtu: int | None = None) -> None:
+    """``tc qdisc replace dev DEV root tbf rate R burst B limit L [peakrate P mtu M]``: a
+    :class:`simsock.TBF`'s settings on ``dev``'s egress."""
+    args = ["rate", f"{rate_bps}bit", "burst", str(burst), "limit", str(limit)]
+    if peakrate_bps is not None:
+        args += ["peakrate", f"{peakrate_bps}bit", "mtu", str(mtu)]
+    _tc("-n", ns, "qdisc", "replace", "dev", dev, "root", "tbf", *args)
+
+
 def delete_namespace(name: str) -> None:
     """Delete a namespace (its veth ends go with it). Never raises."""
     try:
@@ -254,7 +264,14 @@ _saved: dict[int, object] = {}
 on_signal_stop = None
 
 
+_stopping = False
+
+
 def _on_signal(signum, _frame) -> None:
+    global _stopping
+    if _stopping:          # a second signal while cleaning up: let the cleanup finish
+        return
+    _stopping = True
     name = signal.Signals(signum).name
     with _lock:
         count = len(_live)

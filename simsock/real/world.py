@@ -99,7 +99,8 @@ class RealWorld:
     def __init__(self, seed: int = 0, *, namespaces: bool = False, trace=("syscall", "event")):
         self.seed = seed
         self.namespaces = namespaces
-        self.trace = Trace(trace)
+        # a Trace object may bound or stream the trace (Trace(limit=..., file=...))
+        self.trace = trace if isinstance(trace, Trace) else Trace(trace)
         self.hosts: dict[str, RealHost] = {}
         self.links: list[dict] = []
         self.unfinished: list[str] = []
@@ -147,16 +148,24 @@ class RealWorld:
         raise ValueError("the real backend has no routers: link hosts directly "
                          "(RealWorld(namespaces=True).add_link)")
 
-    def add_link(self, a, b, rate=None, delay=None, mtu=None, queue=None, loss=None, **_ignored) -> dict:
+    def add_link(self, a, b, rate=None, delay=None, mtu=None, queue=None, loss=None, qdisc=None, *,
+                 ab=None, ba=None, **_ignored) -> dict:
         """Join two hosts. Without namespaces all hosts already share the loopback, so a link
         is accepted only without a rate or delay. With namespaces it is a veth pair, rate
-        limited by a token bucket; delay and loss are refused (no netem on this kernel)."""
+        limited by a token bucket; delay and loss are refused (no netem on this kernel).
+
+        A :class:`simsock.TBF` given as ``qdisc=`` (both ends) or in ``ab=``/``ba=`` (one end's
+        egress, as in the simulator) becomes that ``tc qdisc ... tbf`` with the same rate,
+        burst, limit and peak rate; ``ab``/``ba`` may also set ``rate`` and ``queue`` for one
+        end. Other settings per direction are refused, as are other qdiscs in ``ab``/``ba``
+        (only tbf is reproduced)."""
         from simsock.units import parse_size, parse_time
         ha, hb = self._host(a), self._host(b)
         has_delay = delay is not None and parse_time(delay, what="delay") > 0
         has_loss = loss is not None and float(loss) > 0
+        ends = self._link_ends(rate, queue, qdisc, ab, ba)
         if not self.namespaces:
-            if rate is not None or has_delay or has_loss:
+            if rate is not None or has_delay or has_loss or any(e[0] is not None or e[2] is not None for e in ends):
                 raise ValueError("real links with a rate, delay or loss need RealWorld(namespaces=True); "
                                  "without namespaces all hosts share the machine's loopback")
             link = {"a": ha.name, "b": hb.name}
@@ -184,14 +193,16 @@ class RealWorld:
                 netns.add_route(ha.namespace, hb.address, addr_b, dev)
             if ha.address != addr_a:
                 netns.add_route(hb.namespace, ha.address, addr_a, dev)
-            if rate is not None:
-                bps = validate.rate(rate, "link rate")
-                qp = qb = None
-                if queue is not None:
-                    kind, n = validate.queue(queue, "queue")
-                    qp, qb = (n, None) if kind == "packets" else (None, n)
-                netns.rate_limit(ha.namespace, dev, bps, mtu_v, qp, qb)
-                netns.rate_limit(hb.namespace, dev, bps, mtu_v, qp, qb)
+            for h, (end_rate, end_queue, tbf) in zip((ha, hb), ends):
+                if tbf is not None:
+                    netns.tbf(h.namespace, dev, tbf.rate, tbf.burst, tbf.limit, tbf.peakrate, tbf.mtu)
+                elif end_rate is not None:
+                    bps = validate.rate(end_rate, "link rate")
+                    qp = qb = None
+                    if end_queue is not None:
+                        kind, n = validate.queue(end_queue, "queue")
+                        qp, qb = (n, None) if kind == "packets" else (None, n)
+                    netns.rate_limit(h.namespace, dev, bps, mtu_v, qp, qb)
         except OSError:
             self.close()
             raise
@@ -199,6 +210,34 @@ class RealWorld:
                 "addresses": (addr_a, addr_b)}
         self.links.append(link)
         return link
+
+    @staticmethod
+    def _link_ends(rate, queue, qdisc, ab, ba) -> list:
+        """(rate, queue, TBF or None) for the a->b and b->a ends of a real link."""
+        from simsock.net.tbf import TBF
+
+        def as_tbf(q, what):
+            if q is None:
+                return None
+            if not isinstance(q, TBF) and callable(q) and not hasattr(q, "enqueue"):
+                q = q()
+            return q if isinstance(q, TBF) else None
+        base = as_tbf(qdisc, "add_link(qdisc=)")
+        ends = []
+        for name, over in (("ab", ab), ("ba", ba)):
+            over = {} if over is None else over
+            if not isinstance(over, dict):
+                raise TypeError(f"add_link({name}=) must be a dict of settings for one direction")
+            other = sorted(set(over) - {"rate", "queue", "qdisc"})
+            if other:
+                raise ValueError(f"add_link({name}=): the real backend reproduces only rate, queue and a "
+                                 f"simsock.TBF qdisc per direction, not {', '.join(other)}")
+            tbf = as_tbf(over.get("qdisc"), f"add_link({name}=)")
+            if over.get("qdisc") is not None and tbf is None:
+                raise ValueError(f"add_link({name}=): the real backend reproduces only a simsock.TBF qdisc "
+                                 f"(as tc tbf), not {over['qdisc']!r}")
+            ends.append((over.get("rate", rate), over.get("queue", queue), tbf if tbf is not None else base))
+        return ends
 
     def _host(self, h) -> RealHost:
         if isinstance(h, RealHost):
@@ -403,6 +442,7 @@ class RealWorld:
         finally:
             self._ended = True
             self.close()
+            self.trace.flush()
             with netns._lock:
                 netns.running_worlds -= 1
             if netns.on_signal_stop == self._stop:

@@ -31,6 +31,10 @@ from bisect import bisect_left
 from collections import deque
 
 
+#: skb flags in the send queue: TCPHDR_PSH set by tcp_mark_push, and the EOR mark (MSG_EOR).
+SKB_PSH, SKB_EOR = 1, 2
+
+
 class SendQueue:
     __slots__ = ("_buf", "_base", "end", "skbs", "_first", "wmem_queued", "overhead", "pushed_seq")
 
@@ -45,7 +49,8 @@ class SendQueue:
         self.pushed_seq = start_seq     # tp->pushed_seq: write_seq at the last tcp_mark_push
 
     # -- application side --------------------------------------------------------------
-    def append(self, data, size_goal: int, sndbuf: int, snd_nxt: int, push=None, push_gap: int = 0) -> int:
+    def append(self, data, size_goal: int, sndbuf: int, snd_nxt: int, push=None, push_gap: int = 0,
+               eor: bool = False, mark_push: bool = True, lowat: int = 0xFFFFFFFF) -> int:
         """Copy as much of ``data`` as tcp_sendmsg_locked would; return the byte count.
 
         ``push`` (optional) transmits what the connection can (tcp_write_xmit, which grows
@@ -54,22 +59,37 @@ class SendQueue:
         ``push_gap`` bytes (half the peer's largest window) were written since the last push
         (forced_push) or the full skb is the send head (tcp_push_one); and at
         wait_for_space, before giving up for lack of memory. The push at the end of the call
-        is the caller's (the pushed sequence is marked here)."""
+        is the caller's (the pushed sequence is marked here).
+
+        Each skb carries flags (``SKB_PSH``, ``SKB_EOR``): PSH on every skb a call writes
+        unless ``mark_push`` is False (MSG_MORE, which also clears the PSH of the tail skb it
+        appends to), as Linux 6.18 shows on the wire (see the comment below); tcp_mark_push
+        (forced_push, the push at the end of the call) sets it too; ``eor`` (MSG_EOR) marks
+        the last skb of the call so that nothing is appended to it later
+        (tcp_skb_can_collapse_to). A new skb also needs fewer than
+        ``lowat`` unsent bytes (tcp_stream_memory_free: TCP_NOTSENT_LOWAT)."""
         n = len(data)
         copied = stored = 0                 # bytes accepted / already in _buf
         skbs = self.skbs
         while copied < n:
             tail = skbs[-1] if len(skbs) > self._first else None
-            room = size_goal - (tail[1] - tail[0]) if tail is not None and tail[0] >= snd_nxt else 0
+            room = (size_goal - (tail[1] - tail[0]) if tail is not None and tail[0] >= snd_nxt
+                    and not tail[2] & SKB_EOR else 0)
+            if room > 0 and not copied and not mark_push:
+                tail[2] &= ~SKB_PSH         # if (!copied) tcp_flags &= ~TCPHDR_PSH
             if room <= 0:
-                if self.wmem_queued >= sndbuf:      # !sk_stream_memory_free -> wait_for_space
+                if self.wmem_queued >= sndbuf or self.end - snd_nxt >= lowat:   # !sk_stream_memory_free
                     if push is not None and copied:
                         self._buf += data[stored:copied]
                         stored = copied
                         self.pushed_seq = self.end  # tcp_push(flags & ~MSG_MORE): tcp_mark_push
+                        skbs[-1][2] |= SKB_PSH
                         push()
                     break
-                tail = [self.end, self.end]
+                # measured on 6.18 (packetdrill, real kernel): every TSO packet of data
+                # written without MSG_MORE carries PSH, also from skbs that no tcp_mark_push
+                # reached (the first 64 KB skb of a large write to a wide window)
+                tail = [self.end, self.end, SKB_PSH if mark_push else 0]
                 skbs.append(tail)
                 self.wmem_queued += self.overhead
                 room = size_goal
@@ -81,6 +101,7 @@ class SendQueue:
             if push is not None and copied < n and tail[1] - tail[0] >= size_goal:
                 if self.end > self.pushed_seq + push_gap:          # forced_push
                     self.pushed_seq = self.end
+                    tail[2] |= SKB_PSH
                 elif tail[0] != snd_nxt:                           # not the send head
                     continue
                 self._buf += data[stored:copied]
@@ -89,7 +110,11 @@ class SendQueue:
         if copied:
             if stored < copied:
                 self._buf += data if stored == 0 and copied == n else data[stored:copied]
-            self.pushed_seq = self.end      # tcp_push at the end of the call: tcp_mark_push
+            if mark_push:
+                self.pushed_seq = self.end  # tcp_push at the end of the call: tcp_mark_push
+                skbs[-1][2] |= SKB_PSH
+            if eor:
+                skbs[-1][2] |= SKB_EOR
         return copied
 
     def grow(self, seq: int, amount: int) -> None:
@@ -107,8 +132,8 @@ class SendQueue:
         if lo + 1 >= len(skbs):
             return                          # no skb there, or it is the last one
         head = skbs[lo]
-        if head[0] != seq:
-            return
+        if head[0] != seq or head[2] & SKB_EOR:
+            return                          # tcp_skb_can_collapse: not past an EOR mark
         missing = amount - (head[1] - head[0])
         if missing <= 0:
             return
@@ -117,6 +142,7 @@ class SendQueue:
         head[1] += take
         nxt[0] += take
         if nxt[0] == nxt[1]:
+            head[2] |= nxt[2]               # the emptied skb's PSH and EOR move over
             del skbs[lo + 1]
             self.wmem_queued -= self.overhead
 
@@ -140,6 +166,18 @@ class SendQueue:
                 hi = mid
         return skbs[lo][1] if lo < len(skbs) else self.end
 
+    def skb_flags(self, seq: int) -> int:
+        """The flags (SKB_PSH, SKB_EOR) of the skb holding ``seq`` (0 past the queue)."""
+        skbs = self.skbs
+        lo, hi = self._first, len(skbs)
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if skbs[mid][1] <= seq:
+                lo = mid + 1
+            else:
+                hi = mid
+        return skbs[lo][2] if lo < len(skbs) else 0
+
     def is_tail_skb(self, seq: int) -> bool:
         skbs = self.skbs
         return len(skbs) > self._first and skbs[-1][0] <= seq
@@ -156,8 +194,11 @@ class SendQueue:
                 hi = mid
         if lo < len(skbs) and skbs[lo][0] < seq < skbs[lo][1]:
             skb = skbs[lo]
-            skbs.insert(lo + 1, [seq, skb[1]])
+            # both parts keep PSH (measured on 6.18: every TSO packet cut from a pushed skb
+            # carries it); the EOR mark goes with the second (tcp_skb_fragment_eor)
+            skbs.insert(lo + 1, [seq, skb[1], skb[2]])
             skb[1] = seq
+            skb[2] &= ~SKB_EOR
             self.wmem_queued += self.overhead
 
     def ack(self, upto: int) -> None:

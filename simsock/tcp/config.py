@@ -52,6 +52,12 @@ class TcpConfig:
     linger: float | None = None      # SO_LINGER seconds; 0 -> close() sends RST
     congestion: str = "cubic"        # net.ipv4.tcp_congestion_control (kernel default cubic)
     timestamps: bool = True          # net.ipv4.tcp_timestamps=1
+    #: net.ipv4.tcp_ecn: 1 request ECN on active opens and accept it, 2 (default) accept it
+    #: when the peer asks, 0 never. Negotiation and ECT(0) marking of new data only: the
+    #: congestion signals (CE -> ECE -> CWR) are not modelled (no simulated queue marks CE).
+    ecn: int = 2
+    #: net.ipv4.tcp_notsent_lowat (UINT_MAX: no limit): the default of TCP_NOTSENT_LOWAT
+    notsent_lowat: int = 0xFFFFFFFF
     sack: bool = True                # net.ipv4.tcp_sack=1: offer/accept SACK-permitted (RFC 2018)
     dsack: bool = True               # net.ipv4.tcp_dsack=1: report duplicates (RFC 2883)
     #: net.ipv4.tcp_recovery: bit 0x1 = RACK loss detection (RFC 8985, Linux's default);
@@ -81,6 +87,11 @@ class TcpConfig:
     time_wait: int = 60 * S          # TCP_TIMEWAIT_LEN
     fin_timeout: int = 60 * S        # net.ipv4.tcp_fin_timeout (orphaned FIN_WAIT2)
     max_quickacks: int = 16          # TCP_MAX_QUICKACKS
+    keepalive: bool = False          # SO_KEEPALIVE (SOCK_KEEPOPEN)
+    keepalive_time: int = 7200 * S   # TCP_KEEPIDLE, else net.ipv4.tcp_keepalive_time
+    keepalive_intvl: int = 75 * S    # TCP_KEEPINTVL, else net.ipv4.tcp_keepalive_intvl
+    keepalive_probes: int = 9        # TCP_KEEPCNT, else net.ipv4.tcp_keepalive_probes
+    orphan_retries: int = 0          # net.ipv4.tcp_orphan_retries (0: 8 while the RTO is below TCP_RTO_MAX)
     extra: dict = field(default_factory=dict)  # room for the driver's bookkeeping
 
     @classmethod

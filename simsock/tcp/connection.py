@@ -60,7 +60,7 @@ from simsock.tcp.buffers import ReceiveQueue, SendQueue
 from simsock.tcp.config import TcpConfig
 from simsock.tcp.congestion import CA_LOSS, CA_OPEN, CongestionState, get_ops
 from simsock.tcp.rtt import RttEstimator
-from simsock.tcp.segment import ACK, FIN, RST, SYN, TIMESTAMP_OPTION, Segment
+from simsock.tcp.segment import ACK, CWR, ECE, FIN, RST, SYN, TIMESTAMP_OPTION, Segment
 from simsock.tcp.rate import RateSampler
 from simsock.tcp.receiver import Receiver
 from simsock.tcp.recovery import TCP_REORDERING, Recovery
@@ -93,6 +93,9 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         self.max_window = 0
         self.snd_wscale = self.rcv_wscale = 0
         self.ts_ok = self.sack_ok = False
+        self.ecn_ok = False              # TCP_ECN_OK: negotiated on the handshake
+        self.fastopen_req = None         # TCP Fast Open client: b"" cookie request, else the cookie
+        self.fastopen_cache = None       # the host's cookie cache (tcp_fastopen_cache_set)
         self.ts_recent = 0
         self.peer_mss = 536
         self.mss_cache = config.mss - (TIMESTAMP_OPTION if config.timestamps else 0)
@@ -101,6 +104,12 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         self.sendq = SendQueue(iss + 1, config.skb_tx_overhead)
         self.rcvq = ReceiveQueue(config.skb_rx_overhead, config.rx_coalesce)
         self.fin_queued = self.fin_sent = False
+        self.notsent_lowat = 0           # TCP_NOTSENT_LOWAT (0: the sysctl's value)
+        self.user_timeout = 0            # TCP_USER_TIMEOUT in ns (0: tcp_retries2 / syn_retries)
+        self.send_eor = False            # the socket's send() has MSG_EOR (SendQueue.append)
+        self.send_more = False           # ... MSG_MORE: no PSH mark, corked push (tcp_push)
+        self.push_cork = False           # the next _write_xmit holds sub-MSS tails (TCP_NAGLE_CORK)
+        self.push_now = False            # the next _write_xmit ignores cork and Nagle (TCP_NAGLE_PUSH)
         self.records: deque[list] = deque()  # in flight: [start, end, sent_ns, flags] (recovery.py)
         self.lost_out = self.retrans_out = self.sacked_out = self.dupacks = 0
         # SACK scoreboard, RACK and PRR (recovery.py)
@@ -121,7 +130,7 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         self.high_seq = iss
         self.snd_sml = iss
         self.max_packets_out = 0
-        self.max_packets_out_valid = False
+        self.cwnd_usage_seq = iss       # tp->cwnd_usage_seq (tcp_cwnd_validate)
         self.retrans_stamp = 0
         self.backoff = self.retransmits = self.probes_out = 0
         self.rtx_reason = "timeout"
@@ -155,6 +164,7 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         self.rto_at: int | None = None
         self.rto_kind: str | None = None
         self.tw_at: int | None = None
+        self.ka_at: int | None = None    # the keepalive timer (icsk's sk_timer), see _keepalive_timer
         # socket-level
         self.shutdown_flags = 0
         self.sock_done = False
@@ -187,7 +197,8 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         self.tlp_high_seq: int | None = None
         self.tlp_retrans = False
         self.rcv_tstamp = 0              # when the last ACK arrived (tp->rcv_tstamp)
-        self.limited_ns = [0, 0, 0, 0]   # index: 0 idle/none, 1 rwnd, 2 cwnd, 3 app
+        # index: 0 none, 1 rwnd, 2 cwnd, 3 app (queues empty), 4 app with data in flight
+        self.limited_ns = [0, 0, 0, 0, 0]
         self.limit_kind = 0
         self.limit_since = 0
 
@@ -289,6 +300,8 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
             seg.wscale = self.rcv_wscale
         if cfg.sack and (peer is None or peer.sack_permitted):
             seg.sack_permitted = True
+        if peer is None and self.fastopen_req is not None:
+            seg.fastopen = self.fastopen_req         # tcp_connect: cookie request or the cached cookie
 
     def _init_receive_side(self, active: bool = False) -> None:
         """tcp_select_initial_window + tcp_init_buffer_space. An active open chooses its
@@ -319,6 +332,11 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
             self.wscale_ok = True
         self.ts_ok = cfg.timestamps and peer.ts is not None
         self.sack_ok = cfg.sack and peer.sack_permitted
+        f = peer.flags
+        if not f & ACK:      # the peer's SYN asks for ECN with ECE|CWR (tcp_ecn_create_request)
+            self.ecn_ok = bool(cfg.ecn and f & ECE and f & CWR and not peer.ect)
+        else:                # our SYN asked; a SYN-ACK with ECE alone accepts (tcp_ecn_rcv_synack)
+            self.ecn_ok = cfg.ecn == 1 and bool(f & ECE) and not f & CWR
         self.peer_mss = peer.mss if peer.mss is not None else 536
         self.advmss = cfg.mss - (TIMESTAMP_OPTION if self.ts_ok else 0)
         self._sync_mss()
@@ -342,6 +360,8 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
 
     def _established(self, now: int) -> None:
         self._set_state("ESTABLISHED", now)
+        if self.config.keepalive:        # tcp_finish_connect / tcp_create_openreq_child
+            self.ka_at = now + self.config.keepalive_time
         if self._peer_syn is None:
             # tcp_init_transfer: cwnd 1 once the SYN was retransmitted more than once (RFC
             # 5681 with RFC 6298's 1 s initial RTO), else the initial window; out of CA_Loss
@@ -373,10 +393,12 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         once if the connection is established."""
         if name == self.cc.name:
             return
+        was_pacing = self.pacing_on
         self.cc = get_ops(name)
         self._rate_init()
-        if not self.cc.needs_pacing:
-            self.tp.pacing_rate = 0
+        # sk_pacing_status is only ever raised (bbr_init's cmpxchg NONE -> NEEDED): a socket
+        # switched away from BBR stays paced, at tcp_update_pacing_rate's rate from its next ACK
+        self.pacing_on = self.pacing_on or was_pacing
         if self.state not in ("CLOSE", "LISTEN", "SYN_SENT", "SYN_RECV"):
             self._cc_init(now)
 
@@ -384,7 +406,7 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         """tcp_done: CLOSE, both directions shut, timers off."""
         self._set_state("CLOSE", now)
         self.shutdown_flags = RCV_SHUTDOWN | SEND_SHUTDOWN
-        self.rto_at = self.rto_kind = self.delack_at = self.tw_at = None
+        self.rto_at = self.rto_kind = self.delack_at = self.tw_at = self.ka_at = None
         self.in_time_wait = False
         self.finished = True
         self.records.clear()
@@ -401,15 +423,17 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         self._done(now)
 
     def _send_reset(self, now: int) -> None:
-        """tcp_send_active_reset: RST|ACK at snd_nxt."""
+        """tcp_send_active_reset: RST|ACK at snd_nxt, with the timestamp option when the
+        connection uses timestamps (it goes out through tcp_transmit_skb)."""
         self._out.append(Segment(self.local[1], self.remote[1], self.snd_nxt & MASK,
-                                 self.rcv_nxt & MASK, RST | ACK, 0))
+                                 self.rcv_nxt & MASK, RST | ACK, 0,
+                                 ts=((now // 1_000_000) & MASK, self.ts_recent) if self.ts_ok else None))
         self.stats_segments_sent += 1
 
     def _enter_time_wait(self, now: int) -> None:
         self._set_state("TIME_WAIT", now)
         self.in_time_wait = True
-        self.rto_at = self.rto_kind = self.delack_at = None
+        self.rto_at = self.rto_kind = self.delack_at = self.ka_at = None
         self.tw_at = now + self.config.time_wait
         self.shutdown_flags = RCV_SHUTDOWN | SEND_SHUTDOWN
 
@@ -448,11 +472,15 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
 
     def _send_syn(self, now: int, peer: Segment | None) -> None:
         flags = SYN if peer is None and self.state == "SYN_SENT" else SYN | ACK
+        if flags == SYN and self.config.ecn == 1:
+            flags |= ECE | CWR           # tcp_ecn_send_syn
+        elif flags & ACK and self.ecn_ok:
+            flags |= ECE                 # tcp_ecn_make_synack
         win = min(self.rcv_wnd, 65535)
         seg = Segment(self.local[1], self.remote[1], self.iss & MASK,
                       self.rcv_nxt & MASK if flags & ACK else 0, flags, win)
         self._syn_options(seg, peer if peer is not None else self._syn_peer())
-        if self.config.timestamps and (flags == SYN or self.ts_ok):
+        if self.config.timestamps and (not flags & ACK or self.ts_ok):
             seg.ts = ((now // 1_000_000) & MASK, self.ts_recent if flags & ACK else 0)
         self._out.append(seg)
         self.stats_segments_sent += 1
@@ -484,7 +512,11 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
             self._rate_check_app_limited()
         mss = self._mss_now()
         n = self.sendq.append(data, self._size_goal(mss), self.sndbuf, self.snd_nxt,
-                              lambda: self._push_pending(now), self.max_window >> 1)
+                              lambda: self._push_pending(now), self.max_window >> 1, eor=self.send_eor,
+                              lowat=self.notsent_lowat or self.config.notsent_lowat,
+                              mark_push=not self.send_more)
+        if self.send_more:
+            self.push_cork = True
         if n < len(data):
             self.nospace = True  # wait_for_space: SOCK_NOSPACE
         if n == 0:
@@ -705,7 +737,7 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
             "srtt": r.srtt, "rttvar": r.rttvar, "rto": min(r.rto << self.backoff, self.config.rto_max),
             "cwnd": tp.snd_cwnd, "ssthresh": tp.snd_ssthresh,
             "rwnd_limited_ns": self.limited_ns[1], "cwnd_limited_ns": self.limited_ns[2],
-            "app_limited_ns": self.limited_ns[3], "zero_window_probes": self.stats_zwp,
+            "app_limited_ns": self.limited_ns[3] + self.limited_ns[4], "zero_window_probes": self.stats_zwp,
             "loss_probes": self.stats_tlp, "loss_probe_recoveries": self.stats_tlp_recoveries,
             "rcvq_drops": self.stats_rcvq_drops, "ofo_drops": self.stats_ofo_drops,
             "ofo_pruned": self.stats_ofo_pruned,
@@ -724,7 +756,56 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         t = self.tw_at
         if t is not None and (best is None or t < best):
             best = t
+        t = self.ka_at
+        if t is not None and (best is None or t < best):
+            best = t
         return best
+
+    # ------------------------------------------------------------------ keepalive
+    # tcp_set_keepalive, tcp_keepalive_timer, keepalive_time_elapsed (tcp_timer.c). An idle
+    # connection with SO_KEEPALIVE sends a probe (seq snd_una - 1, no data: the peer answers
+    # with an ACK) once nothing has been received for keepalive_time, then every
+    # keepalive_intvl; after keepalive_probes unanswered probes it sends RST and fails with
+    # ETIMEDOUT (tcp_write_err). Data in flight or queued suspends it (the retransmission
+    # timer watches the connection then). Any ACK resets the count (tcp_ack: probes_out = 0).
+    # Checked on Linux 6.18 through veth with 1/1/2 s: tests/reliability/test_keepalive.py.
+    _KA_STATES = ("ESTABLISHED", "CLOSE_WAIT", "FIN_WAIT1", "FIN_WAIT2", "CLOSING", "LAST_ACK")
+
+    def set_keepalive(self, on: bool, now: int) -> None:
+        """SO_KEEPALIVE: turning it on arms the timer keepalive_time from now; off stops it."""
+        was = self.config.keepalive
+        self.config.keepalive = on
+        if not on:
+            self.ka_at = None
+        elif not was and self.state in self._KA_STATES and not self.finished:
+            self.ka_at = now + self.config.keepalive_time
+
+    def keepalive_idle_changed(self, now: int) -> None:
+        """TCP_KEEPIDLE set while keepalive is on: re-arm for what is left of the new idle time."""
+        if self.config.keepalive and self.state in self._KA_STATES and not self.finished:
+            left = self.config.keepalive_time - (now - max(self.lrcvtime, self.rcv_tstamp))
+            self.ka_at = now + max(left, 0)
+
+    def _keepalive_timer(self, now: int) -> None:
+        cfg = self.config
+        if not cfg.keepalive or self.state not in self._KA_STATES or self.in_time_wait:
+            return
+        if self.records or self.snd_nxt < self.sendq.end:
+            self.ka_at = now + cfg.keepalive_time     # "It is alive without keepalive 8)"
+            return
+        elapsed = now - max(self.lrcvtime, self.rcv_tstamp)
+        if elapsed >= cfg.keepalive_time:
+            if self.probes_out >= cfg.keepalive_probes:
+                self._send_reset(now)
+                self._done_with_error(self.sk_err_soft or E.ETIMEDOUT, now)
+                return
+            self._out.append(self._make_segment(self.snd_una - 1, ACK, now, b""))
+            self.probes_out += 1
+            if self.trace is not None:
+                self.trace("keepalive_probe", now, {"seq": self.snd_una - 1, "probes": self.probes_out})
+            self.ka_at = now + cfg.keepalive_intvl
+        else:
+            self.ka_at = now + cfg.keepalive_time - elapsed
 
     def handle_timer(self, now: int) -> None:
         if self.pacing_at is not None and self.pacing_at <= now:
@@ -733,6 +814,11 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
             self.tw_at = None
             self._done(now)
             return
+        if self.ka_at is not None and self.ka_at <= now:
+            self.ka_at = None
+            self._keepalive_timer(now)
+            if self.finished:
+                return
         if self.delack_at is not None and self.delack_at <= now:
             self.delack_at = None
             if self.ack_pending:

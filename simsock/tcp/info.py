@@ -183,8 +183,9 @@ def tcp_info(conn, now: int) -> dict:
     if conn.limit_kind:
         limited[conn.limit_kind] += max(now - conn.limit_since, 0)
     # tcp_get_info_chrono_stats: busy_time is the total of the chrono types (busy, rwnd
-    # limited, sndbuf limited); simsock's "cwnd limited" periods are Linux's TCP_CHRONO_BUSY.
-    d["busy_time"] = _us(limited[1] + limited[2])
+    # limited, sndbuf limited); simsock's "cwnd limited" periods and application-limited
+    # periods with data in flight are Linux's TCP_CHRONO_BUSY (the queues are not empty).
+    d["busy_time"] = _us(limited[1] + limited[2] + limited[4])
     d["rwnd_limited"] = _us(limited[1])
     d["sndbuf_limited"] = 0
     d["delivered"] = getattr(conn, "delivered", None) or _delivered(conn)

@@ -117,7 +117,8 @@ class RateSampler:
         """tcp_rate_skb_sent: the state a new or retransmitted segment carries."""
         tp = self.tp
         if not self.records:
-            self.first_tx_mstamp = tp.delivered_mstamp = now // 1000
+            # (a stamp of 0 means "none" below, as in Linux, whose clock is never 0)
+            self.first_tx_mstamp = tp.delivered_mstamp = now // 1000 or 1
         return (tp.delivered, tp.delivered_mstamp, self.first_tx_mstamp, bool(tp.app_limited))
 
     def _rate_stamp(self, rec: list, now: int) -> None:
@@ -155,7 +156,7 @@ class RateSampler:
         if tp.app_limited and tp.delivered > tp.app_limited:
             tp.app_limited = 0
         if delivered:
-            tp.delivered_mstamp = now // 1000
+            tp.delivered_mstamp = now // 1000 or 1
         rs.acked_sacked = delivered
         rs.losses = lost
         if not rs.prior_mstamp:
@@ -168,6 +169,15 @@ class RateSampler:
         min_rtt_us = self.min_rtt // 1000 if self.min_rtt < (1 << 62) else 0
         if rs.interval_us < min_rtt_us:
             rs.interval_us = -1
+            return rs
+        # the connection's delivery rate (tcpi_delivery_rate): the latest sample unless it is
+        # app-limited and slower than the one kept
+        if rs.interval_us > 0 and (not rs.is_app_limited or self.rate_interval_us == 0
+                                   or rs.delivered * self.rate_interval_us
+                                   >= self.rate_delivered * rs.interval_us):
+            self.rate_delivered = rs.delivered
+            self.rate_interval_us = rs.interval_us
+            self.rate_app_limited = rs.is_app_limited
         return rs
 
     def _rate_check_app_limited(self) -> None:
@@ -179,6 +189,41 @@ class RateSampler:
         if (self.sendq.end - self.snd_nxt < self.mss_cache and in_flight < tp.snd_cwnd
                 and self.lost_out <= self.retrans_out):
             tp.app_limited = (tp.delivered + in_flight) or 1
+
+    _cc_traced = 0
+    rate_delivered = rate_interval_us = 0
+    rate_app_limited = True
+
+    # TCP_INFO (simsock/tcp/info.py) reads these when the connection keeps them, and falls
+    # back to its own estimates otherwise (None).
+    @property
+    def pacing_rate(self) -> int | None:
+        """sk_pacing_rate in bytes/s as a paced connection uses it (None: not paced)."""
+        return self.tp.pacing_rate if self.pacing_on and self.tp.pacing_rate else None
+
+    @property
+    def delivery_rate(self) -> int | None:
+        """tcp_compute_delivery_rate: bytes/s of the kept sample (rate sampling only)."""
+        if not self.rate_on or not self.rate_interval_us:
+            return None
+        return self.rate_delivered * self.mss_cache * 1_000_000 // self.rate_interval_us
+
+    @property
+    def delivered(self) -> int | None:
+        """tp->delivered, counting the handshake's SYN/SYN-ACK as Linux does (rate sampling only)."""
+        return self.tp.delivered + 1 if self.rate_on else None
+
+    def _trace_cc_state(self, now: int) -> None:
+        """A ``tcp_cc_state`` trace event for each state change of the module (BBR's
+        ``transitions``), with the cwnd and pacing rate it left."""
+        changes = getattr(self.cc, "transitions", None)
+        if not changes or len(changes) == self._cc_traced:
+            return
+        tp = self.tp
+        for t, old, new in changes[self._cc_traced:]:
+            self.trace("cc_state", now, {"cc": self.cc.name, "old": old, "new": new,
+                                         "cwnd": tp.snd_cwnd, "pacing_rate": tp.pacing_rate})
+        self._cc_traced = len(changes)
 
     # ------------------------------------------------------------------ pacing
     def _update_pacing_rate(self) -> None:

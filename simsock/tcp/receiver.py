@@ -130,6 +130,8 @@ class Receiver:
             if not flags & SYN:
                 return
             self._negotiate(seg)
+            if self.fastopen_req is not None and seg.fastopen and self.fastopen_cache is not None:
+                self.fastopen_cache[self.remote[0]] = seg.fastopen   # tcp_rcv_fastopen_synack
             if not self.rcv_wscale:
                 self.rcv_wnd = min(self.rcv_wnd, 65535)
             # tcp_initialize_rcv_mss
@@ -416,7 +418,10 @@ class Receiver:
     def _send_delayed_ack(self, now: int) -> None:
         """tcp_send_delayed_ack."""
         cfg = self.config
-        ato = self.ato or cfg.delack_min
+        # icsk_ack.ato is 0 until the first data segment (tcp_event_data_recv sets it): an
+        # ACK scheduled before any data (a FIN, a window update) is due at once, as Linux's
+        # timer armed at jiffies + 0 fires on the next tick
+        ato = self.ato
         if ato > cfg.delack_min:
             max_ato = 500_000_000
             if self.pingpong >= 1 or self.ack_pushed:

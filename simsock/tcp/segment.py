@@ -15,6 +15,8 @@ SYN = 0x02
 RST = 0x04
 PSH = 0x08
 ACK = 0x10
+ECE = 0x40       # ECN-Echo (RFC 3168); on a SYN with CWR: "this end does ECN"
+CWR = 0x80       # Congestion Window Reduced
 
 TCP_HEADER = 20
 #: Bytes of options on a segment carrying timestamps (10, padded to 12), as Linux sends.
@@ -36,10 +38,17 @@ class Segment:
     sack_permitted: bool = False
     sack: tuple[tuple[int, int], ...] = ()
     ts: tuple[int, int] | None = None  # (TSval, TSecr)
+    #: TCP Fast Open option (RFC 7413, kind 34): None absent, b"" a cookie request, else the cookie
+    fastopen: bytes | None = None
     #: The sending connection, set on loopback data segments only: the receiver queues a
     #: clone of the sender's skb and can coalesce into it once the sender freed the
     #: original (see simsock.tcp.buffers.ReceiveQueue). Not a header field.
     src: object = None
+    #: The ECN codepoint of the IP header carrying the segment (RFC 3168): 0 not-ECT,
+    #: 2 ECT(0). Not a TCP header field.
+    ect: int = 0
+    #: Set on a retransmission (not a header field): TSO bursts join new data only.
+    rtx: bool = False
 
     @property
     def seq_len(self) -> int:
@@ -63,6 +72,8 @@ class Segment:
             opt += 4
         if self.sack:
             opt += 4 + 8 * len(self.sack)
+        if self.fastopen is not None:
+            opt += (2 + len(self.fastopen) + 3) & ~3     # kind, length, cookie, NOP-padded
         return TCP_HEADER + opt
 
     @property
@@ -71,6 +82,6 @@ class Segment:
         return self.header_size + len(self.payload)
 
     def flag_names(self) -> str:
-        names = [n for bit, n in ((SYN, "S"), (FIN, "F"), (RST, "R"), (PSH, "P"), (ACK, "."))
-                 if self.flags & bit]
+        names = [n for bit, n in ((SYN, "S"), (FIN, "F"), (RST, "R"), (PSH, "P"), (ECE, "E"), (CWR, "W"),
+                                  (ACK, ".")) if self.flags & bit]
         return "".join(names) or "none"

@@ -27,8 +27,9 @@ peer's window, splitting the segment at its edge (__tcp_retransmit_skb / tcp_fra
 a zero window only the head goes, one MSS, as a zero-window probe, and an RTO facing a zero
 window neither counts toward tcp_retries2 nor times out while the peer keeps answering
 (tcp_retransmit_timer, tcp_rtx_probe0_timed_out: 240 s of silence). Tail loss probes: see
-recovery.py. Not modelled here: TSO autosizing/pacing, autocorking, tcp_grow_skb (6.10+,
-merging unsent skbs before transmission), TCP_USER_TIMEOUT, keepalive.
+recovery.py. Pacing (tcp_pacing_check before each skb, for modules that ask for it or
+under fq) and delivery-rate sampling: rate.py. Not modelled here: TSO autosizing beyond
+paced bursts, autocorking, TCP_USER_TIMEOUT, keepalive.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from simsock.tcp.recovery import (FLAG_CA_ALERT, FLAG_DATA, FLAG_DATA_ACKED, FLA
                                   FLAG_WIN_UPDATE, R_EVER, R_LOST, R_RETRANS, R_SACKED,
                                   TCP_REORDERING)
 from simsock.tcp.sack import max_sack_blocks
+from simsock.tcp.buffers import SKB_PSH
 from simsock.tcp.rate import RateSample
 from simsock.tcp.segment import ACK, FIN, PSH, Segment
 from simsock.tcp.signals import SIG_SPACE
@@ -104,21 +106,17 @@ class Sender:
 
     def _write_xmit(self, now: int, out: list) -> None:
         sq = self.sendq
+        # the nonagle of this push: TCP_NAGLE_CORK after a MSG_MORE send, TCP_NAGLE_PUSH
+        # after setsockopt(TCP_NODELAY, 1); later pushes use the socket's setting
+        push_cork, push_now = self.push_cork, self.push_now
+        self.push_cork = self.push_now = False
         if self.snd_nxt >= sq.end and self.retrans_out >= self.lost_out and (self.fin_sent or not self.fin_queued):
             # Nothing to send (most calls: after a read, an ACK, a timer): only the
-            # bookkeeping that ends the loop below, which would stop application-limited.
-            tp = self.tp
-            n = len(self.records)
-            if n > self.max_packets_out or not self.max_packets_out_valid:
-                self.max_packets_out = n
-                self.max_packets_out_valid = True
-            if tp.snd_cwnd < tp.snd_ssthresh:
-                tp.is_cwnd_limited = tp.snd_cwnd < 2 * self.max_packets_out
-            else:
-                tp.is_cwnd_limited = False
-            if self.limit_kind != 3:
-                self._limit_state(3, now)
-            tp.max_packets_out = self.max_packets_out
+            # bookkeeping that ends the loop below, which would stop application-limited
+            # (tcp_write_xmit calls tcp_cwnd_validate only when it sent or hit cwnd).
+            app = 4 if self.records else 3      # data in flight: Linux's TCP_CHRONO_BUSY
+            if self.limit_kind != app:
+                self._limit_state(app, now)
             return
         tp = self.tp
         cwnd = tp.snd_cwnd
@@ -158,7 +156,8 @@ class Sender:
                 fin = self.fin_queued and seg_end == sq.end
                 if seg_end - nxt < mss and not fin and sq.is_tail_skb(nxt):
                     cfg = self.config
-                    if cfg.cork or (not cfg.nodelay and records and self.snd_sml > self.snd_una):
+                    if not push_now and (cfg.cork or push_cork or (
+                            not cfg.nodelay and records and self.snd_sml > self.snd_una)):
                         limited = 3
                         break
                 if not records:
@@ -199,21 +198,17 @@ class Sender:
         if self.snd_nxt < sq.end:
             sq.split_at(self.snd_nxt)
         # tcp_cwnd_validate / tcp_is_cwnd_limited
-        n = len(records)
-        if n > self.max_packets_out or not self.max_packets_out_valid:
-            self.max_packets_out = n
-            self.max_packets_out_valid = True
-        if tp.snd_cwnd < tp.snd_ssthresh:
-            tp.is_cwnd_limited = tp.snd_cwnd < 2 * self.max_packets_out
-        else:
-            tp.is_cwnd_limited = limited == 2
+        cwnd_limited = limited == 2 or self._in_flight() >= cwnd
+        if sent_pkts or cwnd_limited:
+            self._cwnd_validate(cwnd_limited)
+        if limited == 3 and records:
+            limited = 4                          # nothing to send, data in flight: busy
         self._limit_state(limited if sq.end > self.snd_una or records else 3, now)
         if sent_pkts and tp.ca_state in (CA_CWR, CA_RECOVERY):
             self.prr_out += sent_pkts
         if sent_any:
             tp.lsndtime_us = now // 1000
             tp.snd_nxt = self.snd_nxt
-        tp.max_packets_out = self.max_packets_out
         if sent_any:
             # tcp_event_new_data_sent: (re)arm the RTO if nothing was in flight or a loss
             # probe was pending; then tcp_write_xmit schedules the next loss probe.
@@ -222,6 +217,8 @@ class Sender:
             self._schedule_loss_probe(now, False)
         elif self.snd_nxt < sq.end and not records and self.rto_kind is None:
             self._arm_probe(now)   # tcp_check_probe_timer
+        if sent_any and self.nospace and (self.notsent_lowat or self.config.notsent_lowat) != 0xFFFFFFFF:
+            self._check_space(now)  # tcp_data_snd_check: the push lowered the unsent bytes
 
     def _xmit_retransmit_queue(self, now: int, out: list) -> int:
         """tcp_xmit_retransmit_queue: resend records marked lost, in order, while cwnd allows.
@@ -297,7 +294,7 @@ class Sender:
             self.limit_since = now
 
     def _emit_data(self, start: int, end: int, now: int, out: list, fin: bool = False,
-                   retransmit: bool = False) -> None:
+                   retransmit: bool = False, psh: bool = False) -> None:
         if end > start:
             payload = self.sendq.data(start, min(end, self.sendq.end))
         else:
@@ -307,9 +304,19 @@ class Sender:
         flags = ACK
         if fin:
             flags |= FIN
-        if payload and start + len(payload) == self.sendq.end:
+        if payload and psh:
+            flags |= PSH        # tcp_write_wakeup sets it on what it sends
+        elif payload and self.sendq.skb_flags(start) & SKB_PSH and (
+                not retransmit or start + len(payload) >= self.sendq.skb_end(start)):
+            # the skb's mark (tcp_mark_push): on every TSO packet cut from it when first sent
+            # (measured on 6.18), but a retransmission of its first part is a tcp_fragment,
+            # which clears PSH (and FIN) on all but the last piece
             flags |= PSH
         seg = self._make_segment(start, flags, now, payload)
+        if self.ecn_ok and payload and not retransmit:
+            seg.ect = 2             # tcp_ecn_send: new data goes out ECT(0)
+        if retransmit:
+            seg.rtx = True
         if self.config.rx_coalesce:
             seg.src = self          # loopback: the peer queues a clone of this skb
         out.append(seg)
@@ -471,6 +478,8 @@ class Sender:
                 tp.packets_out = len(records)
                 tp.in_flight = self._in_flight()
                 self.cc.cong_control(tp, ack, flag, self.rs)
+                if self.trace is not None:
+                    self._trace_cc_state(now)
             elif tp.ca_state in (CA_CWR, CA_RECOVERY):
                 self._cwnd_reduction(delivered, self.newly_lost, flag)
             elif (flag & FLAG_FORWARD_PROGRESS if self.reordering > TCP_REORDERING
@@ -505,13 +514,23 @@ class Sender:
             self.cc.set_state(tp, state)
             tp.ca_state = state
 
+    def _cwnd_validate(self, is_cwnd_limited: bool) -> None:
+        """tcp_cwnd_validate: per round of data (until snd_una passes the snd_nxt of the last
+        reset), remember whether cwnd limited the sender, else the most packets in flight;
+        tcp_is_cwnd_limited (tcp/cc/base.py) reads both, so an application-limited sender in
+        slow start still grows cwnd to twice what it had in flight during the round."""
+        tp = self.tp
+        n = len(self.records)
+        if self.snd_una >= self.cwnd_usage_seq or is_cwnd_limited or (
+                not tp.is_cwnd_limited and n > self.max_packets_out):
+            tp.is_cwnd_limited = is_cwnd_limited
+            self.max_packets_out = tp.max_packets_out = n
+            self.cwnd_usage_seq = self.snd_nxt
+
     def _cong_avoid(self, ack: int, acked: int) -> None:
         tp = self.tp
         tp.packets_out = len(self.records)
-        if tp.snd_cwnd < tp.snd_ssthresh:
-            tp.is_cwnd_limited = tp.snd_cwnd < 2 * max(self.max_packets_out, tp.packets_out)
         self.cc.cong_avoid(tp, ack, acked)
-        self.max_packets_out_valid = False
 
     def _check_space(self, now: int) -> None:
         """tcp_check_space / tcp_new_space / sk_stream_write_space."""
@@ -526,9 +545,12 @@ class Sender:
         return self._in_flight() >= self.tp.snd_cwnd
 
     def _writeable(self) -> bool:
-        """__sk_stream_is_writeable: free space >= half of what is queued (sk_stream_min_wspace)."""
+        """__sk_stream_is_writeable(sk, wake=1): free space >= half of what is queued
+        (sk_stream_min_wspace), and twice the unsent bytes below TCP_NOTSENT_LOWAT
+        (tcp_stream_memory_free)."""
         q = self.sendq.wmem_queued
-        return self.sndbuf - q >= q >> 1 and q < self.sndbuf
+        return (self.sndbuf - q >= q >> 1 and q < self.sndbuf
+                and (self.sendq.end - self.snd_nxt) << 1 < (self.notsent_lowat or self.config.notsent_lowat))
 
     # ------------------------------------------------------------------ timers
     def _arm_rto(self, now: int) -> None:
@@ -686,10 +708,42 @@ class Sender:
         self.rto_at = now + min(base << self.backoff, self.config.rto_max)
 
     def _timed_out(self, now: int, boundary: int, rto_base: int) -> bool:
+        """retransmits_timed_out: TCP_USER_TIMEOUT, when set, replaces the time that
+        ``boundary`` backoffs would take."""
         if not self.retransmits:
             return False
-        limit = _model_timeout(boundary, rto_base, self.config.rto_max)
+        limit = self.user_timeout or _model_timeout(boundary, rto_base, self.config.rto_max)
         return now - self.retrans_stamp >= limit
+
+    def _rto_alive(self) -> bool:
+        """tcp_write_timeout's ``alive``: the backed-off RTO is still below TCP_RTO_MAX."""
+        return (self.rtt.rto << self.backoff) < self.config.rto_max
+
+    def _orphan_retries(self) -> int:
+        """tcp_orphan_retries: net.ipv4.tcp_orphan_retries, where 0 (the default) means 8
+        while the connection is alive; 0 after an ICMP error once it is not."""
+        alive = self._rto_alive()
+        retries = self.config.orphan_retries
+        if self.sk_err_soft and not alive:
+            retries = 0
+        if retries == 0 and alive:
+            retries = 8
+        return retries
+
+    def _retry_until(self) -> int:
+        """How many backoffs a retransmitting connection survives: tcp_retries2, or for an
+        orphan (closed by its application: SOCK_DEAD) tcp_orphan_retries (tcp_write_timeout)."""
+        return self._orphan_retries() if self.orphan else self.config.retries2
+
+    def _clamp_rto_to_user_timeout(self, rto: int, now: int) -> int:
+        """tcp_clamp_rto_to_user_timeout: the next retransmission timeout never comes later
+        than the user timeout (once it has passed, the timer fires after one jiffy)."""
+        if not self.user_timeout:
+            return rto
+        remaining = self.user_timeout - (now - self.retrans_stamp)
+        if remaining <= 0:
+            return 1_000_000_000 // 250          # one jiffy (CONFIG_HZ 250)
+        return min(rto, remaining)
 
     def _retransmit_timer(self, now: int) -> None:
         """tcp_retransmit_timer for a synchronized connection."""
@@ -712,7 +766,7 @@ class Sender:
                     and now - self.retrans_stamp > limit):
                 self._done_with_error(self.sk_err_soft or 110, now)
                 return
-        elif self._timed_out(now, self.config.retries2, self.config.rto_min):
+        elif self._timed_out(now, self._retry_until(), self.config.rto_min):
             self._done_with_error(self.sk_err_soft or 110, now)  # ETIMEDOUT, tcp_write_err
             return
         # tcp_enter_loss
@@ -733,14 +787,19 @@ class Sender:
             self.trace("cwnd", now, {"cwnd": tp.snd_cwnd, "ssthresh": tp.snd_ssthresh,
                                      "ca_state": tp.ca_state})
         if not self.retrans_stamp:
-            self.retrans_stamp = records[0][2]
+            # tcp_retransmit_skb: "Save stamp of the first (attempted) retransmit" (the skb's
+            # timestamp after it went out again): retransmits_timed_out and TCP_USER_TIMEOUT
+            # count from here (measured with packetdrill on 6.18: a 1 s user timeout ends
+            # 1 s after the first retransmission)
+            self.retrans_stamp = now
         self.rtx_reason = "timeout"
         if not zero_wnd:
             self.stats_rto_count += 1
             self.retransmits += 1
         self.backoff += 1
         self.rto_kind = "rto"
-        self.rto_at = now + min(self.rtt.rto << self.backoff, self.config.rto_max)
+        self.rto_at = now + self._clamp_rto_to_user_timeout(
+            min(self.rtt.rto << self.backoff, self.config.rto_max), now)
         self.rtt_backed_off = True
 
     def _probe_timer(self, now: int, out: list) -> None:
@@ -756,7 +815,7 @@ class Sender:
             nxt = self.snd_nxt
             end = min(nxt + min(room, mss), self.sendq.skb_end(nxt))
             fin = self.fin_queued and end == self.sendq.end
-            self._emit_data(nxt, end, now, out, fin=fin)
+            self._emit_data(nxt, end, now, out, fin=fin, psh=True)
             rec = [nxt, end + (1 if fin else 0), now, 0]
             if self.rate_on:
                 rec.append(self._rate_skb_sent(now))
@@ -770,7 +829,16 @@ class Sender:
             self._arm_rto(now)
             return
         self.probes_out += 1
-        if self.probes_out > self.config.retries2:
+        if self.orphan:
+            # tcp_probe_timer on a dead socket: tcp_orphan_retries probes at most, and none
+            # more once the backed-off RTO has reached TCP_RTO_MAX
+            max_probes = self._orphan_retries()
+            if not self._rto_alive() and self.backoff >= max_probes:
+                self._done_with_error(110, now)
+                return
+        else:
+            max_probes = self.config.retries2
+        if self.probes_out > max_probes:
             self._done_with_error(110, now)
             return
         out.append(self._make_segment(self.snd_una - 1, ACK, now, b""))

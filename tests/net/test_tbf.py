@@ -174,3 +174,16 @@ def test_add_link_direction_errors_are_one_line(kw, match):
     a, b = sim.add_host("a"), sim.add_host("b")
     with pytest.raises((ValueError, TypeError), match=match):
         sim.add_link(a, b, **kw)
+
+
+def test_add_link_direction_values_read_as_add_links():
+    """Per-direction values follow add_link's own rules (simsock/validate.py): a queue with a
+    byte unit is a bfifo on that direction, a duration jitter a uniform Jitter."""
+    sim = simsock.Simulation(seed=1)
+    a, b = sim.add_host("a"), sim.add_host("b")
+    ln = sim.add_link(a, b, ab={"queue": "3000B", "jitter": "1ms"}, ba={"queue": 5, "loss": 0})
+    assert type(ln.forward.qdisc).__name__ == "DropTail" and ln.forward.qdisc.limit_bytes == 3000
+    assert ln.forward.jitter is not None and ln.backward.jitter is None
+    assert ln.backward.queue_packets == 5 and ln.backward.loss is None
+    with pytest.raises(ValueError, match="in bytes and a qdisc both set"):
+        sim.add_link(a, sim.add_host("c"), ab={"queue": "3000B", "qdisc": TBF(rate="1Mbit", burst=1600, limit=3000)})

@@ -37,16 +37,20 @@ print(json.dumps({"sent": ok, "duration": time.monotonic() - start}))
 """
 
 _RECEIVER = r"""
-import socket, sys, time, json
+import socket, struct, sys, json
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)   # arrival times from the kernel
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
+s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
 s.bind(("0.0.0.0", 9))
 print("ready", flush=True)
 s.settimeout(float(sys.argv[1]))
 times = []
 try:
     while True:
-        s.recv(65536); times.append(time.monotonic())
+        _, anc, _, _ = s.recvmsg(65536, 64)
+        sec, nsec = struct.unpack("qq", anc[0][2][:16])
+        times.append(sec + nsec / 1e9)
 except socket.timeout:
     pass
 print(json.dumps({"got": len(times), "first": times[0] if times else 0, "last": times[-1] if times else 0}))
@@ -134,3 +138,103 @@ def test_paced_udp_through_tbf_leaves_at_the_token_rate(veth):
         assert rate == pytest.approx(2e6, rel=0.03), (side, rate)
         assert side["got"] + side["drops"] == n
     assert abs(real["got"] - sim["got"]) <= max(5, sim["got"] // 25), (real, sim)
+
+
+def test_real_backend_builds_the_same_tbf_from_a_world():
+    """``RealWorld(namespaces=True).add_link(a, b, ab={"qdisc": TBF(...)})`` puts that tbf on
+    a's end only, with the same rate, burst and limit (what ``tc -s qdisc`` reports), so one
+    world script shapes both kernels alike."""
+    import subprocess as sp
+
+    from simsock.real import RealWorld
+    from simsock.real.netns import namespaces_available
+    ok, why = namespaces_available()
+    if not ok:
+        pytest.skip(why)
+    w = RealWorld(namespaces=True)
+    try:
+        a, b = w.add_host("a"), w.add_host("b")
+        link = w.add_link(a, b, ab={"qdisc": TBF.from_tc("rate 1mbit burst 10kb limit 30000")})
+        shown = {}
+        for h in (a, b):
+            r = sp.run(["ip", "netns", "exec", h.namespace, "tc", "-j", "qdisc", "show", "dev", link["dev"]],
+                       capture_output=True, text=True, timeout=10, check=True)
+            shown[h.name] = json.loads(r.stdout)[0]
+        assert shown["a"]["kind"] == "tbf"
+        opts = shown["a"]["options"]
+        # tc shows the limit as latency: (limit - burst) / rate, in microseconds
+        assert (opts["rate"], opts["burst"], opts["lat"]) == (125000, 10240, (30000 - 10240) * 10**6 // 125000)
+        assert shown["b"]["kind"] != "tbf"
+        with pytest.raises(ValueError, match="only a simsock.TBF"):
+            w.add_link(a, w.add_host("c"), ab={"qdisc": simsock.DropTail(packets=10)})
+    finally:
+        w.close()
+
+
+_TIMES = r"""
+import json, socket, struct, sys
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)   # the kernel's arrival time of each datagram
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
+s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+s.bind(("0.0.0.0", 9))
+print("ready", flush=True)
+s.settimeout(float(sys.argv[1]))
+times = []
+try:
+    while True:
+        _, anc, _, _ = s.recvmsg(65536, 64)
+        sec, nsec = struct.unpack("qq", anc[0][2][:16])
+        times.append(sec + nsec / 1e9)
+except socket.timeout:
+    pass
+print(json.dumps([t - times[0] for t in times]))
+"""
+
+
+def test_peakrate_spaces_the_burst_as_tc_does(veth_pair):
+    """``rate 1mbit burst 10kb limit 30000 peakrate 4mbit mtu 1600``: a blast's first frames
+    leave one per frame/peakrate (1042 B at 4 Mbit/s: 2.08 ms; the second sooner, as the peak
+    bucket starts full) while the 10 KB bucket lasts,
+    then at 1 Mbit/s (8.3 ms); the same on both kernels (real arrival times from SO_TIMESTAMPNS,
+    not from when the reader got to run)."""
+    opts = "rate 1mbit burst 10kb limit 30000 peakrate 4mbit mtu 1600"
+    v = veth_pair
+    v.tc("tbf " + opts)
+    rx = v.popen(v.b, _TIMES, 1.0)
+    try:
+        assert rx.stdout.readline().strip() == "ready"
+        v.python(v.a, _SENDER, v.ip_b, 200, 1000, 0.0)
+        real = json.loads(rx.stdout.readline())
+    finally:
+        rx.wait(timeout=60)
+
+    sim = simsock.Simulation(seed=1, trace=False)
+    a, b = sim.add_host("a"), sim.add_host("b")
+    sim.add_link(a, b, rate="10Gbit", ab={"qdisc": TBF.from_tc(opts)})
+    times = []
+
+    async def recv(k):
+        s = k.socket(AF_INET, SOCK_DGRAM)
+        s.bind(("0.0.0.0", 9))
+        while True:
+            await s.recv(65536)
+            times.append(k.now)
+
+    async def send(k):
+        s = k.socket(AF_INET, SOCK_DGRAM)
+        for _ in range(200):
+            await s.sendto(b"x" * 1000, ("b", 9))
+
+    b.spawn(recv)
+    a.spawn(send)
+    sim.run(until=5)
+    simulated = [t - times[0] for t in times]
+    # the peak bucket starts with mtu (1600 B): the 2nd frame waits only for 2 x 1042 - 1600 B
+    assert simulated[1] == pytest.approx((2 * 1042 - 1600) * 8 / 4e6, rel=1e-3)
+    for arrivals in (real, simulated):
+        early = sorted(y - x for x, y in zip(arrivals[1:9], arrivals[2:10]))
+        late = sorted(y - x for x, y in zip(arrivals[-11:], arrivals[-10:]))
+        assert early[4] == pytest.approx(1042 * 8 / 4e6, rel=0.1), early      # medians
+        assert late[5] == pytest.approx(1042 * 8 / 1e6, rel=0.1), late
+    assert abs(len(real) - len(simulated)) <= 2, (len(real), len(simulated))

@@ -102,3 +102,16 @@ def test_a_reused_pid_does_not_keep_a_dead_runs_namespace():
     finally:
         netns.delete_namespace(ours)
         netns.delete_namespace(name)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_run_without_namespaces_also_stops_with_one_line(sig):
+    child = CHILD.replace("RealWorld(namespaces=True)", "RealWorld()").replace("w.add_link(a, b)\n", "")
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    proc = subprocess.Popen([sys.executable, "-c", child], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+    assert proc.stdout.readline() == "ready\n"
+    proc.send_signal(sig)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + sig
+    assert err.strip().splitlines() == [f"simsock: stopped by {signal.Signals(sig).name}"]

@@ -148,7 +148,9 @@ def test_bbr_is_deterministic():
 
 
 class _FixedPace(CongestionOps):
-    """A module that asks for pacing at a fixed rate and never limits cwnd."""
+    """A module that asks for pacing at a fixed rate and never limits cwnd. It owns the
+    rate through cong_control (as BBR does): for a module without one, TCP itself sets
+    the pacing rate on every ACK (tcp_update_pacing_rate)."""
 
     name = "fixedpace"
     needs_pacing = True
@@ -161,7 +163,7 @@ class _FixedPace(CongestionOps):
     def ssthresh(self, tp):
         return tp.snd_cwnd
 
-    def cong_avoid(self, tp, ack, acked):
+    def cong_control(self, tp, ack, flag, rs):
         pass
 
 
@@ -267,3 +269,132 @@ def test_lt_bw_detects_a_token_bucket_policer():
     assert ops.lt_use_bw and ops.mode_name == "PROBE_BW" and ops.pacing_gain == 256
     lt_bps = ops.lt_bw * MSS * 8 * 1_000_000 / (1 << 24)
     assert 1.8e6 < lt_bps < 2.05e6, lt_bps
+
+
+def test_bbr_state_changes_are_traced():
+    """With event tracing on, each BBR state change is a ``tcp_cc_state`` event."""
+    sim, left, right, _ = dumbbell(n_left=1, n_right=1, seed=1, queue=100)
+
+    async def server(k):
+        ls = k.socket(AF_INET, SOCK_STREAM)
+        ls.bind(("0.0.0.0", 5001))
+        ls.listen()
+        c, _ = await ls.accept()
+        while await c.recv(65536):
+            pass
+
+    async def client(k):
+        s = k.socket(AF_INET, SOCK_STREAM)
+        s.setsockopt(IPPROTO_TCP, TCP_CONGESTION, b"bbr")
+        await s.connect(("right1", 5001))
+        while True:
+            await s.send(b"x" * 65536)
+
+    right[0].spawn(server)
+    left[0].spawn(client)
+    sim.run(until=1.0)
+    events = [r for r in sim.trace.records("event") if r.get("kind") == "tcp_cc_state"]
+    assert [(e["fields"]["old"], e["fields"]["new"]) for e in events][:3] == [
+        ("STARTUP", "STARTUP"), ("STARTUP", "DRAIN"), ("DRAIN", "PROBE_BW")]
+
+
+def test_tcp_info_shows_bbrs_pacing_and_delivery_rate(bbr_run):
+    """getsockopt(TCP_INFO)'s pacing_rate is BBR's own, delivery_rate the rate sampler's (about
+    the bottleneck's 10 Mbit/s of payload), delivered tp->delivered + the SYN."""
+    from simsock.tcp.info import tcp_info
+    conn = bbr_run["conn"]
+    info = tcp_info(conn, 6_000_000_000)
+    assert info["pacing_rate"] == conn.tp.pacing_rate
+    assert 1.1e6 < info["delivery_rate"] < 1.26e6           # bytes/s of payload
+    assert info["delivered"] == conn.tp.delivered + 1
+
+
+@pytest.mark.parametrize("first, then", [("cubic", "bbr"), ("bbr", "cubic")])
+def test_switching_algorithm_mid_transfer(first, then):
+    """setsockopt(TCP_CONGESTION) on an established, busy connection re-initialises the new
+    module (tcp_reinit_congestion_control); the transfer completes. A socket that was BBR stays
+    paced (sk_pacing_status never returns to NONE)."""
+    sim = Simulation(seed=1, trace=False)
+    a, b = sim.add_host("a"), sim.add_host("b")
+    sim.add_link(a, b, rate="10Mbit", delay="5ms", queue=50)
+    box = {"got": 0}
+
+    async def server(k):
+        ls = k.socket(AF_INET, SOCK_STREAM)
+        ls.bind(("0.0.0.0", 80))
+        ls.listen()
+        c, _ = await ls.accept()
+        while d := await c.recv(65536):
+            box["got"] += len(d)
+
+    async def client(k):
+        s = k.socket(AF_INET, SOCK_STREAM)
+        s.setsockopt(IPPROTO_TCP, TCP_CONGESTION, first.encode())
+        await s.connect(("b", 80))
+        box["conn"] = s.conn
+        await s.sendall(b"x" * 500_000)
+        s.setsockopt(IPPROTO_TCP, TCP_CONGESTION, then.encode())
+        box["name"] = s.getsockopt(IPPROTO_TCP, TCP_CONGESTION, 16)
+        await s.sendall(b"x" * 500_000)
+        s.close()
+
+    b.spawn(server)
+    a.spawn(client)
+    sim.run(until=10)
+    conn = box["conn"]
+    assert box["got"] == 1_000_000 and box["name"] == then.encode().ljust(16, b"\0")
+    assert conn.cc.name == then
+    assert conn.pacing_on == ("bbr" in (first, then))
+
+
+_BBR_WORLD = """
+import hashlib, json
+from simsock import AF_INET, IPPROTO_TCP, SOCK_STREAM, TBF
+from simsock.constants import TCP_CONGESTION
+from models.topologies import dumbbell
+sim, left, right, _ = dumbbell(n_left=2, n_right=2, seed=7, queue=60)
+async def server(k):
+    ls = k.socket(AF_INET, SOCK_STREAM); ls.bind(("0.0.0.0", 5001)); ls.listen()
+    c, _ = await ls.accept()
+    while await c.recv(65536):
+        pass
+def client(i):
+    async def run(k):
+        s = k.socket(AF_INET, SOCK_STREAM); s.setsockopt(IPPROTO_TCP, TCP_CONGESTION, b"bbr")
+        await s.connect((f"right{i}", 5001))
+        while True:
+            await s.send(b"x" * 65536)
+    return run
+for i in (1, 2):
+    right[i - 1].spawn(server); left[i - 1].spawn(client(i))
+sim.run(until=1.5)
+h = hashlib.sha256()
+for r in sim.trace.records():
+    h.update(json.dumps(r, sort_keys=True, default=str).encode())
+print(h.hexdigest())
+"""
+
+
+def test_bbr_trace_identical_across_processes_and_hash_seeds():
+    """Two BBR flows sharing a bottleneck (random starting gain phases, pacing timers): the
+    whole trace is byte-identical in two processes with different PYTHONHASHSEED."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[2]
+    digests = set()
+    for seed in ("0", "4242"):
+        env = dict(os.environ, PYTHONHASHSEED=seed, PYTHONPATH=str(root))
+        out = subprocess.run([sys.executable, "-c", _BBR_WORLD], env=env, capture_output=True, text=True,
+                             timeout=300, check=True)
+        digests.add(out.stdout.strip())
+    assert len(digests) == 1, digests
+
+
+def test_a_profile_naming_an_unknown_algorithm_is_refused_at_once():
+    import dataclasses
+
+    from simsock.profiles import LINUX
+    with pytest.raises(ValueError, match="tcp_congestion_control 'vegas'"):
+        Simulation(profile=dataclasses.replace(LINUX, tcp_congestion_control="vegas"))
