@@ -191,6 +191,7 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         # for TCP_INFO (simsock/tcp/info.py): tcpi_segs_in, data_segs_in/out, bytes_retrans
         self.stats_segs_in = self.stats_data_segs_in = self.stats_data_segs_out = 0
         self.stats_bytes_retrans = self.stats_synacks_sent = 0
+        self.stats_rto_recoveries = 0    # tcpi_total_rto_recoveries
         self.wscale_ok = False
         self.rcvlowat = 1                # SO_RCVLOWAT (sk_rcvlowat): tcp_poll's readable target
         # tail loss probe (RFC 8985 section 7, tcp_send_loss_probe)
@@ -859,6 +860,8 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         if self._timed_out(now, cfg.syn_retries, cfg.rto_init):
             self._done_with_error(self.sk_err_soft or E.ETIMEDOUT, now)
             return
+        if not self.retransmits:
+            self.stats_rto_recoveries += 1         # tcp_update_rto_stats
         self.retransmits += 1
         if self.retransmits <= cfg.syn_linear_timeouts:
             self.backoff = 0
