@@ -191,6 +191,7 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         # for TCP_INFO (simsock/tcp/info.py): tcpi_segs_in, data_segs_in/out, bytes_retrans
         self.stats_segs_in = self.stats_data_segs_in = self.stats_data_segs_out = 0
         self.stats_bytes_retrans = self.stats_synacks_sent = 0
+        self.stats_rto_recoveries = 0    # tcpi_total_rto_recoveries
         self.wscale_ok = False
         self.rcvlowat = 1                # SO_RCVLOWAT (sk_rcvlowat): tcp_poll's readable target
         # tail loss probe (RFC 8985 section 7, tcp_send_loss_probe)
@@ -367,7 +368,8 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
             # 5681 with RFC 6298's 1 s initial RTO), else the initial window; out of CA_Loss
             tp = self.tp
             tp.ca_state = CA_OPEN
-            tp.snd_cwnd = 1 if self.stats_retransmits > 1 else self.config.init_cwnd
+            cut = self.stats_retransmits > 1 and not getattr(self, "syn_spurious", False)
+            tp.snd_cwnd = 1 if cut else self.config.init_cwnd
         self._cc_init(now)
         self._sndbuf_expand()
         self.rcvq_space = min(self.rcv_ssthresh, self.rcv_wnd, self.config.init_cwnd * self.mss_cache)
@@ -858,6 +860,8 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         if self._timed_out(now, cfg.syn_retries, cfg.rto_init):
             self._done_with_error(self.sk_err_soft or E.ETIMEDOUT, now)
             return
+        if not self.retransmits:
+            self.stats_rto_recoveries += 1         # tcp_update_rto_stats
         self.retransmits += 1
         if self.retransmits <= cfg.syn_linear_timeouts:
             self.backoff = 0

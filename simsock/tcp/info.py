@@ -197,6 +197,7 @@ def tcp_info(conn, now: int) -> dict:
     d["snd_wnd"] = conn.snd_wnd
     d["rcv_wnd"] = conn.rcv_wnd
     d["total_rto"] = min(conn.stats_rto_count, 0xFFFF)
+    d["total_rto_recoveries"] = min(conn.stats_rto_recoveries, 0xFFFF)
     return d
 
 

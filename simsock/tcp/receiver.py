@@ -145,8 +145,10 @@ class Receiver:
             if not self.retransmits:
                 self._rtt_sample(now - self.retrans_stamp, now)
             elif self.ts_ok and seg.ts is not None and seg.ts[1]:
-                # a retransmitted SYN: the RTT comes from the echoed timestamp (ms, >= 1)
+                # a retransmitted SYN: the RTT comes from the echoed timestamp (ms, >= 1);
+                # an echo of the first SYN's means it was not lost (tcp_try_undo_spurious_syn)
                 self._rtt_sample(max(((now // 1_000_000) - seg.ts[1]) & MASK, 1) * 1_000_000, now)
+                self.syn_spurious = seg.ts[1] == (self.retrans_stamp // 1_000_000) & MASK
             self._established(now)
             self.lrcvtime = now
             if self.pingpong >= 1:

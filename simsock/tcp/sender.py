@@ -795,6 +795,8 @@ class Sender:
         self.rtx_reason = "timeout"
         if not zero_wnd:
             self.stats_rto_count += 1
+            if not self.retransmits:
+                self.stats_rto_recoveries += 1     # tcp_update_rto_stats: a new RTO episode
             self.retransmits += 1
         self.backoff += 1
         self.rto_kind = "rto"

@@ -173,7 +173,7 @@ async def syn_timeline(k, out):
     await a.connect_ex(ls.getsockname())
     t0 = k.now
     keys = ("state", "ca_state", "retransmits", "backoff", "rto", "snd_cwnd", "snd_mss", "rcv_mss",
-            "advmss", "unacked", "total_retrans")
+            "advmss", "unacked", "total_retrans", "total_rto", "total_rto_recoveries")
     out["a"] = []
     for at in (0.6, 1.6, 2.6, 3.6, 4.6, 5.6):
         await k.sleep(t0 + at - k.now)

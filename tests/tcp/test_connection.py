@@ -204,3 +204,19 @@ def test_syn_retransmits_with_backoff_then_etimedout():
     assert times == [x * S for x in (0, 1, 2, 3, 4, 5, 7, 11, 19, 35, 67)]
     assert c.state == "CLOSE" and c.take_error() == errno.ETIMEDOUT
     assert c.stats()["retransmits"] == 10
+
+
+@pytest.mark.parametrize("one_way_ms, cwnd", [(1300, 10), (10, 10)])
+def test_slow_syn_ack_to_the_first_syn_keeps_the_initial_window(one_way_ms, cwnd):
+    """A SYN-ACK that echoes the *first* SYN's timestamp after two retransmissions shows the
+    SYN was slow, not lost (tcp_try_undo_spurious_syn): cwnd stays at the initial window.
+    (When the SYNs were really lost, cwnd starts at 1: tests/conformance/test_syn_cookies.py.)"""
+    from simsock.tcp.listener import TcpListener
+    net = Net(delay=one_way_ms * MS)
+    net.listen(TcpListener(("10.0.0.2", 80), 8, lambda: TcpConfig()), "B")
+    c = net.add(TcpConnection(("10.0.0.1", 5), ("10.0.0.2", 80), TcpConfig(), iss=7), "A")
+    net.run(duration=5 * MS)
+    c.connect(net.now)
+    net.run(duration=6 * S)
+    assert c.state == "ESTABLISHED" and c.tp.snd_cwnd == cwnd
+    assert c.stats_retransmits == (2 if one_way_ms > 1000 else 0)
