@@ -94,6 +94,65 @@ def trace_value(value):
     return repr(value)
 
 
+class _Digest:
+    """A bytes argument or result as recorded: its length and CRC-32 (see :func:`freeze`)."""
+
+    __slots__ = ("n", "crc")
+
+    def __init__(self, n: int, crc: int):
+        self.n = n
+        self.crc = crc
+
+
+_last_bytes: list = [None, None]      # [bytes object, its _Digest]: a program resends one buffer
+
+
+def freeze(value):
+    """What a syscall record stores for ``value``: :func:`trace_value`'s rendering, but
+    built lazily — immutable shapes (ints, strs, tuples of them, bytes as a length and
+    CRC-32) are kept as they are and become JSON shapes only when the trace is read
+    (:func:`thaw`), anything else is rendered at once. ``thaw(freeze(v)) == trace_value(v)``.
+    Buys trace-on cost per call (benchmarks/compare.py udp: trace on vs off)."""
+    kind = type(value)
+    if kind is int or kind is str or value is None:
+        return value
+    if kind is bytes:
+        last = _last_bytes
+        if last[0] is value:
+            return last[1]
+        d = _Digest(len(value), zlib.crc32(value))
+        last[0] = value
+        last[1] = d
+        return d
+    if kind is tuple:
+        for v in value:
+            k = type(v)
+            if not (k is int or k is str or v is None or (k is tuple and _plain(v))):
+                return tuple([freeze(v) for v in value])
+        return value                      # shared: nothing in it needs converting
+    if kind is bool or kind is float:
+        return value
+    return trace_value(value)
+
+
+def _plain(t: tuple) -> bool:
+    for v in t:
+        k = type(v)
+        if not (k is int or k is str):
+            return False
+    return True
+
+
+def thaw(value):
+    """The JSON shape of a value stored by :func:`freeze` (identity on trace_value output)."""
+    kind = type(value)
+    if kind is tuple:
+        return [thaw(v) for v in value]
+    if kind is _Digest:
+        return {"len": value.n, "crc32": value.crc}
+    return value
+
+
 def errno_of(exc: BaseException | None) -> str | None:
     """Symbolic errno for a trace: ``"EAGAIN"``, ``"timeout"`` for a socket timeout, else the class name."""
     if exc is None:
@@ -200,7 +259,8 @@ def _packet_info(h: tuple) -> str:
 def _as_dict(row: tuple) -> dict:
     kind = row[1]
     if kind == SYSCALL:
-        return dict(zip(_SYSCALL_KEYS, row))
+        t, _, host, thread, call, fd, args, result, err = row
+        return dict(zip(_SYSCALL_KEYS, (t, SYSCALL, host, thread, call, fd, thaw(args), thaw(result), err)))
     if kind == PACKET:
         t, _, where, event, h, _ttl, reason = row
         return dict(zip(_PACKET_KEYS, (t, PACKET, where, event, h[0], h[1], h[2], h[3], h[4], _packet_info(h),
@@ -436,10 +496,10 @@ class Trace:
         how many. ``at``: None (everywhere), a link direction such as ``"a->b"``, a host's
         ``"h:lo"``, or a host or router name: every packet it sends (as it enters the node's
         interface queues, loopback included) or receives (as it arrives over a link), as
-        Shadow's per-host pcap and tcpdump on all of the host's interfaces show them; for a
-        node, ``event`` must be left at its default. ``event``: ``"arrive"`` (the default),
-        another packet event, or None for every event. An unknown ``at`` is a ValueError
-        listing the valid names."""
+        Shadow's per-host pcap and tcpdump on all of the host's interfaces show them (with
+        another ``event``, such as ``"deliver"`` or ``"drop"``, the records made at the node
+        itself). ``event``: ``"arrive"`` (the default), another packet event, or None for
+        every event. An unknown ``at`` is a ValueError listing the valid names."""
         from simsock.pcap import write_pcap
         if not self._keep_packets:
             streamed = f" (the packets went to {self._pcap.path!r} as the run went)" if self._pcap else ""
@@ -463,15 +523,11 @@ class Trace:
             raise TypeError(f"at= must be a link direction ('a->b'), a host's 'h:lo', a host or router name, "
                             f"or None; got {type(at).__name__} {at!r}")
         channels, nodes = self._places()
-        if at in nodes:
-            if event != "arrive":
-                raise ValueError(f"at={at!r} is a node: its capture is every packet it sends (enqueue on its "
-                                 f"interfaces) and receives (arrive over its links); event= applies to a link "
-                                 f"direction such as {next(iter(sorted(channels)), 'a->b')!r}")
+        if at in nodes and event == "arrive":
             out_ch = {name for name, (src, _dst) in channels.items() if src == at}
             in_ch = {name for name, (src, dst) in channels.items() if dst == at and src != at}
             return lambda where, ev: (ev == "enqueue" and where in out_ch) or (ev == "arrive" and where in in_ch)
-        if at in channels or (self.world is None and at in nodes_or_places(self)):
+        if at in channels or at in nodes or (self.world is None and at in nodes_or_places(self)):
             return (lambda where, ev: where == at) if event is None else (
                 lambda where, ev: where == at and ev == event)
         valid = sorted(nodes) + sorted(channels)
