@@ -43,17 +43,21 @@ def tcp_label(i: int) -> str:
 
 
 FLOOD = "UDP flood"
+TCP_FLOOD = "TCP bulk flow"     # the same sender over TCP (flood_proto="tcp"): the control case
 
 
 def run_dumbbell(seed: int, *, n_tcp: int, duration: float, bin_ms: float, bottleneck_rate: str,
                  bottleneck_delay: str, access_rate: str, access_delay: str, queue: int | None = None,
                  qdisc: Callable[[], simsock.Qdisc] | None = None, flood_factor: float = 0.0,
-                 flood_start: float = 0.0, datagram: int = 1472) -> dict:
+                 flood_start: float = 0.0, datagram: int = 1472, flood_proto: str = "udp") -> dict:
     """Run the world described in the module docstring; return its per-bin record."""
     if isinstance(n_tcp, bool) or not isinstance(n_tcp, int) or n_tcp < 1:
         raise ValueError(f"n_tcp must be an int >= 1, got {n_tcp!r}")
     if not duration > 0:
         raise ValueError(f"duration must be positive (seconds), got {duration!r}")
+    if flood_proto not in ("udp", "tcp"):
+        raise ValueError(f"flood_proto must be 'udp' or 'tcp', got {flood_proto!r}")
+    flood_label = FLOOD if flood_proto == "udp" else TCP_FLOOD
     if flood_factor < 0:
         raise ValueError(f"flood_factor must be >= 0 (0: no flood), got {flood_factor!r}")
     if flood_factor and not 0 <= flood_start < duration:
@@ -83,24 +87,32 @@ def run_dumbbell(seed: int, *, n_tcp: int, duration: float, bin_ms: float, bottl
         send_logs.append(slog)
         read_logs.append(rlog)
     flood_log: dict = {}
+    reader_log: dict = {}
     flood_pps = 0.0
     if flood_factor:
         packet = datagram + UDP_HEADER + IP_HEADER
         flood_pps = flood_factor * rate_bps / (8 * packet)
         count = math.floor((duration - flood_start) * flood_pps)
 
-        async def flood(k):
-            await k.sleep(flood_start)
-            await paced_sender(k, (right[n_tcp].name, UDP_PORT), count, datagram, 1.0 / flood_pps, flood_log)
+        if flood_proto == "udp":
+            async def flood(k):
+                await k.sleep(flood_start)
+                await paced_sender(k, (right[n_tcp].name, UDP_PORT), count, datagram, 1.0 / flood_pps, flood_log)
 
-        right[n_tcp].spawn(udp_reader, UDP_PORT, 0.0, duration + 1.0, {})
+            right[n_tcp].spawn(udp_reader, UDP_PORT, 0.0, duration + 1.0, reader_log)
+        else:
+            async def flood(k):             # as much as TCP lets it send: one more bulk flow
+                await k.sleep(flood_start)
+                await blocking_sender(k, (right[n_tcp].name, TCP_PORT), ENDLESS, 1 << 16, flood_log)
+
+            right[n_tcp].spawn(slow_reader, TCP_PORT, 1 << 16, 0.0, {})
         left[n_tcp].spawn(flood)
 
     # Which monitor flow is which: (proto, src address, dst address) -> label.
     labels = {("tcp", left[i].address, right[i].address): tcp_label(i + 1) for i in range(n_tcp)}
     if flood_factor:
-        labels[("udp", left[n_tcp].address, right[n_tcp].address)] = FLOOD
-    order = [tcp_label(i + 1) for i in range(n_tcp)] + ([FLOOD] if flood_factor else [])
+        labels[(flood_proto, left[n_tcp].address, right[n_tcp].address)] = flood_label
+    order = [tcp_label(i + 1) for i in range(n_tcp)] + ([flood_label] if flood_factor else [])
     routers = [r1, r2]
     bottleneck = next(link.forward for link in sim.links if link.forward.name == BOTTLENECK)
     end_ns = n_bins * bin_ns
@@ -125,7 +137,7 @@ def run_dumbbell(seed: int, *, n_tcp: int, duration: float, bin_ms: float, bottl
                     add_into(drops, ch.drop_bins_by_flow[f.key])
         flows.append({
             "label": label,
-            "kind": "udp" if label == FLOOD else "tcp",
+            "kind": "flood" if label in (FLOOD, TCP_FLOOD) else "tcp",
             "delivered": delivered,
             "delivered_packets": packets,
             "bottleneck_drops": drops,
@@ -143,15 +155,33 @@ def run_dumbbell(seed: int, *, n_tcp: int, duration: float, bin_ms: float, bottl
                                                          "recoveries", "sack", "cwnd", "ssthresh", "srtt",
                                                          "rto", "rwnd_limited_ns", "sndbuf", "rcvbuf", "mss")}
     flood = None
-    if flood_factor:
+    if flood_factor and flood_proto == "tcp":
+        calls = flood_log.get("calls", [])
+        flood = {
+            "proto": "tcp", "label": flood_label,
+            "configured_pps": flood_pps,
+            "configured_bps": flood_pps * 8 * (datagram + UDP_HEADER + IP_HEADER),
+            "sent": len(calls),
+            "first_send": calls[0][0] if calls else None,
+            "last_send": calls[-1][1] if calls else None,
+            "max_call_ns": round(max((c[1] - c[0] for c in calls), default=0.0) * NS_PER_S),
+            "short_sends": 0,
+            "datagram": datagram,
+        }
+    elif flood_factor:
         times = flood_log.get("send_times", [])
         flood = {
+            "proto": "udp", "label": flood_label,
             "configured_pps": flood_pps,
             "configured_bps": flood_pps * 8 * (datagram + UDP_HEADER + IP_HEADER),
             "sent": len(times),
             "first_send": times[0] if times else None,
             "last_send": times[-1] if times else None,
             "max_call_ns": max(flood_log.get("send_call_ns", [0]) or [0]),
+            # one-way delay of each datagram that arrived: [send time s, delay ms], in send order
+            "delays": [[round(times[q], 9), round((t - times[q]) * 1000, 6)]
+                       for q, t in sorted(zip(reader_log.get("recv_seqs", []), reader_log.get("recv_times", [])))
+                       if 0 <= q < len(times)],
             "short_sends": sum(1 for n in flood_log.get("send_returned", []) if n != datagram),
             "datagram": datagram,
         }

@@ -74,12 +74,15 @@ async def thread_per_client_server(k, port, *, record=None, size=100, compute=0.
 
 
 async def busy_poll_server(k, port, *, record=None, size=100, compute=0.0, read_size=65536, backlog=128,
-                           max_clients=None, stop_at=None):
+                           max_clients=None, stop_at=None, listener_blocking=False):
     """One thread looping over non-blocking accept and recv on every socket, never waiting
     (no select). Runs until ``stop_at`` (seconds; None: forever) or until ``max_clients``
-    connections were accepted and all closed."""
+    connections were accepted and all closed. ``listener_blocking`` leaves the listening
+    socket blocking (the mistake: the loop then hangs in accept)."""
     record = ensure_record(record, new_blocking_record)
     srv = _Echo(k, port, record, size, compute, read_size, backlog, max_clients, stop_at)
+    if listener_blocking:
+        srv.listener.setblocking(True)
     while not srv.done():
         record["loops"] += 1
         if await srv.accept_one() is None:

@@ -44,7 +44,8 @@ ARCHITECTURES = ("epoll", "epoll_et", "epoll_oneshot", "epoll_partitioned", "ioc
 
 def new_stats() -> dict:
     return {"handled": 0, "races": 0, "out_of_order": 0, "spurious": 0, "copied_bytes": 0,
-            "per_thread": {}, "accepted": 0}
+            "per_thread": {}, "accepted": 0, "calls": 0, "readiness_events": 0, "wait_returns": 0,
+            "wait_latency_ns_max": 0, "wait_latency_ns_sum": 0, "waits_woken": 0}
 
 
 class _Conn:
@@ -128,6 +129,9 @@ async def _epoll_worker(k, ep, conns, stats, size, service_time, mode, flags):
 
     while True:
         events = await ep.poll(-1, 1)
+        stats["calls"] += 1
+        stats["wait_returns"] += 1
+        stats["readiness_events"] += len(events)
         for fd, _mask in events:
             conn = conns.get(fd)
             if conn is None:
@@ -136,6 +140,7 @@ async def _epoll_worker(k, ep, conns, stats, size, service_time, mode, flags):
             got_any = False
             closed = False
             while True:
+                stats["calls"] += 1
                 try:
                     data = await sock.recv(4096)
                 except BlockingIOError:
@@ -164,6 +169,7 @@ async def _epoll_worker(k, ep, conns, stats, size, service_time, mode, flags):
 
             async def reply(msg, sock=sock):
                 stats["copied_bytes"] += len(msg)
+                stats["calls"] += 1
                 try:
                     await sock.send(msg)
                 except OSError:
@@ -177,21 +183,58 @@ async def _epoll_worker(k, ep, conns, stats, size, service_time, mode, flags):
 
 # -- completion-based servers -----------------------------------------------------------------
 async def iocp_server(k, port: int, threads: int, stats: dict, *, size: int = 100, service_time: float = 200e-6,
-                      recv_size: int = 4096):
-    """A worker pool on one completion port (C9.3, C9.5, C9.7)."""
+                      recv_size: int = 4096, outstanding: int = 1, sndbuf_zero: bool = False,
+                      poll_sleep: float = 0.0):
+    """A worker pool on one completion port (C9.3, C9.5, C9.7).
+
+    ``outstanding`` receives are kept posted per socket (1: the next is posted after the
+    completion was handled; 2: two at once, so two threads can hold completions of one
+    socket). ``sndbuf_zero`` marks the sockets as having SO_SNDBUF = 0 on Windows, where
+    WSASend then transmits from the pinned caller buffer instead of copying it into AFD's
+    send buffer. ``poll_sleep`` > 0 makes the workers poll the port (timeout 0) and sleep
+    that long when it is empty, instead of waiting on it (the mistake C9.4 is about)."""
     ls = await _listen(k, port)
     cport = k.iocp(concurrency=0)
     cport.associate(ls, None)
     ls.accept_overlapped()
+    options = {"outstanding": outstanding, "sndbuf_zero": sndbuf_zero, "poll_sleep": poll_sleep}
     for i in range(threads):
-        k.spawn(_iocp_worker, cport, ls, stats, size, service_time, recv_size, name=f"worker{i}")
+        k.spawn(_iocp_worker, cport, ls, stats, size, service_time, recv_size, options, name=f"worker{i}")
     stats["_port"] = cport
 
 
-async def _iocp_worker(k, cport, ls, stats, size, service_time, recv_size):
+async def _iocp_get(k, cport, stats, poll_sleep):
+    """One completion, waiting on the port (or polling it); records how long after the
+    completion the waiting thread got it (C9.4)."""
+    while True:
+        start = k.now_ns
+        stats["calls"] += 1
+        try:
+            packet = await cport.get(timeout=None if poll_sleep <= 0 else 0)
+        except TimeoutError:
+            await k.sleep(poll_sleep)
+            continue
+        stats["wait_returns"] += 1
+        op = packet[1]
+        done = getattr(op, "completed_ns", None)
+        if done is not None and done >= start:       # it completed while this thread waited
+            latency = k.now_ns - done
+            stats["waits_woken"] += 1
+            stats["wait_latency_ns_sum"] += latency
+            stats["wait_latency_ns_max"] = max(stats["wait_latency_ns_max"], latency)
+        elif done is not None and poll_sleep > 0:    # a poller found it late
+            latency = k.now_ns - done
+            stats["waits_woken"] += 1
+            stats["wait_latency_ns_sum"] += latency
+            stats["wait_latency_ns_max"] = max(stats["wait_latency_ns_max"], latency)
+        return packet
+
+
+async def _iocp_worker(k, cport, ls, stats, size, service_time, recv_size, options=None):
+    options = options or {"outstanding": 1, "sndbuf_zero": False, "poll_sleep": 0.0}
     counter = stats.setdefault("_cid", [0])
     while True:
-        key, op, nbytes, err = await cport.get()
+        key, op, nbytes, err = await _iocp_get(k, cport, stats, options["poll_sleep"])
         if key is None:                                # the listener: a new connection
             if err is None:
                 sock, _ = op.result
@@ -200,26 +243,39 @@ async def _iocp_worker(k, cport, ls, stats, size, service_time, recv_size):
                 counter[0] += 1
                 stats["accepted"] += 1
                 cport.associate(sock, conn)
-                sock.recv_overlapped(recv_size)
+                if options["sndbuf_zero"]:
+                    sock.win_sndbuf_zero = True
+                for _ in range(options["outstanding"]):
+                    stats["calls"] += 1
+                    sock.recv_overlapped(recv_size)
+            stats["calls"] += 1
             ls.accept_overlapped()
             continue
         conn = key
         if op.kind == "send":
+            if nbytes != len(op.view if getattr(op, "view", None) is not None else b"") and err is None:
+                stats["send_partial"] = stats.get("send_partial", 0) + 1
+            stats["send_completions"] = stats.get("send_completions", 0) + 1
             continue
+        if err is None and nbytes:
+            stats["recv_completions"] = stats.get("recv_completions", 0) + 1
         if err is not None or nbytes == 0:
             conn.sock.close()
             continue
         conn.buf += op.result
 
         async def reply(msg, sock=conn.sock):
+            stats["calls"] += 1
             try:
-                sock.send_overlapped(msg)             # pinned pages: no copy (C7.4)
+                sock.send_overlapped(msg)     # copied into AFD's buffer unless SO_SNDBUF = 0 (C7.4)
             except OSError:
                 pass
 
         for msg in _messages(conn, size):
             await _handle(k, conn, msg, stats, service_time, reply)
         if not conn.sock._closed:
+            stats["calls"] += 1
+            stats["reposts"] = stats.get("reposts", 0) + 1
             conn.sock.recv_overlapped(recv_size)      # C9.5: post the next one after handling
     
 

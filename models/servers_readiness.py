@@ -78,10 +78,18 @@ class _Echo:
                 and not self.conns)
 
     async def accept_one(self):
-        """One accept; the new connection, or None on EAGAIN."""
+        """One accept; the new connection, or None on EAGAIN. Counts the calls, the EAGAINs
+        and the longest call (``accept_calls``, ``accept_eagain``, ``accept_call_ns_max``)."""
+        rec = self.record
+        start = self.k.now_ns
         try:
             sock, _ = await self.listener.accept()
         except BlockingIOError:
+            sock = None
+        rec["accept_calls"] = rec.get("accept_calls", 0) + 1
+        rec["accept_call_ns_max"] = max(rec.get("accept_call_ns_max", 0), self.k.now_ns - start)
+        if sock is None:
+            rec["accept_eagain"] = rec.get("accept_eagain", 0) + 1
             return None
         sock.setblocking(False)
         conn = _Conn(sock)
@@ -92,13 +100,16 @@ class _Echo:
     async def read_once(self, conn: _Conn) -> bool | None:
         """One recv: True if data was read, None at EOF or error (the connection is closed
         by the caller), False on EAGAIN."""
+        rec = self.record
+        start = self.k.now_ns
         try:
             data = await conn.sock.recv(self.read_size)
         except BlockingIOError:
+            rec["recv_call_ns_max"] = max(rec.get("recv_call_ns_max", 0), self.k.now_ns - start)
             return False
         except OSError:
             return None
-        rec = self.record
+        rec["recv_call_ns_max"] = max(rec.get("recv_call_ns_max", 0), self.k.now_ns - start)
         rec["reads"] += 1
         if not data:
             return None
@@ -159,16 +170,26 @@ async def _accept(srv: _Echo):
 
 
 async def select_server(k, port, *, record=None, size=100, compute=0.0, read_size=65536, backlog=128,
-                        max_clients=None, stop_at=None):
-    """A select() loop (see the module docstring)."""
+                        max_clients=None, stop_at=None, timeout=None, accept_always=False,
+                        listener_blocking=False):
+    """A select() loop (see the module docstring). ``timeout`` (s) bounds each select
+    (None: until ``stop_at``; 0 makes it a polling loop); ``accept_always`` calls accept on
+    every pass whether or not select reported the listener (the mistake C6.7 warns against)."""
     srv = _Echo(k, port, record, size, compute, read_size, backlog, max_clients, stop_at)
     rec = srv.record
     ls = srv.listener
+    if listener_blocking:
+        ls.setblocking(True)
     while not srv.done():
         rlist = [ls, *(c.sock for c in srv.conns.values())]
         wlist = [c.sock for c in srv.conns.values() if c.outbox]
         rec["waits"] += 1
-        r, w, _ = await k.select(rlist, wlist, [], _remaining(k, stop_at))
+        wait = _remaining(k, stop_at)
+        if timeout is not None:
+            wait = timeout if wait is None else min(wait, timeout)
+        r, w, _ = await k.select(rlist, wlist, [], wait)
+        if accept_always and ls not in r:
+            await _accept(srv)
         if not (r or w):
             continue
         rec["wakeups"] += 1

@@ -5,8 +5,9 @@ that adds its arguments to an ``argparse`` parser, and a handler that takes the 
 arguments and returns the exit status. Adding a subcommand is writing those two functions and
 one entry in the table.
 
-Exit status: 0 success; 1 an experiment's check failed (the claim did not hold) or, for
-``report``, some experiment failed or crashed; 2 bad input (one line on stderr, no traceback).
+Exit status: 0 success; 1 an experiment's check failed (the claim did not hold), or some claim
+was UNCHECKED or NOT MEASURED (``run --allow-unchecked`` accepts those) or, for ``report``,
+some experiment failed or crashed; 2 bad input (one line on stderr, no traceback).
 """
 
 from __future__ import annotations
@@ -74,13 +75,40 @@ def _integer(text: str) -> int:
 
 def _configure_list(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", nargs="?", help="show this experiment's parameters")
+    parser.add_argument("--claims", action="store_true",
+                        help="list every claim of the chapter with the experiments that check it")
+
+
+def _cmd_list_claims() -> int:
+    from simsock.claims import NOT_MEASURABLE, TEXT
+    cited: dict[str, list[str]] = {}
+    for name, module in experiment.discover().items():
+        for claim in module.CLAIMS:
+            cited.setdefault(claim, []).append(name)
+    missing = 0
+    for claim, text in TEXT.items():
+        where = ", ".join(cited.get(claim, []))
+        if not where:
+            if claim in NOT_MEASURABLE:
+                where = f"not measurable: {NOT_MEASURABLE[claim]}"
+            else:
+                where = "NOT CITED by any experiment"
+                missing += 1
+        print(f"{claim:<5} {text}")
+        print(f"      -> {where}")
+    return 1 if missing else 0
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
+    if args.claims:
+        return _cmd_list_claims()
     if args.name:
+        from simsock.claims import TEXT
         module = experiment.load(args.name)
         print(f"{module.__name__.rpartition('.')[2]}: {experiment.title(module)}")
-        print(f"claims: {', '.join(module.CLAIMS)}")
+        print("claims:")
+        for claim in module.CLAIMS:
+            print(f"  {claim:<5} {TEXT.get(claim, '')}".rstrip())
         helps = getattr(module, "PARAM_HELP", {})
         print("parameters (override with --set key=value):")
         for key, default in module.PARAMS.items():
@@ -116,6 +144,9 @@ def _configure_run(parser: argparse.ArgumentParser) -> None:
                         metavar="KEY=VALUE", help="override a parameter (repeatable)")
     parser.add_argument("--out", type=Path, default=None,
                         help="output directory (default results/NAME/)")
+    parser.add_argument("--allow-unchecked", action="store_true",
+                        help="exit 0 even if some claim is UNCHECKED or NOT MEASURED "
+                             "(a FAIL still exits 1)")
     _add_quiet(parser)
 
 
@@ -128,14 +159,48 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print("wrote:")
     for path in outcome.files:
         print(f"  {path}")
-    return 0 if outcome.passed else 1
+    for error in outcome.figure_errors:
+        print(f"  (figure not drawn: {error})")
+    return _exit_status(outcome, args.allow_unchecked)
+
+
+def _exit_status(outcome: experiment.ExperimentOutcome, allow_unchecked: bool) -> int:
+    if outcome.failed:
+        return 1
+    if not allow_unchecked and not outcome.passed:
+        return 1
+    return 0
+
+
+def _key_number(checks) -> str:
+    """The first measured number of a claim's checks, as ``name = value``."""
+    from simsock.claims import format_number
+    for check in checks:
+        for key, value in check.measured.items():
+            return f"{key} = {format_number(value)}"
+    return ""
 
 
 def _print_status(outcome: experiment.ExperimentOutcome) -> None:
-    for claim, failures in outcome.claim_status().items():
-        print(f"  {'PASS' if not failures else 'FAIL'} {claim}")
-        for failure in failures:
-            print(f"       {failure}")
+    from simsock.claims import TEXT
+    statuses = outcome.statuses()
+    width = max((len(s) for s in statuses.values()), default=4)
+    for claim, status in statuses.items():
+        checks = outcome.checks_of(claim)
+        key = _key_number(checks)
+        print(f"  {status:<{width}} {claim:<5} {TEXT.get(claim, '')}".rstrip())
+        if status == "PASS":
+            if key:
+                print(f"  {'':<{width}}       measured: {key}")
+            continue
+        if status == "UNCHECKED":
+            print(f"  {'':<{width}}       no check of this experiment names {claim}")
+        for check in checks:
+            if check.status != "PASS":
+                print(f"  {'':<{width}}       {check.status}: {check.text}")
+    counts = {s: list(statuses.values()).count(s)
+              for s in ("PASS", "FAIL", "NOT MEASURED", "UNCHECKED")}
+    print("  " + ", ".join(f"{n} {s}" for s, n in counts.items() if n or s in ("PASS", "FAIL")))
 
 
 # --- sweep -------------------------------------------------------------------------------------
@@ -164,7 +229,7 @@ def _configure_sweep(parser: argparse.ArgumentParser) -> None:
                              "needs pip install 'simsock[cluster]')")
     parser.add_argument("--metric", default=None, metavar="KEY",
                         help="the result number to plot against the first grid parameter "
-                             "(dotted for nested keys; default: the result's first numeric scalar)")
+                             "(dotted for nested keys; default: the first of the result's numbers that differ between runs)")
     parser.add_argument("--fresh", action="store_true",
                         help="run every point again, even those already in --out")
     parser.add_argument("--out", type=Path, default=None,
@@ -242,7 +307,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
                 label = "ERROR"
                 bar.write(f"ERROR {name}: {error.strip().splitlines()[-1]}")
             else:
-                label = "PASS" if outcome.passed else "FAIL"
+                label = "PASS" if outcome.passed else "FAIL" if outcome.failed else "UNCHECKED"
                 bar.write(f"{label} {name}")
             bar.update(1)
             status = status or int(label != "PASS")

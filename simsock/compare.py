@@ -287,6 +287,8 @@ def add_record_arguments(parser: argparse.ArgumentParser) -> None:
                         help="one network namespace per host (root only; needed for link rates)")
     parser.add_argument("--sim", action="store_true",
                         help="run the same world on the simulated kernel instead (seed 1), to compare with a real trace")
+    parser.add_argument("--quiet", "-q", action="store_true",
+                        help="no progress line (it is shown only when stderr is a terminal)")
     parser.set_defaults(func=cmd_record)
 
 
@@ -337,12 +339,16 @@ def cmd_record(args) -> int:
         else:
             print(f"simsock: error: {args.script}: {exc}", file=sys.stderr)
         return 2
+    from simsock import progress
     failed = None
+    side = "simulated" if sim else "real"
+    bound = "" if until_s is None else f", until {until_s:g} s"
     try:
-        if sim:
-            w.run(until=until_s)
-        else:
-            w.run(until=until_s, unfinished="stop")
+        with progress.activity(f"{args.script} ({side}{bound})"):
+            if sim:
+                w.run(until=until_s)
+            else:
+                w.run(until=until_s, unfinished="stop")
     except SimulationError as exc:
         failed = exc
     if sim:

@@ -17,6 +17,7 @@ import types as _types
 # Linux strerror(3) texts, so messages do not depend on the OS running the simulator.
 _STRERROR = {
     _errno.EPERM: "Operation not permitted",
+    _errno.EACCES: "Permission denied",
     _errno.EBADF: "Bad file descriptor",
     _errno.EAGAIN: "Resource temporarily unavailable",
     _errno.EINVAL: "Invalid argument",

@@ -15,11 +15,13 @@ Its contract:
 ``run(params, seed) -> dict``
     Pure and deterministic: the result depends only on ``params`` and ``seed``. It must be
     JSON-able (str keys; no NaN or infinity). Time series are lists.
-``check(result) -> list[str]``
-    Failed expectations, empty when the claims hold. Each item is a sentence with the numbers,
-    e.g. ``"C5.4: 0 of 1000 datagrams dropped, expected at least 1"``. Starting a sentence
-    with the claim id it refutes reports it against that claim; a sentence naming no claim
-    counts against every claim of the experiment.
+``check(result) -> list[Check]``
+    One :class:`simsock.claims.Check` per measured statement (build them with
+    :class:`simsock.claims.Checks`): the claim it is about, PASS/FAIL/NOT MEASURED, a sentence
+    with the numbers, the measured values and the threshold. A claim is PASS only when at
+    least one check naming it ran and held and none failed or could not be made; a claim no
+    check names is UNCHECKED. (A plain string is still read as a failure, against the claims
+    it names or, naming none, against all of them.)
 ``plot(result, outdir) -> list[pathlib.Path]``
     Draws figures into ``outdir`` (use :mod:`simsock.plotting`) and returns their paths.
 
@@ -67,6 +69,7 @@ __all__ = [
     "available",
     "claim_status",
     "discover",
+    "evaluate",
     "load",
     "imap_processes",
     "map_processes",
@@ -300,6 +303,11 @@ def _check_values(module: ModuleType, params: Mapping[str, Any]) -> None:
                 raise ExperimentError(f"bad value for {key}: {item!r}; it must be a number >= 0 "
                                       f"(see 'simsock list {name}')")
         parser = _unit_parser(default)
+        if parser is not None and value != default and isinstance(value, str) and \
+                re.fullmatch(r"\s*[-+]?[\d.]+(e[-+]?\d+)?\s*", value, re.IGNORECASE):
+            example = "5ms, 200us or 1.5s" if parser.__name__ == "parse_time" else "100Mbit, 1Gbit or 500kbit"
+            raise ExperimentError(f"bad value for {key}: {value!r} has no unit (the default is {default!r}); "
+                                  f"write it with one, e.g. {example}")
         if parser is not None and value != default:
             try:
                 parser(value, what=key)
@@ -359,6 +367,26 @@ def _canonical_json(data: Any) -> str:
     return json.dumps(data, sort_keys=True, indent=1, allow_nan=False, ensure_ascii=False) + "\n"
 
 
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that no reader ever sees a partial file — a full disk,
+    a crash or a kill in the middle leaves the previous file (or none): write a temporary
+    file in the same directory, flush it to disk, then rename it over ``path`` (os.replace
+    is atomic on POSIX and Windows)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
 def _version() -> str:
     try:
         return importlib.metadata.version("simsock")
@@ -367,7 +395,8 @@ def _version() -> str:
 
 
 def claim_status(claims: Sequence[str], failures: Sequence[str]) -> dict[str, list[str]]:
-    """claim -> the failures held against it (empty list: the claim holds).
+    """claim -> the failures held against it (an empty list does NOT mean the claim holds:
+    see :meth:`ExperimentOutcome.statuses`, which also knows UNCHECKED and NOT MEASURED).
 
     A failure that names claim ids (as words, ``C5.4``) counts against those; one that names
     none of the experiment's claims counts against all of them.
@@ -378,6 +407,34 @@ def claim_status(claims: Sequence[str], failures: Sequence[str]) -> dict[str, li
         for claim in named or claims:
             status[claim].append(failure)
     return status
+
+
+def _run_check(module: ModuleType, result: Any) -> list[Any]:
+    """``module.check(result)`` as a list of Check; a crash in the check is a FAIL of every
+    claim with the error, never a traceback instead of the verdict."""
+    from simsock.claims import Check, FAIL, as_checks
+    try:
+        return as_checks(module.check(result), list(module.CLAIMS))
+    except Exception as exc:
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        text = (f"the check crashed: {type(exc).__name__}: {exc} "
+                f"(at {Path(where.filename).name}:{where.lineno})")
+        return [Check(claim, FAIL, text) for claim in module.CLAIMS]
+
+
+def _run_plot(module: ModuleType, result: Any, out: Path) -> tuple[list[Path], list[str]]:
+    """The figures ``module.plot`` drew, and why some could not be drawn. An experiment may
+    report figures it could not draw itself by returning ``(paths, errors)``."""
+    try:
+        drawn = module.plot(result, out)
+    except Exception as exc:
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        return [], [f"plot failed: {type(exc).__name__}: {exc} "
+                    f"(at {Path(where.filename).name}:{where.lineno})"]
+    errors: list[str] = []
+    if isinstance(drawn, tuple) and len(drawn) == 2:
+        drawn, errors = drawn
+    return [Path(p).resolve() for p in drawn], [str(e) for e in errors]
 
 
 @dataclass(frozen=True)
@@ -392,10 +449,30 @@ class ExperimentOutcome:
     outdir: Path
     result_path: Path
     figures: list[Path] = field(default_factory=list)
+    checks: list[Any] = field(default_factory=list)
+    figure_errors: list[str] = field(default_factory=list)
+
+    def statuses(self) -> dict[str, str]:
+        """claim -> PASS, FAIL, NOT MEASURED or UNCHECKED."""
+        from simsock.claims import status_of
+        return {claim: status_of([c for c in self.checks if c.claim == claim])
+                for claim in self.claims}
+
+    def checks_of(self, claim: str) -> list[Any]:
+        return [c for c in self.checks if c.claim == claim]
+
+    def count(self, status: str) -> int:
+        return sum(1 for s in self.statuses().values() if s == status)
 
     @property
     def passed(self) -> bool:
-        return not self.failures
+        """Every claim PASS: checked, and held."""
+        return not self.failures and all(s == "PASS" for s in self.statuses().values())
+
+    @property
+    def failed(self) -> bool:
+        """Some claim FAIL (UNCHECKED and NOT MEASURED are not failures, nor passes)."""
+        return bool(self.failures)
 
     @property
     def files(self) -> list[Path]:
@@ -443,11 +520,15 @@ def run_experiment(
 
     out.mkdir(parents=True, exist_ok=True)
     result_path = out / RESULT_FILE
-    result_path.write_text(text, encoding="utf-8")
+    write_atomic(result_path, text)
 
     saved = json.loads(text)
-    failures = [str(f) for f in module.check(saved["result"])]
-    figures = [Path(p).resolve() for p in module.plot(saved["result"], out)] if plots else []
+    checks = _run_check(module, saved["result"])
+    failures = [str(c) for c in checks if c.status == "FAIL"]
+    from simsock.claims import summarise
+    document["claim_status"] = summarise(list(module.CLAIMS), checks)
+    result_path.write_text(_canonical_json(document), encoding="utf-8")
+    figures, figure_errors = _run_plot(module, saved["result"], out) if plots else ([], [])
     return ExperimentOutcome(
         name=name,
         seed=seed,
@@ -457,7 +538,23 @@ def run_experiment(
         outdir=out,
         result_path=result_path,
         figures=figures,
+        checks=checks,
+        figure_errors=figure_errors,
     )
+
+
+def evaluate(name: str, overrides: Mapping[str, Any] | Sequence[str] | None = None,
+             seed: int = 1) -> tuple[dict[str, str], list[Any], Any]:
+    """Run and check ``name`` in this process without writing anything: (claim -> status,
+    the checks, the result as read back from JSON). For tests and quick looks."""
+    module = load(name)
+    params = _merge(module, overrides)
+    result = json.loads(_canonical_json(_run_checked(module, params, seed)))
+    checks = _run_check(module, result)
+    from simsock.claims import status_of
+    statuses = {claim: status_of([c for c in checks if c.claim == claim])
+                for claim in module.CLAIMS}
+    return statuses, checks, result
 
 
 # ---------------------------------------------------------------------------------------------

@@ -98,6 +98,12 @@ def _run_events(env: simpy.Environment, until_ns: int | None) -> None:
         env._now = until_ns
 
 
+def _looks_like_address(name: str) -> bool:
+    """``name`` is a dotted quad ("10.0.0.9"), which name resolution takes as an address."""
+    from simsock.kernel.addr import is_dotted_quad
+    return is_dotted_quad(name)
+
+
 def _report_unawaited(sim) -> None:
     """During a run, Python's "coroutine ... was never awaited" from inside a thread is a
     missing ``await``: the thread stops with an error naming the call and the line
@@ -166,7 +172,7 @@ def _per_direction(sim, nodes, ab, ba, rate_bps, delay_ns, loss, queues, qdiscs,
                 kind, value = validate.queue(value, what)
                 if kind == "bytes":             # a byte limit is a bfifo on this direction
                     if "qdisc" in over:
-                        raise ValueError(f"add_link({name}=): queue in bytes and qdisc both set the transmit "
+                        raise ValueError(f"add_link({name}=): queue in bytes and a qdisc both set the transmit "
                                          f"queue: give one, e.g. 'qdisc': simsock.DropTail(bytes={value})")
                     from simsock.net.qdisc import DropTail
                     out["qdisc"][i] = qdisc_factory(DropTail(bytes=value), what)
@@ -306,6 +312,10 @@ class Simulation:
             raise ValueError(f"there is already a node called {name!r}")
         if name.lower() == "localhost":
             raise ValueError("'localhost' is every host's own loopback name; choose another host name")
+        if _looks_like_address(name):
+            raise ValueError(f"node name {name!r} reads as an IPv4 address, which would resolve to that address "
+                             f"rather than to the node (nodes get their own, e.g. 10.0.0.1): choose a name, "
+                             f"e.g. 'server'")
         other = self._names.get(name.lower())
         if other is not None:
             raise ValueError(f"{name!r} differs from the existing node {other.name!r} only in case; names "
@@ -432,7 +442,6 @@ class Simulation:
         if a is b:
             raise ValueError(f"a link needs two different nodes, got {a.name!r} twice")
         queue, qdisc, jitter = validate.link(rate, delay, loss, mtu, queue, qdisc, jitter)
-        ab, ba = validate.directions(ab, ba)
         rate_bps = parse_rate(rate, what="link rate")
         delay_ns = parse_time(delay, what="link delay")
         if isinstance(loss, (int, float)) and not isinstance(loss, bool):

@@ -20,8 +20,8 @@ What a sweep writes under ``out`` (default ``results/NAME/sweep/``):
   top-level scalar of the result as ``result.<key>``), rewritten as each run finishes, so it
   can be watched, always in the sweep's order (first grid key slowest, seed fastest) — the
   final file does not depend on which run finished first;
-- ``<metric>.png``: the metric (``--metric KEY``, a number in the result; default its first
-  numeric scalar) against the first grid parameter, the mean over seeds with error bars of
+- ``<metric>.png``: the metric (``--metric KEY``, a number in the result; default the first,
+  alphabetically, of its numeric scalars that differ between runs) against the first grid parameter, the mean over seeds with error bars of
   one standard deviation, one line per value of the other grid parameters.
 
 A sweep resumes: a run whose ``result.json`` is already there, for the same experiment,
@@ -216,7 +216,7 @@ def run_sweep(name: str, grid, seeds: int = 1, *, overrides=None, jobs: int | No
     rows = [json.loads(texts[i])["result"] for i in range(len(tasks))]
     chosen = _pick_metric(rows, metric)
     if figure and chosen is not None and grid:
-        figure_path = _plot(out, name, grid, runs, rows, chosen, len(seed_list))
+        figure_path = _plot(out, module, grid, runs, rows, chosen, len(seed_list), seeds_matter)
     return SweepResult(name, grid, seed_list, out, summary_path, figure_path, chosen, ordered,
                        reused, seeds_matter)
 
@@ -291,10 +291,10 @@ def _pick_metric(results: list, metric: str | None) -> str | None:
     first = results[0] if results else None
     if not isinstance(first, dict):
         return None
-    for key in sorted(first):
-        if all(_number(_lookup(r, key)) for r in results):
-            return key
-    return None
+    numeric = [key for key in sorted(first) if all(_number(_lookup(r, key)) for r in results)]
+    # a number the sweep changes says more than one it leaves alone (a bin width, a constant)
+    varying = [key for key in numeric if len({_lookup(r, key) for r in results}) > 1]
+    return (varying or numeric or [None])[0]
 
 
 _UNITS = (("_bps", "bit/s"), ("_pps", "packets/s"), ("_ns", "ns"), ("_us", "µs"), ("_ms", "ms"),
@@ -310,17 +310,23 @@ def axis_label(key: str, unknown: str = "as in result.json") -> str:
     return f"{key} ({unknown})"
 
 
-def _plot(out: Path, name: str, grid, runs, results, metric: str, n_seeds: int) -> Path:
+def _plot(out: Path, module, grid, runs, results, metric: str, n_seeds: int, seeds_matter: bool) -> Path:
     from simsock import plotting
 
+    name = experiment._short_name(module)
     keys = list(grid)
     x_key, others = keys[0], keys[1:]
     xs = grid[x_key]
     numeric_x = all(_number(v) for v in xs)
-    spread = "mean ± 1 sd over" if n_seeds > 1 else "one run,"
-    fig, ax = plotting.figure(
-        f"{name}: {metric} against {x_key} ({spread} {n_seeds} seed{'s' if n_seeds > 1 else ''})",
-        axis_label(x_key, "parameter, as set with --grid"), axis_label(metric))
+    if n_seeds == 1:
+        spread = "one seed"
+    elif seeds_matter:
+        spread = f"mean ± 1 sd over {n_seeds} seeds"
+    else:
+        spread = f"the same with each of {n_seeds} seeds"
+    helps = getattr(module, "PARAM_HELP", {})
+    x_label = f"{x_key}: {helps[x_key]}" if x_key in helps else axis_label(x_key, "parameter, as set with --grid")
+    fig, ax = plotting.figure(f"{name}: {metric} against {x_key} ({spread})", x_label, axis_label(metric))
     lines: dict[tuple, dict[int, list[float]]] = {}
     for (point, _, _), result in zip(runs, results):
         line = tuple(point[k] for k in others)

@@ -512,10 +512,10 @@ class Trace:
         how many. ``at``: None (everywhere), a link direction such as ``"a->b"``, a host's
         ``"h:lo"``, or a host or router name: every packet it sends (as it enters the node's
         interface queues, loopback included) or receives (as it arrives over a link), as
-        Shadow's per-host pcap and tcpdump on all of the host's interfaces show them; for a
-        node, ``event`` must be left at its default. ``event``: ``"arrive"`` (the default),
-        another packet event, or None for every event. An unknown ``at`` is a ValueError
-        listing the valid names."""
+        Shadow's per-host pcap and tcpdump on all of the host's interfaces show them (with
+        another ``event``, such as ``"deliver"`` or ``"drop"``, the records made at the node
+        itself). ``event``: ``"arrive"`` (the default), another packet event, or None for
+        every event. An unknown ``at`` is a ValueError listing the valid names."""
         from simsock.pcap import write_pcap
         if not self._keep_packets:
             streamed = f" (the packets went to {self._pcap.path!r} as the run went)" if self._pcap else ""
@@ -539,15 +539,11 @@ class Trace:
             raise TypeError(f"at= must be a link direction ('a->b'), a host's 'h:lo', a host or router name, "
                             f"or None; got {type(at).__name__} {at!r}")
         channels, nodes = self._places()
-        if at in nodes:
-            if event != "arrive":
-                raise ValueError(f"at={at!r} is a node: its capture is every packet it sends (enqueue on its "
-                                 f"interfaces) and receives (arrive over its links); event= applies to a link "
-                                 f"direction such as {next(iter(sorted(channels)), 'a->b')!r}")
+        if at in nodes and event == "arrive":
             out_ch = {name for name, (src, _dst) in channels.items() if src == at}
             in_ch = {name for name, (src, dst) in channels.items() if dst == at and src != at}
             return lambda where, ev: (ev == "enqueue" and where in out_ch) or (ev == "arrive" and where in in_ch)
-        if at in channels or (self.world is None and at in nodes_or_places(self)):
+        if at in channels or at in nodes or (self.world is None and at in nodes_or_places(self)):
             return (lambda where, ev: where == at) if event is None else (
                 lambda where, ev: where == at and ev == event)
         valid = sorted(nodes) + sorted(channels)

@@ -198,43 +198,6 @@ def link(rate_, delay, loss_, mtu, queue_, qdisc_, jitter_):
     return q, qd, jit
 
 
-def directions(ab, ba) -> tuple:
-    """``add_link``'s per-direction overrides (``ab=``/``ba=`` dicts), each value checked as
-    the same key of ``add_link`` is; returns them normalised the same way (a byte-size
-    ``queue`` becomes that direction's ``qdisc``). Anything but a dict is left to add_link."""
-    return tuple(_direction(over, name) for name, over in (("ab", ab), ("ba", ba)))
-
-
-def _direction(over, name: str):
-    if not isinstance(over, dict):
-        return over
-    out = dict(over)
-    for key, value in over.items():
-        what = f"add_link({name}={{{key!r}: ...}})"
-        if key == "rate":
-            rate(value, what)
-        elif key == "delay":
-            duration(value, what)
-        elif key == "loss":
-            loss(value, what)
-        elif key == "jitter":
-            out[key] = jitter(value, what)
-        elif key == "qdisc":
-            qdisc(value, what)
-        elif key == "queue":
-            kind, n = queue(value, what)
-            if kind == "bytes":
-                if over.get("qdisc") is not None:
-                    raise ValueError(f"{what} in bytes and a qdisc both set the {name} queue: give one, e.g. "
-                                     f"'qdisc': simsock.DropTail(bytes={n})")
-                from simsock.net.qdisc import DropTail
-                del out["queue"]
-                out["qdisc"] = DropTail(bytes=n)
-            else:
-                out[key] = n
-    return out
-
-
 def _parts(value) -> list:
     if isinstance(value, tuple):
         return list(value)
@@ -289,6 +252,10 @@ def profile(p, source: str = "profile"):
             _profile_int(v, where, *_RANGES.get(f.name, (0, None)))
         elif kind == "tuple":
             _profile_tuple(f.name, v, where)
+    from simsock.tcp import cc
+    if p.tcp_congestion_control not in cc.available():
+        raise ValueError(f"{source}: field tcp_congestion_control {p.tcp_congestion_control!r} is not an "
+                         f"algorithm the simulator has (one of {', '.join(cc.available())})")
     return p
 
 

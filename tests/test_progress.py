@@ -11,7 +11,6 @@ import pty
 import select
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest

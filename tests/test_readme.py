@@ -53,3 +53,17 @@ def test_the_readme_example_prints_what_the_readme_says(tmp_path):
     out = subprocess.run([sys.executable, str(script)], check=True, capture_output=True, text=True,
                          cwd=tmp_path).stdout
     assert out.splitlines() == quoted
+
+
+def test_what_to_try_next_flips_the_claim_it_says(tmp_path):
+    """Each `--set` change in the README's "What to try next" table makes C5.4 fail, as the
+    table says, and leaves C7.2 holding."""
+    from simsock import experiment
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("### What to try next", 1)[1].split("\n## ", 1)[0]
+    changes = re.findall(r"^\| `--set (\S+?)` \|", section, re.M)
+    assert len(changes) == 3, changes
+    for change in changes:
+        outcome = experiment.run_experiment("udp_overflow", 1, [change], tmp_path / change, plots=False)
+        status = outcome.claim_status()
+        assert status["C5.4"] and not status["C7.2"], (change, status)

@@ -108,3 +108,36 @@ def test_the_readme_walk_through_agrees_as_it_says(tmp_path, capsys):
             argv = [str(tmp_path / a) if a.endswith((".py", ".jsonl")) else a for a in argv]
             cli.main(argv)
     assert quoted in capsys.readouterr().out
+
+
+def test_real_threads_start_in_spawn_order_each_once_the_previous_waits():
+    """A server that does some work before it binds (no wait in between), spawned before a
+    client that sends at once: on the real backend the client starts only when the server
+    has reached its first call that may wait (recvfrom), as in the simulator, so the first
+    datagram is not lost to an unbound port."""
+    from simsock import AF_INET, SOCK_DGRAM
+    from simsock.real import RealWorld
+
+    got = {}
+
+    async def server(k):
+        s = k.socket(AF_INET, SOCK_DGRAM)
+        for _ in range(3000):            # busy before the bind: a few ms of real calls
+            s.getsockname()
+        s.bind(("0.0.0.0", 9003))
+        data, addr = await s.recvfrom(100)
+        await s.sendto(data, addr)
+
+    async def client(k):
+        s = k.socket(AF_INET, SOCK_DGRAM)
+        s.settimeout(2.0)
+        await s.sendto(b"first", ("server", 9003))
+        got["reply"] = (await s.recvfrom(100))[0]
+
+    w = RealWorld()
+    srv, cli_host = w.add_host("server"), w.add_host("client")
+    w.add_link(cli_host, srv)
+    srv.spawn(server)
+    cli_host.spawn(client)
+    w.run(until=5, unfinished="stop")
+    assert got.get("reply") == b"first"

@@ -188,3 +188,45 @@ def test_the_page_renders_in_a_headless_browser_without_broken_images(report, tm
     assert counts("profile2") == (2, 0)
     (report.parent / "good" / "square.png").unlink()      # the check can fail: a missing figure
     assert counts("profile3") == (2, 1)
+
+
+def test_claim_texts_statuses_and_numbers_come_from_result_json_when_it_has_them(tmp_path):
+    """A result.json with ``claim_status`` (status, text and checks per claim, as the runner
+    writes it) decides the page: its texts, its four statuses, its measured numbers."""
+    import json
+    from dataclasses import dataclass, field
+
+    from simsock import report
+
+    @dataclass
+    class Outcome:
+        name: str
+        claims: list
+        params: dict
+        result_path: Path
+        figures: list = field(default_factory=list)
+
+        def claim_status(self):
+            return {c: [] for c in self.claims}
+
+    doc = {"result": {}, "claim_status": {
+        "C5.4": {"status": "PASS", "text": "A UDP sender is not blocked.",
+                 "checks": [{"status": "PASS", "text": "dropped = 2,322, expected >= 1",
+                             "measured": {"datagrams dropped": 2322}, "threshold": ">= 1"}]},
+        "C7.2": {"status": "NOT MEASURED", "text": "All or nothing.",
+                 "checks": [{"status": "NOT MEASURED", "text": "burst_attempts=0 was given",
+                             "measured": {}, "threshold": ""}]},
+        "C9.9": {"status": "UNCHECKED", "text": "", "checks": []}}}
+    path = tmp_path / "result.json"
+    path.write_text(json.dumps(doc))
+    outcome = Outcome("exp", ["C5.4", "C7.2", "C9.9"], {"x": 1}, path)
+    page = _Page()
+    page.feed(report.render([("exp", outcome, None)], tmp_path, {"exp": ("An experiment", "")}))
+    claims = {r[1]: r for t, r in page.rows if t == "claims"}
+    assert claims["C5.4"][:3] == ["PASS", "C5.4", "A UDP sender is not blocked."]
+    assert "dropped = 2,322" in claims["C5.4"][3]
+    assert claims["C7.2"][0] == "NOT MEASURED" and "NOT MEASURED: burst_attempts=0" in claims["C7.2"][3]
+    assert claims["C9.9"][0] == "UNCHECKED" and claims["C9.9"][2] == "(see docs/claims.md)"
+    (summary,) = [r for t, r in page.rows if t == "summary"]
+    assert "datagrams dropped = 2" in summary[3]
+    assert "PASS 1" in " ".join(summary[2].split()) and "UNCHECKED 1" in " ".join(summary[2].split())

@@ -76,7 +76,7 @@ GRID = ["level=1,2,3.5"]
 
 def test_a_dask_cluster_gives_the_local_sweeps_bytes(toy):
     distributed = pytest.importorskip("distributed", reason="pip install 'simsock[cluster]' for Dask")
-    local = sweep.run_sweep("noise", GRID, 3, outdir=toy / "local", jobs=1)
+    sweep.run_sweep("noise", GRID, 3, outdir=toy / "local", jobs=1)
     with distributed.LocalCluster(n_workers=2, processes=False, threads_per_worker=1,
                                   dashboard_address=None) as cluster:
         remote = sweep.run_sweep("noise", GRID, 3, outdir=toy / "dask", scheduler=cluster.scheduler_address)
@@ -168,3 +168,26 @@ def test_the_figure_has_a_title_units_error_bars_and_no_offset(toy, monkeypatch)
 def test_a_metric_that_is_not_a_number_is_one_line(toy, capsys):
     assert main(["sweep", "noise", "--grid", "level=1", "--metric", "label", "--out", "m", "-q"]) == 2
     assert "--metric label: not a number" in capsys.readouterr().err
+
+
+def test_the_default_metric_is_a_number_that_the_sweep_changes():
+    runs = [{"bin_s": 0.02, "dropped": 5, "label": "x"}, {"bin_s": 0.02, "dropped": 0, "label": "x"}]
+    assert sweep._pick_metric(runs, None) == "dropped"           # not the constant bin width
+    assert sweep._pick_metric(runs[:1] * 2, None) == "bin_s"      # nothing varies: the first number
+    assert sweep._pick_metric(runs, "bin_s") == "bin_s"
+
+
+def test_the_figure_labels_the_parameter_with_its_help_and_says_when_seeds_agree(toy, monkeypatch):
+    from simsock import plotting
+    (toy / "sweep_toy" / "noise.py").write_text(TOY + '\nPARAM_HELP = {"level": "mean delay set, ms"}\n')
+    seen = {}
+    real_save = plotting.save
+
+    def spy(fig, path):
+        seen.update(title=fig.axes[0].get_title(), xlabel=fig.axes[0].get_xlabel())
+        return real_save(fig, path)
+
+    monkeypatch.setattr(plotting, "save", spy)
+    sweep.run_sweep("noise", ["level=1,2"], 2, overrides=["noise=0"], outdir=toy / "flat", jobs=1)
+    assert seen == {"title": "noise: mean_delay_ms against level (the same with each of 2 seeds)",
+                    "xlabel": "level: mean delay set, ms"}

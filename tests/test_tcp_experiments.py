@@ -11,7 +11,7 @@ import pytest
 def test_experiment_claims_hold(name):
     m = importlib.import_module(f"experiments.{name}")
     result = json.loads(json.dumps(m.run(dict(m.PARAMS), 1), allow_nan=False))
-    assert m.check(result) == []
+    assert [str(c) for c in m.check(result) if c.status != "PASS"] == []
 
 
 def test_send_buffer_blocks_deterministic():

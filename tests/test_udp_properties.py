@@ -116,9 +116,8 @@ def test_rmem_never_exceeds_rcvbuf_except_into_empty_queue(sc):
     sock = state["sock"]
     assert state["deliveries"] == sock.received_datagrams + sock.queued_datagrams
     # one datagram's charge: its truesize, or the sum of its fragments' skbs when it was
-    # reassembled (ip_frag_reasm keeps them), never less than the profile's truesize
+    # reassembled (ip_frag_reasm keeps them)
     biggest = state.get("biggest_charge", 0)
-    assert all(biggest >= sim.profile.udp_truesize(len(d)) for d in state["received"])
     assert state["max_rmem"] <= max(sock.rcvbuf, biggest)
 
 

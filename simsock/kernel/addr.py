@@ -7,12 +7,11 @@ Names resolve through the simulation: host names, ``localhost``, dotted quads.
 
 from __future__ import annotations
 
-import errno
-
-from simsock.errors import gai_error, os_error
+from simsock.errors import gai_error
 
 LOOPBACK = "127.0.0.1"
 ANY = "0.0.0.0"
+BROADCAST = "255.255.255.255"
 
 
 def is_dotted_quad(text: str) -> bool:
@@ -59,7 +58,7 @@ def resolve(sim, host: str, *, for_bind: bool = False) -> str:
     if host == "":
         return ANY
     if host == "<broadcast>":
-        raise os_error(errno.EOPNOTSUPP, "broadcast is not modelled")
+        return BROADCAST            # CPython's name for INADDR_BROADCAST
     if is_dotted_quad(host):
         return host
     lower = host.lower()

@@ -352,8 +352,12 @@ def recv_into_overlapped(sock, buffer, nbytes=0) -> Operation:
 
 def send_overlapped(sock, data) -> Operation:
     view = completion.check_data(data, "send_overlapped")
-    # The kernel sends from the caller's pinned pages: no user->kernel copy (C7.4).
-    return _post(sock, "send_overlapped", [view], SEND, view=view, copies=False)
+    # Windows (AFD) copies a WSASend's bytes into the socket's send buffer, as send() does,
+    # unless the program set SO_SNDBUF to 0: then the transport sends from the caller's
+    # pinned pages and nothing is copied. Linux semantics cannot express SO_SNDBUF = 0
+    # (it clamps to a minimum), so a program marks such a socket with win_sndbuf_zero.
+    zero_copy = bool(getattr(sock, "win_sndbuf_zero", False))
+    return _post(sock, "send_overlapped", [view], SEND, view=view, copies=not zero_copy)
 
 
 def accept_overlapped(sock) -> Operation:

@@ -207,7 +207,12 @@ def _int_option(value) -> int:
         if len(raw) < 4:
             raise os_error(errno.EINVAL)
         return int.from_bytes(raw[:4], "little", signed=True)
-    return check_int(value)
+    value = check_int(value)
+    if not -2**31 <= value < 2**31:
+        # CPython's setsockopt parses an int option as a C int; out of range it falls back to
+        # the bytes form, whose parse error is the one raised
+        raise TypeError("a bytes-like object is required, not 'int'")
+    return value
 
 
 def _timeval_option(value, hz: int) -> int | None:
@@ -470,6 +475,7 @@ class Socket:
             self._broadcast = bool(v)
         elif optname == C.SO_KEEPALIVE:
             self._keepalive = bool(v)
+            self._keepalive_changed()
         elif optname in (C.SO_SNDBUFFORCE, C.SO_RCVBUFFORCE):
             # __sock_set_sndbuf/__sock_set_rcvbuf without the net.core.*mem_max cap (the
             # caller has CAP_NET_ADMIN, as simulated programs do): negative -> 0, at most
@@ -498,6 +504,9 @@ class Socket:
 
     def _linger_changed(self) -> None:
         pass
+
+    def _keepalive_changed(self) -> None:
+        pass            # UDP: accepted and without effect, as on Linux
 
     def _set_rcvlowat(self, value: int) -> None:
         self._rcvlowat = value or 1

@@ -34,6 +34,7 @@ from simsock.errors import os_error
 from simsock.net.packet import PROTO_TCP, Packet
 from simsock.tcp import cc as cc_registry
 from simsock.tcp.config import SKB_TX_OVERHEAD, TcpConfig
+from simsock.tcp.gso import merge_for_device
 from simsock.tcp.connection import SEND_SHUTDOWN, TcpConnection
 from simsock.tcp.info import listener_info, pack_tcp_info, tcp_info, unconnected_info
 from simsock.tcp.listener import TcpListener, reset_for
@@ -49,6 +50,8 @@ _UNCONNECTED, _CONNECTING, _CONNECTED = 0, 1, 2
 _MSG_EOR = 0x80             # MSG_EOR (bits/socket.h)
 _MSG_MORE = 0x8000          # MSG_MORE
 _TCP_NOTSENT_LOWAT = 25     # linux/tcp.h
+_TCP_FASTOPEN_CONNECT = 30
+_TCP_USER_TIMEOUT = 18
 
 
 class _Binding:
@@ -95,6 +98,8 @@ class TcpStack:
         self._tev_at: int | None = None  # time of the host's pending timer event
         self.iss_rng = host.sim.rng.stream(f"tcp_iss:{host.name}")
         self.resets_sent = 0
+        self.fastopen = 1                # net.ipv4.tcp_fastopen (0x1: client enabled)
+        self.fastopen_cookies: dict[str, bytes] = {}   # TFO cookies by server address
         self.listen_drops = 0
         self._busy = 0                   # pumps / backlog drains in progress
         self._backlog: deque = deque()   # loopback segments waiting for them to finish
@@ -164,12 +169,17 @@ class TcpStack:
             mtu, sndbuf=sock.sndbuf, rcvbuf=sock.rcvbuf, sndbuf_locked=sock._userlocks_snd,
             rcvbuf_locked=sock._userlocks_rcv, nodelay=sock._nodelay, cork=sock._cork, linger=linger,
             congestion=sock._congestion, tcp_wmem=tuple(prof.tcp_wmem), tcp_rmem=tuple(prof.tcp_rmem),
+            keepalive=sock._keepalive, keepalive_time=sock._ka_time, keepalive_intvl=sock._ka_intvl,
+            keepalive_probes=sock._ka_probes, orphan_retries=prof.tcp_orphan_retries,
             rmem_max=prof.rmem_max, sack=prof.tcp_sack, dsack=prof.tcp_dsack,
             recovery=prof.tcp_recovery, early_retrans=prof.tcp_early_retrans,
-            fq_pacing=prof.default_qdisc == "fq" and channel is not self.host.lo, **lo)
+            syn_linear_timeouts=prof.tcp_syn_linear_timeouts,
+            fq_pacing=prof.default_qdisc == "fq" and channel is not self.host.lo,
+            pacing_ss_ratio=prof.tcp_pacing_ss_ratio, pacing_ca_ratio=prof.tcp_pacing_ca_ratio, **lo)
         cfg.extra["pmtu"] = min(mtu, 65535)
         if sock._user_mss:
             cfg.mss = min(cfg.mss, sock._user_mss)     # tcp_advertise_mss / mss_clamp
+            cfg.extra["user_mss"] = sock._user_mss
         if sock._syncnt:
             cfg.syn_retries = sock._syncnt
         return cfg
@@ -198,6 +208,8 @@ class TcpStack:
                 host = self.host
                 uids = self.sim._uids
                 src, dst = conn.local[0], conn.remote[0]
+                if len(segs) > 1 and getattr(host.route(dst)[0], "tso", False):
+                    segs = merge_for_device(conn, segs)   # the device takes TSO bursts
                 for seg in segs:
                     host.ip_output(Packet(next(uids), src, dst, PROTO_TCP, seg, now))
             sig = conn.signals               # conn.take_signals(), inlined (hot path)
@@ -442,11 +454,17 @@ class TcpSocket(Socket):
         self._nodelay = False
         self._cork = False
         self._congestion = self.stack.default_congestion
+        self._ka_time = prof.tcp_keepalive_time_ns       # TCP_KEEPIDLE / KEEPINTVL / KEEPCNT
+        self._ka_intvl = prof.tcp_keepalive_intvl_ns
+        self._ka_probes = prof.tcp_keepalive_probes
         self._user_mss = 0           # TCP_MAXSEG (rx_opt.user_mss)
         self._shutdown_flags = 0     # sk_shutdown set before there was a connection
         self._pingpong = False       # TCP_QUICKACK 0 before there was a connection
         self._syncnt = 0             # TCP_SYNCNT (0: net.ipv4.tcp_syn_retries)
         self._notsent_lowat = 0      # TCP_NOTSENT_LOWAT
+        self._fastopen_connect = False   # TCP_FASTOPEN_CONNECT
+        self._user_timeout = 0           # TCP_USER_TIMEOUT (ms)
+        self._deferred_connect = None    # (ip, port) of a TFO connect() waiting for the first send
         self._notifies = 0
         self.conn = conn
         self.listener: TcpListener | None = None
@@ -504,6 +522,33 @@ class TcpSocket(Socket):
         if self.conn is not None:
             self.conn.config.linger = self._linger[1] if self._linger[0] else None
 
+    def _keepalive_changed(self) -> None:
+        if self.conn is not None:
+            self.conn.set_keepalive(self._keepalive, self._env.now)
+            self._pump()
+
+    def _set_keepalive_option(self, optname: int, v: int) -> None:
+        """TCP_KEEPIDLE / TCP_KEEPINTVL (1..32767 s) and TCP_KEEPCNT (1..127), else EINVAL
+        (do_tcp_setsockopt; checked on Linux 6.18)."""
+        limit = 127 if optname == C.TCP_KEEPCNT else 32767
+        if not 1 <= v <= limit:
+            raise os_error(errno.EINVAL)
+        conn = self.conn
+        if optname == C.TCP_KEEPIDLE:
+            self._ka_time = v * 1_000_000_000
+            if conn is not None:
+                conn.config.keepalive_time = self._ka_time
+                conn.keepalive_idle_changed(self._env.now)
+                self._pump()
+        elif optname == C.TCP_KEEPINTVL:
+            self._ka_intvl = v * 1_000_000_000
+            if conn is not None:
+                conn.config.keepalive_intvl = self._ka_intvl
+        else:
+            self._ka_probes = v
+            if conn is not None:
+                conn.config.keepalive_probes = v
+
     def _take_protocol_error(self) -> int:
         return self.conn.take_error() if self.conn is not None else 0
 
@@ -545,11 +590,26 @@ class TcpSocket(Socket):
             if v and not 88 <= v <= 32767:
                 raise os_error(errno.EINVAL, "TCP_MAXSEG must be 0 or 88..32767")
             self._user_mss = v
+        elif optname == _TCP_FASTOPEN_CONNECT:
+            # do_tcp_setsockopt: 0 or 1, client TFO enabled, before connect()
+            if v not in (0, 1):
+                raise os_error(errno.EINVAL)
+            if not self.stack.fastopen & 1:
+                raise os_error(errno.EOPNOTSUPP)
+            if self.conn is not None or self._deferred_connect is not None:
+                raise os_error(errno.EINVAL)
+            self._fastopen_connect = bool(v)
         elif optname == C.TCP_SYNCNT:
             # icsk_syn_retries: SYN retransmissions before connect() fails with ETIMEDOUT
             if not 1 <= v <= 127:                      # MAX_TCP_SYNCNT
                 raise os_error(errno.EINVAL, "TCP_SYNCNT must be 1..127")
             self._syncnt = v
+        elif optname == _TCP_USER_TIMEOUT:
+            if v < 0:
+                raise os_error(errno.EINVAL)
+            self._user_timeout = v                  # milliseconds (icsk_user_timeout)
+            if self.conn is not None:
+                self.conn.user_timeout = v * 1_000_000
         elif optname == _TCP_NOTSENT_LOWAT:
             if v < 0:
                 raise os_error(errno.EINVAL)
@@ -572,6 +632,8 @@ class TcpSocket(Socket):
                 self.conn.pingpong = 0
             else:
                 self._pingpong = False
+        elif optname in (C.TCP_KEEPIDLE, C.TCP_KEEPINTVL, C.TCP_KEEPCNT):
+            self._set_keepalive_option(optname, v)
         else:
             raise os_error(errno.ENOPROTOOPT, f"TCP option {optname} is not modelled")
 
@@ -584,12 +646,20 @@ class TcpSocket(Socket):
             return int(self._cork)
         if optname == C.TCP_CONGESTION:
             return self._congestion.encode().ljust(16, b"\0")
+        if optname == C.TCP_KEEPIDLE:
+            return self._ka_time // 1_000_000_000
+        if optname == C.TCP_KEEPINTVL:
+            return self._ka_intvl // 1_000_000_000
+        if optname == C.TCP_KEEPCNT:
+            return self._ka_probes
         if optname == C.TCP_INFO:
             return pack_tcp_info(self.tcp_info())
         if optname == C.TCP_SYNCNT:
             return self._syncnt or TcpConfig.syn_retries
         if optname == _TCP_NOTSENT_LOWAT:
             return self._notsent_lowat
+        if optname == _TCP_USER_TIMEOUT:
+            return self._user_timeout
         if optname == C.TCP_MAXSEG:
             if self._user_mss and (self.conn is None or self.listener is not None
                                    or self.conn.state == "CLOSE"):
@@ -705,10 +775,14 @@ class TcpSocket(Socket):
         sock._reuseaddr = self._reuseaddr
         sock._nodelay = self._nodelay
         sock._congestion = self._congestion
+        sock._keepalive = self._keepalive       # inherited from the listener (sk_clone_lock)
+        sock._ka_time, sock._ka_intvl, sock._ka_probes = self._ka_time, self._ka_intvl, self._ka_probes
         sock._user_mss = self._user_mss
         sock._rcvlowat = conn.rcvlowat = self._rcvlowat
         sock._rcvtimeo_ns, sock._sndtimeo_ns = self._rcvtimeo_ns, self._sndtimeo_ns
         sock._notsent_lowat = conn.notsent_lowat = self._notsent_lowat
+        sock._user_timeout = self._user_timeout
+        conn.user_timeout = self._user_timeout * 1_000_000
         sock._userlocks_snd, sock._userlocks_rcv = self._userlocks_snd, self._userlocks_rcv
         self.stack.parent.pop(conn, None)
         self.stack.pump(conn)
@@ -742,8 +816,18 @@ class TcpSocket(Socket):
                     return errno.EALREADY
             else:
                 return self._connect_result()
+        elif self._deferred_connect is not None:
+            return 0 if self._deferred_connect == (ip, port) else errno.EISCONN
         else:
-            self._begin_connect(ip, port)
+            if self._fastopen_connect and ip in self.stack.fastopen_cookies:
+                # tcp_fastopen_defer_connect: with a cookie, the SYN waits for the first send
+                # (it would carry that data); connect() returns 0 at once
+                if self.local is None:
+                    self.stack.bind(self, ANY, 0)
+                self._deferred_connect = (ip, port)
+                self.peer = (ip, port)
+                return 0
+            self._begin_connect(ip, port, b"" if self._fastopen_connect else None)
             if self._timeout_ns == 0:
                 return errno.EINPROGRESS
         deadline = self._deadline()
@@ -770,8 +854,28 @@ class TcpSocket(Socket):
         finally:
             self._unhold()
 
-    def _begin_connect(self, ip: str, port: int) -> None:
-        """Send the SYN: the socket is SS_CONNECTING from here on."""
+    def fastopen_connect_without_data(self, address=None) -> None:
+        """A TCP Fast Open send whose data could not be copied (a NULL buffer): Linux's
+        tcp_send_syn_data falls back to a regular SYN with a cookie *request* (the cached
+        cookie is not sent: measured on 6.18); a non-blocking call then fails with EINPROGRESS. Data in the SYN itself is not
+        modelled (a send with data on a TFO socket is refused with EOPNOTSUPP)."""
+        self._check_open()
+        if self._deferred_connect is not None:
+            ip, port = self._deferred_connect
+            self._deferred_connect = None
+        elif self.conn is None and address is not None:
+            if not self.stack.fastopen & 1:
+                raise os_error(errno.EOPNOTSUPP)
+            host, port = parse_inet_address(address, "sendto")
+            ip = resolve(self._sim, host)
+        else:
+            raise os_error(errno.EFAULT)
+        self._begin_connect(ip, port, b"")
+        raise os_error(errno.EINPROGRESS)
+
+    def _begin_connect(self, ip: str, port: int, fastopen: bytes | None = None) -> None:
+        """Send the SYN: the socket is SS_CONNECTING from here on. ``fastopen``: the TCP Fast
+        Open option for the SYN (b"" requests a cookie)."""
         self._host.route_check(ip)
         if self.local is None:
             self.stack.bind(self, ANY, 0)
@@ -781,6 +885,10 @@ class TcpSocket(Socket):
         conn = TcpConnection((src, self.local[1]), (ip, port), self.stack.config_for(self, ip),
                              self.stack.iss_rng.getrandbits(32))
         conn.notsent_lowat = self._notsent_lowat
+        conn.user_timeout = self._user_timeout * 1_000_000
+        if fastopen is not None:
+            conn.fastopen_req = fastopen
+            conn.fastopen_cache = self.stack.fastopen_cookies
         self.conn = conn
         self.peer = (ip, port)
         self.local = (src, self.local[1])
@@ -821,6 +929,8 @@ class TcpSocket(Socket):
 
     def _check_sendable(self) -> TcpConnection:
         self._check_open()
+        if self._deferred_connect is not None:
+            raise os_error(errno.EOPNOTSUPP, "TCP Fast Open: data in the SYN is not modelled")
         if self.conn is None or self.listener is not None:
             raise os_error(errno.EPIPE)
         return self.conn

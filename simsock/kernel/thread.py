@@ -155,6 +155,16 @@ class SimThread:
         """``{"voluntary": n, "involuntary": m}`` (see ``ThreadHandle.context_switches``)."""
         return {"voluntary": self.nvcsw, "involuntary": self.nivcsw}
 
+    async def join(self):
+        """Wait (inside another program) for this thread to finish; returns its program's
+        return value — as ``ThreadHandle.join`` for a thread started with ``k.spawn``."""
+        from .kernel import ThreadHandle
+        return await ThreadHandle(self).join()
+
+    @property
+    def alive(self) -> bool:
+        return self.state not in ("exited", "failed")
+
     def start(self) -> None:
         """Schedule the first step now (after everything already scheduled for this instant)."""
         ev = simpy.Event(self.sim.env)

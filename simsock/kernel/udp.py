@@ -36,7 +36,7 @@ from simsock import constants as C
 from simsock.errors import os_error
 from simsock.net.packet import Datagram
 
-from .addr import ANY, LOOPBACK, check_int, is_loopback, parse_inet_address, resolve
+from .addr import ANY, BROADCAST, LOOPBACK, check_int, is_loopback, parse_inet_address, resolve
 from .socket import AGAIN, Socket, syscall, syscall_may_wait
 from .wait import SIG_IN, SIG_OUT, SIG_STATE
 
@@ -137,6 +137,7 @@ class UdpSocket(Socket):
         ip = resolve(self._sim, host)
         if ip == ANY:
             ip = LOOPBACK        # Linux: connecting to INADDR_ANY means the local host
+        self._check_broadcast(ip)
         self._host.route_check(ip)
         self._autobind()
         if self.local[0] == ANY:
@@ -303,13 +304,25 @@ class UdpSocket(Socket):
         data = _data_arg(data)
         await self.send(data, flags)
 
+    def _check_broadcast(self, ip: str) -> None:
+        """The limited broadcast address: EACCES without SO_BROADCAST (udp_sendmsg and
+        ip4_datagram_connect on an RTCF_BROADCAST route; checked on Linux 6.18). With it,
+        Linux delivers to every host of the segment, which simsock does not model."""
+        if ip == BROADCAST:
+            if not self._broadcast:
+                raise os_error(errno.EACCES)
+            raise os_error(errno.EOPNOTSUPP, "broadcast delivery is not modelled; send to each host's address")
+
     def _send(self, data: bytes, dest, flags: int):
         """Send now: the result, or the coroutine that waits for buffer space."""
         host = self._host
         if len(data) > host.profile.udp_max_payload:
             raise os_error(errno.EMSGSIZE)
+        if flags and flags & C.MSG_OOB:
+            raise os_error(errno.EOPNOTSUPP)         # udp_sendmsg: no out-of-band data on UDP
         route = host._route_cache.get(dest[0]) or host.route(dest[0])      # Host.route's cache, inlined
         if route[0] is None:
+            self._check_broadcast(dest[0])
             host.route_check(dest[0])
         if self.local is None:
             self._autobind()

@@ -131,6 +131,7 @@ class Device:
         self.captured: list[tuple[int, Packet]] = []
         self.rate_bps = None
         self.delay_ns = 0
+        self.tso = True         # segmentation offload: TCP hands it TSO bursts (simsock.tcp.gso)
 
     def send(self, pkt: Packet) -> int:
         self.captured.append((self.env._now, pkt))
@@ -211,6 +212,8 @@ class Runner:
                 raise _setup.SetupError(f"sysctl tcp_congestion_control={st['tcp_congestion_control']}: "
                                         f"no such congestion control in the model") from None
             stack.default_congestion = st["tcp_congestion_control"]
+        if "tcp_fastopen" in st:
+            stack.fastopen = st["tcp_fastopen"]
         orig = stack.config_for
         settings = st
 
@@ -318,6 +321,7 @@ class Runner:
         self.ts_map: dict[int, int] = {}
         self.first_ts: tuple[int, int] | None = None
         self.local_isn: int | None = None
+        self.remote_isn = 0
         self.remote_port = 0
         self.local_port = self.cfg.bind_port
         self.closed: list = []
@@ -423,7 +427,14 @@ class Runner:
             raise Mismatch(ev.line, "inbound packet before the script's socket has a connection "
                                     "(no SYN sent or received yet)", self.env._now)
         ack_off = self.local_isn or 0
-        seg = Segment(sport=self.remote_port, dport=self.local_port, seq=p.seq_start & MASK,
+        # the remote ISN is the script's SYN sequence number; later inbound sequence numbers
+        # (and outbound acks) are relative to it, as packetdrill maps them
+        if flags & SYN:
+            self.remote_isn = p.seq_start
+            seq = p.seq_start
+        else:
+            seq = p.seq_start + self.remote_isn
+        seg = Segment(sport=self.remote_port, dport=self.local_port, seq=seq & MASK,
                       ack=(p.ack + ack_off) & MASK if p.ack is not None else 0, flags=flags,
                       window=p.window if p.window is not None else 0, payload=bytes(p.length))
         if p.options_any:
@@ -440,6 +451,11 @@ class Runner:
                 seg.sack_permitted = True
             elif k == "sack":
                 seg.sack = tuple(((a + ack_off) & MASK, (b + ack_off) & MASK) for a, b in opt.value)
+            elif k == "FO":
+                try:
+                    seg.fastopen = bytes.fromhex(opt.value) if opt.value else b""
+                except ValueError:
+                    raise Unsupported(f"TCP Fast Open cookie {opt.value!r} (line {ev.line})") from None
             elif k == "TS":
                 val, ecr = opt.value
                 if flags & ACK and ecr:
@@ -544,8 +560,9 @@ class Runner:
             fail(f"live packet payload: expected {p.length} bytes vs actual {len(seg.payload)} bytes")
         if p.ack is not None or want & ACK:
             exp_ack = p.ack if p.ack is not None else 0
-            if seg.ack & MASK != exp_ack & MASK:
-                fail(f"bad outbound TCP ack: expected {exp_ack} actual {seg.ack}")
+            rel_ack = (seg.ack - self.remote_isn) & MASK
+            if rel_ack != exp_ack & MASK:
+                fail(f"bad outbound TCP ack: expected {exp_ack} actual {rel_ack}")
         if p.window is not None and seg.window != p.window:
             fail(f"bad outbound TCP window: expected {p.window} actual {seg.window}")
         actual_opts = _segment_options(seg)
@@ -576,8 +593,14 @@ class Runner:
                         fail(f"bad outbound TCP timestamp value: expected {so.value[0]} actual "
                              f"{script_val}, tolerance {tol}")
             elif k == "sack":
-                if [tuple(b) for b in so.value] != [((a - 0) & MASK, (b - 0) & MASK) for a, b in v]:
+                r = self.remote_isn
+                if [tuple(b) for b in so.value] != [((a - r) & MASK, (b - r) & MASK) for a, b in v]:
                     fail(f"bad value in outbound TCP option (kind=sack): expected {so.value} actual {v}")
+            elif k == "FO":
+                want = bytes.fromhex(so.value) if so.value else b""
+                if v != want:
+                    fail(f"bad value in outbound TCP option (kind=FO): expected {want.hex() or '(request)'} "
+                         f"actual {v.hex() or '(request)'}")
             elif k in ("mss", "wscale"):
                 if v != so.value:
                     fail(f"bad value in outbound TCP option (kind={k}): expected {k} {so.value} actual {k} {v}")
@@ -587,7 +610,7 @@ class Runner:
         rel = (seg.seq - isn) & MASK
         text = f"{_flag_text(seg.flags)} {rel}:{(rel + len(seg.payload)) & MASK}({len(seg.payload)})"
         if seg.flags & ACK:
-            text += f" ack {seg.ack}"
+            text += f" ack {(seg.ack - self.remote_isn) & MASK}"
         text += f" win {seg.window}"
         opts = _segment_options(seg)
         if opts:
@@ -600,6 +623,8 @@ class Runner:
                     parts.append(f"TS val {sval} ecr {v[1]}")
                 elif k == "sack":
                     parts.append("sack " + " ".join(f"{a}:{b}" for a, b in v))
+                elif k == "FO":
+                    parts.append(("FO " + v.hex()) if v else "FO")
                 elif v is None:
                     parts.append(k)
                 else:
@@ -758,6 +783,9 @@ def _segment_options(seg: Segment) -> list[tuple[str, object]]:
         out += [("nop", None), ("wscale", seg.wscale)]
     if seg.sack:
         out += [("nop", None), ("nop", None), ("sack", list(seg.sack))]
+    if seg.fastopen is not None:
+        out.append(("FO", seg.fastopen))
+        out += [("nop", None)] * (-(2 + len(seg.fastopen)) % 4)
     return out
 
 

@@ -411,6 +411,12 @@ class Parser:
         self.expect_punct("(")
         p.length = self.expect_int("payload length")
         self.expect_punct(")")
+        if not (0 <= p.seq_start <= 0xFFFFFFFF and 0 <= p.seq_end <= 0xFFFFFFFF):
+            raise self.error("TCP sequence number out of range")
+        if not 0 <= p.length <= 0xFFFF:
+            raise self.error("TCP payload size out of range")
+        if p.seq_end != p.seq_start + p.length:
+            raise self.error("inconsistent TCP sequence numbers and payload size")
         if self.word("ack"):
             self.next()
             p.ack = self.expect_int("ack")
@@ -420,6 +426,8 @@ class Parser:
         if self.word("urg"):
             self.next()
             p.urg = self.expect_int("urgent pointer")
+        if p.window is None and p.direction == "<":
+            raise self.error("window must be specified for inbound packets")
         if self.punct("<"):
             self.next()
             if self.tok.kind == "ELLIPSIS":

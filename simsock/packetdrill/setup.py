@@ -65,7 +65,8 @@ SYSCTLS: dict[str, tuple] = {
     "tcp_frto": (_int, "note", "F-RTO (RFC 5682) is not modelled: no spurious-RTO detection or undo"),
     "tcp_tso_win_divisor": (_int, "note", "TSO deferral (tcp_tso_should_defer) is not modelled"),
     "tcp_ecn_option": (_int, "note", "the AccECN option has no effect without AccECN"),
-    "tcp_fastopen": (_int, "note", "TCP Fast Open is not modelled: a TFO call fails named"),
+    "tcp_fastopen": (_int, None, "TCP Fast Open, client bit 0x1: cookie request and cache, deferred "
+                     "connect (data in the SYN and the server side are not modelled)"),
     "tcp_fastopen_key": (_word, "note", "TCP Fast Open is not modelled"),
 }
 

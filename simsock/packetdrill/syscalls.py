@@ -298,8 +298,15 @@ def _check_recv_flags(flags: int) -> int:
     return flags
 
 
-async def _send_common(runner, sock, buf, n: int, flags: int) -> int:
-    flags = _check_send_flags(flags)
+async def _send_common(runner, sock, buf, n: int, flags: int, address=None) -> int:
+    fastopen = bool(flags & SYMBOLS["MSG_FASTOPEN"])
+    flags = _check_send_flags(flags & ~SYMBOLS["MSG_FASTOPEN"])
+    if fastopen or getattr(sock, "_deferred_connect", None) is not None:
+        if buf is not _NULL or n == 0:
+            raise _unsupported("TCP Fast Open data in the SYN (not modelled)")
+        if not fastopen and sock._deferred_connect is None:
+            raise os_error(E.EFAULT)
+        sock.fastopen_connect_without_data(address)    # raises (EINPROGRESS when it starts)
     if buf is _NULL and n > 0:
         if _can_send(sock):
             raise os_error(E.EFAULT)
@@ -324,9 +331,8 @@ async def _sendto(runner, k, sc, box):
     _nargs(sc, 6)
     sock = _tcp(runner, sc.args[0])
     flags = ival(sc.args[3]) or 0
-    if flags & SYMBOLS["MSG_FASTOPEN"]:
-        raise _unsupported("MSG_FASTOPEN (TCP Fast Open is not modelled)")
-    return await _send_common(runner, sock, _buffer(sc.args[1]), ival(sc.args[2]), flags)
+    return await _send_common(runner, sock, _buffer(sc.args[1]), ival(sc.args[2]), flags,
+                              _sockaddr(runner, sc.args[4], False))
 
 
 def _iov_lengths(msg: Expr) -> list[int]:

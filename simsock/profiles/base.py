@@ -58,6 +58,8 @@ class Profile:
     #: net.core.default_qdisc: "fq" makes every TCP flow paced at sk_pacing_rate (fq pacing);
     #: anything else leaves pacing to congestion modules that ask for it (BBR)
     default_qdisc: str = "pfifo_fast"
+    tcp_pacing_ss_ratio: int = 200   # net.ipv4.tcp_pacing_ss_ratio: % of cwnd/srtt paced in slow start
+    tcp_pacing_ca_ratio: int = 120   # net.ipv4.tcp_pacing_ca_ratio: % after (tcp_update_pacing_rate)
 
     # --- kernel clock and connection admission ----------------------------------------------
     #: CONFIG_HZ: SO_RCVTIMEO/SO_SNDTIMEO are kept in jiffies, so a timeval is rounded up
@@ -67,6 +69,15 @@ class Profile:
     tcp_syncookies: int = 1
     #: net.ipv4.tcp_max_syn_backlog: the SYN queue's bound (with the listen backlog).
     tcp_max_syn_backlog: int = 2048
+    #: net.ipv4.tcp_syn_linear_timeouts (Linux >= 6.5): SYN retransmissions 1 s apart before
+    #: the exponential backoff starts (0 on older kernels).
+    tcp_syn_linear_timeouts: int = 4
+
+    # --- TCP keepalive and orphans (sysctls; simsock/tcp/connection.py, sender.py) ------------
+    tcp_keepalive_time_ns: int = 7200 * 10**9    # net.ipv4.tcp_keepalive_time (idle before the first probe)
+    tcp_keepalive_intvl_ns: int = 75 * 10**9     # net.ipv4.tcp_keepalive_intvl (between probes)
+    tcp_keepalive_probes: int = 9                # net.ipv4.tcp_keepalive_probes (unanswered before ETIMEDOUT)
+    tcp_orphan_retries: int = 0                  # net.ipv4.tcp_orphan_retries (0 means 8 while alive)
 
     def to_dict(self) -> dict:
         return asdict(self)

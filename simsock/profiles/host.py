@@ -9,7 +9,7 @@ congestion control). Every number has one of these sources:
 * **sysctl** (``/proc/sys``): ``net.core.{r,w}mem_{default,max}``, ``net.core.somaxconn``,
   ``net.ipv4.tcp_{r,w}mem``, ``ip_local_port_range``, ``ip_default_ttl``,
   ``icmp_ratelimit`` (ms), ``ipfrag_time`` (s), ``tcp_sack``, ``tcp_dsack``, ``tcp_recovery``,
-  ``tcp_early_retrans``, ``tcp_syncookies``, ``tcp_max_syn_backlog``;
+  ``tcp_early_retrans``, ``tcp_syncookies``, ``tcp_max_syn_backlog``, ``tcp_syn_linear_timeouts``;
 * **uname**: ``kernel`` is ``os.uname().release``;
 * **sysfs** (``/sys/class/net``): lo's MTU; the MTU and ``tx_queue_len`` of the interface of
   the default route (``/proc/net/route``), if there is one;
@@ -267,9 +267,16 @@ def measure() -> HostProfile:
                                ("tcp_recovery", "net.ipv4.tcp_recovery", int),
                                ("tcp_early_retrans", "net.ipv4.tcp_early_retrans", int),
                                ("tcp_syncookies", "net.ipv4.tcp_syncookies", int),
-                               ("tcp_max_syn_backlog", "net.ipv4.tcp_max_syn_backlog", int)):
+                               ("tcp_max_syn_backlog", "net.ipv4.tcp_max_syn_backlog", int),
+                               ("tcp_syn_linear_timeouts", "net.ipv4.tcp_syn_linear_timeouts", int)):
         v = _ints(_sysctl(sysctl))
         put(name, conv(v[0]) if v else None, f"sysctl {sysctl}")
+    for name, sysctl, scale in (("tcp_keepalive_time_ns", "net.ipv4.tcp_keepalive_time", 10**9),
+                                ("tcp_keepalive_intvl_ns", "net.ipv4.tcp_keepalive_intvl", 10**9),
+                                ("tcp_keepalive_probes", "net.ipv4.tcp_keepalive_probes", 1),
+                                ("tcp_orphan_retries", "net.ipv4.tcp_orphan_retries", 1)):
+        v = _ints(_sysctl(sysctl))
+        put(name, v[0] * scale if v else None, f"sysctl {sysctl}" + (" (s)" if scale > 1 else ""))
     put("hz", kernel_hz(), "SO_RCVTIMEO of 1 us reads back as one jiffy")
     put("loopback_mtu", _sysfs_int("lo", "mtu"), "/sys/class/net/lo/mtu")
     iface = default_route_interface()
@@ -307,6 +314,9 @@ def measure() -> HostProfile:
                  f"derives its MSS from loopback_mtu: {derived}"
                  + ("" if advmss == derived else " (differs: the profile cannot express this host's MSS)"))
     put("default_qdisc", _sysctl("net.core.default_qdisc"), "sysctl net.core.default_qdisc")
+    for name in ("tcp_pacing_ss_ratio", "tcp_pacing_ca_ratio"):
+        v = _ints(_sysctl(f"net.ipv4.{name}"))
+        put(name, v[0] if v else None, f"sysctl net.ipv4.{name}")
     cc = _sysctl("net.ipv4.tcp_congestion_control")
     if cc is not None:
         from simsock.tcp import cc as cc_registry
@@ -342,7 +352,9 @@ def measured_fields() -> list[str]:
     return ["kernel", "rmem_default", "wmem_default", "rmem_max", "wmem_max", "somaxconn", "ip_default_ttl",
             "tcp_rmem", "tcp_wmem", "ip_local_port_range", "icmp_ratelimit_ns", "ipfrag_time_ns",
             "tcp_sack", "tcp_dsack", "tcp_recovery", "tcp_early_retrans", "tcp_congestion_control",
-            "default_qdisc", "tcp_syncookies", "tcp_max_syn_backlog", "hz",
+            "default_qdisc", "tcp_pacing_ss_ratio", "tcp_pacing_ca_ratio", "tcp_syncookies",
+            "tcp_max_syn_backlog", "tcp_syn_linear_timeouts", "hz",
+            "tcp_keepalive_time_ns", "tcp_keepalive_intvl_ns", "tcp_keepalive_probes", "tcp_orphan_retries",
             "loopback_mtu", "default_mtu", "txqueuelen", "sock_min_rcvbuf", "sock_min_sndbuf",
             "sockopt_buf_doubles", "udp_max_payload", "udp_truesize_steps", "udp_truesize_linear"]
 

@@ -117,4 +117,6 @@ LINUX = Profile(
     thread_stack_bytes=8 << 20,
     tcp_congestion_control="cubic",
     default_qdisc="pfifo_fast",
+    tcp_pacing_ss_ratio=200,
+    tcp_pacing_ca_ratio=120,
 )

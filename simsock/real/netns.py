@@ -264,7 +264,14 @@ _saved: dict[int, object] = {}
 on_signal_stop = None
 
 
+_stopping = False
+
+
 def _on_signal(signum, _frame) -> None:
+    global _stopping
+    if _stopping:          # a second signal while cleaning up: let the cleanup finish
+        return
+    _stopping = True
     name = signal.Signals(signum).name
     with _lock:
         count = len(_live)

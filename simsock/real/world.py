@@ -99,7 +99,8 @@ class RealWorld:
     def __init__(self, seed: int = 0, *, namespaces: bool = False, trace=("syscall", "event")):
         self.seed = seed
         self.namespaces = namespaces
-        self.trace = Trace(trace)
+        # a Trace object may bound or stream the trace (Trace(limit=..., file=...))
+        self.trace = trace if isinstance(trace, Trace) else Trace(trace)
         self.hosts: dict[str, RealHost] = {}
         self.links: list[dict] = []
         self.unfinished: list[str] = []
@@ -441,6 +442,7 @@ class RealWorld:
         finally:
             self._ended = True
             self.close()
+            self.trace.flush()
             with netns._lock:
                 netns.running_worlds -= 1
             if netns.on_signal_stop == self._stop:

@@ -81,11 +81,17 @@ class TcpConfig:
     delack_max: int = 200 * MS       # TCP_DELACK_MAX (HZ/5)
     timeout_min: int = 2 * MS        # TCP_TIMEOUT_MIN: 2 jiffies (HZ=1000), RACK's timer slack
     syn_retries: int = 6             # net.ipv4.tcp_syn_retries
+    syn_linear_timeouts: int = 4     # net.ipv4.tcp_syn_linear_timeouts (Linux >= 6.5): SYN RTOs not backed off
     synack_retries: int = 5          # net.ipv4.tcp_synack_retries
     retries2: int = 15               # net.ipv4.tcp_retries2
     time_wait: int = 60 * S          # TCP_TIMEWAIT_LEN
     fin_timeout: int = 60 * S        # net.ipv4.tcp_fin_timeout (orphaned FIN_WAIT2)
     max_quickacks: int = 16          # TCP_MAX_QUICKACKS
+    keepalive: bool = False          # SO_KEEPALIVE (SOCK_KEEPOPEN)
+    keepalive_time: int = 7200 * S   # TCP_KEEPIDLE, else net.ipv4.tcp_keepalive_time
+    keepalive_intvl: int = 75 * S    # TCP_KEEPINTVL, else net.ipv4.tcp_keepalive_intvl
+    keepalive_probes: int = 9        # TCP_KEEPCNT, else net.ipv4.tcp_keepalive_probes
+    orphan_retries: int = 0          # net.ipv4.tcp_orphan_retries (0: 8 while the RTO is below TCP_RTO_MAX)
     extra: dict = field(default_factory=dict)  # room for the driver's bookkeeping
 
     @classmethod

@@ -58,7 +58,7 @@ from simsock.constants import (EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLRDHUP
 from simsock.errors import os_error
 from simsock.tcp.buffers import ReceiveQueue, SendQueue
 from simsock.tcp.config import TcpConfig
-from simsock.tcp.congestion import CongestionState, get_ops
+from simsock.tcp.congestion import CA_LOSS, CA_OPEN, CongestionState, get_ops
 from simsock.tcp.rtt import RttEstimator
 from simsock.tcp.segment import ACK, CWR, ECE, FIN, RST, SYN, TIMESTAMP_OPTION, Segment
 from simsock.tcp.rate import RateSampler
@@ -94,6 +94,8 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         self.snd_wscale = self.rcv_wscale = 0
         self.ts_ok = self.sack_ok = False
         self.ecn_ok = False              # TCP_ECN_OK: negotiated on the handshake
+        self.fastopen_req = None         # TCP Fast Open client: b"" cookie request, else the cookie
+        self.fastopen_cache = None       # the host's cookie cache (tcp_fastopen_cache_set)
         self.ts_recent = 0
         self.peer_mss = 536
         self.mss_cache = config.mss - (TIMESTAMP_OPTION if config.timestamps else 0)
@@ -103,6 +105,7 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         self.rcvq = ReceiveQueue(config.skb_rx_overhead, config.rx_coalesce)
         self.fin_queued = self.fin_sent = False
         self.notsent_lowat = 0           # TCP_NOTSENT_LOWAT (0: the sysctl's value)
+        self.user_timeout = 0            # TCP_USER_TIMEOUT in ns (0: tcp_retries2 / syn_retries)
         self.send_eor = False            # the socket's send() has MSG_EOR (SendQueue.append)
         self.send_more = False           # ... MSG_MORE: no PSH mark, corked push (tcp_push)
         self.push_cork = False           # the next _write_xmit holds sub-MSS tails (TCP_NAGLE_CORK)
@@ -161,6 +164,7 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         self.rto_at: int | None = None
         self.rto_kind: str | None = None
         self.tw_at: int | None = None
+        self.ka_at: int | None = None    # the keepalive timer (icsk's sk_timer), see _keepalive_timer
         # socket-level
         self.shutdown_flags = 0
         self.sock_done = False
@@ -296,6 +300,8 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
             seg.wscale = self.rcv_wscale
         if cfg.sack and (peer is None or peer.sack_permitted):
             seg.sack_permitted = True
+        if peer is None and self.fastopen_req is not None:
+            seg.fastopen = self.fastopen_req         # tcp_connect: cookie request or the cached cookie
 
     def _init_receive_side(self, active: bool = False) -> None:
         """tcp_select_initial_window + tcp_init_buffer_space. An active open chooses its
@@ -354,6 +360,14 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
 
     def _established(self, now: int) -> None:
         self._set_state("ESTABLISHED", now)
+        if self.config.keepalive:        # tcp_finish_connect / tcp_create_openreq_child
+            self.ka_at = now + self.config.keepalive_time
+        if self._peer_syn is None:
+            # tcp_init_transfer: cwnd 1 once the SYN was retransmitted more than once (RFC
+            # 5681 with RFC 6298's 1 s initial RTO), else the initial window; out of CA_Loss
+            tp = self.tp
+            tp.ca_state = CA_OPEN
+            tp.snd_cwnd = 1 if self.stats_retransmits > 1 else self.config.init_cwnd
         self._cc_init(now)
         self._sndbuf_expand()
         self.rcvq_space = min(self.rcv_ssthresh, self.rcv_wnd, self.config.init_cwnd * self.mss_cache)
@@ -391,7 +405,7 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         """tcp_done: CLOSE, both directions shut, timers off."""
         self._set_state("CLOSE", now)
         self.shutdown_flags = RCV_SHUTDOWN | SEND_SHUTDOWN
-        self.rto_at = self.rto_kind = self.delack_at = self.tw_at = None
+        self.rto_at = self.rto_kind = self.delack_at = self.tw_at = self.ka_at = None
         self.in_time_wait = False
         self.finished = True
         self.records.clear()
@@ -418,7 +432,7 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
     def _enter_time_wait(self, now: int) -> None:
         self._set_state("TIME_WAIT", now)
         self.in_time_wait = True
-        self.rto_at = self.rto_kind = self.delack_at = None
+        self.rto_at = self.rto_kind = self.delack_at = self.ka_at = None
         self.tw_at = now + self.config.time_wait
         self.shutdown_flags = RCV_SHUTDOWN | SEND_SHUTDOWN
 
@@ -440,6 +454,14 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         if self.state != "CLOSE" or self.finished:
             raise os_error(E.EISCONN if self.state != "CLOSE" else E.EBADF)
         self._init_receive_side(active=True)
+        # tcp_connect_init: advmss is the route's (timestamps are not known yet), mss_cache is
+        # clamped by mss_clamp (TCP_MSS_DEFAULT 536, or TCP_MAXSEG) until the SYN-ACK comes,
+        # and rcv_mss starts at TCP_MIN_MSS: 65495, 524 and 88 in TCP_INFO on lo
+        cfg = self.config
+        self.advmss = cfg.mss
+        self.mss_cache = min(cfg.mss, cfg.extra.get("user_mss") or 536) - (TIMESTAMP_OPTION if cfg.timestamps else 0)
+        self.tp.mss_cache = self.mss_cache
+        self.rcv_mss = 88
         self._set_state("SYN_SENT", now)
         self.snd_nxt = self.iss + 1
         self.retrans_stamp = now
@@ -733,7 +755,56 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         t = self.tw_at
         if t is not None and (best is None or t < best):
             best = t
+        t = self.ka_at
+        if t is not None and (best is None or t < best):
+            best = t
         return best
+
+    # ------------------------------------------------------------------ keepalive
+    # tcp_set_keepalive, tcp_keepalive_timer, keepalive_time_elapsed (tcp_timer.c). An idle
+    # connection with SO_KEEPALIVE sends a probe (seq snd_una - 1, no data: the peer answers
+    # with an ACK) once nothing has been received for keepalive_time, then every
+    # keepalive_intvl; after keepalive_probes unanswered probes it sends RST and fails with
+    # ETIMEDOUT (tcp_write_err). Data in flight or queued suspends it (the retransmission
+    # timer watches the connection then). Any ACK resets the count (tcp_ack: probes_out = 0).
+    # Checked on Linux 6.18 through veth with 1/1/2 s: tests/reliability/test_keepalive.py.
+    _KA_STATES = ("ESTABLISHED", "CLOSE_WAIT", "FIN_WAIT1", "FIN_WAIT2", "CLOSING", "LAST_ACK")
+
+    def set_keepalive(self, on: bool, now: int) -> None:
+        """SO_KEEPALIVE: turning it on arms the timer keepalive_time from now; off stops it."""
+        was = self.config.keepalive
+        self.config.keepalive = on
+        if not on:
+            self.ka_at = None
+        elif not was and self.state in self._KA_STATES and not self.finished:
+            self.ka_at = now + self.config.keepalive_time
+
+    def keepalive_idle_changed(self, now: int) -> None:
+        """TCP_KEEPIDLE set while keepalive is on: re-arm for what is left of the new idle time."""
+        if self.config.keepalive and self.state in self._KA_STATES and not self.finished:
+            left = self.config.keepalive_time - (now - max(self.lrcvtime, self.rcv_tstamp))
+            self.ka_at = now + max(left, 0)
+
+    def _keepalive_timer(self, now: int) -> None:
+        cfg = self.config
+        if not cfg.keepalive or self.state not in self._KA_STATES or self.in_time_wait:
+            return
+        if self.records or self.snd_nxt < self.sendq.end:
+            self.ka_at = now + cfg.keepalive_time     # "It is alive without keepalive 8)"
+            return
+        elapsed = now - max(self.lrcvtime, self.rcv_tstamp)
+        if elapsed >= cfg.keepalive_time:
+            if self.probes_out >= cfg.keepalive_probes:
+                self._send_reset(now)
+                self._done_with_error(self.sk_err_soft or E.ETIMEDOUT, now)
+                return
+            self._out.append(self._make_segment(self.snd_una - 1, ACK, now, b""))
+            self.probes_out += 1
+            if self.trace is not None:
+                self.trace("keepalive_probe", now, {"seq": self.snd_una - 1, "probes": self.probes_out})
+            self.ka_at = now + cfg.keepalive_intvl
+        else:
+            self.ka_at = now + cfg.keepalive_time - elapsed
 
     def handle_timer(self, now: int) -> None:
         if self.pacing_at is not None and self.pacing_at <= now:
@@ -742,6 +813,11 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
             self.tw_at = None
             self._done(now)
             return
+        if self.ka_at is not None and self.ka_at <= now:
+            self.ka_at = None
+            self._keepalive_timer(now)
+            if self.finished:
+                return
         if self.delack_at is not None and self.delack_at <= now:
             self.delack_at = None
             if self.ack_pending:
@@ -769,21 +845,33 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
                 self._send_loss_probe(now, self._out)
 
     def _syn_timer(self, now: int) -> None:
+        """tcp_retransmit_timer in SYN_SENT. Linux >= 6.5 keeps the first
+        tcp_syn_linear_timeouts (4) retransmissions 1 s apart, then backs off exponentially:
+        SYNs at 0, 1, 2, 3, 4, 5, 7, 11, 19, 35, 67 s. connect() gives up at the first timer
+        past tcp_model_timeout(tcp_syn_retries, 1 s) (tcp_write_timeout, time-based): 3 s for
+        TCP_SYNCNT 1, 7 s for 2, 19 s for 3, 131 s for the default 6 (measured on 6.18,
+        tests/conformance/test_syn_cookies.py). The timeout also enters CA_Loss with cwnd 1,
+        as TCP_INFO shows while the socket waits."""
         if self.state != "SYN_SENT":
             return
-        if self._timed_out(now, self.config.syn_retries, self.config.rto_init) or (
-                self.retransmits >= self.config.syn_retries):
+        cfg = self.config
+        if self._timed_out(now, cfg.syn_retries, cfg.rto_init):
             self._done_with_error(self.sk_err_soft or E.ETIMEDOUT, now)
             return
         self.retransmits += 1
-        self.backoff += 1
+        if self.retransmits <= cfg.syn_linear_timeouts:
+            self.backoff = 0
+        else:
+            self.backoff += 1
         self.stats_retransmits += 1
         self.stats_rto_count += 1
+        self.tp.ca_state = CA_LOSS           # tcp_enter_loss
+        self.tp.snd_cwnd = 1
         self._send_syn(now, None)
         if self.trace is not None:
             self.trace("retransmit", now, {"seq": self.iss, "len": 1, "reason": "timeout"})
         self.rto_kind = "syn"
-        self.rto_at = now + min(self.rtt.rto << self.backoff, self.config.rto_max)
+        self.rto_at = now + min(self.rtt.rto << self.backoff, cfg.rto_max)
 
     def _synack_timer(self, now: int) -> None:
         if self.state != "SYN_RECV":

@@ -145,7 +145,8 @@ def tcp_info(conn, now: int) -> dict:
     d["ato"] = _us(conn.ato) if conn.state == "ESTABLISHED" or conn.ato else 0
     d["snd_mss"] = conn.mss_cache
     d["rcv_mss"] = conn.rcv_mss
-    d["unacked"] = len(conn.records)
+    # packets_out: the SYN (or SYN-ACK) counts while the handshake is in flight
+    d["unacked"] = len(conn.records) or (1 if conn.state in ("SYN_SENT", "SYN_RECV") else 0)
     d["sacked"] = conn.sacked_out
     d["lost"] = conn.lost_out
     d["retrans"] = conn.retrans_out

@@ -117,7 +117,8 @@ class RateSampler:
         """tcp_rate_skb_sent: the state a new or retransmitted segment carries."""
         tp = self.tp
         if not self.records:
-            self.first_tx_mstamp = tp.delivered_mstamp = now // 1000
+            # (a stamp of 0 means "none" below, as in Linux, whose clock is never 0)
+            self.first_tx_mstamp = tp.delivered_mstamp = now // 1000 or 1
         return (tp.delivered, tp.delivered_mstamp, self.first_tx_mstamp, bool(tp.app_limited))
 
     def _rate_stamp(self, rec: list, now: int) -> None:
@@ -155,7 +156,7 @@ class RateSampler:
         if tp.app_limited and tp.delivered > tp.app_limited:
             tp.app_limited = 0
         if delivered:
-            tp.delivered_mstamp = now // 1000
+            tp.delivered_mstamp = now // 1000 or 1
         rs.acked_sacked = delivered
         rs.losses = lost
         if not rs.prior_mstamp:

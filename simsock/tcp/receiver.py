@@ -130,8 +130,12 @@ class Receiver:
             if not flags & SYN:
                 return
             self._negotiate(seg)
+            if self.fastopen_req is not None and seg.fastopen and self.fastopen_cache is not None:
+                self.fastopen_cache[self.remote[0]] = seg.fastopen   # tcp_rcv_fastopen_synack
             if not self.rcv_wscale:
                 self.rcv_wnd = min(self.rcv_wnd, 65535)
+            # tcp_initialize_rcv_mss
+            self.rcv_mss = max(min(self.advmss, self.mss_cache, self.rcv_wnd // 2, 536), 88)
             self.irs = seg.seq
             self.rcv_nxt = self.rcv_wup = self.copied_seq = self.rcvq.origin = self.irs + 1
             self.snd_una = self.iss + 1
@@ -140,6 +144,9 @@ class Receiver:
             self.snd_wl1 = self.irs
             if not self.retransmits:
                 self._rtt_sample(now - self.retrans_stamp, now)
+            elif self.ts_ok and seg.ts is not None and seg.ts[1]:
+                # a retransmitted SYN: the RTT comes from the echoed timestamp (ms, >= 1)
+                self._rtt_sample(max(((now // 1_000_000) - seg.ts[1]) & MASK, 1) * 1_000_000, now)
             self._established(now)
             self.lrcvtime = now
             if self.pingpong >= 1:

@@ -38,6 +38,8 @@ class Segment:
     sack_permitted: bool = False
     sack: tuple[tuple[int, int], ...] = ()
     ts: tuple[int, int] | None = None  # (TSval, TSecr)
+    #: TCP Fast Open option (RFC 7413, kind 34): None absent, b"" a cookie request, else the cookie
+    fastopen: bytes | None = None
     #: The sending connection, set on loopback data segments only: the receiver queues a
     #: clone of the sender's skb and can coalesce into it once the sender freed the
     #: original (see simsock.tcp.buffers.ReceiveQueue). Not a header field.
@@ -45,6 +47,8 @@ class Segment:
     #: The ECN codepoint of the IP header carrying the segment (RFC 3168): 0 not-ECT,
     #: 2 ECT(0). Not a TCP header field.
     ect: int = 0
+    #: Set on a retransmission (not a header field): TSO bursts join new data only.
+    rtx: bool = False
 
     @property
     def seq_len(self) -> int:
@@ -68,6 +72,8 @@ class Segment:
             opt += 4
         if self.sack:
             opt += 4 + 8 * len(self.sack)
+        if self.fastopen is not None:
+            opt += (2 + len(self.fastopen) + 3) & ~3     # kind, length, cookie, NOP-padded
         return TCP_HEADER + opt
 
     @property

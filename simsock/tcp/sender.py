@@ -27,8 +27,9 @@ peer's window, splitting the segment at its edge (__tcp_retransmit_skb / tcp_fra
 a zero window only the head goes, one MSS, as a zero-window probe, and an RTO facing a zero
 window neither counts toward tcp_retries2 nor times out while the peer keeps answering
 (tcp_retransmit_timer, tcp_rtx_probe0_timed_out: 240 s of silence). Tail loss probes: see
-recovery.py. Not modelled here: TSO autosizing/pacing, autocorking, tcp_grow_skb (6.10+,
-merging unsent skbs before transmission), TCP_USER_TIMEOUT, keepalive.
+recovery.py. Pacing (tcp_pacing_check before each skb, for modules that ask for it or
+under fq) and delivery-rate sampling: rate.py. Not modelled here: TSO autosizing beyond
+paced bursts, autocorking, TCP_USER_TIMEOUT, keepalive.
 """
 
 from __future__ import annotations
@@ -314,6 +315,8 @@ class Sender:
         seg = self._make_segment(start, flags, now, payload)
         if self.ecn_ok and payload and not retransmit:
             seg.ect = 2             # tcp_ecn_send: new data goes out ECT(0)
+        if retransmit:
+            seg.rtx = True
         if self.config.rx_coalesce:
             seg.src = self          # loopback: the peer queues a clone of this skb
         out.append(seg)
@@ -705,10 +708,42 @@ class Sender:
         self.rto_at = now + min(base << self.backoff, self.config.rto_max)
 
     def _timed_out(self, now: int, boundary: int, rto_base: int) -> bool:
+        """retransmits_timed_out: TCP_USER_TIMEOUT, when set, replaces the time that
+        ``boundary`` backoffs would take."""
         if not self.retransmits:
             return False
-        limit = _model_timeout(boundary, rto_base, self.config.rto_max)
+        limit = self.user_timeout or _model_timeout(boundary, rto_base, self.config.rto_max)
         return now - self.retrans_stamp >= limit
+
+    def _rto_alive(self) -> bool:
+        """tcp_write_timeout's ``alive``: the backed-off RTO is still below TCP_RTO_MAX."""
+        return (self.rtt.rto << self.backoff) < self.config.rto_max
+
+    def _orphan_retries(self) -> int:
+        """tcp_orphan_retries: net.ipv4.tcp_orphan_retries, where 0 (the default) means 8
+        while the connection is alive; 0 after an ICMP error once it is not."""
+        alive = self._rto_alive()
+        retries = self.config.orphan_retries
+        if self.sk_err_soft and not alive:
+            retries = 0
+        if retries == 0 and alive:
+            retries = 8
+        return retries
+
+    def _retry_until(self) -> int:
+        """How many backoffs a retransmitting connection survives: tcp_retries2, or for an
+        orphan (closed by its application: SOCK_DEAD) tcp_orphan_retries (tcp_write_timeout)."""
+        return self._orphan_retries() if self.orphan else self.config.retries2
+
+    def _clamp_rto_to_user_timeout(self, rto: int, now: int) -> int:
+        """tcp_clamp_rto_to_user_timeout: the next retransmission timeout never comes later
+        than the user timeout (once it has passed, the timer fires after one jiffy)."""
+        if not self.user_timeout:
+            return rto
+        remaining = self.user_timeout - (now - self.retrans_stamp)
+        if remaining <= 0:
+            return 1_000_000_000 // 250          # one jiffy (CONFIG_HZ 250)
+        return min(rto, remaining)
 
     def _retransmit_timer(self, now: int) -> None:
         """tcp_retransmit_timer for a synchronized connection."""
@@ -731,7 +766,7 @@ class Sender:
                     and now - self.retrans_stamp > limit):
                 self._done_with_error(self.sk_err_soft or 110, now)
                 return
-        elif self._timed_out(now, self.config.retries2, self.config.rto_min):
+        elif self._timed_out(now, self._retry_until(), self.config.rto_min):
             self._done_with_error(self.sk_err_soft or 110, now)  # ETIMEDOUT, tcp_write_err
             return
         # tcp_enter_loss
@@ -752,14 +787,19 @@ class Sender:
             self.trace("cwnd", now, {"cwnd": tp.snd_cwnd, "ssthresh": tp.snd_ssthresh,
                                      "ca_state": tp.ca_state})
         if not self.retrans_stamp:
-            self.retrans_stamp = records[0][2]
+            # tcp_retransmit_skb: "Save stamp of the first (attempted) retransmit" (the skb's
+            # timestamp after it went out again): retransmits_timed_out and TCP_USER_TIMEOUT
+            # count from here (measured with packetdrill on 6.18: a 1 s user timeout ends
+            # 1 s after the first retransmission)
+            self.retrans_stamp = now
         self.rtx_reason = "timeout"
         if not zero_wnd:
             self.stats_rto_count += 1
             self.retransmits += 1
         self.backoff += 1
         self.rto_kind = "rto"
-        self.rto_at = now + min(self.rtt.rto << self.backoff, self.config.rto_max)
+        self.rto_at = now + self._clamp_rto_to_user_timeout(
+            min(self.rtt.rto << self.backoff, self.config.rto_max), now)
         self.rtt_backed_off = True
 
     def _probe_timer(self, now: int, out: list) -> None:
@@ -789,7 +829,16 @@ class Sender:
             self._arm_rto(now)
             return
         self.probes_out += 1
-        if self.probes_out > self.config.retries2:
+        if self.orphan:
+            # tcp_probe_timer on a dead socket: tcp_orphan_retries probes at most, and none
+            # more once the backed-off RTO has reached TCP_RTO_MAX
+            max_probes = self._orphan_retries()
+            if not self._rto_alive() and self.backoff >= max_probes:
+                self._done_with_error(110, now)
+                return
+        else:
+            max_probes = self.config.retries2
+        if self.probes_out > max_probes:
             self._done_with_error(110, now)
             return
         out.append(self._make_segment(self.snd_una - 1, ACK, now, b""))

@@ -8,9 +8,22 @@ import struct
 
 import pytest
 
-from simsock.constants import (AF_INET, MSG_WAITALL, SO_ERROR, SO_LINGER, SO_RCVBUF, SO_SNDBUF, SOCK_STREAM,
-                               SOL_SOCKET)
-from tests.conformance.harness import attempt_async, check_scenario, needs_linux, one_host
+from simsock.constants import (
+    AF_INET,
+    MSG_WAITALL,
+    SO_ERROR,
+    SO_LINGER,
+    SO_RCVBUF,
+    SO_SNDBUF,
+    SOCK_STREAM,
+    SOL_SOCKET,
+)
+from tests.conformance.harness import (
+    attempt_async,
+    check_scenario,
+    needs_linux,
+    one_host,
+)
 
 pytestmark = [pytest.mark.real, needs_linux]
 

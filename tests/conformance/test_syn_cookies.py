@@ -15,7 +15,7 @@ the loopback MSS.
 
 import pytest
 
-from simsock.constants import (AF_INET, IPPROTO_TCP, SOCK_STREAM, TCP_INFO, TCP_MAXSEG,
+from simsock.constants import (AF_INET, IPPROTO_TCP, SOCK_STREAM, TCP_CONGESTION, TCP_INFO, TCP_MAXSEG,
                                TCP_QUICKACK, TCP_SYNCNT)
 from tests.conformance.harness import attempt, attempt_async, check_scenario, needs_linux, one_host
 
@@ -152,3 +152,55 @@ def test_syn_retries_until_etimedout_with_a_full_accept_queue():
         for x in accepted + [c, first, ls]:
             x.close()
     check_scenario(one_host(prog), until=5.0, name="tcp_syn_retries_full_queue")
+
+
+async def syn_timeline(k, out):
+    from simsock.tcp.info import unpack_tcp_info
+    ls = k.socket(AF_INET, SOCK_STREAM)
+    ls.bind((LO, 0))
+    ls.listen(0)
+    ls.setblocking(False)
+    first = k.socket(AF_INET, SOCK_STREAM)
+    await first.connect(ls.getsockname())          # fills the accept queue (backlog 0: one)
+    b = k.socket(AF_INET, SOCK_STREAM)
+    b.setsockopt(IPPROTO_TCP, TCP_CONGESTION, b"cubic")
+    b.setblocking(False)
+    await b.connect_ex(ls.getsockname())
+    await k.sleep(0.1)       # Linux's timer wheel groups 1 s timers in 32 ms buckets: stay apart
+    a = k.socket(AF_INET, SOCK_STREAM)
+    a.setsockopt(IPPROTO_TCP, TCP_SYNCNT, 7)
+    a.setblocking(False)
+    await a.connect_ex(ls.getsockname())
+    t0 = k.now
+    keys = ("state", "ca_state", "retransmits", "backoff", "rto", "snd_cwnd", "snd_mss", "rcv_mss",
+            "advmss", "unacked", "total_retrans")
+    out["a"] = []
+    for at in (0.6, 1.6, 2.6, 3.6, 4.6, 5.6):
+        await k.sleep(t0 + at - k.now)
+        info = unpack_tcp_info(a.getsockopt(IPPROTO_TCP, TCP_INFO, 280))
+        out["a"].append({x: info[x] for x in keys})
+        if at == 2.6:
+            got = await attempt_async(ls.accept)     # room: b's SYN at 3 s gets in, a's (3.1 s) does not
+            out["accepted"] = not isinstance(got, OSError)
+        if at == 3.6:
+            info = unpack_tcp_info(b.getsockopt(IPPROTO_TCP, TCP_INFO, 280))
+            out["b"] = {x: info[x] for x in ("state", "ca_state", "snd_cwnd", "total_retrans", "retransmits")}
+            out["b_rto_ok"] = 200_000 <= info["rto"] < 400_000      # an RTT sample from the timestamp echo
+    for x in (a, b, first, ls):
+        x.close()
+
+
+def test_syn_retransmissions_are_linear_then_exponential():
+    """TCP_INFO of a client whose SYNs meet a full accept queue: Linux 6.18 retransmits the
+    SYN 1 s apart four times (tcp_syn_linear_timeouts, rto stays 1 s, backoff 0), then backs
+    off (the fifth waits 2 s); the socket is in CA_Loss with cwnd 1, snd_mss 524 (the
+    default MSS less timestamps) and the SYN unacked. A client whose third SYN retransmission
+    gets in starts with cwnd 1 (RFC 5681: more than one SYN retransmitted) and an RTT sample
+    from the timestamp echo."""
+    from tests.conformance.test_tcp_info import run_on, run_real_until_agrees
+    sim = run_on("sim", syn_timeline, until=7.0)
+    real = run_real_until_agrees(syn_timeline, sim, lambda x, y: x != y, until=7.0)
+    assert sim == real
+    assert [d["total_retrans"] for d in real["a"]] == [0, 1, 2, 3, 4, 5]
+    assert real["a"][-1]["backoff"] == 1 and real["a"][-1]["rto"] == 2_000_000
+    assert real["b"]["snd_cwnd"] == 1 and real["b_rto_ok"]

@@ -99,12 +99,12 @@ def _phase_diffs(sim, real):
     return diffs
 
 
-def run_real_until_agrees(prog, sim, diff_fn, attempts=3):
+def run_real_until_agrees(prog, sim, diff_fn, attempts=3, until=3.0):
     """The real run, repeated up to ``attempts`` times while it disagrees with ``sim`` (a
     loaded machine can delay a real ACK and change the counters; a wrong simulator
     disagrees every time)."""
     for _ in range(attempts):
-        real = run_on("real", prog)
+        real = run_on("real", prog, until=until)
         if not diff_fn(sim, real):
             break
     return real

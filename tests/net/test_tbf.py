@@ -185,5 +185,5 @@ def test_add_link_direction_values_read_as_add_links():
     assert type(ln.forward.qdisc).__name__ == "DropTail" and ln.forward.qdisc.limit_bytes == 3000
     assert ln.forward.jitter is not None and ln.backward.jitter is None
     assert ln.backward.queue_packets == 5 and ln.backward.loss is None
-    with pytest.raises(ValueError, match="queue in bytes and qdisc"):
+    with pytest.raises(ValueError, match="in bytes and a qdisc both set"):
         sim.add_link(a, sim.add_host("c"), ab={"queue": "3000B", "qdisc": TBF(rate="1Mbit", burst=1600, limit=3000)})

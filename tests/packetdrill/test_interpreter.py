@@ -92,6 +92,10 @@ def test_parse_errors_name_the_line():
     with pytest.raises(ScriptError) as e:
         parse("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 < S 0:0 win 100\n")
     assert e.value.line == 2
+    with pytest.raises(ScriptError, match="inconsistent TCP sequence numbers"):
+        parse("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 < . 1:10(5) ack 1 win 100\n")
+    with pytest.raises(ScriptError, match="window must be specified"):
+        parse("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 < . 1:1(0) ack 1\n")
 
 
 def test_parser_reads_times_ranges_options_and_notes():

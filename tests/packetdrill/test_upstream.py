@@ -41,6 +41,7 @@ PASSING = sorted([
     "shutdown/shutdown-rdwr-close.pkt",
     "shutdown/shutdown-wr-close.pkt",
     "slow_start/slow-start-app-limited.pkt",
+    "syscall_bad_arg/fastopen-invalid-buf-ptr.pkt",
     "syscall_bad_arg/sendmsg-empty-iov.pkt",
     "syscall_bad_arg/syscall-invalid-buf-ptr.pkt",
     "tcp_info/tcp-info-last_data_recv.pkt",

@@ -115,3 +115,22 @@ print(repr(results))
     for dest in ("10.77.9.1", "10.0.0.2", "8.8.8.8"):
         assert results[dest] == ("EPERM", True), dest
     assert results["connect"] == results["2001:db8::1"] == 1
+
+
+def test_a_real_worlds_trace_can_stream_to_a_file(tmp_path):
+    from simsock.constants import AF_INET, SOCK_DGRAM
+    from simsock.real import RealWorld
+    from simsock.trace import Trace, read_jsonl
+
+    async def prog(k):
+        s = k.socket(AF_INET, SOCK_DGRAM)
+        s.bind(("127.0.0.1", 0))
+        await s.sendto(b"x", s.getsockname())
+        await s.recv(10)
+
+    w = RealWorld(trace=Trace(("syscall",), file=tmp_path / "real.jsonl"))
+    w.add_host("h").spawn(prog)
+    w.run(until=10)
+    calls = [r["call"] for r in read_jsonl(tmp_path / "real.jsonl")]
+    assert calls == ["socket", "bind", "getsockname", "sendto", "recv"]
+    assert [r["call"] for r in w.trace.syscalls()] == calls

@@ -127,3 +127,58 @@ def test_timeout_during_blocking_sendall_raises_it():
     sim, outcomes = _timeout_world("sendall")
     sim.run(until=2000)
     assert outcomes[:2] == [errno.ETIMEDOUT, errno.EPIPE]
+
+
+def test_reset_with_overlapped_operations_pending_is_reported_once():
+    """A RST while an overlapped send (blocked for space) and a receive are pending, on IOCP and on
+    io_uring: exactly one completion carries ECONNRESET (the receive), the send completes with EPIPE
+    keeping the bytes it moved (IOCP nbytes), and the next send raises EPIPE."""
+    import errno
+    import struct
+
+    from simsock import SO_LINGER
+    from tests.completion.helpers import run_one, tcp_pair
+
+    async def killer(k, s):
+        await k.sleep(0.2)
+        s.setsockopt(SOL_SOCKET, SO_LINGER, struct.pack("ii", 1, 0))
+        s.close()
+
+    async def prog(k, out):
+        c, s = await tcp_pair(k)
+        c.setsockopt(SOL_SOCKET, SO_SNDBUF, 4096)
+        s.setsockopt(SOL_SOCKET, SO_RCVBUF, 4096)
+        port = k.iocp()
+        port.associate(c, 1)
+        c.send_overlapped(b"x" * (1 << 20))
+        c.recv_overlapped(100)
+        k.spawn(killer, s)
+        for _ in range(2):
+            _, op, n, err = await port.get()
+            out.setdefault("iocp", []).append((op.kind, n, getattr(err, "errno", None)))
+        try:
+            await c.send(b"y")
+        except OSError as e:
+            out["iocp_next"] = e.errno
+        c2, s2 = await tcp_pair(k, 7001)
+        c2.setsockopt(SOL_SOCKET, SO_SNDBUF, 4096)
+        s2.setsockopt(SOL_SOCKET, SO_RCVBUF, 4096)
+        ring = k.io_uring()
+        ring.prep_send(c2, b"x" * (1 << 20), user_data="send")
+        ring.prep_recv(c2, 100, user_data="recv")
+        ring.submit()
+        k.spawn(killer, s2)
+        for _ in range(2):
+            user_data, res, _ = await ring.wait_cqe()
+            out.setdefault("uring", []).append((user_data, res))
+        try:
+            await c2.send(b"y")
+        except OSError as e:
+            out["uring_next"] = e.errno
+
+    out, _ = run_one(prog, until=5)
+    assert out["iocp"][0] == ("recv", 0, errno.ECONNRESET)
+    kind, n, err = out["iocp"][1]
+    assert kind == "send" and err == errno.EPIPE and n > 0
+    assert sorted(out["uring"]) == [("recv", -errno.ECONNRESET), ("send", -errno.EPIPE)]
+    assert out["iocp_next"] == out["uring_next"] == errno.EPIPE

@@ -345,3 +345,56 @@ def test_switching_algorithm_mid_transfer(first, then):
     assert box["got"] == 1_000_000 and box["name"] == then.encode().ljust(16, b"\0")
     assert conn.cc.name == then
     assert conn.pacing_on == ("bbr" in (first, then))
+
+
+_BBR_WORLD = """
+import hashlib, json
+from simsock import AF_INET, IPPROTO_TCP, SOCK_STREAM, TBF
+from simsock.constants import TCP_CONGESTION
+from models.topologies import dumbbell
+sim, left, right, _ = dumbbell(n_left=2, n_right=2, seed=7, queue=60)
+async def server(k):
+    ls = k.socket(AF_INET, SOCK_STREAM); ls.bind(("0.0.0.0", 5001)); ls.listen()
+    c, _ = await ls.accept()
+    while await c.recv(65536):
+        pass
+def client(i):
+    async def run(k):
+        s = k.socket(AF_INET, SOCK_STREAM); s.setsockopt(IPPROTO_TCP, TCP_CONGESTION, b"bbr")
+        await s.connect((f"right{i}", 5001))
+        while True:
+            await s.send(b"x" * 65536)
+    return run
+for i in (1, 2):
+    right[i - 1].spawn(server); left[i - 1].spawn(client(i))
+sim.run(until=1.5)
+h = hashlib.sha256()
+for r in sim.trace.records():
+    h.update(json.dumps(r, sort_keys=True, default=str).encode())
+print(h.hexdigest())
+"""
+
+
+def test_bbr_trace_identical_across_processes_and_hash_seeds():
+    """Two BBR flows sharing a bottleneck (random starting gain phases, pacing timers): the
+    whole trace is byte-identical in two processes with different PYTHONHASHSEED."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[2]
+    digests = set()
+    for seed in ("0", "4242"):
+        env = dict(os.environ, PYTHONHASHSEED=seed, PYTHONPATH=str(root))
+        out = subprocess.run([sys.executable, "-c", _BBR_WORLD], env=env, capture_output=True, text=True,
+                             timeout=300, check=True)
+        digests.add(out.stdout.strip())
+    assert len(digests) == 1, digests
+
+
+def test_a_profile_naming_an_unknown_algorithm_is_refused_at_once():
+    import dataclasses
+
+    from simsock.profiles import LINUX
+    with pytest.raises(ValueError, match="tcp_congestion_control 'vegas'"):
+        Simulation(profile=dataclasses.replace(LINUX, tcp_congestion_control="vegas"))
