@@ -127,6 +127,12 @@ def freeze(value):
     if kind is tuple:
         # the elements inline, without a call each (an argument tuple is (bytes, address),
         # (int,), ...: buys the trace-on cost of benchmarks/compare.py udp)
+        for v in value:
+            k = type(v)
+            if not (k is int or k is str or v is None):
+                break
+        else:
+            return value                  # (int,), (str, int)...: nothing to convert, no copy
         items = []
         changed = False
         for v in value:
