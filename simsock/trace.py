@@ -125,11 +125,33 @@ def freeze(value):
         last[1] = d
         return d
     if kind is tuple:
+        # the elements inline, without a call each (an argument tuple is (bytes, address),
+        # (int,), ...: buys the trace-on cost of benchmarks/compare.py udp)
         for v in value:
             k = type(v)
-            if not (k is int or k is str or v is None or (k is tuple and _plain(v))):
-                return tuple([freeze(v) for v in value])
-        return value                      # shared: nothing in it needs converting
+            if not (k is int or k is str or v is None):
+                break
+        else:
+            return value                  # (int,), (str, int)...: nothing to convert, no copy
+        items = []
+        changed = False
+        for v in value:
+            k = type(v)
+            if k is int or k is str or v is None:
+                items.append(v)
+            elif k is bytes:
+                last = _last_bytes
+                if last[0] is not v:
+                    last[0] = v
+                    last[1] = _Digest(len(v), zlib.crc32(v))
+                items.append(last[1])
+                changed = True
+            elif k is tuple and ((len(v) == 2 and type(v[0]) is str and type(v[1]) is int) or _plain(v)):
+                items.append(v)                       # an address: kept as it is
+            else:
+                items.append(freeze(v))
+                changed = True
+        return tuple(items) if changed else value     # shared when nothing in it needed converting
     if kind is bool or kind is float:
         return value
     return trace_value(value)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import errno
 from heapq import heappush as _heappush
 
-import simpy
 from simpy.events import Timeout as _Timeout
 
 from simsock import constants as C

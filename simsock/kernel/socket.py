@@ -101,6 +101,7 @@ def syscall_may_wait(fn):
     (benchmarks/udp_blast.py)."""
     name = fn.__name__
     copied = _COPIED.get(name)
+    plain_record = not name.endswith("_into")     # Socket._record's common case applies
 
     @functools.wraps(fn)
     async def traced(self, *args, **kwargs):
@@ -130,7 +131,13 @@ def syscall_may_wait(fn):
                     await run_debt()
             raise
         if sim.trace.want_syscalls:
-            self._record(name, args, result, None)
+            if plain_record and not self._closed:
+                # Socket._record's common case, inlined (buys the trace-on cost of
+                # benchmarks/compare.py udp): the same record
+                sim.trace.syscall(sim.env._now, self._host.name, thread.name if thread is not None else "-", name,
+                                  self._fd, freeze(args), result if type(result) is int else freeze(result), None)
+            else:
+                self._record(name, args, result, None)
         if thread is not None:
             if copied is not None:
                 thread.debt_ns += copied(args, result) * cpu.copy_ps // 1000
