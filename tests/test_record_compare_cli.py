@@ -1,7 +1,9 @@
 """``simsock record`` (real and ``--sim``) and ``simsock compare`` from the command line, as a
 newcomer uses them: one world script, recorded on both kernels, compares equal."""
 
+import fcntl
 import json
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,19 @@ from simsock import cli
 from simsock.real import netns
 
 WORLDS = Path(__file__).parent / "cli_worlds"
+
+
+@pytest.fixture(autouse=True)
+def _one_real_loopback_run_at_a_time():
+    """The worlds bind fixed ports (9000-9002) on the machine's own loopback when recorded
+    without namespaces: tests of this module on other pytest-xdist workers wait their turn
+    instead of failing with EADDRINUSE."""
+    with open(Path(tempfile.gettempdir()) / "simsock-test-record-compare.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _record(tmp_path, script, *flags, until="2"):
