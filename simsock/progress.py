@@ -126,6 +126,7 @@ def bar(total: float | None, label: str, unit: str = "it", *, leave: bool = Fals
     with tqdm(total=total, desc=_label(label), unit=unit, leave=leave, mininterval=0.2,
               **_screen()) as t, _ticking(t if tick else None):
         yield _StdoutBar(t)
+        t.refresh()    # the last count is drawn once, even when it came within mininterval
 
 
 @contextlib.contextmanager
