@@ -160,6 +160,9 @@ class HostCpu:
         self.runqueue: deque = deque()
         self.syscall_ns = prof.syscall_ns
         self.copy_ps = prof.copy_ps_per_byte
+        #: bytes the socket calls of this host's threads copied between user and kernel
+        #: memory (send/recv and their variants; the completion mechanisms count their own)
+        self.copied_bytes = 0
         self.switch_ns = prof.context_switch_ns
         self.wakeup_ns = prof.wakeup_ns
         self.slice_ns = effective_slice_ns(prof.sched_slice_ns, host.cores)

@@ -140,7 +140,9 @@ def syscall_may_wait(fn):
                 self._record(name, args, result, None)
         if thread is not None:
             if copied is not None:
-                thread.debt_ns += copied(args, result) * cpu.copy_ps // 1000
+                n = copied(args, result)
+                cpu.copied_bytes += n          # counted by the kernel, not by the program
+                thread.debt_ns += n * cpu.copy_ps // 1000
             thread.progress = True
             if thread.debt_ns >= sim.cpu_batch_ns:
                 await run_debt()
