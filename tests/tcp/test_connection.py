@@ -94,8 +94,10 @@ def test_orderly_close_time_wait_then_finished():
     net.run(duration=1 * S)
     assert s.state == "CLOSE" and s.finished
     assert c.state == "TIME_WAIT" and c.in_time_wait and not c.finished
-    t_tw = net.now
-    net.run(duration=61 * S)
+    # TIME_WAIT began within the last second: 58 s on it has not lasted 60 s, 61 s has
+    net.run(duration=58 * S)
+    assert c.state == "TIME_WAIT" and c.in_time_wait and not c.finished
+    net.run(duration=3 * S)
     assert c.finished and not c.in_time_wait
 
 

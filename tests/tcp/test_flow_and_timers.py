@@ -89,7 +89,6 @@ def test_nagle_delayed_ack_stall():
         c.send(b"a" * 100, net.now)
         net.flush()                  # the kernel pushes after every send() (tcp_push)
         c.send(b"b" * 100, net.now)
-        got = b""
         net.run_until(lambda: s.inq >= 200)
         s.recv(200, net.now)
         s.send(b"r" * 10, net.now)
