@@ -26,12 +26,14 @@ def _result(units, cpu, events, **extra):
     return {"units": units, "cpu_s": cpu, "events": events, "rss_mib": rss, **extra}
 
 
-def udp(n: str, trace: str) -> dict:
+# The worlds, shared with benchmarks/profile.py: build_*() -> (sim, until, units, unit), where
+# units() counts the work done so far and unit names it.
+
+def build_udp(n: int, trace: bool):
     """udp_blast: N datagrams of 1000 B, blocking sendto every 10 us -> 1 Gbit/s 1 ms -> blocking recv."""
     import simsock
     from simsock import AF_INET, SOCK_DGRAM
-    n = int(n)
-    sim = simsock.Simulation(seed=1, trace=trace == "1")
+    sim = simsock.Simulation(seed=1, trace=trace)
     a = sim.add_host("a")
     b = sim.add_host("b")
     sim.add_link(a, b, rate="1Gbit", delay="1ms")
@@ -54,18 +56,14 @@ def udp(n: str, trace: str) -> dict:
 
     b.spawn(receiver)
     a.spawn(sender)
-    c0 = time.process_time()
-    sim.run()
-    cpu = time.process_time() - c0
-    assert got[0] == n, f"received {got[0]} of {n}"
-    return _result(got[0], cpu, next(sim.env._eid))
+    return sim, None, lambda: got[0], "datagram"
 
 
-def tcp(seconds: str, trace: str) -> dict:
+def build_tcp(seconds: float, trace: bool):
     """tcp_bulk: one cubic flow, 100 Mbit/s, 10 ms one way, BDP queue; units = data segments."""
     import simsock
     from simsock import AF_INET, IPPROTO_TCP, SOCK_STREAM, TCP_CONGESTION
-    sim = simsock.Simulation(seed=1, trace=trace == "1")
+    sim = simsock.Simulation(seed=1, trace=trace)
     a = sim.add_host("sender")
     b = sim.add_host("receiver")
     link = sim.add_link(a, b, rate="100Mbit", delay="10ms", queue=int(100e6 * 0.020 / 8 / 1500))
@@ -88,32 +86,55 @@ def tcp(seconds: str, trace: str) -> dict:
 
     b.spawn(receiver)
     a.spawn(sender)
-    c0 = time.process_time()
-    sim.run(until=float(seconds))
-    cpu = time.process_time() - c0
-    return _result(link.forward.tx_packets, cpu, next(sim.env._eid))
+    return sim, seconds, lambda: link.forward.tx_packets, "data segment"
 
 
-def c10k(clients: str, seconds: str) -> dict:
-    """benchmarks/c10k.py's world; units = updates sent by the clients."""
+def build_c10k(clients: int, seconds: float, trace: bool, record: dict | None = None):
+    """benchmarks/c10k.py's world; units = updates sent by the clients (``record`` receives
+    the clients' shared record, for the connected/received counts)."""
     import simsock
     from models.clients import game_client, new_record
     from models.servers_readiness import epoll_et_server, new_server_record
-    clients = int(clients)
-    c0 = time.process_time()
-    sim = simsock.Simulation(seed=1, trace=False)
+    sim = simsock.Simulation(seed=1, trace=trace)
     server = sim.add_host("server", cores=1)
     hosts = sim.add_host("clients", cores=8)
     sim.add_link(server, hosts, rate="10Gbit", delay="1ms")
     srec, crec = new_server_record(), new_record()
+    if record is not None:
+        record["clients"] = crec
     server.spawn(partial(epoll_et_server, record=srec, size=100, backlog=4096), 7200, name="epoll-et")
     for i in range(clients):
         hosts.spawn(partial(game_client, period=0.1, size=100, start_delay=0.01 + i / clients, record=crec),
                     ("server", 7200), name=f"c{i}")
+    return sim, seconds, lambda: crec["sent"], "update"
+
+
+def udp(n: str, trace: str) -> dict:
+    sim, _, units, _ = build_udp(int(n), trace == "1")
+    c0 = time.process_time()
+    sim.run()
+    cpu = time.process_time() - c0
+    assert units() == int(n), f"received {units()} of {n}"
+    return _result(units(), cpu, next(sim.env._eid))
+
+
+def tcp(seconds: str, trace: str) -> dict:
+    sim, until, units, _ = build_tcp(float(seconds), trace == "1")
+    c0 = time.process_time()
+    sim.run(until=until)
+    cpu = time.process_time() - c0
+    return _result(units(), cpu, next(sim.env._eid))
+
+
+def c10k(clients: str, seconds: str) -> dict:
+    c0 = time.process_time()
+    rec = {}
+    sim, until, units, _ = build_c10k(int(clients), float(seconds), False, rec)
     c1 = time.process_time()
-    sim.run(until=float(seconds))
+    sim.run(until=until)
     cpu = time.process_time() - c1
-    return _result(crec["sent"], cpu, next(sim.env._eid), total_cpu_s=time.process_time() - c0,
+    crec = rec["clients"]
+    return _result(units(), cpu, next(sim.env._eid), total_cpu_s=time.process_time() - c0,
                    connected=crec["connected"], received=crec["received"])
 
 

@@ -44,8 +44,13 @@ from functools import partial
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import simsock
-from simsock import AF_INET, IPPROTO_TCP, SOCK_DGRAM, SOCK_STREAM, TCP_CONGESTION
+import importlib.util  # noqa: E402
+
+# the benchmark worlds, as benchmarks/compare.py runs them (loaded by path: see above)
+_spec = importlib.util.spec_from_file_location("_workloads", _here / "_workloads.py")
+_workloads = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_workloads)
+build_udp, build_tcp, build_c10k = _workloads.build_udp, _workloads.build_tcp, _workloads.build_c10k
 
 LAYERS = ("SimPy", "kernel/socket", "TCP", "network", "CPU model", "trace", "program", "C builtins", "other")
 
@@ -72,76 +77,7 @@ def layer_of(filename: str, name: str = "") -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# The worlds: build() -> (sim, until, units) where units() counts the work done so far
-
-
-def build_udp(n: int, trace: bool):
-    sim = simsock.Simulation(seed=1, trace=trace)
-    a = sim.add_host("a")
-    b = sim.add_host("b")
-    sim.add_link(a, b, rate="1Gbit", delay="1ms")
-    got = [0]
-
-    async def receiver(k):
-        s = k.socket(AF_INET, SOCK_DGRAM)
-        s.setsockopt(simsock.SOL_SOCKET, simsock.SO_RCVBUF, 8 << 20)
-        s.bind(("0.0.0.0", 9000))
-        while got[0] < n:
-            await s.recv(2048)
-            got[0] += 1
-
-    async def sender(k):
-        s = k.socket(AF_INET, SOCK_DGRAM)
-        data = bytes(1000)
-        for _ in range(n):
-            await s.sendto(data, ("b", 9000))
-            await k.sleep(1e-5)
-
-    b.spawn(receiver)
-    a.spawn(sender)
-    return sim, None, lambda: got[0], "datagram"
-
-
-def build_tcp(seconds: float, trace: bool):
-    sim = simsock.Simulation(seed=1, trace=trace)
-    a = sim.add_host("sender")
-    b = sim.add_host("receiver")
-    link = sim.add_link(a, b, rate="100Mbit", delay="10ms", queue=int(100e6 * 0.020 / 8 / 1500))
-
-    async def receiver(k):
-        ls = k.socket(AF_INET, SOCK_STREAM)
-        ls.bind(("0.0.0.0", 5001))
-        ls.listen()
-        conn, _ = await ls.accept()
-        while await conn.recv(1 << 20):
-            pass
-
-    async def sender(k):
-        s = k.socket(AF_INET, SOCK_STREAM)
-        s.setsockopt(IPPROTO_TCP, TCP_CONGESTION, b"cubic")
-        await s.connect(("receiver", 5001))
-        block = bytes(1 << 20)
-        while True:
-            await s.sendall(block)
-
-    b.spawn(receiver)
-    a.spawn(sender)
-    return sim, seconds, lambda: link.forward.tx_packets, "data segment"
-
-
-def build_c10k(clients: int, seconds: float, trace: bool):
-    from models.clients import game_client, new_record
-    from models.servers_readiness import epoll_et_server, new_server_record
-    sim = simsock.Simulation(seed=1, trace=trace)
-    server = sim.add_host("server", cores=1)
-    hosts = sim.add_host("clients", cores=8)
-    sim.add_link(server, hosts, rate="10Gbit", delay="1ms")
-    srec, crec = new_server_record(), new_record()
-    server.spawn(partial(epoll_et_server, record=srec, size=100, backlog=4096), 7200, name="epoll-et")
-    for i in range(clients):
-        hosts.spawn(partial(game_client, period=0.1, size=100, start_delay=0.01 + i / clients, record=crec),
-                    ("server", 7200), name=f"c{i}")
-    return sim, seconds, lambda: crec["sent"], "update"
+# The worlds (build_udp, build_tcp, build_c10k) come from benchmarks/_workloads.py
 
 
 # ---------------------------------------------------------------------------------------------

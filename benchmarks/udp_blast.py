@@ -18,43 +18,20 @@ import subprocess
 import sys
 import time
 
-import simsock
-from simsock import AF_INET, SOCK_DGRAM
+from _workloads import build_udp   # the world benchmarks/compare.py and profile.py run
 
 SIZE = 1000
 INTERVAL_S = 1e-5
 
 
 def run_simsock(n: int, trace: bool) -> tuple[float, float, int]:
-    sim = simsock.Simulation(seed=1, trace=trace)
-    a = sim.add_host("a")
-    b = sim.add_host("b")
-    sim.add_link(a, b, rate="1Gbit", delay="1ms")
-    got = [0]
-
-    async def receiver(k):
-        s = k.socket(AF_INET, SOCK_DGRAM)
-        s.setsockopt(simsock.SOL_SOCKET, simsock.SO_RCVBUF, 8 << 20)
-        s.bind(("0.0.0.0", 9000))
-        while got[0] < n:
-            await s.recv(2048)
-            got[0] += 1
-
-    async def sender(k):
-        s = k.socket(AF_INET, SOCK_DGRAM)
-        data = bytes(SIZE)
-        for _ in range(n):
-            await s.sendto(data, ("b", 9000))
-            await k.sleep(INTERVAL_S)
-
-    b.spawn(receiver)
-    a.spawn(sender)
+    sim, _, received, _ = build_udp(n, trace)     # SIZE-byte datagrams every INTERVAL_S
     t0 = time.perf_counter()
     sim.run()
     wall = time.perf_counter() - t0
     events = next(sim.env._eid)
-    assert got[0] == n, f"received {got[0]} of {n}"
-    return n / wall, events / n, got[0]
+    assert received() == n, f"received {received()} of {n}"
+    return n / wall, events / n, received()
 
 
 NSPY_SCRIPT = r"""
