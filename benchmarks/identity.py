@@ -8,6 +8,7 @@ written the same way by an older commit and prints the first differing line of e
 
     python benchmarks/identity.py OUT                     # write the files
     python benchmarks/identity.py OUT --against REF       # write, then compare with REF
+    python benchmarks/identity.py OUT --all               # every experiment, not only three
 
 Typical use: write REF once from a worktree of the commit before the change
 (``git worktree add /tmp/base HEAD``, ``cd /tmp/base && PYTHONPATH=. python
@@ -42,13 +43,13 @@ def _capture_sims():
     return made, lambda: setattr(simsock.Simulation, "__init__", original)
 
 
-def write(out: Path) -> list[Path]:
+def write(out: Path, names=EXPERIMENTS) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     files = []
-    for name in EXPERIMENTS:
+    for name in names:
         outcome = experiment.run_experiment(name, seed=1, outdir=out / name, plots=False)
         files.append(outcome.result_path)
-    for name in EXPERIMENTS:
+    for name in names:
         made, restore = _capture_sims()
         try:
             experiment.run_experiment(name, seed=1, outdir=out / f"{name}-traced", plots=False)
@@ -116,9 +117,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out", type=Path)
     ap.add_argument("--against", type=Path, help="directory written by this script from an older commit")
+    ap.add_argument("--all", action="store_true", help="check every experiment (default: %s)" % ", ".join(EXPERIMENTS))
     args = ap.parse_args()
     os.environ.setdefault("PYTHONHASHSEED", "0")
-    write(args.out)
+    write(args.out, experiment.available() if args.all else EXPERIMENTS)
     if args.against:
         sys.exit(compare(args.out, args.against))
 
