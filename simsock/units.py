@@ -115,3 +115,35 @@ def parse_size(value, *, what: str = "size") -> int:
 def ns_to_s(ns: int) -> float:
     """Integer nanoseconds -> float seconds (for results and figures only)."""
     return ns / NS_PER_S
+
+
+# Checks of numeric arguments shared by the world's values (simsock/validate.py) and the
+# constructors of queue disciplines and loss models (simsock/net/), which validate.py builds.
+def shown(value) -> str:
+    """A value as an error message shows it: its type and repr."""
+    return f"{type(value).__name__} {value!r}"
+
+
+def positive_int(value, what: str, example: int) -> int:
+    """An int >= 1 (not a bool, not a float)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{what} must be an int (e.g. {example}), not {shown(value)}")
+    if value <= 0:
+        raise ValueError(f"{what} must be positive, got {value!r}")
+    return value
+
+
+def ns_duration(value, what: str, example: str = "5ms") -> int:
+    """A duration given as int nanoseconds or a string with a unit -> int nanoseconds.
+
+    Floats are refused: inside simsock a bare number is nanoseconds here (queue disciplines
+    and loss models), and ``0.005`` would be ambiguous (5 ms in seconds, or 0.005 ns?).
+    """
+    if isinstance(value, str):
+        return parse_time(value, what=what)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{what} must be an int number of nanoseconds or a string such as "
+                        f"{example!r}, not {shown(value)}")
+    if value < 0:
+        raise ValueError(f"{what} must not be negative, got {value!r}")
+    return value

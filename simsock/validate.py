@@ -22,45 +22,19 @@ import dataclasses
 import math
 import re
 
-from simsock.units import parse_rate, parse_size, parse_time
+from simsock.net.loss import Jitter
+from simsock.net.qdisc import DropTail
+from simsock.tcp import cc
+from simsock.units import ns_duration, parse_rate, parse_size, parse_time, positive_int, shown
 
 __all__ = ["positive_int", "ns_duration", "duration", "rate", "probability", "queue", "jitter", "loss",
            "qdisc", "host", "router", "link", "profile"]
 
 
-def _shown(value) -> str:
-    return f"{type(value).__name__} {value!r}"
-
-
-def positive_int(value, what: str, example: int) -> int:
-    """An int >= 1 (not a bool, not a float)."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{what} must be an int (e.g. {example}), not {_shown(value)}")
-    if value <= 0:
-        raise ValueError(f"{what} must be positive, got {value!r}")
-    return value
-
-
-def ns_duration(value, what: str, example: str = "5ms") -> int:
-    """A duration given as int nanoseconds or a string with a unit -> int nanoseconds.
-
-    Floats are refused: inside simsock a bare number is nanoseconds here (queue disciplines
-    and loss models), and ``0.005`` would be ambiguous (5 ms in seconds, or 0.005 ns?).
-    """
-    if isinstance(value, str):
-        return parse_time(value, what=what)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{what} must be an int number of nanoseconds or a string such as "
-                        f"{example!r}, not {_shown(value)}")
-    if value < 0:
-        raise ValueError(f"{what} must not be negative, got {value!r}")
-    return value
-
-
 def duration(value, what: str, example: str = "10ms") -> int:
     """Seconds (int or float) or a string such as ``"10ms"`` -> int nanoseconds, >= 0."""
     if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-        raise TypeError(f"{what} must be seconds (a number) or a string such as {example!r}, not {_shown(value)}")
+        raise TypeError(f"{what} must be seconds (a number) or a string such as {example!r}, not {shown(value)}")
     return parse_time(value, what=what)
 
 
@@ -68,7 +42,7 @@ def rate(value, what: str) -> int:
     """Bits per second (a number) or a string such as ``"100Mbit"`` -> int bits/s, >= 1."""
     if not isinstance(value, (str, int, float)) or isinstance(value, bool):
         raise TypeError(f"{what} must be bits per second (a number) or a string such as '100Mbit', "
-                        f"not {_shown(value)}")
+                        f"not {shown(value)}")
     bps = parse_rate(value, what=what)
     if bps < 1:
         raise ValueError(f"{what} must be at least 1 bit per second, got {value!r} (rounds to {bps}); "
@@ -78,7 +52,7 @@ def rate(value, what: str) -> int:
 
 def probability(value, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{what} must be a probability between 0 and 1 (e.g. 0.01), not {_shown(value)}")
+        raise TypeError(f"{what} must be a probability between 0 and 1 (e.g. 0.01), not {shown(value)}")
     if not (0.0 <= value <= 1.0):    # also refuses NaN
         raise ValueError(f"{what} must be a probability between 0 and 1, got {value!r}")
     return float(value)
@@ -92,7 +66,7 @@ def queue(value, what: str) -> tuple[str, int]:
     with a byte unit (``"64KiB"``); see the module docstring."""
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise TypeError(f"{what} must be a number of packets (an int such as 64) or a byte size with a unit "
-                        f"(a string such as '64KiB'), not {_shown(value)}")
+                        f"(a string such as '64KiB'), not {shown(value)}")
     if isinstance(value, int):
         if value < 1:
             raise ValueError(f"{what} must hold at least one packet, got {value!r}")
@@ -120,11 +94,10 @@ def jitter(value, what: str = "jitter"):
     if callable(getattr(value, "delay", None)):
         return value
     if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-        from simsock.net.loss import Jitter
         ns = parse_time(value, what=what)
         return Jitter(max_ns=ns) if ns > 0 else None
     raise TypeError(f"{what} must be a duration such as '1ms' (uniform extra delay up to it), a jitter model "
-                    f"such as simsock.Jitter('2ms', reorder=True), or None; not {_shown(value)}")
+                    f"such as simsock.Jitter('2ms', reorder=True), or None; not {shown(value)}")
 
 
 def loss(value, what: str = "loss"):
@@ -141,13 +114,13 @@ def qdisc(value, what: str):
     if value is None or (hasattr(value, "enqueue") and hasattr(value, "dequeue")) or callable(value):
         return value
     raise TypeError(f"{what} must be a queue discipline such as simsock.DropTail(packets=64), or a callable "
-                    f"that returns a new one for each port; got {_shown(value)}")
+                    f"that returns a new one for each port; got {shown(value)}")
 
 
 def cores(value, what: str = "add_host(cores=)") -> int:
     # a ValueError for a wrong type too, as add_host always raised
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{what}: cores must be a positive int such as 4, got {_shown(value)}")
+        raise ValueError(f"{what}: cores must be a positive int such as 4, got {shown(value)}")
     return value
 
 
@@ -169,7 +142,6 @@ def router(qdisc_, queue_, processing_delay):
     if qdisc_ is not None:
         raise ValueError("add_router(queue=) in bytes and qdisc= both set the port queue: give one, e.g. "
                          "qdisc=simsock.DropTail(bytes=65536)")
-    from simsock.net.qdisc import DropTail
     return DropTail(bytes=n), None
 
 
@@ -186,7 +158,7 @@ def link(rate_, delay, loss_, mtu, queue_, qdisc_, jitter_):
         loss(v)
     for v in _parts(mtu):
         if isinstance(v, bool) or not isinstance(v, (int, str, float)):
-            raise TypeError(f"mtu must be a number of bytes such as 1500, not {_shown(v)}")
+            raise TypeError(f"mtu must be a number of bytes such as 1500, not {shown(v)}")
         n = parse_size(v, what="mtu")
         if not 68 <= n <= 65536:
             raise ValueError(f"mtu must be between 68 and 65536 bytes, got {v!r}")
@@ -220,7 +192,6 @@ def _link_queue(queue_, qdisc_):
     if qdisc_ is not None:
         raise ValueError("add_link(queue=) in bytes and qdisc= both set the transmit queue: give one, e.g. "
                          "qdisc=simsock.DropTail(bytes=65536)")
-    from simsock.net.qdisc import DropTail
     return None, DropTail(bytes=n)
 
 
@@ -244,15 +215,14 @@ def profile(p, source: str = "profile"):
         kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
         if kind == "str":
             if not isinstance(v, str):
-                raise TypeError(f"{where} must be a string, not {_shown(v)}")
+                raise TypeError(f"{where} must be a string, not {shown(v)}")
         elif kind == "bool":
             if not isinstance(v, bool):
-                raise TypeError(f"{where} must be true or false, not {_shown(v)}")
+                raise TypeError(f"{where} must be true or false, not {shown(v)}")
         elif kind == "int":
             _profile_int(v, where, *_RANGES.get(f.name, (0, None)))
         elif kind == "tuple":
             _profile_tuple(f.name, v, where)
-    from simsock.tcp import cc
     if p.tcp_congestion_control not in cc.available():
         raise ValueError(f"{source}: field tcp_congestion_control {p.tcp_congestion_control!r} is not an "
                          f"algorithm the simulator has (one of {', '.join(cc.available())})")
@@ -263,7 +233,7 @@ def _profile_int(v, where: str, lo: int, hi: int | None) -> None:
     if isinstance(v, bool) or not isinstance(v, int):
         if isinstance(v, float) and v.is_integer() and math.isfinite(v):
             raise TypeError(f"{where} must be an integer, not {v!r} (write {int(v)})")
-        raise TypeError(f"{where} must be an integer, not {_shown(v)}")
+        raise TypeError(f"{where} must be an integer, not {shown(v)}")
     if v < lo or (hi is not None and v > hi):
         expect = f"at least {lo}" if hi is None else f"between {lo} and {hi}"
         raise ValueError(f"{where} must be {expect}, got {v!r}")
@@ -271,7 +241,7 @@ def _profile_int(v, where: str, lo: int, hi: int | None) -> None:
 
 def _profile_tuple(name: str, v, where: str) -> None:
     if not isinstance(v, (tuple, list)):
-        raise TypeError(f"{where} must be a list, not {_shown(v)}")
+        raise TypeError(f"{where} must be a list, not {shown(v)}")
     if name in ("tcp_rmem", "tcp_wmem"):
         if len(v) != 3:
             raise ValueError(f"{where} must be [min, default, max] (3 byte counts, as the sysctl), got {list(v)!r}")

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import random
 
-from simsock.net.qdisc import _as_ns
+from simsock.units import ns_duration
 
 __all__ = ["LossModel", "Bernoulli", "GilbertElliott", "Jitter"]
 
@@ -137,7 +137,7 @@ class Jitter:
     """
 
     def __init__(self, max_ns="2ms", reorder: bool = False) -> None:
-        self.max_ns = _as_ns(max_ns, "Jitter(max_ns=)", "2ms")
+        self.max_ns = ns_duration(max_ns, "Jitter(max_ns=)", "2ms")
         if not isinstance(reorder, bool):
             raise TypeError(f"Jitter(reorder=) must be True or False, not {type(reorder).__name__} {reorder!r}")
         self.reorder = reorder

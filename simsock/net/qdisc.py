@@ -53,18 +53,12 @@ import random
 from collections import deque
 from typing import Callable
 
-from simsock import validate
 from simsock.net.packet import Packet
-from simsock.units import NS_PER_S, parse_time
+from simsock.units import NS_PER_S, ns_duration, positive_int
 
 __all__ = ["Qdisc", "DropTail", "RED", "CoDel"]
 
 DropCallback = Callable[[Packet, str, int], None]
-
-
-# Checks of constructor arguments live with every other world value's (simsock/validate.py).
-_as_ns = validate.ns_duration
-_positive_int = validate.positive_int
 
 
 class Qdisc:
@@ -177,8 +171,8 @@ class DropTail(Qdisc):
         super().__init__()
         if packets is None and bytes is None:
             packets = self.DEFAULT_PACKETS
-        self.limit_packets = None if packets is None else _positive_int(packets, "DropTail(packets=)", 64)
-        self.limit_bytes = None if bytes is None else _positive_int(bytes, "DropTail(bytes=)", 96_000)
+        self.limit_packets = None if packets is None else positive_int(packets, "DropTail(packets=)", 64)
+        self.limit_bytes = None if bytes is None else positive_int(bytes, "DropTail(bytes=)", 96_000)
 
     def enqueue(self, pkt: Packet, now: int) -> bool:
         self.enqueued += 1
@@ -233,7 +227,7 @@ class RED(Qdisc):
     def __init__(self, limit_packets: int, min_th: float, max_th: float, max_p: float = 0.1,
                  w_q: float = 0.002, gentle: bool = False, mean_pkt_size: int = 1000) -> None:
         super().__init__()
-        self.limit_packets = _positive_int(limit_packets, "RED(limit_packets=)", 100)
+        self.limit_packets = positive_int(limit_packets, "RED(limit_packets=)", 100)
         for name, v in (("min_th", min_th), ("max_th", max_th), ("max_p", max_p), ("w_q", w_q)):
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
                 raise TypeError(f"RED({name}=) must be a finite number, got {v!r}")
@@ -243,7 +237,7 @@ class RED(Qdisc):
             raise ValueError(f"RED(max_p=) is a probability in (0, 1], e.g. 0.1; got {max_p!r}")
         if not 0 < w_q <= 1:
             raise ValueError(f"RED(w_q=) is the EWMA weight in (0, 1], e.g. 0.002; got {w_q!r}")
-        self.mean_pkt_size = _positive_int(mean_pkt_size, "RED(mean_pkt_size=)", 1000)
+        self.mean_pkt_size = positive_int(mean_pkt_size, "RED(mean_pkt_size=)", 1000)
         self.min_th = float(min_th)
         self.max_th = float(max_th)
         self.max_p = float(max_p)
@@ -349,12 +343,12 @@ class CoDel(Qdisc):
 
     def __init__(self, target="5ms", interval="100ms", limit: int = 1000, mtu: int = 1500) -> None:
         super().__init__()
-        self.target = _as_ns(target, "CoDel(target=)", "5ms")
-        self.interval = _as_ns(interval, "CoDel(interval=)", "100ms")
+        self.target = ns_duration(target, "CoDel(target=)", "5ms")
+        self.interval = ns_duration(interval, "CoDel(interval=)", "100ms")
         if self.interval <= 0:
             raise ValueError(f"CoDel(interval=) must be positive, e.g. '100ms'; got {interval!r}")
-        self.limit = _positive_int(limit, "CoDel(limit=)", 1000)
-        self.mtu = _positive_int(mtu, "CoDel(mtu=)", 1500)
+        self.limit = positive_int(limit, "CoDel(limit=)", 1000)
+        self.mtu = positive_int(mtu, "CoDel(mtu=)", 1500)
         self.first_above_time = 0
         self.drop_next = 0
         self.count = 0

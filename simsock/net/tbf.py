@@ -38,7 +38,8 @@ from __future__ import annotations
 import re
 
 from simsock.net.packet import Packet
-from simsock.net.qdisc import Qdisc, _positive_int
+from simsock.net.qdisc import Qdisc
+from simsock.units import positive_int
 from simsock.units import parse_rate, parse_size, parse_time
 
 __all__ = ["ETH_HEADER", "TBF"]
@@ -51,13 +52,13 @@ _NS = 1_000_000_000
 def _rate(value, what: str) -> int:
     if isinstance(value, str):
         return parse_rate(value, what=what)
-    return _positive_int(value, what, 1_000_000)
+    return positive_int(value, what, 1_000_000)
 
 
 def _size(value, what: str) -> int:
     if isinstance(value, str):
         return parse_size(value, what=what)
-    return _positive_int(value, what, 10_000)
+    return positive_int(value, what, 10_000)
 
 
 class TBF(Qdisc):
