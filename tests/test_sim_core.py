@@ -11,7 +11,7 @@ from simsock.profiles import without_cpu_costs
 
 
 def two_hosts(seed=1, **link):
-    # Network timing is the subject here: no CPU costs (the CPU model is tested in tests/cpu/).
+    # Network timing is the subject here: no CPU costs (the CPU model is tested in tests/kernel/cpu/).
     sim = simsock.Simulation(seed=seed, profile=without_cpu_costs())
     a = sim.add_host("a")
     b = sim.add_host("b")

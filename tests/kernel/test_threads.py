@@ -9,7 +9,7 @@ from simsock.profiles import without_cpu_costs
 
 
 def one_host():
-    # Thread mechanics with exact times: no CPU costs (the CPU model is tested in tests/cpu/).
+    # Thread mechanics with exact times: no CPU costs (the CPU model is tested in tests/kernel/cpu/).
     sim = simsock.Simulation(profile=without_cpu_costs())
     return sim, sim.add_host("a")
 

@@ -4,7 +4,7 @@ import errno
 
 import pytest
 
-from fakelink import MS, Net, make_pair
+from tests.tcp.fakelink import MS, Net, make_pair
 from simsock.constants import (EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLRDHUP, SHUT_WR)
 from simsock.tcp.config import TcpConfig
 from simsock.tcp.connection import TcpConnection

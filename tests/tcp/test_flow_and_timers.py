@@ -1,6 +1,6 @@
 """Flow control, Nagle/delayed ACK, RTO and fast retransmit over the fake link."""
 
-from fakelink import MS, Net, make_pair
+from tests.tcp.fakelink import MS, Net, make_pair
 from simsock.constants import EPOLLOUT
 from simsock.tcp.config import TcpConfig
 from simsock.tcp.segment import ACK, SYN

@@ -4,7 +4,7 @@ import errno
 
 import pytest
 
-from fakelink import MS, Net
+from tests.tcp.fakelink import MS, Net
 from simsock.constants import EPOLLIN
 from simsock.tcp.config import TcpConfig
 from simsock.tcp.connection import TcpConnection

@@ -22,7 +22,7 @@ import random
 from hypothesis import HealthCheck, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from fakelink import MS, make_pair
+from tests.tcp.fakelink import MS, make_pair
 from simsock.constants import SHUT_WR
 from simsock.tcp.config import TcpConfig
 from simsock.tcp.connection import unwrap

@@ -33,7 +33,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import simsock
-from fakelink import MS, make_pair
+from tests.tcp.fakelink import MS, make_pair
 from simsock.constants import AF_INET, IPPROTO_TCP, SO_RCVBUF, SOCK_STREAM, SOL_SOCKET, TCP_CONGESTION
 from simsock.tcp.config import TcpConfig
 

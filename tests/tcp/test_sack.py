@@ -7,7 +7,7 @@ N round trips without it, and never a retransmission timeout.
 
 from hypothesis import given, settings, strategies as st
 
-from fakelink import MS, make_pair
+from tests.tcp.fakelink import MS, make_pair
 from simsock.tcp.config import TcpConfig
 from simsock.tcp.connection import TcpConnection, unwrap
 from simsock.tcp.congestion import CA_OPEN, CA_RECOVERY

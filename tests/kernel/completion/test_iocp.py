@@ -10,7 +10,7 @@ import simsock
 from simsock import AF_INET, SOCK_DGRAM
 from simsock.kernel.completion import ERROR_OPERATION_ABORTED
 
-from .helpers import run_on_cpu, run_one, tcp_pair, world
+from tests.kernel.completion.helpers import run_on_cpu, run_one, tcp_pair, world
 
 
 def test_echo_through_overlapped_recv_and_send():

@@ -14,7 +14,7 @@ from simsock.profiles import without_cpu_costs
 
 def world(link=True, seed=1, **link_kw):
     """Hosts a (10.0.0.1) and b (10.0.0.2), linked unless link=False. No CPU costs: these
-    tests pin socket and network timing (the CPU model is tested in tests/cpu/)."""
+    tests pin socket and network timing (the CPU model is tested in tests/kernel/cpu/)."""
     sim = simsock.Simulation(seed=seed, profile=without_cpu_costs())
     a = sim.add_host("a")
     b = sim.add_host("b")
