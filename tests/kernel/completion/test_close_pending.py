@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import errno
 
-from tests.kernel.completion.helpers import run_one, tcp_pair
+from tests.kernel.completion.helpers import run_one
+from tests.worlds import tcp_pair
 
 
 async def _peer_eof_within(k, c, seconds: float) -> bool:

@@ -10,7 +10,8 @@ import simsock
 from simsock import AF_INET, SOCK_DGRAM
 from simsock.kernel.completion import ERROR_OPERATION_ABORTED
 
-from tests.kernel.completion.helpers import run_on_cpu, run_one, tcp_pair, world
+from tests.kernel.completion.helpers import run_on_cpu, run_one, world
+from tests.worlds import tcp_pair
 
 
 def test_echo_through_overlapped_recv_and_send():
