@@ -8,8 +8,8 @@ from tests.tcp.fakelink import MS, Net, make_pair
 from simsock.constants import (EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLRDHUP, SHUT_WR)
 from simsock.tcp.config import TcpConfig
 from simsock.tcp.connection import TcpConnection
-from simsock.tcp.segment import FIN, RST, SYN
-from simsock.tcp.signals import SIG_DATA, SIG_STATE
+from simsock.tcp.segment import SYN
+from simsock.tcp.signals import SIG_STATE
 
 S = 1000 * MS
 

@@ -29,7 +29,6 @@ import time
 import pytest
 
 from tests.tcp.fakelink import MS, Net, make_pair
-from simsock.constants import EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLRDHUP, EPOLLRDNORM, EPOLLWRNORM
 from simsock.tcp.config import TcpConfig
 from simsock.tcp.connection import TcpConnection
 

@@ -60,7 +60,7 @@ def test_syn_dropped_while_queue_full_is_retried():
     """With the accept queue full a new SYN gets no answer; the client retransmits it 1 s later."""
     net = Net(delay=1 * MS)
     lst = net.listen(TcpListener(("10.0.0.2", 80), 0, lambda: TcpConfig(congestion="reno")), "B")
-    a = clients(net, 1)
+    _first = clients(net, 1)   # fills the accept queue (backlog 0)
     net.run(duration=100 * MS)
     b = clients(net, 1, port0=42000)
     net.run(duration=500 * MS)

@@ -20,7 +20,7 @@ import os
 import random
 
 from hypothesis import HealthCheck, settings, strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from tests.tcp.fakelink import MS, make_pair
 from simsock.constants import SHUT_WR

@@ -18,7 +18,7 @@ from __future__ import annotations
 import struct
 
 from simsock.constants import (AF_INET, EPOLLERR, EPOLLET, EPOLLEXCLUSIVE, EPOLLHUP, EPOLLIN, EPOLLONESHOT,
-                               EPOLLOUT, EPOLLPRI, EPOLLRDHUP, POLLHUP, POLLIN, POLLNVAL, POLLOUT, POLLPRI,
+                               EPOLLOUT, EPOLLRDHUP, POLLHUP, POLLIN, POLLNVAL, POLLOUT, POLLPRI,
                                POLLRDHUP, SHUT_WR, SO_LINGER, SO_RCVBUF, SO_SNDBUF, SOCK_DGRAM, SOCK_STREAM,
                                SOL_SOCKET)
 
