@@ -1,8 +1,8 @@
 """Flow control, Nagle/delayed ACK, RTO and fast retransmit over the fake link."""
 
-from tests.tcp.fakelink import MS, make_pair
 from simsock.constants import EPOLLOUT
 from simsock.tcp.config import TcpConfig
+from tests.tcp.fakelink import MS, make_pair
 
 S = 1000 * MS
 

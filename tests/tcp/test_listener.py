@@ -4,13 +4,13 @@ import errno
 
 import pytest
 
-from tests.tcp.fakelink import MS, Net
 from simsock.constants import EPOLLIN
 from simsock.tcp.config import TcpConfig
 from simsock.tcp.connection import TcpConnection
 from simsock.tcp.listener import TcpListener, reset_for
 from simsock.tcp.segment import ACK, RST, SYN, Segment
 from simsock.tcp.signals import SIG_ACCEPT
+from tests.tcp.fakelink import MS, Net
 
 S = 1000 * MS
 
