@@ -7,16 +7,7 @@ import pytest
 
 import simsock
 from simsock import AF_INET, SOCK_DGRAM
-from simsock.profiles import without_cpu_costs
-
-
-def two_hosts(seed=1, **link):
-    # Network timing is the subject here: no CPU costs (the CPU model is tested in tests/cpu/).
-    sim = simsock.Simulation(seed=seed, profile=without_cpu_costs())
-    a = sim.add_host("a")
-    b = sim.add_host("b")
-    sim.add_link(a, b, **link)
-    return sim, a, b
+from tests.worlds import NO_CPU_COSTS, two_hosts
 
 
 async def sink(k, port, log, count=None):
@@ -276,7 +267,7 @@ def test_loss_one_and_zero():
 def test_loopback_delivery_same_instant(dest):
     """Traffic to 127.0.0.0/8, localhost or the host's own address stays on the host and
     arrives at the instant it was sent (no delay, no rate limit); no link is needed."""
-    sim = simsock.Simulation(profile=without_cpu_costs())   # no wake-up latency: the network alone
+    sim = simsock.Simulation(profile=NO_CPU_COSTS)   # no wake-up latency: the network alone
     a = sim.add_host("a")
     log = []
     a.spawn(sink, 9000, log)

@@ -23,6 +23,7 @@ from simsock import AF_INET, SOCK_DGRAM, SOCK_STREAM, DropTail
 from simsock import experiment
 from simsock.cli import main
 from simsock.experiment import ExperimentError
+from tests.worlds import run_alone
 
 
 # --- DESIGN.md's world: a qdisc instance where a factory was expected ---------------------------
@@ -120,12 +121,6 @@ def test_a_qdisc_that_is_neither_a_discipline_nor_a_factory_is_refused(bad):
 # --- await mistakes -----------------------------------------------------------------------------
 
 
-def _run_one(prog):
-    sim = simsock.Simulation()
-    sim.add_host("a").spawn(prog)
-    sim.run(until=1)
-
-
 def test_awaiting_a_plain_call_says_to_drop_the_await():
     async def prog(k):
         s = k.socket(AF_INET, SOCK_DGRAM)
@@ -133,7 +128,7 @@ def test_awaiting_a_plain_call_says_to_drop_the_await():
 
     with pytest.raises(simsock.SimulationError, match=r"thread 'prog' on host 'a' failed .*TypeError: .*"
                                                       r"awaited a call that never waits.*drop the 'await'"):
-        _run_one(prog)
+        run_alone(prog, until=1)
 
 
 @pytest.mark.filterwarnings("ignore:coroutine .* was never awaited")
@@ -146,7 +141,7 @@ def test_using_a_call_that_was_not_awaited_says_to_await_it():
     with pytest.raises(simsock.SimulationError, match=r"TypeError: cannot unpack non-iterable coroutine object"
                                                       r" — .*returns a coroutine until it is awaited: "
                                                       r"write 'await'"):
-        _run_one(prog)
+        run_alone(prog, until=1)
 
 
 def test_an_error_in_a_spawned_thread_names_its_host_and_thread():
@@ -158,7 +153,7 @@ def test_an_error_in_a_spawned_thread_names_its_host_and_thread():
         await k.spawn(worker, name="w1").join()
 
     with pytest.raises(simsock.SimulationError) as info:
-        _run_one(main_prog)
+        run_alone(main_prog, until=1)
     assert str(info.value).startswith("thread 'w1' on host 'a' failed at t=0.25")
     assert str(info.value).endswith("s: KeyError: 'boom'")
     assert (info.value.host, info.value.thread) == ("a", "w1")

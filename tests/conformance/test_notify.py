@@ -1,6 +1,6 @@
 """select/poll/epoll conformance: the simulator against real Linux (see docs/conformance.md).
 
-The programs are the ones of ``tests/notify/scenarios.py`` (where each is also checked
+The programs are the ones of ``tests/kernel/notify/scenarios.py`` (where each is also checked
 against its table of expected reports); here their syscall traces — every call, its
 arguments, its result or errno, with descriptors normalised — must agree call by call.
 """
@@ -8,7 +8,7 @@ arguments, its result or errno, with descriptors normalised — must agree call 
 import pytest
 
 from tests.conformance.harness import check_scenario, needs_linux, one_host
-from tests.notify.scenarios import ALL
+from tests.kernel.notify.scenarios import ALL
 
 pytestmark = [pytest.mark.real, needs_linux]
 

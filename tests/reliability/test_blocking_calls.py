@@ -137,7 +137,8 @@ def test_reset_with_overlapped_operations_pending_is_reported_once():
     import struct
 
     from simsock import SO_LINGER
-    from tests.completion.helpers import run_one, tcp_pair
+    from tests.kernel.completion.helpers import run_one
+    from tests.worlds import tcp_pair
 
     async def killer(k, s):
         await k.sleep(0.2)

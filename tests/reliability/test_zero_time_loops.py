@@ -19,6 +19,7 @@ from simsock.kernel import kernel as _kernel
 from simsock.kernel import socket as _socket
 from simsock.kernel import thread as _thread
 from simsock.kernel import watchdog
+from tests.worlds import NO_CPU_COSTS, run_alone
 
 
 @pytest.fixture(autouse=True)
@@ -38,11 +39,7 @@ def small_limits(monkeypatch):
 
 
 def _run(prog, costs=True, until=0.01):
-    kw = {} if costs else {"profile": simsock.profiles.without_cpu_costs()}
-    sim = simsock.Simulation(seed=1, **kw)
-    t = sim.add_host("a").spawn(prog)
-    sim.run(until=until)
-    return sim, t
+    return run_alone(prog, until=until, profile="linux" if costs else NO_CPU_COSTS)
 
 
 def _stuck(prog, costs=True) -> str:

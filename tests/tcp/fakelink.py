@@ -15,7 +15,7 @@ import heapq
 
 from simsock.tcp.connection import TcpConnection
 from simsock.tcp.listener import TcpListener, reset_for
-from simsock.tcp.segment import RST
+from simsock.tcp.segment import ACK, RST, SYN
 
 MS = 1_000_000
 IP = {"A": "10.0.0.1", "B": "10.0.0.2"}
@@ -90,12 +90,12 @@ class Net:
                 return
             if replies or lst.dropped:
                 return          # answered statelessly, or dropped by a full queue
-            if seg.flags & 0x02 and not seg.flags & 0x10:
+            if seg.flags & SYN and not seg.flags & ACK:
                 return          # SYN dropped by a full queue: no answer
         if conn is not None and conn.finished and conn.state == "CLOSE" and not seg.flags & RST:
             pass
         rst = reset_for(seg)
-        if rst is not None and (lst is None or not (seg.flags & 0x02)):
+        if rst is not None and (lst is None or not (seg.flags & SYN)):
             self._send_raw(rst, to)
 
     def _send_raw(self, seg, side: str) -> None:

@@ -1,10 +1,8 @@
 """Flow control, Nagle/delayed ACK, RTO and fast retransmit over the fake link."""
 
-from fakelink import MS, Net, make_pair
 from simsock.constants import EPOLLOUT
 from simsock.tcp.config import TcpConfig
-from simsock.tcp.segment import ACK, SYN
-from simsock.tcp.signals import SIG_SPACE
+from tests.tcp.fakelink import MS, make_pair
 
 S = 1000 * MS
 

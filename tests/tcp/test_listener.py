@@ -4,13 +4,13 @@ import errno
 
 import pytest
 
-from fakelink import MS, Net
 from simsock.constants import EPOLLIN
 from simsock.tcp.config import TcpConfig
 from simsock.tcp.connection import TcpConnection
 from simsock.tcp.listener import TcpListener, reset_for
 from simsock.tcp.segment import ACK, RST, SYN, Segment
 from simsock.tcp.signals import SIG_ACCEPT
+from tests.tcp.fakelink import MS, Net
 
 S = 1000 * MS
 
@@ -60,7 +60,7 @@ def test_syn_dropped_while_queue_full_is_retried():
     """With the accept queue full a new SYN gets no answer; the client retransmits it 1 s later."""
     net = Net(delay=1 * MS)
     lst = net.listen(TcpListener(("10.0.0.2", 80), 0, lambda: TcpConfig(congestion="reno")), "B")
-    a = clients(net, 1)
+    _first = clients(net, 1)   # fills the accept queue (backlog 0)
     net.run(duration=100 * MS)
     b = clients(net, 1, port0=42000)
     net.run(duration=500 * MS)

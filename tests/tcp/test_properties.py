@@ -20,13 +20,14 @@ import os
 import random
 
 from hypothesis import HealthCheck, settings, strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from fakelink import MS, make_pair
 from simsock.constants import SHUT_WR
 from simsock.tcp.config import TcpConfig
 from simsock.tcp.connection import unwrap
 from simsock.tcp.recovery import R_LOST, R_RETRANS, R_SACKED
+from simsock.tcp.segment import ACK, FIN, RST, SYN
+from tests.tcp.fakelink import MS, make_pair
 
 EXAMPLES = int(os.environ.get("SIMSOCK_HYPOTHESIS_EXAMPLES", "40"))
 S = 1000 * MS
@@ -64,10 +65,10 @@ class TcpPair(RuleBasedStateMachine):
                 if seg.payload:
                     seq = unwrap(seg.seq, conn.snd_una)
                     assert seq + len(seg.payload) <= conn.snd_una + conn.snd_wnd, "beyond window"
-                elif not seg.flags & 0x07:
+                elif not seg.flags & (FIN | SYN | RST):
                     seq = unwrap(seg.seq, conn.snd_una)
                     assert seq in (conn.snd_una - 1, conn.snd_una, conn.snd_nxt)
-                if seg.flags & 0x10 and not seg.flags & 0x04:
+                if seg.flags & ACK and not seg.flags & RST:
                     peer = self.side["B" if side == "A" else "A"]
                     ack = unwrap(seg.ack, conn.rcv_nxt)
                     assert ack <= peer.snd_nxt, "ack beyond what was sent"

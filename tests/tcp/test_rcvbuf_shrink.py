@@ -33,9 +33,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import simsock
-from fakelink import MS, make_pair
-from simsock.constants import AF_INET, IPPROTO_TCP, SO_RCVBUF, SOCK_STREAM, SOL_SOCKET, TCP_CONGESTION
-from simsock.tcp.config import TcpConfig
+from simsock.constants import AF_INET, SO_RCVBUF, SOCK_STREAM, SOL_SOCKET
+from tests.tcp.fakelink import MS, make_pair
 
 S = 1000 * MS
 LO = "127.0.0.1"

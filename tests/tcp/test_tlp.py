@@ -2,8 +2,8 @@
 on with net.ipv4.tcp_early_retrans=3): a loss at the tail of a burst draws no duplicate ACKs,
 so without a probe only the RTO (>= 200 ms + srtt) would repair it."""
 
-from fakelink import MS, make_pair
 from simsock.tcp.config import TcpConfig
+from tests.tcp.fakelink import MS, make_pair
 
 S = 1000 * MS
 

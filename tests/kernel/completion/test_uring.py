@@ -8,7 +8,8 @@ import pytest
 
 from simsock.kernel.uring import IORING_SQ_CQ_OVERFLOW
 
-from .helpers import run_one, tcp_pair
+from tests.kernel.completion.helpers import run_one
+from tests.worlds import tcp_pair
 
 
 def test_sizes_round_up_and_cq_is_twice_sq():

@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 from simsock.tcp import cc
 from simsock.tcp.cc.base import CA_EVENT_TX_START, CA_LOSS, CA_OPEN
 
-from .fake_tp import FakeTp, ack
+from tests.tcp.cc.fake_tp import FakeTp, ack
 
 #: the algorithms driven through cong_avoid (BBR's cong_control has its own tests,
-#: tests/tcp_cc/test_bbr.py: it may lower cwnd on an ACK, by design)
+#: tests/tcp/cc/test_bbr.py: it may lower cwnd on an ACK, by design)
 CLASSIC = [name for name in cc.available() if cc.get(name).cong_control is None]
 
 events = st.one_of(

@@ -1,6 +1,6 @@
 """select, poll and epoll semantics as tables, run on both kernels.
 
-Every scenario in :mod:`tests.notify.scenarios` is a program plus the observations Linux's
+Every scenario in :mod:`tests.kernel.notify.scenarios` is a program plus the observations Linux's
 rules predict for it. Each is run on the simulator and, where the OS is Linux, on the real
 kernel (the same program through ``simsock.real``); both must give exactly the table.
 """
@@ -10,7 +10,7 @@ import sys
 import pytest
 
 import simsock
-from tests.notify.scenarios import ALL
+from tests.kernel.notify.scenarios import ALL
 
 ON_LINUX = sys.platform == "linux"
 

@@ -1,5 +1,5 @@
 """A minimal raw io_uring over ctypes (no liburing), to check on the real kernel what the
-simulator models (tests/completion/test_close_pending.py)."""
+simulator models (tests/kernel/completion/test_close_pending.py)."""
 
 from __future__ import annotations
 

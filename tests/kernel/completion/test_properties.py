@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 import simsock
 
-from .helpers import run_on_cpu, tcp_pair
+from tests.kernel.completion.helpers import run_on_cpu
+from tests.worlds import tcp_pair
 
 SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import errno
 
-from .helpers import run_one, tcp_pair
+from tests.kernel.completion.helpers import run_one
+from tests.worlds import tcp_pair
 
 
 async def _peer_eof_within(k, c, seconds: float) -> bool:
@@ -131,7 +132,7 @@ def test_iocp_closesocket_aborts_pending_operations_and_releases_the_socket_at_o
 def _real_ring():
     import pytest
 
-    from .real_uring import Ring
+    from tests.kernel.completion.real_uring import Ring
     try:
         return Ring()
     except OSError as exc:                     # ENOSYS, or io_uring_disabled / seccomp: EPERM

@@ -1,6 +1,5 @@
 """The CPU model (simsock/kernel/cpu.py): cores, run queue, time slices, costs, accounting."""
 
-import dataclasses
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -197,7 +196,7 @@ def test_sleep_starts_after_the_work_is_paid():
         await k.compute("2ms")
         await k.sleep("1ms")
         seen.append(k.now_ns)
-        s = k.socket(AF_INET, SOCK_DGRAM)
+        _s = k.socket(AF_INET, SOCK_DGRAM)   # one system call, charged before the next sleep
         await k.sleep("1ms")
         seen.append(k.now_ns)
         assert k.cpu_time == pytest.approx((2_000_000 + P.syscall_ns) / 1e9)

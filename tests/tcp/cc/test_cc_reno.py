@@ -5,7 +5,7 @@ from __future__ import annotations
 from simsock.tcp import cc
 from simsock.tcp.cc.reno import NewReno, Reno
 
-from .fake_tp import FakeTp, ack, ack_clock, send_window
+from tests.tcp.cc.fake_tp import FakeTp, ack, ack_clock, send_window
 
 
 def test_slow_start_doubles_cwnd_each_round_trip():

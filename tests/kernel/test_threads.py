@@ -5,19 +5,13 @@ import asyncio
 import pytest
 
 import simsock
-from simsock.profiles import without_cpu_costs
-
-
-def one_host():
-    # Thread mechanics with exact times: no CPU costs (the CPU model is tested in tests/cpu/).
-    sim = simsock.Simulation(profile=without_cpu_costs())
-    return sim, sim.add_host("a")
+from tests.worlds import NO_CPU_COSTS, one_host
 
 
 def test_exception_in_thread_becomes_simulation_error():
     """A program that raises stops sim.run with SimulationError naming host, thread and the
     time; __cause__ is the original exception (same object)."""
-    sim, a = one_host()
+    sim, a = one_host(profile=NO_CPU_COSTS)
     original = KeyError("boom")
 
     async def bad(k):
@@ -37,7 +31,7 @@ def test_exception_in_thread_becomes_simulation_error():
 
 def test_exception_at_start_names_default_thread_name():
     """Without name=, the thread is named after its function (second one gets '-2')."""
-    sim, a = one_host()
+    sim, a = one_host(profile=NO_CPU_COSTS)
 
     async def idle(k):
         await k.sleep(1)
@@ -57,7 +51,7 @@ def test_exception_at_start_names_default_thread_name():
 
 def test_oserror_from_a_call_propagates_with_errno():
     """An unhandled OSError from a socket call is the __cause__, errno intact."""
-    sim, a = one_host()
+    sim, a = one_host(profile=NO_CPU_COSTS)
 
     async def prog(k):
         s = k.socket(simsock.AF_INET, simsock.SOCK_DGRAM)
@@ -75,7 +69,7 @@ def test_oserror_from_a_call_propagates_with_errno():
 def test_asyncio_sleep_zero_gives_clear_error():
     """Awaiting asyncio.sleep(0) inside a program is reported clearly: the message says
     programs may only await simsock calls and names asyncio."""
-    sim, a = one_host()
+    sim, a = one_host(profile=NO_CPU_COSTS)
 
     async def prog(k):
         await asyncio.sleep(0)
@@ -92,7 +86,7 @@ def test_asyncio_sleep_positive_gives_clear_error():
     """Awaiting asyncio.sleep(0.1) (which needs a running asyncio loop) is also reported
     with a message that says asyncio does not run inside simsock, not just 'no running
     event loop'."""
-    sim, a = one_host()
+    sim, a = one_host(profile=NO_CPU_COSTS)
 
     async def prog(k):
         await asyncio.sleep(0.1)
@@ -105,7 +99,7 @@ def test_asyncio_sleep_positive_gives_clear_error():
 
 def test_spawn_non_async_function_is_type_error():
     """spawn() of a plain function raises TypeError at once, explaining programs are async."""
-    sim, a = one_host()
+    sim, a = one_host(profile=NO_CPU_COSTS)
 
     def plain(k):
         return 1
@@ -121,7 +115,7 @@ def test_spawn_non_async_function_is_type_error():
 def test_k_spawn_and_join_returns_value():
     """k.spawn starts a thread on the same host; await handle.join() returns its value at
     the time it finishes."""
-    sim, a = one_host()
+    sim, a = one_host(profile=NO_CPU_COSTS)
     seen = []
 
     async def child(k, x, y):
@@ -143,7 +137,7 @@ def test_k_spawn_and_join_returns_value():
 
 def test_sleep_timing_exact():
     """k.sleep accepts strings and seconds; wake-ups are exact in ns."""
-    sim, a = one_host()
+    sim, a = one_host(profile=NO_CPU_COSTS)
     times = []
 
     async def prog(k):
@@ -164,7 +158,7 @@ def test_sleep_timing_exact():
 
 def test_sleep_negative_is_value_error():
     """k.sleep(-1) raises ValueError naming the sleep time."""
-    sim, a = one_host()
+    sim, a = one_host(profile=NO_CPU_COSTS)
 
     async def prog(k):
         await k.sleep(-1)
@@ -176,7 +170,7 @@ def test_sleep_negative_is_value_error():
 
 def test_run_until_twice_continues():
     """sim.run(until=...) twice continues the same threads where they were."""
-    sim, a = one_host()
+    sim, a = one_host(profile=NO_CPU_COSTS)
     ticks = []
 
     async def ticker(k):
@@ -194,7 +188,7 @@ def test_run_until_twice_continues():
 def test_spawn_before_run_starts_at_zero_and_after_run_starts_at_now():
     """A thread spawned before run starts at t=0; one spawned between runs starts at the
     current time."""
-    sim, a = one_host()
+    sim, a = one_host(profile=NO_CPU_COSTS)
     starts = []
 
     async def prog(k):
@@ -209,7 +203,7 @@ def test_spawn_before_run_starts_at_zero_and_after_run_starts_at_now():
 
 def test_threads_on_one_host_interleave_in_order():
     """Threads woken at the same instant run in the order they were scheduled (spawn order)."""
-    sim, a = one_host()
+    sim, a = one_host(profile=NO_CPU_COSTS)
     order = []
 
     async def prog(k, tag):
@@ -226,7 +220,7 @@ def test_threads_on_one_host_interleave_in_order():
 
 def test_thread_state_and_kernel_names():
     """k.host / k.thread name the running thread; host.stats() lists thread states."""
-    sim, a = one_host()
+    sim, a = one_host(profile=NO_CPU_COSTS)
     seen = []
 
     async def prog(k):

@@ -10,7 +10,8 @@ import simsock
 from simsock import AF_INET, SOCK_DGRAM
 from simsock.kernel.completion import ERROR_OPERATION_ABORTED
 
-from .helpers import run_on_cpu, run_one, tcp_pair, world
+from tests.kernel.completion.helpers import run_on_cpu, run_one, world
+from tests.worlds import tcp_pair
 
 
 def test_echo_through_overlapped_recv_and_send():
@@ -311,7 +312,7 @@ def test_udp_overlapped_recv_takes_one_datagram():
         r = k.socket(AF_INET, SOCK_DGRAM)
         r.bind(("127.0.0.1", 7200))
         port.associate(r, "r")
-        ops = [r.recv_overlapped(100) for _ in range(2)]
+        _pending = [r.recv_overlapped(100) for _ in range(2)]   # two receives posted; the port reports them
         w = k.socket(AF_INET, SOCK_DGRAM)
         await w.connect(("127.0.0.1", 7200))
         port.associate(w, "w")

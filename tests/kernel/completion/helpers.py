@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import simsock
 from simsock.kernel.thread import wait_event
+from tests.worlds import run_alone
 
 
 def world(cores: int = 2, profile: str = "linux", delay: str = "1ms", seed: int = 1):
@@ -16,12 +17,9 @@ def world(cores: int = 2, profile: str = "linux", delay: str = "1ms", seed: int 
 
 
 def run_one(program, cores: int = 2, until=None, profile: str = "linux"):
-    """Run ``program(k, out)`` on one host with ``cores`` cores; returns ``(out, sim)``."""
-    sim = simsock.Simulation(seed=1, profile=profile)
-    host = sim.add_host("h", cores=cores)
+    """Run ``program(k, out)`` alone on host h with ``cores`` cores; returns ``(out, sim)``."""
     out = {}
-    host.spawn(program, out)
-    sim.run(until=until)
+    sim, _ = run_alone(program, out, until=until, name="h", cores=cores, profile=profile)
     return out, sim
 
 
@@ -37,14 +35,3 @@ async def run_on_cpu(k, seconds: float) -> None:
     ev.cpu_work = True
     await wait_event(ev)
 
-
-async def tcp_pair(k, port: int = 7000):
-    """A connected (client, server) TCP socket pair over this host's loopback."""
-    ls = k.socket()
-    ls.bind(("127.0.0.1", port))
-    ls.listen()
-    c = k.socket()
-    await c.connect(("127.0.0.1", port))
-    s, _ = await ls.accept()
-    ls.close()
-    return c, s

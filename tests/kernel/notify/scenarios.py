@@ -4,7 +4,7 @@ Each scenario is ``(program, expected)``: the program (``async def prog(k)``) pe
 sequence of events on loopback sockets and returns a list of observations — what
 select/poll/epoll reported after each step, with descriptors replaced by the names the
 program gave them — and ``expected`` is that list written from Linux's rules (fs/select.c,
-fs/eventpoll.c, tcp_poll, udp_poll). ``tests/notify/test_tables.py`` runs every program
+fs/eventpoll.c, tcp_poll, udp_poll). ``tests/kernel/notify/test_tables.py`` runs every program
 on the simulator and on the real kernel and checks both against ``expected``;
 ``tests/conformance/test_notify.py`` runs the same programs through the trace-comparison
 harness.
@@ -18,7 +18,7 @@ from __future__ import annotations
 import struct
 
 from simsock.constants import (AF_INET, EPOLLERR, EPOLLET, EPOLLEXCLUSIVE, EPOLLHUP, EPOLLIN, EPOLLONESHOT,
-                               EPOLLOUT, EPOLLPRI, EPOLLRDHUP, POLLHUP, POLLIN, POLLNVAL, POLLOUT, POLLPRI,
+                               EPOLLOUT, EPOLLRDHUP, POLLHUP, POLLIN, POLLNVAL, POLLOUT, POLLPRI,
                                POLLRDHUP, SHUT_WR, SO_LINGER, SO_RCVBUF, SO_SNDBUF, SOCK_DGRAM, SOCK_STREAM,
                                SOL_SOCKET)
 

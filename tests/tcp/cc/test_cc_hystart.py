@@ -13,7 +13,7 @@ from types import SimpleNamespace
 from simsock.tcp.cc.base import TCP_INFINITE_SSTHRESH
 from simsock.tcp.cc.cubic import HYSTART_ACK_TRAIN, HYSTART_DELAY, Cubic
 
-from .fake_tp import FakeTp, ack, send_window
+from tests.tcp.cc.fake_tp import FakeTp, ack, send_window
 
 
 def slow_start(cc, tp, rtts_us, gap_us):

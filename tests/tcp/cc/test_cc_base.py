@@ -15,7 +15,7 @@ from simsock.tcp.cc.base import (
     tcp_slow_start,
 )
 
-from .fake_tp import FakeTp
+from tests.tcp.cc.fake_tp import FakeTp
 
 
 def test_constants_are_linux_enum_values():

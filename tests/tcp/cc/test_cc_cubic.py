@@ -13,7 +13,7 @@ import pytest
 from simsock.tcp.cc.base import CA_EVENT_TX_START, CA_LOSS
 from simsock.tcp.cc.cubic import Cubic, cube_root, jiffies
 
-from .fake_tp import FakeTp, ack, ack_clock
+from tests.tcp.cc.fake_tp import FakeTp, ack, ack_clock
 
 C, BETA = 0.4, 0.7
 ALPHA = 3 * (1 - BETA) / (1 + BETA)  # RFC 9438 section 4.3, Reno-friendly growth per RTT
