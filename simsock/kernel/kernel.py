@@ -19,16 +19,10 @@ from simsock.units import NS_PER_S, parse_time
 
 from .addr import check_int, resolve
 from .cpu import run_debt
-from .thread import RUNNING, wait_event
+from .thread import RUNNING, ThreadHandle, thread_cpu_ns, wait_event
 from .watchdog import SPAWN_WEIGHT, STEP_CALL_LIMIT, stop_thread
 
 _new_event = object.__new__
-
-
-def _cpu_ns(thread, now: int) -> int:
-    """CPU time of ``thread`` up to ``now`` (its committed time may extend past now)."""
-    ahead = thread.run_until - now
-    return thread.cpu_ns - ahead if ahead > 0 else thread.cpu_ns
 
 
 def wrong_kernel(k) -> RuntimeError:
@@ -121,7 +115,7 @@ class Kernel:
     @property
     def cpu_time(self) -> float:
         """CPU time this thread has used so far, in seconds (what it ran on a core)."""
-        return _cpu_ns(self._thread, self._sim.env.now) / NS_PER_S
+        return thread_cpu_ns(self._thread, self._sim.env.now) / NS_PER_S
 
     def spawn(self, fn, *args, name: str | None = None):
         """Start ``fn(k, *args)`` as a new thread on the same host; returns a handle whose
@@ -202,10 +196,10 @@ class Kernel:
     async def select(self, rlist, wlist, xlist, timeout=None):
         """``select.select``: the objects (or descriptor numbers) of the three lists that are
         readable, writable, exceptional; waits up to ``timeout`` seconds (None: forever).
-        See :mod:`simsock.kernel.notify`."""
+        See :mod:`simsock.kernel.select_poll`."""
         if self._sim.current_thread is not self._thread:
             raise wrong_kernel(self)
-        from .notify import select
+        from .select_poll import select
         return await select(self, rlist, wlist, xlist, timeout)
 
     def poll(self):
@@ -213,14 +207,14 @@ class Kernel:
         ``await p.poll(timeout_ms)``."""
         if self._sim.current_thread is not self._thread:
             raise wrong_kernel(self)
-        from .notify import Poll
+        from .select_poll import Poll
         return Poll(self)
 
     def epoll(self, sizehint=-1, flags=0):
         """A new epoll instance (``select.epoll``), a file of this host."""
         if self._sim.current_thread is not self._thread:
             raise wrong_kernel(self)
-        from .notify import Epoll
+        from .epoll import Epoll
         ep = Epoll(self, sizehint, flags)
         self._thread.debt_ns += self._host.cpu.syscall_ns
         ep._trace("epoll", [], {"fd": ep._fd}, None)
@@ -239,54 +233,3 @@ class Kernel:
 
     def __repr__(self) -> str:
         return f"<Kernel host={self.host!r} thread={self.thread!r}>"
-
-
-class ThreadHandle:
-    """A spawned thread, as seen by the program that spawned it."""
-
-    __slots__ = ("_thread",)
-
-    def __init__(self, thread):
-        self._thread = thread
-
-    @property
-    def name(self) -> str:
-        return self._thread.name
-
-    @property
-    def alive(self) -> bool:
-        return self._thread.state not in ("exited", "failed")
-
-    @property
-    def cpu_time(self) -> float:
-        """CPU time the thread has used so far, in seconds."""
-        t = self._thread
-        return _cpu_ns(t, t.sim.env.now) / NS_PER_S
-
-    @property
-    def cpu_ns(self) -> int:
-        t = self._thread
-        return _cpu_ns(t, t.sim.env.now)
-
-    @property
-    def context_switches(self) -> dict:
-        """``{"voluntary": n, "involuntary": m}``, as Linux's /proc/PID/status counts them
-        (voluntary: it blocked; involuntary: it was preempted at the end of its slice)."""
-        return {"voluntary": self._thread.nvcsw, "involuntary": self._thread.nivcsw}
-
-    @property
-    def wakeups(self) -> int:
-        return self._thread.wakeups
-
-    async def join(self):
-        """Wait for the thread to finish; returns its program's return value."""
-        sim = self._thread.sim
-        caller = sim.current_thread
-        if caller is not None:
-            caller.debt_ns += caller.host.cpu.syscall_ns      # pthread_join: a futex wait
-            if self._thread.done.callbacks is None and caller.debt_ns >= sim.cpu_batch_ns:
-                await run_debt()
-        return await wait_event(self._thread.done)
-
-    def __repr__(self) -> str:
-        return f"<ThreadHandle {self._thread.name!r} ({self._thread.state})>"

@@ -26,10 +26,11 @@ from simsock import constants as C
 from simsock.errors import os_error, timeout_error
 from simsock.trace import errno_of, freeze
 
+from . import iocp
 from .addr import check_int
 from .cpu import run_debt
 from .thread import RUNNING, foreign_use
-from .wait import TIMED_OUT, FileState, WaitQueue
+from .wait import AGAIN, SIG_CLOSE, TIMED_OUT, FileState, WaitQueue
 from .watchdog import STEP_CALL_LIMIT, stop_thread
 
 
@@ -62,33 +63,32 @@ def syscall(fn):
     ``copy_ps_per_byte`` per byte moved. An awaited call that leaves the thread's CPU debt at
     the batch bound pays it before returning; a call that fails with EAGAIN counts as
     spinning."""
-    name = fn.__name__
-    copied = _COPIED.get(name)
     if inspect.iscoroutinefunction(fn):
         return syscall_may_wait(fn)     # an async body returns its coroutine: awaited there
-    else:
-        @functools.wraps(fn)
-        def traced(self, *args, **kwargs):
-            thread = self._sim.current_thread
-            if thread is not None:
-                if thread.host is not self._host:
-                    raise foreign_use(self, self._host, thread)
-                thread.debt_ns += self._host.cpu.syscall_ns
-                thread.progress = True
-                thread.ops += 1
-                if thread.ops > STEP_CALL_LIMIT:
-                    raise stop_thread(thread, "call")
-            elif RUNNING.sim is not None and RUNNING.sim is not self._sim:
-                raise foreign_use(self, self._host, None)
-            try:
-                result = fn(self, *args, **kwargs)
-            except BaseException as exc:
-                if self._sim.trace.want_syscalls:
-                    self._record(name, args, None, exc)
-                raise
+    name = fn.__name__
+
+    @functools.wraps(fn)
+    def traced(self, *args, **kwargs):
+        thread = self._sim.current_thread
+        if thread is not None:
+            if thread.host is not self._host:
+                raise foreign_use(self, self._host, thread)
+            thread.debt_ns += self._host.cpu.syscall_ns
+            thread.progress = True
+            thread.ops += 1
+            if thread.ops > STEP_CALL_LIMIT:
+                raise stop_thread(thread, "call")
+        elif RUNNING.sim is not None and RUNNING.sim is not self._sim:
+            raise foreign_use(self, self._host, None)
+        try:
+            result = fn(self, *args, **kwargs)
+        except BaseException as exc:
             if self._sim.trace.want_syscalls:
-                self._record(name, args, result, None)
-            return result
+                self._record(name, args, None, exc)
+            raise
+        if self._sim.trace.want_syscalls:
+            self._record(name, args, result, None)
+        return result
     return traced
 
 
@@ -148,10 +148,6 @@ def syscall_may_wait(fn):
                 await run_debt()
         return result
     return traced
-
-
-#: Returned by a protocol's attempt function when the call would block.
-AGAIN = object()
 
 
 async def call_body(method, sock, *args):
@@ -674,7 +670,6 @@ class Socket:
         """The last reference is gone: epoll instances drop their entries for this file
         (eventpoll_release in __fput); select/poll waiters are not woken by it."""
         if self.file_state.watchers:
-            from .wait import SIG_CLOSE
             self.file_state.notify(self, SIG_CLOSE)
 
     def detach(self) -> int:
@@ -687,36 +682,12 @@ class Socket:
         self.close()
 
     # -- overlapped I/O (completion ports: kernel/iocp.py, kernel/completion.py) ------------
-    def recv_overlapped(self, nbytes):
-        """Post an overlapped receive of up to ``nbytes`` into a new buffer (WSARecv with an
-        OVERLAPPED); returns the operation. It completes with >= 1 byte, 0 at end of
-        stream, or an error, and its completion goes to the socket's completion port."""
-        from .iocp import recv_overlapped
-        return recv_overlapped(self, nbytes)
-
-    def recv_into_overlapped(self, buffer, nbytes=0):
-        """Like :meth:`recv_overlapped` into the caller's ``buffer``, which the operation
-        owns until it completes."""
-        from .iocp import recv_into_overlapped
-        return recv_into_overlapped(self, buffer, nbytes)
-
-    def send_overlapped(self, data):
-        """Post an overlapped send (WSASend): completes when all of ``data`` has been
-        accepted by the transport; no user-to-kernel copy (the pages are pinned)."""
-        from .iocp import send_overlapped
-        return send_overlapped(self, data)
-
-    def accept_overlapped(self):
-        """Post an overlapped accept (AcceptEx) on a listening socket; completes with
-        ``(socket, address)`` as its result."""
-        from .iocp import accept_overlapped
-        return accept_overlapped(self)
-
-    def connect_overlapped(self, address):
-        """Post an overlapped connect (ConnectEx); completes when the connection is
-        established or has failed."""
-        from .iocp import connect_overlapped
-        return connect_overlapped(self, address)
+    # The posting calls are iocp.py's functions of the socket, as methods.
+    recv_overlapped = iocp.recv_overlapped
+    recv_into_overlapped = iocp.recv_into_overlapped
+    send_overlapped = iocp.send_overlapped
+    accept_overlapped = iocp.accept_overlapped
+    connect_overlapped = iocp.connect_overlapped
 
     def _overlapped_attempt(self, op):
         raise OSError(errno.EOPNOTSUPP, f"overlapped I/O is not modelled for {type(self).__name__}")

@@ -18,12 +18,11 @@ from __future__ import annotations
 from collections import deque
 from heapq import heappush as _heappush
 
-import simpy
+from simpy.events import NORMAL, Event as _Event
 
+from simsock.kernel.events import call_later
 from simsock.units import NS_PER_S
 
-
-_Event = simpy.Event
 _new_event = object.__new__
 
 
@@ -216,7 +215,8 @@ class Channel:
                 at = self._last_arrival
             self._last_arrival = at
         env = self.env
-        # simpy.Event(env) succeeded with pkt and env.schedule(ev, 1, at - now), inlined
+        # call_later(env, at - now, self._arrive, pkt), inlined: one per packet (buys
+        # benchmarks/udp_blast.py and tcp_bulk.py)
         ev = _new_event(_Event)
         ev.env = env
         ev.callbacks = [self._arrive]
@@ -224,7 +224,7 @@ class Channel:
         ev._value = pkt
         self.in_flight += 1
         self.sim.in_flight += 1
-        _heappush(env._queue, (at, 1, next(env._eid), ev))
+        _heappush(env._queue, (at, NORMAL, next(env._eid), ev))
 
     def _arrive(self, ev) -> None:
         pkt = ev._value
@@ -258,11 +258,7 @@ class Channel:
             # cannot go first (FIFO), so the channel stays "transmitting" until the watchdog.
             at = getattr(qdisc, "watchdog_ns", None)
             if at is not None and len(qdisc):
-                ev = simpy.Event(self.env)
-                ev._ok = True
-                ev._value = None
-                ev.callbacks.append(self._watchdog)
-                self.env.schedule(ev, 1, max(at - now, 0))
+                call_later(self.env, max(at - now, 0), self._watchdog)
                 self._transmitting = True
                 return
             self._transmitting = False
@@ -275,11 +271,7 @@ class Channel:
         self.tx_bytes += pkt.size
         if mon is not None:
             mon.transmit(now, now + tx, pkt.size)
-        ev = simpy.Event(self.env)
-        ev._ok = True
-        ev._value = pkt
-        ev.callbacks.append(self._tx_done)
-        self.env.schedule(ev, 1, tx)
+        call_later(self.env, tx, self._tx_done, pkt)
 
     def _watchdog(self, ev) -> None:
         self._start_next(self.env.now)
