@@ -147,17 +147,7 @@ class Channel:
             else:
                 self.monitor.offer(now, pkt.size)
         if not self.eager:
-            pkt.enqueued_at = now
-            qdisc = self.qdisc
-            if not qdisc.enqueue(pkt, now):
-                return None
-            if trace.want_packets:
-                trace.packet(now, self.name, "enqueue", pkt)
-            if self.monitor is not None:
-                self.monitor(now, len(qdisc), qdisc.bytes)
-            if not self._transmitting:
-                self._start_next(now)
-            return self._estimate_tx_end(now)
+            return self._enqueue(pkt, now)
         # eager FIFO drop-tail
         waiting = self._waiting
         if waiting and waiting[0][0] <= now:
@@ -191,6 +181,21 @@ class Channel:
             return end
         self._schedule_arrival(pkt, end + self.delay_ns)
         return end
+
+    def _enqueue(self, pkt, now: int) -> int | None:
+        """``send`` for a queue discipline that decides at dequeue time (event-driven mode)."""
+        pkt.enqueued_at = now
+        qdisc = self.qdisc
+        if not qdisc.enqueue(pkt, now):
+            return None
+        trace = self.sim.trace
+        if trace.want_packets:
+            trace.packet(now, self.name, "enqueue", pkt)
+        if self.monitor is not None:
+            self.monitor(now, len(qdisc), qdisc.bytes)
+        if not self._transmitting:
+            self._start_next(now)
+        return self._estimate_tx_end(now)
 
     def _estimate_tx_end(self, now: int) -> int:
         # Event-driven queues decide at dequeue; the sender's memory is released at the
