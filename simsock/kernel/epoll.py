@@ -58,7 +58,7 @@ from simsock.errors import os_error
 
 from .cpu import charge, checkpoint
 from .events import succeed_later
-from .readiness import as_fd, fd_arg, lookup, record, timeout_to_ns, wake_key
+from .readiness import fd_arg, fd_call, lookup, record, timeout_to_ns, wake_key
 from .thread import check_owner, wait_event
 from .wait import SIG_CLOSE, SIG_IN, TIMED_OUT, FileState, arm_timeout
 
@@ -174,18 +174,6 @@ class Epoll:
     def _trace(self, call: str, args, result, exc) -> None:
         record(self._sim, self._host, call, self._fd, args, result, exc)
 
-    def _plain(self, call: str, args, fn):
-        thread = self._sim.current_thread
-        if thread is not None:
-            thread.debt_ns += self._host.cpu.syscall_ns
-        try:
-            result = fn()
-        except Exception as exc:
-            self._trace(call, args, None, exc)
-            raise
-        self._trace(call, args, None, None)
-        return result
-
     # -- epoll_ctl ------------------------------------------------------------------------------
     @staticmethod
     def _eventmask(eventmask) -> int:
@@ -204,56 +192,47 @@ class Epoll:
                 raise os_error(errno.EINVAL)
         return f
 
-    def register(self, fd, eventmask=C.EPOLLIN | C.EPOLLPRI | C.EPOLLOUT) -> None:
+    @fd_call("epoll.register")
+    def register(self, n, eventmask=C.EPOLLIN | C.EPOLLPRI | C.EPOLLOUT) -> None:
         """epoll_ctl(EPOLL_CTL_ADD)."""
-        n = as_fd(fd)
+        self._check_open()
+        events = self._eventmask(eventmask)
+        f = self._target(n, events, "register")
+        if isinstance(f, Epoll) and f._reaches(self, 1):
+            raise os_error(errno.ELOOP)
+        if (n, f) in self._entries:
+            raise os_error(errno.EEXIST)
+        entry = EpollEntry(self, f, n, events | C.EPOLLERR | C.EPOLLHUP)
+        self._entries[(n, f)] = entry
+        if entry.exclusive:
+            f.file_state.watchers.append(entry)         # add_wait_queue_exclusive: the tail
+        else:
+            f.file_state.watchers.insert(0, entry)      # add_wait_queue: the head
+        self._poll_now(entry)
 
-        def do():
-            self._check_open()
-            events = self._eventmask(eventmask)
-            f = self._target(n, events, "register")
-            if isinstance(f, Epoll) and f._reaches(self, 1):
-                raise os_error(errno.ELOOP)
-            if (n, f) in self._entries:
-                raise os_error(errno.EEXIST)
-            entry = EpollEntry(self, f, n, events | C.EPOLLERR | C.EPOLLHUP)
-            self._entries[(n, f)] = entry
-            if entry.exclusive:
-                f.file_state.watchers.append(entry)         # add_wait_queue_exclusive: the tail
-            else:
-                f.file_state.watchers.insert(0, entry)      # add_wait_queue: the head
-            self._poll_now(entry)
-        self._plain("epoll.register", [fd_arg(n), eventmask], do)
-
-    def modify(self, fd, eventmask) -> None:
+    @fd_call("epoll.modify")
+    def modify(self, n, eventmask) -> None:
         """epoll_ctl(EPOLL_CTL_MOD): new events; re-arms an EPOLLONESHOT entry."""
-        n = as_fd(fd)
+        self._check_open()
+        events = self._eventmask(eventmask)
+        f = self._target(n, events, "modify")
+        entry = self._entries.get((n, f))
+        if entry is None:
+            raise os_error(errno.ENOENT)
+        if entry.exclusive:
+            raise os_error(errno.EINVAL)
+        entry.events = events | C.EPOLLERR | C.EPOLLHUP
+        self._poll_now(entry)
 
-        def do():
-            self._check_open()
-            events = self._eventmask(eventmask)
-            f = self._target(n, events, "modify")
-            entry = self._entries.get((n, f))
-            if entry is None:
-                raise os_error(errno.ENOENT)
-            if entry.exclusive:
-                raise os_error(errno.EINVAL)
-            entry.events = events | C.EPOLLERR | C.EPOLLHUP
-            self._poll_now(entry)
-        self._plain("epoll.modify", [fd_arg(n), eventmask], do)
-
-    def unregister(self, fd) -> None:
+    @fd_call("epoll.unregister")
+    def unregister(self, n) -> None:
         """epoll_ctl(EPOLL_CTL_DEL)."""
-        n = as_fd(fd)
-
-        def do():
-            self._check_open()
-            f = self._target(n, None, "unregister")
-            entry = self._entries.get((n, f))
-            if entry is None:
-                raise os_error(errno.ENOENT)
-            self._remove(entry)
-        self._plain("epoll.unregister", [fd_arg(n)], do)
+        self._check_open()
+        f = self._target(n, None, "unregister")
+        entry = self._entries.get((n, f))
+        if entry is None:
+            raise os_error(errno.ENOENT)
+        self._remove(entry)
 
     def _poll_now(self, entry: EpollEntry) -> None:
         """ep_insert/ep_modify: queue the entry at once if its file is ready already."""

@@ -26,6 +26,7 @@ normalise them.
 from __future__ import annotations
 
 import errno
+import functools
 import math
 
 from simsock import constants as C
@@ -105,3 +106,45 @@ def lookup(host, fd: int):
     if f is None:
         raise os_error(errno.EBADF)
     return f
+
+
+def fd_call(call: str, *, charge: bool = True, check=None):
+    """Declare ``method(self, n, *args)`` of a poll or epoll instance as the plain system
+    call ``call`` on descriptor ``n`` (epoll_ctl, poll's register...). The caller passes a
+    descriptor or an object with ``fileno()``; :func:`as_fd` converts it, and ``check``
+    (if given) validates ``args``, both before anything is charged or recorded, as CPython
+    converts arguments before the call. Then the calling thread is charged ``syscall_ns``
+    (``charge``), the body runs, and one record ``[{"fd": n}, *args] -> None`` (or the
+    error) goes to the trace on ``self._fd``. Defaults of the body count as passed."""
+    def wrap(fn):
+        code = fn.__code__
+        names = code.co_varnames[2:code.co_argcount]
+        defaults = dict(zip(names[len(names) - len(fn.__defaults__ or ()):], fn.__defaults__ or ()))
+
+        @functools.wraps(fn)
+        def traced(self, fd, *args, **kwargs):
+            n = as_fd(fd)
+            if len(args) < len(names):
+                missing = [name for name in names[len(args):] if name not in kwargs and name not in defaults]
+                if missing:
+                    raise TypeError(f"{fn.__name__}() missing required argument: {missing[0]!r}")
+                args += tuple(kwargs.pop(name) if name in kwargs else defaults[name] for name in names[len(args):])
+            if kwargs:
+                raise TypeError(f"{fn.__name__}() got an unexpected keyword argument {next(iter(kwargs))!r}")
+            if check is not None:
+                check(*args)
+            sim = self._sim
+            if charge:
+                thread = sim.current_thread
+                if thread is not None:
+                    thread.debt_ns += self._host.cpu.syscall_ns
+            targs = [fd_arg(n), *args]
+            try:
+                result = fn(self, n, *args)
+            except Exception as exc:
+                record(sim, self._host, call, self._fd, targs, None, exc)
+                raise
+            record(sim, self._host, call, self._fd, targs, None, None)
+            return result
+        return traced
+    return wrap

@@ -34,7 +34,7 @@ from simsock.trace import trace_value
 
 from .cpu import charge, checkpoint
 from .events import succeed_later
-from .readiness import as_fd, fd_arg, record, timeout_to_ns, wake_key
+from .readiness import as_fd, fd_arg, fd_call, record, timeout_to_ns, wake_key
 from .thread import check_owner, wait_event
 from .wait import SIG_CLOSE, TIMED_OUT, arm_timeout
 
@@ -266,6 +266,8 @@ class Poll:
     number reused by a new file reports the new file, as on Linux.
     """
 
+    _fd = -1        # not a file: its trace records are on no descriptor
+
     def __init__(self, k):
         self._sim = k._sim
         self._host = k._host
@@ -275,44 +277,21 @@ class Poll:
         self.scanned = 0
         self.reported = 0
 
-    def _plain(self, call, args, fn):
-        thread = self._sim.current_thread
-        if thread is not None:
-            thread.debt_ns += self._host.cpu.syscall_ns if call == "poll.poll" else 0
-        try:
-            result = fn()
-        except Exception as exc:
-            record(self._sim, self._host, call, -1, args, None, exc)
-            raise
-        record(self._sim, self._host, call, -1, args, None, None)
-        return result
+    @fd_call("poll.register", charge=False, check=_eventmask_ushort)
+    def register(self, n, eventmask=C.POLLIN | C.POLLPRI | C.POLLOUT) -> None:
+        self._fds[n] = eventmask
 
-    def register(self, fd, eventmask=C.POLLIN | C.POLLPRI | C.POLLOUT) -> None:
-        n = as_fd(fd)
-        mask = _eventmask_ushort(eventmask)
+    @fd_call("poll.modify", charge=False, check=_eventmask_ushort)
+    def modify(self, n, eventmask) -> None:
+        if n not in self._fds:
+            raise os_error(errno.ENOENT)
+        self._fds[n] = eventmask
 
-        def do():
-            self._fds[n] = mask
-        return self._plain("poll.register", [fd_arg(n), eventmask], do)
-
-    def modify(self, fd, eventmask) -> None:
-        n = as_fd(fd)
-        mask = _eventmask_ushort(eventmask)
-
-        def do():
-            if n not in self._fds:
-                raise os_error(errno.ENOENT)
-            self._fds[n] = mask
-        return self._plain("poll.modify", [fd_arg(n), eventmask], do)
-
-    def unregister(self, fd) -> None:
-        n = as_fd(fd)
-
-        def do():
-            if n not in self._fds:
-                raise KeyError(n)
-            del self._fds[n]
-        return self._plain("poll.unregister", [fd_arg(n)], do)
+    @fd_call("poll.unregister", charge=False)
+    def unregister(self, n) -> None:
+        if n not in self._fds:
+            raise KeyError(n)
+        del self._fds[n]
 
     async def poll(self, timeout_ms=None):
         """Wait up to ``timeout_ms`` milliseconds (None or negative: forever); returns
