@@ -64,8 +64,10 @@ import simpy
 from simsock.errors import os_error
 from simsock.trace import errno_of, trace_value
 
-from .socket import AGAIN
+from .cpu import charge
+from .events import call_later
 from .thread import check_owner, wait_event
+from .wait import AGAIN
 
 #: Windows' ERROR_OPERATION_ABORTED (995, WSA_OPERATION_ABORTED): what a cancelled
 #: overlapped operation completes with.
@@ -85,16 +87,9 @@ def operation_aborted() -> OSError:
 
 
 def charge_cpu(sim, ns: int) -> None:
-    """Charge ``ns`` of CPU time to the running thread when the CPU model is installed."""
-    charge = getattr(sim, "_cpu_charge", None)
-    if charge is None:
-        try:
-            from . import cpu as _cpu
-            charge = getattr(_cpu, "charge", None)
-        except ImportError:
-            charge = None
-        sim._cpu_charge = charge or False
-    if charge and ns > 0:
+    """Charge ``ns`` (> 0) of CPU time to the running thread; no charge for 0 (which would
+    count as progress: kernel/cpu.py, "Spinning")."""
+    if ns > 0:
         charge(sim, ns)
 
 
@@ -302,12 +297,7 @@ class SocketOps:
         if self._scheduled:
             return
         self._scheduled = True
-        env = self.sock._env
-        ev = simpy.Event(env)
-        ev._ok = True
-        ev._value = None
-        ev.callbacks.append(self._run)
-        env.schedule(ev)
+        call_later(self.sock._env, 0, self._run)
 
     def _run(self, _ev) -> None:
         self._scheduled = False

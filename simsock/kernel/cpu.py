@@ -67,9 +67,11 @@ from collections import deque
 from types import coroutine
 
 from simpy.core import Infinity
-from simpy.events import NORMAL, Event
+from simpy.events import Event
 
 from simsock.monitor import BinnedCounter, StepSeries
+
+from .events import call_later
 
 __all__ = ["charge", "checkpoint", "HostCpu", "Core", "BURST", "effective_slice_ns"]
 
@@ -339,11 +341,7 @@ class HostCpu:
                 at = slice_end if slice_end > now else now
         thread.token += 1
         thread.tick_at = at
-        ev = Event(env)
-        ev._ok = True
-        ev._value = None
-        ev.callbacks.append(lambda _ev, thread=thread, token=thread.token: self._tick(thread, token))
-        env.schedule(ev, NORMAL, at - now)
+        call_later(env, at - now, lambda _ev, thread=thread, token=thread.token: self._tick(thread, token))
 
     def _tick(self, thread, token: int) -> None:
         if token != thread.token:
@@ -368,8 +366,8 @@ class HostCpu:
         thread.nvcsw += 1
         self._release(thread, 0)
         then.callbacks.append(thread._wake)
-        if thread.port is not None:           # it stops running only now (iocp.py)
-            thread.port._thread_blocking(thread, then)
+        for observer in thread.observers:     # it stops running only now (thread.py)
+            observer.thread_blocking(thread, then)
 
     def _preempt(self, thread) -> None:
         """The running burst's slice is over and threads wait: to the back of the queue."""
@@ -410,11 +408,7 @@ class HostCpu:
                     self._arm(holder)
         if soonest is not None and (self._dispatch_at is None or soonest < self._dispatch_at):
             self._dispatch_at = soonest
-            ev = Event(env)
-            ev._ok = True
-            ev._value = None
-            ev.callbacks.append(lambda _ev, at=soonest: self._dispatch_event(at))
-            env.schedule(ev, NORMAL, soonest - now)
+            call_later(env, soonest - now, lambda _ev, at=soonest: self._dispatch_event(at))
 
     def _dispatch_event(self, at: int) -> None:
         if self._dispatch_at == at:

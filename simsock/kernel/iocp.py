@@ -57,6 +57,7 @@ from simsock.errors import os_error
 from simsock.trace import errno_of
 
 from . import completion
+from .addr import check_int
 from .completion import ACCEPT, CONNECT, RECV, SEND, CompletionSink, Operation, charge_cpu
 from .thread import wait_event
 from .wait import TIMED_OUT, arm_timeout
@@ -202,11 +203,13 @@ class CompletionPort(CompletionSink):
         return packet
 
     def _enter_get(self, thread) -> None:
-        """A thread calls get(): it is associated with this port and no longer active."""
-        previous = getattr(thread, "port", None)
-        if previous is not None and previous is not self:
-            previous._forget_thread(thread)
-        thread.port = self
+        """A thread calls get(): it is associated with this port (and no other) and no
+        longer active."""
+        for other in thread.observers:
+            if other is not self and isinstance(other, CompletionPort):
+                other._forget_thread(thread)
+        if self not in thread.observers:
+            thread.observers += (self,)
         if self._tstate.get(thread) == _ACTIVE:
             self.active -= 1
         self._tstate[thread] = _WAITING
@@ -246,15 +249,15 @@ class CompletionPort(CompletionSink):
             self._trace_completion("iocp.complete", op, [key, op.seq, op.nbytes, errno_of(op.error)])
         self._enqueue(Completion(key, op, op.nbytes, op.error))
 
-    # -- thread hooks (called by SimThread when an associated thread blocks or resumes) --
-    def _thread_blocking(self, thread, target) -> None:
+    # -- thread observer (SimThread calls these while the thread is associated) ------------
+    def thread_blocking(self, thread, target) -> None:
         if self._tstate.get(thread) != _ACTIVE or _is_cpu_work(thread, target):
             return
         self._tstate[thread] = _BLOCKED
         self.active -= 1
         self._wake_waiters()
 
-    def _thread_resuming(self, thread) -> None:
+    def thread_resuming(self, thread) -> None:
         """The thread's wait is over (SimThread._wake): it counts as running from now on,
         whether or not it has a core yet — Windows increments the port's count when the
         thread is readied, and preemption or waiting in the run queue does not decrement it."""
@@ -269,7 +272,7 @@ class CompletionPort(CompletionSink):
             self._tstate[thread] = _ACTIVE
             self.active += 1
 
-    def _thread_exited(self, thread) -> None:
+    def thread_exited(self, thread) -> None:
         self._forget_thread(thread)
 
     def _forget_thread(self, thread) -> None:
@@ -277,7 +280,7 @@ class CompletionPort(CompletionSink):
         if state == _ACTIVE:
             self.active -= 1
             self._wake_waiters()
-        thread.port = None
+        thread.observers = tuple(o for o in thread.observers if o is not self)
 
     # -- helpers ---------------------------------------------------------------------------
     @property
@@ -330,7 +333,9 @@ def _post(sock, call: str, args, kind: str, **kw) -> Operation:
 
 
 def recv_overlapped(sock, nbytes) -> Operation:
-    from .addr import check_int
+    """Post an overlapped receive of up to ``nbytes`` into a new buffer (WSARecv with an
+    OVERLAPPED); returns the operation. It completes with >= 1 byte, 0 at end of
+    stream, or an error, and its completion goes to the socket's completion port."""
     nbytes = check_int(nbytes)
     if nbytes < 1:
         raise ValueError(f"recv_overlapped needs a buffer of at least 1 byte, got nbytes={nbytes}")
@@ -339,7 +344,8 @@ def recv_overlapped(sock, nbytes) -> Operation:
 
 
 def recv_into_overlapped(sock, buffer, nbytes=0) -> Operation:
-    from .addr import check_int
+    """Like :meth:`recv_overlapped` into the caller's ``buffer``, which the operation
+    owns until it completes."""
     view = completion.check_buffer(buffer, "recv_into_overlapped")
     nbytes = check_int(nbytes)
     if nbytes < 0 or nbytes > len(view):
@@ -351,6 +357,8 @@ def recv_into_overlapped(sock, buffer, nbytes=0) -> Operation:
 
 
 def send_overlapped(sock, data) -> Operation:
+    """Post an overlapped send (WSASend): completes when all of ``data`` has been
+    accepted by the transport."""
     view = completion.check_data(data, "send_overlapped")
     # Windows (AFD) copies a WSASend's bytes into the socket's send buffer, as send() does,
     # unless the program set SO_SNDBUF to 0: then the transport sends from the caller's
@@ -361,8 +369,12 @@ def send_overlapped(sock, data) -> Operation:
 
 
 def accept_overlapped(sock) -> Operation:
+    """Post an overlapped accept (AcceptEx) on a listening socket; completes with
+    ``(socket, address)`` as its result."""
     return _post(sock, "accept_overlapped", [], ACCEPT)
 
 
 def connect_overlapped(sock, address) -> Operation:
+    """Post an overlapped connect (ConnectEx); completes when the connection is
+    established or has failed."""
     return _post(sock, "connect_overlapped", [address], CONNECT, address=address)

@@ -2,13 +2,15 @@
 
 ``k`` is per thread: ``k.thread`` is the calling thread's name, ``k.host`` the host's
 name, ``k.now`` the simulated time in seconds. Everything a program does to the OS goes
-through it: sockets, sleeping, spawning threads, and (with the notification work)
-select/poll/epoll and completion ports.
+through it: sockets, sleeping, spawning threads, select/poll/epoll, completion ports and
+io_uring. Each mechanism is one module and one method here.
 """
 
 from __future__ import annotations
 
 import errno
+import functools
+import inspect
 from heapq import heappush as _heappush
 
 from simpy.events import Timeout as _Timeout
@@ -17,18 +19,16 @@ from simsock import constants as C
 from simsock.errors import os_error
 from simsock.units import NS_PER_S, parse_time
 
+from . import select_poll
 from .addr import check_int, resolve
 from .cpu import run_debt
-from .thread import RUNNING, wait_event
+from .epoll import Epoll
+from .iocp import CompletionPort
+from .thread import RUNNING, ThreadHandle, thread_cpu_ns, wait_event
+from .uring import IoUring
 from .watchdog import SPAWN_WEIGHT, STEP_CALL_LIMIT, stop_thread
 
 _new_event = object.__new__
-
-
-def _cpu_ns(thread, now: int) -> int:
-    """CPU time of ``thread`` up to ``now`` (its committed time may extend past now)."""
-    ahead = thread.run_until - now
-    return thread.cpu_ns - ahead if ahead > 0 else thread.cpu_ns
 
 
 def wrong_kernel(k) -> RuntimeError:
@@ -45,6 +45,25 @@ def wrong_kernel(k) -> RuntimeError:
                             f"of another Simulation; each program must use the k it was given")
     return RuntimeError(f"the k of thread {owner.name!r} on host {owner.host.name!r} was used outside its program: "
                         f"k works only inside the thread it was given to, while the simulation runs")
+
+
+def on_own_thread(fn):
+    """Declare a method of the kernel handle: refused with :func:`wrong_kernel`'s error
+    unless called from the thread ``k`` was given to (plain or ``async``)."""
+    if inspect.iscoroutinefunction(fn):
+        @functools.wraps(fn)
+        async def guarded_call(self, *args, **kwargs):
+            if self._sim.current_thread is not self._thread:
+                raise wrong_kernel(self)
+            return await fn(self, *args, **kwargs)
+        return guarded_call
+
+    @functools.wraps(fn)
+    def guarded(self, *args, **kwargs):
+        if self._sim.current_thread is not self._thread:
+            raise wrong_kernel(self)
+        return fn(self, *args, **kwargs)
+    return guarded
 
 
 class Kernel:
@@ -78,6 +97,8 @@ class Kernel:
 
         The sleep starts once the CPU the thread has used so far is paid for (its CPU debt,
         kernel/cpu.py), so a thread that works then sleeps is away for work + sleep."""
+        # on_own_thread's check, inlined: one coroutine frame less per sleep (buys
+        # benchmarks/udp_blast.py, whose sender sleeps between datagrams)
         if self._sim.current_thread is not self._thread:
             raise wrong_kernel(self)
         if type(seconds) is float and 0.0 <= seconds < 1e9:     # fast path for the common case
@@ -100,12 +121,11 @@ class Kernel:
         _heappush(env._queue, (env._now + delay, 1, next(env._eid), ev))
         await wait_event(ev)
 
+    @on_own_thread
     async def compute(self, seconds) -> None:
         """Use the CPU for ``seconds`` (a number or a string such as "2ms") of application
         work: the thread holds a core that long (sharing it with others in time slices when
         there are more runnable threads than cores)."""
-        if self._sim.current_thread is not self._thread:
-            raise wrong_kernel(self)
         if type(seconds) is float and 0.0 <= seconds < 1e9:
             ns = int(round(seconds * NS_PER_S))
         else:
@@ -121,13 +141,12 @@ class Kernel:
     @property
     def cpu_time(self) -> float:
         """CPU time this thread has used so far, in seconds (what it ran on a core)."""
-        return _cpu_ns(self._thread, self._sim.env.now) / NS_PER_S
+        return thread_cpu_ns(self._thread, self._sim.env.now) / NS_PER_S
 
+    @on_own_thread
     def spawn(self, fn, *args, name: str | None = None):
         """Start ``fn(k, *args)`` as a new thread on the same host; returns a handle whose
         ``join()`` can be awaited for the program's return value."""
-        if self._sim.current_thread is not self._thread:
-            raise wrong_kernel(self)
         thread = self._thread
         thread.debt_ns += self._host.cpu.syscall_ns      # clone()
         thread.ops += SPAWN_WEIGHT
@@ -135,10 +154,9 @@ class Kernel:
             raise stop_thread(thread, "spawn")
         return ThreadHandle(self._host.spawn(fn, *args, name=name))
 
+    @on_own_thread
     def socket(self, family=C.AF_INET, type=C.SOCK_STREAM, proto=0):
         """A new socket, like ``socket.socket(family, type, proto)``."""
-        if self._sim.current_thread is not self._thread:
-            raise wrong_kernel(self)
         family = check_int(family)
         type = check_int(type)
         proto = check_int(proto)
@@ -169,58 +187,47 @@ class Kernel:
             sock._record("socket", (family, type, proto), sock, None)
         return sock
 
+    @on_own_thread
     def ioctl(self, sock, request, arg=None):
         """``fcntl.ioctl(sock, request, arg)`` for a socket: FIONREAD/SIOCINQ, SIOCOUTQ,
         SIOCOUTQNSD (names importable from simsock). With ``arg`` the result has fcntl's
         shape (a mutable buffer is filled and 0 returned; bytes give filled bytes back);
         without it, the value as an int."""
-        if self._sim.current_thread is not self._thread:
-            raise wrong_kernel(self)
         if not hasattr(sock, "_ioctl"):
             raise TypeError(f"ioctl() needs a simsock socket, not {type(sock).__name__}")
         return sock.ioctl(request) if arg is None else sock.ioctl(request, arg)
 
+    @on_own_thread
     def iocp(self, concurrency: int = 0):
         """A new I/O completion port (Windows' CreateIoCompletionPort): at most
         ``concurrency`` associated threads run at once (0 = the host's cores). See
         :mod:`simsock.kernel.iocp`."""
-        if self._sim.current_thread is not self._thread:
-            raise wrong_kernel(self)
-        from .iocp import CompletionPort
         port = CompletionPort(self._host, concurrency)
         port._trace("iocp", [concurrency], {"fd": port._fd, "concurrency": port.concurrency}, None)
         return port
 
+    @on_own_thread
     def io_uring(self, entries: int = 256):
         """A new io_uring instance with ``entries`` submission slots (rounded up to a
         power of two) and twice as many completion slots. See :mod:`simsock.kernel.uring`."""
-        if self._sim.current_thread is not self._thread:
-            raise wrong_kernel(self)
-        from .uring import IoUring
         return IoUring(self._host, entries)
 
+    @on_own_thread
     async def select(self, rlist, wlist, xlist, timeout=None):
         """``select.select``: the objects (or descriptor numbers) of the three lists that are
         readable, writable, exceptional; waits up to ``timeout`` seconds (None: forever).
-        See :mod:`simsock.kernel.notify`."""
-        if self._sim.current_thread is not self._thread:
-            raise wrong_kernel(self)
-        from .notify import select
-        return await select(self, rlist, wlist, xlist, timeout)
+        See :mod:`simsock.kernel.select_poll`."""
+        return await select_poll.select(self, rlist, wlist, xlist, timeout)
 
+    @on_own_thread
     def poll(self):
         """A new ``select.poll`` object: ``register``/``modify``/``unregister`` and
         ``await p.poll(timeout_ms)``."""
-        if self._sim.current_thread is not self._thread:
-            raise wrong_kernel(self)
-        from .notify import Poll
-        return Poll(self)
+        return select_poll.Poll(self)
 
+    @on_own_thread
     def epoll(self, sizehint=-1, flags=0):
         """A new epoll instance (``select.epoll``), a file of this host."""
-        if self._sim.current_thread is not self._thread:
-            raise wrong_kernel(self)
-        from .notify import Epoll
         ep = Epoll(self, sizehint, flags)
         self._thread.debt_ns += self._host.cpu.syscall_ns
         ep._trace("epoll", [], {"fd": ep._fd}, None)
@@ -239,54 +246,3 @@ class Kernel:
 
     def __repr__(self) -> str:
         return f"<Kernel host={self.host!r} thread={self.thread!r}>"
-
-
-class ThreadHandle:
-    """A spawned thread, as seen by the program that spawned it."""
-
-    __slots__ = ("_thread",)
-
-    def __init__(self, thread):
-        self._thread = thread
-
-    @property
-    def name(self) -> str:
-        return self._thread.name
-
-    @property
-    def alive(self) -> bool:
-        return self._thread.state not in ("exited", "failed")
-
-    @property
-    def cpu_time(self) -> float:
-        """CPU time the thread has used so far, in seconds."""
-        t = self._thread
-        return _cpu_ns(t, t.sim.env.now) / NS_PER_S
-
-    @property
-    def cpu_ns(self) -> int:
-        t = self._thread
-        return _cpu_ns(t, t.sim.env.now)
-
-    @property
-    def context_switches(self) -> dict:
-        """``{"voluntary": n, "involuntary": m}``, as Linux's /proc/PID/status counts them
-        (voluntary: it blocked; involuntary: it was preempted at the end of its slice)."""
-        return {"voluntary": self._thread.nvcsw, "involuntary": self._thread.nivcsw}
-
-    @property
-    def wakeups(self) -> int:
-        return self._thread.wakeups
-
-    async def join(self):
-        """Wait for the thread to finish; returns its program's return value."""
-        sim = self._thread.sim
-        caller = sim.current_thread
-        if caller is not None:
-            caller.debt_ns += caller.host.cpu.syscall_ns      # pthread_join: a futex wait
-            if self._thread.done.callbacks is None and caller.debt_ns >= sim.cpu_batch_ns:
-                await run_debt()
-        return await wait_event(self._thread.done)
-
-    def __repr__(self) -> str:
-        return f"<ThreadHandle {self._thread.name!r} ({self._thread.state})>"

@@ -17,151 +17,22 @@ real backend writes), when syscall tracing is on.
 from __future__ import annotations
 
 import errno
-import functools
-import inspect
 import struct
-from types import CoroutineType
 
 from simsock import constants as C
 from simsock.errors import os_error, timeout_error
 from simsock.trace import errno_of, freeze
 
+from . import iocp
 from .addr import check_int
-from .cpu import run_debt
-from .thread import RUNNING, foreign_use
-from .wait import TIMED_OUT, FileState, WaitQueue
-from .watchdog import STEP_CALL_LIMIT, stop_thread
+from .syscall import call_body, syscall, syscall_may_wait
+from .wait import AGAIN, SIG_CLOSE, TIMED_OUT, FileState, WaitQueue
+
+# AGAIN, syscall_may_wait: also imported from here by kernel/udp.py and kernel/tcp.py.
+__all__ = ["Socket", "AGAIN", "call_body", "syscall", "syscall_may_wait"]
 
 
 _SO_ZEROCOPY = 60       # asm-generic/socket.h
-
-def _returned_int(args, result) -> int:
-    return result if type(result) is int else 0
-
-
-def _returned_bytes(args, result) -> int:
-    if type(result) is tuple:
-        result = result[0]
-    return result if type(result) is int else len(result)
-
-
-def _argument_bytes(args, result) -> int:
-    return memoryview(args[0]).nbytes if args else 0
-
-
-#: Bytes a successful call copies between user and kernel memory (the CPU model charges them).
-_COPIED = {"send": _returned_int, "sendto": _returned_int, "sendall": _argument_bytes,
-           "recv": _returned_bytes, "recvfrom": _returned_bytes,
-           "recv_into": _returned_bytes, "recvfrom_into": _returned_bytes,
-           "sendmsg": _returned_int, "recvmsg": _returned_bytes, "recvmsg_into": _returned_bytes}
-
-
-def syscall(fn):
-    """Record each call of ``fn`` (plain or async) in the trace when it returns or raises,
-    and charge it to the calling thread's CPU (kernel/cpu.py): ``syscall_ns`` per call plus
-    ``copy_ps_per_byte`` per byte moved. An awaited call that leaves the thread's CPU debt at
-    the batch bound pays it before returning; a call that fails with EAGAIN counts as
-    spinning."""
-    name = fn.__name__
-    copied = _COPIED.get(name)
-    if inspect.iscoroutinefunction(fn):
-        return syscall_may_wait(fn)     # an async body returns its coroutine: awaited there
-    else:
-        @functools.wraps(fn)
-        def traced(self, *args, **kwargs):
-            thread = self._sim.current_thread
-            if thread is not None:
-                if thread.host is not self._host:
-                    raise foreign_use(self, self._host, thread)
-                thread.debt_ns += self._host.cpu.syscall_ns
-                thread.progress = True
-                thread.ops += 1
-                if thread.ops > STEP_CALL_LIMIT:
-                    raise stop_thread(thread, "call")
-            elif RUNNING.sim is not None and RUNNING.sim is not self._sim:
-                raise foreign_use(self, self._host, None)
-            try:
-                result = fn(self, *args, **kwargs)
-            except BaseException as exc:
-                if self._sim.trace.want_syscalls:
-                    self._record(name, args, None, exc)
-                raise
-            if self._sim.trace.want_syscalls:
-                self._record(name, args, result, None)
-            return result
-    return traced
-
-
-def syscall_may_wait(fn):
-    """:func:`syscall` for an awaitable call whose body is a *plain* function: the body
-    returns the result when the call completes at once, or the coroutine that finishes
-    it when it must wait (an ``async def`` body always does; :func:`syscall` uses this). The wrapper is an ``async def`` exactly as :func:`syscall` makes
-    for an ``async`` body (same trace records, CPU charges, foreign-use check, errors), but
-    a call that completes at once runs one coroutine frame instead of one per layer
-    (benchmarks/udp_blast.py)."""
-    name = fn.__name__
-    copied = _COPIED.get(name)
-    plain_record = not name.endswith("_into")     # Socket._record's common case applies
-
-    @functools.wraps(fn)
-    async def traced(self, *args, **kwargs):
-        sim = self._sim
-        thread = sim.current_thread
-        if thread is not None:
-            if thread.host is not self._host:
-                raise foreign_use(self, self._host, thread)
-            cpu = self._host.cpu
-            thread.debt_ns += cpu.syscall_ns     # entry: paid even if the call blocks
-            thread.ops += 1
-            if thread.ops > STEP_CALL_LIMIT:     # a loop that never lets time pass (watchdog.py)
-                raise stop_thread(thread, "call" if thread.progress else "eagain")
-        elif RUNNING.sim is not None and RUNNING.sim is not sim:
-            raise foreign_use(self, self._host, None)
-        try:
-            result = fn(self, *args, **kwargs)
-            if type(result) is CoroutineType:
-                result = await result
-        except Exception as exc:
-            if sim.trace.want_syscalls:
-                self._record(name, args, None, exc)
-            if thread is not None:
-                if type(exc) is not BlockingIOError:
-                    thread.progress = True
-                if thread.debt_ns >= sim.cpu_batch_ns:
-                    await run_debt()
-            raise
-        if sim.trace.want_syscalls:
-            if plain_record and not self._closed:
-                # Socket._record's common case, inlined (buys the trace-on cost of
-                # benchmarks/compare.py udp): the same record
-                sim.trace.syscall(sim.env._now, self._host.name, thread.name if thread is not None else "-", name,
-                                  self._fd, freeze(args), result if type(result) is int else freeze(result), None)
-            else:
-                self._record(name, args, result, None)
-        if thread is not None:
-            if copied is not None:
-                n = copied(args, result)
-                cpu.copied_bytes += n          # counted by the kernel, not by the program
-                thread.debt_ns += n * cpu.copy_ps // 1000
-            thread.progress = True
-            if thread.debt_ns >= sim.cpu_batch_ns:
-                await run_debt()
-        return result
-    return traced
-
-
-#: Returned by a protocol's attempt function when the call would block.
-AGAIN = object()
-
-
-async def call_body(method, sock, *args):
-    """Run the body of the traced socket call ``method`` (a class attribute made by
-    :func:`syscall`) without tracing or charging it: for a call made inside another one
-    (sendmsg is send on the gathered buffers), which is recorded once, under its own name."""
-    result = method.__wrapped__(sock, *args)
-    if type(result) is CoroutineType:
-        result = await result
-    return result
 
 
 def _gather(buffers) -> bytes:
@@ -260,6 +131,7 @@ class Socket:
         self._closed = False
         self._holders: list = []                 # threads in a blocking call on this socket (they hold the file)
         self._open_at_close: list = []           # of those, the ones still in it when close() came
+        self._close_recorded = False             # close() has its trace record (a second one is on fd -1)
         self._timeout_ns: int | None = None      # None = blocking, 0 = non-blocking
         self._reuseaddr = False
         self._reuseport = False
@@ -294,10 +166,10 @@ class Socket:
             # closed the socket, and close() itself, are on the descriptor they started with.
             if thread in self._open_at_close:
                 self._open_at_close.remove(thread)
-            elif call != "close" or getattr(self, "_close_traced", False):
+            elif call != "close" or self._close_recorded:
                 fd = -1
             if call == "close":
-                self._close_traced = True
+                self._close_recorded = True
         # freeze: arguments and results rendered when the trace is read (trace.py); an int
         # result and a call that did not fail need no call at all (buys the trace-on cost
         # of benchmarks/compare.py udp)
@@ -358,11 +230,9 @@ class Socket:
             result = attempt()
             if result is not AGAIN:
                 return result
-        # MSG_DONTWAIT makes only a blocking socket's call return EAGAIN: in timeout mode
-        # CPython polls (up to the timeout) before every call, flags or not (sock_call_ex).
-        timeout = self._timeout_ns
-        if timeout == 0 or (flags & C.MSG_DONTWAIT and timeout is None):
+        if self._nonblocking(flags):
             raise os_error(errno.EAGAIN)
+        timeout = self._timeout_ns
         deadline = None if not timeout else self._env._now + timeout      # self._deadline()
         ktimeo = None
         if timeout is None and (self._rcvtimeo_ns is not None or self._sndtimeo_ns is not None):
@@ -377,10 +247,7 @@ class Socket:
         try:
             while True:
                 woke = await queue.wait(deadline)
-                if self._closed and self._timeout_ns:
-                    # Closed by another thread while CPython's timeout mode was in poll():
-                    # poll reports the socket ready (or times out), then the call is made on
-                    # the descriptor that close() set to -1.
+                if self._closed_while_polled():
                     wanted = C.EPOLLIN if queue is self.read_wait else C.EPOLLOUT
                     if self._held_mask() & (wanted | C.EPOLLERR | C.EPOLLHUP):
                         raise os_error(errno.EBADF)
@@ -396,6 +263,19 @@ class Socket:
                     raise timeout_error()
         finally:
             self._unhold()
+
+    def _nonblocking(self, flags: int) -> bool:
+        """Whether a call that would block fails with EAGAIN instead of waiting: the socket
+        is non-blocking, or a blocking socket's call has MSG_DONTWAIT. In timeout mode CPython
+        polls (up to the timeout) before every call, flags or not (sock_call_ex)."""
+        timeout = self._timeout_ns
+        return timeout == 0 or bool(flags & C.MSG_DONTWAIT and timeout is None)
+
+    def _closed_while_polled(self) -> bool:
+        """Whether another thread closed the descriptor while a call in CPython's timeout
+        mode waited in poll(): poll then reports the socket ready (or times out), and the
+        call is made on the descriptor that close() set to -1 (EBADF)."""
+        return self._closed and bool(self._timeout_ns)
 
     def _hold(self) -> None:
         """The calling thread's call is about to block: it holds the file until :meth:`_unhold`."""
@@ -674,7 +554,6 @@ class Socket:
         """The last reference is gone: epoll instances drop their entries for this file
         (eventpoll_release in __fput); select/poll waiters are not woken by it."""
         if self.file_state.watchers:
-            from .wait import SIG_CLOSE
             self.file_state.notify(self, SIG_CLOSE)
 
     def detach(self) -> int:
@@ -687,36 +566,12 @@ class Socket:
         self.close()
 
     # -- overlapped I/O (completion ports: kernel/iocp.py, kernel/completion.py) ------------
-    def recv_overlapped(self, nbytes):
-        """Post an overlapped receive of up to ``nbytes`` into a new buffer (WSARecv with an
-        OVERLAPPED); returns the operation. It completes with >= 1 byte, 0 at end of
-        stream, or an error, and its completion goes to the socket's completion port."""
-        from .iocp import recv_overlapped
-        return recv_overlapped(self, nbytes)
-
-    def recv_into_overlapped(self, buffer, nbytes=0):
-        """Like :meth:`recv_overlapped` into the caller's ``buffer``, which the operation
-        owns until it completes."""
-        from .iocp import recv_into_overlapped
-        return recv_into_overlapped(self, buffer, nbytes)
-
-    def send_overlapped(self, data):
-        """Post an overlapped send (WSASend): completes when all of ``data`` has been
-        accepted by the transport; no user-to-kernel copy (the pages are pinned)."""
-        from .iocp import send_overlapped
-        return send_overlapped(self, data)
-
-    def accept_overlapped(self):
-        """Post an overlapped accept (AcceptEx) on a listening socket; completes with
-        ``(socket, address)`` as its result."""
-        from .iocp import accept_overlapped
-        return accept_overlapped(self)
-
-    def connect_overlapped(self, address):
-        """Post an overlapped connect (ConnectEx); completes when the connection is
-        established or has failed."""
-        from .iocp import connect_overlapped
-        return connect_overlapped(self, address)
+    # The posting calls are iocp.py's functions of the socket, as methods.
+    recv_overlapped = iocp.recv_overlapped
+    recv_into_overlapped = iocp.recv_into_overlapped
+    send_overlapped = iocp.send_overlapped
+    accept_overlapped = iocp.accept_overlapped
+    connect_overlapped = iocp.connect_overlapped
 
     def _overlapped_attempt(self, op):
         raise OSError(errno.EOPNOTSUPP, f"overlapped I/O is not modelled for {type(self).__name__}")

@@ -19,11 +19,11 @@ from __future__ import annotations
 from types import coroutine
 
 import simpy
-from simpy.events import PENDING
 
 from simsock.errors import SimulationError
+from simsock.units import NS_PER_S
 
-from .cpu import BURST
+from .cpu import BURST, run_debt
 from .watchdog import STEP_CALL_LIMIT, MissingAwait, ZeroTimeLoop, stop_suspended
 
 
@@ -105,11 +105,17 @@ def _with_hint(exc: BaseException) -> BaseException:
     return new
 
 
+def thread_cpu_ns(thread, now: int) -> int:
+    """CPU time of ``thread`` up to ``now`` (its committed time may extend past now)."""
+    ahead = thread.run_until - now
+    return thread.cpu_ns - ahead if ahead > 0 else thread.cpu_ns
+
+
 class SimThread:
     """One simulated thread running one program coroutine on a host."""
 
     __slots__ = ("sim", "host", "name", "coro", "done", "result", "state", "tid", "_started_ns", "cpu_ns",
-                 "port", "debt_ns", "progress", "core", "last_core", "ready_at", "run_until", "token", "tick_at",
+                 "observers", "debt_ns", "progress", "core", "last_core", "ready_at", "run_until", "token", "tick_at",
                  "then", "cont", "nvcsw", "nivcsw", "wakeups", "bursts", "spun_ns", "ops", "fault", "__weakref__")
 
     def __init__(self, sim, host, name: str, coro, tid: int):
@@ -123,7 +129,10 @@ class SimThread:
         self.state = "new"                   # new -> running -> blocked <-> running -> exited
         self._started_ns = None
         self.cpu_ns = 0
-        self.port = None                     # the completion port this thread last waited on (iocp.py)
+        #: Mechanisms told when the thread blocks, resumes and exits (a completion port
+        #: counts its running threads: iocp.py): each has ``thread_blocking(thread, target)``,
+        #: ``thread_resuming(thread)`` and ``thread_exited(thread)``. A tuple, replaced on change.
+        self.observers = ()
         # CPU model (kernel/cpu.py): debt not yet run on a core, scheduling state, counters.
         self.debt_ns = 0
         self.progress = False                # a call since the last burst/block did something
@@ -147,8 +156,7 @@ class SimThread:
     def cpu_time(self) -> float:
         """CPU time the thread has used so far, in seconds (as ``ThreadHandle.cpu_time``:
         ``host.spawn`` returns the thread itself, ``k.spawn`` a handle)."""
-        ahead = self.run_until - self.sim.env.now
-        return (self.cpu_ns - ahead if ahead > 0 else self.cpu_ns) / 1e9
+        return thread_cpu_ns(self, self.sim.env.now) / 1e9
 
     @property
     def context_switches(self) -> dict:
@@ -158,7 +166,6 @@ class SimThread:
     async def join(self):
         """Wait (inside another program) for this thread to finish; returns its program's
         return value — as ``ThreadHandle.join`` for a thread started with ``k.spawn``."""
-        from .kernel import ThreadHandle
         return await ThreadHandle(self).join()
 
     @property
@@ -176,10 +183,11 @@ class SimThread:
         """What the thread waited for happened: run it on a core (kernel/cpu.py) once the
         debt it paid when it blocked is over."""
         env = self.sim.env
-        if self.port is not None:
-            # The wait is over: from now the thread is runnable, and a completion port
-            # counts it as running even while it waits for a core (iocp.py).
-            self.port._thread_resuming(self)
+        if self.observers:
+            # The wait is over: from now the thread is runnable (a completion port counts it
+            # as running even while it waits for a core: iocp.py).
+            for observer in self.observers:
+                observer.thread_resuming(self)
         if self.ready_at > env._now:
             later = env.timeout(self.ready_at - env._now)
             later.callbacks.append(lambda _ev, event=event: self._wake(event))
@@ -245,10 +253,11 @@ class SimThread:
                     self.ops += 1
                     continue
                 self.host.cpu.block(self, target)
-                if self.port is not None and self.state == "blocked":
-                    # A completion port counts its running threads. A thread that first runs
-                    # a burst for its debt (cpu.py) blocks at the burst's end: cpu._tick.
-                    self.port._thread_blocking(self, target)
+                if self.observers and self.state == "blocked":
+                    # A thread that first runs a burst for its debt (cpu.py) blocks at the
+                    # burst's end: HostCpu._tick tells the observers then.
+                    for observer in self.observers:
+                        observer.thread_blocking(self, target)
                 return
         finally:
             sim.current_thread = previous
@@ -256,14 +265,65 @@ class SimThread:
     def _exit(self, value) -> None:
         self.state = "exited"
         self.result = value
-        if self.port is not None:
-            self.port._thread_exited(self)
+        for observer in self.observers:
+            observer.thread_exited(self)
         self.host._thread_exited(self)
         self.host.cpu.exited(self)
         self.done.succeed(value)
 
     def __repr__(self) -> str:
         return f"<SimThread {self.name!r} on {self.host.name!r} ({self.state})>"
+
+
+class ThreadHandle:
+    """A spawned thread, as seen by the program that spawned it."""
+
+    __slots__ = ("_thread",)
+
+    def __init__(self, thread):
+        self._thread = thread
+
+    @property
+    def name(self) -> str:
+        return self._thread.name
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.state not in ("exited", "failed")
+
+    @property
+    def cpu_time(self) -> float:
+        """CPU time the thread has used so far, in seconds."""
+        t = self._thread
+        return thread_cpu_ns(t, t.sim.env.now) / NS_PER_S
+
+    @property
+    def cpu_ns(self) -> int:
+        t = self._thread
+        return thread_cpu_ns(t, t.sim.env.now)
+
+    @property
+    def context_switches(self) -> dict:
+        """``{"voluntary": n, "involuntary": m}``, as Linux's /proc/PID/status counts them
+        (voluntary: it blocked; involuntary: it was preempted at the end of its slice)."""
+        return {"voluntary": self._thread.nvcsw, "involuntary": self._thread.nivcsw}
+
+    @property
+    def wakeups(self) -> int:
+        return self._thread.wakeups
+
+    async def join(self):
+        """Wait for the thread to finish; returns its program's return value."""
+        sim = self._thread.sim
+        caller = sim.current_thread
+        if caller is not None:
+            caller.debt_ns += caller.host.cpu.syscall_ns      # pthread_join: a futex wait
+            if self._thread.done.callbacks is None and caller.debt_ns >= sim.cpu_batch_ns:
+                await run_debt()
+        return await wait_event(self._thread.done)
+
+    def __repr__(self) -> str:
+        return f"<ThreadHandle {self._thread.name!r} ({self._thread.state})>"
 
 
 def failure_error(failed: ThreadFailed) -> SimulationError:

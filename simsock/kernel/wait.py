@@ -14,10 +14,9 @@ arrivals rather than state, such as edge-triggered epoll.
 
 from __future__ import annotations
 
-from heapq import heappush
-
 import simpy
 
+from .events import succeed_later
 from .thread import wait_event
 
 _Event = simpy.Event
@@ -25,6 +24,11 @@ _new_event = object.__new__
 
 #: Value an expired wait resumes with.
 TIMED_OUT = object()
+
+#: Returned by a protocol's attempt function when the call would block (kernel/socket.py:
+#: a sentinel, not an exception, because an exception per blocked call is the most
+#: expensive thing on that path).
+AGAIN = object()
 
 # Edge signals (what happened), passed to watchers alongside the file's current mask.
 SIG_IN = 0x1        # new data / connection / datagram arrived
@@ -81,7 +85,7 @@ class WaitQueue:
         for ev in waiters:
             if not ev.triggered:
                 if delay:
-                    _wake_later(self.env, ev, delay)
+                    succeed_later(self.env, ev, delay)
                 else:
                     ev.succeed(None)
 
@@ -92,7 +96,7 @@ class WaitQueue:
             ev = waiters.pop(0)
             if not ev.triggered:
                 if self.wake_delay_ns:
-                    _wake_later(self.env, ev, self.wake_delay_ns)
+                    succeed_later(self.env, ev, self.wake_delay_ns)
                 else:
                     ev.succeed(None)
                 return True
@@ -100,14 +104,6 @@ class WaitQueue:
 
     def __len__(self) -> int:
         return sum(1 for w in self._waiters if not w.triggered)
-
-
-def _wake_later(env: simpy.Environment, ev: simpy.Event, delay: int) -> None:
-    """Trigger ``ev`` (value None) ``delay`` ns from now: ``ev.succeed`` with a delay. The
-    event counts as triggered at once, so a timeout racing with it sees it taken."""
-    ev._ok = True
-    ev._value = None
-    heappush(env._queue, (env._now + delay, 1, next(env._eid), ev))     # env.schedule(ev, 1, delay)
 
 
 class FileState:

@@ -18,12 +18,11 @@ from __future__ import annotations
 from collections import deque
 from heapq import heappush as _heappush
 
-import simpy
+from simpy.events import NORMAL, Event as _Event
 
+from simsock.kernel.events import call_later
 from simsock.units import NS_PER_S
 
-
-_Event = simpy.Event
 _new_event = object.__new__
 
 
@@ -148,17 +147,7 @@ class Channel:
             else:
                 self.monitor.offer(now, pkt.size)
         if not self.eager:
-            pkt.enqueued_at = now
-            qdisc = self.qdisc
-            if not qdisc.enqueue(pkt, now):
-                return None
-            if trace.want_packets:
-                trace.packet(now, self.name, "enqueue", pkt)
-            if self.monitor is not None:
-                self.monitor(now, len(qdisc), qdisc.bytes)
-            if not self._transmitting:
-                self._start_next(now)
-            return self._estimate_tx_end(now)
+            return self._enqueue(pkt, now)
         # eager FIFO drop-tail
         waiting = self._waiting
         if waiting and waiting[0][0] <= now:
@@ -193,6 +182,21 @@ class Channel:
         self._schedule_arrival(pkt, end + self.delay_ns)
         return end
 
+    def _enqueue(self, pkt, now: int) -> int | None:
+        """``send`` for a queue discipline that decides at dequeue time (event-driven mode)."""
+        pkt.enqueued_at = now
+        qdisc = self.qdisc
+        if not qdisc.enqueue(pkt, now):
+            return None
+        trace = self.sim.trace
+        if trace.want_packets:
+            trace.packet(now, self.name, "enqueue", pkt)
+        if self.monitor is not None:
+            self.monitor(now, len(qdisc), qdisc.bytes)
+        if not self._transmitting:
+            self._start_next(now)
+        return self._estimate_tx_end(now)
+
     def _estimate_tx_end(self, now: int) -> int:
         # Event-driven queues decide at dequeue; the sender's memory is released at the
         # estimated end assuming FIFO service of what is queued now. A shaper (TBF) knows
@@ -216,7 +220,8 @@ class Channel:
                 at = self._last_arrival
             self._last_arrival = at
         env = self.env
-        # simpy.Event(env) succeeded with pkt and env.schedule(ev, 1, at - now), inlined
+        # call_later(env, at - now, self._arrive, pkt), inlined: one per packet (buys
+        # benchmarks/udp_blast.py and tcp_bulk.py)
         ev = _new_event(_Event)
         ev.env = env
         ev.callbacks = [self._arrive]
@@ -224,7 +229,7 @@ class Channel:
         ev._value = pkt
         self.in_flight += 1
         self.sim.in_flight += 1
-        _heappush(env._queue, (at, 1, next(env._eid), ev))
+        _heappush(env._queue, (at, NORMAL, next(env._eid), ev))
 
     def _arrive(self, ev) -> None:
         pkt = ev._value
@@ -258,11 +263,7 @@ class Channel:
             # cannot go first (FIFO), so the channel stays "transmitting" until the watchdog.
             at = getattr(qdisc, "watchdog_ns", None)
             if at is not None and len(qdisc):
-                ev = simpy.Event(self.env)
-                ev._ok = True
-                ev._value = None
-                ev.callbacks.append(self._watchdog)
-                self.env.schedule(ev, 1, max(at - now, 0))
+                call_later(self.env, max(at - now, 0), self._watchdog)
                 self._transmitting = True
                 return
             self._transmitting = False
@@ -275,11 +276,7 @@ class Channel:
         self.tx_bytes += pkt.size
         if mon is not None:
             mon.transmit(now, now + tx, pkt.size)
-        ev = simpy.Event(self.env)
-        ev._ok = True
-        ev._value = pkt
-        ev.callbacks.append(self._tx_done)
-        self.env.schedule(ev, 1, tx)
+        call_later(self.env, tx, self._tx_done, pkt)
 
     def _watchdog(self, ev) -> None:
         self._start_next(self.env.now)

@@ -44,9 +44,8 @@ non-zero delay costs one event per packet.
 
 from __future__ import annotations
 
-import simpy
-
 from simsock.host import Host, Node
+from simsock.kernel.events import call_later
 from simsock.net.packet import PROTO_ICMP, PROTO_TCP, PROTO_UDP, IcmpError, Packet
 from simsock.tcp.listener import reset_for
 
@@ -129,12 +128,8 @@ class Router(Node):
         pkt.ttl -= 1
         self.forwarded += 1
         if self.processing_delay:
-            ev = simpy.Event(self.sim.env)
-            ev._ok = True
-            ev._value = (pkt, out)
-            ev.callbacks.append(self._processed)
             self.sim.in_flight += 1
-            self.sim.env.schedule(ev, 1, self.processing_delay)
+            call_later(self.sim.env, self.processing_delay, self._processed, (pkt, out))
             return
         out.send(pkt)
 

@@ -106,7 +106,7 @@ def _instrument(port, rec, concurrency, strict):
     threads, the concurrency limit at every release (and at every resume when no thread
     ever blocks elsewhere)."""
     entered = []                     # threads waiting in get, in the order they started waiting
-    enter, release, resuming = port._enter_get, port._release, port._thread_resuming
+    enter, release, resuming = port._enter_get, port._release, port.thread_resuming
 
     def _enter_get(thread):
         enter(thread)
@@ -126,7 +126,7 @@ def _instrument(port, rec, concurrency, strict):
         if strict and port.active > concurrency:
             rec["violations"].append(f"{port.active} active > {concurrency} with no thread blocked elsewhere")
 
-    port._enter_get, port._release, port._thread_resuming = _enter_get, _release, _thread_resuming
+    port._enter_get, port._release, port.thread_resuming = _enter_get, _release, _thread_resuming
 
 
 @SETTINGS
