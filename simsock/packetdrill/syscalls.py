@@ -16,6 +16,7 @@ import errno as E
 
 from simsock import TcpSocket
 from simsock.errors import os_error
+from simsock.tcp.connection import SEND_SHUTDOWN
 
 from .result import Mismatch, Unsupported
 from .script import Expr, SyscallSpec, expr_text
@@ -236,7 +237,7 @@ async def _ioctl(runner, k, sc, box):
 def _can_send(sock) -> bool:
     conn = sock.conn
     return conn is not None and sock.listener is None and conn.state in ("ESTABLISHED", "CLOSE_WAIT") \
-        and not conn.sk_err and not conn.shutdown_flags & 2
+        and not conn.sk_err and not conn.shutdown_flags & SEND_SHUTDOWN
 
 
 #: send flags the simulated socket implements; any other fails the script, named
