@@ -1,15 +1,18 @@
 """Linux's packetdrill scripts, run against a simulated Linux host.
 
 ``run_script(path)`` parses a packetdrill script (:mod:`.script`, from packetdrill's own
-grammar), applies its setup lines (:mod:`.setup`: the sysctls it sets), and runs it
-(:mod:`.runner`): ``<`` packets are injected at their times on the host's tun-like device,
-``>`` packets are captured and matched, system calls are made on the simulated socket API
-and their results compared, ``%{ }%`` assertions are checked against ``tcp_info``
-(:mod:`.code`). The result is PASS, or the first mismatch with its script line and
-simulated time. ``simsock packetdrill SCRIPT...`` is the command-line form.
+grammar), reads its options (:mod:`.config`) and setup lines (:mod:`.setup`: the sysctls it
+sets), builds the host and its tun-like device (:mod:`.world`) and runs the script
+(:mod:`.runner`): ``<`` packets are injected at their times and ``>`` packets captured and
+matched (:mod:`.packets`), system calls are made on the simulated socket API and their
+results compared (:mod:`.syscalls`), ``%{ }%`` assertions are checked against ``tcp_info``
+(:mod:`.code`). The :class:`Result` (:mod:`.result`) is PASS, or the first mismatch with its
+script line and simulated time. ``simsock packetdrill SCRIPT...`` is the command-line form.
 """
 
-from .runner import Config, Result, Runner, run_script
+from .config import Config
+from .result import Result
+from .runner import Runner, run_script
 from .script import ScriptError, parse, parse_file
 
 __all__ = ["Config", "Result", "Runner", "ScriptError", "parse", "parse_file", "run_script", "run_scripts"]

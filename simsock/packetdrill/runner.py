@@ -1,15 +1,15 @@
 """Running a packetdrill script against one simulated Linux host.
 
-The world is what packetdrill builds with its tun device: one host (``--local_ip``,
-192.168.0.1 by default) whose route to the script's remote address (``--remote_ip``,
-192.0.2.1) is a *device* with no queue and no delay. ``<`` packets are handed to the host
-at their script times as if they arrived on that device; everything the host sends there is
-captured, in order, with its time, and each ``>`` line takes the next captured packets and
-matches them with packetdrill's rules (run_packet.c): addresses and ports of the script's
-socket, flags, sequence numbers relative to the initial sequence numbers, ack, window (when
-the script gives one), TCP options in order (``<...>`` skips them), and payload length —
-consecutive captured packets of one flow are aggregated until they reach the expected
-length, as packetdrill does for segmentation offload unless ``--strict_segments``.
+The world (:mod:`.world`) is what packetdrill builds with its tun device: one host whose
+route to the script's remote address is a device with no queue and no delay. ``<`` packets
+are handed to the host at their script times as if they arrived on that device; everything
+the host sends there is captured, in order, with its time, and each ``>`` line takes the
+next captured packets and matches them with packetdrill's rules (run_packet.c, in
+:mod:`.packets`): addresses and ports of the script's socket, flags, sequence numbers
+relative to the initial sequence numbers, ack, window (when the script gives one), TCP
+options in order (``<...>`` skips them), and payload length — consecutive captured packets
+of one flow are aggregated until they reach the expected length, as packetdrill does for
+segmentation offload unless ``--strict_segments``.
 
 Timing follows run.c: a ``+t`` event is relative to when the previous event finished
 (consecutive inbound packets to the previous one's script time); an event is late or
@@ -19,11 +19,11 @@ end time (``+0...0.3 read(...)``) runs in a thread of its own while the script c
 and must return by its end time; other calls run on the script's thread, so a call that
 blocks holds the script as it holds packetdrill.
 
-System calls take the socket API's shape: file descriptors are the script's numbers mapped to
-the simulated objects, ``...`` buffers are zeros, ``...`` addresses are the script's
-(bind to the local address and ``--bind_port`` 8080, connect to the remote address and
-``--connect_port`` 8080), and results are compared as the C call would return them (``-1``
-with an errno name when the call raises).
+System calls (:mod:`.syscalls`) take the socket API's shape: file descriptors are the
+script's numbers mapped to the simulated objects, ``...`` buffers are zeros, ``...``
+addresses are the script's (bind to the local address and ``--bind_port`` 8080, connect to
+the remote address and ``--connect_port`` 8080), and results are compared as the C call
+would return them (``-1`` with an errno name when the call raises).
 """
 
 from __future__ import annotations
@@ -31,115 +31,30 @@ from __future__ import annotations
 import dataclasses
 import errno as E
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import simpy
 
+from simsock import TcpSocket
 from simsock.net.packet import PROTO_TCP, Packet
-from simsock.tcp.segment import ACK, CWR, ECE, FIN, PSH, RST, SYN, Segment
+from simsock.tcp.info import tcp_info
 
 from . import setup as _setup
-from .script import (
-    Event,
-    PacketSpec,
-    Script,
-    ScriptError,
-    SyscallSpec,
-    expr_text,
-    parse_file,
-)
+from . import world
+from .code import evaluate
+from .config import Config, apply_options
+from .packets import US, Flow, check_tcp_line, fragment_mismatch
+from .result import Mismatch, Result, Unsupported
+from .script import Event, Script, ScriptError, expr_text, parse_file
+from .syscalls import dispatch
 
-US = 1000               # ns per microsecond
-MASK = 0xFFFFFFFF
+_CALL_HOLD_NS = 10_000_000_000     # how long a call without an end time may block the script
+_IDLE_WAIT_NS = 1_000_000_000      # syscalls_free: a blocking call's time to finish
 
 
-class Unsupported(Exception):
-    """A construct of the language that the interpreter does not run (named)."""
-
-
-class Mismatch(Exception):
-    """The first difference between the script and the simulated host."""
-
-    def __init__(self, line: int, message: str, now_ns: int):
-        super().__init__(message)
-        self.line, self.message, self.now_ns = line, message, now_ns
-
-
-@dataclass
-class Result:
-    path: str
-    passed: bool
-    message: str = ""          # the first mismatch, with line and simulated time
-    line: int | None = None
-    sim_time: float | None = None
-    notes: list[str] = field(default_factory=list)
-
-    def summary(self) -> str:
-        if self.passed:
-            return f"PASS {self.path}"
-        return f"FAIL {self.path}\n  {self.message}"
-
-
-@dataclass
-class Config:
-    tolerance_usecs: int = 4000
-    tolerance_percent: float = 12.5
-    strict: bool = False            # zero timing tolerance
-    strict_segments: bool = False   # no aggregation of captured packets
-    local_ip: str = "192.168.0.1"
-    remote_ip: str = "192.0.2.1"
-    bind_port: int = 8080
-    connect_port: int = 8080
-    tcp_ts_tick_usecs: int = 0
-    mtu: int = 1500
-    ip_version: str = "ipv4"
-
-
-_KNOWN_OPTIONS = {"tolerance_usecs", "tolerance_percent", "local_ip", "remote_ip", "bind_port",
-                  "connect_port", "tcp_ts_tick_usecs", "mtu", "ip_version", "strict_segments"}
-
-
-def _apply_options(cfg: Config, options: dict) -> None:
-    for name, value in options.items():
-        if name not in _KNOWN_OPTIONS:
-            raise Unsupported(f"option --{name}")
-        if name == "ip_version":
-            if value != "ipv4":
-                raise Unsupported(f"--ip_version={value} (only ipv4 is modelled)")
-            continue
-        if name == "strict_segments":
-            cfg.strict_segments = True
-            continue
-        if value is None:
-            raise Unsupported(f"option --{name} without a value")
-        if name in ("local_ip", "remote_ip"):
-            setattr(cfg, name, value)
-        elif name == "tolerance_percent":
-            cfg.tolerance_percent = float(value)
-        else:
-            setattr(cfg, name, int(value, 0))
-
-
-# ----------------------------------------------------------------------------- device
-class Device:
-    """The tun device: what the host sends to the remote address is captured here."""
-
-    def __init__(self, env, mtu: int):
-        self.env = env
-        self.mtu = mtu
-        self.name = "tun0"
-        self.captured: list[tuple[int, Packet]] = []
-        self.rate_bps = None
-        self.delay_ns = 0
-        self.tso = True         # segmentation offload: TCP hands it TSO bursts (simsock.tcp.gso)
-
-    def send(self, pkt: Packet) -> int:
-        self.captured.append((self.env._now, pkt))
-        return self.env._now
-
-
-# ----------------------------------------------------------------------------- the run
 class _Box:
+    """What a system call's thread leaves for the script: its value or errno, or the
+    exception it raised, its end time, and checks of its output arguments."""
     __slots__ = ("done", "end_ns", "err", "exc", "out", "value")
 
     def __init__(self):
@@ -153,9 +68,9 @@ class _Box:
 
 @dataclass
 class _Blocking:
+    """A call with an end time, running while the script goes on."""
     event: Event
     box: _Box
-    start_ns: int
 
 
 class Runner:
@@ -163,82 +78,13 @@ class Runner:
         self.script = script
         self.cfg = config or Config()
         self.notes: list[str] = []
-        self.settings: dict = {}
-
-    # -- world
-    def _build(self) -> None:
-        from simsock import Simulation
-        from simsock.profiles import without_cpu_costs
-        prof = without_cpu_costs("linux")
-        st = self.settings
-        repl = {}
-        for name in ("tcp_rmem", "tcp_wmem"):
-            if name in st:
-                if len(st[name]) != 3:
-                    raise _setup.SetupError(f"sysctl {name} needs three numbers")
-                repl[name] = tuple(st[name])
-        for name in ("tcp_sack", "tcp_dsack"):
-            if name in st:
-                repl[name] = bool(st[name])
-        for name in ("tcp_recovery", "tcp_early_retrans"):
-            if name in st:
-                repl[name] = st[name]
-        for name in ("tcp_syncookies", "tcp_congestion_control"):
-            if name in st and hasattr(prof, name):
-                repl[name] = st[name]
-        prof = dataclasses.replace(prof, name="linux+packetdrill", **repl)
-        sim = self.sim = Simulation(seed=1, profile=prof, trace=False)
-        host = self.host = sim.add_host("local")
-        sim._addresses.pop(host.address, None)
-        host.address = self.cfg.local_ip
-        sim._addresses[host.address] = host
-        self.env = sim.env
-        self.device = Device(sim.env, self.cfg.mtu)
-        cache = host._route_cache
-        real_route = host.route
-
-        def route(dst, _real=real_route):
-            if dst == self.cfg.remote_ip or not host.owns(dst):
-                return (self.device, self.cfg.mtu, host.address)
-            return _real(dst)
-        host.route = route
-        del cache
-        stack = host.tcp
-        if "tcp_congestion_control" in st:
-            from simsock.tcp import cc as cc_registry
-            try:
-                cc_registry.get(st["tcp_congestion_control"])
-            except OSError:
-                raise _setup.SetupError(f"sysctl tcp_congestion_control={st['tcp_congestion_control']}: "
-                                        f"no such congestion control in the model") from None
-            stack.default_congestion = st["tcp_congestion_control"]
-        if "tcp_fastopen" in st:
-            stack.fastopen = st["tcp_fastopen"]
-        orig = stack.config_for
-        settings = st
-
-        def config_for(sock, remote_ip, _orig=orig):
-            cfg = _orig(sock, remote_ip)
-            if "tcp_timestamps" in settings:
-                cfg.timestamps = bool(settings["tcp_timestamps"])
-            if "tcp_syn_retries" in settings:
-                cfg.syn_retries = settings["tcp_syn_retries"]
-            if "tcp_synack_retries" in settings:
-                cfg.synack_retries = settings["tcp_synack_retries"]
-            extra = getattr(cfg, "extra", None)
-            if isinstance(extra, dict):
-                extra["sysctls"] = settings
-            for name, attr in (("tcp_notsent_lowat", "notsent_lowat"), ("tcp_ecn", "ecn"),
-                               ("tcp_slow_start_after_idle", "slow_start_after_idle"),
-                               ("tcp_min_tso_segs", "min_tso_segs"),
-                               ("tcp_tso_win_divisor", "tso_win_divisor"),
-                               ("tcp_syncookies", "syncookies"),
-                               ("tcp_pacing_ss_ratio", "pacing_ss_ratio"),
-                               ("tcp_pacing_ca_ratio", "pacing_ca_ratio")):
-                if name in settings and hasattr(cfg, attr):
-                    setattr(cfg, attr, settings[name])
-            return cfg
-        stack.config_for = config_for
+        self.settings: dict = {}          # the sysctls the setup lines set
+        self.sim = self.host = self.env = self.device = None
+        self.flow: Flow | None = None
+        self.fds: dict[int, object] = {}  # the script's descriptors -> simulated objects
+        self.epoll_data: dict = {}        # (epoll id, fd) -> the script's epoll_event data
+        self.blocking: _Blocking | None = None
+        self.captured_pos = 0             # the device's next captured packet to match
 
     # -- time
     def _now_us(self) -> int:
@@ -288,7 +134,7 @@ class Runner:
     def run(self) -> Result:
         path = self.script.path
         try:
-            _apply_options(self.cfg, self.script.options)
+            apply_options(self.cfg, self.script.options)
             script_dir = os.path.dirname(os.path.abspath(path))
             if self.script.init_command:
                 _setup.run_commands(self.script.init_command, script_dir, self.settings, self.notes)
@@ -297,7 +143,8 @@ class Runner:
                     _setup.run_commands(ev.command, script_dir, self.settings, self.notes)
             if self.script.cleanup_command:
                 _setup.run_commands(self.script.cleanup_command, script_dir, self.settings, self.notes)
-            self._build()
+            self.sim, self.host, self.device = world.build(self.cfg, self.settings)
+            self.env = self.sim.env
             self._execute()
         except Mismatch as m:
             return Result(path, False, f"line {m.line}: {m.message} (simulated time {m.now_ns / 1e9:.6f} s)",
@@ -306,45 +153,19 @@ class Runner:
             return Result(path, False, f"unsupported: {u}", None, None, self.notes)
         except _setup.SetupError as s:
             return Result(path, False, f"setup: {s}", None, None, self.notes)
-        return Result(path, True, "", None, getattr(self, "env", None) and self.env._now / 1e9, self.notes)
+        return Result(path, True, "", None, self.env._now / 1e9, self.notes)
 
     def _execute(self) -> None:
         events = self.script.events
         if events[0].time_type not in ("absolute", "absolute_range") or events[0].time_us != 0:
             if not (events[0].time_type == "relative" and events[0].time_us == 0):
                 raise Mismatch(events[0].line, "first event should be at time 0", 0)
-        # socket state, script space
-        self.fds: dict[int, object] = {}
-        self.sock_state = None           # the script's TCP socket (see _Conn)
-        self.blocking: _Blocking | None = None
-        self.captured_pos = 0
-        self.ts_map: dict[int, int] = {}
-        self.first_ts: tuple[int, int] | None = None
-        self.local_isn: int | None = None
-        self.remote_isn = 0
-        self.remote_port = 0
-        self.local_port = self.cfg.bind_port
-        self.closed: list = []
-        self.epoll_data: dict = {}
+        self.flow = Flow(self.cfg)
         last: Event | None = None
         last_script_us: int | None = None
         for ev in events:
-            self.event = ev
-            # adjust_relative_event_times
             if ev.time_type in ("relative", "relative_range", "any"):
-                if (last is not None and last.kind == "packet" and last.packet.direction == "<"
-                        and ev.kind == "packet" and ev.packet.direction == "<"):
-                    offset = last.time_us
-                else:
-                    offset = self._now_us()
-                ev.offset_us = offset
-                ev.time_us += offset
-                if ev.time_type == "relative_range":
-                    ev.time_end_us += offset
-                if ev.time_type == "relative" and ev.kind == "syscall" and ev.syscall.end_us is not None:
-                    ev.syscall.end_us += offset
-            elif ev.kind == "syscall" and ev.syscall.end_us is not None:
-                pass    # absolute end time
+                self._adjust_relative_time(ev, last)
             if (last is not None and ev.time_type in ("absolute", "absolute_range")
                     and last.time_type in ("absolute", "absolute_range") and ev.time_us < last.time_us):
                 raise Mismatch(ev.line, f"time goes backward in script from {last.time_us} usec to "
@@ -366,9 +187,22 @@ class Runner:
                 # commands were read before the run (setup); nothing happens at their time
             last = ev
             last_script_us = ev.time_us
-        # syscalls_free: a blocking call still running gets 1 s to finish
         if self.blocking is not None:
             self._await_idle(self.blocking.event, at_exit=True)
+
+    def _adjust_relative_time(self, ev: Event, last: Event | None) -> None:
+        """adjust_relative_event_times: a relative time counts from now, and consecutive
+        inbound packets from the previous one's script time."""
+        if (last is not None and last.kind == "packet" and last.packet.direction == "<"
+                and ev.kind == "packet" and ev.packet.direction == "<"):
+            offset = last.time_us
+        else:
+            offset = self._now_us()
+        ev.time_us += offset
+        if ev.time_type == "relative_range":
+            ev.time_end_us += offset
+        if ev.time_type == "relative" and ev.kind == "syscall" and ev.syscall.end_us is not None:
+            ev.syscall.end_us += offset
 
     # -- blocking calls
     def _check_blocking(self) -> None:
@@ -381,7 +215,7 @@ class Runner:
         b = self.blocking
         if b is None:
             return
-        limit = self.env._now + 1_000_000_000
+        limit = self.env._now + _IDLE_WAIT_NS
         while self.blocking is not None and self._step(limit):
             pass
         if self.blocking is not None:
@@ -389,92 +223,13 @@ class Runner:
                     "blocking system call while another blocking system call is already in progress")
             raise Mismatch(b.event.line if at_exit else ev.line, f"runtime error: {what}", self.env._now)
 
-    # -- packets in
+    # -- packets
     def _inject(self, ev: Event) -> None:
-        p = ev.packet
-        if p.protocol != "tcp":
-            raise Unsupported(f"{p.protocol} packets (line {ev.line})")
-        if p.encap:
-            raise Unsupported(f"{'/'.join(p.encap)} encapsulation (line {ev.line})")
-        if p.ecn not in (None, "noecn") or p.ip_info:
-            raise Unsupported(f"inbound IP header fields [{p.ecn or ''} {p.ip_info or ''}] (line {ev.line})")
-        flags = 0
-        for ch in p.flags:
-            if ch == "S":
-                flags |= SYN
-            elif ch == "F":
-                flags |= FIN
-            elif ch == "R":
-                flags |= RST
-            elif ch == "P":
-                flags |= PSH
-            elif ch == ".":
-                flags |= ACK
-            elif ch == "E":
-                flags |= ECE
-            elif ch == "W":
-                flags |= CWR
-            else:
-                raise Unsupported(f"inbound TCP flag {ch!r} (URG is not modelled; line {ev.line})")
-        if flags & (ECE | CWR) and not flags & SYN:
-            raise Unsupported(f"ECE/CWR on an established connection (ECN congestion signals are not "
-                              f"modelled; line {ev.line})")
-        if p.urg is not None:
-            raise Unsupported(f"urgent pointer (line {ev.line})")
-        if flags & SYN and not flags & ACK and self.remote_port == 0:
-            self.remote_port = _REMOTE_PORT
-        if self.remote_port == 0:
-            raise Mismatch(ev.line, "inbound packet before the script's socket has a connection "
-                                    "(no SYN sent or received yet)", self.env._now)
-        ack_off = self.local_isn or 0
-        # the remote ISN is the script's SYN sequence number; later inbound sequence numbers
-        # (and outbound acks) are relative to it, as packetdrill maps them
-        if flags & SYN:
-            self.remote_isn = p.seq_start
-            seq = p.seq_start
-        else:
-            seq = p.seq_start + self.remote_isn
-        seg = Segment(sport=self.remote_port, dport=self.local_port, seq=seq & MASK,
-                      ack=(p.ack + ack_off) & MASK if p.ack is not None else 0, flags=flags,
-                      window=p.window if p.window is not None else 0, payload=bytes(p.length))
-        if p.options_any:
-            raise Unsupported(f"<...> options on an inbound packet (line {ev.line})")
-        for opt in p.options or ():
-            k = opt.kind
-            if k in ("nop", "eol"):
-                continue
-            if k == "mss":
-                seg.mss = opt.value
-            elif k == "wscale":
-                seg.wscale = opt.value
-            elif k == "sackOK":
-                seg.sack_permitted = True
-            elif k == "sack":
-                seg.sack = tuple(((a + ack_off) & MASK, (b + ack_off) & MASK) for a, b in opt.value)
-            elif k == "FO":
-                try:
-                    seg.fastopen = bytes.fromhex(opt.value) if opt.value else b""
-                except ValueError:
-                    raise Unsupported(f"TCP Fast Open cookie {opt.value!r} (line {ev.line})") from None
-            elif k == "TS":
-                val, ecr = opt.value
-                if flags & ACK and ecr:
-                    live = self.ts_map.get(ecr)
-                    if live is None:
-                        raise Mismatch(ev.line, f"unable to infer live TS ecr for script TS ecr {ecr}; "
-                                                f"no matching or preceding outbound TS val", self.env._now)
-                    ecr = live
-                elif flags & ACK:
-                    live = self.ts_map.get(0)
-                    ecr = live if live is not None else 0
-                seg.ts = (val & MASK, ecr & MASK)
-            else:
-                raise Unsupported(f"TCP option {k} (line {ev.line})")
+        seg = self.flow.inbound(ev, self.env._now)
         pkt = Packet(self.sim._next_uid(), self.cfg.remote_ip, self.cfg.local_ip, PROTO_TCP, seg, self.env._now)
         self.host.receive(pkt, self.device)
         self._run_until_ns(self.env._now)
 
-    # -- packets out
     def _next_captured(self, deadline_ns: int):
         while self.captured_pos >= len(self.device.captured):
             if not self._step(deadline_ns):
@@ -485,10 +240,7 @@ class Runner:
 
     def _expect_packet(self, ev: Event, last_us: int | None) -> None:
         p = ev.packet
-        if p.protocol != "tcp":
-            raise Unsupported(f"{p.protocol} packets (line {ev.line})")
-        if p.encap:
-            raise Unsupported(f"{'/'.join(p.encap)} encapsulation (line {ev.line})")
+        check_tcp_line(ev)
         tol = self._tolerance_us(ev, last_us)
         end = ev.time_end_us if ev.time_type in ("absolute_range", "relative_range") else ev.time_us
         deadline_ns = (end + tol) * US if ev.time_type != "any" else self.env._now + 10_000_000_000
@@ -506,131 +258,23 @@ class Runner:
             if nxt is None:
                 break
             prev_seg, seg = group[-1][1].payload, nxt[1].payload
-            err = _fragment_mismatch(prev_seg, seg, len(seg.payload), total, p.length)
+            err = fragment_mismatch(prev_seg, seg, len(seg.payload), total, p.length)
             if err:
                 raise Mismatch(ev.line, f"live packet payload: expected {p.length} bytes vs actual {total} bytes "
-                                        f"(the next packet, {self._describe_segment(nxt[1], seg)} at "
+                                        f"(the next packet, {self.flow.describe(nxt[1], seg)} at "
                                         f"{nxt[0] / 1e9:.6f} s, cannot be aggregated: {err})\n"
                                         f"    script packet: {p.text}", group[-1][0])
             group.append(nxt)
             total += len(seg.payload)
         t_ns, pkt = group[-1]
-        seg0 = group[0][1].payload
         seg = pkt.payload
         if len(group) > 1:
-            seg = dataclasses.replace(seg, seq=seg0.seq, payload=bytes(total))
-        self._learn(ev, seg)
+            seg = dataclasses.replace(seg, seq=group[0][1].payload.seq, payload=bytes(total))
+        self.flow.learn(seg)
         actual_us = t_ns // US
-        self._match(ev, p, pkt, seg, actual_us)
+        self.flow.match(ev, pkt, seg, actual_us)
         if ev.time_type != "any":
             self._verify_time(ev, actual_us, "outbound packet", last_us)
-
-    def _learn(self, ev: Event, seg: Segment) -> None:
-        if seg.flags & SYN:
-            self.local_isn = seg.seq
-            if not seg.flags & ACK:
-                # active open: the SYN names the ports
-                self.local_port = seg.sport
-                self.remote_port = seg.dport
-
-    def _match(self, ev: Event, p: PacketSpec, pkt: Packet, seg: Segment, actual_us: int) -> None:
-        actual_text = self._describe_segment(pkt, seg)
-
-        def fail(what: str):
-            raise Mismatch(ev.line, f"{what}\n    script packet: {p.text}\n    actual packet: {actual_text}",
-                           actual_us * US)
-        if pkt.dst != self.cfg.remote_ip or seg.dport != self.remote_port and self.remote_port:
-            fail(f"packet to {pkt.dst}:{seg.dport}, not to the script's remote end")
-        want = _flag_bits(p.flags)
-        if want is None:
-            raise Unsupported(f"outbound TCP flags {p.flags!r} with the URG bit (not modelled; "
-                              f"line {ev.line})")
-        have = seg.flags & (SYN | FIN | RST | PSH | ACK | ECE | CWR)
-        if want != have:
-            fail(f"bad outbound TCP flags: expected {_flag_text(want)} actual {_flag_text(have)}")
-        if p.ecn is not None:
-            have_ecn = {0: "noecn", 2: "ect0", 1: "ect1", 3: "ce"}[seg.ect]
-            if have_ecn != p.ecn:
-                fail(f"bad outbound IP ECN field: expected {p.ecn} actual {have_ecn}")
-        isn = self.local_isn or 0
-        rel_seq = (seg.seq - isn) & MASK
-        if rel_seq != p.seq_start & MASK:
-            fail(f"bad outbound TCP sequence number: expected {p.seq_start} actual {rel_seq}")
-        if len(seg.payload) != p.length:
-            fail(f"live packet payload: expected {p.length} bytes vs actual {len(seg.payload)} bytes")
-        if p.ack is not None or want & ACK:
-            exp_ack = p.ack if p.ack is not None else 0
-            rel_ack = (seg.ack - self.remote_isn) & MASK
-            if rel_ack != exp_ack & MASK:
-                fail(f"bad outbound TCP ack: expected {exp_ack} actual {rel_ack}")
-        if p.window is not None and seg.window != p.window:
-            fail(f"bad outbound TCP window: expected {p.window} actual {seg.window}")
-        actual_opts = _segment_options(seg)
-        # TS val to script space (map_outbound_live_packet)
-        if seg.ts is not None:
-            sval = next((o.value[0] for o in (p.options or ()) if o.kind == "TS"), None)
-            if sval is not None:
-                self.ts_map[sval] = seg.ts[0]
-                if self.first_ts is None:
-                    self.first_ts = (sval, seg.ts[0])
-        if p.options_any:
-            return
-        script_opts = p.options or []
-        kinds_a = [o[0] for o in actual_opts]
-        kinds_s = [o.kind for o in script_opts]
-        if kinds_a != kinds_s:
-            fail("bad outbound TCP options")
-        for (k, v), so in zip(actual_opts, script_opts):
-            if k == "TS":
-                tick = self.cfg.tcp_ts_tick_usecs
-                if tick and self.first_ts is not None:
-                    script_val = self.first_ts[0] + ((v[0] - self.first_ts[1]) & MASK)
-                    delta = ((script_val - so.value[0] + 0x80000000) & MASK) - 0x80000000
-                    tol = self.cfg.tolerance_usecs if not self.cfg.strict else 0
-                    if not self.cfg.strict:
-                        tol = max(tol, int(self.cfg.tolerance_percent / 100.0 * ev.time_us))
-                    if abs(delta) * tick > tol:
-                        fail(f"bad outbound TCP timestamp value: expected {so.value[0]} actual "
-                             f"{script_val}, tolerance {tol}")
-            elif k == "sack":
-                r = self.remote_isn
-                if [tuple(b) for b in so.value] != [((a - r) & MASK, (b - r) & MASK) for a, b in v]:
-                    fail(f"bad value in outbound TCP option (kind=sack): expected {so.value} actual {v}")
-            elif k == "FO":
-                want = bytes.fromhex(so.value) if so.value else b""
-                if v != want:
-                    fail(f"bad value in outbound TCP option (kind=FO): expected {want.hex() or '(request)'} "
-                         f"actual {v.hex() or '(request)'}")
-            elif k in ("mss", "wscale"):
-                if v != so.value:
-                    fail(f"bad value in outbound TCP option (kind={k}): expected {k} {so.value} actual {k} {v}")
-
-    def _describe_segment(self, pkt: Packet, seg: Segment) -> str:
-        isn = self.local_isn or 0
-        rel = (seg.seq - isn) & MASK
-        text = f"{_flag_text(seg.flags)} {rel}:{(rel + len(seg.payload)) & MASK}({len(seg.payload)})"
-        if seg.flags & ACK:
-            text += f" ack {(seg.ack - self.remote_isn) & MASK}"
-        text += f" win {seg.window}"
-        opts = _segment_options(seg)
-        if opts:
-            parts = []
-            for k, v in opts:
-                if k == "TS":
-                    sval = v[0]
-                    if self.first_ts is not None:
-                        sval = (self.first_ts[0] + ((v[0] - self.first_ts[1]) & MASK)) & MASK
-                    parts.append(f"TS val {sval} ecr {v[1]}")
-                elif k == "sack":
-                    parts.append("sack " + " ".join(f"{a}:{b}" for a, b in v))
-                elif k == "FO":
-                    parts.append(("FO " + v.hex()) if v else "FO")
-                elif v is None:
-                    parts.append(k)
-                else:
-                    parts.append(f"{k} {v}")
-            text += " <" + ",".join(parts) + ">"
-        return text
 
     # -- system calls
     def _syscall_event(self, ev: Event) -> None:
@@ -638,32 +282,29 @@ class Runner:
         if self.blocking is not None:
             self._await_idle(ev)
         box = _Box()
-        host = self.host
 
         async def call(k, runner=self, sc=sc, box=box):
             try:
-                box.value = await runner._do_syscall(k, sc, box)
+                box.value = await dispatch(runner, k, sc, box)
             except OSError as exc:
                 if exc.errno is None:
                     box.exc = exc
                 else:
                     box.err = exc.errno
-            except (Unsupported, Mismatch) as exc:
-                box.exc = exc
             except Exception as exc:  # noqa: BLE001 - reported as the script's failure
                 box.exc = exc
             box.done = True
             box.end_ns = runner.env._now
-        host.spawn(call, name=f"line{ev.line}")
+        self.host.spawn(call, name=f"line{ev.line}")
         start = self.env._now
         if sc.end_us is not None:
-            self.blocking = _Blocking(ev, box, start)
+            self.blocking = _Blocking(ev, box)
             self._run_until_ns(start)
             return
         self._run_until_ns(start)
         if not box.done:
             # a call without an end time that blocks holds the script thread, as in packetdrill
-            limit = start + 10_000_000_000
+            limit = start + _CALL_HOLD_NS
             while not box.done and self._step(limit):
                 pass
             if not box.done:
@@ -706,36 +347,17 @@ class Runner:
             for check in box.out:
                 check(ev, box.end_ns)
 
+    # -- code blocks
     def _code_event(self, ev: Event) -> None:
-        from .code import evaluate
-        sock = self.sock_state_conn()
-        info = self._tcp_info(sock)
+        # tcp_info of the last TCP socket the script used, as packetdrill collects it
+        cand = [o for o in self.fds.values() if isinstance(o, TcpSocket) and o.conn is not None]
+        if not cand:
+            raise Mismatch(ev.line, "code block: no connected socket to read tcp_info from", self.env._now)
+        info = tcp_info(cand[-1].conn, self.env._now)
+        info = {("tcpi_" + k if not k.startswith("tcpi_") else k): v for k, v in info.items()}
         err = evaluate(ev.code, info)
         if err:
             raise Mismatch(ev.line, f"assertion in code block failed: {err}", self.env._now)
-
-    def sock_state_conn(self):
-        # the last TCP socket the script used (packetdrill collects tcp_info for its socket)
-        from simsock.kernel.tcp import TcpSocket
-        cand = [o for o in self.fds.values() if isinstance(o, TcpSocket) and o.conn is not None]
-        if not cand:
-            raise Mismatch(self.event.line, "code block: no connected socket to read tcp_info from", self.env._now)
-        return cand[-1]
-
-    def _tcp_info(self, sock) -> dict:
-        try:
-            from simsock.tcp.info import tcp_info
-        except ImportError:
-            raise Unsupported("tcp_info for %{ }% blocks (simsock.tcp.info is not available)") from None
-        info = tcp_info(sock.conn, self.env._now)
-        return {("tcpi_" + k if not k.startswith("tcpi_") else k): v for k, v in info.items()}
-
-    async def _do_syscall(self, k, sc: SyscallSpec, box: _Box):
-        from .syscalls import dispatch
-        return await dispatch(self, k, sc, box)
-
-
-_REMOTE_PORT = 48879
 
 
 def _describe(ev: Event) -> str:
@@ -746,65 +368,6 @@ def _describe(ev: Event) -> str:
     if ev.kind == "code":
         return "data collection for code"
     return "command"
-
-
-def _flag_bits(flags: str) -> int | None:
-    bits = 0
-    for ch in flags:
-        b = {"S": SYN, "F": FIN, "R": RST, "P": PSH, ".": ACK, "E": ECE, "W": CWR}.get(ch)
-        if b is None:
-            return None
-        bits |= b
-    return bits
-
-
-def _flag_text(bits: int) -> str:
-    out = "".join(ch for b, ch in ((SYN, "S"), (FIN, "F"), (RST, "R"), (PSH, "P"), (ECE, "E"), (CWR, "W"))
-                  if bits & b)
-    return out + "." if bits & ACK else (out or "-")
-
-
-def _segment_options(seg: Segment) -> list[tuple[str, object]]:
-    """The options of a segment in Linux's layout (tcp_options_write), as packetdrill lists
-    them: MSS; SACK-permitted sharing a word with timestamps, else NOP NOP TS; NOP NOP
-    SACK-permitted without timestamps; NOP window scale; NOP NOP SACK blocks."""
-    out: list[tuple[str, object]] = []
-    if seg.mss is not None:
-        out.append(("mss", seg.mss))
-    if seg.ts is not None:
-        if seg.sack_permitted:
-            out.append(("sackOK", None))
-        else:
-            out += [("nop", None), ("nop", None)]
-        out.append(("TS", seg.ts))
-    elif seg.sack_permitted:
-        out += [("nop", None), ("nop", None), ("sackOK", None)]
-    if seg.wscale is not None:
-        out += [("nop", None), ("wscale", seg.wscale)]
-    if seg.sack:
-        out += [("nop", None), ("nop", None), ("sack", list(seg.sack))]
-    if seg.fastopen is not None:
-        out.append(("FO", seg.fastopen))
-        out += [("nop", None)] * (-(2 + len(seg.fastopen)) % 4)
-    return out
-
-
-def _fragment_mismatch(prev: Segment, cur: Segment, cur_len: int, sniffed: int, expected: int) -> str | None:
-    """verify_packet_fragments: a captured packet continues the previous one (same flags
-    but FIN/PSH, next sequence number, same ack and window) and every fragment but the last
-    has the previous one's size."""
-    if (prev.flags & ~(FIN | PSH)) != (cur.flags & ~(FIN | PSH)):
-        return "aggregate candidate: TCP flags differ"
-    if (prev.seq + len(prev.payload)) & MASK != cur.seq & MASK:
-        return "aggregate candidate: sequence numbers not contiguous"
-    if prev.ack != cur.ack:
-        return "aggregate candidate: ack differs"
-    if prev.window != cur.window:
-        return "aggregate candidate: window differs"
-    if cur_len < expected - sniffed and cur_len != len(prev.payload):
-        return (f"fragment payload: expected {len(prev.payload)} bytes vs actual {cur_len} bytes; total payload: "
-                f"expected {expected} bytes vs actual {cur_len + sniffed} bytes")
-    return None
 
 
 def run_script(path: str, strict: bool = False, tolerance_usecs: int | None = None) -> Result:

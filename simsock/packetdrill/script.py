@@ -53,6 +53,22 @@ _TOKEN = re.compile(r"""
 """, re.VERBOSE | re.DOTALL)
 
 
+#: regex group -> (token kind, the token's value from its text); whitespace and comments
+#: make no token
+_TOKEN_VALUE = {
+    "code": ("CODE", lambda s: s[2:-2]),
+    "ipv4": ("IPV4", str),
+    "ellipsis": ("ELLIPSIS", str),
+    "hex": ("HEX", lambda s: int(s, 16)),
+    "float": ("FLOAT", str),
+    "int": ("INT", int),
+    "word": ("WORD", str),
+    "string": ("STRING", lambda s: bytes(s[1:-1], "utf-8").decode("unicode_escape")),
+    "backquote": ("BACKQUOTE", lambda s: s[1:-1]),
+    "punct": ("PUNCT", str),
+}
+
+
 def tokenize(text: str, path: str = "<script>") -> list[Tok]:
     toks: list[Tok] = []
     pos, line = 0, 1
@@ -72,28 +88,9 @@ def tokenize(text: str, path: str = "<script>") -> list[Tok]:
             toks.append(Tok("OPTION", (name, value if "=" in s else None), line, s))
             pos = end
             continue
-        if kind in ("ws", "cpp", "c"):
-            pass
-        elif kind == "code":
-            toks.append(Tok("CODE", s[2:-2], line, s))
-        elif kind == "ipv4":
-            toks.append(Tok("IPV4", s, line, s))
-        elif kind == "ellipsis":
-            toks.append(Tok("ELLIPSIS", "...", line, s))
-        elif kind == "hex":
-            toks.append(Tok("HEX", int(s, 16), line, s))
-        elif kind == "float":
-            toks.append(Tok("FLOAT", s, line, s))
-        elif kind == "int":
-            toks.append(Tok("INT", int(s), line, s))
-        elif kind == "word":
-            toks.append(Tok("WORD", s, line, s))
-        elif kind == "string":
-            toks.append(Tok("STRING", bytes(s[1:-1], "utf-8").decode("unicode_escape"), line, s))
-        elif kind == "backquote":
-            toks.append(Tok("BACKQUOTE", s[1:-1], line, s))
-        else:
-            toks.append(Tok("PUNCT", s, line, s))
+        if kind not in ("ws", "cpp", "c"):
+            tok_kind, value = _TOKEN_VALUE[kind]
+            toks.append(Tok(tok_kind, value(s), line, s))
         line += s.count("\n")
         pos = m.end()
     toks.append(Tok("EOF", None, line, "end of file"))
@@ -145,7 +142,7 @@ def expr_text(e: Expr) -> str:
         return "..."
     if k == "int":
         return str(e.value)
-    if k in ("word",):
+    if k == "word":
         return str(e.value)
     if k == "string":
         return '"' + str(e.value) + '"'
@@ -319,11 +316,8 @@ class Parser:
             ev.syscall = self.syscall()
         else:
             raise self.error("syntax error: expected a packet, a system call, a command or a code block")
-        if ev.kind != "syscall" and ev.time_type in ("absolute_range", "relative_range") and ev.kind != "packet":
+        if ev.kind not in ("syscall", "packet") and ev.time_type in ("absolute_range", "relative_range"):
             raise ScriptError(self.path, line, "a time range (~) is only allowed for packets")
-        if ev.time_type == "any" and not (ev.kind == "packet" and ev.packet.direction == "<"
-                                          or ev.kind == "syscall"):
-            pass
         return ev
 
     # -- packets
@@ -347,7 +341,16 @@ class Parser:
     def packet(self) -> PacketSpec:
         start = self.i
         p = PacketSpec(direction=self.next().value)
-        # packet_prefix: encapsulations (ipv4 A > B:, gre ..., mpls ...)
+        self.packet_prefix(p)
+        if self.word("udp") or self.word("icmp"):
+            self.other_packet(p)
+        else:
+            self.tcp_packet(p)
+        p.text = self._text(start)
+        return p
+
+    def packet_prefix(self, p: PacketSpec) -> None:
+        """Encapsulations (``ipv4 A > B:``, ``gre ...:``, ``mpls ...:``) and the IP info."""
         while self.word("ipv4") or self.word("ipv6") or self.word("gre") or self.word("GREv0") \
                 or self.word("mpls"):
             w = self.next().value
@@ -364,29 +367,27 @@ class Parser:
             p.encap.append(w)
         if self.punct("(") or self.punct("["):
             p.ecn, p.ip_info = self.ip_info()
-        if self.word("udp"):
-            self.next()
-            p.protocol = "udp"
-            if self.tok.kind == "INT" and self.peek().is_("PUNCT", ">"):
-                a = self.next().value
-                self.next()
-                p.ports = (a, self.expect_int("port"))
-            self.expect_punct("(")
-            p.length = self.expect_int("UDP payload length")
-            self.expect_punct(")")
-            p.text = self._text(start)
-            return p
-        if self.word("icmp"):
-            self.next()
-            p.protocol = "icmp"
-            while self.tok.kind != "EOF" and not self._at_event_start():
-                self.next()
-            p.text = self._text(start)
-            return p
+
+    def ports(self, p: PacketSpec) -> None:
         if self.tok.kind == "INT" and self.peek().is_("PUNCT", ">"):
             a = self.next().value
             self.next()
             p.ports = (a, self.expect_int("port"))
+
+    def other_packet(self, p: PacketSpec) -> None:
+        """A UDP packet (``udp (LEN)``) or an ICMP one (read to the next event)."""
+        p.protocol = self.next().value
+        if p.protocol == "udp":
+            self.ports(p)
+            self.expect_punct("(")
+            p.length = self.expect_int("UDP payload length")
+            self.expect_punct(")")
+            return
+        while self.tok.kind != "EOF" and not self._at_event_start():
+            self.next()
+
+    def tcp_packet(self, p: PacketSpec) -> None:
+        self.ports(p)
         # flags: WORD | '.' | WORD '.' | '-'
         if self.punct("."):
             self.next()
@@ -404,19 +405,7 @@ class Parser:
                 p.flags += "."
         else:
             raise self.error("syntax error: expected TCP flags")
-        # seq: INTEGER ':' INTEGER '(' INTEGER ')'
-        p.seq_start = self.expect_int("sequence number")
-        self.expect_punct(":")
-        p.seq_end = self.expect_int("sequence number")
-        self.expect_punct("(")
-        p.length = self.expect_int("payload length")
-        self.expect_punct(")")
-        if not (0 <= p.seq_start <= 0xFFFFFFFF and 0 <= p.seq_end <= 0xFFFFFFFF):
-            raise self.error("TCP sequence number out of range")
-        if not 0 <= p.length <= 0xFFFF:
-            raise self.error("TCP payload size out of range")
-        if p.seq_end != p.seq_start + p.length:
-            raise self.error("inconsistent TCP sequence numbers and payload size")
+        self.tcp_sequence(p)
         if self.word("ack"):
             self.next()
             p.ack = self.expect_int("ack")
@@ -436,8 +425,21 @@ class Parser:
             else:
                 p.options = self.tcp_options()
             self.expect_punct(">")
-        p.text = self._text(start)
-        return p
+
+    def tcp_sequence(self, p: PacketSpec) -> None:
+        """``START:END(LENGTH)``, checked as packetdrill checks it."""
+        p.seq_start = self.expect_int("sequence number")
+        self.expect_punct(":")
+        p.seq_end = self.expect_int("sequence number")
+        self.expect_punct("(")
+        p.length = self.expect_int("payload length")
+        self.expect_punct(")")
+        if not (0 <= p.seq_start <= 0xFFFFFFFF and 0 <= p.seq_end <= 0xFFFFFFFF):
+            raise self.error("TCP sequence number out of range")
+        if not 0 <= p.length <= 0xFFFF:
+            raise self.error("TCP payload size out of range")
+        if p.seq_end != p.seq_start + p.length:
+            raise self.error("inconsistent TCP sequence numbers and payload size")
 
     def _at_event_start(self) -> bool:
         t = self.tok
@@ -501,7 +503,7 @@ class Parser:
         self.expect_punct("(")
         args: list[Expr] = []
         if not self.punct(")"):
-            args = self.expr_list(")")
+            args = self.expr_list()
         self.expect_punct(")")
         self.expect_punct("=")
         result = self.expr()
@@ -528,7 +530,7 @@ class Parser:
                     return " ".join(words)
             words.append(t.text)
 
-    def expr_list(self, close: str) -> list[Expr]:
+    def expr_list(self) -> list[Expr]:
         items = [self.expr()]
         while self.punct(","):
             self.next()
@@ -570,7 +572,7 @@ class Parser:
             if self.punct("("):
                 # inet_addr("..."), htons(N), msg_name(...)=..., msg_iov(N)=[...]
                 self.next()
-                inner = [] if self.punct(")") else self.expr_list(")")
+                inner = [] if self.punct(")") else self.expr_list()
                 self.expect_punct(")")
                 if self.punct("="):
                     self.next()
@@ -579,12 +581,12 @@ class Parser:
             return Expr("word", t.value)
         if t.kind == "PUNCT" and t.value == "[":
             self.next()
-            items = [] if self.punct("]") else self.expr_list("]")
+            items = [] if self.punct("]") else self.expr_list()
             self.expect_punct("]")
             return Expr("list", items=items)
         if t.kind == "PUNCT" and t.value == "{":
             self.next()
-            items = [] if self.punct("}") else self.expr_list("}")
+            items = [] if self.punct("}") else self.expr_list()
             self.expect_punct("}")
             return Expr("brace", items=items)
         raise self.error("syntax error: expected an expression")

@@ -18,7 +18,7 @@ import pytest
 
 from simsock.packetdrill import parse, run_script
 from simsock.packetdrill.code import evaluate
-from simsock.packetdrill.runner import Config, Runner
+from simsock.packetdrill import Config, Runner
 from simsock.packetdrill.script import ScriptError
 from simsock.packetdrill.setup import SetupError, run_commands
 
