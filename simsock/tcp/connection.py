@@ -58,24 +58,25 @@ from simsock.constants import (EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLRDHUP
 from simsock.errors import os_error
 from simsock.tcp.buffers import ReceiveQueue, SendQueue
 from simsock.tcp.config import TcpConfig
-from simsock.tcp.congestion import CA_LOSS, CA_OPEN, CongestionState, get_ops
+from simsock.tcp.cc.base import CA_LOSS, CA_OPEN
+from simsock.tcp.congestion import CongestionState, get_ops
 from simsock.tcp.rtt import RttEstimator
-from simsock.tcp.segment import ACK, CWR, ECE, FIN, RST, SYN, TIMESTAMP_OPTION, Segment
+from simsock.tcp.segment import ACK, CWR, ECE, MASK, RST, SYN, TIMESTAMP_OPTION, Segment
 from simsock.tcp.rate import RateSampler
 from simsock.tcp.receiver import Receiver
 from simsock.tcp.recovery import TCP_REORDERING, Recovery
 from simsock.tcp.sack import SackBlocks, max_sack_blocks
 from simsock.tcp.sender import Sender
 from simsock.tcp.signals import SIG_DATA, SIG_SPACE, SIG_STATE
+from simsock.tcp.states import (ABORT, CLOSE, CLOSE_CALL, CLOSE_TIMER, CLOSE_WAIT, CLOSING,
+                                CONNECT, ESTABLISHED, FIN_WAIT1, FIN_WAIT2, ICMP_ERROR, LAST_ACK,
+                                LISTEN, RCV_ACK_OF_FIN, RCV_SHUTDOWN, SEND_SHUTDOWN, SYN_RECV,
+                                SYN_SENT, TIMEOUT, transition)
 
-MASK = 0xFFFFFFFF
-RCV_SHUTDOWN, SEND_SHUTDOWN = 1, 2
-_SYNCHRONIZED_SEND = frozenset(("ESTABLISHED", "CLOSE_WAIT", "FIN_WAIT1", "CLOSING", "LAST_ACK"))
-
-
-def unwrap(wire: int, ref: int) -> int:
-    """The unbounded sequence number nearest ``ref`` whose low 32 bits are ``wire``."""
-    return ref + ((wire - ref + 0x80000000) & MASK) - 0x80000000
+_SYNCHRONIZED_SEND = frozenset((ESTABLISHED, CLOSE_WAIT, FIN_WAIT1, CLOSING, LAST_ACK))
+_NO_ACK_STATES = frozenset((CLOSE, SYN_SENT, LISTEN))
+_HANDSHAKE = (SYN_SENT, SYN_RECV)
+_OPEN_FOR_SEND = (ESTABLISHED, CLOSE_WAIT)
 
 
 class TcpConnection(Receiver, Sender, Recovery, RateSampler):
@@ -85,7 +86,7 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
                  iss: int) -> None:
         self.local, self.remote, self.config = local, remote, config
         self.trace = None
-        self.state = "CLOSE"
+        self.state = CLOSE
         self.iss = iss
         self.snd_una = self.snd_nxt = iss
         self.snd_wnd = 0
@@ -177,7 +178,7 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         self.in_time_wait = False
         self.finished = False
         self._listener = None
-        self._peer_syn: Segment | None = None
+        self.peer_syn: Segment | None = None   # the SYN a passive open answered (None: active)
         self.fin_rcv_seq: int | None = None
         self.last_seg_size = -1
         self._out: list[Segment] = []
@@ -204,8 +205,10 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         self.limit_since = 0
 
     # ================================================================== helpers
-    def _set_state(self, new: str, now: int) -> None:
+    def _transition(self, event: str, now: int) -> None:
+        """tcp_set_state through the table (states.py); a trace record per change."""
         old = self.state
+        new = transition(old, event)
         if old == new:
             return
         self.state = new
@@ -359,11 +362,11 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         self.mss_cache = mss
         self.tp.mss_cache = mss
 
-    def _established(self, now: int) -> None:
-        self._set_state("ESTABLISHED", now)
+    def _established(self, event: str, now: int) -> None:
+        self._transition(event, now)
         if self.config.keepalive:        # tcp_finish_connect / tcp_create_openreq_child
             self.ka_at = now + self.config.keepalive_time
-        if self._peer_syn is None:
+        if self.peer_syn is None:
             # tcp_init_transfer: cwnd 1 once the SYN was retransmitted more than once (RFC
             # 5681 with RFC 6298's 1 s initial RTO), else the initial window; out of CA_Loss
             tp = self.tp
@@ -400,12 +403,12 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         # sk_pacing_status is only ever raised (bbr_init's cmpxchg NONE -> NEEDED): a socket
         # switched away from BBR stays paced, at tcp_update_pacing_rate's rate from its next ACK
         self.pacing_on = self.pacing_on or was_pacing
-        if self.state not in ("CLOSE", "LISTEN", "SYN_SENT", "SYN_RECV"):
+        if self.state not in (CLOSE, LISTEN, SYN_SENT, SYN_RECV):
             self._cc_init(now)
 
-    def _done(self, now: int) -> None:
+    def _done(self, event: str, now: int) -> None:
         """tcp_done: CLOSE, both directions shut, timers off."""
-        self._set_state("CLOSE", now)
+        self._transition(event, now)
         self.shutdown_flags = RCV_SHUTDOWN | SEND_SHUTDOWN
         self.rto_at = self.rto_kind = self.delack_at = self.tw_at = self.ka_at = None
         self.in_time_wait = False
@@ -419,9 +422,9 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         if self._listener is not None:
             self._listener._forget(self)
 
-    def _done_with_error(self, err: int, now: int) -> None:
+    def _done_with_error(self, err: int, event: str, now: int) -> None:
         self.sk_err = err
-        self._done(now)
+        self._done(event, now)
 
     def _send_reset(self, now: int) -> None:
         """tcp_send_active_reset: RST|ACK at snd_nxt, with the timestamp option when the
@@ -431,8 +434,8 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
                                  ts=((now // 1_000_000) & MASK, self.ts_recent) if self.ts_ok else None))
         self.stats_segments_sent += 1
 
-    def _enter_time_wait(self, now: int) -> None:
-        self._set_state("TIME_WAIT", now)
+    def _enter_time_wait(self, event: str, now: int) -> None:
+        self._transition(event, now)
         self.in_time_wait = True
         self.rto_at = self.rto_kind = self.delack_at = self.ka_at = None
         self.tw_at = now + self.config.time_wait
@@ -440,21 +443,21 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
 
     def _our_fin_acked(self, now: int) -> None:
         st = self.state
-        if st == "FIN_WAIT1":
-            self._set_state("FIN_WAIT2", now)
+        if st == FIN_WAIT1:
+            self._transition(RCV_ACK_OF_FIN, now)
             self.shutdown_flags |= SEND_SHUTDOWN
             if self.orphan:
                 self.tw_at = now + self.config.fin_timeout
-        elif st == "CLOSING":
-            self._enter_time_wait(now)
-        elif st == "LAST_ACK":
-            self._done(now)
+        elif st == CLOSING:
+            self._enter_time_wait(RCV_ACK_OF_FIN, now)
+        elif st == LAST_ACK:
+            self._done(RCV_ACK_OF_FIN, now)
 
     # ================================================================== app side
     def connect(self, now: int) -> None:
         """Active open (tcp_v4_connect + tcp_connect): send SYN, enter SYN_SENT."""
-        if self.state != "CLOSE" or self.finished:
-            raise os_error(E.EISCONN if self.state != "CLOSE" else E.EBADF)
+        if self.state != CLOSE or self.finished:
+            raise os_error(E.EISCONN if self.state != CLOSE else E.EBADF)
         self._init_receive_side(active=True)
         # tcp_connect_init: advmss is the route's (timestamps are not known yet), mss_cache is
         # clamped by mss_clamp (TCP_MSS_DEFAULT 536, or TCP_MAXSEG) until the SYN-ACK comes,
@@ -464,7 +467,7 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         self.mss_cache = min(cfg.mss, cfg.extra.get("user_mss") or 536) - (TIMESTAMP_OPTION if cfg.timestamps else 0)
         self.tp.mss_cache = self.mss_cache
         self.rcv_mss = 88
-        self._set_state("SYN_SENT", now)
+        self._transition(CONNECT, now)
         self.snd_nxt = self.iss + 1
         self.retrans_stamp = now
         self._send_syn(now, peer=None)
@@ -472,7 +475,7 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         self.rto_at = now + self.rtt.rto
 
     def _send_syn(self, now: int, peer: Segment | None) -> None:
-        flags = SYN if peer is None and self.state == "SYN_SENT" else SYN | ACK
+        flags = SYN if peer is None and self.state == SYN_SENT else SYN | ACK
         if flags == SYN and self.config.ecn == 1:
             flags |= ECE | CWR           # tcp_ecn_send_syn
         elif flags & ACK and self.ecn_ok:
@@ -480,16 +483,13 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         win = min(self.rcv_wnd, 65535)
         seg = Segment(self.local[1], self.remote[1], self.iss & MASK,
                       self.rcv_nxt & MASK if flags & ACK else 0, flags, win)
-        self._syn_options(seg, peer if peer is not None else self._syn_peer())
+        self._syn_options(seg, peer if peer is not None else self.peer_syn)
         if self.config.timestamps and (not flags & ACK or self.ts_ok):
             seg.ts = ((now // 1_000_000) & MASK, self.ts_recent if flags & ACK else 0)
         self._out.append(seg)
         self.stats_segments_sent += 1
         if flags & ACK:
             self.stats_synacks_sent += 1     # sent by the request sock in Linux: not in tcpi_segs_out
-
-    def _syn_peer(self):
-        return self._peer_syn
 
     def send(self, data, now: int) -> int:
         """tcp_sendmsg_locked, non-blocking: bytes accepted into the send buffer.
@@ -503,16 +503,16 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         if self.shutdown_flags & SEND_SHUTDOWN:
             raise os_error(E.EPIPE)
         st = self.state
-        if st not in ("ESTABLISHED", "CLOSE_WAIT"):
-            if st in ("SYN_SENT", "SYN_RECV"):
+        if st not in _OPEN_FOR_SEND:
+            if st in _HANDSHAKE:
                 raise os_error(E.EAGAIN)
             raise os_error(E.EPIPE)
         if not data:
             return 0
         if self.rate_on:
             self._rate_check_app_limited()
-        mss = self._mss_now()
-        n = self.sendq.append(data, self._size_goal(mss), self.sndbuf, self.snd_nxt,
+        mss = self.mss_now()
+        n = self.sendq.append(data, self.size_goal(mss), self.sndbuf, self.snd_nxt,
                               lambda: self._push_pending(now), self.max_window >> 1, eor=self.send_eor,
                               lowat=self.notsent_lowat or self.config.notsent_lowat,
                               mark_push=not self.send_more)
@@ -535,7 +535,7 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         """:meth:`recv`, returning None instead of raising EAGAIN (which changes nothing):
         the kernel's hot path, where an exception per empty read would cost more than
         the read."""
-        if self.state == "LISTEN":
+        if self.state == LISTEN:
             raise os_error(E.ENOTCONN)
         q = self.rcvq
         if q.size and n > 0:
@@ -554,7 +554,7 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
             raise os_error(err)
         if self.shutdown_flags & RCV_SHUTDOWN:
             return b""
-        if self.state == "CLOSE":
+        if self.state == CLOSE:
             raise os_error(E.ENOTCONN)
         return None
 
@@ -600,20 +600,19 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
             raise os_error(E.EINVAL)
         st = self.state
         mask = {SHUT_RD: RCV_SHUTDOWN, SHUT_WR: SEND_SHUTDOWN, SHUT_RDWR: 3}[how]
-        if st == "SYN_SENT":
-            self._done(now)
+        if st == SYN_SENT:
+            self._done(ABORT, now)
             return
         self.shutdown_flags |= mask
         self.signals |= SIG_STATE | SIG_DATA
-        if mask & SEND_SHUTDOWN and st in ("ESTABLISHED", "SYN_RECV", "CLOSE_WAIT"):
+        if mask & SEND_SHUTDOWN and st in (ESTABLISHED, SYN_RECV, CLOSE_WAIT):
             self._close_state_send_fin(now)
-        if st == "CLOSE":
+        if st == CLOSE:
             raise os_error(E.ENOTCONN)
 
     def _close_state_send_fin(self, now: int) -> None:
         """tcp_close_state + tcp_send_fin."""
-        nxt = {"ESTABLISHED": "FIN_WAIT1", "SYN_RECV": "FIN_WAIT1", "CLOSE_WAIT": "LAST_ACK"}
-        self._set_state(nxt[self.state], now)
+        self._transition(CLOSE_CALL, now)
         self.fin_queued = True
 
     def close(self, now: int) -> None:
@@ -624,29 +623,29 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         st = self.state
         self.shutdown_flags = RCV_SHUTDOWN | SEND_SHUTDOWN
         unread = self.rcvq.purge()
-        if st == "CLOSE":
+        if st == CLOSE:
             self.finished = True
             return
-        if st == "SYN_SENT":
-            self._done(now)
+        if st == SYN_SENT:
+            self._done(ABORT, now)
             return
         if unread or self.config.linger == 0:
-            if st in ("ESTABLISHED", "CLOSE_WAIT", "FIN_WAIT1", "FIN_WAIT2", "SYN_RECV"):
+            if st in (ESTABLISHED, CLOSE_WAIT, FIN_WAIT1, FIN_WAIT2, SYN_RECV):
                 self._send_reset(now)
-            self._done(now)
+            self._done(ABORT, now)
             return
-        if st in ("ESTABLISHED", "SYN_RECV", "CLOSE_WAIT"):
+        if st in (ESTABLISHED, SYN_RECV, CLOSE_WAIT):
             self._close_state_send_fin(now)
-        elif st == "FIN_WAIT2":
+        elif st == FIN_WAIT2:
             self.tw_at = now + self.config.fin_timeout
 
     def abort(self, now: int) -> None:
         """Send RST and drop the connection (tcp_abort / SO_LINGER 0 close)."""
-        if self.state in ("ESTABLISHED", "CLOSE_WAIT", "FIN_WAIT1", "FIN_WAIT2", "SYN_RECV",
-                          "CLOSING", "LAST_ACK"):
+        if self.state in (ESTABLISHED, CLOSE_WAIT, FIN_WAIT1, FIN_WAIT2, SYN_RECV,
+                          CLOSING, LAST_ACK):
             self._send_reset(now)
         if not self.finished:
-            self._done_with_error(E.ECONNABORTED if not self.orphan else 0, now)
+            self._done_with_error(E.ECONNABORTED if not self.orphan else 0, ABORT, now)
 
     def icmp_error(self, err: int, now: int) -> None:
         """An ICMP destination-unreachable about a segment we sent, as an errno
@@ -656,8 +655,8 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         timeout reports instead of ETIMEDOUT."""
         if self.finished:
             return
-        if self.state == "SYN_SENT":
-            self._done_with_error(err, now)
+        if self.state == SYN_SENT:
+            self._done_with_error(err, ICMP_ERROR, now)
         else:
             self.sk_err_soft = err
 
@@ -665,15 +664,15 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
     def poll(self) -> int:
         """tcp_poll."""
         st = self.state
-        if st == "LISTEN":
+        if st == LISTEN:
             return 0
         mask = 0
         shut = self.shutdown_flags
-        if shut == 3 or st == "CLOSE":
+        if shut == 3 or st == CLOSE:
             mask |= EPOLLHUP
         if shut & RCV_SHUTDOWN:
             mask |= EPOLLIN | EPOLLRDNORM | EPOLLRDHUP
-        if st not in ("SYN_SENT", "SYN_RECV"):
+        if st not in _HANDSHAKE:
             q = self.rcvq.size
             if q and (q >= self.rcvlowat or self._rcvlowat_ready()):
                 mask |= EPOLLIN | EPOLLRDNORM
@@ -708,7 +707,7 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
     def outq(self) -> int:
         """SIOCOUTQ (tcp_ioctl): write_seq - snd_una, where write_seq counts a queued FIN
         (tcp_send_fin): 1 more while the FIN is unacknowledged, 0 in FIN_WAIT2/TIME_WAIT."""
-        if self.state in ("SYN_SENT", "SYN_RECV", "CLOSE"):
+        if self.state in (SYN_SENT, SYN_RECV, CLOSE):
             return 0
         return self.sendq.end + (1 if self.fin_queued else 0) - self.snd_una
 
@@ -723,6 +722,16 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
     @property
     def rmem_alloc(self) -> int:
         return self.rcvq.rmem_alloc
+
+    @property
+    def listener(self):
+        """The TcpListener whose queue holds this connection until accept(), else None."""
+        return self._listener
+
+    # The private spellings simsock/kernel/tcp.py uses, kept until it uses the public ones.
+    _mss_now = Sender.mss_now
+    _size_goal = Sender.size_goal
+    _check_space = Sender.check_space
 
     def stats(self) -> dict:
         tp = self.tp
@@ -770,7 +779,7 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
     # ETIMEDOUT (tcp_write_err). Data in flight or queued suspends it (the retransmission
     # timer watches the connection then). Any ACK resets the count (tcp_ack: probes_out = 0).
     # Checked on Linux 6.18 through veth with 1/1/2 s: tests/reliability/test_keepalive.py.
-    _KA_STATES = ("ESTABLISHED", "CLOSE_WAIT", "FIN_WAIT1", "FIN_WAIT2", "CLOSING", "LAST_ACK")
+    _KA_STATES = (ESTABLISHED, CLOSE_WAIT, FIN_WAIT1, FIN_WAIT2, CLOSING, LAST_ACK)
 
     def set_keepalive(self, on: bool, now: int) -> None:
         """SO_KEEPALIVE: turning it on arms the timer keepalive_time from now; off stops it."""
@@ -798,7 +807,7 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         if elapsed >= cfg.keepalive_time:
             if self.probes_out >= cfg.keepalive_probes:
                 self._send_reset(now)
-                self._done_with_error(self.sk_err_soft or E.ETIMEDOUT, now)
+                self._done_with_error(self.sk_err_soft or E.ETIMEDOUT, TIMEOUT, now)
                 return
             self._out.append(self._make_segment(self.snd_una - 1, ACK, now, b""))
             self.probes_out += 1
@@ -813,7 +822,7 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
             self.pacing_at = None       # tcp_pace_kick: the pump transmits what may go now
         if self.tw_at is not None and self.tw_at <= now:
             self.tw_at = None
-            self._done(now)
+            self._done(CLOSE_TIMER, now)
             return
         if self.ka_at is not None and self.ka_at <= now:
             self.ka_at = None
@@ -854,11 +863,11 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         TCP_SYNCNT 1, 7 s for 2, 19 s for 3, 131 s for the default 6 (measured on 6.18,
         tests/conformance/test_syn_cookies.py). The timeout also enters CA_Loss with cwnd 1,
         as TCP_INFO shows while the socket waits."""
-        if self.state != "SYN_SENT":
+        if self.state != SYN_SENT:
             return
         cfg = self.config
         if self._timed_out(now, cfg.syn_retries, cfg.rto_init):
-            self._done_with_error(self.sk_err_soft or E.ETIMEDOUT, now)
+            self._done_with_error(self.sk_err_soft or E.ETIMEDOUT, TIMEOUT, now)
             return
         if not self.retransmits:
             self.stats_rto_recoveries += 1         # tcp_update_rto_stats
@@ -878,14 +887,14 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         self.rto_at = now + min(self.rtt.rto << self.backoff, cfg.rto_max)
 
     def _synack_timer(self, now: int) -> None:
-        if self.state != "SYN_RECV":
+        if self.state != SYN_RECV:
             return
         if self.retransmits >= self.config.synack_retries:
-            self._done(now)   # request dropped silently (reqsk_timer_handler)
+            self._done(TIMEOUT, now)   # request dropped silently (reqsk_timer_handler)
             return
         self.retransmits += 1
         self.stats_retransmits += 1
-        self._send_syn(now, self._syn_peer())
+        self._send_syn(now, self.peer_syn)
         self.rto_kind = "synack"
         self.rto_at = now + min(self.config.rto_init << self.retransmits, self.config.rto_max)
 
@@ -895,6 +904,6 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         self._out = []
         if self.state in _SYNCHRONIZED_SEND and (not self.shutdown_flags & SEND_SHUTDOWN or self.fin_queued):
             self._write_xmit(now, out)
-        if self.ack_now and self.state not in ("CLOSE", "SYN_SENT", "LISTEN") and not self.finished:
+        if self.ack_now and self.state not in _NO_ACK_STATES and not self.finished:
             out.append(self._make_segment(self.snd_nxt, ACK, now))
         return out

@@ -35,10 +35,13 @@ from __future__ import annotations
 
 import struct
 
-#: tcp_states.h numbering.
-TCP_STATES = {"ESTABLISHED": 1, "SYN_SENT": 2, "SYN_RECV": 3, "FIN_WAIT1": 4, "FIN_WAIT2": 5,
-              "TIME_WAIT": 6, "CLOSE": 7, "CLOSE_WAIT": 8, "LAST_ACK": 9, "LISTEN": 10,
-              "CLOSING": 11}
+from simsock.tcp.states import (CLOSE, ESTABLISHED, LISTEN, STATES, SYN_RECV, SYN_SENT,
+                                TIME_WAIT)
+
+#: tcp_states.h numbering: ESTABLISHED is 1.
+TCP_STATES = {state: number for number, state in enumerate(STATES, 1)}
+
+_HANDSHAKE = (SYN_SENT, SYN_RECV)
 
 TCPI_OPT_TIMESTAMPS, TCPI_OPT_SACK, TCPI_OPT_WSCALE, TCPI_OPT_ECN = 1, 2, 4, 8
 
@@ -100,12 +103,12 @@ def _ms_since(now: int, then: int) -> int:
 def listener_info(accept_queue: int, backlog: int) -> dict:
     """tcp_get_info for a socket in LISTEN (see the module docstring)."""
     d = _blank()
-    d.update(state=TCP_STATES["LISTEN"], unacked=accept_queue, sacked=backlog, snd_cwnd=10,
+    d.update(state=TCP_STATES[LISTEN], unacked=accept_queue, sacked=backlog, snd_cwnd=10,
              reordering=3, pacing_rate=_U64, max_pacing_rate=_U64)
     return d
 
 
-def unconnected_info(state: str = "CLOSE") -> dict:
+def unconnected_info(state: str = CLOSE) -> dict:
     """tcp_get_info for a socket with no connection yet (tcp_init_sock's values)."""
     d = _blank()
     d.update(state=TCP_STATES.get(state, 7), delivery_rate_app_limited=1,
@@ -124,7 +127,7 @@ def tcp_info(conn, now: int) -> dict:
     d = _blank()
     # a socket whose connection went to TIME_WAIT is CLOSE: tcp_time_wait() hands the
     # connection to a timewait sock and closes the socket the program holds
-    state = "CLOSE" if conn.finished or conn.state == "TIME_WAIT" else conn.state
+    state = CLOSE if conn.finished or conn.state == TIME_WAIT else conn.state
     d["state"] = TCP_STATES.get(state, 7)
     d["ca_state"] = tp.ca_state
     d["retransmits"] = min(conn.retransmits, 255)
@@ -142,11 +145,11 @@ def tcp_info(conn, now: int) -> dict:
     d["options"] = opts
     d["delivery_rate_app_limited"] = 0 if conn.stats_data_segs_out else 1   # tp->rate_app_limited
     d["rto"] = _us(min(r.rto << conn.backoff, cfg.rto_max))
-    d["ato"] = _us(conn.ato) if conn.state == "ESTABLISHED" or conn.ato else 0
+    d["ato"] = _us(conn.ato) if conn.state == ESTABLISHED or conn.ato else 0
     d["snd_mss"] = conn.mss_cache
     d["rcv_mss"] = conn.rcv_mss
     # packets_out: the SYN (or SYN-ACK) counts while the handshake is in flight
-    d["unacked"] = len(conn.records) or (1 if conn.state in ("SYN_SENT", "SYN_RECV") else 0)
+    d["unacked"] = len(conn.records) or (1 if conn.state in _HANDSHAKE else 0)
     d["sacked"] = conn.sacked_out
     d["lost"] = conn.lost_out
     d["retrans"] = conn.retrans_out
@@ -170,11 +173,11 @@ def tcp_info(conn, now: int) -> dict:
     d["pacing_rate"] = _pacing_rate(conn)
     d["max_pacing_rate"] = _U64
     # tcp_snd_una_update counts the SYN of an active open; a passive child starts past its SYN-ACK
-    d["bytes_acked"] = conn.stats_bytes_acked + (1 if conn._peer_syn is None and conn.snd_una > conn.iss else 0)
+    d["bytes_acked"] = conn.stats_bytes_acked + (1 if conn.peer_syn is None and conn.snd_una > conn.iss else 0)
     d["bytes_received"] = conn.stats_bytes_received
     d["segs_out"] = (conn.stats_segments_sent - conn.stats_synacks_sent) & _U32
     d["segs_in"] = conn.stats_segs_in & _U32
-    d["notsent_bytes"] = max(conn.sendq.end - conn.snd_nxt, 0) if conn.state != "CLOSE" else 0
+    d["notsent_bytes"] = max(conn.sendq.end - conn.snd_nxt, 0) if conn.state != CLOSE else 0
     d["min_rtt"] = _us(conn.min_rtt) if conn.min_rtt < (1 << 62) else _U32
     d["data_segs_in"] = conn.stats_data_segs_in & _U32
     d["data_segs_out"] = conn.stats_data_segs_out & _U32
@@ -204,7 +207,7 @@ def tcp_info(conn, now: int) -> dict:
 def _delivered(conn) -> int:
     """tp->delivered: segments delivered (acknowledged, including spurious retransmissions a
     DSACK reported), counting the handshake's SYN or SYN-ACK as one."""
-    if conn.state in ("SYN_SENT", "SYN_RECV") or (conn.state == "CLOSE" and not conn.irs):
+    if conn.state in _HANDSHAKE or (conn.state == CLOSE and not conn.irs):
         return 0
     return 1 + max(conn.stats_data_segs_out - len(conn.records), 0)
 

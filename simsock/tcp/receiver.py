@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import errno as E
 
-from simsock.tcp.segment import ACK, FIN, PSH, RST, SYN, Segment
+from simsock.tcp.segment import ACK, FIN, MASK, PSH, RST, SYN, Segment, unwrap
 from simsock.tcp.signals import SIG_DATA, SIG_STATE
+from simsock.tcp.states import (ABORT, CLOSE, CLOSE_WAIT, CLOSING, ESTABLISHED, FIN_WAIT1,
+                                FIN_WAIT2, LAST_ACK, LISTEN, RCV_ACK, RCV_FIN, RCV_RST,
+                                RCV_SHUTDOWN, RCV_SYN, RCV_SYNACK, SYN_RECV, SYN_SENT,
+                                TIME_WAIT)
 
-MASK = 0xFFFFFFFF
-RCV_SHUTDOWN, SEND_SHUTDOWN = 1, 2
-
-
-def _unwrap(wire: int, ref: int) -> int:
-    return ref + ((wire - ref + 0x80000000) & MASK) - 0x80000000
+_NO_CONNECTION = (CLOSE, LISTEN)
+_PEER_FIN_SEEN = (CLOSE_WAIT, CLOSING, LAST_ACK)
+_OUR_FIN_SENT = (FIN_WAIT1, FIN_WAIT2)
+_FIN_TO_CLOSE_WAIT = (ESTABLISHED, SYN_RECV)
 
 
 class Receiver:
@@ -28,16 +30,16 @@ class Receiver:
             return
         self.stats_segs_in += 1                  # tcp_segs_in (TCP_INFO)
         st = self.state
-        if st == "SYN_SENT":
+        if st == SYN_SENT:
             self._rcv_synsent(seg, now)
             return
-        if st == "TIME_WAIT":
+        if st == TIME_WAIT:
             self._rcv_timewait(seg, now)
             return
-        if st in ("CLOSE", "LISTEN"):
+        if st in _NO_CONNECTION:
             return
         flags = seg.flags
-        seq = _unwrap(seg.seq, self.rcv_nxt)
+        seq = unwrap(seg.seq, self.rcv_nxt)
         plen = len(seg.payload)
         if plen:
             self.stats_data_segs_in += 1
@@ -55,18 +57,18 @@ class Receiver:
                 self.ack_now = True      # RFC 5961 3.2 challenge ACK
             return
         if flags & SYN:
-            if st == "SYN_RECV" and seq == self.irs:
-                self._send_syn(now, self._peer_syn)   # retransmitted SYN: resend SYN-ACK
+            if st == SYN_RECV and seq == self.irs:
+                self._send_syn(now, self.peer_syn)   # retransmitted SYN: resend SYN-ACK
             else:
                 self.ack_now = True      # RFC 5961 4.2
             return
         if not flags & ACK:
             return
-        if st == "SYN_RECV":
+        if st == SYN_RECV:
             if not self._rcv_synrecv(seg, seq, now):
                 return
         else:
-            ack = _unwrap(seg.ack, self.snd_una)
+            ack = unwrap(seg.ack, self.snd_una)
             if ack > self.snd_nxt:
                 self.ack_now = True      # ACK of unsent data: drop, answer with an ACK
                 return
@@ -81,7 +83,7 @@ class Receiver:
     # ------------------------------------------------------------------ handshake
     def _passive_open(self, syn: Segment, now: int) -> None:
         """tcp_conn_request: a SYN for a listener becomes a SYN_RECV connection; send SYN-ACK."""
-        self._peer_syn = syn
+        self.peer_syn = syn
         self.stats_segs_in = 1               # the SYN (tcp_create_openreq_child)
         self._init_receive_side()
         self._negotiate(syn)
@@ -91,7 +93,7 @@ class Receiver:
         self.snd_wnd = self.max_window = syn.window
         self._sync_mss()
         self.snd_wl1 = self.irs
-        self._set_state("SYN_RECV", now)
+        self._transition(RCV_SYN, now)
         self.retrans_stamp = now
         self._send_syn(now, syn)
         self.rto_kind = "synack"
@@ -99,7 +101,7 @@ class Receiver:
 
     def _rcv_synrecv(self, seg: Segment, seq: int, now: int) -> bool:
         """tcp_check_req: the handshake's final ACK; False if the segment is dropped."""
-        ack = _unwrap(seg.ack, self.snd_una)
+        ack = unwrap(seg.ack, self.snd_una)
         if ack != self.iss + 1:
             self._out.append(Segment(self.local[1], self.remote[1], seg.ack, 0, RST, 0))
             return False
@@ -112,20 +114,20 @@ class Receiver:
         self.snd_wl1 = seq
         if not self.retransmits:
             self._rtt_sample(now - self.retrans_stamp, now)
-        self._established(now)
+        self._established(RCV_ACK, now)
         return True
 
     def _rcv_synsent(self, seg: Segment, now: int) -> None:
         """tcp_rcv_synsent_state_process."""
         flags = seg.flags
         if flags & ACK:
-            ack = _unwrap(seg.ack, self.iss)
+            ack = unwrap(seg.ack, self.iss)
             if ack != self.iss + 1:
                 if not flags & RST:
                     self._out.append(Segment(self.local[1], self.remote[1], seg.ack, 0, RST, 0))
                 return
             if flags & RST:
-                self._done_with_error(E.ECONNREFUSED, now)
+                self._done_with_error(E.ECONNREFUSED, RCV_RST, now)
                 return
             if not flags & SYN:
                 return
@@ -149,7 +151,7 @@ class Receiver:
                 # an echo of the first SYN's means it was not lost (tcp_try_undo_spurious_syn)
                 self._rtt_sample(max(((now // 1_000_000) - seg.ts[1]) & MASK, 1) * 1_000_000, now)
                 self.syn_spurious = seg.ts[1] == (self.retrans_stamp // 1_000_000) & MASK
-            self._established(now)
+            self._established(RCV_SYNACK, now)
             self.lrcvtime = now
             if self.pingpong >= 1:
                 # TCP_QUICKACK was turned off: save one ACK (tcp_rcv_synsent_state_process),
@@ -172,11 +174,11 @@ class Receiver:
         """
         flags = seg.flags
         if flags & RST:
-            self._done(now)
+            self._done(RCV_RST, now)
             return
-        seq = _unwrap(seg.seq, self.rcv_nxt)
+        seq = unwrap(seg.seq, self.rcv_nxt)
         if flags & SYN and seq > self.rcv_nxt:
-            self._done(now)
+            self._done(RCV_SYN, now)
             return
         if flags & FIN:
             self.tw_at = now + self.config.time_wait
@@ -186,23 +188,23 @@ class Receiver:
         """tcp_reset: the peer reset us."""
         st = self.state
         self.reset_seen = True
-        if st == "SYN_RECV" and self._listener is not None:
-            self._done(now)       # request dropped silently
+        if st == SYN_RECV and self._listener is not None:
+            self._done(RCV_RST, now)       # request dropped silently
             return
-        err = E.EPIPE if st == "CLOSE_WAIT" else E.ECONNRESET
-        self._done_with_error(err, now)
+        err = E.EPIPE if st == CLOSE_WAIT else E.ECONNRESET
+        self._done_with_error(err, RCV_RST, now)
 
     # ------------------------------------------------------------------ data
     def _data_queue(self, seg: Segment, seq: int, plen: int, flags: int, now: int) -> None:
         st = self.state
         fin = flags & FIN
         rcv_nxt = self.rcv_nxt
-        if st in ("CLOSE_WAIT", "CLOSING", "LAST_ACK") and seq >= rcv_nxt:
+        if st in _PEER_FIN_SEEN and seq >= rcv_nxt:
             return                              # data after the peer's FIN is ignored
-        if (self.shutdown_flags & RCV_SHUTDOWN and st in ("FIN_WAIT1", "FIN_WAIT2")
+        if (self.shutdown_flags & RCV_SHUTDOWN and st in _OUR_FIN_SENT
                 and plen and seq + plen > rcv_nxt):
             self._send_reset(now)               # RFC 1122: data for a closed reader -> RST
-            self._done_with_error(E.ECONNRESET, now)
+            self._done_with_error(E.ECONNRESET, ABORT, now)
             return
         end = seq + plen
         sack = self.sack_ok
@@ -343,14 +345,14 @@ class Receiver:
         self.ack_pending = True
         self.signals |= SIG_DATA | SIG_STATE
         st = self.state
-        if st in ("ESTABLISHED", "SYN_RECV"):
-            self._set_state("CLOSE_WAIT", now)
+        if st in _FIN_TO_CLOSE_WAIT:
+            self._transition(RCV_FIN, now)
             self.pingpong = max(self.pingpong, 1)   # inet_csk_enter_pingpong_mode: delay the ACK
-        elif st == "FIN_WAIT1":
-            self._set_state("CLOSING", now)
+        elif st == FIN_WAIT1:
+            self._transition(RCV_FIN, now)
             self.ack_now = True
-        elif st == "FIN_WAIT2":
-            self._enter_time_wait(now)
+        elif st == FIN_WAIT2:
+            self._enter_time_wait(RCV_FIN, now)
             self.ack_now = True
 
     def _event_data_recv(self, plen: int, flags: int, now: int) -> None:

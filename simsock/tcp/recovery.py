@@ -61,7 +61,9 @@ from __future__ import annotations
 
 from bisect import bisect_left
 
-from simsock.tcp.congestion import CA_CWR, CA_DISORDER, CA_LOSS, CA_OPEN, CA_RECOVERY
+from simsock.tcp.cc.base import (CA_CWR, CA_DISORDER, CA_EVENT_COMPLETE_CWR, CA_LOSS, CA_OPEN,
+                                CA_RECOVERY)
+from simsock.tcp.segment import unwrap
 
 # TCP_SKB_CB(skb)->sacked bits.
 R_EVER = 1       # TCPCB_EVER_RETRANS
@@ -83,7 +85,6 @@ FLAG_NOT_DUP = FLAG_DATA | FLAG_WIN_UPDATE | FLAG_DATA_ACKED
 FLAG_CA_ALERT = FLAG_DATA_SACKED | FLAG_DSACKING_ACK
 FLAG_FORWARD_PROGRESS = FLAG_DATA_ACKED | FLAG_DATA_SACKED
 
-CA_EVENT_COMPLETE_CWR = 2
 TCP_REORDERING = 3          # net.ipv4.tcp_reordering
 TCP_MAX_REORDERING = 300    # net.ipv4.tcp_max_reordering
 TCP_RACK_RECOVERY_THRESH = 16
@@ -91,11 +92,6 @@ TCP_RACK_RECOVERY_THRESH = 16
 
 def _start_key(rec: list) -> int:
     return rec[0]
-
-
-def _unwrap(wire: int, ref: int) -> int:
-    """The unbounded sequence number nearest ``ref`` whose low 32 bits are ``wire``."""
-    return ref + ((wire - ref + 0x80000000) & 0xFFFFFFFF) - 0x80000000
 
 
 class Recovery:
@@ -115,7 +111,7 @@ class Recovery:
         """
         una = self.snd_una
         nxt = self.snd_nxt
-        sb = [(_unwrap(s, una), _unwrap(e, una)) for s, e in blocks]
+        sb = [(unwrap(s, una), unwrap(e, una)) for s, e in blocks]
         flag = 0
         first = 0
         # tcp_check_dsack (RFC 2883): the first block reports a duplicate.

@@ -34,7 +34,8 @@ paced bursts, autocorking, TCP_USER_TIMEOUT, keepalive.
 
 from __future__ import annotations
 
-from simsock.tcp.congestion import CA_CWR, CA_DISORDER, CA_LOSS, CA_OPEN, CA_RECOVERY
+from simsock.tcp.cc.base import (CA_CWR, CA_DISORDER, CA_EVENT_LOSS, CA_EVENT_TX_START, CA_LOSS,
+                                CA_OPEN, CA_RECOVERY)
 from simsock.tcp.recovery import (FLAG_CA_ALERT, FLAG_DATA, FLAG_DATA_ACKED, FLAG_DATA_SACKED,
                                   FLAG_DSACK_TLP, FLAG_DSACKING_ACK, FLAG_FORWARD_PROGRESS,
                                   FLAG_NOT_DUP, FLAG_RETRANS_DATA_ACKED, FLAG_SND_UNA_ADVANCED,
@@ -45,9 +46,8 @@ from simsock.tcp.buffers import SKB_PSH
 from simsock.tcp.rate import RateSample
 from simsock.tcp.segment import ACK, FIN, PSH, Segment
 from simsock.tcp.signals import SIG_SPACE
+from simsock.tcp.states import TIMEOUT
 
-CA_EVENT_TX_START = 0
-CA_EVENT_LOSS = 3
 #: SKB_TRUESIZE pieces used by tcp_sndbuf_expand (x86_64): MAX_TCP_HEADER, skb_shared_info,
 #: sk_buff, all SKB_DATA_ALIGN'ed.
 _MAX_TCP_HEADER = 320
@@ -65,7 +65,7 @@ def _model_timeout(boundary: int, rto_base: int, rto_max: int) -> int:
 
 class Sender:
     # ------------------------------------------------------------------ sizes
-    def _mss_now(self) -> int:
+    def mss_now(self) -> int:
         """tcp_current_mss: mss_cache less the room SACK blocks take on this segment."""
         mss = self.mss_cache         # already bounded to half the peer's max window (_sync_mss)
         sack = self.sack_rx
@@ -75,7 +75,7 @@ class Sender:
             mss -= 4 + 8 * min(n, max_sack_blocks(self.ts_ok))
         return mss
 
-    def _size_goal(self, mss: int) -> int:
+    def size_goal(self, mss: int) -> int:
         """tcp_xmit_size_goal: a GSO skb of whole segments up to gso_max_size and half the window."""
         goal = self.config.gso_max_size - 1 - _MAX_TCP_HEADER
         mw = self.max_window
@@ -121,7 +121,7 @@ class Sender:
         tp = self.tp
         cwnd = tp.snd_cwnd
         records = self.records
-        mss = self._mss_now()
+        mss = self.mss_now()
         sent_pkts = self._xmit_retransmit_queue(now, out) if self.retrans_out < self.lost_out else 0
         prior_out = len(records)
         sq = self.sendq
@@ -218,7 +218,7 @@ class Sender:
         elif self.snd_nxt < sq.end and not records and self.rto_kind is None:
             self._arm_probe(now)   # tcp_check_probe_timer
         if sent_any and self.nospace and (self.notsent_lowat or self.config.notsent_lowat) != 0xFFFFFFFF:
-            self._check_space(now)  # tcp_data_snd_check: the push lowered the unsent bytes
+            self.check_space(now)  # tcp_data_snd_check: the push lowered the unsent bytes
 
     def _xmit_retransmit_queue(self, now: int, out: list) -> int:
         """tcp_xmit_retransmit_queue: resend records marked lost, in order, while cwnd allows.
@@ -273,7 +273,7 @@ class Sender:
         if avail <= 0:
             if start != self.snd_una:
                 return False
-            avail = self._mss_now()
+            avail = self.mss_now()
         fin = 1 if self.fin_sent and rec[1] == self.sendq.end + 1 else 0
         if rec[1] - fin - start <= avail:
             return None
@@ -496,7 +496,7 @@ class Sender:
             elif self.rto_kind in ("rto", "reo", "tlp"):
                 self.rto_kind = None
                 self.rto_at = None
-            self._check_space(now)
+            self.check_space(now)
 
     def _rtt_sample(self, rtt: int, now: int) -> None:
         r = self.rtt
@@ -532,8 +532,9 @@ class Sender:
         tp.packets_out = len(self.records)
         self.cc.cong_avoid(tp, ack, acked)
 
-    def _check_space(self, now: int) -> None:
-        """tcp_check_space / tcp_new_space / sk_stream_write_space."""
+    def check_space(self, now: int) -> None:
+        """tcp_check_space / tcp_new_space / sk_stream_write_space: after buffer space was
+        freed, wake a writer that ran out (SIG_SPACE) once the socket is writable."""
         if self.nospace:
             if not self._cwnd_full():
                 self._sndbuf_expand()
@@ -642,7 +643,7 @@ class Sender:
         sq = self.sendq
         nxt = self.snd_nxt
         if nxt < sq.end:
-            mss = self._mss_now()
+            mss = self.mss_now()
             seg_end = min(nxt + mss, sq.skb_end(nxt))
             if seg_end > self.snd_una + self.snd_wnd:
                 return False
@@ -657,7 +658,7 @@ class Sender:
         if self.rate_on:
             rec.append(self._rate_skb_sent(now))
         self.records.append(rec)
-        if seg_end - nxt < self._mss_now():
+        if seg_end - nxt < self.mss_now():
             self.snd_sml = end
         self.snd_nxt = end
         if fin:
@@ -764,10 +765,10 @@ class Sender:
             limit = 2 * self.config.rto_max
             if (now - self.rcv_tstamp > limit and self.retrans_stamp
                     and now - self.retrans_stamp > limit):
-                self._done_with_error(self.sk_err_soft or 110, now)
+                self._done_with_error(self.sk_err_soft or 110, TIMEOUT, now)
                 return
         elif self._timed_out(now, self._retry_until(), self.config.rto_min):
-            self._done_with_error(self.sk_err_soft or 110, now)  # ETIMEDOUT, tcp_write_err
+            self._done_with_error(self.sk_err_soft or 110, TIMEOUT, now)  # ETIMEDOUT, tcp_write_err
             return
         # tcp_enter_loss
         if tp.ca_state <= CA_DISORDER or self.snd_una >= self.high_seq or (
@@ -810,7 +811,7 @@ class Sender:
         self.rto_at = None
         if self.records or self.snd_nxt >= self.sendq.end:
             return
-        mss = self._mss_now()
+        mss = self.mss_now()
         room = self.snd_una + self.snd_wnd - self.snd_nxt
         if room > 0:
             # The window is open but too small for tcp_write_xmit: send what fits.
@@ -836,12 +837,12 @@ class Sender:
             # more once the backed-off RTO has reached TCP_RTO_MAX
             max_probes = self._orphan_retries()
             if not self._rto_alive() and self.backoff >= max_probes:
-                self._done_with_error(110, now)
+                self._done_with_error(110, TIMEOUT, now)
                 return
         else:
             max_probes = self.config.retries2
         if self.probes_out > max_probes:
-            self._done_with_error(110, now)
+            self._done_with_error(110, TIMEOUT, now)
             return
         out.append(self._make_segment(self.snd_una - 1, ACK, now, b""))
         self.stats_zwp += 1

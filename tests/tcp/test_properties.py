@@ -25,7 +25,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from fakelink import MS, make_pair
 from simsock.constants import SHUT_WR
 from simsock.tcp.config import TcpConfig
-from simsock.tcp.connection import unwrap
+from simsock.tcp.segment import unwrap
 from simsock.tcp.recovery import R_LOST, R_RETRANS, R_SACKED
 
 EXAMPLES = int(os.environ.get("SIMSOCK_HYPOTHESIS_EXAMPLES", "40"))

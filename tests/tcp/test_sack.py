@@ -9,11 +9,11 @@ from hypothesis import given, settings, strategies as st
 
 from fakelink import MS, make_pair
 from simsock.tcp.config import TcpConfig
-from simsock.tcp.connection import TcpConnection, unwrap
-from simsock.tcp.congestion import CA_OPEN, CA_RECOVERY
+from simsock.tcp.connection import TcpConnection
+from simsock.tcp.cc.base import CA_OPEN, CA_RECOVERY
 from simsock.tcp.recovery import R_LOST, R_RETRANS, R_SACKED
 from simsock.tcp.sack import SackBlocks, max_sack_blocks
-from simsock.tcp.segment import ACK, SYN, Segment
+from simsock.tcp.segment import ACK, SYN, Segment, unwrap
 
 S = 1000 * MS
 
