@@ -111,12 +111,12 @@ class Recovery:
         """
         una = self.snd_una
         nxt = self.snd_nxt
-        sb = [(unwrap(s, una), unwrap(e, una)) for s, e in blocks]
+        sblocks = [(unwrap(s, una), unwrap(e, una)) for s, e in blocks]
         flag = 0
         first = 0
         # tcp_check_dsack (RFC 2883): the first block reports a duplicate.
-        s0, e0 = sb[0]
-        if s0 < una or (len(sb) > 1 and sb[1][0] <= s0 and e0 <= sb[1][1]):
+        s0, e0 = sblocks[0]
+        if s0 < una or (len(sblocks) > 1 and sblocks[1][0] <= s0 and e0 <= sblocks[1][1]):
             if s0 < e0:
                 flag |= FLAG_DSACKING_ACK
                 self.stats_dsacks_received += 1
@@ -128,7 +128,7 @@ class Recovery:
         newly = 0
         reord = None
         fack = self._highest_sack()
-        for s, e in sorted(sb[first:]):
+        for s, e in sorted(sblocks[first:]):
             if not (s < e <= nxt and e > una):     # tcp_is_sackblock_valid
                 continue
             i = bisect_left(records, s, key=_start_key)
