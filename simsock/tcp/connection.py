@@ -51,7 +51,6 @@ taken modulo 2**32, and incoming ones are unwrapped around the expected value.
 from __future__ import annotations
 
 import errno as E
-from collections import deque
 
 from simsock.constants import (EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLRDHUP,
                                EPOLLRDNORM, EPOLLWRNORM, SHUT_RD, SHUT_RDWR, SHUT_WR)
@@ -64,7 +63,7 @@ from simsock.tcp.rtt import RttEstimator
 from simsock.tcp.segment import ACK, CWR, ECE, MASK, RST, SYN, TIMESTAMP_OPTION, Segment
 from simsock.tcp.rate import RateSampler
 from simsock.tcp.receiver import Receiver
-from simsock.tcp.recovery import TCP_REORDERING, Recovery
+from simsock.tcp.recovery import Recovery, Scoreboard
 from simsock.tcp.sack import SackBlocks, max_sack_blocks
 from simsock.tcp.sender import Sender
 from simsock.tcp.signals import SIG_DATA, SIG_SPACE, SIG_STATE
@@ -111,24 +110,9 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         self.send_more = False           # ... MSG_MORE: no PSH mark, corked push (tcp_push)
         self.push_cork = False           # the next _write_xmit holds sub-MSS tails (TCP_NAGLE_CORK)
         self.push_now = False            # the next _write_xmit ignores cork and Nagle (TCP_NAGLE_PUSH)
-        self.records: deque[list] = deque()  # in flight: [start, end, sent_ns, flags] (recovery.py)
-        self.lost_out = self.retrans_out = self.sacked_out = self.dupacks = 0
-        # SACK scoreboard, RACK and PRR (recovery.py)
-        self.fack = iss                  # end of the highest SACKed record
-        self.reordering = TCP_REORDERING
-        self.reord_seen = 0
-        self.rack_mstamp = self.rack_end_seq = self.rack_rtt = 0
-        self.rack_advanced = self.rack_dsack_seen = False
-        self.rack_reo_wnd_steps = 1
-        self.rack_reo_wnd_persist = 0
+        self.scoreboard = Scoreboard(iss)   # segments in flight, SACK, RACK, PRR (recovery.py)
         self.min_rtt = 1 << 62
-        self.rtx_sent: list[tuple[int, list]] = []   # (sent_ns, record) in retransmission order
-        self.prr_delivered = self.prr_out = 0
-        self.ack_delivered = self.newly_lost = 0
-        self.reo_armed = False
-        self._sack_first_sent = None
         self.sack_rx = SackBlocks()      # receiver: blocks for the next ACK
-        self.high_seq = iss
         self.snd_sml = iss
         self.max_packets_out = 0
         self.cwnd_usage_seq = iss       # tp->cwnd_usage_seq (tcp_cwnd_validate)
@@ -178,6 +162,7 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         self.in_time_wait = False
         self.finished = False
         self._listener = None
+        self.syn_spurious = False        # the SYN-ACK echoed our first SYN (tcp_try_undo_spurious_syn)
         self.peer_syn: Segment | None = None   # the SYN a passive open answered (None: active)
         self.fin_rcv_seq: int | None = None
         self.last_seg_size = -1
@@ -195,9 +180,6 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         self.stats_rto_recoveries = 0    # tcpi_total_rto_recoveries
         self.wscale_ok = False
         self.rcvlowat = 1                # SO_RCVLOWAT (sk_rcvlowat): tcp_poll's readable target
-        # tail loss probe (RFC 8985 section 7, tcp_send_loss_probe)
-        self.tlp_high_seq: int | None = None
-        self.tlp_retrans = False
         self.rcv_tstamp = 0              # when the last ACK arrived (tp->rcv_tstamp)
         # index: 0 none, 1 rwnd, 2 cwnd, 3 app (queues empty), 4 app with data in flight
         self.limited_ns = [0, 0, 0, 0, 0]
@@ -371,7 +353,7 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
             # 5681 with RFC 6298's 1 s initial RTO), else the initial window; out of CA_Loss
             tp = self.tp
             tp.ca_state = CA_OPEN
-            cut = self.stats_retransmits > 1 and not getattr(self, "syn_spurious", False)
+            cut = self.stats_retransmits > 1 and not self.syn_spurious
             tp.snd_cwnd = 1 if cut else self.config.init_cwnd
         self._cc_init(now)
         self._sndbuf_expand()
@@ -408,14 +390,15 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
 
     def _done(self, event: str, now: int) -> None:
         """tcp_done: CLOSE, both directions shut, timers off."""
+        sb = self.scoreboard
         self._transition(event, now)
         self.shutdown_flags = RCV_SHUTDOWN | SEND_SHUTDOWN
         self.rto_at = self.rto_kind = self.delack_at = self.tw_at = self.ka_at = None
         self.in_time_wait = False
         self.finished = True
-        self.records.clear()
-        self.lost_out = self.retrans_out = self.sacked_out = 0
-        self.rtx_sent = []
+        sb.records.clear()
+        sb.lost_out = sb.retrans_out = sb.sacked_out = 0
+        sb.rtx_sent = []
         self.sack_rx.clear()
         self.sendq.purge()
         self.signals |= SIG_STATE | SIG_DATA | SIG_SPACE
@@ -743,7 +726,7 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
             "rto_count": self.stats_rto_count, "fast_retransmits": self.stats_fast_retransmits,
             "recoveries": self.stats_recoveries, "lost_retransmits": self.stats_lost_retransmits,
             "dsacks_received": self.stats_dsacks_received, "sack": self.sack_ok,
-            "reordering": self.reordering,
+            "reordering": self.scoreboard.reordering,
             "srtt": r.srtt, "rttvar": r.rttvar, "rto": min(r.rto << self.backoff, self.config.rto_max),
             "cwnd": tp.snd_cwnd, "ssthresh": tp.snd_ssthresh,
             "rwnd_limited_ns": self.limited_ns[1], "cwnd_limited_ns": self.limited_ns[2],
@@ -800,7 +783,7 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         cfg = self.config
         if not cfg.keepalive or self.state not in self._KA_STATES or self.in_time_wait:
             return
-        if self.records or self.snd_nxt < self.sendq.end:
+        if self.scoreboard.records or self.snd_nxt < self.sendq.end:
             self.ka_at = now + cfg.keepalive_time     # "It is alive without keepalive 8)"
             return
         elapsed = now - max(self.lrcvtime, self.rcv_tstamp)

@@ -149,10 +149,10 @@ def tcp_info(conn, now: int) -> dict:
     d["snd_mss"] = conn.mss_cache
     d["rcv_mss"] = conn.rcv_mss
     # packets_out: the SYN (or SYN-ACK) counts while the handshake is in flight
-    d["unacked"] = len(conn.records) or (1 if conn.state in _HANDSHAKE else 0)
-    d["sacked"] = conn.sacked_out
-    d["lost"] = conn.lost_out
-    d["retrans"] = conn.retrans_out
+    d["unacked"] = len(conn.scoreboard.records) or (1 if conn.state in _HANDSHAKE else 0)
+    d["sacked"] = conn.scoreboard.sacked_out
+    d["lost"] = conn.scoreboard.lost_out
+    d["retrans"] = conn.scoreboard.retrans_out
     d["last_data_sent"] = _ms_since(now, tp.lsndtime_us * 1000)
     d["last_data_recv"] = _ms_since(now, conn.lrcvtime)
     d["last_ack_recv"] = _ms_since(now, conn.rcv_tstamp)
@@ -166,7 +166,7 @@ def tcp_info(conn, now: int) -> dict:
     d["snd_ssthresh"] = tp.snd_ssthresh
     d["snd_cwnd"] = tp.snd_cwnd
     d["advmss"] = conn.advmss
-    d["reordering"] = conn.reordering
+    d["reordering"] = conn.scoreboard.reordering
     d["rcv_rtt"] = 0                    # receiver-side RTT estimate (tcp_rcv_rtt_measure): not modelled
     d["rcv_space"] = conn.rcvq_space
     d["total_retrans"] = conn.stats_retransmits
@@ -195,7 +195,7 @@ def tcp_info(conn, now: int) -> dict:
     d["bytes_sent"] = conn.stats_bytes_sent
     d["bytes_retrans"] = conn.stats_bytes_retrans
     d["dsack_dups"] = conn.stats_dsacks_received
-    d["reord_seen"] = conn.reord_seen
+    d["reord_seen"] = conn.scoreboard.reord_seen
     d["rcv_ooopack"] = 0                # not counted by the model
     d["snd_wnd"] = conn.snd_wnd
     d["rcv_wnd"] = conn.rcv_wnd
@@ -209,7 +209,7 @@ def _delivered(conn) -> int:
     DSACK reported), counting the handshake's SYN or SYN-ACK as one."""
     if conn.state in _HANDSHAKE or (conn.state == CLOSE and not conn.irs):
         return 0
-    return 1 + max(conn.stats_data_segs_out - len(conn.records), 0)
+    return 1 + max(conn.stats_data_segs_out - len(conn.scoreboard.records), 0)
 
 
 def _delivery_rate(conn) -> int:
@@ -233,7 +233,7 @@ def _pacing_rate(conn) -> int:
     if not srtt_us8:
         return _U64
     ratio = 200 if tp.snd_cwnd < tp.snd_ssthresh // 2 else 120
-    rate = conn.mss_cache * ((1_000_000 // 100) << 3) * ratio * max(tp.snd_cwnd, len(conn.records))
+    rate = conn.mss_cache * ((1_000_000 // 100) << 3) * ratio * max(tp.snd_cwnd, len(conn.scoreboard.records))
     return min(rate // srtt_us8, _U64)
 
 

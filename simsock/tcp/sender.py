@@ -105,24 +105,25 @@ class Sender:
         return self.snd_nxt
 
     def _write_xmit(self, now: int, out: list) -> None:
+        sb = self.scoreboard
         sq = self.sendq
         # the nonagle of this push: TCP_NAGLE_CORK after a MSG_MORE send, TCP_NAGLE_PUSH
         # after setsockopt(TCP_NODELAY, 1); later pushes use the socket's setting
         push_cork, push_now = self.push_cork, self.push_now
         self.push_cork = self.push_now = False
-        if self.snd_nxt >= sq.end and self.retrans_out >= self.lost_out and (self.fin_sent or not self.fin_queued):
+        if self.snd_nxt >= sq.end and sb.retrans_out >= sb.lost_out and (self.fin_sent or not self.fin_queued):
             # Nothing to send (most calls: after a read, an ACK, a timer): only the
             # bookkeeping that ends the loop below, which would stop application-limited
             # (tcp_write_xmit calls tcp_cwnd_validate only when it sent or hit cwnd).
-            app = 4 if self.records else 3      # data in flight: Linux's TCP_CHRONO_BUSY
+            app = 4 if sb.records else 3      # data in flight: Linux's TCP_CHRONO_BUSY
             if self.limit_kind != app:
                 self._limit_state(app, now)
             return
         tp = self.tp
         cwnd = tp.snd_cwnd
-        records = self.records
+        records = sb.records
         mss = self.mss_now()
-        sent_pkts = self._xmit_retransmit_queue(now, out) if self.retrans_out < self.lost_out else 0
+        sent_pkts = self._xmit_retransmit_queue(now, out) if sb.retrans_out < sb.lost_out else 0
         prior_out = len(records)
         sq = self.sendq
         wnd_end = self.snd_una + self.snd_wnd
@@ -205,7 +206,7 @@ class Sender:
             limited = 4                          # nothing to send, data in flight: busy
         self._limit_state(limited if sq.end > self.snd_una or records else 3, now)
         if sent_pkts and tp.ca_state in (CA_CWR, CA_RECOVERY):
-            self.prr_out += sent_pkts
+            sb.prr_out += sent_pkts
         if sent_any:
             tp.lsndtime_us = now // 1000
             tp.snd_nxt = self.snd_nxt
@@ -228,6 +229,7 @@ class Sender:
         record starting past the window stops the walk -- except the head when the window
         is zero, whose retransmission serves as a zero-window probe (one MSS).
         """
+        sb = self.scoreboard
         cwnd = self.tp.snd_cwnd
         rack = self.sack_ok and self.config.recovery & 1
         in_loss = self.tp.ca_state == CA_LOSS
@@ -235,8 +237,8 @@ class Sender:
         tail = None
         if self.rate_on:
             self._rate_check_app_limited()   # a gap before retransmissions counts too
-        for i, rec in enumerate(self.records):
-            if self.retrans_out >= self.lost_out or self._in_flight() >= cwnd:
+        for i, rec in enumerate(sb.records):
+            if sb.retrans_out >= sb.lost_out or self._in_flight() >= cwnd:
                 break
             if self.pacing_on and self._pacing_blocked(now):
                 break
@@ -250,17 +252,17 @@ class Sender:
                     self._rate_stamp(rec, now)
                 rec[2] = now
                 rec[3] = f | R_RETRANS | R_EVER
-                self.retrans_out += 1
+                sb.retrans_out += 1
                 self.stats_retransmits += 1
                 if not in_loss:
                     self.stats_fast_retransmits += 1
                 if rack:
-                    self.rtx_sent.append((now, rec))
+                    sb.rtx_sent.append((now, rec))
                 if not self.retrans_stamp:
                     self.retrans_stamp = now
                 n += 1
                 if tail is not None:
-                    self.records.insert(i + 1, tail)
+                    sb.records.insert(i + 1, tail)
                     break               # the rest starts past the window
         return n
 
@@ -282,7 +284,7 @@ class Sender:
         tail[0] = cut
         rec[1] = cut
         if tail[3] & R_LOST:
-            self.lost_out += 1
+            self.scoreboard.lost_out += 1
         if cut < self.sendq.end:
             self.sendq.split_at(cut)
         return tail
@@ -335,9 +337,10 @@ class Sender:
     # ------------------------------------------------------------------ ACK processing
     def _process_ack(self, seg: Segment, seq: int, ack: int, has_data: bool, now: int) -> None:
         """tcp_ack."""
+        sb = self.scoreboard
         tp = self.tp
         prior_una = self.snd_una
-        records = self.records
+        records = sb.records
         flag = FLAG_DATA if has_data else 0
         sack = self.sack_ok and bool(seg.sack)
         rate_on = self.rate_on
@@ -348,7 +351,7 @@ class Sender:
         if ack < prior_una:
             # An old ACK: only its SACK information counts (tcp_ack's old_ack path).
             if sack and records:
-                self.ack_delivered = self.newly_lost = 0
+                sb.ack_delivered = sb.newly_lost = 0
                 newly, f = self._sacktag(seg.sack, now)
                 flag |= f
                 if rate_on:
@@ -373,20 +376,20 @@ class Sender:
         self.probes_out = 0
         self.rcv_tstamp = now
         prior_packets = len(records)
-        self.ack_delivered = 0
-        self.newly_lost = 0
-        self.reo_armed = False
+        sb.ack_delivered = 0
+        sb.newly_lost = 0
+        sb.reo_armed = False
         prior_fack = self._highest_sack()
-        self._sack_first_sent = None
+        sb.sack_first_sent = None
         newly_sacked = 0
         if sack and records:
             newly_sacked, f = self._sacktag(seg.sack, now)
             flag |= f
-        if self.rack_dsack_seen:
+        if sb.rack_dsack_seen:
             # tcp_rack_update_reo_wnd: each D-SACK widens RACK's reordering window one step.
-            self.rack_dsack_seen = False
-            self.rack_reo_wnd_steps = min(self.rack_reo_wnd_steps + 1, 0xFF)
-            self.rack_reo_wnd_persist = 16
+            sb.rack_dsack_seen = False
+            sb.rack_reo_wnd_steps = min(sb.rack_reo_wnd_steps + 1, 0xFF)
+            sb.rack_reo_wnd_persist = 16
         delivered = newly_sacked
         acked_pkts = 0
         if ack > prior_una:
@@ -403,10 +406,10 @@ class Sender:
                 f = rec[3]
                 if f & (R_RETRANS | R_EVER):      # TCPCB_RETRANS: a loss probe counts too
                     if f & R_RETRANS:
-                        self.retrans_out -= 1
+                        sb.retrans_out -= 1
                     flag |= FLAG_RETRANS_DATA_ACKED
                 if f & R_LOST:
-                    self.lost_out -= 1
+                    sb.lost_out -= 1
                 if not f & (R_EVER | R_RETRANS) and first_sent is None:
                     first_sent = rec[2]
                 if rate_on:
@@ -414,7 +417,7 @@ class Sender:
                     if not f & (R_EVER | R_RETRANS | R_SACKED):
                         last_sent = rec[2]      # last_ackt: the newest original transmission
                 if f & R_SACKED:
-                    self.sacked_out -= 1
+                    sb.sacked_out -= 1
                 elif sack_ok:
                     delivered += 1
                     self._rack_advance(f, rec[1], rec[2], now)
@@ -429,15 +432,15 @@ class Sender:
             rtt = -1
             if first_sent is not None and not flag & FLAG_RETRANS_DATA_ACKED:
                 rtt = now - first_sent
-            elif self._sack_first_sent is not None:
-                rtt = now - self._sack_first_sent      # tcp_ack_update_rtt: the SACK RTT
+            elif sb.sack_first_sent is not None:
+                rtt = now - sb.sack_first_sent      # tcp_ack_update_rtt: the SACK RTT
             elif self.ts_ok and seg.ts is not None and seg.ts[1]:
                 rtt = ((now // 1_000_000 - seg.ts[1]) & 0xFFFFFFFF) * 1_000_000
             if rtt >= 0:
                 self._rtt_sample(rtt, now)
             self.backoff = 0
             self.retransmits = 0
-            if self.retrans_out == 0:
+            if sb.retrans_out == 0:
                 self.retrans_stamp = 0
             tp.packets_out = len(records)
             tp.now_us = now // 1000
@@ -450,23 +453,23 @@ class Sender:
                     rs.rtt_us = (now - last_sent) // 1000
                 else:
                     rs.rtt_us = rtt // 1000 if rtt >= 0 else -1
-        elif self._sack_first_sent is not None:
-            self._rtt_sample(now - self._sack_first_sent, now)
+        elif sb.sack_first_sent is not None:
+            self._rtt_sample(now - sb.sack_first_sent, now)
             if rate_on:
-                rs.rtt_us = (now - self._sack_first_sent) // 1000
-        if self.tlp_high_seq is not None:
+                rs.rtt_us = (now - sb.sack_first_sent) // 1000
+        if sb.tlp_high_seq is not None:
             self._process_tlp_ack(ack, flag, now)
         if prior_packets:
             if not flag & FLAG_NOT_DUP or flag & FLAG_CA_ALERT or tp.ca_state != 0:
                 # tcp_ack_is_dubious
                 num_dupack = 0 if flag & (FLAG_SND_UNA_ADVANCED | FLAG_NOT_DUP | FLAG_DSACKING_ACK) else 1
-                self.dupacks += num_dupack
+                sb.dupacks += num_dupack
                 before = (tp.snd_cwnd, tp.snd_ssthresh, tp.ca_state)
                 flag = self._fastretrans_alert(num_dupack, flag, now)
                 if self.trace is not None and before != (tp.snd_cwnd, tp.snd_ssthresh, tp.ca_state):
                     self.trace("cwnd", now, {"cwnd": tp.snd_cwnd, "ssthresh": tp.snd_ssthresh,
                                              "ca_state": tp.ca_state})
-            delivered += self.ack_delivered
+            delivered += sb.ack_delivered
             # tcp_cong_control
             if self.cc.cong_control is not None:
                 # tcp_rate_gen, then the module's own control (BBR) instead of PRR/cong_avoid
@@ -481,8 +484,8 @@ class Sender:
                 if self.trace is not None:
                     self._trace_cc_state(now)
             elif tp.ca_state in (CA_CWR, CA_RECOVERY):
-                self._cwnd_reduction(delivered, self.newly_lost, flag)
-            elif (flag & FLAG_FORWARD_PROGRESS if self.reordering > TCP_REORDERING
+                self._cwnd_reduction(delivered, sb.newly_lost, flag)
+            elif (flag & FLAG_FORWARD_PROGRESS if sb.reordering > TCP_REORDERING
                   else flag & FLAG_DATA_ACKED):
                 self._cong_avoid(ack, delivered)
             if self.pacing_on and self.cc.cong_control is None:
@@ -491,7 +494,7 @@ class Sender:
             if self.fin_sent and self.snd_una >= self.snd_nxt:
                 self._our_fin_acked(now)
             if records:
-                if self.rto_kind != "probe" and not self.reo_armed:
+                if self.rto_kind != "probe" and not sb.reo_armed:
                     self._set_xmit_timer(now)   # FLAG_SET_XMIT_TIMER
             elif self.rto_kind in ("rto", "reo", "tlp"):
                 self.rto_kind = None
@@ -520,7 +523,7 @@ class Sender:
         tcp_is_cwnd_limited (tcp/cc/base.py) reads both, so an application-limited sender in
         slow start still grows cwnd to twice what it had in flight during the round."""
         tp = self.tp
-        n = len(self.records)
+        n = len(self.scoreboard.records)
         if self.snd_una >= self.cwnd_usage_seq or is_cwnd_limited or (
                 not tp.is_cwnd_limited and n > self.max_packets_out):
             tp.is_cwnd_limited = is_cwnd_limited
@@ -529,7 +532,7 @@ class Sender:
 
     def _cong_avoid(self, ack: int, acked: int) -> None:
         tp = self.tp
-        tp.packets_out = len(self.records)
+        tp.packets_out = len(self.scoreboard.records)
         self.cc.cong_avoid(tp, ack, acked)
 
     def check_space(self, now: int) -> None:
@@ -561,13 +564,13 @@ class Sender:
     def _rearm_rto(self, now: int) -> None:
         """tcp_rearm_rto: the RTO from now -- or, replacing a pending loss-probe or
         reordering timer, from the head segment's last transmission (tcp_rto_delta_us)."""
-        if not self.records:
+        if not self.scoreboard.records:
             if self.rto_kind in ("rto", "reo", "tlp"):
                 self.rto_kind = self.rto_at = None
             return
         rto = min(self.rtt.rto << self.backoff, self.config.rto_max)
         if self.rto_kind in ("reo", "tlp"):
-            rto = max(self.records[0][2] + rto - now, 1000)
+            rto = max(self.scoreboard.records[0][2] + rto - now, 1000)
         self.rto_kind = "rto"
         self.rto_at = now + rto
 
@@ -586,17 +589,18 @@ class Sender:
         RTO would fire (the full RTO when ``advancing_rto``, else what is left of it
         counted from the head's transmission). The probe timer takes the RTO's place.
         """
+        sb = self.scoreboard
         cfg = self.config
-        if (cfg.early_retrans not in (3, 4) or not self.records or not self.sack_ok
+        if (cfg.early_retrans not in (3, 4) or not sb.records or not self.sack_ok
                 or self.tp.ca_state not in (CA_OPEN, CA_CWR)):
             return False
         srtt = self.rtt.srtt
         if srtt:
-            timeout = 2 * srtt + (cfg.rto_min if len(self.records) == 1 else cfg.timeout_min)
+            timeout = 2 * srtt + (cfg.rto_min if len(sb.records) == 1 else cfg.timeout_min)
         else:
             timeout = cfg.rto_init
         rto = min(self.rtt.rto << self.backoff, cfg.rto_max)
-        rto_delta = rto if advancing_rto else self.records[0][2] + rto - now
+        rto_delta = rto if advancing_rto else sb.records[0][2] + rto - now
         if rto_delta > 0:
             timeout = min(timeout, rto_delta)
         self.rto_kind = "tlp"
@@ -608,17 +612,18 @@ class Sender:
         (regardless of cwnd, Nagle off), else retransmit the last segment in flight; at most
         one probe per episode (``tlp_high_seq``). Then the RTO is rearmed: from now if a
         probe went out, else from the head's transmission."""
+        sb = self.scoreboard
         self.rto_kind = "tlp"               # icsk_pending stays LOSS_PROBE until a probe leaves
-        if self.tlp_high_seq is None and self.records:
-            self.tlp_retrans = False
+        if sb.tlp_high_seq is None and sb.records:
+            sb.tlp_retrans = False
             sent = self._probe_new_data(now, out)
-            probe = self.records[-1]
+            probe = sb.records[-1]
             if not sent:
-                i = len(self.records) - 1
+                i = len(sb.records) - 1
                 tail = self._fit_to_window(probe, i)
                 if tail is not False:
                     if tail is not None:
-                        self.records.insert(i + 1, tail)
+                        sb.records.insert(i + 1, tail)
                     reason, self.rtx_reason = self.rtx_reason, "tlp"
                     self._emit_data(probe[0], probe[1], now, out, retransmit=True)
                     self.rtx_reason = reason
@@ -627,13 +632,13 @@ class Sender:
                     probe[2] = now
                     probe[3] |= R_EVER
                     self.stats_retransmits += 1
-                    self.tlp_retrans = sent = True
+                    sb.tlp_retrans = sent = True
             if sent:
-                self.tlp_high_seq = self.snd_nxt
+                sb.tlp_high_seq = self.snd_nxt
                 self.stats_tlp += 1
                 if self.trace is not None:
                     self.trace("tlp", now, {"seq": probe[0], "len": probe[1] - probe[0],
-                                            "retransmit": self.tlp_retrans})
+                                            "retransmit": sb.tlp_retrans})
                 self.rto_kind = None        # the RTO restarts from now
         self._rearm_rto(now)
 
@@ -657,7 +662,7 @@ class Sender:
         rec = [nxt, end, now, 0]
         if self.rate_on:
             rec.append(self._rate_skb_sent(now))
-        self.records.append(rec)
+        self.scoreboard.records.append(rec)
         if seg_end - nxt < self.mss_now():
             self.snd_sml = end
         self.snd_nxt = end
@@ -675,33 +680,34 @@ class Sender:
         or a retransmission the receiver reports as a duplicate (D-SACK), or a pure
         duplicate ACK ends the episode with nothing lost; an ACK beyond the probe shows
         that the probe repaired a loss, so cwnd is reduced once (CWR, cwnd = ssthresh)."""
-        high = self.tlp_high_seq
+        sb = self.scoreboard
+        high = sb.tlp_high_seq
         if ack < high:
             return
-        if not self.tlp_retrans or flag & FLAG_DSACK_TLP:
-            self.tlp_high_seq = None
+        if not sb.tlp_retrans or flag & FLAG_DSACK_TLP:
+            sb.tlp_high_seq = None
         elif ack > high:
             tp = self.tp
             # tcp_init_cwnd_reduction, CWR, tcp_end_cwnd_reduction, tcp_try_keep_open
-            self.tlp_high_seq = None
-            self.high_seq = self.snd_nxt
+            sb.tlp_high_seq = None
+            sb.high_seq = self.snd_nxt
             tp.snd_cwnd_cnt = 0
             tp.prior_cwnd = tp.snd_cwnd
-            self.prr_delivered = self.prr_out = 0
-            tp.packets_out = len(self.records)
+            sb.prr_delivered = sb.prr_out = 0
+            tp.packets_out = len(sb.records)
             tp.snd_ssthresh = self.cc.ssthresh(tp)
             self._set_ca_state(CA_CWR, now)
             self._end_cwnd_reduction()
-            state = CA_DISORDER if (self.sacked_out or self.lost_out or self.retrans_out
-                                    or (self.records and self.records[0][3] & R_EVER)) else CA_OPEN
+            state = CA_DISORDER if (sb.sacked_out or sb.lost_out or sb.retrans_out
+                                    or (sb.records and sb.records[0][3] & R_EVER)) else CA_OPEN
             self._set_ca_state(state, now)
-            self.high_seq = self.snd_nxt
+            sb.high_seq = self.snd_nxt
             self.stats_tlp_recoveries += 1
             if self.trace is not None:
                 self.trace("cwnd", now, {"cwnd": tp.snd_cwnd, "ssthresh": tp.snd_ssthresh,
                                          "ca_state": tp.ca_state})
         elif not flag & (FLAG_SND_UNA_ADVANCED | FLAG_NOT_DUP | FLAG_DATA_SACKED):
-            self.tlp_high_seq = None
+            sb.tlp_high_seq = None
 
     def _arm_probe(self, now: int) -> None:
         self.rto_kind = "probe"
@@ -748,13 +754,14 @@ class Sender:
 
     def _retransmit_timer(self, now: int) -> None:
         """tcp_retransmit_timer for a synchronized connection."""
+        sb = self.scoreboard
         tp = self.tp
-        records = self.records
+        records = sb.records
         if not records:
             self.rto_kind = None
             self.rto_at = None
             return
-        self.tlp_high_seq = None
+        sb.tlp_high_seq = None
         zero_wnd = not self.snd_wnd and not self.orphan
         if zero_wnd:
             # "Receiver dastardly shrinks window": the retransmission below is a zero-window
@@ -771,7 +778,7 @@ class Sender:
             self._done_with_error(self.sk_err_soft or 110, TIMEOUT, now)  # ETIMEDOUT, tcp_write_err
             return
         # tcp_enter_loss
-        if tp.ca_state <= CA_DISORDER or self.snd_una >= self.high_seq or (
+        if tp.ca_state <= CA_DISORDER or self.snd_una >= sb.high_seq or (
                 tp.ca_state == CA_LOSS and not self.retransmits):
             tp.prior_cwnd = tp.snd_cwnd
             tp.packets_out = len(records)
@@ -780,9 +787,9 @@ class Sender:
         self._timeout_mark_lost(now)
         tp.snd_cwnd = self._in_flight() + 1
         tp.snd_cwnd_cnt = 0
-        if tp.ca_state <= CA_DISORDER and self.sacked_out >= TCP_REORDERING:
-            self.reordering = min(self.reordering, TCP_REORDERING)
-        self.high_seq = self.snd_nxt
+        if tp.ca_state <= CA_DISORDER and sb.sacked_out >= TCP_REORDERING:
+            sb.reordering = min(sb.reordering, TCP_REORDERING)
+        sb.high_seq = self.snd_nxt
         self._set_ca_state(CA_LOSS, now)
         if self.trace is not None:
             self.trace("cwnd", now, {"cwnd": tp.snd_cwnd, "ssthresh": tp.snd_ssthresh,
@@ -809,7 +816,7 @@ class Sender:
         """tcp_probe_timer + tcp_send_probe0 + tcp_write_wakeup."""
         self.rto_kind = None
         self.rto_at = None
-        if self.records or self.snd_nxt >= self.sendq.end:
+        if self.scoreboard.records or self.snd_nxt >= self.sendq.end:
             return
         mss = self.mss_now()
         room = self.snd_una + self.snd_wnd - self.snd_nxt
@@ -822,7 +829,7 @@ class Sender:
             rec = [nxt, end + (1 if fin else 0), now, 0]
             if self.rate_on:
                 rec.append(self._rate_skb_sent(now))
-            self.records.append(rec)
+            self.scoreboard.records.append(rec)
             self.snd_nxt = end + (1 if fin else 0)
             if fin:
                 self.fin_sent = True
