@@ -62,7 +62,7 @@ from simsock.tcp.congestion import CongestionState, get_ops
 from simsock.tcp.rtt import RttEstimator
 from simsock.tcp.segment import ACK, CWR, ECE, MASK, RST, SYN, TIMESTAMP_OPTION, Segment
 from simsock.tcp.rate import RateSampler
-from simsock.tcp.receiver import Receiver
+from simsock.tcp.receiver import Receiver, ReceiveState
 from simsock.tcp.recovery import Recovery, Scoreboard
 from simsock.tcp.sack import SackBlocks, max_sack_blocks
 from simsock.tcp.sender import Sender
@@ -76,6 +76,13 @@ _SYNCHRONIZED_SEND = frozenset((ESTABLISHED, CLOSE_WAIT, FIN_WAIT1, CLOSING, LAS
 _NO_ACK_STATES = frozenset((CLOSE, SYN_SENT, LISTEN))
 _HANDSHAKE = (SYN_SENT, SYN_RECV)
 _OPEN_FOR_SEND = (ESTABLISHED, CLOSE_WAIT)
+
+
+def _receive_field(name: str) -> property:
+    """``conn.<name>`` read and written through to ``conn.rcv.<name>``."""
+    return property(lambda conn: getattr(conn.rcv, name),
+                    lambda conn, value: setattr(conn.rcv, name, value),
+                    doc=f"ReceiveState.{name}")
 
 
 class TcpConnection(Receiver, Sender, Recovery, RateSampler):
@@ -125,26 +132,7 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         self.cc = get_ops(config.congestion)
         self.tp.rand_seed = iss          # a per-connection seed for the module (BBR's cycle phase)
         self._rate_init()
-        # receiver
-        self.irs = self.rcv_nxt = self.rcv_wup = self.copied_seq = 0
-        self.rcv_wnd = 0
-        self.scaling_ratio = config.default_scaling_ratio
-        self.window_clamp = 0
-        self.rcv_ssthresh = 0
-        self.rcv_mss = 536
-        self.rcvq_space = 0
-        self.rcvq_seq = 0
-        self.rcvq_time = 0
-        # delayed ACK (struct inet_connection_sock.icsk_ack)
-        self.ack_pending = False
-        self.ack_now = False
-        self.ack_nomem = False           # ICSK_ACK_NOMEM: advertise a zero window next
-        self.ack_pushed = 0
-        self.quick = 0
-        self.pingpong = 0
-        self.ato = 0
-        self.lrcvtime = 0
-        self.delack_at: int | None = None
+        self.rcv = ReceiveState(config)  # sequence space, window, delayed ACK (receiver.py)
         # timers: retransmit/probe/SYN share icsk_retransmit_timer
         self.rto_at: int | None = None
         self.rto_kind: str | None = None
@@ -164,8 +152,6 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         self._listener = None
         self.syn_spurious = False        # the SYN-ACK echoed our first SYN (tcp_try_undo_spurious_syn)
         self.peer_syn: Segment | None = None   # the SYN a passive open answered (None: active)
-        self.fin_rcv_seq: int | None = None
-        self.last_seg_size = -1
         self._out: list[Segment] = []
         self.stats_bytes_sent = self.stats_bytes_received = self.stats_bytes_acked = 0
         self.stats_segments_sent = self.stats_retransmits = self.stats_rto_count = 0
@@ -199,32 +185,34 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
             self.trace("state", now, {"old": old, "new": new})
 
     def _win_from_space(self, space: int) -> int:
-        return (space * self.scaling_ratio) >> 8 if space > 0 else 0
+        return (space * self.rcv.scaling_ratio) >> 8 if space > 0 else 0
 
     def _receive_window(self) -> int:
-        return max(self.rcv_wup + self.rcv_wnd - self.rcv_nxt, 0)
+        rx = self.rcv
+        return max(rx.rcv_wup + rx.rcv_wnd - rx.rcv_nxt, 0)
 
     def _raw_select_window(self) -> int:
         """__tcp_select_window."""
-        mss = self.rcv_mss
+        rx = self.rcv
+        mss = rx.rcv_mss
         free = self._win_from_space(self.rcvbuf - self.rcvq.rmem_alloc)
         allowed = self._win_from_space(self.rcvbuf)
-        full = min(self.window_clamp, allowed)
+        full = min(rx.window_clamp, allowed)
         if mss > full:
             mss = full
             if mss <= 0:
                 return 0
         if free < full >> 1:
-            self.quick = 0
+            rx.quick = 0
             free = (free >> self.rcv_wscale) << self.rcv_wscale
             if free < allowed >> 4 or free < mss:
                 return 0
-        if free > self.rcv_ssthresh:
-            free = self.rcv_ssthresh
+        if free > rx.rcv_ssthresh:
+            free = rx.rcv_ssthresh
         if self.rcv_wscale:
             s = 1 << self.rcv_wscale
             return (free + s - 1) & ~(s - 1)
-        window = self.rcv_wnd
+        window = rx.rcv_wnd
         if window <= free - mss or window > free:
             window = (free // mss) * mss
         elif mss == full and free > window + (full >> 1):
@@ -237,24 +225,25 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         window is 0 and rcv_wup/rcv_wnd say so (Linux >= 6.14 and stable 6.13.2, commit
         8c670bdfa58e), so that the reader's next read sends a window update
         (tcp_cleanup_rbuf sees a zero window)."""
-        if self.ack_nomem:
-            self.rcv_wnd = 0
-            self.rcv_wup = self.rcv_nxt
+        rx = self.rcv
+        if rx.ack_nomem:
+            rx.rcv_wnd = 0
+            rx.rcv_wup = rx.rcv_nxt
             return 0
         cur = self._receive_window()
         new = self._raw_select_window()
         if new < cur:
             s = 1 << self.rcv_wscale
             new = (cur + s - 1) & ~(s - 1)
-        self.rcv_wnd = new
-        self.rcv_wup = self.rcv_nxt
+        rx.rcv_wnd = new
+        rx.rcv_wup = rx.rcv_nxt
         return min(new, 65535 << self.rcv_wscale) >> self.rcv_wscale
 
     def _make_segment(self, seq: int, flags: int, now: int, payload: bytes = b"") -> Segment:
         win = self._select_window()
         if self.trace is not None:
             self.trace("rwnd", now, {"window": win << self.rcv_wscale})
-        seg = Segment(self.local[1], self.remote[1], seq & MASK, self.rcv_nxt & MASK, flags,
+        seg = Segment(self.local[1], self.remote[1], seq & MASK, self.rcv.rcv_nxt & MASK, flags,
                       win, payload,
                       ts=((now // 1_000_000) & MASK, self.ts_recent) if self.ts_ok else None)
         sack = self.sack_rx
@@ -268,16 +257,17 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
 
     def _ack_sent(self) -> None:
         """tcp_event_ack_sent / tcp_dec_quickack_mode."""
-        if self.ack_pending:
-            if self.quick:
-                self.quick -= 1
-                if not self.quick:
-                    self.ato = self.config.delack_min
-            self.ack_pending = False
-        self.ack_now = False
-        self.ack_nomem = False           # icsk_ack.pending = 0
-        self.ack_pushed = 0
-        self.delack_at = None
+        rx = self.rcv
+        if rx.ack_pending:
+            if rx.quick:
+                rx.quick -= 1
+                if not rx.quick:
+                    rx.ato = self.config.delack_min
+            rx.ack_pending = False
+        rx.ack_now = False
+        rx.ack_nomem = False           # icsk_ack.pending = 0
+        rx.ack_pushed = 0
+        rx.delack_at = None
 
     def _syn_options(self, seg: Segment, peer: Segment | None) -> None:
         cfg = self.config
@@ -294,6 +284,7 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         window for the full advmss (tcp_connect_init: no timestamp is known yet, so 65495 on
         lo, where the passive side's request sock uses 65483; measured by TCP_INFO's
         rcv_ssthresh and rcv_space, tests/conformance/test_tcp_info.py)."""
+        rx = self.rcv
         cfg = self.config
         space = self._win_from_space(self.rcvbuf)
         if cfg.window_scaling:
@@ -303,10 +294,10 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
             self.rcv_wscale = min(max(big.bit_length() - 1 - 15, 0), 14)
         mss = cfg.mss - (TIMESTAMP_OPTION if cfg.timestamps and not active else 0)
         init = min(space, 65535)
-        self.rcv_wnd = (init // mss) * mss if init > mss else init
-        self.rcv_ssthresh = self.rcv_wnd
-        self.window_clamp = space
-        self.rcv_mss = min(mss, 536)
+        rx.rcv_wnd = (init // mss) * mss if init > mss else init
+        rx.rcv_ssthresh = rx.rcv_wnd
+        rx.window_clamp = space
+        rx.rcv_mss = min(mss, 536)
 
     def _negotiate(self, peer: Segment) -> None:
         cfg = self.config
@@ -345,6 +336,7 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         self.tp.mss_cache = mss
 
     def _established(self, event: str, now: int) -> None:
+        rx = self.rcv
         self._transition(event, now)
         if self.config.keepalive:        # tcp_finish_connect / tcp_create_openreq_child
             self.ka_at = now + self.config.keepalive_time
@@ -357,9 +349,9 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
             tp.snd_cwnd = 1 if cut else self.config.init_cwnd
         self._cc_init(now)
         self._sndbuf_expand()
-        self.rcvq_space = min(self.rcv_ssthresh, self.rcv_wnd, self.config.init_cwnd * self.mss_cache)
-        self.rcvq_seq = self.copied_seq
-        self.rcvq_time = now
+        rx.rcvq_space = min(rx.rcv_ssthresh, rx.rcv_wnd, self.config.init_cwnd * self.mss_cache)
+        rx.rcvq_seq = rx.copied_seq
+        rx.rcvq_time = now
         self.rto_at = self.rto_kind = None
         self.backoff = self.retransmits = 0
         self.retrans_stamp = 0
@@ -393,7 +385,7 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         sb = self.scoreboard
         self._transition(event, now)
         self.shutdown_flags = RCV_SHUTDOWN | SEND_SHUTDOWN
-        self.rto_at = self.rto_kind = self.delack_at = self.tw_at = self.ka_at = None
+        self.rto_at = self.rto_kind = self.rcv.delack_at = self.tw_at = self.ka_at = None
         self.in_time_wait = False
         self.finished = True
         sb.records.clear()
@@ -413,14 +405,14 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         """tcp_send_active_reset: RST|ACK at snd_nxt, with the timestamp option when the
         connection uses timestamps (it goes out through tcp_transmit_skb)."""
         self._out.append(Segment(self.local[1], self.remote[1], self.snd_nxt & MASK,
-                                 self.rcv_nxt & MASK, RST | ACK, 0,
+                                 self.rcv.rcv_nxt & MASK, RST | ACK, 0,
                                  ts=((now // 1_000_000) & MASK, self.ts_recent) if self.ts_ok else None))
         self.stats_segments_sent += 1
 
     def _enter_time_wait(self, event: str, now: int) -> None:
         self._transition(event, now)
         self.in_time_wait = True
-        self.rto_at = self.rto_kind = self.delack_at = self.ka_at = None
+        self.rto_at = self.rto_kind = self.rcv.delack_at = self.ka_at = None
         self.tw_at = now + self.config.time_wait
         self.shutdown_flags = RCV_SHUTDOWN | SEND_SHUTDOWN
 
@@ -449,7 +441,7 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         self.advmss = cfg.mss
         self.mss_cache = min(cfg.mss, cfg.extra.get("user_mss") or 536) - (TIMESTAMP_OPTION if cfg.timestamps else 0)
         self.tp.mss_cache = self.mss_cache
-        self.rcv_mss = 88
+        self.rcv.rcv_mss = 88
         self._transition(CONNECT, now)
         self.snd_nxt = self.iss + 1
         self.retrans_stamp = now
@@ -463,9 +455,9 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
             flags |= ECE | CWR           # tcp_ecn_send_syn
         elif flags & ACK and self.ecn_ok:
             flags |= ECE                 # tcp_ecn_make_synack
-        win = min(self.rcv_wnd, 65535)
+        win = min(self.rcv.rcv_wnd, 65535)
         seg = Segment(self.local[1], self.remote[1], self.iss & MASK,
-                      self.rcv_nxt & MASK if flags & ACK else 0, flags, win)
+                      self.rcv.rcv_nxt & MASK if flags & ACK else 0, flags, win)
         self._syn_options(seg, peer if peer is not None else self.peer_syn)
         if self.config.timestamps and (not flags & ACK or self.ts_ok):
             seg.ts = ((now // 1_000_000) & MASK, self.ts_recent if flags & ACK else 0)
@@ -524,7 +516,7 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         if q.size and n > 0:
             data = q.read(n, peek)
             if not peek:
-                self.copied_seq += len(data)
+                self.rcv.copied_seq += len(data)
                 self._rcv_space_adjust(now)
                 self._cleanup_rbuf(len(data), now)
             return data
@@ -543,39 +535,41 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
 
     def _cleanup_rbuf(self, copied: int, now: int) -> None:
         """tcp_cleanup_rbuf: ACK now if due, or if the read at least doubled the window."""
+        rx = self.rcv
         time_to_ack = False
-        if self.ack_pending:
-            if (self.rcv_nxt - self.rcv_wup > self.rcv_mss
-                    or (copied > 0 and (self.ack_pushed >= 2 or (self.ack_pushed and self.pingpong < 1))
+        if rx.ack_pending:
+            if (rx.rcv_nxt - rx.rcv_wup > rx.rcv_mss
+                    or (copied > 0 and (rx.ack_pushed >= 2 or (rx.ack_pushed and rx.pingpong < 1))
                         and not self.rcvq.rmem_alloc)):
                 time_to_ack = True
         if copied > 0 and not time_to_ack and not self.shutdown_flags & RCV_SHUTDOWN:
             cur = self._receive_window()
-            if 2 * cur <= self.window_clamp:
+            if 2 * cur <= rx.window_clamp:
                 new = self._raw_select_window()
                 if new and new >= 2 * cur:
                     time_to_ack = True
         if time_to_ack:
-            self.ack_now = True
+            rx.ack_now = True
 
     def _rcv_space_adjust(self, now: int) -> None:
         """tcp_rcv_space_adjust: once per RTT, size rcvbuf for twice what the reader took."""
+        rx = self.rcv
         srtt = self.rtt.srtt
-        if not srtt or now - self.rcvq_time < srtt:
+        if not srtt or now - rx.rcvq_time < srtt:
             return
-        copied = self.copied_seq - self.rcvq_seq - self.rcvq.size
-        if copied > self.rcvq_space:
+        copied = rx.copied_seq - rx.rcvq_seq - self.rcvq.size
+        if copied > rx.rcvq_space:
             if not self.config.rcvbuf_locked:
                 rcvwin = 2 * copied + 16 * self.advmss
-                grow = rcvwin * (copied - self.rcvq_space) // max(self.rcvq_space, 1)
+                grow = rcvwin * (copied - rx.rcvq_space) // max(rx.rcvq_space, 1)
                 rcvwin += 2 * grow
-                rcvbuf = min((rcvwin << 8) // self.scaling_ratio, self.config.tcp_rmem[2])
+                rcvbuf = min((rcvwin << 8) // rx.scaling_ratio, self.config.tcp_rmem[2])
                 if rcvbuf > self.rcvbuf:
                     self.rcvbuf = rcvbuf
-                    self.window_clamp = self._win_from_space(rcvbuf)
-            self.rcvq_space = copied
-        self.rcvq_seq = self.copied_seq
-        self.rcvq_time = now
+                    rx.window_clamp = self._win_from_space(rcvbuf)
+            rx.rcvq_space = copied
+        rx.rcvq_seq = rx.copied_seq
+        rx.rcvq_time = now
 
     def shutdown(self, how: int, now: int) -> None:
         """inet_shutdown + tcp_shutdown."""
@@ -675,7 +669,7 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         (tcp_rmem_pressure) or once the window left is at most one segment."""
         rcvbuf = self.rcvbuf
         return (self.rcvq.rmem_alloc > rcvbuf - (rcvbuf >> 3)
-                or self._receive_window() <= self.rcv_mss)
+                or self._receive_window() <= self.rcv.rcv_mss)
 
     def take_signals(self) -> int:
         s, self.signals = self.signals, 0
@@ -711,6 +705,16 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         """The TcpListener whose queue holds this connection until accept(), else None."""
         return self._listener
 
+    # The receive-side fields the socket layer reads and sets (TCP_QUICKACK, SO_RCVBUF,
+    # SIOCINQ, settle), under their tcp_sock names.
+    rcv_nxt = _receive_field("rcv_nxt")
+    copied_seq = _receive_field("copied_seq")
+    window_clamp = _receive_field("window_clamp")
+    scaling_ratio = _receive_field("scaling_ratio")
+    pingpong = _receive_field("pingpong")
+    quick = _receive_field("quick")
+    delack_at = _receive_field("delack_at")
+
     # The private spellings simsock/kernel/tcp.py uses, kept until it uses the public ones.
     _mss_now = Sender.mss_now
     _size_goal = Sender.size_goal
@@ -743,7 +747,7 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         t = self.pacing_at
         if t is not None and (best is None or t < best):
             best = t
-        t = self.delack_at
+        t = self.rcv.delack_at
         if t is not None and (best is None or t < best):
             best = t
         t = self.tw_at
@@ -776,7 +780,7 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
     def keepalive_idle_changed(self, now: int) -> None:
         """TCP_KEEPIDLE set while keepalive is on: re-arm for what is left of the new idle time."""
         if self.config.keepalive and self.state in self._KA_STATES and not self.finished:
-            left = self.config.keepalive_time - (now - max(self.lrcvtime, self.rcv_tstamp))
+            left = self.config.keepalive_time - (now - max(self.rcv.lrcvtime, self.rcv_tstamp))
             self.ka_at = now + max(left, 0)
 
     def _keepalive_timer(self, now: int) -> None:
@@ -786,7 +790,7 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         if self.scoreboard.records or self.snd_nxt < self.sendq.end:
             self.ka_at = now + cfg.keepalive_time     # "It is alive without keepalive 8)"
             return
-        elapsed = now - max(self.lrcvtime, self.rcv_tstamp)
+        elapsed = now - max(self.rcv.lrcvtime, self.rcv_tstamp)
         if elapsed >= cfg.keepalive_time:
             if self.probes_out >= cfg.keepalive_probes:
                 self._send_reset(now)
@@ -801,6 +805,7 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
             self.ka_at = now + cfg.keepalive_time - elapsed
 
     def handle_timer(self, now: int) -> None:
+        rx = self.rcv
         if self.pacing_at is not None and self.pacing_at <= now:
             self.pacing_at = None       # tcp_pace_kick: the pump transmits what may go now
         if self.tw_at is not None and self.tw_at <= now:
@@ -812,15 +817,15 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
             self._keepalive_timer(now)
             if self.finished:
                 return
-        if self.delack_at is not None and self.delack_at <= now:
-            self.delack_at = None
-            if self.ack_pending:
-                if self.pingpong < 1:
-                    self.ato = min(self.ato << 1, self.rtt.rto)
+        if rx.delack_at is not None and rx.delack_at <= now:
+            rx.delack_at = None
+            if rx.ack_pending:
+                if rx.pingpong < 1:
+                    rx.ato = min(rx.ato << 1, self.rtt.rto)
                 else:
-                    self.pingpong = 0
-                    self.ato = self.config.delack_min
-                self.ack_now = True
+                    rx.pingpong = 0
+                    rx.ato = self.config.delack_min
+                rx.ack_now = True
         if self.rto_at is not None and self.rto_at <= now:
             kind = self.rto_kind
             self.rto_at = None
@@ -887,6 +892,6 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         self._out = []
         if self.state in _SYNCHRONIZED_SEND and (not self.shutdown_flags & SEND_SHUTDOWN or self.fin_queued):
             self._write_xmit(now, out)
-        if self.ack_now and self.state not in _NO_ACK_STATES and not self.finished:
+        if self.rcv.ack_now and self.state not in _NO_ACK_STATES and not self.finished:
             out.append(self._make_segment(self.snd_nxt, ACK, now))
         return out

@@ -145,19 +145,19 @@ def tcp_info(conn, now: int) -> dict:
     d["options"] = opts
     d["delivery_rate_app_limited"] = 0 if conn.stats_data_segs_out else 1   # tp->rate_app_limited
     d["rto"] = _us(min(r.rto << conn.backoff, cfg.rto_max))
-    d["ato"] = _us(conn.ato) if conn.state == ESTABLISHED or conn.ato else 0
+    d["ato"] = _us(conn.rcv.ato) if conn.state == ESTABLISHED or conn.rcv.ato else 0
     d["snd_mss"] = conn.mss_cache
-    d["rcv_mss"] = conn.rcv_mss
+    d["rcv_mss"] = conn.rcv.rcv_mss
     # packets_out: the SYN (or SYN-ACK) counts while the handshake is in flight
     d["unacked"] = len(conn.scoreboard.records) or (1 if conn.state in _HANDSHAKE else 0)
     d["sacked"] = conn.scoreboard.sacked_out
     d["lost"] = conn.scoreboard.lost_out
     d["retrans"] = conn.scoreboard.retrans_out
     d["last_data_sent"] = _ms_since(now, tp.lsndtime_us * 1000)
-    d["last_data_recv"] = _ms_since(now, conn.lrcvtime)
+    d["last_data_recv"] = _ms_since(now, conn.rcv.lrcvtime)
     d["last_ack_recv"] = _ms_since(now, conn.rcv_tstamp)
     d["pmtu"] = cfg.extra.get("pmtu", min(cfg.mss + 40, 65535))
-    d["rcv_ssthresh"] = conn.rcv_ssthresh
+    d["rcv_ssthresh"] = conn.rcv.rcv_ssthresh
     if r.has_sample:
         d["rtt"] = _us(r.srtt)
         d["rttvar"] = _us(r.rttvar)
@@ -168,7 +168,7 @@ def tcp_info(conn, now: int) -> dict:
     d["advmss"] = conn.advmss
     d["reordering"] = conn.scoreboard.reordering
     d["rcv_rtt"] = 0                    # receiver-side RTT estimate (tcp_rcv_rtt_measure): not modelled
-    d["rcv_space"] = conn.rcvq_space
+    d["rcv_space"] = conn.rcv.rcvq_space
     d["total_retrans"] = conn.stats_retransmits
     d["pacing_rate"] = _pacing_rate(conn)
     d["max_pacing_rate"] = _U64
@@ -198,7 +198,7 @@ def tcp_info(conn, now: int) -> dict:
     d["reord_seen"] = conn.scoreboard.reord_seen
     d["rcv_ooopack"] = 0                # not counted by the model
     d["snd_wnd"] = conn.snd_wnd
-    d["rcv_wnd"] = conn.rcv_wnd
+    d["rcv_wnd"] = conn.rcv.rcv_wnd
     d["total_rto"] = min(conn.stats_rto_count, 0xFFFF)
     d["total_rto_recoveries"] = min(conn.stats_rto_recoveries, 0xFFFF)
     return d
@@ -207,7 +207,7 @@ def tcp_info(conn, now: int) -> dict:
 def _delivered(conn) -> int:
     """tp->delivered: segments delivered (acknowledged, including spurious retransmissions a
     DSACK reported), counting the handshake's SYN or SYN-ACK as one."""
-    if conn.state in _HANDSHAKE or (conn.state == CLOSE and not conn.irs):
+    if conn.state in _HANDSHAKE or (conn.state == CLOSE and not conn.rcv.irs):
         return 0
     return 1 + max(conn.stats_data_segs_out - len(conn.scoreboard.records), 0)
 

@@ -297,6 +297,7 @@ class Sender:
 
     def _emit_data(self, start: int, end: int, now: int, out: list, fin: bool = False,
                    retransmit: bool = False, psh: bool = False) -> None:
+        rx = self.rcv
         if end > start:
             payload = self.sendq.data(start, min(end, self.sendq.end))
         else:
@@ -331,8 +332,8 @@ class Sender:
             self._paced_sent(len(payload), now)
         if retransmit and self.trace is not None:
             self.trace("retransmit", now, {"seq": start, "len": end - start, "reason": self.rtx_reason})
-        if payload and now - self.lrcvtime < self.ato:
-            self.pingpong += 1   # tcp_event_data_sent: a reply within ato of the last arrival
+        if payload and now - rx.lrcvtime < rx.ato:
+            rx.pingpong += 1   # tcp_event_data_sent: a reply within ato of the last arrival
 
     # ------------------------------------------------------------------ ACK processing
     def _process_ack(self, seg: Segment, seq: int, ack: int, has_data: bool, now: int) -> None:
