@@ -57,20 +57,21 @@ from simsock.constants import (EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLRDHUP
 from simsock.errors import os_error
 from simsock.tcp.buffers import ReceiveQueue, SendQueue
 from simsock.tcp.config import TcpConfig
-from simsock.tcp.cc.base import CA_LOSS, CA_OPEN
 from simsock.tcp.congestion import CongestionState, get_ops
 from simsock.tcp.rtt import RttEstimator
-from simsock.tcp.segment import ACK, CWR, ECE, MASK, RST, SYN, TIMESTAMP_OPTION, Segment
+from simsock.tcp.segment import ACK, MASK, RST, TIMESTAMP_OPTION, Segment
+from simsock.tcp.handshake import Handshake
 from simsock.tcp.rate import RateSampler
 from simsock.tcp.receiver import Receiver, ReceiveState
 from simsock.tcp.recovery import Recovery, Scoreboard
 from simsock.tcp.sack import SackBlocks, max_sack_blocks
 from simsock.tcp.sender import Sender
+from simsock.tcp.timers import Timers
 from simsock.tcp.signals import SIG_DATA, SIG_SPACE, SIG_STATE
-from simsock.tcp.states import (ABORT, CLOSE, CLOSE_CALL, CLOSE_TIMER, CLOSE_WAIT, CLOSING,
-                                CONNECT, ESTABLISHED, FIN_WAIT1, FIN_WAIT2, ICMP_ERROR, LAST_ACK,
+from simsock.tcp.states import (ABORT, CLOSE, CLOSE_CALL, CLOSE_WAIT, CLOSING,
+                                ESTABLISHED, FIN_WAIT1, FIN_WAIT2, ICMP_ERROR, LAST_ACK,
                                 LISTEN, RCV_ACK_OF_FIN, RCV_SHUTDOWN, SEND_SHUTDOWN, SYN_RECV,
-                                SYN_SENT, TIMEOUT, transition)
+                                SYN_SENT, transition)
 
 _SYNCHRONIZED_SEND = frozenset((ESTABLISHED, CLOSE_WAIT, FIN_WAIT1, CLOSING, LAST_ACK))
 _NO_ACK_STATES = frozenset((CLOSE, SYN_SENT, LISTEN))
@@ -85,7 +86,7 @@ def _receive_field(name: str) -> property:
                     doc=f"ReceiveState.{name}")
 
 
-class TcpConnection(Receiver, Sender, Recovery, RateSampler):
+class TcpConnection(Handshake, Receiver, Sender, Recovery, Timers, RateSampler):
     """A TCP endpoint (a ``struct tcp_sock``) driven by the kernel: see the module docstring."""
 
     def __init__(self, local: tuple[str, int], remote: tuple[str, int], config: TcpConfig,
@@ -184,61 +185,6 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         if self.trace is not None:
             self.trace("state", now, {"old": old, "new": new})
 
-    def _win_from_space(self, space: int) -> int:
-        return (space * self.rcv.scaling_ratio) >> 8 if space > 0 else 0
-
-    def _receive_window(self) -> int:
-        rx = self.rcv
-        return max(rx.rcv_wup + rx.rcv_wnd - rx.rcv_nxt, 0)
-
-    def _raw_select_window(self) -> int:
-        """__tcp_select_window."""
-        rx = self.rcv
-        mss = rx.rcv_mss
-        free = self._win_from_space(self.rcvbuf - self.rcvq.rmem_alloc)
-        allowed = self._win_from_space(self.rcvbuf)
-        full = min(rx.window_clamp, allowed)
-        if mss > full:
-            mss = full
-            if mss <= 0:
-                return 0
-        if free < full >> 1:
-            rx.quick = 0
-            free = (free >> self.rcv_wscale) << self.rcv_wscale
-            if free < allowed >> 4 or free < mss:
-                return 0
-        if free > rx.rcv_ssthresh:
-            free = rx.rcv_ssthresh
-        if self.rcv_wscale:
-            s = 1 << self.rcv_wscale
-            return (free + s - 1) & ~(s - 1)
-        window = rx.rcv_wnd
-        if window <= free - mss or window > free:
-            window = (free // mss) * mss
-        elif mss == full and free > window + (full >> 1):
-            window = free
-        return window
-
-    def _select_window(self) -> int:
-        """tcp_select_window: the raw header field; never shrinks the advertised right edge,
-        except after a segment was dropped for lack of memory (ICSK_ACK_NOMEM): then the
-        window is 0 and rcv_wup/rcv_wnd say so (Linux >= 6.14 and stable 6.13.2, commit
-        8c670bdfa58e), so that the reader's next read sends a window update
-        (tcp_cleanup_rbuf sees a zero window)."""
-        rx = self.rcv
-        if rx.ack_nomem:
-            rx.rcv_wnd = 0
-            rx.rcv_wup = rx.rcv_nxt
-            return 0
-        cur = self._receive_window()
-        new = self._raw_select_window()
-        if new < cur:
-            s = 1 << self.rcv_wscale
-            new = (cur + s - 1) & ~(s - 1)
-        rx.rcv_wnd = new
-        rx.rcv_wup = rx.rcv_nxt
-        return min(new, 65535 << self.rcv_wscale) >> self.rcv_wscale
-
     def _make_segment(self, seq: int, flags: int, now: int, payload: bytes = b"") -> Segment:
         win = self._select_window()
         if self.trace is not None:
@@ -254,116 +200,6 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         if flags & ACK:
             self._ack_sent()
         return seg
-
-    def _ack_sent(self) -> None:
-        """tcp_event_ack_sent / tcp_dec_quickack_mode."""
-        rx = self.rcv
-        if rx.ack_pending:
-            if rx.quick:
-                rx.quick -= 1
-                if not rx.quick:
-                    rx.ato = self.config.delack_min
-            rx.ack_pending = False
-        rx.ack_now = False
-        rx.ack_nomem = False           # icsk_ack.pending = 0
-        rx.ack_pushed = 0
-        rx.delack_at = None
-
-    def _syn_options(self, seg: Segment, peer: Segment | None) -> None:
-        cfg = self.config
-        seg.mss = cfg.mss
-        if cfg.window_scaling and (peer is None or peer.wscale is not None):
-            seg.wscale = self.rcv_wscale
-        if cfg.sack and (peer is None or peer.sack_permitted):
-            seg.sack_permitted = True
-        if peer is None and self.fastopen_req is not None:
-            seg.fastopen = self.fastopen_req         # tcp_connect: cookie request or the cached cookie
-
-    def _init_receive_side(self, active: bool = False) -> None:
-        """tcp_select_initial_window + tcp_init_buffer_space. An active open chooses its
-        window for the full advmss (tcp_connect_init: no timestamp is known yet, so 65495 on
-        lo, where the passive side's request sock uses 65483; measured by TCP_INFO's
-        rcv_ssthresh and rcv_space, tests/conformance/test_tcp_info.py)."""
-        rx = self.rcv
-        cfg = self.config
-        space = self._win_from_space(self.rcvbuf)
-        if cfg.window_scaling:
-            # SO_RCVBUF set: window_clamp is tcp_full_space (win_from_space(rcvbuf)), which
-            # caps the space the scale is chosen for (tcp_connect_init/tcp_openreq_init_rwin)
-            big = space if cfg.rcvbuf_locked else max(self.rcvbuf, cfg.tcp_rmem[2], cfg.rmem_max)
-            self.rcv_wscale = min(max(big.bit_length() - 1 - 15, 0), 14)
-        mss = cfg.mss - (TIMESTAMP_OPTION if cfg.timestamps and not active else 0)
-        init = min(space, 65535)
-        rx.rcv_wnd = (init // mss) * mss if init > mss else init
-        rx.rcv_ssthresh = rx.rcv_wnd
-        rx.window_clamp = space
-        rx.rcv_mss = min(mss, 536)
-
-    def _negotiate(self, peer: Segment) -> None:
-        cfg = self.config
-        if not (cfg.window_scaling and peer.wscale is not None):
-            self.rcv_wscale = 0
-            self.snd_wscale = 0
-        else:
-            self.snd_wscale = min(peer.wscale, 14)
-            self.wscale_ok = True
-        self.ts_ok = cfg.timestamps and peer.ts is not None
-        self.sack_ok = cfg.sack and peer.sack_permitted
-        f = peer.flags
-        if not f & ACK:      # the peer's SYN asks for ECN with ECE|CWR (tcp_ecn_create_request)
-            self.ecn_ok = bool(cfg.ecn and f & ECE and f & CWR and not peer.ect)
-        else:                # our SYN asked; a SYN-ACK with ECE alone accepts (tcp_ecn_rcv_synack)
-            self.ecn_ok = cfg.ecn == 1 and bool(f & ECE) and not f & CWR
-        self.peer_mss = peer.mss if peer.mss is not None else 536
-        self.advmss = cfg.mss - (TIMESTAMP_OPTION if self.ts_ok else 0)
-        self._sync_mss()
-        if peer.ts is not None:
-            self.ts_recent = peer.ts[0]
-
-    def _sync_mss(self) -> None:
-        """tcp_sync_mss: mss_cache is the path's MSS less the timestamp option, bounded to
-        half the peer's largest window (tcp_bound_to_half_wnd). Linux calls it when the
-        handshake sets max_window and again whenever max_window grows (tcp_ack_update_window),
-        so TCP_INFO's snd_mss, TCP_MAXSEG and the segment sizes all see the bound: 32741
-        right after a loopback connect, 47616 once the window has grown to 95232 (measured,
-        tests/conformance/test_tcp_info.py)."""
-        mss = min(self.config.mss, self.peer_mss) - (TIMESTAMP_OPTION if self.ts_ok else 0)
-        mw = self.max_window
-        cutoff = mw >> 1 if mw > 536 else mw
-        if cutoff and mss > cutoff:
-            mss = max(cutoff, 68 - 20 - (TIMESTAMP_OPTION if self.ts_ok else 0))
-        self.mss_cache = mss
-        self.tp.mss_cache = mss
-
-    def _established(self, event: str, now: int) -> None:
-        rx = self.rcv
-        self._transition(event, now)
-        if self.config.keepalive:        # tcp_finish_connect / tcp_create_openreq_child
-            self.ka_at = now + self.config.keepalive_time
-        if self.peer_syn is None:
-            # tcp_init_transfer: cwnd 1 once the SYN was retransmitted more than once (RFC
-            # 5681 with RFC 6298's 1 s initial RTO), else the initial window; out of CA_Loss
-            tp = self.tp
-            tp.ca_state = CA_OPEN
-            cut = self.stats_retransmits > 1 and not self.syn_spurious
-            tp.snd_cwnd = 1 if cut else self.config.init_cwnd
-        self._cc_init(now)
-        self._sndbuf_expand()
-        rx.rcvq_space = min(rx.rcv_ssthresh, rx.rcv_wnd, self.config.init_cwnd * self.mss_cache)
-        rx.rcvq_seq = rx.copied_seq
-        rx.rcvq_time = now
-        self.rto_at = self.rto_kind = None
-        self.backoff = self.retransmits = 0
-        self.retrans_stamp = 0
-        self.limit_since = now
-
-    def _cc_init(self, now: int) -> None:
-        """tcp_init_congestion_control: the module's init() with the clock and min RTT."""
-        tp = self.tp
-        tp.now_us = now // 1000
-        tp.clock_ns = now
-        tp.min_rtt_us = self.min_rtt // 1000 if self.min_rtt < (1 << 62) else 0xFFFFFFFF
-        self.cc.init(tp)
 
     def set_congestion(self, name: str, now: int) -> None:
         """setsockopt(TCP_CONGESTION) on an existing socket (tcp_set_congestion_control ->
@@ -429,43 +265,6 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
             self._done(RCV_ACK_OF_FIN, now)
 
     # ================================================================== app side
-    def connect(self, now: int) -> None:
-        """Active open (tcp_v4_connect + tcp_connect): send SYN, enter SYN_SENT."""
-        if self.state != CLOSE or self.finished:
-            raise os_error(E.EISCONN if self.state != CLOSE else E.EBADF)
-        self._init_receive_side(active=True)
-        # tcp_connect_init: advmss is the route's (timestamps are not known yet), mss_cache is
-        # clamped by mss_clamp (TCP_MSS_DEFAULT 536, or TCP_MAXSEG) until the SYN-ACK comes,
-        # and rcv_mss starts at TCP_MIN_MSS: 65495, 524 and 88 in TCP_INFO on lo
-        cfg = self.config
-        self.advmss = cfg.mss
-        self.mss_cache = min(cfg.mss, cfg.extra.get("user_mss") or 536) - (TIMESTAMP_OPTION if cfg.timestamps else 0)
-        self.tp.mss_cache = self.mss_cache
-        self.rcv.rcv_mss = 88
-        self._transition(CONNECT, now)
-        self.snd_nxt = self.iss + 1
-        self.retrans_stamp = now
-        self._send_syn(now, peer=None)
-        self.rto_kind = "syn"
-        self.rto_at = now + self.rtt.rto
-
-    def _send_syn(self, now: int, peer: Segment | None) -> None:
-        flags = SYN if peer is None and self.state == SYN_SENT else SYN | ACK
-        if flags == SYN and self.config.ecn == 1:
-            flags |= ECE | CWR           # tcp_ecn_send_syn
-        elif flags & ACK and self.ecn_ok:
-            flags |= ECE                 # tcp_ecn_make_synack
-        win = min(self.rcv.rcv_wnd, 65535)
-        seg = Segment(self.local[1], self.remote[1], self.iss & MASK,
-                      self.rcv.rcv_nxt & MASK if flags & ACK else 0, flags, win)
-        self._syn_options(seg, peer if peer is not None else self.peer_syn)
-        if self.config.timestamps and (not flags & ACK or self.ts_ok):
-            seg.ts = ((now // 1_000_000) & MASK, self.ts_recent if flags & ACK else 0)
-        self._out.append(seg)
-        self.stats_segments_sent += 1
-        if flags & ACK:
-            self.stats_synacks_sent += 1     # sent by the request sock in Linux: not in tcpi_segs_out
-
     def send(self, data, now: int) -> int:
         """tcp_sendmsg_locked, non-blocking: bytes accepted into the send buffer.
 
@@ -532,44 +331,6 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         if self.state == CLOSE:
             raise os_error(E.ENOTCONN)
         return None
-
-    def _cleanup_rbuf(self, copied: int, now: int) -> None:
-        """tcp_cleanup_rbuf: ACK now if due, or if the read at least doubled the window."""
-        rx = self.rcv
-        time_to_ack = False
-        if rx.ack_pending:
-            if (rx.rcv_nxt - rx.rcv_wup > rx.rcv_mss
-                    or (copied > 0 and (rx.ack_pushed >= 2 or (rx.ack_pushed and rx.pingpong < 1))
-                        and not self.rcvq.rmem_alloc)):
-                time_to_ack = True
-        if copied > 0 and not time_to_ack and not self.shutdown_flags & RCV_SHUTDOWN:
-            cur = self._receive_window()
-            if 2 * cur <= rx.window_clamp:
-                new = self._raw_select_window()
-                if new and new >= 2 * cur:
-                    time_to_ack = True
-        if time_to_ack:
-            rx.ack_now = True
-
-    def _rcv_space_adjust(self, now: int) -> None:
-        """tcp_rcv_space_adjust: once per RTT, size rcvbuf for twice what the reader took."""
-        rx = self.rcv
-        srtt = self.rtt.srtt
-        if not srtt or now - rx.rcvq_time < srtt:
-            return
-        copied = rx.copied_seq - rx.rcvq_seq - self.rcvq.size
-        if copied > rx.rcvq_space:
-            if not self.config.rcvbuf_locked:
-                rcvwin = 2 * copied + 16 * self.advmss
-                grow = rcvwin * (copied - rx.rcvq_space) // max(rx.rcvq_space, 1)
-                rcvwin += 2 * grow
-                rcvbuf = min((rcvwin << 8) // rx.scaling_ratio, self.config.tcp_rmem[2])
-                if rcvbuf > self.rcvbuf:
-                    self.rcvbuf = rcvbuf
-                    rx.window_clamp = self._win_from_space(rcvbuf)
-            rx.rcvq_space = copied
-        rx.rcvq_seq = rx.copied_seq
-        rx.rcvq_time = now
 
     def shutdown(self, how: int, now: int) -> None:
         """inet_shutdown + tcp_shutdown."""
@@ -740,151 +501,6 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
             "ofo_pruned": self.stats_ofo_pruned,
             "sndbuf": self.sndbuf, "rcvbuf": self.rcvbuf, "mss": self.mss_cache,
         }
-
-    # ================================================================== time side
-    def next_deadline(self) -> int | None:
-        best = self.rto_at
-        t = self.pacing_at
-        if t is not None and (best is None or t < best):
-            best = t
-        t = self.rcv.delack_at
-        if t is not None and (best is None or t < best):
-            best = t
-        t = self.tw_at
-        if t is not None and (best is None or t < best):
-            best = t
-        t = self.ka_at
-        if t is not None and (best is None or t < best):
-            best = t
-        return best
-
-    # ------------------------------------------------------------------ keepalive
-    # tcp_set_keepalive, tcp_keepalive_timer, keepalive_time_elapsed (tcp_timer.c). An idle
-    # connection with SO_KEEPALIVE sends a probe (seq snd_una - 1, no data: the peer answers
-    # with an ACK) once nothing has been received for keepalive_time, then every
-    # keepalive_intvl; after keepalive_probes unanswered probes it sends RST and fails with
-    # ETIMEDOUT (tcp_write_err). Data in flight or queued suspends it (the retransmission
-    # timer watches the connection then). Any ACK resets the count (tcp_ack: probes_out = 0).
-    # Checked on Linux 6.18 through veth with 1/1/2 s: tests/reliability/test_keepalive.py.
-    _KA_STATES = (ESTABLISHED, CLOSE_WAIT, FIN_WAIT1, FIN_WAIT2, CLOSING, LAST_ACK)
-
-    def set_keepalive(self, on: bool, now: int) -> None:
-        """SO_KEEPALIVE: turning it on arms the timer keepalive_time from now; off stops it."""
-        was = self.config.keepalive
-        self.config.keepalive = on
-        if not on:
-            self.ka_at = None
-        elif not was and self.state in self._KA_STATES and not self.finished:
-            self.ka_at = now + self.config.keepalive_time
-
-    def keepalive_idle_changed(self, now: int) -> None:
-        """TCP_KEEPIDLE set while keepalive is on: re-arm for what is left of the new idle time."""
-        if self.config.keepalive and self.state in self._KA_STATES and not self.finished:
-            left = self.config.keepalive_time - (now - max(self.rcv.lrcvtime, self.rcv_tstamp))
-            self.ka_at = now + max(left, 0)
-
-    def _keepalive_timer(self, now: int) -> None:
-        cfg = self.config
-        if not cfg.keepalive or self.state not in self._KA_STATES or self.in_time_wait:
-            return
-        if self.scoreboard.records or self.snd_nxt < self.sendq.end:
-            self.ka_at = now + cfg.keepalive_time     # "It is alive without keepalive 8)"
-            return
-        elapsed = now - max(self.rcv.lrcvtime, self.rcv_tstamp)
-        if elapsed >= cfg.keepalive_time:
-            if self.probes_out >= cfg.keepalive_probes:
-                self._send_reset(now)
-                self._done_with_error(self.sk_err_soft or E.ETIMEDOUT, TIMEOUT, now)
-                return
-            self._out.append(self._make_segment(self.snd_una - 1, ACK, now, b""))
-            self.probes_out += 1
-            if self.trace is not None:
-                self.trace("keepalive_probe", now, {"seq": self.snd_una - 1, "probes": self.probes_out})
-            self.ka_at = now + cfg.keepalive_intvl
-        else:
-            self.ka_at = now + cfg.keepalive_time - elapsed
-
-    def handle_timer(self, now: int) -> None:
-        rx = self.rcv
-        if self.pacing_at is not None and self.pacing_at <= now:
-            self.pacing_at = None       # tcp_pace_kick: the pump transmits what may go now
-        if self.tw_at is not None and self.tw_at <= now:
-            self.tw_at = None
-            self._done(CLOSE_TIMER, now)
-            return
-        if self.ka_at is not None and self.ka_at <= now:
-            self.ka_at = None
-            self._keepalive_timer(now)
-            if self.finished:
-                return
-        if rx.delack_at is not None and rx.delack_at <= now:
-            rx.delack_at = None
-            if rx.ack_pending:
-                if rx.pingpong < 1:
-                    rx.ato = min(rx.ato << 1, self.rtt.rto)
-                else:
-                    rx.pingpong = 0
-                    rx.ato = self.config.delack_min
-                rx.ack_now = True
-        if self.rto_at is not None and self.rto_at <= now:
-            kind = self.rto_kind
-            self.rto_at = None
-            self.rto_kind = None
-            if kind == "syn":
-                self._syn_timer(now)
-            elif kind == "synack":
-                self._synack_timer(now)
-            elif kind == "rto":
-                self._retransmit_timer(now)
-            elif kind == "probe":
-                self._probe_timer(now, self._out)
-            elif kind == "reo":
-                self._reo_timer(now)
-            elif kind == "tlp":
-                self._send_loss_probe(now, self._out)
-
-    def _syn_timer(self, now: int) -> None:
-        """tcp_retransmit_timer in SYN_SENT. Linux >= 6.5 keeps the first
-        tcp_syn_linear_timeouts (4) retransmissions 1 s apart, then backs off exponentially:
-        SYNs at 0, 1, 2, 3, 4, 5, 7, 11, 19, 35, 67 s. connect() gives up at the first timer
-        past tcp_model_timeout(tcp_syn_retries, 1 s) (tcp_write_timeout, time-based): 3 s for
-        TCP_SYNCNT 1, 7 s for 2, 19 s for 3, 131 s for the default 6 (measured on 6.18,
-        tests/conformance/test_syn_cookies.py). The timeout also enters CA_Loss with cwnd 1,
-        as TCP_INFO shows while the socket waits."""
-        if self.state != SYN_SENT:
-            return
-        cfg = self.config
-        if self._timed_out(now, cfg.syn_retries, cfg.rto_init):
-            self._done_with_error(self.sk_err_soft or E.ETIMEDOUT, TIMEOUT, now)
-            return
-        if not self.retransmits:
-            self.stats_rto_recoveries += 1         # tcp_update_rto_stats
-        self.retransmits += 1
-        if self.retransmits <= cfg.syn_linear_timeouts:
-            self.backoff = 0
-        else:
-            self.backoff += 1
-        self.stats_retransmits += 1
-        self.stats_rto_count += 1
-        self.tp.ca_state = CA_LOSS           # tcp_enter_loss
-        self.tp.snd_cwnd = 1
-        self._send_syn(now, None)
-        if self.trace is not None:
-            self.trace("retransmit", now, {"seq": self.iss, "len": 1, "reason": "timeout"})
-        self.rto_kind = "syn"
-        self.rto_at = now + min(self.rtt.rto << self.backoff, cfg.rto_max)
-
-    def _synack_timer(self, now: int) -> None:
-        if self.state != SYN_RECV:
-            return
-        if self.retransmits >= self.config.synack_retries:
-            self._done(TIMEOUT, now)   # request dropped silently (reqsk_timer_handler)
-            return
-        self.retransmits += 1
-        self.stats_retransmits += 1
-        self._send_syn(now, self.peer_syn)
-        self.rto_kind = "synack"
-        self.rto_at = now + min(self.config.rto_init << self.retransmits, self.config.rto_max)
 
     # ================================================================== network side
     def segments_to_send(self, now: int) -> list[Segment]:

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import errno as E
 
-from simsock.tcp.segment import ACK, FIN, MASK, PSH, RST, SYN, Segment, unwrap
+from simsock.tcp.segment import ACK, FIN, PSH, RST, SYN, TIMESTAMP_OPTION, Segment, unwrap
 from simsock.tcp.signals import SIG_DATA, SIG_STATE
 from simsock.tcp.states import (ABORT, CLOSE, CLOSE_WAIT, CLOSING, ESTABLISHED, FIN_WAIT1,
-                                FIN_WAIT2, LAST_ACK, LISTEN, RCV_ACK, RCV_FIN, RCV_RST,
-                                RCV_SHUTDOWN, RCV_SYN, RCV_SYNACK, SYN_RECV, SYN_SENT,
+                                FIN_WAIT2, LAST_ACK, LISTEN, RCV_FIN, RCV_RST,
+                                RCV_SHUTDOWN, RCV_SYN, SYN_RECV, SYN_SENT,
                                 TIME_WAIT)
 
 _NO_CONNECTION = (CLOSE, LISTEN)
@@ -117,92 +117,8 @@ class Receiver:
         if not self.finished:
             self._ack_snd_check(now)
 
-    # ------------------------------------------------------------------ handshake
-    def _passive_open(self, syn: Segment, now: int) -> None:
-        """tcp_conn_request: a SYN for a listener becomes a SYN_RECV connection; send SYN-ACK."""
-        rx = self.rcv
-        self.peer_syn = syn
-        self.stats_segs_in = 1               # the SYN (tcp_create_openreq_child)
-        self._init_receive_side()
-        self._negotiate(syn)
-        rx.irs = syn.seq
-        rx.rcv_nxt = rx.rcv_wup = rx.copied_seq = self.rcvq.origin = rx.irs + 1
-        self.snd_nxt = self.iss + 1
-        self.snd_wnd = self.max_window = syn.window
-        self._sync_mss()
-        self.snd_wl1 = rx.irs
-        self._transition(RCV_SYN, now)
-        self.retrans_stamp = now
-        self._send_syn(now, syn)
-        self.rto_kind = "synack"
-        self.rto_at = now + self.config.rto_init
 
-    def _rcv_synrecv(self, seg: Segment, seq: int, now: int) -> bool:
-        """tcp_check_req: the handshake's final ACK; False if the segment is dropped."""
-        ack = unwrap(seg.ack, self.snd_una)
-        if ack != self.iss + 1:
-            self._out.append(Segment(self.local[1], self.remote[1], seg.ack, 0, RST, 0))
-            return False
-        if self._listener is not None and not self._listener._handshake_done(self, now):
-            return False            # accept queue full, tcp_abort_on_overflow=0: drop the ACK
-        self.snd_una = ack
-        self.snd_wnd = seg.window << self.snd_wscale
-        self.max_window = max(self.max_window, self.snd_wnd)
-        self._sync_mss()            # tcp_v4_syn_recv_sock: tcp_sync_mss with the final ACK's window
-        self.snd_wl1 = seq
-        if not self.retransmits:
-            self._rtt_sample(now - self.retrans_stamp, now)
-        self._established(RCV_ACK, now)
-        return True
 
-    def _rcv_synsent(self, seg: Segment, now: int) -> None:
-        """tcp_rcv_synsent_state_process."""
-        rx = self.rcv
-        flags = seg.flags
-        if flags & ACK:
-            ack = unwrap(seg.ack, self.iss)
-            if ack != self.iss + 1:
-                if not flags & RST:
-                    self._out.append(Segment(self.local[1], self.remote[1], seg.ack, 0, RST, 0))
-                return
-            if flags & RST:
-                self._done_with_error(E.ECONNREFUSED, RCV_RST, now)
-                return
-            if not flags & SYN:
-                return
-            self._negotiate(seg)
-            if self.fastopen_req is not None and seg.fastopen and self.fastopen_cache is not None:
-                self.fastopen_cache[self.remote[0]] = seg.fastopen   # tcp_rcv_fastopen_synack
-            if not self.rcv_wscale:
-                rx.rcv_wnd = min(rx.rcv_wnd, 65535)
-            # tcp_initialize_rcv_mss
-            rx.rcv_mss = max(min(self.advmss, self.mss_cache, rx.rcv_wnd // 2, 536), 88)
-            rx.irs = seg.seq
-            rx.rcv_nxt = rx.rcv_wup = rx.copied_seq = self.rcvq.origin = rx.irs + 1
-            self.snd_una = self.iss + 1
-            self.snd_wnd = self.max_window = seg.window
-            self._sync_mss()        # tcp_rcv_synsent_state_process
-            self.snd_wl1 = rx.irs
-            if not self.retransmits:
-                self._rtt_sample(now - self.retrans_stamp, now)
-            elif self.ts_ok and seg.ts is not None and seg.ts[1]:
-                # a retransmitted SYN: the RTT comes from the echoed timestamp (ms, >= 1);
-                # an echo of the first SYN's means it was not lost (tcp_try_undo_spurious_syn)
-                self._rtt_sample(max(((now // 1_000_000) - seg.ts[1]) & MASK, 1) * 1_000_000, now)
-                self.syn_spurious = seg.ts[1] == (self.retrans_stamp // 1_000_000) & MASK
-            self._established(RCV_SYNACK, now)
-            rx.lrcvtime = now
-            if rx.pingpong >= 1:
-                # TCP_QUICKACK was turned off: save one ACK (tcp_rcv_synsent_state_process),
-                # send it after TCP_DELACK_MAX unless data goes first; tcp_enter_quickack_mode
-                rx.ack_pending = True
-                rx.quick = self.config.max_quickacks
-                rx.pingpong = 0
-                rx.ato = self.config.delack_min
-                rx.delack_at = now + self.config.delack_max
-                return
-            rx.ack_now = True
-            return
         # RST without ACK is ignored; a bare SYN would be a simultaneous open (not modelled).
 
     def _rcv_timewait(self, seg: Segment, now: int) -> None:
@@ -490,3 +406,131 @@ class Receiver:
             if timeout >= rx.delack_at:
                 timeout = rx.delack_at
         rx.delack_at = timeout
+
+    # ------------------------------------------------------------------ window and ACKs sent
+    def _win_from_space(self, space: int) -> int:
+        return (space * self.rcv.scaling_ratio) >> 8 if space > 0 else 0
+
+    def _receive_window(self) -> int:
+        rx = self.rcv
+        return max(rx.rcv_wup + rx.rcv_wnd - rx.rcv_nxt, 0)
+
+    def _raw_select_window(self) -> int:
+        """__tcp_select_window."""
+        rx = self.rcv
+        mss = rx.rcv_mss
+        free = self._win_from_space(self.rcvbuf - self.rcvq.rmem_alloc)
+        allowed = self._win_from_space(self.rcvbuf)
+        full = min(rx.window_clamp, allowed)
+        if mss > full:
+            mss = full
+            if mss <= 0:
+                return 0
+        if free < full >> 1:
+            rx.quick = 0
+            free = (free >> self.rcv_wscale) << self.rcv_wscale
+            if free < allowed >> 4 or free < mss:
+                return 0
+        if free > rx.rcv_ssthresh:
+            free = rx.rcv_ssthresh
+        if self.rcv_wscale:
+            s = 1 << self.rcv_wscale
+            return (free + s - 1) & ~(s - 1)
+        window = rx.rcv_wnd
+        if window <= free - mss or window > free:
+            window = (free // mss) * mss
+        elif mss == full and free > window + (full >> 1):
+            window = free
+        return window
+
+    def _select_window(self) -> int:
+        """tcp_select_window: the raw header field; never shrinks the advertised right edge,
+        except after a segment was dropped for lack of memory (ICSK_ACK_NOMEM): then the
+        window is 0 and rcv_wup/rcv_wnd say so (Linux >= 6.14 and stable 6.13.2, commit
+        8c670bdfa58e), so that the reader's next read sends a window update
+        (tcp_cleanup_rbuf sees a zero window)."""
+        rx = self.rcv
+        if rx.ack_nomem:
+            rx.rcv_wnd = 0
+            rx.rcv_wup = rx.rcv_nxt
+            return 0
+        cur = self._receive_window()
+        new = self._raw_select_window()
+        if new < cur:
+            s = 1 << self.rcv_wscale
+            new = (cur + s - 1) & ~(s - 1)
+        rx.rcv_wnd = new
+        rx.rcv_wup = rx.rcv_nxt
+        return min(new, 65535 << self.rcv_wscale) >> self.rcv_wscale
+
+    def _ack_sent(self) -> None:
+        """tcp_event_ack_sent / tcp_dec_quickack_mode."""
+        rx = self.rcv
+        if rx.ack_pending:
+            if rx.quick:
+                rx.quick -= 1
+                if not rx.quick:
+                    rx.ato = self.config.delack_min
+            rx.ack_pending = False
+        rx.ack_now = False
+        rx.ack_nomem = False           # icsk_ack.pending = 0
+        rx.ack_pushed = 0
+        rx.delack_at = None
+
+    def _init_receive_side(self, active: bool = False) -> None:
+        """tcp_select_initial_window + tcp_init_buffer_space. An active open chooses its
+        window for the full advmss (tcp_connect_init: no timestamp is known yet, so 65495 on
+        lo, where the passive side's request sock uses 65483; measured by TCP_INFO's
+        rcv_ssthresh and rcv_space, tests/conformance/test_tcp_info.py)."""
+        rx = self.rcv
+        cfg = self.config
+        space = self._win_from_space(self.rcvbuf)
+        if cfg.window_scaling:
+            # SO_RCVBUF set: window_clamp is tcp_full_space (win_from_space(rcvbuf)), which
+            # caps the space the scale is chosen for (tcp_connect_init/tcp_openreq_init_rwin)
+            big = space if cfg.rcvbuf_locked else max(self.rcvbuf, cfg.tcp_rmem[2], cfg.rmem_max)
+            self.rcv_wscale = min(max(big.bit_length() - 1 - 15, 0), 14)
+        mss = cfg.mss - (TIMESTAMP_OPTION if cfg.timestamps and not active else 0)
+        init = min(space, 65535)
+        rx.rcv_wnd = (init // mss) * mss if init > mss else init
+        rx.rcv_ssthresh = rx.rcv_wnd
+        rx.window_clamp = space
+        rx.rcv_mss = min(mss, 536)
+
+    def _cleanup_rbuf(self, copied: int, now: int) -> None:
+        """tcp_cleanup_rbuf: ACK now if due, or if the read at least doubled the window."""
+        rx = self.rcv
+        time_to_ack = False
+        if rx.ack_pending:
+            if (rx.rcv_nxt - rx.rcv_wup > rx.rcv_mss
+                    or (copied > 0 and (rx.ack_pushed >= 2 or (rx.ack_pushed and rx.pingpong < 1))
+                        and not self.rcvq.rmem_alloc)):
+                time_to_ack = True
+        if copied > 0 and not time_to_ack and not self.shutdown_flags & RCV_SHUTDOWN:
+            cur = self._receive_window()
+            if 2 * cur <= rx.window_clamp:
+                new = self._raw_select_window()
+                if new and new >= 2 * cur:
+                    time_to_ack = True
+        if time_to_ack:
+            rx.ack_now = True
+
+    def _rcv_space_adjust(self, now: int) -> None:
+        """tcp_rcv_space_adjust: once per RTT, size rcvbuf for twice what the reader took."""
+        rx = self.rcv
+        srtt = self.rtt.srtt
+        if not srtt or now - rx.rcvq_time < srtt:
+            return
+        copied = rx.copied_seq - rx.rcvq_seq - self.rcvq.size
+        if copied > rx.rcvq_space:
+            if not self.config.rcvbuf_locked:
+                rcvwin = 2 * copied + 16 * self.advmss
+                grow = rcvwin * (copied - rx.rcvq_space) // max(rx.rcvq_space, 1)
+                rcvwin += 2 * grow
+                rcvbuf = min((rcvwin << 8) // rx.scaling_ratio, self.config.tcp_rmem[2])
+                if rcvbuf > self.rcvbuf:
+                    self.rcvbuf = rcvbuf
+                    rx.window_clamp = self._win_from_space(rcvbuf)
+            rx.rcvq_space = copied
+        rx.rcvq_seq = rx.copied_seq
+        rx.rcvq_time = now
