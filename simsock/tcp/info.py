@@ -172,6 +172,12 @@ def tcp_info(conn, now: int) -> dict:
     d["total_retrans"] = conn.stats_retransmits
     d["pacing_rate"] = _pacing_rate(conn)
     d["max_pacing_rate"] = _U64
+    _add_counters(d, conn, now)
+    return d
+
+
+def _add_counters(d: dict, conn, now: int) -> None:
+    """tcp_get_info's byte and segment counters, chrono times and window sizes."""
     # tcp_snd_una_update counts the SYN of an active open; a passive child starts past its SYN-ACK
     d["bytes_acked"] = conn.stats_bytes_acked + (1 if conn.peer_syn is None and conn.snd_una > conn.iss else 0)
     d["bytes_received"] = conn.stats_bytes_received
@@ -201,7 +207,6 @@ def tcp_info(conn, now: int) -> dict:
     d["rcv_wnd"] = conn.rcv.rcv_wnd
     d["total_rto"] = min(conn.stats_rto_count, 0xFFFF)
     d["total_rto_recoveries"] = min(conn.stats_rto_recoveries, 0xFFFF)
-    return d
 
 
 def _delivered(conn) -> int:
