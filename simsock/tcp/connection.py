@@ -38,7 +38,8 @@ segment is unacknowledged, for out-of-order or duplicate data, otherwise a delay
 "pingpong" mode). A reply sent within ato of an arrival enters pingpong mode, which ends
 quickacks: hence Nagle + delayed ACK stalls write-write-read by ~40 ms after the first round.
 
-*Sending, recovery, timers*: see sender.py. RTT/RTO: rtt.py (RFC 6298). Handshake: SYN with
+*Sending, recovery, timers*: sender.py, recovery.py, timers.py; the handshake: handshake.py;
+the state changes: the table in states.py. RTT/RTO: rtt.py (RFC 6298). Handshake: SYN with
 MSS, window scale, SACK-permitted and timestamp options; SYN retransmitted with backoff from
 1 s and given up (ETIMEDOUT) after tcp_syn_retries (127 s at 6); SYN-ACK retransmitted
 synack_retries times by a passive connection; an established connection gives up after

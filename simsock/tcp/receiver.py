@@ -1,6 +1,7 @@
 """The receiving half of a TCP connection: segment acceptance, data queueing, FIN, ACK timing.
 
-A mixin of :class:`simsock.tcp.connection.TcpConnection` (state declared there). Follows
+A mixin of :class:`simsock.tcp.connection.TcpConnection`; its state is :class:`ReceiveState`
+(``conn.rcv``). Follows
 tcp_rcv_state_process / tcp_rcv_established (tcp_validate_incoming: tcp_sequence, RST and
 SYN checks with RFC 5961 challenge ACKs), tcp_data_queue / tcp_data_queue_ofo, tcp_fin,
 tcp_event_data_recv, tcp_measure_rcv_mss, __tcp_ack_snd_check and tcp_send_delayed_ack.

@@ -1,6 +1,7 @@
 """Loss detection and recovery: the SACK scoreboard, RACK or RFC 6675 marking, NewReno, PRR.
 
-A mixin of :class:`simsock.tcp.connection.TcpConnection` (state declared there), following
+A mixin of :class:`simsock.tcp.connection.TcpConnection` whose state is :class:`Scoreboard`
+(``conn.scoreboard``), following
 net/ipv4/tcp_input.c and tcp_recovery.c of Linux 6.x.
 
 *Scoreboard.* Every segment in flight is a record ``[start, end, sent_ns, flags]`` in
@@ -46,7 +47,7 @@ end cwnd = ssthresh (tcp_end_cwnd_reduction). An RTO (tcp_enter_loss) marks ever
 record lost except, with RACK, ones sent too recently to be overdue (tcp_timeout_mark_lost);
 a SACKed head at RTO time means the receiver reneged, and all SACK marks are dropped.
 
-*Tail loss probes* (RFC 8985 section 7, sender.py: tcp_schedule_loss_probe,
+*Tail loss probes* (RFC 8985 section 7, timers.py: tcp_schedule_loss_probe,
 tcp_send_loss_probe, tcp_process_tlp_ack; net.ipv4.tcp_early_retrans=3): in Open/CWR with
 SACK, the timer after new data or an ACK is a probe timeout of 2*srtt (+2 ms, or +200 ms with
 one segment in flight), capped at the RTO; it sends one new segment if the window allows, else

@@ -1,7 +1,9 @@
-"""The sending half of a TCP connection: transmission, ACK processing, loss recovery, timers.
+"""The sending half of a TCP connection: transmission and ACK processing.
 
-This is a mixin of :class:`simsock.tcp.connection.TcpConnection`, split off to keep each
-module to one concept; the state it touches is declared there.
+A mixin of :class:`simsock.tcp.connection.TcpConnection`. The send-side fields (snd_una,
+snd_nxt, the peer's window, the send queue) are the connection's; what is in flight is the
+recovery scoreboard (``conn.scoreboard``, recovery.py); the timers this module arms and the
+retransmission, probe and loss-probe code they run are in timers.py.
 
 Transmission follows tcp_write_xmit: retransmissions of segments marked lost first, then new
 data, each segment cut at ``mss_now`` and at skb boundaries, allowed while
