@@ -27,12 +27,16 @@ tcp_recvmsg / sk_eat_skb). Out-of-order segments are kept sorted by sequence num
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
+from operator import itemgetter
 from collections import deque
 
 
 #: skb flags in the send queue: TCPHDR_PSH set by tcp_mark_push, and the EOR mark (MSG_EOR).
 SKB_PSH, SKB_EOR = 1, 2
+#: An skb is [start, end, flags]; the live ones are in sequence order, so their ends are
+#: sorted and the skb holding a sequence number is the first whose end lies above it.
+_SKB_END = itemgetter(1)
 
 
 class SendQueue:
@@ -122,13 +126,7 @@ class SendQueue:
         the one skb after it until it holds ``amount`` bytes; that skb, if emptied, is freed
         and its overhead released (skb_shift moves truesize with the payload)."""
         skbs = self.skbs
-        lo, hi = self._first, len(skbs)
-        while lo < hi:
-            mid = (lo + hi) >> 1
-            if skbs[mid][1] <= seq:
-                lo = mid + 1
-            else:
-                hi = mid
+        lo = bisect_right(skbs, seq, self._first, key=_SKB_END)
         if lo + 1 >= len(skbs):
             return                          # no skb there, or it is the last one
         head = skbs[lo]
@@ -154,28 +152,13 @@ class SendQueue:
     def skb_end(self, seq: int) -> int:
         """End of the skb holding ``seq`` (segments never span two skbs)."""
         skbs = self.skbs
-        i = self._first
-        # The skb list is short relative to traffic; sent skbs are freed as ACKs arrive, so
-        # the skb holding snd_nxt is near the front unless much is in flight.
-        lo, hi = i, len(skbs)
-        while lo < hi:
-            mid = (lo + hi) >> 1
-            if skbs[mid][1] <= seq:
-                lo = mid + 1
-            else:
-                hi = mid
+        lo = bisect_right(skbs, seq, self._first, key=_SKB_END)
         return skbs[lo][1] if lo < len(skbs) else self.end
 
     def skb_flags(self, seq: int) -> int:
         """The flags (SKB_PSH, SKB_EOR) of the skb holding ``seq`` (0 past the queue)."""
         skbs = self.skbs
-        lo, hi = self._first, len(skbs)
-        while lo < hi:
-            mid = (lo + hi) >> 1
-            if skbs[mid][1] <= seq:
-                lo = mid + 1
-            else:
-                hi = mid
+        lo = bisect_right(skbs, seq, self._first, key=_SKB_END)
         return skbs[lo][2] if lo < len(skbs) else 0
 
     def is_tail_skb(self, seq: int) -> bool:
@@ -185,13 +168,7 @@ class SendQueue:
     def split_at(self, seq: int) -> None:
         """tso_fragment: cut the skb holding ``seq`` so that ``seq`` starts a new skb."""
         skbs = self.skbs
-        lo, hi = self._first, len(skbs)
-        while lo < hi:
-            mid = (lo + hi) >> 1
-            if skbs[mid][1] <= seq:
-                lo = mid + 1
-            else:
-                hi = mid
+        lo = bisect_right(skbs, seq, self._first, key=_SKB_END)
         if lo < len(skbs) and skbs[lo][0] < seq < skbs[lo][1]:
             skb = skbs[lo]
             # both parts keep PSH (measured on 6.18: every TSO packet cut from a pushed skb

@@ -8,8 +8,8 @@ the module only decides cwnd and ssthresh. :func:`get_ops` asks ``simsock.tcp.cc
 
 from __future__ import annotations
 
-CA_OPEN, CA_DISORDER, CA_CWR, CA_RECOVERY, CA_LOSS = 0, 1, 2, 3, 4
-TCP_INFINITE_SSTHRESH = 0x7FFFFFFF
+from simsock.tcp import cc
+from simsock.tcp.cc.base import CA_OPEN, TCP_INFINITE_SSTHRESH
 
 
 class CongestionState:
@@ -40,5 +40,4 @@ class CongestionState:
 
 def get_ops(name: str):
     """A new instance of the congestion-control module ``name`` (simsock.tcp.cc's registry)."""
-    from simsock.tcp import cc
     return cc.get(name)

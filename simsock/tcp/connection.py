@@ -38,7 +38,8 @@ segment is unacknowledged, for out-of-order or duplicate data, otherwise a delay
 "pingpong" mode). A reply sent within ato of an arrival enters pingpong mode, which ends
 quickacks: hence Nagle + delayed ACK stalls write-write-read by ~40 ms after the first round.
 
-*Sending, recovery, timers*: see sender.py. RTT/RTO: rtt.py (RFC 6298). Handshake: SYN with
+*Sending, recovery, timers*: sender.py, recovery.py, timers.py; the handshake: handshake.py;
+the state changes: the table in states.py. RTT/RTO: rtt.py (RFC 6298). Handshake: SYN with
 MSS, window scale, SACK-permitted and timestamp options; SYN retransmitted with backoff from
 1 s and given up (ETIMEDOUT) after tcp_syn_retries (127 s at 6); SYN-ACK retransmitted
 synack_retries times by a passive connection; an established connection gives up after
@@ -51,41 +52,49 @@ taken modulo 2**32, and incoming ones are unwrapped around the expected value.
 from __future__ import annotations
 
 import errno as E
-from collections import deque
 
 from simsock.constants import (EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLRDHUP,
                                EPOLLRDNORM, EPOLLWRNORM, SHUT_RD, SHUT_RDWR, SHUT_WR)
 from simsock.errors import os_error
 from simsock.tcp.buffers import ReceiveQueue, SendQueue
 from simsock.tcp.config import TcpConfig
-from simsock.tcp.congestion import CA_LOSS, CA_OPEN, CongestionState, get_ops
+from simsock.tcp.congestion import CongestionState, get_ops
 from simsock.tcp.rtt import RttEstimator
-from simsock.tcp.segment import ACK, CWR, ECE, FIN, RST, SYN, TIMESTAMP_OPTION, Segment
+from simsock.tcp.segment import ACK, MASK, RST, TIMESTAMP_OPTION, Segment
+from simsock.tcp.handshake import Handshake
 from simsock.tcp.rate import RateSampler
-from simsock.tcp.receiver import Receiver
-from simsock.tcp.recovery import TCP_REORDERING, Recovery
+from simsock.tcp.receiver import Receiver, ReceiveState
+from simsock.tcp.recovery import Recovery, Scoreboard
 from simsock.tcp.sack import SackBlocks, max_sack_blocks
 from simsock.tcp.sender import Sender
+from simsock.tcp.timers import Timers
 from simsock.tcp.signals import SIG_DATA, SIG_SPACE, SIG_STATE
+from simsock.tcp.states import (ABORT, CLOSE, CLOSE_CALL, CLOSE_WAIT, CLOSING,
+                                ESTABLISHED, FIN_WAIT1, FIN_WAIT2, ICMP_ERROR, LAST_ACK,
+                                LISTEN, RCV_ACK_OF_FIN, RCV_SHUTDOWN, SEND_SHUTDOWN, SYN_RECV,
+                                SYN_SENT, transition)
 
-MASK = 0xFFFFFFFF
-RCV_SHUTDOWN, SEND_SHUTDOWN = 1, 2
-_SYNCHRONIZED_SEND = frozenset(("ESTABLISHED", "CLOSE_WAIT", "FIN_WAIT1", "CLOSING", "LAST_ACK"))
+_SYNCHRONIZED_SEND = frozenset((ESTABLISHED, CLOSE_WAIT, FIN_WAIT1, CLOSING, LAST_ACK))
+_NO_ACK_STATES = frozenset((CLOSE, SYN_SENT, LISTEN))
+_HANDSHAKE = (SYN_SENT, SYN_RECV)
+_OPEN_FOR_SEND = (ESTABLISHED, CLOSE_WAIT)
 
 
-def unwrap(wire: int, ref: int) -> int:
-    """The unbounded sequence number nearest ``ref`` whose low 32 bits are ``wire``."""
-    return ref + ((wire - ref + 0x80000000) & MASK) - 0x80000000
+def _receive_field(name: str) -> property:
+    """``conn.<name>`` read and written through to ``conn.rcv.<name>``."""
+    return property(lambda conn: getattr(conn.rcv, name),
+                    lambda conn, value: setattr(conn.rcv, name, value),
+                    doc=f"ReceiveState.{name}")
 
 
-class TcpConnection(Receiver, Sender, Recovery, RateSampler):
+class TcpConnection(Handshake, Receiver, Sender, Recovery, Timers, RateSampler):
     """A TCP endpoint (a ``struct tcp_sock``) driven by the kernel: see the module docstring."""
 
     def __init__(self, local: tuple[str, int], remote: tuple[str, int], config: TcpConfig,
                  iss: int) -> None:
         self.local, self.remote, self.config = local, remote, config
         self.trace = None
-        self.state = "CLOSE"
+        self.state = CLOSE
         self.iss = iss
         self.snd_una = self.snd_nxt = iss
         self.snd_wnd = 0
@@ -110,24 +119,9 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         self.send_more = False           # ... MSG_MORE: no PSH mark, corked push (tcp_push)
         self.push_cork = False           # the next _write_xmit holds sub-MSS tails (TCP_NAGLE_CORK)
         self.push_now = False            # the next _write_xmit ignores cork and Nagle (TCP_NAGLE_PUSH)
-        self.records: deque[list] = deque()  # in flight: [start, end, sent_ns, flags] (recovery.py)
-        self.lost_out = self.retrans_out = self.sacked_out = self.dupacks = 0
-        # SACK scoreboard, RACK and PRR (recovery.py)
-        self.fack = iss                  # end of the highest SACKed record
-        self.reordering = TCP_REORDERING
-        self.reord_seen = 0
-        self.rack_mstamp = self.rack_end_seq = self.rack_rtt = 0
-        self.rack_advanced = self.rack_dsack_seen = False
-        self.rack_reo_wnd_steps = 1
-        self.rack_reo_wnd_persist = 0
+        self.scoreboard = Scoreboard(iss)   # segments in flight, SACK, RACK, PRR (recovery.py)
         self.min_rtt = 1 << 62
-        self.rtx_sent: list[tuple[int, list]] = []   # (sent_ns, record) in retransmission order
-        self.prr_delivered = self.prr_out = 0
-        self.ack_delivered = self.newly_lost = 0
-        self.reo_armed = False
-        self._sack_first_sent = None
         self.sack_rx = SackBlocks()      # receiver: blocks for the next ACK
-        self.high_seq = iss
         self.snd_sml = iss
         self.max_packets_out = 0
         self.cwnd_usage_seq = iss       # tp->cwnd_usage_seq (tcp_cwnd_validate)
@@ -140,26 +134,7 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         self.cc = get_ops(config.congestion)
         self.tp.rand_seed = iss          # a per-connection seed for the module (BBR's cycle phase)
         self._rate_init()
-        # receiver
-        self.irs = self.rcv_nxt = self.rcv_wup = self.copied_seq = 0
-        self.rcv_wnd = 0
-        self.scaling_ratio = config.default_scaling_ratio
-        self.window_clamp = 0
-        self.rcv_ssthresh = 0
-        self.rcv_mss = 536
-        self.rcvq_space = 0
-        self.rcvq_seq = 0
-        self.rcvq_time = 0
-        # delayed ACK (struct inet_connection_sock.icsk_ack)
-        self.ack_pending = False
-        self.ack_now = False
-        self.ack_nomem = False           # ICSK_ACK_NOMEM: advertise a zero window next
-        self.ack_pushed = 0
-        self.quick = 0
-        self.pingpong = 0
-        self.ato = 0
-        self.lrcvtime = 0
-        self.delack_at: int | None = None
+        self.rcv = ReceiveState(config)  # sequence space, window, delayed ACK (receiver.py)
         # timers: retransmit/probe/SYN share icsk_retransmit_timer
         self.rto_at: int | None = None
         self.rto_kind: str | None = None
@@ -177,9 +152,8 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         self.in_time_wait = False
         self.finished = False
         self._listener = None
-        self._peer_syn: Segment | None = None
-        self.fin_rcv_seq: int | None = None
-        self.last_seg_size = -1
+        self.syn_spurious = False        # the SYN-ACK echoed our first SYN (tcp_try_undo_spurious_syn)
+        self.peer_syn: Segment | None = None   # the SYN a passive open answered (None: active)
         self._out: list[Segment] = []
         self.stats_bytes_sent = self.stats_bytes_received = self.stats_bytes_acked = 0
         self.stats_segments_sent = self.stats_retransmits = self.stats_rto_count = 0
@@ -194,9 +168,6 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         self.stats_rto_recoveries = 0    # tcpi_total_rto_recoveries
         self.wscale_ok = False
         self.rcvlowat = 1                # SO_RCVLOWAT (sk_rcvlowat): tcp_poll's readable target
-        # tail loss probe (RFC 8985 section 7, tcp_send_loss_probe)
-        self.tlp_high_seq: int | None = None
-        self.tlp_retrans = False
         self.rcv_tstamp = 0              # when the last ACK arrived (tp->rcv_tstamp)
         # index: 0 none, 1 rwnd, 2 cwnd, 3 app (queues empty), 4 app with data in flight
         self.limited_ns = [0, 0, 0, 0, 0]
@@ -204,8 +175,10 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         self.limit_since = 0
 
     # ================================================================== helpers
-    def _set_state(self, new: str, now: int) -> None:
+    def _transition(self, event: str, now: int) -> None:
+        """tcp_set_state through the table (states.py); a trace record per change."""
         old = self.state
+        new = transition(old, event)
         if old == new:
             return
         self.state = new
@@ -213,63 +186,11 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         if self.trace is not None:
             self.trace("state", now, {"old": old, "new": new})
 
-    def _win_from_space(self, space: int) -> int:
-        return (space * self.scaling_ratio) >> 8 if space > 0 else 0
-
-    def _receive_window(self) -> int:
-        return max(self.rcv_wup + self.rcv_wnd - self.rcv_nxt, 0)
-
-    def _raw_select_window(self) -> int:
-        """__tcp_select_window."""
-        mss = self.rcv_mss
-        free = self._win_from_space(self.rcvbuf - self.rcvq.rmem_alloc)
-        allowed = self._win_from_space(self.rcvbuf)
-        full = min(self.window_clamp, allowed)
-        if mss > full:
-            mss = full
-            if mss <= 0:
-                return 0
-        if free < full >> 1:
-            self.quick = 0
-            free = (free >> self.rcv_wscale) << self.rcv_wscale
-            if free < allowed >> 4 or free < mss:
-                return 0
-        if free > self.rcv_ssthresh:
-            free = self.rcv_ssthresh
-        if self.rcv_wscale:
-            s = 1 << self.rcv_wscale
-            return (free + s - 1) & ~(s - 1)
-        window = self.rcv_wnd
-        if window <= free - mss or window > free:
-            window = (free // mss) * mss
-        elif mss == full and free > window + (full >> 1):
-            window = free
-        return window
-
-    def _select_window(self) -> int:
-        """tcp_select_window: the raw header field; never shrinks the advertised right edge,
-        except after a segment was dropped for lack of memory (ICSK_ACK_NOMEM): then the
-        window is 0 and rcv_wup/rcv_wnd say so (Linux >= 6.14 and stable 6.13.2, commit
-        8c670bdfa58e), so that the reader's next read sends a window update
-        (tcp_cleanup_rbuf sees a zero window)."""
-        if self.ack_nomem:
-            self.rcv_wnd = 0
-            self.rcv_wup = self.rcv_nxt
-            return 0
-        cur = self._receive_window()
-        new = self._raw_select_window()
-        if new < cur:
-            s = 1 << self.rcv_wscale
-            new = (cur + s - 1) & ~(s - 1)
-        self.rcv_wnd = new
-        self.rcv_wup = self.rcv_nxt
-        return min(new, 65535 << self.rcv_wscale) >> self.rcv_wscale
-
     def _make_segment(self, seq: int, flags: int, now: int, payload: bytes = b"") -> Segment:
         win = self._select_window()
         if self.trace is not None:
             self.trace("rwnd", now, {"window": win << self.rcv_wscale})
-        seg = Segment(self.local[1], self.remote[1], seq & MASK, self.rcv_nxt & MASK, flags,
+        seg = Segment(self.local[1], self.remote[1], seq & MASK, self.rcv.rcv_nxt & MASK, flags,
                       win, payload,
                       ts=((now // 1_000_000) & MASK, self.ts_recent) if self.ts_ok else None)
         sack = self.sack_rx
@@ -280,113 +201,6 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         if flags & ACK:
             self._ack_sent()
         return seg
-
-    def _ack_sent(self) -> None:
-        """tcp_event_ack_sent / tcp_dec_quickack_mode."""
-        if self.ack_pending:
-            if self.quick:
-                self.quick -= 1
-                if not self.quick:
-                    self.ato = self.config.delack_min
-            self.ack_pending = False
-        self.ack_now = False
-        self.ack_nomem = False           # icsk_ack.pending = 0
-        self.ack_pushed = 0
-        self.delack_at = None
-
-    def _syn_options(self, seg: Segment, peer: Segment | None) -> None:
-        cfg = self.config
-        seg.mss = cfg.mss
-        if cfg.window_scaling and (peer is None or peer.wscale is not None):
-            seg.wscale = self.rcv_wscale
-        if cfg.sack and (peer is None or peer.sack_permitted):
-            seg.sack_permitted = True
-        if peer is None and self.fastopen_req is not None:
-            seg.fastopen = self.fastopen_req         # tcp_connect: cookie request or the cached cookie
-
-    def _init_receive_side(self, active: bool = False) -> None:
-        """tcp_select_initial_window + tcp_init_buffer_space. An active open chooses its
-        window for the full advmss (tcp_connect_init: no timestamp is known yet, so 65495 on
-        lo, where the passive side's request sock uses 65483; measured by TCP_INFO's
-        rcv_ssthresh and rcv_space, tests/conformance/test_tcp_info.py)."""
-        cfg = self.config
-        space = self._win_from_space(self.rcvbuf)
-        if cfg.window_scaling:
-            # SO_RCVBUF set: window_clamp is tcp_full_space (win_from_space(rcvbuf)), which
-            # caps the space the scale is chosen for (tcp_connect_init/tcp_openreq_init_rwin)
-            big = space if cfg.rcvbuf_locked else max(self.rcvbuf, cfg.tcp_rmem[2], cfg.rmem_max)
-            self.rcv_wscale = min(max(big.bit_length() - 1 - 15, 0), 14)
-        mss = cfg.mss - (TIMESTAMP_OPTION if cfg.timestamps and not active else 0)
-        init = min(space, 65535)
-        self.rcv_wnd = (init // mss) * mss if init > mss else init
-        self.rcv_ssthresh = self.rcv_wnd
-        self.window_clamp = space
-        self.rcv_mss = min(mss, 536)
-
-    def _negotiate(self, peer: Segment) -> None:
-        cfg = self.config
-        if not (cfg.window_scaling and peer.wscale is not None):
-            self.rcv_wscale = 0
-            self.snd_wscale = 0
-        else:
-            self.snd_wscale = min(peer.wscale, 14)
-            self.wscale_ok = True
-        self.ts_ok = cfg.timestamps and peer.ts is not None
-        self.sack_ok = cfg.sack and peer.sack_permitted
-        f = peer.flags
-        if not f & ACK:      # the peer's SYN asks for ECN with ECE|CWR (tcp_ecn_create_request)
-            self.ecn_ok = bool(cfg.ecn and f & ECE and f & CWR and not peer.ect)
-        else:                # our SYN asked; a SYN-ACK with ECE alone accepts (tcp_ecn_rcv_synack)
-            self.ecn_ok = cfg.ecn == 1 and bool(f & ECE) and not f & CWR
-        self.peer_mss = peer.mss if peer.mss is not None else 536
-        self.advmss = cfg.mss - (TIMESTAMP_OPTION if self.ts_ok else 0)
-        self._sync_mss()
-        if peer.ts is not None:
-            self.ts_recent = peer.ts[0]
-
-    def _sync_mss(self) -> None:
-        """tcp_sync_mss: mss_cache is the path's MSS less the timestamp option, bounded to
-        half the peer's largest window (tcp_bound_to_half_wnd). Linux calls it when the
-        handshake sets max_window and again whenever max_window grows (tcp_ack_update_window),
-        so TCP_INFO's snd_mss, TCP_MAXSEG and the segment sizes all see the bound: 32741
-        right after a loopback connect, 47616 once the window has grown to 95232 (measured,
-        tests/conformance/test_tcp_info.py)."""
-        mss = min(self.config.mss, self.peer_mss) - (TIMESTAMP_OPTION if self.ts_ok else 0)
-        mw = self.max_window
-        cutoff = mw >> 1 if mw > 536 else mw
-        if cutoff and mss > cutoff:
-            mss = max(cutoff, 68 - 20 - (TIMESTAMP_OPTION if self.ts_ok else 0))
-        self.mss_cache = mss
-        self.tp.mss_cache = mss
-
-    def _established(self, now: int) -> None:
-        self._set_state("ESTABLISHED", now)
-        if self.config.keepalive:        # tcp_finish_connect / tcp_create_openreq_child
-            self.ka_at = now + self.config.keepalive_time
-        if self._peer_syn is None:
-            # tcp_init_transfer: cwnd 1 once the SYN was retransmitted more than once (RFC
-            # 5681 with RFC 6298's 1 s initial RTO), else the initial window; out of CA_Loss
-            tp = self.tp
-            tp.ca_state = CA_OPEN
-            cut = self.stats_retransmits > 1 and not getattr(self, "syn_spurious", False)
-            tp.snd_cwnd = 1 if cut else self.config.init_cwnd
-        self._cc_init(now)
-        self._sndbuf_expand()
-        self.rcvq_space = min(self.rcv_ssthresh, self.rcv_wnd, self.config.init_cwnd * self.mss_cache)
-        self.rcvq_seq = self.copied_seq
-        self.rcvq_time = now
-        self.rto_at = self.rto_kind = None
-        self.backoff = self.retransmits = 0
-        self.retrans_stamp = 0
-        self.limit_since = now
-
-    def _cc_init(self, now: int) -> None:
-        """tcp_init_congestion_control: the module's init() with the clock and min RTT."""
-        tp = self.tp
-        tp.now_us = now // 1000
-        tp.clock_ns = now
-        tp.min_rtt_us = self.min_rtt // 1000 if self.min_rtt < (1 << 62) else 0xFFFFFFFF
-        self.cc.init(tp)
 
     def set_congestion(self, name: str, now: int) -> None:
         """setsockopt(TCP_CONGESTION) on an existing socket (tcp_set_congestion_control ->
@@ -400,97 +214,58 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         # sk_pacing_status is only ever raised (bbr_init's cmpxchg NONE -> NEEDED): a socket
         # switched away from BBR stays paced, at tcp_update_pacing_rate's rate from its next ACK
         self.pacing_on = self.pacing_on or was_pacing
-        if self.state not in ("CLOSE", "LISTEN", "SYN_SENT", "SYN_RECV"):
+        if self.state not in (CLOSE, LISTEN, SYN_SENT, SYN_RECV):
             self._cc_init(now)
 
-    def _done(self, now: int) -> None:
+    def _done(self, event: str, now: int) -> None:
         """tcp_done: CLOSE, both directions shut, timers off."""
-        self._set_state("CLOSE", now)
+        sb = self.scoreboard
+        self._transition(event, now)
         self.shutdown_flags = RCV_SHUTDOWN | SEND_SHUTDOWN
-        self.rto_at = self.rto_kind = self.delack_at = self.tw_at = self.ka_at = None
+        self.rto_at = self.rto_kind = self.rcv.delack_at = self.tw_at = self.ka_at = None
         self.in_time_wait = False
         self.finished = True
-        self.records.clear()
-        self.lost_out = self.retrans_out = self.sacked_out = 0
-        self.rtx_sent = []
+        sb.records.clear()
+        sb.lost_out = sb.retrans_out = sb.sacked_out = 0
+        sb.rtx_sent = []
         self.sack_rx.clear()
         self.sendq.purge()
         self.signals |= SIG_STATE | SIG_DATA | SIG_SPACE
         if self._listener is not None:
             self._listener._forget(self)
 
-    def _done_with_error(self, err: int, now: int) -> None:
+    def _done_with_error(self, err: int, event: str, now: int) -> None:
         self.sk_err = err
-        self._done(now)
+        self._done(event, now)
 
     def _send_reset(self, now: int) -> None:
         """tcp_send_active_reset: RST|ACK at snd_nxt, with the timestamp option when the
         connection uses timestamps (it goes out through tcp_transmit_skb)."""
         self._out.append(Segment(self.local[1], self.remote[1], self.snd_nxt & MASK,
-                                 self.rcv_nxt & MASK, RST | ACK, 0,
+                                 self.rcv.rcv_nxt & MASK, RST | ACK, 0,
                                  ts=((now // 1_000_000) & MASK, self.ts_recent) if self.ts_ok else None))
         self.stats_segments_sent += 1
 
-    def _enter_time_wait(self, now: int) -> None:
-        self._set_state("TIME_WAIT", now)
+    def _enter_time_wait(self, event: str, now: int) -> None:
+        self._transition(event, now)
         self.in_time_wait = True
-        self.rto_at = self.rto_kind = self.delack_at = self.ka_at = None
+        self.rto_at = self.rto_kind = self.rcv.delack_at = self.ka_at = None
         self.tw_at = now + self.config.time_wait
         self.shutdown_flags = RCV_SHUTDOWN | SEND_SHUTDOWN
 
     def _our_fin_acked(self, now: int) -> None:
         st = self.state
-        if st == "FIN_WAIT1":
-            self._set_state("FIN_WAIT2", now)
+        if st == FIN_WAIT1:
+            self._transition(RCV_ACK_OF_FIN, now)
             self.shutdown_flags |= SEND_SHUTDOWN
             if self.orphan:
                 self.tw_at = now + self.config.fin_timeout
-        elif st == "CLOSING":
-            self._enter_time_wait(now)
-        elif st == "LAST_ACK":
-            self._done(now)
+        elif st == CLOSING:
+            self._enter_time_wait(RCV_ACK_OF_FIN, now)
+        elif st == LAST_ACK:
+            self._done(RCV_ACK_OF_FIN, now)
 
     # ================================================================== app side
-    def connect(self, now: int) -> None:
-        """Active open (tcp_v4_connect + tcp_connect): send SYN, enter SYN_SENT."""
-        if self.state != "CLOSE" or self.finished:
-            raise os_error(E.EISCONN if self.state != "CLOSE" else E.EBADF)
-        self._init_receive_side(active=True)
-        # tcp_connect_init: advmss is the route's (timestamps are not known yet), mss_cache is
-        # clamped by mss_clamp (TCP_MSS_DEFAULT 536, or TCP_MAXSEG) until the SYN-ACK comes,
-        # and rcv_mss starts at TCP_MIN_MSS: 65495, 524 and 88 in TCP_INFO on lo
-        cfg = self.config
-        self.advmss = cfg.mss
-        self.mss_cache = min(cfg.mss, cfg.extra.get("user_mss") or 536) - (TIMESTAMP_OPTION if cfg.timestamps else 0)
-        self.tp.mss_cache = self.mss_cache
-        self.rcv_mss = 88
-        self._set_state("SYN_SENT", now)
-        self.snd_nxt = self.iss + 1
-        self.retrans_stamp = now
-        self._send_syn(now, peer=None)
-        self.rto_kind = "syn"
-        self.rto_at = now + self.rtt.rto
-
-    def _send_syn(self, now: int, peer: Segment | None) -> None:
-        flags = SYN if peer is None and self.state == "SYN_SENT" else SYN | ACK
-        if flags == SYN and self.config.ecn == 1:
-            flags |= ECE | CWR           # tcp_ecn_send_syn
-        elif flags & ACK and self.ecn_ok:
-            flags |= ECE                 # tcp_ecn_make_synack
-        win = min(self.rcv_wnd, 65535)
-        seg = Segment(self.local[1], self.remote[1], self.iss & MASK,
-                      self.rcv_nxt & MASK if flags & ACK else 0, flags, win)
-        self._syn_options(seg, peer if peer is not None else self._syn_peer())
-        if self.config.timestamps and (not flags & ACK or self.ts_ok):
-            seg.ts = ((now // 1_000_000) & MASK, self.ts_recent if flags & ACK else 0)
-        self._out.append(seg)
-        self.stats_segments_sent += 1
-        if flags & ACK:
-            self.stats_synacks_sent += 1     # sent by the request sock in Linux: not in tcpi_segs_out
-
-    def _syn_peer(self):
-        return self._peer_syn
-
     def send(self, data, now: int) -> int:
         """tcp_sendmsg_locked, non-blocking: bytes accepted into the send buffer.
 
@@ -503,16 +278,16 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         if self.shutdown_flags & SEND_SHUTDOWN:
             raise os_error(E.EPIPE)
         st = self.state
-        if st not in ("ESTABLISHED", "CLOSE_WAIT"):
-            if st in ("SYN_SENT", "SYN_RECV"):
+        if st not in _OPEN_FOR_SEND:
+            if st in _HANDSHAKE:
                 raise os_error(E.EAGAIN)
             raise os_error(E.EPIPE)
         if not data:
             return 0
         if self.rate_on:
             self._rate_check_app_limited()
-        mss = self._mss_now()
-        n = self.sendq.append(data, self._size_goal(mss), self.sndbuf, self.snd_nxt,
+        mss = self.mss_now()
+        n = self.sendq.append(data, self.size_goal(mss), self.sndbuf, self.snd_nxt,
                               lambda: self._push_pending(now), self.max_window >> 1, eor=self.send_eor,
                               lowat=self.notsent_lowat or self.config.notsent_lowat,
                               mark_push=not self.send_more)
@@ -535,13 +310,13 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         """:meth:`recv`, returning None instead of raising EAGAIN (which changes nothing):
         the kernel's hot path, where an exception per empty read would cost more than
         the read."""
-        if self.state == "LISTEN":
+        if self.state == LISTEN:
             raise os_error(E.ENOTCONN)
         q = self.rcvq
         if q.size and n > 0:
             data = q.read(n, peek)
             if not peek:
-                self.copied_seq += len(data)
+                self.rcv.copied_seq += len(data)
                 self._rcv_space_adjust(now)
                 self._cleanup_rbuf(len(data), now)
             return data
@@ -554,45 +329,9 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
             raise os_error(err)
         if self.shutdown_flags & RCV_SHUTDOWN:
             return b""
-        if self.state == "CLOSE":
+        if self.state == CLOSE:
             raise os_error(E.ENOTCONN)
         return None
-
-    def _cleanup_rbuf(self, copied: int, now: int) -> None:
-        """tcp_cleanup_rbuf: ACK now if due, or if the read at least doubled the window."""
-        time_to_ack = False
-        if self.ack_pending:
-            if (self.rcv_nxt - self.rcv_wup > self.rcv_mss
-                    or (copied > 0 and (self.ack_pushed >= 2 or (self.ack_pushed and self.pingpong < 1))
-                        and not self.rcvq.rmem_alloc)):
-                time_to_ack = True
-        if copied > 0 and not time_to_ack and not self.shutdown_flags & RCV_SHUTDOWN:
-            cur = self._receive_window()
-            if 2 * cur <= self.window_clamp:
-                new = self._raw_select_window()
-                if new and new >= 2 * cur:
-                    time_to_ack = True
-        if time_to_ack:
-            self.ack_now = True
-
-    def _rcv_space_adjust(self, now: int) -> None:
-        """tcp_rcv_space_adjust: once per RTT, size rcvbuf for twice what the reader took."""
-        srtt = self.rtt.srtt
-        if not srtt or now - self.rcvq_time < srtt:
-            return
-        copied = self.copied_seq - self.rcvq_seq - self.rcvq.size
-        if copied > self.rcvq_space:
-            if not self.config.rcvbuf_locked:
-                rcvwin = 2 * copied + 16 * self.advmss
-                grow = rcvwin * (copied - self.rcvq_space) // max(self.rcvq_space, 1)
-                rcvwin += 2 * grow
-                rcvbuf = min((rcvwin << 8) // self.scaling_ratio, self.config.tcp_rmem[2])
-                if rcvbuf > self.rcvbuf:
-                    self.rcvbuf = rcvbuf
-                    self.window_clamp = self._win_from_space(rcvbuf)
-            self.rcvq_space = copied
-        self.rcvq_seq = self.copied_seq
-        self.rcvq_time = now
 
     def shutdown(self, how: int, now: int) -> None:
         """inet_shutdown + tcp_shutdown."""
@@ -600,20 +339,19 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
             raise os_error(E.EINVAL)
         st = self.state
         mask = {SHUT_RD: RCV_SHUTDOWN, SHUT_WR: SEND_SHUTDOWN, SHUT_RDWR: 3}[how]
-        if st == "SYN_SENT":
-            self._done(now)
+        if st == SYN_SENT:
+            self._done(ABORT, now)
             return
         self.shutdown_flags |= mask
         self.signals |= SIG_STATE | SIG_DATA
-        if mask & SEND_SHUTDOWN and st in ("ESTABLISHED", "SYN_RECV", "CLOSE_WAIT"):
+        if mask & SEND_SHUTDOWN and st in (ESTABLISHED, SYN_RECV, CLOSE_WAIT):
             self._close_state_send_fin(now)
-        if st == "CLOSE":
+        if st == CLOSE:
             raise os_error(E.ENOTCONN)
 
     def _close_state_send_fin(self, now: int) -> None:
         """tcp_close_state + tcp_send_fin."""
-        nxt = {"ESTABLISHED": "FIN_WAIT1", "SYN_RECV": "FIN_WAIT1", "CLOSE_WAIT": "LAST_ACK"}
-        self._set_state(nxt[self.state], now)
+        self._transition(CLOSE_CALL, now)
         self.fin_queued = True
 
     def close(self, now: int) -> None:
@@ -624,29 +362,29 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         st = self.state
         self.shutdown_flags = RCV_SHUTDOWN | SEND_SHUTDOWN
         unread = self.rcvq.purge()
-        if st == "CLOSE":
+        if st == CLOSE:
             self.finished = True
             return
-        if st == "SYN_SENT":
-            self._done(now)
+        if st == SYN_SENT:
+            self._done(ABORT, now)
             return
         if unread or self.config.linger == 0:
-            if st in ("ESTABLISHED", "CLOSE_WAIT", "FIN_WAIT1", "FIN_WAIT2", "SYN_RECV"):
+            if st in (ESTABLISHED, CLOSE_WAIT, FIN_WAIT1, FIN_WAIT2, SYN_RECV):
                 self._send_reset(now)
-            self._done(now)
+            self._done(ABORT, now)
             return
-        if st in ("ESTABLISHED", "SYN_RECV", "CLOSE_WAIT"):
+        if st in (ESTABLISHED, SYN_RECV, CLOSE_WAIT):
             self._close_state_send_fin(now)
-        elif st == "FIN_WAIT2":
+        elif st == FIN_WAIT2:
             self.tw_at = now + self.config.fin_timeout
 
     def abort(self, now: int) -> None:
         """Send RST and drop the connection (tcp_abort / SO_LINGER 0 close)."""
-        if self.state in ("ESTABLISHED", "CLOSE_WAIT", "FIN_WAIT1", "FIN_WAIT2", "SYN_RECV",
-                          "CLOSING", "LAST_ACK"):
+        if self.state in (ESTABLISHED, CLOSE_WAIT, FIN_WAIT1, FIN_WAIT2, SYN_RECV,
+                          CLOSING, LAST_ACK):
             self._send_reset(now)
         if not self.finished:
-            self._done_with_error(E.ECONNABORTED if not self.orphan else 0, now)
+            self._done_with_error(E.ECONNABORTED if not self.orphan else 0, ABORT, now)
 
     def icmp_error(self, err: int, now: int) -> None:
         """An ICMP destination-unreachable about a segment we sent, as an errno
@@ -656,8 +394,8 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         timeout reports instead of ETIMEDOUT."""
         if self.finished:
             return
-        if self.state == "SYN_SENT":
-            self._done_with_error(err, now)
+        if self.state == SYN_SENT:
+            self._done_with_error(err, ICMP_ERROR, now)
         else:
             self.sk_err_soft = err
 
@@ -665,15 +403,15 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
     def poll(self) -> int:
         """tcp_poll."""
         st = self.state
-        if st == "LISTEN":
+        if st == LISTEN:
             return 0
         mask = 0
         shut = self.shutdown_flags
-        if shut == 3 or st == "CLOSE":
+        if shut == 3 or st == CLOSE:
             mask |= EPOLLHUP
         if shut & RCV_SHUTDOWN:
             mask |= EPOLLIN | EPOLLRDNORM | EPOLLRDHUP
-        if st not in ("SYN_SENT", "SYN_RECV"):
+        if st not in _HANDSHAKE:
             q = self.rcvq.size
             if q and (q >= self.rcvlowat or self._rcvlowat_ready()):
                 mask |= EPOLLIN | EPOLLRDNORM
@@ -693,7 +431,7 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
         (tcp_rmem_pressure) or once the window left is at most one segment."""
         rcvbuf = self.rcvbuf
         return (self.rcvq.rmem_alloc > rcvbuf - (rcvbuf >> 3)
-                or self._receive_window() <= self.rcv_mss)
+                or self._receive_window() <= self.rcv.rcv_mss)
 
     def take_signals(self) -> int:
         s, self.signals = self.signals, 0
@@ -708,7 +446,7 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
     def outq(self) -> int:
         """SIOCOUTQ (tcp_ioctl): write_seq - snd_una, where write_seq counts a queued FIN
         (tcp_send_fin): 1 more while the FIN is unacknowledged, 0 in FIN_WAIT2/TIME_WAIT."""
-        if self.state in ("SYN_SENT", "SYN_RECV", "CLOSE"):
+        if self.state in (SYN_SENT, SYN_RECV, CLOSE):
             return 0
         return self.sendq.end + (1 if self.fin_queued else 0) - self.snd_una
 
@@ -724,6 +462,26 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
     def rmem_alloc(self) -> int:
         return self.rcvq.rmem_alloc
 
+    @property
+    def listener(self):
+        """The TcpListener whose queue holds this connection until accept(), else None."""
+        return self._listener
+
+    # The receive-side fields the socket layer reads and sets (TCP_QUICKACK, SO_RCVBUF,
+    # SIOCINQ, settle), under their tcp_sock names.
+    rcv_nxt = _receive_field("rcv_nxt")
+    copied_seq = _receive_field("copied_seq")
+    window_clamp = _receive_field("window_clamp")
+    scaling_ratio = _receive_field("scaling_ratio")
+    pingpong = _receive_field("pingpong")
+    quick = _receive_field("quick")
+    delack_at = _receive_field("delack_at")
+
+    # The private spellings simsock/kernel/tcp.py uses, kept until it uses the public ones.
+    _mss_now = Sender.mss_now
+    _size_goal = Sender.size_goal
+    _check_space = Sender.check_space
+
     def stats(self) -> dict:
         tp = self.tp
         r = self.rtt
@@ -734,7 +492,7 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
             "rto_count": self.stats_rto_count, "fast_retransmits": self.stats_fast_retransmits,
             "recoveries": self.stats_recoveries, "lost_retransmits": self.stats_lost_retransmits,
             "dsacks_received": self.stats_dsacks_received, "sack": self.sack_ok,
-            "reordering": self.reordering,
+            "reordering": self.scoreboard.reordering,
             "srtt": r.srtt, "rttvar": r.rttvar, "rto": min(r.rto << self.backoff, self.config.rto_max),
             "cwnd": tp.snd_cwnd, "ssthresh": tp.snd_ssthresh,
             "rwnd_limited_ns": self.limited_ns[1], "cwnd_limited_ns": self.limited_ns[2],
@@ -745,156 +503,12 @@ class TcpConnection(Receiver, Sender, Recovery, RateSampler):
             "sndbuf": self.sndbuf, "rcvbuf": self.rcvbuf, "mss": self.mss_cache,
         }
 
-    # ================================================================== time side
-    def next_deadline(self) -> int | None:
-        best = self.rto_at
-        t = self.pacing_at
-        if t is not None and (best is None or t < best):
-            best = t
-        t = self.delack_at
-        if t is not None and (best is None or t < best):
-            best = t
-        t = self.tw_at
-        if t is not None and (best is None or t < best):
-            best = t
-        t = self.ka_at
-        if t is not None and (best is None or t < best):
-            best = t
-        return best
-
-    # ------------------------------------------------------------------ keepalive
-    # tcp_set_keepalive, tcp_keepalive_timer, keepalive_time_elapsed (tcp_timer.c). An idle
-    # connection with SO_KEEPALIVE sends a probe (seq snd_una - 1, no data: the peer answers
-    # with an ACK) once nothing has been received for keepalive_time, then every
-    # keepalive_intvl; after keepalive_probes unanswered probes it sends RST and fails with
-    # ETIMEDOUT (tcp_write_err). Data in flight or queued suspends it (the retransmission
-    # timer watches the connection then). Any ACK resets the count (tcp_ack: probes_out = 0).
-    # Checked on Linux 6.18 through veth with 1/1/2 s: tests/reliability/test_keepalive.py.
-    _KA_STATES = ("ESTABLISHED", "CLOSE_WAIT", "FIN_WAIT1", "FIN_WAIT2", "CLOSING", "LAST_ACK")
-
-    def set_keepalive(self, on: bool, now: int) -> None:
-        """SO_KEEPALIVE: turning it on arms the timer keepalive_time from now; off stops it."""
-        was = self.config.keepalive
-        self.config.keepalive = on
-        if not on:
-            self.ka_at = None
-        elif not was and self.state in self._KA_STATES and not self.finished:
-            self.ka_at = now + self.config.keepalive_time
-
-    def keepalive_idle_changed(self, now: int) -> None:
-        """TCP_KEEPIDLE set while keepalive is on: re-arm for what is left of the new idle time."""
-        if self.config.keepalive and self.state in self._KA_STATES and not self.finished:
-            left = self.config.keepalive_time - (now - max(self.lrcvtime, self.rcv_tstamp))
-            self.ka_at = now + max(left, 0)
-
-    def _keepalive_timer(self, now: int) -> None:
-        cfg = self.config
-        if not cfg.keepalive or self.state not in self._KA_STATES or self.in_time_wait:
-            return
-        if self.records or self.snd_nxt < self.sendq.end:
-            self.ka_at = now + cfg.keepalive_time     # "It is alive without keepalive 8)"
-            return
-        elapsed = now - max(self.lrcvtime, self.rcv_tstamp)
-        if elapsed >= cfg.keepalive_time:
-            if self.probes_out >= cfg.keepalive_probes:
-                self._send_reset(now)
-                self._done_with_error(self.sk_err_soft or E.ETIMEDOUT, now)
-                return
-            self._out.append(self._make_segment(self.snd_una - 1, ACK, now, b""))
-            self.probes_out += 1
-            if self.trace is not None:
-                self.trace("keepalive_probe", now, {"seq": self.snd_una - 1, "probes": self.probes_out})
-            self.ka_at = now + cfg.keepalive_intvl
-        else:
-            self.ka_at = now + cfg.keepalive_time - elapsed
-
-    def handle_timer(self, now: int) -> None:
-        if self.pacing_at is not None and self.pacing_at <= now:
-            self.pacing_at = None       # tcp_pace_kick: the pump transmits what may go now
-        if self.tw_at is not None and self.tw_at <= now:
-            self.tw_at = None
-            self._done(now)
-            return
-        if self.ka_at is not None and self.ka_at <= now:
-            self.ka_at = None
-            self._keepalive_timer(now)
-            if self.finished:
-                return
-        if self.delack_at is not None and self.delack_at <= now:
-            self.delack_at = None
-            if self.ack_pending:
-                if self.pingpong < 1:
-                    self.ato = min(self.ato << 1, self.rtt.rto)
-                else:
-                    self.pingpong = 0
-                    self.ato = self.config.delack_min
-                self.ack_now = True
-        if self.rto_at is not None and self.rto_at <= now:
-            kind = self.rto_kind
-            self.rto_at = None
-            self.rto_kind = None
-            if kind == "syn":
-                self._syn_timer(now)
-            elif kind == "synack":
-                self._synack_timer(now)
-            elif kind == "rto":
-                self._retransmit_timer(now)
-            elif kind == "probe":
-                self._probe_timer(now, self._out)
-            elif kind == "reo":
-                self._reo_timer(now)
-            elif kind == "tlp":
-                self._send_loss_probe(now, self._out)
-
-    def _syn_timer(self, now: int) -> None:
-        """tcp_retransmit_timer in SYN_SENT. Linux >= 6.5 keeps the first
-        tcp_syn_linear_timeouts (4) retransmissions 1 s apart, then backs off exponentially:
-        SYNs at 0, 1, 2, 3, 4, 5, 7, 11, 19, 35, 67 s. connect() gives up at the first timer
-        past tcp_model_timeout(tcp_syn_retries, 1 s) (tcp_write_timeout, time-based): 3 s for
-        TCP_SYNCNT 1, 7 s for 2, 19 s for 3, 131 s for the default 6 (measured on 6.18,
-        tests/conformance/test_syn_cookies.py). The timeout also enters CA_Loss with cwnd 1,
-        as TCP_INFO shows while the socket waits."""
-        if self.state != "SYN_SENT":
-            return
-        cfg = self.config
-        if self._timed_out(now, cfg.syn_retries, cfg.rto_init):
-            self._done_with_error(self.sk_err_soft or E.ETIMEDOUT, now)
-            return
-        if not self.retransmits:
-            self.stats_rto_recoveries += 1         # tcp_update_rto_stats
-        self.retransmits += 1
-        if self.retransmits <= cfg.syn_linear_timeouts:
-            self.backoff = 0
-        else:
-            self.backoff += 1
-        self.stats_retransmits += 1
-        self.stats_rto_count += 1
-        self.tp.ca_state = CA_LOSS           # tcp_enter_loss
-        self.tp.snd_cwnd = 1
-        self._send_syn(now, None)
-        if self.trace is not None:
-            self.trace("retransmit", now, {"seq": self.iss, "len": 1, "reason": "timeout"})
-        self.rto_kind = "syn"
-        self.rto_at = now + min(self.rtt.rto << self.backoff, cfg.rto_max)
-
-    def _synack_timer(self, now: int) -> None:
-        if self.state != "SYN_RECV":
-            return
-        if self.retransmits >= self.config.synack_retries:
-            self._done(now)   # request dropped silently (reqsk_timer_handler)
-            return
-        self.retransmits += 1
-        self.stats_retransmits += 1
-        self._send_syn(now, self._syn_peer())
-        self.rto_kind = "synack"
-        self.rto_at = now + min(self.config.rto_init << self.retransmits, self.config.rto_max)
-
     # ================================================================== network side
     def segments_to_send(self, now: int) -> list[Segment]:
         out = self._out
         self._out = []
         if self.state in _SYNCHRONIZED_SEND and (not self.shutdown_flags & SEND_SHUTDOWN or self.fin_queued):
             self._write_xmit(now, out)
-        if self.ack_now and self.state not in ("CLOSE", "SYN_SENT", "LISTEN") and not self.finished:
+        if self.rcv.ack_now and self.state not in _NO_ACK_STATES and not self.finished:
             out.append(self._make_segment(self.snd_nxt, ACK, now))
         return out

@@ -37,7 +37,7 @@ def tso_segs(conn) -> int:
     srtt_us = conn.rtt.srtt // 1000
     if srtt_us:
         ratio = cfg.pacing_ss_ratio if tp.snd_cwnd < tp.snd_ssthresh // 2 else cfg.pacing_ca_ratio
-        rate = mss * 10_000 * ratio * max(tp.snd_cwnd, len(conn.records)) // srtt_us
+        rate = mss * 10_000 * ratio * max(tp.snd_cwnd, len(conn.scoreboard.records)) // srtt_us
         nbytes = rate >> _PACING_SHIFT
     else:
         nbytes = gso                # no RTT sample yet: sk_pacing_rate is still ~0U

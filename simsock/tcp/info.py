@@ -35,10 +35,13 @@ from __future__ import annotations
 
 import struct
 
-#: tcp_states.h numbering.
-TCP_STATES = {"ESTABLISHED": 1, "SYN_SENT": 2, "SYN_RECV": 3, "FIN_WAIT1": 4, "FIN_WAIT2": 5,
-              "TIME_WAIT": 6, "CLOSE": 7, "CLOSE_WAIT": 8, "LAST_ACK": 9, "LISTEN": 10,
-              "CLOSING": 11}
+from simsock.tcp.states import (CLOSE, ESTABLISHED, LISTEN, STATES, SYN_RECV, SYN_SENT,
+                                TIME_WAIT)
+
+#: tcp_states.h numbering: ESTABLISHED is 1.
+TCP_STATES = {state: number for number, state in enumerate(STATES, 1)}
+
+_HANDSHAKE = (SYN_SENT, SYN_RECV)
 
 TCPI_OPT_TIMESTAMPS, TCPI_OPT_SACK, TCPI_OPT_WSCALE, TCPI_OPT_ECN = 1, 2, 4, 8
 
@@ -100,12 +103,12 @@ def _ms_since(now: int, then: int) -> int:
 def listener_info(accept_queue: int, backlog: int) -> dict:
     """tcp_get_info for a socket in LISTEN (see the module docstring)."""
     d = _blank()
-    d.update(state=TCP_STATES["LISTEN"], unacked=accept_queue, sacked=backlog, snd_cwnd=10,
+    d.update(state=TCP_STATES[LISTEN], unacked=accept_queue, sacked=backlog, snd_cwnd=10,
              reordering=3, pacing_rate=_U64, max_pacing_rate=_U64)
     return d
 
 
-def unconnected_info(state: str = "CLOSE") -> dict:
+def unconnected_info(state: str = CLOSE) -> dict:
     """tcp_get_info for a socket with no connection yet (tcp_init_sock's values)."""
     d = _blank()
     d.update(state=TCP_STATES.get(state, 7), delivery_rate_app_limited=1,
@@ -124,7 +127,7 @@ def tcp_info(conn, now: int) -> dict:
     d = _blank()
     # a socket whose connection went to TIME_WAIT is CLOSE: tcp_time_wait() hands the
     # connection to a timewait sock and closes the socket the program holds
-    state = "CLOSE" if conn.finished or conn.state == "TIME_WAIT" else conn.state
+    state = CLOSE if conn.finished or conn.state == TIME_WAIT else conn.state
     d["state"] = TCP_STATES.get(state, 7)
     d["ca_state"] = tp.ca_state
     d["retransmits"] = min(conn.retransmits, 255)
@@ -142,19 +145,19 @@ def tcp_info(conn, now: int) -> dict:
     d["options"] = opts
     d["delivery_rate_app_limited"] = 0 if conn.stats_data_segs_out else 1   # tp->rate_app_limited
     d["rto"] = _us(min(r.rto << conn.backoff, cfg.rto_max))
-    d["ato"] = _us(conn.ato) if conn.state == "ESTABLISHED" or conn.ato else 0
+    d["ato"] = _us(conn.rcv.ato) if conn.state == ESTABLISHED or conn.rcv.ato else 0
     d["snd_mss"] = conn.mss_cache
-    d["rcv_mss"] = conn.rcv_mss
+    d["rcv_mss"] = conn.rcv.rcv_mss
     # packets_out: the SYN (or SYN-ACK) counts while the handshake is in flight
-    d["unacked"] = len(conn.records) or (1 if conn.state in ("SYN_SENT", "SYN_RECV") else 0)
-    d["sacked"] = conn.sacked_out
-    d["lost"] = conn.lost_out
-    d["retrans"] = conn.retrans_out
+    d["unacked"] = len(conn.scoreboard.records) or (1 if conn.state in _HANDSHAKE else 0)
+    d["sacked"] = conn.scoreboard.sacked_out
+    d["lost"] = conn.scoreboard.lost_out
+    d["retrans"] = conn.scoreboard.retrans_out
     d["last_data_sent"] = _ms_since(now, tp.lsndtime_us * 1000)
-    d["last_data_recv"] = _ms_since(now, conn.lrcvtime)
+    d["last_data_recv"] = _ms_since(now, conn.rcv.lrcvtime)
     d["last_ack_recv"] = _ms_since(now, conn.rcv_tstamp)
     d["pmtu"] = cfg.extra.get("pmtu", min(cfg.mss + 40, 65535))
-    d["rcv_ssthresh"] = conn.rcv_ssthresh
+    d["rcv_ssthresh"] = conn.rcv.rcv_ssthresh
     if r.has_sample:
         d["rtt"] = _us(r.srtt)
         d["rttvar"] = _us(r.rttvar)
@@ -163,18 +166,24 @@ def tcp_info(conn, now: int) -> dict:
     d["snd_ssthresh"] = tp.snd_ssthresh
     d["snd_cwnd"] = tp.snd_cwnd
     d["advmss"] = conn.advmss
-    d["reordering"] = conn.reordering
+    d["reordering"] = conn.scoreboard.reordering
     d["rcv_rtt"] = 0                    # receiver-side RTT estimate (tcp_rcv_rtt_measure): not modelled
-    d["rcv_space"] = conn.rcvq_space
+    d["rcv_space"] = conn.rcv.rcvq_space
     d["total_retrans"] = conn.stats_retransmits
     d["pacing_rate"] = _pacing_rate(conn)
     d["max_pacing_rate"] = _U64
+    _add_counters(d, conn, now)
+    return d
+
+
+def _add_counters(d: dict, conn, now: int) -> None:
+    """tcp_get_info's byte and segment counters, chrono times and window sizes."""
     # tcp_snd_una_update counts the SYN of an active open; a passive child starts past its SYN-ACK
-    d["bytes_acked"] = conn.stats_bytes_acked + (1 if conn._peer_syn is None and conn.snd_una > conn.iss else 0)
+    d["bytes_acked"] = conn.stats_bytes_acked + (1 if conn.peer_syn is None and conn.snd_una > conn.iss else 0)
     d["bytes_received"] = conn.stats_bytes_received
     d["segs_out"] = (conn.stats_segments_sent - conn.stats_synacks_sent) & _U32
     d["segs_in"] = conn.stats_segs_in & _U32
-    d["notsent_bytes"] = max(conn.sendq.end - conn.snd_nxt, 0) if conn.state != "CLOSE" else 0
+    d["notsent_bytes"] = max(conn.sendq.end - conn.snd_nxt, 0) if conn.state != CLOSE else 0
     d["min_rtt"] = _us(conn.min_rtt) if conn.min_rtt < (1 << 62) else _U32
     d["data_segs_in"] = conn.stats_data_segs_in & _U32
     d["data_segs_out"] = conn.stats_data_segs_out & _U32
@@ -192,21 +201,20 @@ def tcp_info(conn, now: int) -> dict:
     d["bytes_sent"] = conn.stats_bytes_sent
     d["bytes_retrans"] = conn.stats_bytes_retrans
     d["dsack_dups"] = conn.stats_dsacks_received
-    d["reord_seen"] = conn.reord_seen
+    d["reord_seen"] = conn.scoreboard.reord_seen
     d["rcv_ooopack"] = 0                # not counted by the model
     d["snd_wnd"] = conn.snd_wnd
-    d["rcv_wnd"] = conn.rcv_wnd
+    d["rcv_wnd"] = conn.rcv.rcv_wnd
     d["total_rto"] = min(conn.stats_rto_count, 0xFFFF)
     d["total_rto_recoveries"] = min(conn.stats_rto_recoveries, 0xFFFF)
-    return d
 
 
 def _delivered(conn) -> int:
     """tp->delivered: segments delivered (acknowledged, including spurious retransmissions a
     DSACK reported), counting the handshake's SYN or SYN-ACK as one."""
-    if conn.state in ("SYN_SENT", "SYN_RECV") or (conn.state == "CLOSE" and not conn.irs):
+    if conn.state in _HANDSHAKE or (conn.state == CLOSE and not conn.rcv.irs):
         return 0
-    return 1 + max(conn.stats_data_segs_out - len(conn.records), 0)
+    return 1 + max(conn.stats_data_segs_out - len(conn.scoreboard.records), 0)
 
 
 def _delivery_rate(conn) -> int:
@@ -230,7 +238,7 @@ def _pacing_rate(conn) -> int:
     if not srtt_us8:
         return _U64
     ratio = 200 if tp.snd_cwnd < tp.snd_ssthresh // 2 else 120
-    rate = conn.mss_cache * ((1_000_000 // 100) << 3) * ratio * max(tp.snd_cwnd, len(conn.records))
+    rate = conn.mss_cache * ((1_000_000 // 100) << 3) * ratio * max(tp.snd_cwnd, len(conn.scoreboard.records))
     return min(rate // srtt_us8, _U64)
 
 

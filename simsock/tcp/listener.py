@@ -42,15 +42,16 @@ from collections import deque
 
 from simsock.constants import EPOLLIN, EPOLLRDNORM, SOMAXCONN
 from simsock.errors import os_error
-from simsock.tcp.connection import MASK, TcpConnection
-from simsock.tcp.segment import ACK, FIN, RST, SYN, Segment
+from simsock.tcp.connection import TcpConnection
+from simsock.tcp.segment import ACK, FIN, MASK, RST, SYN, Segment
+from simsock.tcp.signals import SIG_ACCEPT, SIG_STATE
+from simsock.tcp.states import ABORT, CLOSE, CLOSE_CALL, LISTEN_CALL, SYN_RECV, transition
 
 #: msstab (net/ipv4/syncookies.c): the MSS values a cookie can carry.
 COOKIE_MSSTAB = (536, 1300, 1440, 1460)
 _COOKIE_PERIOD_NS = 64 * 1_000_000_000      # the cookie counter ticks every 64 s (tcp_cookie_time)
 _TS_OPT_MASK = 0x3F                          # low bits of the cookie SYN-ACK's TSval: wscale, sack
 _TS_NO_WSCALE = 0xF
-from simsock.tcp.signals import SIG_ACCEPT, SIG_STATE
 
 
 def reset_for(seg: Segment) -> Segment | None:
@@ -76,7 +77,7 @@ class TcpListener:
         self.signals = 0
         self.closed = False
         self.trace = None
-        self.state = "LISTEN"
+        self.state = transition(CLOSE, LISTEN_CALL)
         self.syn_drops = 0
         self.ack_drops = 0
 
@@ -177,7 +178,7 @@ class TcpListener:
         else:
             conn.retransmits = 1            # no RTT sample without timestamps (Karn)
         conn.receive_segment(seg, now)      # tcp_child_process: the ACK, and its data
-        if conn.state == "SYN_RECV":
+        if conn.state == SYN_RECV:
             return None                     # not acceptable after all (RST queued is dropped)
         self.cookies_accepted += 1
         return conn
@@ -220,7 +221,7 @@ class TcpListener:
     def close(self, now: int) -> list[TcpConnection]:
         """Stop listening; return the connections whose RSTs the kernel must now send."""
         self.closed = True
-        self.state = "CLOSE"
+        self.state = transition(self.state, CLOSE_CALL)
         reset = []
         while self.accept_queue:
             conn = self.accept_queue.popleft()
@@ -230,7 +231,7 @@ class TcpListener:
             reset.append(conn)
         for conn in list(self.syn_recv.values()):
             conn._listener = None
-            conn._done(now)
+            conn._done(ABORT, now)
         self.syn_recv.clear()
         self.signals |= SIG_STATE
         return reset

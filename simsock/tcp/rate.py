@@ -116,7 +116,7 @@ class RateSampler:
     def _rate_skb_sent(self, now: int) -> tuple:
         """tcp_rate_skb_sent: the state a new or retransmitted segment carries."""
         tp = self.tp
-        if not self.records:
+        if not self.scoreboard.records:
             # (a stamp of 0 means "none" below, as in Linux, whose clock is never 0)
             self.first_tx_mstamp = tp.delivered_mstamp = now // 1000 or 1
         return (tp.delivered, tp.delivered_mstamp, self.first_tx_mstamp, bool(tp.app_limited))
@@ -187,7 +187,7 @@ class RateSampler:
         tp = self.tp
         in_flight = self._in_flight()
         if (self.sendq.end - self.snd_nxt < self.mss_cache and in_flight < tp.snd_cwnd
-                and self.lost_out <= self.retrans_out):
+                and self.scoreboard.lost_out <= self.scoreboard.retrans_out):
             tp.app_limited = (tp.delivered + in_flight) or 1
 
     _cc_traced = 0
@@ -234,7 +234,7 @@ class RateSampler:
         srtt_us = self.rtt.srtt // 1000
         cfg = self.config
         ratio = cfg.pacing_ss_ratio if tp.snd_cwnd < tp.snd_ssthresh // 2 else cfg.pacing_ca_ratio
-        rate = self.mss_cache * 10_000 * ratio * max(tp.snd_cwnd, len(self.records))
+        rate = self.mss_cache * 10_000 * ratio * max(tp.snd_cwnd, len(self.scoreboard.records))
         tp.pacing_rate = rate // srtt_us if srtt_us else 0
 
     def _pacing_blocked(self, now: int) -> bool:

@@ -1,10 +1,11 @@
 """Loss detection and recovery: the SACK scoreboard, RACK or RFC 6675 marking, NewReno, PRR.
 
-A mixin of :class:`simsock.tcp.connection.TcpConnection` (state declared there), following
+A mixin of :class:`simsock.tcp.connection.TcpConnection` whose state is :class:`Scoreboard`
+(``conn.scoreboard``), following
 net/ipv4/tcp_input.c and tcp_recovery.c of Linux 6.x.
 
 *Scoreboard.* Every segment in flight is a record ``[start, end, sent_ns, flags]`` in
-sequence order (``self.records``); ``flags`` are Linux's ``TCP_SKB_CB(skb)->sacked`` bits:
+sequence order (``self.scoreboard.records``); ``flags`` are Linux's ``TCP_SKB_CB(skb)->sacked`` bits:
 SACKED (TCPCB_SACKED_ACKED), LOST (TCPCB_LOST), RETRANS (TCPCB_SACKED_RETRANS: a
 retransmission is in flight) and EVER (TCPCB_EVER_RETRANS). ``sacked_out``, ``lost_out`` and
 ``retrans_out`` count them, and ``packets_in_flight = packets_out - (sacked_out + lost_out) +
@@ -46,7 +47,7 @@ end cwnd = ssthresh (tcp_end_cwnd_reduction). An RTO (tcp_enter_loss) marks ever
 record lost except, with RACK, ones sent too recently to be overdue (tcp_timeout_mark_lost);
 a SACKed head at RTO time means the receiver reneged, and all SACK marks are dropped.
 
-*Tail loss probes* (RFC 8985 section 7, sender.py: tcp_schedule_loss_probe,
+*Tail loss probes* (RFC 8985 section 7, timers.py: tcp_schedule_loss_probe,
 tcp_send_loss_probe, tcp_process_tlp_ack; net.ipv4.tcp_early_retrans=3): in Open/CWR with
 SACK, the timer after new data or an ACK is a probe timeout of 2*srtt (+2 ms, or +200 ms with
 one segment in flight), capped at the RTO; it sends one new segment if the window allows, else
@@ -60,8 +61,11 @@ minimum over the connection's life, Linux's over tcp_min_rtt_wlen = 300 s).
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections import deque
 
-from simsock.tcp.congestion import CA_CWR, CA_DISORDER, CA_LOSS, CA_OPEN, CA_RECOVERY
+from simsock.tcp.cc.base import (CA_CWR, CA_DISORDER, CA_EVENT_COMPLETE_CWR, CA_LOSS, CA_OPEN,
+                                CA_RECOVERY)
+from simsock.tcp.segment import unwrap
 
 # TCP_SKB_CB(skb)->sacked bits.
 R_EVER = 1       # TCPCB_EVER_RETRANS
@@ -83,7 +87,6 @@ FLAG_NOT_DUP = FLAG_DATA | FLAG_WIN_UPDATE | FLAG_DATA_ACKED
 FLAG_CA_ALERT = FLAG_DATA_SACKED | FLAG_DSACKING_ACK
 FLAG_FORWARD_PROGRESS = FLAG_DATA_ACKED | FLAG_DATA_SACKED
 
-CA_EVENT_COMPLETE_CWR = 2
 TCP_REORDERING = 3          # net.ipv4.tcp_reordering
 TCP_MAX_REORDERING = 300    # net.ipv4.tcp_max_reordering
 TCP_RACK_RECOVERY_THRESH = 16
@@ -93,46 +96,82 @@ def _start_key(rec: list) -> int:
     return rec[0]
 
 
-def _unwrap(wire: int, ref: int) -> int:
-    """The unbounded sequence number nearest ``ref`` whose low 32 bits are ``wire``."""
-    return ref + ((wire - ref + 0x80000000) & 0xFFFFFFFF) - 0x80000000
+class Scoreboard:
+    """The sender's record of what is in flight (tcp_sock's packets_out/sacked_out/lost_out/
+    retrans_out with the rtx queue's TCP_SKB_CB marks), RACK's state (struct tcp_rack), PRR's
+    counters and the recovery and loss-probe episode marks (high_seq, tlp_high_seq).
+
+    The send side appends a record per transmission and the ACK path removes what is
+    cumulatively acknowledged; everything else here is read and written by the loss
+    detection and recovery code of this module."""
+
+    __slots__ = ("records", "lost_out", "retrans_out", "sacked_out", "dupacks", "fack",
+                 "reordering", "reord_seen", "rack_mstamp", "rack_end_seq", "rack_rtt",
+                 "rack_advanced", "rack_dsack_seen", "rack_reo_wnd_steps", "rack_reo_wnd_persist",
+                 "rtx_sent", "prr_delivered", "prr_out", "ack_delivered", "newly_lost",
+                 "reo_armed", "sack_first_sent", "high_seq", "tlp_high_seq", "tlp_retrans")
+
+    def __init__(self, iss: int) -> None:
+        self.records: deque[list] = deque()  # in flight: [start, end, sent_ns, flags]
+        self.lost_out = self.retrans_out = self.sacked_out = self.dupacks = 0
+        self.fack = iss                  # end of the highest SACKed record
+        self.reordering = TCP_REORDERING
+        self.reord_seen = 0
+        # tcp_rack: the most recently sent segment known delivered, and its RTT
+        self.rack_mstamp = self.rack_end_seq = self.rack_rtt = 0
+        self.rack_advanced = self.rack_dsack_seen = False
+        self.rack_reo_wnd_steps = 1
+        self.rack_reo_wnd_persist = 0
+        self.rtx_sent: list[tuple[int, list]] = []   # (sent_ns, record) in retransmission order
+        self.prr_delivered = self.prr_out = 0
+        # this ACK's deliveries and losses found (tcp_ack's "delivered", rs->losses)
+        self.ack_delivered = self.newly_lost = 0
+        self.reo_armed = False           # this ACK armed the reordering timer
+        self.sack_first_sent = None      # first transmission of the earliest newly SACKed record
+        self.high_seq = iss              # snd_nxt when Recovery/Loss/CWR began
+        # tail loss probe (RFC 8985 section 7, tcp_send_loss_probe): snd_nxt after the probe,
+        # and whether it was a retransmission
+        self.tlp_high_seq: int | None = None
+        self.tlp_retrans = False
 
 
 class Recovery:
     # ------------------------------------------------------------------ scoreboard
     def _in_flight(self) -> int:
         """tcp_packets_in_flight (RFC 6675 "pipe")."""
-        return len(self.records) - self.sacked_out - self.lost_out + self.retrans_out
+        sb = self.scoreboard
+        return len(sb.records) - sb.sacked_out - sb.lost_out + sb.retrans_out
 
     def _highest_sack(self) -> int:
         """tcp_highest_sack_seq: end of the highest SACKed record, or snd_una."""
-        return self.fack if self.fack > self.snd_una else self.snd_una
+        return self.scoreboard.fack if self.scoreboard.fack > self.snd_una else self.snd_una
 
     def _sacktag(self, blocks, now: int) -> tuple[int, int]:
         """tcp_sacktag_write_queue: mark records covered by SACK blocks.
 
         Returns (newly SACKed segments, ack flags to add).
         """
+        sb = self.scoreboard
         una = self.snd_una
         nxt = self.snd_nxt
-        sb = [(_unwrap(s, una), _unwrap(e, una)) for s, e in blocks]
+        sblocks = [(unwrap(s, una), unwrap(e, una)) for s, e in blocks]
         flag = 0
         first = 0
         # tcp_check_dsack (RFC 2883): the first block reports a duplicate.
-        s0, e0 = sb[0]
-        if s0 < una or (len(sb) > 1 and sb[1][0] <= s0 and e0 <= sb[1][1]):
+        s0, e0 = sblocks[0]
+        if s0 < una or (len(sblocks) > 1 and sblocks[1][0] <= s0 and e0 <= sblocks[1][1]):
             if s0 < e0:
                 flag |= FLAG_DSACKING_ACK
                 self.stats_dsacks_received += 1
-                self.rack_dsack_seen = True
-                if e0 - s0 <= self.mss_cache and e0 == self.tlp_high_seq:
+                sb.rack_dsack_seen = True
+                if e0 - s0 <= self.mss_cache and e0 == sb.tlp_high_seq:
                     flag |= FLAG_DSACK_TLP      # tcp_dsack_seen
             first = 1
-        records = self.records
+        records = sb.records
         newly = 0
         reord = None
         fack = self._highest_sack()
-        for s, e in sorted(sb[first:]):
+        for s, e in sorted(sblocks[first:]):
             if not (s < e <= nxt and e > una):     # tcp_is_sackblock_valid
                 continue
             i = bisect_left(records, s, key=_start_key)
@@ -151,18 +190,18 @@ class Recovery:
                 if not f & R_EVER and rec[1] <= fack and (reord is None or rec[0] < reord):
                     reord = rec[0]
                 if f & R_LOST:
-                    self.lost_out -= 1
+                    sb.lost_out -= 1
                 if f & R_RETRANS:
-                    self.retrans_out -= 1
-                if not f & (R_EVER | R_RETRANS) and self._sack_first_sent is None:
-                    self._sack_first_sent = rec[2]
+                    sb.retrans_out -= 1
+                if not f & (R_EVER | R_RETRANS) and sb.sack_first_sent is None:
+                    sb.sack_first_sent = rec[2]
                 rec[3] = (f & ~(R_LOST | R_RETRANS)) | R_SACKED
                 if self.rate_on:
                     self._rate_skb_delivered(rec, True)
-                self.sacked_out += 1
+                sb.sacked_out += 1
                 newly += 1
-                if rec[1] > self.fack:
-                    self.fack = rec[1]
+                if rec[1] > sb.fack:
+                    sb.fack = rec[1]
                 self._rack_advance(f, rec[1], rec[2], now)
         if newly:
             flag |= FLAG_DATA_SACKED
@@ -172,51 +211,55 @@ class Recovery:
 
     def _check_sack_reordering(self, low_seq: int, fack: int) -> None:
         """tcp_check_sack_reordering: data below the highest SACK arrived late."""
+        sb = self.scoreboard
         if low_seq >= fack:
             return
         mss = self.mss_cache
         metric = fack - low_seq
-        if mss and metric > self.reordering * mss:
-            self.reordering = min((metric + mss - 1) // mss, TCP_MAX_REORDERING)
-        self.reord_seen += 1
+        if mss and metric > sb.reordering * mss:
+            sb.reordering = min((metric + mss - 1) // mss, TCP_MAX_REORDERING)
+        sb.reord_seen += 1
 
     def _mark_lost(self, rec: list) -> None:
         """tcp_mark_skb_lost (a lost retransmission becomes retransmittable again)."""
+        sb = self.scoreboard
         f = rec[3]
         if f & R_SACKED:
             return
         if f & R_LOST:
             if f & R_RETRANS:
                 rec[3] = f & ~R_RETRANS
-                self.retrans_out -= 1
+                sb.retrans_out -= 1
                 self.stats_lost_retransmits += 1
         else:
             rec[3] = f | R_LOST
-            self.lost_out += 1
-        self.newly_lost += 1
+            sb.lost_out += 1
+        sb.newly_lost += 1
         self.tp.lost += 1           # tp->lost (tcp_sum_lost), read by rate sampling and BBR
 
     # ------------------------------------------------------------------ RACK (RFC 8985)
     def _rack_advance(self, f: int, end: int, sent: int, now: int) -> None:
         """tcp_rack_advance: remember the most recently sent segment that was delivered."""
+        sb = self.scoreboard
         rtt = now - sent
         if f & (R_EVER | R_RETRANS) and rtt < self.min_rtt:
             return    # maybe the original's ACK: ambiguous
-        self.rack_advanced = True
-        self.rack_rtt = rtt
-        if sent > self.rack_mstamp or (sent == self.rack_mstamp and end > self.rack_end_seq):
-            self.rack_mstamp = sent
-            self.rack_end_seq = end
+        sb.rack_advanced = True
+        sb.rack_rtt = rtt
+        if sent > sb.rack_mstamp or (sent == sb.rack_mstamp and end > sb.rack_end_seq):
+            sb.rack_mstamp = sent
+            sb.rack_end_seq = end
 
     def _rack_reo_wnd(self) -> int:
         """tcp_rack_reo_wnd."""
-        if not self.reord_seen:
+        sb = self.scoreboard
+        if not sb.reord_seen:
             if self.tp.ca_state >= CA_RECOVERY:
                 return 0
-            if self.sacked_out >= self.reordering:
+            if sb.sacked_out >= sb.reordering:
                 return 0
         min_rtt = self.min_rtt if self.min_rtt < (1 << 62) else 0
-        return min((min_rtt >> 2) * self.rack_reo_wnd_steps, self.rtt.srtt)
+        return min((min_rtt >> 2) * sb.rack_reo_wnd_steps, self.rtt.srtt)
 
     def _rack_detect_loss(self, now: int) -> int:
         """tcp_rack_detect_loss: mark overdue segments lost; return the longest wait left (ns).
@@ -225,10 +268,11 @@ class Recovery:
         the RACK segment. Never-retransmitted records are in transmission order already;
         retransmitted ones are walked in the order of ``rtx_sent``.
         """
+        sb = self.scoreboard
         reo_wnd = self._rack_reo_wnd()
         wait = 0
-        mstamp, end_seq, rtt = self.rack_mstamp, self.rack_end_seq, self.rack_rtt
-        for rec in self.records:
+        mstamp, end_seq, rtt = sb.rack_mstamp, sb.rack_end_seq, sb.rack_rtt
+        for rec in sb.records:
             f = rec[3]
             if f & (R_EVER | R_SACKED | R_LOST):
                 continue
@@ -240,10 +284,10 @@ class Recovery:
                 self._mark_lost(rec)
             elif remaining > wait:
                 wait = remaining
-        if self.rtx_sent:
+        if sb.rtx_sent:
             una = self.snd_una
             keep = []
-            for sent, rec in self.rtx_sent:
+            for sent, rec in sb.rtx_sent:
                 f = rec[3]
                 if rec[2] != sent or rec[1] <= una or f & R_SACKED or not f & R_RETRANS:
                     continue       # acked, SACKed, sent again, or already marked lost
@@ -256,14 +300,14 @@ class Recovery:
                     keep.pop()
                 elif remaining > wait:
                     wait = remaining
-            self.rtx_sent = keep
+            sb.rtx_sent = keep
         return wait
 
     def _rack_mark_lost(self, now: int) -> bool:
         """tcp_rack_mark_lost; True if it armed the reordering timer."""
-        if not self.rack_advanced:
+        if not self.scoreboard.rack_advanced:
             return False
-        self.rack_advanced = False
+        self.scoreboard.rack_advanced = False
         wait = self._rack_detect_loss(now)
         if wait:
             self.rto_kind = "reo"
@@ -273,39 +317,42 @@ class Recovery:
 
     def _reo_timer(self, now: int) -> None:
         """tcp_rack_reo_timeout: the reordering window of some segment ran out."""
+        sb = self.scoreboard
         prior = self._in_flight()
-        self.newly_lost = 0
+        sb.newly_lost = 0
         self._rack_detect_loss(now)
         if prior != self._in_flight():
             if self.tp.ca_state != CA_RECOVERY:
                 self._enter_recovery(now)
                 if self.cc.cong_control is None:
-                    self._cwnd_reduction(1, self.newly_lost, 0)
+                    self._cwnd_reduction(1, sb.newly_lost, 0)
             self.rtx_reason = "fast"
-        if self.records and self.rto_kind is None:
+        if sb.records and self.rto_kind is None:
             self._arm_rto(now)
 
     # ------------------------------------------------------------------ loss marking
     def _identify_packet_loss(self, flag: int, now: int) -> int:
         """tcp_identify_packet_loss; returns flags to add (FLAG_LOST_RETRANS)."""
-        if not self.records:
+        sb = self.scoreboard
+        if not sb.records:
             return 0
         if not self.sack_ok:
             self._newreno_mark_lost(bool(flag & FLAG_SND_UNA_ADVANCED))
         elif self.config.recovery & 1:
-            prior_retrans = self.retrans_out
+            prior_retrans = sb.retrans_out
             if self._rack_mark_lost(now):
-                self.reo_armed = True
-            if prior_retrans > self.retrans_out:
+                sb.reo_armed = True
+            if prior_retrans > sb.retrans_out:
                 return FLAG_LOST_RETRANS
         return 0
 
     def _newreno_mark_lost(self, una_advanced: bool) -> None:
         """tcp_newreno_mark_lost: the head is lost after dupthresh dupacks or a partial ACK."""
+        sb = self.scoreboard
         state = self.tp.ca_state
-        if ((state < CA_RECOVERY and self.sacked_out >= self.reordering)
+        if ((state < CA_RECOVERY and sb.sacked_out >= sb.reordering)
                 or (state == CA_RECOVERY and una_advanced)):
-            head = self.records[0]
+            head = sb.records[0]
             if not head[3] & R_LOST:
                 self._mark_lost(head)
 
@@ -313,7 +360,7 @@ class Recovery:
         """tcp_mark_head_lost (RFC 6675 IsLost): holes with more than ``packets`` SACKed below
         them stay unmarked; the others, up to snd_nxt, are lost."""
         cnt = 0
-        for rec in self.records:
+        for rec in self.scoreboard.records:
             f = rec[3]
             if f & R_SACKED:
                 cnt += 1
@@ -326,7 +373,7 @@ class Recovery:
 
     def _update_scoreboard(self, fast_rexmit: bool) -> None:
         """tcp_update_scoreboard (recovery=0)."""
-        upto = self.sacked_out - self.reordering
+        upto = self.scoreboard.sacked_out - self.scoreboard.reordering
         if upto >= 0:
             self._mark_head_lost(upto, False)
         elif fast_rexmit:
@@ -334,47 +381,51 @@ class Recovery:
 
     def _time_to_recover(self) -> bool:
         """tcp_time_to_recover."""
-        if self.lost_out:
+        sb = self.scoreboard
+        if sb.lost_out:
             return True
         if self.sack_ok and not self.config.recovery & 1:
-            return self.sacked_out + 1 > self.reordering   # tcp_dupack_heuristics
+            return sb.sacked_out + 1 > sb.reordering   # tcp_dupack_heuristics
         return False
 
     # ------------------------------------------------------------------ NewReno counting
     def _add_reno_sack(self, num_dupack: int) -> int:
         """tcp_add_reno_sack: a duplicate ACK stands for one segment that left the network."""
+        sb = self.scoreboard
         if not num_dupack:
             return 0
-        prior = self.sacked_out
-        self.sacked_out = min(prior + num_dupack, max(len(self.records) - self.lost_out, 0))
-        if self.sacked_out + self.lost_out > len(self.records):
-            self.sacked_out = max(len(self.records) - self.lost_out, 0)
-        return max(self.sacked_out - prior, 0)
+        prior = sb.sacked_out
+        sb.sacked_out = min(prior + num_dupack, max(len(sb.records) - sb.lost_out, 0))
+        if sb.sacked_out + sb.lost_out > len(sb.records):
+            sb.sacked_out = max(len(sb.records) - sb.lost_out, 0)
+        return max(sb.sacked_out - prior, 0)
 
     def _remove_reno_sacks(self, acked: int) -> int:
         """tcp_remove_reno_sacks: one ACK filled a hole; the rest ate duplicate ACKs."""
+        sb = self.scoreboard
         if acked <= 0:
             return 0
-        delivered = max(acked - self.sacked_out, 1)
-        if acked - 1 >= self.sacked_out:
-            self.sacked_out = 0
+        delivered = max(acked - sb.sacked_out, 1)
+        if acked - 1 >= sb.sacked_out:
+            sb.sacked_out = 0
         else:
-            self.sacked_out -= acked - 1
+            sb.sacked_out -= acked - 1
         return delivered
 
     # ------------------------------------------------------------------ state machine
     def _enter_recovery(self, now: int) -> None:
         """tcp_enter_recovery + tcp_init_cwnd_reduction."""
+        sb = self.scoreboard
         tp = self.tp
         if tp.ca_state not in (CA_CWR, CA_RECOVERY):
-            tp.packets_out = len(self.records)
-            self.high_seq = self.snd_nxt
+            tp.packets_out = len(sb.records)
+            sb.high_seq = self.snd_nxt
             tp.snd_cwnd_cnt = 0
             tp.prior_cwnd = tp.snd_cwnd
-            self.prr_delivered = 0
-            self.prr_out = 0
+            sb.prr_delivered = 0
+            sb.prr_out = 0
             tp.snd_ssthresh = self.cc.ssthresh(tp)
-            self.tlp_high_seq = None
+            sb.tlp_high_seq = None
         self.stats_recoveries += 1
         self.rtx_reason = "fast"
         self._set_ca_state(CA_RECOVERY, now)
@@ -390,70 +441,73 @@ class Recovery:
 
     def _cwnd_reduction(self, delivered: int, newly_lost: int, flag: int) -> None:
         """tcp_cwnd_reduction: Proportional Rate Reduction (RFC 6937, PRR-SSRB)."""
+        sb = self.scoreboard
         tp = self.tp
         if delivered <= 0 or not tp.prior_cwnd:
             return
         in_flight = self._in_flight()
         delta = tp.snd_ssthresh - in_flight
-        self.prr_delivered += delivered
+        sb.prr_delivered += delivered
         if delta < 0:
-            sndcnt = (tp.snd_ssthresh * self.prr_delivered + tp.prior_cwnd - 1) // tp.prior_cwnd \
-                - self.prr_out
+            sndcnt = (tp.snd_ssthresh * sb.prr_delivered + tp.prior_cwnd - 1) // tp.prior_cwnd \
+                - sb.prr_out
         else:
-            sndcnt = max(self.prr_delivered - self.prr_out, delivered)
+            sndcnt = max(sb.prr_delivered - sb.prr_out, delivered)
             if flag & FLAG_SND_UNA_ADVANCED and not newly_lost:
                 sndcnt += 1
             sndcnt = min(delta, sndcnt)
-        sndcnt = max(sndcnt, 0 if self.prr_out else 1)   # the fast retransmit goes at once
+        sndcnt = max(sndcnt, 0 if sb.prr_out else 1)   # the fast retransmit goes at once
         tp.snd_cwnd = in_flight + sndcnt
 
     def _try_to_open(self, now: int) -> None:
         """tcp_try_to_open / tcp_try_keep_open."""
-        if not self.retrans_out:
+        sb = self.scoreboard
+        if not sb.retrans_out:
             self.retrans_stamp = 0
         tp = self.tp
         if tp.ca_state != CA_CWR:
-            state = CA_DISORDER if (self.sacked_out or self.lost_out or self.retrans_out) else CA_OPEN
+            state = CA_DISORDER if (sb.sacked_out or sb.lost_out or sb.retrans_out) else CA_OPEN
             if tp.ca_state != state:
                 self._set_ca_state(state, now)
-                self.high_seq = self.snd_nxt
+                sb.high_seq = self.snd_nxt
 
     def _fastretrans_alert(self, num_dupack: int, flag: int, now: int) -> int:
         """tcp_fastretrans_alert: the ca_state machine on a dubious ACK; returns ack flags."""
+        sb = self.scoreboard
         tp = self.tp
         sack = self.sack_ok
         do_lost = bool(num_dupack) or bool(flag & FLAG_DATA_SACKED and self._force_fast_retransmit())
-        if not self.records and self.sacked_out:
-            self.sacked_out = 0
+        if not sb.records and sb.sacked_out:
+            sb.sacked_out = 0
         state = tp.ca_state
         if state == CA_OPEN:
-            if not self.retrans_out:
+            if not sb.retrans_out:
                 self.retrans_stamp = 0
-        elif self.snd_una >= self.high_seq:
+        elif self.snd_una >= sb.high_seq:
             if state == CA_CWR:
-                if self.snd_una != self.high_seq:
+                if self.snd_una != sb.high_seq:
                     self._end_cwnd_reduction()
                     self._set_ca_state(CA_OPEN, now)
             elif state == CA_RECOVERY:
                 if not sack:
-                    self.sacked_out = 0                 # tcp_reset_reno_sack
+                    sb.sacked_out = 0                 # tcp_reset_reno_sack
                 # tcp_try_undo_recovery, nothing to undo: NewReno holds Recovery until
                 # something above high_seq is ACKed (RFC 6582's false fast retransmits).
-                if self.snd_una == self.high_seq and not sack:
-                    if not self.retrans_out:
+                if self.snd_una == sb.high_seq and not sack:
+                    if not sb.retrans_out:
                         self.retrans_stamp = 0
                     return flag
                 self._set_ca_state(CA_OPEN, now)
                 self._end_cwnd_reduction()
-                if self.rack_reo_wnd_persist:
-                    self.rack_reo_wnd_persist -= 1
+                if sb.rack_reo_wnd_persist:
+                    sb.rack_reo_wnd_persist -= 1
                 else:
-                    self.rack_reo_wnd_steps = 1
+                    sb.rack_reo_wnd_steps = 1
         state = tp.ca_state
         fast_rexmit = False
         if state == CA_RECOVERY:
             if not flag & FLAG_SND_UNA_ADVANCED and not sack:
-                self.ack_delivered += self._add_reno_sack(num_dupack)
+                sb.ack_delivered += self._add_reno_sack(num_dupack)
             flag |= self._identify_packet_loss(flag, now)
         else:
             if state == CA_LOSS:
@@ -464,8 +518,8 @@ class Recovery:
                 # retransmissions were lost again (or Loss ended): as in Open/Disorder
             if not sack:
                 if flag & FLAG_SND_UNA_ADVANCED:
-                    self.sacked_out = 0             # tcp_reset_reno_sack
-                self.ack_delivered += self._add_reno_sack(num_dupack)
+                    sb.sacked_out = 0             # tcp_reset_reno_sack
+                sb.ack_delivered += self._add_reno_sack(num_dupack)
             flag |= self._identify_packet_loss(flag, now)
             if not self._time_to_recover():
                 self._try_to_open(now)
@@ -478,33 +532,35 @@ class Recovery:
 
     def _force_fast_retransmit(self) -> bool:
         """tcp_force_fast_retransmit: SACKs reach more than ``reordering`` segments past snd_una."""
-        return self._highest_sack() > self.snd_una + self.reordering * self.mss_cache
+        return self._highest_sack() > self.snd_una + self.scoreboard.reordering * self.mss_cache
 
     def _process_loss(self, flag: int, num_dupack: int, now: int) -> int:
         """tcp_process_loss without F-RTO and undo."""
-        if self.snd_una >= self.high_seq:
+        sb = self.scoreboard
+        if self.snd_una >= sb.high_seq:
             self._set_ca_state(CA_OPEN, now)            # tcp_try_undo_recovery: nothing to undo
             return flag
         if not self.sack_ok:
-            if self.snd_nxt > self.high_seq and num_dupack:
-                self.ack_delivered += self._add_reno_sack(num_dupack)
+            if self.snd_nxt > sb.high_seq and num_dupack:
+                sb.ack_delivered += self._add_reno_sack(num_dupack)
             elif flag & FLAG_SND_UNA_ADVANCED:
-                self.sacked_out = 0
+                sb.sacked_out = 0
         return flag
 
     def _timeout_mark_lost(self, now: int) -> None:
         """tcp_timeout_mark_lost: at RTO every unSACKed record is lost (RACK spares recent ones)."""
-        records = self.records
+        sb = self.scoreboard
+        records = sb.records
         head = records[0]
         reneg = bool(head[3] & R_SACKED)
         if reneg:
-            self.sacked_out = 0
-            self.fack = self.snd_una
+            sb.sacked_out = 0
+            sb.fack = self.snd_una
             self.stats_sack_reneging += 1
         elif not self.sack_ok:
-            self.sacked_out = 0
+            sb.sacked_out = 0
         rack = self.sack_ok and self.config.recovery & 1
-        rtt = self.rack_rtt
+        rtt = sb.rack_rtt
         for rec in records:
             if reneg:
                 rec[3] &= ~R_SACKED

@@ -3,7 +3,9 @@
 Addresses are not here: the kernel demultiplexes by (local ip, local port, remote ip,
 remote port) and hands each connection only its own segments. ``window`` is the raw 16-bit
 header field (unscaled); the receiver applies the peer's window scale itself, as RFC 7323
-says (never on SYN segments).
+says (never on SYN segments). ``seq`` and ``ack`` are the 32-bit wire values: connections count
+in unbounded integers and take them modulo 2**32 (:data:`MASK`) on the way out, and
+:func:`unwrap` on the way in.
 """
 
 from __future__ import annotations
@@ -21,6 +23,14 @@ CWR = 0x80       # Congestion Window Reduced
 TCP_HEADER = 20
 #: Bytes of options on a segment carrying timestamps (10, padded to 12), as Linux sends.
 TIMESTAMP_OPTION = 12
+
+#: Sequence-number space: 32 bits on the wire (RFC 9293 section 3.4).
+MASK = 0xFFFFFFFF
+
+
+def unwrap(wire: int, ref: int) -> int:
+    """The unbounded sequence number nearest ``ref`` whose low 32 bits are ``wire``."""
+    return ref + ((wire - ref + 0x80000000) & MASK) - 0x80000000
 
 
 @dataclass(slots=True)

@@ -1,7 +1,9 @@
-"""The sending half of a TCP connection: transmission, ACK processing, loss recovery, timers.
+"""The sending half of a TCP connection: transmission and ACK processing.
 
-This is a mixin of :class:`simsock.tcp.connection.TcpConnection`, split off to keep each
-module to one concept; the state it touches is declared there.
+A mixin of :class:`simsock.tcp.connection.TcpConnection`. The send-side fields (snd_una,
+snd_nxt, the peer's window, the send queue) are the connection's; what is in flight is the
+recovery scoreboard (``conn.scoreboard``, recovery.py); the timers this module arms and the
+retransmission, probe and loss-probe code they run are in timers.py.
 
 Transmission follows tcp_write_xmit: retransmissions of segments marked lost first, then new
 data, each segment cut at ``mss_now`` and at skb boundaries, allowed while
@@ -34,9 +36,9 @@ paced bursts, autocorking, TCP_USER_TIMEOUT, keepalive.
 
 from __future__ import annotations
 
-from simsock.tcp.congestion import CA_CWR, CA_DISORDER, CA_LOSS, CA_OPEN, CA_RECOVERY
-from simsock.tcp.recovery import (FLAG_CA_ALERT, FLAG_DATA, FLAG_DATA_ACKED, FLAG_DATA_SACKED,
-                                  FLAG_DSACK_TLP, FLAG_DSACKING_ACK, FLAG_FORWARD_PROGRESS,
+from simsock.tcp.cc.base import (CA_CWR, CA_EVENT_TX_START, CA_LOSS,
+                                CA_RECOVERY)
+from simsock.tcp.recovery import (FLAG_CA_ALERT, FLAG_DATA, FLAG_DATA_ACKED, FLAG_DSACKING_ACK, FLAG_FORWARD_PROGRESS,
                                   FLAG_NOT_DUP, FLAG_RETRANS_DATA_ACKED, FLAG_SND_UNA_ADVANCED,
                                   FLAG_WIN_UPDATE, R_EVER, R_LOST, R_RETRANS, R_SACKED,
                                   TCP_REORDERING)
@@ -46,8 +48,6 @@ from simsock.tcp.rate import RateSample
 from simsock.tcp.segment import ACK, FIN, PSH, Segment
 from simsock.tcp.signals import SIG_SPACE
 
-CA_EVENT_TX_START = 0
-CA_EVENT_LOSS = 3
 #: SKB_TRUESIZE pieces used by tcp_sndbuf_expand (x86_64): MAX_TCP_HEADER, skb_shared_info,
 #: sk_buff, all SKB_DATA_ALIGN'ed.
 _MAX_TCP_HEADER = 320
@@ -55,17 +55,11 @@ _SHINFO = 320
 _SKB = 256
 
 
-def _model_timeout(boundary: int, rto_base: int, rto_max: int) -> int:
-    """tcp_model_timeout: how long ``boundary`` exponential backoffs from rto_base last."""
-    thresh = (rto_max // rto_base).bit_length() - 1
-    if boundary <= thresh:
-        return ((2 << boundary) - 1) * rto_base
-    return ((2 << thresh) - 1) * rto_base + (boundary - thresh) * rto_max
 
 
 class Sender:
     # ------------------------------------------------------------------ sizes
-    def _mss_now(self) -> int:
+    def mss_now(self) -> int:
         """tcp_current_mss: mss_cache less the room SACK blocks take on this segment."""
         mss = self.mss_cache         # already bounded to half the peer's max window (_sync_mss)
         sack = self.sack_rx
@@ -75,7 +69,7 @@ class Sender:
             mss -= 4 + 8 * min(n, max_sack_blocks(self.ts_ok))
         return mss
 
-    def _size_goal(self, mss: int) -> int:
+    def size_goal(self, mss: int) -> int:
         """tcp_xmit_size_goal: a GSO skb of whole segments up to gso_max_size and half the window."""
         goal = self.config.gso_max_size - 1 - _MAX_TCP_HEADER
         mw = self.max_window
@@ -105,24 +99,25 @@ class Sender:
         return self.snd_nxt
 
     def _write_xmit(self, now: int, out: list) -> None:
+        sb = self.scoreboard
         sq = self.sendq
         # the nonagle of this push: TCP_NAGLE_CORK after a MSG_MORE send, TCP_NAGLE_PUSH
         # after setsockopt(TCP_NODELAY, 1); later pushes use the socket's setting
         push_cork, push_now = self.push_cork, self.push_now
         self.push_cork = self.push_now = False
-        if self.snd_nxt >= sq.end and self.retrans_out >= self.lost_out and (self.fin_sent or not self.fin_queued):
+        if self.snd_nxt >= sq.end and sb.retrans_out >= sb.lost_out and (self.fin_sent or not self.fin_queued):
             # Nothing to send (most calls: after a read, an ACK, a timer): only the
             # bookkeeping that ends the loop below, which would stop application-limited
             # (tcp_write_xmit calls tcp_cwnd_validate only when it sent or hit cwnd).
-            app = 4 if self.records else 3      # data in flight: Linux's TCP_CHRONO_BUSY
+            app = 4 if sb.records else 3      # data in flight: Linux's TCP_CHRONO_BUSY
             if self.limit_kind != app:
                 self._limit_state(app, now)
             return
         tp = self.tp
         cwnd = tp.snd_cwnd
-        records = self.records
-        mss = self._mss_now()
-        sent_pkts = self._xmit_retransmit_queue(now, out) if self.retrans_out < self.lost_out else 0
+        records = sb.records
+        mss = self.mss_now()
+        sent_pkts = self._xmit_retransmit_queue(now, out) if sb.retrans_out < sb.lost_out else 0
         prior_out = len(records)
         sq = self.sendq
         wnd_end = self.snd_una + self.snd_wnd
@@ -183,18 +178,33 @@ class Sender:
                 if self._in_flight() >= cwnd:
                     limited = 2
                     break
-                self._emit_data(nxt, nxt, now, out, fin=True)
-                rec = [nxt, nxt + 1, now, 0]
-                if self.rate_on:
-                    rec.append(self._rate_skb_sent(now))
-                records.append(rec)
+                self._send_bare_fin(nxt, now, out)
                 sent_pkts += 1
-                self.snd_nxt = nxt + 1
-                self.fin_sent = True
                 sent_any = True
             else:
                 limited = 3
                 break
+        self._xmit_finish(limited, sent_pkts, sent_any, prior_out, cwnd, now)
+
+    def _send_bare_fin(self, nxt: int, now: int, out: list) -> None:
+        """A FIN with no data at snd_nxt (tcp_send_fin when the queue is empty)."""
+        self._emit_data(nxt, nxt, now, out, fin=True)
+        rec = [nxt, nxt + 1, now, 0]
+        if self.rate_on:
+            rec.append(self._rate_skb_sent(now))
+        self.scoreboard.records.append(rec)
+        self.snd_nxt = nxt + 1
+        self.fin_sent = True
+
+    def _xmit_finish(self, limited: int, sent_pkts: int, sent_any: bool, prior_out: int,
+                     cwnd: int, now: int) -> None:
+        """The end of tcp_write_xmit: cut the send head at snd_nxt, tcp_cwnd_validate, the
+        chrono of what limited the sender, PRR's count, and the timers a transmission
+        (re)arms (tcp_event_new_data_sent, tcp_check_probe_timer)."""
+        sq = self.sendq
+        tp = self.tp
+        sb = self.scoreboard
+        records = sb.records
         if self.snd_nxt < sq.end:
             sq.split_at(self.snd_nxt)
         # tcp_cwnd_validate / tcp_is_cwnd_limited
@@ -205,7 +215,7 @@ class Sender:
             limited = 4                          # nothing to send, data in flight: busy
         self._limit_state(limited if sq.end > self.snd_una or records else 3, now)
         if sent_pkts and tp.ca_state in (CA_CWR, CA_RECOVERY):
-            self.prr_out += sent_pkts
+            sb.prr_out += sent_pkts
         if sent_any:
             tp.lsndtime_us = now // 1000
             tp.snd_nxt = self.snd_nxt
@@ -218,7 +228,7 @@ class Sender:
         elif self.snd_nxt < sq.end and not records and self.rto_kind is None:
             self._arm_probe(now)   # tcp_check_probe_timer
         if sent_any and self.nospace and (self.notsent_lowat or self.config.notsent_lowat) != 0xFFFFFFFF:
-            self._check_space(now)  # tcp_data_snd_check: the push lowered the unsent bytes
+            self.check_space(now)  # tcp_data_snd_check: the push lowered the unsent bytes
 
     def _xmit_retransmit_queue(self, now: int, out: list) -> int:
         """tcp_xmit_retransmit_queue: resend records marked lost, in order, while cwnd allows.
@@ -228,6 +238,7 @@ class Sender:
         record starting past the window stops the walk -- except the head when the window
         is zero, whose retransmission serves as a zero-window probe (one MSS).
         """
+        sb = self.scoreboard
         cwnd = self.tp.snd_cwnd
         rack = self.sack_ok and self.config.recovery & 1
         in_loss = self.tp.ca_state == CA_LOSS
@@ -235,8 +246,8 @@ class Sender:
         tail = None
         if self.rate_on:
             self._rate_check_app_limited()   # a gap before retransmissions counts too
-        for i, rec in enumerate(self.records):
-            if self.retrans_out >= self.lost_out or self._in_flight() >= cwnd:
+        for i, rec in enumerate(sb.records):
+            if sb.retrans_out >= sb.lost_out or self._in_flight() >= cwnd:
                 break
             if self.pacing_on and self._pacing_blocked(now):
                 break
@@ -250,17 +261,17 @@ class Sender:
                     self._rate_stamp(rec, now)
                 rec[2] = now
                 rec[3] = f | R_RETRANS | R_EVER
-                self.retrans_out += 1
+                sb.retrans_out += 1
                 self.stats_retransmits += 1
                 if not in_loss:
                     self.stats_fast_retransmits += 1
                 if rack:
-                    self.rtx_sent.append((now, rec))
+                    sb.rtx_sent.append((now, rec))
                 if not self.retrans_stamp:
                     self.retrans_stamp = now
                 n += 1
                 if tail is not None:
-                    self.records.insert(i + 1, tail)
+                    sb.records.insert(i + 1, tail)
                     break               # the rest starts past the window
         return n
 
@@ -273,7 +284,7 @@ class Sender:
         if avail <= 0:
             if start != self.snd_una:
                 return False
-            avail = self._mss_now()
+            avail = self.mss_now()
         fin = 1 if self.fin_sent and rec[1] == self.sendq.end + 1 else 0
         if rec[1] - fin - start <= avail:
             return None
@@ -282,7 +293,7 @@ class Sender:
         tail[0] = cut
         rec[1] = cut
         if tail[3] & R_LOST:
-            self.lost_out += 1
+            self.scoreboard.lost_out += 1
         if cut < self.sendq.end:
             self.sendq.split_at(cut)
         return tail
@@ -295,6 +306,7 @@ class Sender:
 
     def _emit_data(self, start: int, end: int, now: int, out: list, fin: bool = False,
                    retransmit: bool = False, psh: bool = False) -> None:
+        rx = self.rcv
         if end > start:
             payload = self.sendq.data(start, min(end, self.sendq.end))
         else:
@@ -329,15 +341,17 @@ class Sender:
             self._paced_sent(len(payload), now)
         if retransmit and self.trace is not None:
             self.trace("retransmit", now, {"seq": start, "len": end - start, "reason": self.rtx_reason})
-        if payload and now - self.lrcvtime < self.ato:
-            self.pingpong += 1   # tcp_event_data_sent: a reply within ato of the last arrival
+        if payload and now - rx.lrcvtime < rx.ato:
+            rx.pingpong += 1   # tcp_event_data_sent: a reply within ato of the last arrival
 
     # ------------------------------------------------------------------ ACK processing
     def _process_ack(self, seg: Segment, seq: int, ack: int, has_data: bool, now: int) -> None:
-        """tcp_ack."""
+        """tcp_ack: the window update, SACK tagging (recovery.py), tcp_clean_rtx_queue, the
+        recovery state machine and tcp_cong_control, then the timers."""
+        sb = self.scoreboard
         tp = self.tp
         prior_una = self.snd_una
-        records = self.records
+        records = sb.records
         flag = FLAG_DATA if has_data else 0
         sack = self.sack_ok and bool(seg.sack)
         rate_on = self.rate_on
@@ -345,20 +359,67 @@ class Sender:
             rs = self.rs = RateSample()
             rs.prior_in_flight = self._in_flight()
             prior_lost = tp.lost
+        else:
+            prior_lost = 0
         if ack < prior_una:
             # An old ACK: only its SACK information counts (tcp_ack's old_ack path).
             if sack and records:
-                self.ack_delivered = self.newly_lost = 0
+                sb.ack_delivered = sb.newly_lost = 0
                 newly, f = self._sacktag(seg.sack, now)
                 flag |= f
                 if rate_on:
                     tp.delivered += newly
                 self._fastretrans_alert(0, flag, now)
             return
+        flag |= self._ack_update_window(seg, seq, ack, prior_una)
+
+        self.probes_out = 0
+        self.rcv_tstamp = now
+        prior_packets = len(records)
+        sb.ack_delivered = 0
+        sb.newly_lost = 0
+        sb.reo_armed = False
+        prior_fack = self._highest_sack()
+        sb.sack_first_sent = None
+        newly_sacked = 0
+        if sack and records:
+            newly_sacked, f = self._sacktag(seg.sack, now)
+            flag |= f
+        if sb.rack_dsack_seen:
+            # tcp_rack_update_reo_wnd: each D-SACK widens RACK's reordering window one step.
+            sb.rack_dsack_seen = False
+            sb.rack_reo_wnd_steps = min(sb.rack_reo_wnd_steps + 1, 0xFF)
+            sb.rack_reo_wnd_persist = 16
+        delivered = newly_sacked
+        if ack > prior_una:
+            flag, delivered = self._clean_rtx_queue(seg, ack, prior_una, prior_fack, flag,
+                                                    delivered, now)
+        elif sb.sack_first_sent is not None:
+            self._rtt_sample(now - sb.sack_first_sent, now)
+            if rate_on:
+                rs.rtt_us = (now - sb.sack_first_sent) // 1000
+        if sb.tlp_high_seq is not None:
+            self._process_tlp_ack(ack, flag, now)
+        if prior_packets:
+            self._cong_control(ack, flag, delivered, prior_lost, now)
+        if ack > prior_una:
+            if self.fin_sent and self.snd_una >= self.snd_nxt:
+                self._our_fin_acked(now)
+            if records:
+                if self.rto_kind != "probe" and not sb.reo_armed:
+                    self._set_xmit_timer(now)   # FLAG_SET_XMIT_TIMER
+            elif self.rto_kind in ("rto", "reo", "tlp"):
+                self.rto_kind = None
+                self.rto_at = None
+            self.check_space(now)
+
+    def _ack_update_window(self, seg: Segment, seq: int, ack: int, prior_una: int) -> int:
+        """tcp_ack_update_window: take the peer's window if tcp_may_update_window allows
+        (FLAG_WIN_UPDATE returned), re-bounding the MSS when max_window grows; a window
+        opening ends zero-window probing (tcp_ack_probe)."""
         window = seg.window << self.snd_wscale
         if (ack > prior_una or seq > self.snd_wl1
                 or (seq == self.snd_wl1 and (window > self.snd_wnd or window == 0))):
-            flag |= FLAG_WIN_UPDATE     # tcp_ack_update_window: tcp_may_update_window
             if window != self.snd_wnd:
                 opened = window > 0 and self.snd_wnd == 0
                 self.snd_wnd = window
@@ -370,133 +431,118 @@ class Sender:
                     self.rto_at = None
                     self.backoff = 0
             self.snd_wl1 = seq
-        self.probes_out = 0
-        self.rcv_tstamp = now
-        prior_packets = len(records)
-        self.ack_delivered = 0
-        self.newly_lost = 0
-        self.reo_armed = False
-        prior_fack = self._highest_sack()
-        self._sack_first_sent = None
-        newly_sacked = 0
-        if sack and records:
-            newly_sacked, f = self._sacktag(seg.sack, now)
-            flag |= f
-        if self.rack_dsack_seen:
-            # tcp_rack_update_reo_wnd: each D-SACK widens RACK's reordering window one step.
-            self.rack_dsack_seen = False
-            self.rack_reo_wnd_steps = min(self.rack_reo_wnd_steps + 1, 0xFF)
-            self.rack_reo_wnd_persist = 16
-        delivered = newly_sacked
+            return FLAG_WIN_UPDATE
+        return 0
+
+    def _clean_rtx_queue(self, seg: Segment, ack: int, prior_una: int, prior_fack: int, flag: int,
+                         delivered: int, now: int) -> tuple[int, int]:
+        """tcp_clean_rtx_queue for an ACK that advanced snd_una: free what it covers, take
+        the RTT sample (tcp_ack_update_rtt) and tell the congestion module (pkts_acked);
+        returns the ACK's flags and the segments delivered so far."""
+        sb = self.scoreboard
+        tp = self.tp
+        records = sb.records
+        rate_on = self.rate_on
         acked_pkts = 0
-        if ack > prior_una:
-            flag |= FLAG_SND_UNA_ADVANCED | FLAG_DATA_ACKED
-            self.snd_una = ack
-            self.stats_bytes_acked += ack - prior_una
-            self.sendq.ack(ack)
-            first_sent = last_sent = None
-            reord = None
-            sack_ok = self.sack_ok
-            while records and records[0][1] <= ack:
-                rec = records.popleft()      # tcp_clean_rtx_queue
-                acked_pkts += 1
-                f = rec[3]
-                if f & (R_RETRANS | R_EVER):      # TCPCB_RETRANS: a loss probe counts too
-                    if f & R_RETRANS:
-                        self.retrans_out -= 1
-                    flag |= FLAG_RETRANS_DATA_ACKED
-                if f & R_LOST:
-                    self.lost_out -= 1
-                if not f & (R_EVER | R_RETRANS) and first_sent is None:
-                    first_sent = rec[2]
-                if rate_on:
-                    self._rate_skb_delivered(rec, False)
-                    if not f & (R_EVER | R_RETRANS | R_SACKED):
-                        last_sent = rec[2]      # last_ackt: the newest original transmission
-                if f & R_SACKED:
-                    self.sacked_out -= 1
-                elif sack_ok:
-                    delivered += 1
-                    self._rack_advance(f, rec[1], rec[2], now)
-                    if not f & R_EVER and (reord is None or rec[0] < reord):
-                        reord = rec[0]
-            if records and records[0][0] < ack:
-                records[0][0] = ack
-            if not sack_ok:
-                delivered += self._remove_reno_sacks(acked_pkts)
-            elif reord is not None and reord < prior_fack:
-                self._check_sack_reordering(reord, prior_fack)
-            rtt = -1
-            if first_sent is not None and not flag & FLAG_RETRANS_DATA_ACKED:
-                rtt = now - first_sent
-            elif self._sack_first_sent is not None:
-                rtt = now - self._sack_first_sent      # tcp_ack_update_rtt: the SACK RTT
-            elif self.ts_ok and seg.ts is not None and seg.ts[1]:
-                rtt = ((now // 1_000_000 - seg.ts[1]) & 0xFFFFFFFF) * 1_000_000
-            if rtt >= 0:
-                self._rtt_sample(rtt, now)
-            self.backoff = 0
-            self.retransmits = 0
-            if self.retrans_out == 0:
-                self.retrans_stamp = 0
-            tp.packets_out = len(records)
+        flag |= FLAG_SND_UNA_ADVANCED | FLAG_DATA_ACKED
+        self.snd_una = ack
+        self.stats_bytes_acked += ack - prior_una
+        self.sendq.ack(ack)
+        first_sent = last_sent = None
+        reord = None
+        sack_ok = self.sack_ok
+        while records and records[0][1] <= ack:
+            rec = records.popleft()      # tcp_clean_rtx_queue
+            acked_pkts += 1
+            f = rec[3]
+            if f & (R_RETRANS | R_EVER):      # TCPCB_RETRANS: a loss probe counts too
+                if f & R_RETRANS:
+                    sb.retrans_out -= 1
+                flag |= FLAG_RETRANS_DATA_ACKED
+            if f & R_LOST:
+                sb.lost_out -= 1
+            if not f & (R_EVER | R_RETRANS) and first_sent is None:
+                first_sent = rec[2]
+            if rate_on:
+                self._rate_skb_delivered(rec, False)
+                if not f & (R_EVER | R_RETRANS | R_SACKED):
+                    last_sent = rec[2]      # last_ackt: the newest original transmission
+            if f & R_SACKED:
+                sb.sacked_out -= 1
+            elif sack_ok:
+                delivered += 1
+                self._rack_advance(f, rec[1], rec[2], now)
+                if not f & R_EVER and (reord is None or rec[0] < reord):
+                    reord = rec[0]
+        if records and records[0][0] < ack:
+            records[0][0] = ack
+        if not sack_ok:
+            delivered += self._remove_reno_sacks(acked_pkts)
+        elif reord is not None and reord < prior_fack:
+            self._check_sack_reordering(reord, prior_fack)
+        rtt = -1
+        if first_sent is not None and not flag & FLAG_RETRANS_DATA_ACKED:
+            rtt = now - first_sent
+        elif sb.sack_first_sent is not None:
+            rtt = now - sb.sack_first_sent      # tcp_ack_update_rtt: the SACK RTT
+        elif self.ts_ok and seg.ts is not None and seg.ts[1]:
+            rtt = ((now // 1_000_000 - seg.ts[1]) & 0xFFFFFFFF) * 1_000_000
+        if rtt >= 0:
+            self._rtt_sample(rtt, now)
+        self.backoff = 0
+        self.retransmits = 0
+        if sb.retrans_out == 0:
+            self.retrans_stamp = 0
+        tp.packets_out = len(records)
+        tp.now_us = now // 1000
+        tp.snd_una = ack
+        tp.snd_nxt = self.snd_nxt
+        self.cc.pkts_acked(tp, acked_pkts, rtt // 1000 if rtt >= 0 else -1)
+        if rate_on:
+            # ca_rtt_us (tcp_clean_rtx_queue): the RTT of the newest segment ACKed
+            if last_sent is not None and first_sent is not None and not flag & FLAG_RETRANS_DATA_ACKED:
+                self.rs.rtt_us = (now - last_sent) // 1000
+            else:
+                self.rs.rtt_us = rtt // 1000 if rtt >= 0 else -1
+        return flag, delivered
+
+    def _cong_control(self, ack: int, flag: int, delivered: int, prior_lost: int, now: int) -> None:
+        """A dubious ACK through tcp_fastretrans_alert, then tcp_cong_control: the module's
+        own cong_control (BBR, with the rate sample), PRR while reducing, or cong_avoid."""
+        sb = self.scoreboard
+        tp = self.tp
+        records = sb.records
+        rate_on = self.rate_on
+        if not flag & FLAG_NOT_DUP or flag & FLAG_CA_ALERT or tp.ca_state != 0:
+            # tcp_ack_is_dubious
+            num_dupack = 0 if flag & (FLAG_SND_UNA_ADVANCED | FLAG_NOT_DUP | FLAG_DSACKING_ACK) else 1
+            sb.dupacks += num_dupack
+            before = (tp.snd_cwnd, tp.snd_ssthresh, tp.ca_state)
+            flag = self._fastretrans_alert(num_dupack, flag, now)
+            if self.trace is not None and before != (tp.snd_cwnd, tp.snd_ssthresh, tp.ca_state):
+                self.trace("cwnd", now, {"cwnd": tp.snd_cwnd, "ssthresh": tp.snd_ssthresh,
+                                         "ca_state": tp.ca_state})
+        delivered += sb.ack_delivered
+        # tcp_cong_control
+        if self.cc.cong_control is not None:
+            # tcp_rate_gen, then the module's own control (BBR) instead of PRR/cong_avoid
+            if rate_on:
+                tp.delivered += delivered
+                self._rate_gen(delivered, tp.lost - prior_lost, now)
             tp.now_us = now // 1000
-            tp.snd_una = ack
-            tp.snd_nxt = self.snd_nxt
-            self.cc.pkts_acked(tp, acked_pkts, rtt // 1000 if rtt >= 0 else -1)
-            if rate_on:
-                # ca_rtt_us (tcp_clean_rtx_queue): the RTT of the newest segment ACKed
-                if last_sent is not None and first_sent is not None and not flag & FLAG_RETRANS_DATA_ACKED:
-                    rs.rtt_us = (now - last_sent) // 1000
-                else:
-                    rs.rtt_us = rtt // 1000 if rtt >= 0 else -1
-        elif self._sack_first_sent is not None:
-            self._rtt_sample(now - self._sack_first_sent, now)
-            if rate_on:
-                rs.rtt_us = (now - self._sack_first_sent) // 1000
-        if self.tlp_high_seq is not None:
-            self._process_tlp_ack(ack, flag, now)
-        if prior_packets:
-            if not flag & FLAG_NOT_DUP or flag & FLAG_CA_ALERT or tp.ca_state != 0:
-                # tcp_ack_is_dubious
-                num_dupack = 0 if flag & (FLAG_SND_UNA_ADVANCED | FLAG_NOT_DUP | FLAG_DSACKING_ACK) else 1
-                self.dupacks += num_dupack
-                before = (tp.snd_cwnd, tp.snd_ssthresh, tp.ca_state)
-                flag = self._fastretrans_alert(num_dupack, flag, now)
-                if self.trace is not None and before != (tp.snd_cwnd, tp.snd_ssthresh, tp.ca_state):
-                    self.trace("cwnd", now, {"cwnd": tp.snd_cwnd, "ssthresh": tp.snd_ssthresh,
-                                             "ca_state": tp.ca_state})
-            delivered += self.ack_delivered
-            # tcp_cong_control
-            if self.cc.cong_control is not None:
-                # tcp_rate_gen, then the module's own control (BBR) instead of PRR/cong_avoid
-                if rate_on:
-                    tp.delivered += delivered
-                    self._rate_gen(delivered, tp.lost - prior_lost, now)
-                tp.now_us = now // 1000
-                tp.clock_ns = now
-                tp.packets_out = len(records)
-                tp.in_flight = self._in_flight()
-                self.cc.cong_control(tp, ack, flag, self.rs)
-                if self.trace is not None:
-                    self._trace_cc_state(now)
-            elif tp.ca_state in (CA_CWR, CA_RECOVERY):
-                self._cwnd_reduction(delivered, self.newly_lost, flag)
-            elif (flag & FLAG_FORWARD_PROGRESS if self.reordering > TCP_REORDERING
-                  else flag & FLAG_DATA_ACKED):
-                self._cong_avoid(ack, delivered)
-            if self.pacing_on and self.cc.cong_control is None:
-                self._update_pacing_rate()
-        if ack > prior_una:
-            if self.fin_sent and self.snd_una >= self.snd_nxt:
-                self._our_fin_acked(now)
-            if records:
-                if self.rto_kind != "probe" and not self.reo_armed:
-                    self._set_xmit_timer(now)   # FLAG_SET_XMIT_TIMER
-            elif self.rto_kind in ("rto", "reo", "tlp"):
-                self.rto_kind = None
-                self.rto_at = None
-            self._check_space(now)
+            tp.clock_ns = now
+            tp.packets_out = len(records)
+            tp.in_flight = self._in_flight()
+            self.cc.cong_control(tp, ack, flag, self.rs)
+            if self.trace is not None:
+                self._trace_cc_state(now)
+        elif tp.ca_state in (CA_CWR, CA_RECOVERY):
+            self._cwnd_reduction(delivered, sb.newly_lost, flag)
+        elif (flag & FLAG_FORWARD_PROGRESS if sb.reordering > TCP_REORDERING
+              else flag & FLAG_DATA_ACKED):
+            self._cong_avoid(ack, delivered)
+        if self.pacing_on and self.cc.cong_control is None:
+            self._update_pacing_rate()
 
     def _rtt_sample(self, rtt: int, now: int) -> None:
         r = self.rtt
@@ -520,7 +566,7 @@ class Sender:
         tcp_is_cwnd_limited (tcp/cc/base.py) reads both, so an application-limited sender in
         slow start still grows cwnd to twice what it had in flight during the round."""
         tp = self.tp
-        n = len(self.records)
+        n = len(self.scoreboard.records)
         if self.snd_una >= self.cwnd_usage_seq or is_cwnd_limited or (
                 not tp.is_cwnd_limited and n > self.max_packets_out):
             tp.is_cwnd_limited = is_cwnd_limited
@@ -529,11 +575,12 @@ class Sender:
 
     def _cong_avoid(self, ack: int, acked: int) -> None:
         tp = self.tp
-        tp.packets_out = len(self.records)
+        tp.packets_out = len(self.scoreboard.records)
         self.cc.cong_avoid(tp, ack, acked)
 
-    def _check_space(self, now: int) -> None:
-        """tcp_check_space / tcp_new_space / sk_stream_write_space."""
+    def check_space(self, now: int) -> None:
+        """tcp_check_space / tcp_new_space / sk_stream_write_space: after buffer space was
+        freed, wake a writer that ran out (SIG_SPACE) once the socket is writable."""
         if self.nospace:
             if not self._cwnd_full():
                 self._sndbuf_expand()
@@ -552,300 +599,17 @@ class Sender:
         return (self.sndbuf - q >= q >> 1 and q < self.sndbuf
                 and (self.sendq.end - self.snd_nxt) << 1 < (self.notsent_lowat or self.config.notsent_lowat))
 
-    # ------------------------------------------------------------------ timers
-    def _arm_rto(self, now: int) -> None:
-        self.rto_kind = "rto"
-        self.rto_at = now + min(self.rtt.rto << self.backoff, self.config.rto_max)
 
-    def _rearm_rto(self, now: int) -> None:
-        """tcp_rearm_rto: the RTO from now -- or, replacing a pending loss-probe or
-        reordering timer, from the head segment's last transmission (tcp_rto_delta_us)."""
-        if not self.records:
-            if self.rto_kind in ("rto", "reo", "tlp"):
-                self.rto_kind = self.rto_at = None
-            return
-        rto = min(self.rtt.rto << self.backoff, self.config.rto_max)
-        if self.rto_kind in ("reo", "tlp"):
-            rto = max(self.records[0][2] + rto - now, 1000)
-        self.rto_kind = "rto"
-        self.rto_at = now + rto
 
-    def _set_xmit_timer(self, now: int) -> None:
-        """tcp_set_xmit_timer: a loss probe if one may be scheduled, else the RTO."""
-        if not self._schedule_loss_probe(now, True):
-            self._rearm_rto(now)
 
-    def _schedule_loss_probe(self, now: int, advancing_rto: bool) -> bool:
-        """tcp_schedule_loss_probe (RFC 8985 section 7.2): arm the probe timeout (PTO).
 
-        Only for SACK connections in Open or CWR with data in flight, when
-        net.ipv4.tcp_early_retrans is 3 or 4 (3 is the default). PTO = 2*srtt, plus
-        TCP_RTO_MIN when a single segment is in flight (its ACK may be delayed) or plus
-        TCP_TIMEOUT_MIN (2 ms) otherwise; 1 s before any RTT sample; never later than the
-        RTO would fire (the full RTO when ``advancing_rto``, else what is left of it
-        counted from the head's transmission). The probe timer takes the RTO's place.
-        """
-        cfg = self.config
-        if (cfg.early_retrans not in (3, 4) or not self.records or not self.sack_ok
-                or self.tp.ca_state not in (CA_OPEN, CA_CWR)):
-            return False
-        srtt = self.rtt.srtt
-        if srtt:
-            timeout = 2 * srtt + (cfg.rto_min if len(self.records) == 1 else cfg.timeout_min)
-        else:
-            timeout = cfg.rto_init
-        rto = min(self.rtt.rto << self.backoff, cfg.rto_max)
-        rto_delta = rto if advancing_rto else self.records[0][2] + rto - now
-        if rto_delta > 0:
-            timeout = min(timeout, rto_delta)
-        self.rto_kind = "tlp"
-        self.rto_at = now + timeout
-        return True
 
-    def _send_loss_probe(self, now: int, out: list) -> None:
-        """tcp_send_loss_probe: the PTO fired. Send one new segment if the window allows
-        (regardless of cwnd, Nagle off), else retransmit the last segment in flight; at most
-        one probe per episode (``tlp_high_seq``). Then the RTO is rearmed: from now if a
-        probe went out, else from the head's transmission."""
-        self.rto_kind = "tlp"               # icsk_pending stays LOSS_PROBE until a probe leaves
-        if self.tlp_high_seq is None and self.records:
-            self.tlp_retrans = False
-            sent = self._probe_new_data(now, out)
-            probe = self.records[-1]
-            if not sent:
-                i = len(self.records) - 1
-                tail = self._fit_to_window(probe, i)
-                if tail is not False:
-                    if tail is not None:
-                        self.records.insert(i + 1, tail)
-                    reason, self.rtx_reason = self.rtx_reason, "tlp"
-                    self._emit_data(probe[0], probe[1], now, out, retransmit=True)
-                    self.rtx_reason = reason
-                    if self.rate_on:
-                        self._rate_stamp(probe, now)
-                    probe[2] = now
-                    probe[3] |= R_EVER
-                    self.stats_retransmits += 1
-                    self.tlp_retrans = sent = True
-            if sent:
-                self.tlp_high_seq = self.snd_nxt
-                self.stats_tlp += 1
-                if self.trace is not None:
-                    self.trace("tlp", now, {"seq": probe[0], "len": probe[1] - probe[0],
-                                            "retransmit": self.tlp_retrans})
-                self.rto_kind = None        # the RTO restarts from now
-        self._rearm_rto(now)
 
-    def _probe_new_data(self, now: int, out: list) -> bool:
-        """The new-data half of a loss probe: tcp_write_xmit(push_one=2) when the next
-        segment passes tcp_snd_wnd_test."""
-        sq = self.sendq
-        nxt = self.snd_nxt
-        if nxt < sq.end:
-            mss = self._mss_now()
-            seg_end = min(nxt + mss, sq.skb_end(nxt))
-            if seg_end > self.snd_una + self.snd_wnd:
-                return False
-            fin = self.fin_queued and seg_end == sq.end
-        elif self.fin_queued and not self.fin_sent:
-            seg_end, fin = nxt, True
-        else:
-            return False
-        self._emit_data(nxt, seg_end, now, out, fin=fin)
-        end = seg_end + (1 if fin else 0)
-        rec = [nxt, end, now, 0]
-        if self.rate_on:
-            rec.append(self._rate_skb_sent(now))
-        self.records.append(rec)
-        if seg_end - nxt < self._mss_now():
-            self.snd_sml = end
-        self.snd_nxt = end
-        if fin:
-            self.fin_sent = True
-        if self.snd_nxt < sq.end:
-            sq.split_at(self.snd_nxt)
-        tp = self.tp
-        tp.lsndtime_us = now // 1000
-        tp.snd_nxt = self.snd_nxt
-        return True
 
-    def _process_tlp_ack(self, ack: int, flag: int, now: int) -> None:
-        """tcp_process_tlp_ack: an ACK during a loss-probe episode. A probe of new data,
-        or a retransmission the receiver reports as a duplicate (D-SACK), or a pure
-        duplicate ACK ends the episode with nothing lost; an ACK beyond the probe shows
-        that the probe repaired a loss, so cwnd is reduced once (CWR, cwnd = ssthresh)."""
-        high = self.tlp_high_seq
-        if ack < high:
-            return
-        if not self.tlp_retrans or flag & FLAG_DSACK_TLP:
-            self.tlp_high_seq = None
-        elif ack > high:
-            tp = self.tp
-            # tcp_init_cwnd_reduction, CWR, tcp_end_cwnd_reduction, tcp_try_keep_open
-            self.tlp_high_seq = None
-            self.high_seq = self.snd_nxt
-            tp.snd_cwnd_cnt = 0
-            tp.prior_cwnd = tp.snd_cwnd
-            self.prr_delivered = self.prr_out = 0
-            tp.packets_out = len(self.records)
-            tp.snd_ssthresh = self.cc.ssthresh(tp)
-            self._set_ca_state(CA_CWR, now)
-            self._end_cwnd_reduction()
-            state = CA_DISORDER if (self.sacked_out or self.lost_out or self.retrans_out
-                                    or (self.records and self.records[0][3] & R_EVER)) else CA_OPEN
-            self._set_ca_state(state, now)
-            self.high_seq = self.snd_nxt
-            self.stats_tlp_recoveries += 1
-            if self.trace is not None:
-                self.trace("cwnd", now, {"cwnd": tp.snd_cwnd, "ssthresh": tp.snd_ssthresh,
-                                         "ca_state": tp.ca_state})
-        elif not flag & (FLAG_SND_UNA_ADVANCED | FLAG_NOT_DUP | FLAG_DATA_SACKED):
-            self.tlp_high_seq = None
 
-    def _arm_probe(self, now: int) -> None:
-        self.rto_kind = "probe"
-        base = max(self.rtt.rto, self.config.rto_min)
-        self.rto_at = now + min(base << self.backoff, self.config.rto_max)
 
-    def _timed_out(self, now: int, boundary: int, rto_base: int) -> bool:
-        """retransmits_timed_out: TCP_USER_TIMEOUT, when set, replaces the time that
-        ``boundary`` backoffs would take."""
-        if not self.retransmits:
-            return False
-        limit = self.user_timeout or _model_timeout(boundary, rto_base, self.config.rto_max)
-        return now - self.retrans_stamp >= limit
 
-    def _rto_alive(self) -> bool:
-        """tcp_write_timeout's ``alive``: the backed-off RTO is still below TCP_RTO_MAX."""
-        return (self.rtt.rto << self.backoff) < self.config.rto_max
 
-    def _orphan_retries(self) -> int:
-        """tcp_orphan_retries: net.ipv4.tcp_orphan_retries, where 0 (the default) means 8
-        while the connection is alive; 0 after an ICMP error once it is not."""
-        alive = self._rto_alive()
-        retries = self.config.orphan_retries
-        if self.sk_err_soft and not alive:
-            retries = 0
-        if retries == 0 and alive:
-            retries = 8
-        return retries
 
-    def _retry_until(self) -> int:
-        """How many backoffs a retransmitting connection survives: tcp_retries2, or for an
-        orphan (closed by its application: SOCK_DEAD) tcp_orphan_retries (tcp_write_timeout)."""
-        return self._orphan_retries() if self.orphan else self.config.retries2
 
-    def _clamp_rto_to_user_timeout(self, rto: int, now: int) -> int:
-        """tcp_clamp_rto_to_user_timeout: the next retransmission timeout never comes later
-        than the user timeout (once it has passed, the timer fires after one jiffy)."""
-        if not self.user_timeout:
-            return rto
-        remaining = self.user_timeout - (now - self.retrans_stamp)
-        if remaining <= 0:
-            return 1_000_000_000 // 250          # one jiffy (CONFIG_HZ 250)
-        return min(rto, remaining)
 
-    def _retransmit_timer(self, now: int) -> None:
-        """tcp_retransmit_timer for a synchronized connection."""
-        tp = self.tp
-        records = self.records
-        if not records:
-            self.rto_kind = None
-            self.rto_at = None
-            return
-        self.tlp_high_seq = None
-        zero_wnd = not self.snd_wnd and not self.orphan
-        if zero_wnd:
-            # "Receiver dastardly shrinks window": the retransmission below is a zero-window
-            # probe, and the connection fails only when the peer has not answered anything
-            # for 2 * TCP_RTO_MAX (tcp_rtx_probe0_timed_out), not after tcp_retries2; nor
-            # does it count toward tcp_retries2 (no tcp_update_rto_stats: icsk_retransmits
-            # stays, so retransmits_timed_out stays false once the window reopens).
-            limit = 2 * self.config.rto_max
-            if (now - self.rcv_tstamp > limit and self.retrans_stamp
-                    and now - self.retrans_stamp > limit):
-                self._done_with_error(self.sk_err_soft or 110, now)
-                return
-        elif self._timed_out(now, self._retry_until(), self.config.rto_min):
-            self._done_with_error(self.sk_err_soft or 110, now)  # ETIMEDOUT, tcp_write_err
-            return
-        # tcp_enter_loss
-        if tp.ca_state <= CA_DISORDER or self.snd_una >= self.high_seq or (
-                tp.ca_state == CA_LOSS and not self.retransmits):
-            tp.prior_cwnd = tp.snd_cwnd
-            tp.packets_out = len(records)
-            tp.snd_ssthresh = self.cc.ssthresh(tp)
-            self.cc.cwnd_event(tp, CA_EVENT_LOSS)
-        self._timeout_mark_lost(now)
-        tp.snd_cwnd = self._in_flight() + 1
-        tp.snd_cwnd_cnt = 0
-        if tp.ca_state <= CA_DISORDER and self.sacked_out >= TCP_REORDERING:
-            self.reordering = min(self.reordering, TCP_REORDERING)
-        self.high_seq = self.snd_nxt
-        self._set_ca_state(CA_LOSS, now)
-        if self.trace is not None:
-            self.trace("cwnd", now, {"cwnd": tp.snd_cwnd, "ssthresh": tp.snd_ssthresh,
-                                     "ca_state": tp.ca_state})
-        if not self.retrans_stamp:
-            # tcp_retransmit_skb: "Save stamp of the first (attempted) retransmit" (the skb's
-            # timestamp after it went out again): retransmits_timed_out and TCP_USER_TIMEOUT
-            # count from here (measured with packetdrill on 6.18: a 1 s user timeout ends
-            # 1 s after the first retransmission)
-            self.retrans_stamp = now
-        self.rtx_reason = "timeout"
-        if not zero_wnd:
-            self.stats_rto_count += 1
-            if not self.retransmits:
-                self.stats_rto_recoveries += 1     # tcp_update_rto_stats: a new RTO episode
-            self.retransmits += 1
-        self.backoff += 1
-        self.rto_kind = "rto"
-        self.rto_at = now + self._clamp_rto_to_user_timeout(
-            min(self.rtt.rto << self.backoff, self.config.rto_max), now)
-        self.rtt_backed_off = True
-
-    def _probe_timer(self, now: int, out: list) -> None:
-        """tcp_probe_timer + tcp_send_probe0 + tcp_write_wakeup."""
-        self.rto_kind = None
-        self.rto_at = None
-        if self.records or self.snd_nxt >= self.sendq.end:
-            return
-        mss = self._mss_now()
-        room = self.snd_una + self.snd_wnd - self.snd_nxt
-        if room > 0:
-            # The window is open but too small for tcp_write_xmit: send what fits.
-            nxt = self.snd_nxt
-            end = min(nxt + min(room, mss), self.sendq.skb_end(nxt))
-            fin = self.fin_queued and end == self.sendq.end
-            self._emit_data(nxt, end, now, out, fin=fin, psh=True)
-            rec = [nxt, end + (1 if fin else 0), now, 0]
-            if self.rate_on:
-                rec.append(self._rate_skb_sent(now))
-            self.records.append(rec)
-            self.snd_nxt = end + (1 if fin else 0)
-            if fin:
-                self.fin_sent = True
-            self.sendq.split_at(self.snd_nxt)
-            self.backoff = 0
-            self.probes_out = 0
-            self._arm_rto(now)
-            return
-        self.probes_out += 1
-        if self.orphan:
-            # tcp_probe_timer on a dead socket: tcp_orphan_retries probes at most, and none
-            # more once the backed-off RTO has reached TCP_RTO_MAX
-            max_probes = self._orphan_retries()
-            if not self._rto_alive() and self.backoff >= max_probes:
-                self._done_with_error(110, now)
-                return
-        else:
-            max_probes = self.config.retries2
-        if self.probes_out > max_probes:
-            self._done_with_error(110, now)
-            return
-        out.append(self._make_segment(self.snd_una - 1, ACK, now, b""))
-        self.stats_zwp += 1
-        if self.trace is not None:
-            self.trace("zwp", now, {"seq": self.snd_una - 1, "backoff": self.backoff})
-        self.backoff += 1
-        self._arm_probe(now)

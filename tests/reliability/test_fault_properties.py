@@ -124,10 +124,10 @@ def run_world(w):
     clog, slog = Log("client"), Log("server")
     original = TcpConnection._done_with_error
 
-    def record(conn, err, now):
+    def record(conn, err, event, now):
         if err:
             deaths.setdefault(conn, (now, err))
-        return original(conn, err, now)
+        return original(conn, err, event, now)
 
     async def final_calls(k, sock, log, client):
         """After the transfer: send, recv, send and SO_ERROR, each allowed to fail (the

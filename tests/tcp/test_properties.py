@@ -24,7 +24,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 from simsock.constants import SHUT_WR
 from simsock.tcp.config import TcpConfig
-from simsock.tcp.connection import unwrap
+from simsock.tcp.segment import unwrap
 from simsock.tcp.recovery import R_LOST, R_RETRANS, R_SACKED
 from simsock.tcp.segment import ACK, FIN, RST, SYN
 from tests.tcp.fakelink import MS, make_pair
@@ -138,13 +138,13 @@ class TcpPair(RuleBasedStateMachine):
             assert sent[:len(got)] == got
             c = self.side[me]
             assert c.snd_una <= c.snd_nxt <= c.sendq.end + 1
-            recs = c.records
-            assert c.sacked_out + c.lost_out <= len(recs)
-            assert c.retrans_out >= 0 and c._in_flight() >= 0
-            assert sum(1 for r in recs if r[3] & R_LOST) == c.lost_out
-            assert sum(1 for r in recs if r[3] & R_RETRANS) == c.retrans_out
+            recs = c.scoreboard.records
+            assert c.scoreboard.sacked_out + c.scoreboard.lost_out <= len(recs)
+            assert c.scoreboard.retrans_out >= 0 and c._in_flight() >= 0
+            assert sum(1 for r in recs if r[3] & R_LOST) == c.scoreboard.lost_out
+            assert sum(1 for r in recs if r[3] & R_RETRANS) == c.scoreboard.retrans_out
             if c.sack_ok:
-                assert sum(1 for r in recs if r[3] & R_SACKED) == c.sacked_out
+                assert sum(1 for r in recs if r[3] & R_SACKED) == c.scoreboard.sacked_out
             assert all(a[1] <= b[0] for a, b in zip(recs, list(recs)[1:]))
 
     def teardown(self):

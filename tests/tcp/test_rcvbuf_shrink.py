@@ -207,7 +207,7 @@ def test_in_sequence_segment_over_a_shrunk_buffer_is_refused_with_a_zero_window(
     c.send(bytes(1000), net.now)
     net.run(duration=5 * MS)
     assert s.inq == 10_000 and s.stats()["rcvq_drops"] == 1
-    assert s.rcv_wnd == 0 and s.rcv_wup == s.rcv_nxt and c.snd_wnd == 0
+    assert s.rcv.rcv_wnd == 0 and s.rcv.rcv_wup == s.rcv.rcv_nxt and c.snd_wnd == 0
     assert len(s.recv(1 << 20, net.now)) == 10_000
     assert s.segments_to_send(net.now)[-1].window > 0      # the window update
     net.run(duration=2 * S)

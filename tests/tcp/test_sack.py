@@ -8,11 +8,11 @@ N round trips without it, and never a retransmission timeout.
 from hypothesis import given, settings, strategies as st
 
 from simsock.tcp.config import TcpConfig
-from simsock.tcp.connection import TcpConnection, unwrap
-from simsock.tcp.congestion import CA_OPEN, CA_RECOVERY
+from simsock.tcp.connection import TcpConnection
+from simsock.tcp.cc.base import CA_OPEN, CA_RECOVERY
 from simsock.tcp.recovery import R_LOST, R_RETRANS, R_SACKED
 from simsock.tcp.sack import SackBlocks, max_sack_blocks
-from simsock.tcp.segment import ACK, SYN, Segment
+from simsock.tcp.segment import ACK, SYN, Segment, unwrap
 from tests.tcp.fakelink import MS, make_pair
 
 S = 1000 * MS
@@ -171,11 +171,11 @@ def test_prr_paces_recovery_and_ends_at_ssthresh():
 
     def watch(seg, now):
         in_rec = c.tp.ca_state == CA_RECOVERY
-        sacked, acked = c.sacked_out, c.snd_una
+        sacked, acked = c.scoreboard.sacked_out, c.snd_una
         orig(seg, now)
         if in_rec and c.tp.ca_state == CA_RECOVERY:
             out = c.segments_to_send(now)
-            delivered = (c.sacked_out - sacked) + (c.snd_una - acked + mss - 1) // mss
+            delivered = (c.scoreboard.sacked_out - sacked) + (c.snd_una - acked + mss - 1) // mss
             burst.append((len([x for x in out if x.payload]), delivered))
             for x in out:
                 net._send(x, "A")
@@ -230,16 +230,16 @@ def test_sacktag_marks_counts_and_ignores_dsack_and_bogus_blocks():
     c.send(bytes(8 * 1460), 100 * MS)
     out = c.segments_to_send(100 * MS)
     assert len(out) == 8 and c.sack_ok
-    ends = [r[1] for r in c.records]
+    ends = [r[1] for r in c.scoreboard.records]
     c.receive_segment(_ack(1, ((ends[1], ends[3]),)), 150 * MS)     # SACK segments 3-4
-    assert c.sacked_out == 2
-    assert [bool(r[3] & R_SACKED) for r in c.records] == [False, False, True, True] + [False] * 4
+    assert c.scoreboard.sacked_out == 2
+    assert [bool(r[3] & R_SACKED) for r in c.scoreboard.records] == [False, False, True, True] + [False] * 4
     c.receive_segment(_ack(1, ((ends[6], ends[7] + 1000),)), 151 * MS)   # beyond snd_nxt: invalid
-    assert c.sacked_out == 2
+    assert c.scoreboard.sacked_out == 2
     c.receive_segment(_ack(1, ((ends[1], ends[2]), (ends[1], ends[3]))), 152 * MS)  # D-SACK
-    assert c.sacked_out == 2 and c.stats()["dsacks_received"] == 1
+    assert c.scoreboard.sacked_out == 2 and c.stats()["dsacks_received"] == 1
     c.receive_segment(_ack(ends[3], ()), 153 * MS)                  # cumulative over the SACKed
-    assert c.sacked_out == 0 and len(c.records) == 4
+    assert c.scoreboard.sacked_out == 0 and len(c.scoreboard.records) == 4
 
 
 def test_reordering_raises_reordering_and_rack_window():
@@ -248,10 +248,10 @@ def test_reordering_raises_reordering_and_rack_window():
     c = _established_sender()
     c.send(bytes(10 * 1460), 100 * MS)
     c.segments_to_send(100 * MS)
-    ends = [r[1] for r in c.records]
+    ends = [r[1] for r in c.scoreboard.records]
     c.receive_segment(_ack(1, ((ends[8], ends[9]),)), 200 * MS)
     c.receive_segment(_ack(1, ((ends[0], ends[1]), (ends[8], ends[9]))), 200 * MS)
-    assert c.reord_seen and c.reordering == 9       # (fack - start) / mss, rounded up
+    assert c.scoreboard.reord_seen and c.scoreboard.reordering == 9       # (fack - start) / mss, rounded up
     assert c._rack_reo_wnd() == min(c.min_rtt // 4, c.rtt.srtt)
 
 
@@ -276,7 +276,7 @@ def test_rack_reordering_timer_like_linux_delayed_early_retransmit():
         out = [x for x in c.segments_to_send(t) if x.payload]
         assert [(x.seq, len(x.payload)) for x in out] == [(1, 1460)]
         assert c.stats()["rto_count"] == (0 if recovery else 1)
-        assert c.records[0][3] & R_RETRANS and c.records[0][3] & R_LOST
+        assert c.scoreboard.records[0][3] & R_RETRANS and c.scoreboard.records[0][3] & R_LOST
 
 
 def test_rfc6675_without_dupthresh_gets_a_tail_loss_probe():

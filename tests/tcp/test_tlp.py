@@ -89,5 +89,5 @@ def test_probe_of_new_data_when_the_window_allows():
     c.handle_timer(t)
     probe = [x for x in c.segments_to_send(t) if x.payload]
     assert len(probe) == 1 and (probe[0].seq - out[-1].seq) & 0xFFFFFFFF == mss   # new data
-    assert c.stats()["loss_probes"] == 1 and c.tlp_high_seq == c.snd_nxt and not c.tlp_retrans
+    assert c.stats()["loss_probes"] == 1 and c.scoreboard.tlp_high_seq == c.snd_nxt and not c.scoreboard.tlp_retrans
     assert c.rto_kind == "rto"

@@ -70,4 +70,4 @@ def test_with_fq_cubic_is_paced_at_twice_its_rate_in_slow_start():
     tp = conn.tp
     srtt_us = conn.rtt.srtt // 1000
     ratio = 200 if tp.snd_cwnd < tp.snd_ssthresh // 2 else 120
-    assert tp.pacing_rate == MSS * 10_000 * ratio * max(tp.snd_cwnd, len(conn.records)) // srtt_us
+    assert tp.pacing_rate == MSS * 10_000 * ratio * max(tp.snd_cwnd, len(conn.scoreboard.records)) // srtt_us
