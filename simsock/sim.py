@@ -82,7 +82,7 @@ def _run_events(env: simpy.Environment, until_ns: int | None) -> None:
             if same > SAME_TIME_EVENT_LIMIT:
                 from simsock.kernel.watchdog import stuck_events
                 queue.append((now, 0, -1, event))
-                raise stuck_events(env, same)
+                raise stuck_events(RUNNING.sim, same)
         else:
             last = now
             same = 0

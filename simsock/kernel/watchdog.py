@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import linecache
 import os
+import sys
 
 from simsock.errors import SimulationError
 
@@ -148,7 +149,6 @@ def stop_thread(thread, what: str) -> BaseException:
     """The exception that stops ``thread``, raised from inside its step (a call it made)."""
     if thread.fault is not None:
         return thread.fault
-    import sys
     frames = []
     f = sys._getframe(1)
     while f is not None:
@@ -159,10 +159,8 @@ def stop_thread(thread, what: str) -> BaseException:
     return ZeroTimeLoop(message(thread, _guess(what, line), thread.ops, line))
 
 
-def stuck_events(env, count: int) -> SimulationError:
-    """The error for ``count`` events at one instant: name the threads involved."""
-    from .thread import RUNNING
-    sim = RUNNING.sim
+def stuck_events(sim, count: int) -> SimulationError:
+    """The error for ``count`` events at one instant in ``sim``: name the threads involved."""
     threads = []
     seen = set()
     for entry in sorted(sim.env._queue)[:64]:
