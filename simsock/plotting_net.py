@@ -23,9 +23,9 @@ Data may come straight from a monitor or as plain lists read back from ``result.
 experiment's ``plot`` only sees the saved result):
 
 - a value that holds until it changes (queue occupancy): a
-  :class:`~simsock.monitor.StepSeries`, or a pair ``(times_ns, values)``;
+  :class:`~simsock.timeseries.StepSeries`, or a pair ``(times_ns, values)``;
 - an amount per time bin (bytes delivered, packets dropped): a
-  :class:`~simsock.monitor.BinnedCounter`, or ``{"bin_ns": int, "values": [...]}``.
+  :class:`~simsock.timeseries.BinnedCounter`, or ``{"bin_ns": int, "values": [...]}``.
 
 Times inside are integer nanoseconds; axes show seconds. Colour scales are fixed (0-100 %
 utilisation, 0 to ``drop_vmax`` drop rate) so that two pictures of one run, or the frames
@@ -47,7 +47,7 @@ from matplotlib import colormaps  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 
 from simsock import plotting  # noqa: E402
-from simsock.monitor import BinnedCounter, StepSeries  # noqa: E402
+from simsock.timeseries import BinnedCounter, StepSeries  # noqa: E402
 from simsock.units import NS_PER_S  # noqa: E402
 
 __all__ = [

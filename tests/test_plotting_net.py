@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from simsock import plotting_net as pn
-from simsock.monitor import BinnedCounter, StepSeries
+from simsock.timeseries import BinnedCounter, StepSeries
 
 BIN = 100_000_000          # 100 ms
 N_BINS = 40                # 4 s
