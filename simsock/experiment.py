@@ -23,7 +23,7 @@ Its contract:
     check names is UNCHECKED. (A plain string is still read as a failure, against the claims
     it names or, naming none, against all of them.)
 ``plot(result, outdir) -> list[pathlib.Path]``
-    Draws figures into ``outdir`` (use :mod:`simsock.plotting`) and returns their paths.
+    Draws figures into ``outdir`` (use :mod:`simsock.plot`) and returns their paths.
 
 ``check`` and ``plot`` receive the result as read back from ``result.json``, so whatever they
 need is in the saved file and a stored result can be checked or drawn again later.

@@ -311,7 +311,7 @@ def axis_label(key: str, unknown: str = "as in result.json") -> str:
 
 
 def _plot(out: Path, module, grid, runs, results, metric: str, n_seeds: int, seeds_matter: bool) -> Path:
-    from simsock import plotting
+    from simsock import plot   # matplotlib, imported only when a sweep draws its figure
 
     name = experiment._short_name(module)
     keys = list(grid)
@@ -326,7 +326,7 @@ def _plot(out: Path, module, grid, runs, results, metric: str, n_seeds: int, see
         spread = f"the same with each of {n_seeds} seeds"
     helps = getattr(module, "PARAM_HELP", {})
     x_label = f"{x_key}: {helps[x_key]}" if x_key in helps else axis_label(x_key, "parameter, as set with --grid")
-    fig, ax = plotting.figure(f"{name}: {metric} against {x_key} ({spread})", x_label, axis_label(metric))
+    fig, ax = plot.figure(f"{name}: {metric} against {x_key} ({spread})", x_label, axis_label(metric))
     lines: dict[tuple, dict[int, list[float]]] = {}
     for (point, _, _), result in zip(runs, results):
         line = tuple(point[k] for k in others)
@@ -342,7 +342,7 @@ def _plot(out: Path, module, grid, runs, results, metric: str, n_seeds: int, see
         ax.set_xticks(range(len(xs)), [experiment._show_value(v) for v in xs])
     ax.ticklabel_format(axis="y", useOffset=False)   # no "+3.2e3" offset: the numbers as they are
     path = out / f"{metric.replace('.', '_')}.png"
-    return plotting.save(fig, path)
+    return plot.save(fig, path)
 
 
 def _sd(values: list[float]) -> float:
