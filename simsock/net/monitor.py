@@ -48,7 +48,7 @@ Reading one (``mon = sim.monitor(bin="10ms")``, after ``sim.run``)::
     mon.to_csv("out/")  /  mon.to_dataframe("flows")   # the tables (pandas if installed)
 
 ``to_csv`` and ``summary`` give deterministic output. Pictures of a monitor:
-:mod:`simsock.plotting_net`.
+:mod:`simsock.plot.net`.
 """
 
 from __future__ import annotations
