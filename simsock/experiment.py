@@ -20,7 +20,7 @@ Its contract:
     :class:`simsock.claims.Checks`): the claim it is about, PASS/FAIL/NOT MEASURED, a sentence
     with the numbers, the measured values and the threshold. A claim is PASS only when at
     least one check naming it ran and held and none failed or could not be made; a claim no
-    check names is UNCHECKED. (A plain string is still read as a failure, against the claims
+    check names is UNCHECKED. (A plain string is read as a failure, against the claims
     it names or, naming none, against all of them.)
 ``plot(result, outdir) -> list[pathlib.Path]``
     Draws figures into ``outdir`` (use :mod:`simsock.plot`) and returns their paths.

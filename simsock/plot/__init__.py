@@ -37,6 +37,8 @@ __all__ = ["figure", "save", "step_plot", "shade_intervals", "annotate_claim", "
 
 SIZE_IN = (9.0, 5.0)
 DPI = 120
+#: The group id (an Artist property, written only to SVG) that marks a note for :func:`finish`.
+_NOTE_GID = "simsock-claim-note"
 
 
 def figure(
@@ -90,7 +92,7 @@ def annotate_claim(ax: Axes, text: str) -> None:
     note = ax.text(0.01, 0.98, text, transform=ax.transAxes, ha="left", va="top", fontsize=9,
                    bbox={"boxstyle": "round,pad=0.4", "facecolor": "#fffbe6",
                          "edgecolor": "0.6", "alpha": 0.95})
-    note._simsock_note = True
+    note.set_gid(_NOTE_GID)
 
 
 def legend_below(ax: Axes, ncol: int = 2, fontsize: float = 8) -> None:
@@ -183,7 +185,7 @@ def _fit_width(note, ax: Axes, renderer) -> None:
 def _place_notes(fig: Figure) -> None:
     renderer = fig.canvas.get_renderer()
     for ax in fig.axes:
-        notes = [t for t in ax.texts if getattr(t, "_simsock_note", False)]
+        notes = [t for t in ax.texts if t.get_gid() == _NOTE_GID]
         if not notes:
             continue
         points = data_points(ax)
