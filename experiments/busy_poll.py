@@ -186,7 +186,7 @@ def check(result: dict) -> list:
 
 
 def plot(result: dict, outdir: Path) -> list[Path]:
-    from simsock import plotting
+    from simsock import plot as plotting
 
     p = result["params"]
     busy = result["runs"]["busy_poll"]

@@ -143,7 +143,7 @@ def check(result: dict) -> list:
 
 
 def plot(result: dict, outdir: Path) -> list[Path]:
-    from simsock import plotting
+    from simsock import plot as plotting
 
     n = plotting.number
     files = []

@@ -284,8 +284,8 @@ def check(result: dict) -> list:
 def plot(result: dict, outdir: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
-    from simsock import plotting
-    from simsock import plotting_net as pn
+    from simsock import plot as plotting
+    from simsock.plot import net as pn
 
     r = result
     outdir = Path(outdir)

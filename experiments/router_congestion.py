@@ -216,7 +216,7 @@ def _binned(values: list, bin_ns: int) -> dict:
 
 
 def plot(result: dict, outdir: Path) -> list[Path]:
-    from simsock import plotting_net as pn
+    from simsock.plot import net as pn
 
     r = result
     outdir = Path(outdir)

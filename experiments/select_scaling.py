@@ -161,7 +161,7 @@ def check(result: dict) -> list:
 
 
 def plot(result: dict, outdir: Path) -> list[Path]:
-    from simsock import plotting
+    from simsock import plot as plotting
 
     fig, ax = plotting.figure("CPU per handled event vs watched sockets (C7.6)",
                               "watched sockets (count: idle connections + active + listener)",

@@ -21,7 +21,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from simsock import experiment, progress
+from simsock import experiment, progress, report
+from simsock.claims import NOT_MEASURABLE, TEXT, format_number
 from simsock.experiment import ExperimentError
 
 
@@ -80,7 +81,6 @@ def _configure_list(parser: argparse.ArgumentParser) -> None:
 
 
 def _cmd_list_claims() -> int:
-    from simsock.claims import NOT_MEASURABLE, TEXT
     cited: dict[str, list[str]] = {}
     for name, module in experiment.discover().items():
         for claim in module.CLAIMS:
@@ -103,7 +103,6 @@ def _cmd_list(args: argparse.Namespace) -> int:
     if args.claims:
         return _cmd_list_claims()
     if args.name:
-        from simsock.claims import TEXT
         module = experiment.load(args.name)
         print(f"{module.__name__.rpartition('.')[2]}: {experiment.title(module)}")
         print("claims:")
@@ -174,7 +173,6 @@ def _exit_status(outcome: experiment.ExperimentOutcome, allow_unchecked: bool) -
 
 def _key_number(checks) -> str:
     """The first measured number of a claim's checks, as ``name = value``."""
-    from simsock.claims import format_number
     for check in checks:
         for key, value in check.measured.items():
             return f"{key} = {format_number(value)}"
@@ -182,7 +180,6 @@ def _key_number(checks) -> str:
 
 
 def _print_status(outcome: experiment.ExperimentOutcome) -> None:
-    from simsock.claims import TEXT
     statuses = outcome.statuses()
     width = max((len(s) for s in statuses.values()), default=4)
     for claim, status in statuses.items():
@@ -238,7 +235,7 @@ def _configure_sweep(parser: argparse.ArgumentParser) -> None:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from simsock import sweep
+    from simsock import sweep   # process pools and Dask: imported when a command needs them
     scheduler = args.scheduler or os.environ.get(sweep.SCHEDULER_ENV) or None
     result = sweep.run_sweep(args.name, args.grid, args.seeds, overrides=args.overrides,
                              jobs=args.jobs, outdir=args.out, scheduler=scheduler,
@@ -280,10 +277,11 @@ def _configure_report(parser: argparse.ArgumentParser) -> None:
 
 def _report_task(task):
     """One experiment of the report: (name, outcome, None) or (name, None, traceback)."""
+    name, seed, overrides, outdir, plots = task
     try:
-        return task[0], experiment.run_many([task], 1)[0], None
+        return name, experiment.run_experiment(name, seed, overrides, outdir, plots=plots), None
     except Exception:  # the report shows the crash and goes on with the next experiment
-        return task[0], None, traceback.format_exc()
+        return name, None, traceback.format_exc()
     finally:
         # Collect this experiment's simulations now, while none runs: left to a later
         # collection, their unfinished programs would be closed during the next experiment's
@@ -292,7 +290,7 @@ def _report_task(task):
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from simsock import sweep
+    from simsock import sweep   # see _cmd_sweep
     out = args.out.resolve()
     tasks = [(name, 1, {}, str(out / name), True) for name in experiment.available()]
     jobs = args.jobs or os.cpu_count() or 1
@@ -312,7 +310,6 @@ def _cmd_report(args: argparse.Namespace) -> int:
             bar.update(1)
             status = status or int(label != "PASS")
     sections = [done[i] for i in sorted(done)]
-    from simsock import report
     page = report.write(sections, out)
     print("wrote:")
     print(f"  {page}")
@@ -343,6 +340,8 @@ SUBCOMMANDS: dict[str, Subcommand] = {
 }
 
 
+# The modules of these subcommands (packetdrill, the real backend, record/compare, host
+# measurement) take 10-90 ms each to import: loaded when their command is parsed or runs.
 def _packetdrill():
     from simsock.packetdrill import cli
     return cli

@@ -39,7 +39,11 @@ import argparse
 import runpy
 import sys
 
+import simsock
+from simsock import progress
+from simsock.errors import SimulationError
 from simsock.trace import EVENT, SYSCALL, Trace, read_jsonl
+from simsock.units import parse_time
 
 EPHEMERAL_MIN = 32768
 _CREATING_CALLS = ("socket", "accept", "epoll")
@@ -243,8 +247,7 @@ def run_both(world_fn, until, *, seed: int = 1, namespaces: bool = False):
     Real threads still running at the bound are stopped quietly (servers usually loop
     forever), as the simulator stops at its bound.
     """
-    import simsock   # lazily: the simulator may be imported after this module
-    from simsock.real import RealWorld
+    from simsock.real import RealWorld   # the real backend (Linux only, 60 ms): when used
 
     sim = simsock.Simulation(seed=seed)
     world_fn(sim)
@@ -303,9 +306,6 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
 
 def cmd_record(args) -> int:
     """``simsock record SCRIPT.py``: run the script's ``world(w)``, write the trace."""
-    from simsock.errors import SimulationError
-    from simsock.units import parse_time
-
     namespace = runpy.run_path(args.script, run_name="__simsock_record__")
     world_fn = namespace.get("world")
     if not callable(world_fn):
@@ -322,10 +322,9 @@ def cmd_record(args) -> int:
     sim = getattr(args, "sim", False)
     namespaces = getattr(args, "namespaces", False)
     if sim:
-        import simsock
         w = simsock.Simulation(seed=1)
     else:
-        from simsock.real import RealWorld
+        from simsock.real import RealWorld   # see run_both
         w = RealWorld(namespaces=namespaces)
     try:
         world_fn(w)
@@ -339,7 +338,6 @@ def cmd_record(args) -> int:
         else:
             print(f"simsock: error: {args.script}: {exc}", file=sys.stderr)
         return 2
-    from simsock import progress
     failed = None
     side = "simulated" if sim else "real"
     bound = "" if until_s is None else f", until {until_s:g} s"

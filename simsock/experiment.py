@@ -20,10 +20,10 @@ Its contract:
     :class:`simsock.claims.Checks`): the claim it is about, PASS/FAIL/NOT MEASURED, a sentence
     with the numbers, the measured values and the threshold. A claim is PASS only when at
     least one check naming it ran and held and none failed or could not be made; a claim no
-    check names is UNCHECKED. (A plain string is still read as a failure, against the claims
+    check names is UNCHECKED. (A plain string is read as a failure, against the claims
     it names or, naming none, against all of them.)
 ``plot(result, outdir) -> list[pathlib.Path]``
-    Draws figures into ``outdir`` (use :mod:`simsock.plotting`) and returns their paths.
+    Draws figures into ``outdir`` (use :mod:`simsock.plot`) and returns their paths.
 
 ``check`` and ``plot`` receive the result as read back from ``result.json``, so whatever they
 need is in the saved file and a stored result can be checked or drawn again later.
@@ -38,15 +38,11 @@ sweep inherit it.
 
 from __future__ import annotations
 
-import concurrent.futures
-import csv
 import difflib
 import importlib
 import importlib.metadata
-import itertools
 import json
 import math
-import multiprocessing
 import os
 import pkgutil
 import re
@@ -55,30 +51,25 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any, TypeVar
+from typing import Any
 
 from simsock import progress
-
-T = TypeVar("T")
-R = TypeVar("R")
+from simsock.claims import FAIL, Check, as_checks, status_of, summarise
+from simsock.units import parse_rate, parse_time
 
 __all__ = [
     "ExperimentError",
     "ExperimentOutcome",
-    "SweepOutcome",
     "available",
     "claim_status",
     "discover",
     "evaluate",
     "load",
-    "imap_processes",
-    "map_processes",
     "parse_grid",
     "parse_overrides",
-    "run_many",
     "run_experiment",
-    "sweep",
     "title",
+    "write_atomic",
 ]
 
 PACKAGE_ENV = "SIMSOCK_EXPERIMENTS"
@@ -277,7 +268,6 @@ def parse_grid(items: Sequence[str], params: Mapping[str, Any]) -> dict[str, lis
 
 def _unit_parser(default: Any) -> Callable[..., Any] | None:
     """The parser of a parameter whose default is a rate ("100Mbit") or a time ("10ms")."""
-    from simsock.units import parse_rate, parse_time
     if not isinstance(default, str):
         return None
     for parser in (parse_rate, parse_time):
@@ -412,7 +402,6 @@ def claim_status(claims: Sequence[str], failures: Sequence[str]) -> dict[str, li
 def _run_check(module: ModuleType, result: Any) -> list[Any]:
     """``module.check(result)`` as a list of Check; a crash in the check is a FAIL of every
     claim with the error, never a traceback instead of the verdict."""
-    from simsock.claims import Check, FAIL, as_checks
     try:
         return as_checks(module.check(result), list(module.CLAIMS))
     except Exception as exc:
@@ -454,7 +443,6 @@ class ExperimentOutcome:
 
     def statuses(self) -> dict[str, str]:
         """claim -> PASS, FAIL, NOT MEASURED or UNCHECKED."""
-        from simsock.claims import status_of
         return {claim: status_of([c for c in self.checks if c.claim == claim])
                 for claim in self.claims}
 
@@ -525,7 +513,6 @@ def run_experiment(
     saved = json.loads(text)
     checks = _run_check(module, saved["result"])
     failures = [str(c) for c in checks if c.status == "FAIL"]
-    from simsock.claims import summarise
     document["claim_status"] = summarise(list(module.CLAIMS), checks)
     result_path.write_text(_canonical_json(document), encoding="utf-8")
     figures, figure_errors = _run_plot(module, saved["result"], out) if plots else ([], [])
@@ -551,173 +538,6 @@ def evaluate(name: str, overrides: Mapping[str, Any] | Sequence[str] | None = No
     params = _merge(module, overrides)
     result = json.loads(_canonical_json(_run_checked(module, params, seed)))
     checks = _run_check(module, result)
-    from simsock.claims import status_of
     statuses = {claim: status_of([c for c in checks if c.claim == claim])
                 for claim in module.CLAIMS}
     return statuses, checks, result
-
-
-# ---------------------------------------------------------------------------------------------
-# Many runs in local processes
-
-
-def _run_task(task: tuple[str, int, dict[str, Any], str, bool]) -> ExperimentOutcome:
-    """One run in a worker process (top level so that spawned workers can import it)."""
-    name, seed, overrides, outdir, plots = task
-    return run_experiment(name, seed, overrides, outdir, plots=plots)
-
-
-def map_processes(func: Callable[[T], R], items: Sequence[T], jobs: int | None = None) -> list[R]:
-    """``[func(item) for item in items]``, in order, on up to ``jobs`` local processes.
-
-    ``func`` must be a module-level function. Workers are spawned, never forked, so each
-    starts from a fresh interpreter as it would on any platform; with one job (or one item)
-    everything runs in this process. ``jobs=None`` means one per CPU.
-    """
-    return list(imap_processes(func, items, jobs))
-
-
-def imap_processes(func: Callable[[T], R], items: Sequence[T], jobs: int | None = None):
-    """:func:`map_processes` as a generator: each result, in order, as soon as it (and those
-    before it) are done, so that a caller can report progress."""
-    jobs = max(1, min(jobs or os.cpu_count() or 1, len(items)))
-    if jobs == 1:
-        for item in items:
-            yield func(item)
-        return
-    context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context,
-                                                initializer=progress.silence) as pool:
-        yield from pool.map(func, items)
-
-
-def run_many(
-    tasks: Sequence[tuple[str, int, dict[str, Any], str, bool]], jobs: int | None = None
-) -> list[ExperimentOutcome]:
-    """Run ``(name, seed, overrides, outdir, plots)`` tasks, in order, on ``jobs`` processes."""
-    return map_processes(_run_task, tasks, jobs)
-
-
-@dataclass(frozen=True)
-class SweepOutcome:
-    """A sweep: one outcome per (grid point, seed), in the order of the summary CSV."""
-
-    name: str
-    grid: dict[str, list[Any]]
-    seeds: list[int]
-    outdir: Path
-    summary_path: Path
-    outcomes: list[ExperimentOutcome]
-
-    @property
-    def failed(self) -> list[ExperimentOutcome]:
-        return [o for o in self.outcomes if not o.passed]
-
-
-def _dir_value(value: Any) -> str:
-    if isinstance(value, bool):
-        text = "true" if value else "false"
-    elif isinstance(value, list):
-        text = "+".join(_dir_value(v) for v in value)
-    else:
-        text = str(value)
-    return re.sub(r"[^A-Za-z0-9.+-]", "-", text) or "-"
-
-
-def _point_dir(point: Mapping[str, Any]) -> str:
-    if not point:
-        return "defaults"
-    return "_".join(f"{key}={_dir_value(value)}" for key, value in point.items())
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return repr(value)
-    return str(value)
-
-
-def sweep(
-    name: str,
-    grid: Mapping[str, Sequence[Any]] | Sequence[str],
-    seeds: int,
-    *,
-    overrides: Mapping[str, Any] | Sequence[str] | None = None,
-    jobs: int | None = None,
-    outdir: str | os.PathLike[str] | None = None,
-) -> SweepOutcome:
-    """Run ``name`` on every point of the grid's cartesian product, with seeds 1..``seeds``.
-
-    The first grid parameter varies slowest, the seed fastest. Each run writes
-    ``out/<key=value_...>/seed<k>/result.json`` (no figures); ``out/summary.csv`` has one row
-    per run: the grid values, seed, pass/fail, the failures, the result's relative path, and
-    every top-level scalar of the result as ``result.<key>``. Default ``out``:
-    ``results/<name>/sweep/``.
-    """
-    module = load(name)
-    name = _short_name(module)
-    if overrides is not None and not isinstance(overrides, Mapping):
-        overrides = parse_overrides(overrides, module.PARAMS)
-    fixed = _merge(module, overrides)
-    if not isinstance(grid, Mapping):
-        grid = parse_grid(grid, module.PARAMS)
-    grid = {key: list(values) for key, values in grid.items()}
-    for key, values in grid.items():
-        if key not in module.PARAMS:
-            raise _unknown_key(key, module.PARAMS)
-        if not values:
-            raise ExperimentError(f"grid parameter {key!r} has no values")
-        if overrides and key in overrides:
-            raise ExperimentError(f"parameter {key!r} is both fixed (--set) and swept (--grid)")
-    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
-        raise ExperimentError(f"--seeds must be a positive integer, not {seeds!r}")
-    out = Path(outdir if outdir is not None else Path("results") / name / "sweep").resolve()
-
-    points = [dict(zip(grid, combo)) for combo in itertools.product(*grid.values())]
-    for point in points:
-        _check_values(module, {**fixed, **point})
-    dirs = [_point_dir(point) for point in points]
-    if len(set(dirs)) != len(dirs):
-        raise ExperimentError("two grid points map to the same directory name; "
-                              "use values that differ in letters, digits, '.', '+' or '-'")
-    seed_list = list(range(1, seeds + 1))
-    tasks = [
-        (name, seed, {**fixed, **point}, str(out / directory / f"seed{seed}"), False)
-        for point, directory in zip(points, dirs)
-        for seed in seed_list
-    ]
-    outcomes = run_many(tasks, jobs)
-
-    rows = []
-    scalar_keys: set[str] = set()
-    for index, outcome in enumerate(outcomes):
-        point = points[index // len(seed_list)]
-        result = json.loads(outcome.result_path.read_text(encoding="utf-8"))["result"]
-        scalars = {}
-        if isinstance(result, dict):
-            scalars = {k: v for k, v in result.items()
-                       if isinstance(v, (bool, int, float, str)) or v is None}
-        scalar_keys.update(scalars)
-        rows.append((point, outcome, scalars))
-
-    out.mkdir(parents=True, exist_ok=True)
-    summary_path = out / SUMMARY_FILE
-    result_columns = sorted(scalar_keys)
-    with summary_path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow([*grid, "seed", "passed", "failures", "result_file",
-                         *(f"result.{k}" for k in result_columns)])
-        for point, outcome, scalars in rows:
-            writer.writerow([
-                *(_cell(point[key]) for key in grid),
-                outcome.seed,
-                _cell(outcome.passed),
-                " | ".join(outcome.failures),
-                outcome.result_path.relative_to(out).as_posix(),
-                *(_cell(scalars.get(k)) for k in result_columns),
-            ])
-    return SweepOutcome(name, grid, seed_list, out, summary_path, outcomes)
-

@@ -20,6 +20,12 @@ would carry, so that dissectors find nothing to complain about:
 
 Addresses that are not dotted IPv4 (a simulator may name hosts) are mapped to stable
 addresses in 10.0.0.0/8 derived from the name, unless ``addresses`` says otherwise.
+
+A trace keeps of each packet only what its frame is rebuilt from: :func:`packet_header`'s
+flat tuple of header fields (and the payload bytes with ``payloads=True``), so this module
+defines that tuple too; :class:`PcapStream` writes the frames of a run as it goes
+(``Simulation(trace_pcap=...)``). Nothing here imports :mod:`simsock.trace`, which builds on
+it.
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ PCAP_MAGIC_NS = 0xA1B23C4D
 LINKTYPE_ETHERNET = 1
 LINKTYPE_RAW = 101
 SNAPLEN = 262144
+#: Snap length of a pcap written without payloads: Ethernet + IP + the longest TCP header.
+HEADERS_SNAPLEN = 14 + 20 + 60
 ETHERTYPE_IPV4 = 0x0800
 IP_DF = 0x4000
 
@@ -66,6 +74,79 @@ def ip_bytes(address: str, addresses: dict[str, str] | None = None) -> bytes:
 def mac_for(ip: bytes) -> bytes:
     """A locally administered unicast MAC derived from an IPv4 address: 02:00:a:b:c:d."""
     return b"\x02\x00" + ip
+
+
+# -- what a trace keeps of a packet ------------------------------------------------------------------------
+# A header is a flat tuple: (uid, src, dst, proto, size, kind, *transport fields), kind one of
+#   "tcp":  sport, dport, seq, ack, flags, window, payload length, mss, wscale,
+#           sack_permitted, sack, ts, payload bytes or None
+#   "udp":  sport, dport, payload length, payload bytes or None
+#   "frag": sport, dport, ident, index, count, length, offset, datagram length,
+#           this fragment's IP payload bytes (payloads only) or None
+#   "icmp": type, code, the quoted Packet (rare and rate-limited: kept whole)
+#   "other": the payload's class name
+TCP, UDP, FRAG, ICMP, OTHER = "tcp", "udp", "frag", "icmp", "other"
+
+
+def _tcp_header(pkt, payloads):
+    p = pkt.payload
+    data = p.payload
+    return (pkt.uid, pkt.src, pkt.dst, pkt.proto, pkt.size, TCP, p.sport, p.dport, p.seq, p.ack, p.flags,
+            p.window, len(data), p.mss, p.wscale, p.sack_permitted, p.sack, p.ts,
+            bytes(data) if payloads else None)
+
+
+def _udp_header(pkt, payloads):
+    p = pkt.payload
+    data = p.data
+    return (pkt.uid, pkt.src, pkt.dst, pkt.proto, pkt.size, UDP, p.sport, p.dport, len(data),
+            bytes(data) if payloads else None)
+
+
+def _frag_header(pkt, payloads):
+    f = pkt.payload
+    dg = f.datagram
+    total = 8 + len(dg.data)
+    # Linux cuts equal fragments (a multiple of 8 bytes) and a shorter last one.
+    per = f.length if f.index < f.count - 1 else (total - f.length) // max(1, f.count - 1)
+    offset = f.index * per
+    chunk = None
+    if payloads:
+        chunk = udp_bytes(dg, ip_bytes(pkt.src), ip_bytes(pkt.dst))[offset:offset + f.length]
+    return (pkt.uid, pkt.src, pkt.dst, pkt.proto, pkt.size, FRAG, dg.sport, dg.dport, f.ident, f.index, f.count,
+            f.length, offset, total, chunk)
+
+
+def _icmp_header(pkt, payloads):
+    p = pkt.payload
+    return (pkt.uid, pkt.src, pkt.dst, pkt.proto, pkt.size, ICMP, p.type, p.code, p.quoted)
+
+
+def _other_header(pkt, payloads):
+    return (pkt.uid, pkt.src, pkt.dst, pkt.proto, pkt.size, OTHER, type(pkt.payload).__name__)
+
+
+_HEADER_OF: dict[type, object] = {}
+
+
+def packet_header(pkt, payloads: bool = False) -> tuple:
+    """The header tuple a trace keeps for ``pkt`` (see the comment above for its layout)."""
+    kind = type(pkt.payload)
+    fn = _HEADER_OF.get(kind)
+    if fn is None:
+        p = pkt.payload
+        if hasattr(p, "seq") and hasattr(p, "flags"):
+            fn = _tcp_header
+        elif hasattr(p, "datagram") and hasattr(p, "index"):
+            fn = _frag_header
+        elif hasattr(p, "data") and hasattr(p, "sport"):
+            fn = _udp_header
+        elif hasattr(p, "quoted"):
+            fn = _icmp_header
+        else:
+            fn = _other_header
+        _HEADER_OF[kind] = fn
+    return fn(pkt, payloads)
 
 
 # -- transport headers ---------------------------------------------------------------------
@@ -148,7 +229,7 @@ IP_MF = 0x2000
 
 
 def ip_from_header(h: tuple, ttl: int, addresses: dict[str, str] | None = None) -> bytes:
-    """The IPv4 datagram of a trace's packet header (:func:`simsock.trace.packet_header`): the
+    """The IPv4 datagram of a trace's packet header (:func:`packet_header`): the
     whole datagram when its payload was traced, else its headers only (IP, then TCP/UDP, or
     the ICMP error in full). The IP total length is always the packet's size."""
     src, dst = ip_bytes(h[1], addresses), ip_bytes(h[2], addresses)
@@ -183,7 +264,6 @@ def ip_from_header(h: tuple, ttl: int, addresses: dict[str, str] | None = None) 
 
 def ipv4_bytes(pkt, addresses: dict[str, str] | None = None) -> bytes:
     """The packet as an IPv4 datagram: header with a valid checksum, then the transport."""
-    from simsock.trace import packet_header
     if not isinstance(pkt.payload, (Segment, Datagram, IcmpError)) and not hasattr(pkt.payload, "datagram"):
         raise TypeError(f"cannot encode a packet carrying {type(pkt.payload).__name__}")
     return ip_from_header(packet_header(pkt, payloads=True), pkt.ttl, addresses)
@@ -214,7 +294,6 @@ def write_pcap_rows(f, rows, linktype: int = LINKTYPE_ETHERNET, addresses: dict[
     whole packet, payload included). A header without its payload is written truncated as
     ``tcpdump -s`` does: the record's original length is the frame's, its captured length
     stops after the headers. Returns the number of packets written."""
-    from simsock.trace import packet_header
     n = 0
     limit = SNAPLEN if snaplen is None else snaplen
     eth = 0 if linktype == LINKTYPE_RAW else 14
@@ -244,6 +323,40 @@ def write_pcap(path, rows, linktype: int = LINKTYPE_ETHERNET, addresses: dict[st
         return write_pcap_rows(f, rows, linktype, addresses, snaplen)
 
 
+class PcapStream:
+    """Packets chosen by (at, event), written to a pcap file in batches of ``batch`` rows as
+    the run goes: ``Trace(pcap=...)`` offers it every packet record (``trace.selector``
+    chooses, see :meth:`simsock.trace.Trace.to_pcap`)."""
+
+    def __init__(self, trace, path: str, at, event, batch: int):
+        self.trace = trace
+        self.batch = batch
+        self.path = path
+        self.at = at
+        self.event = event
+        self.select = None   # (where, event) -> bool, from trace.selector(at, event)
+        self._rows: list[tuple] = []
+        self.written = 0
+        self.snaplen = None if trace.payloads else HEADERS_SNAPLEN
+        with open(path, "wb") as f:
+            write_pcap_header(f, snaplen=self.snaplen)
+
+    def offer(self, row: tuple) -> None:
+        select = self.select
+        if select is None:
+            select = self.select = self.trace.selector(self.at, self.event)
+        if select(row[2], row[3]):
+            self._rows.append((row[0], row[2], row[3], row[4], row[5]))
+            if len(self._rows) >= self.batch:
+                self.flush()
+
+    def flush(self) -> None:
+        if self._rows:
+            with open(self.path, "ab") as f:
+                self.written += write_pcap_rows(f, self._rows, snaplen=self.snaplen)
+            self._rows.clear()
+
+
 def sim_trace_to_pcap(trace, path, at: str | None = None, event: str | None = "arrive", **kwargs) -> int:
     """The packets of ``trace`` seen at ``at`` (a link direction, host or router name; None:
     anywhere) with event ``event`` (None: every event), as a pcap file; returns the packet
@@ -251,13 +364,8 @@ def sim_trace_to_pcap(trace, path, at: str | None = None, event: str | None = "a
     if kwargs:
         select = trace.selector(at, event)
         rows = (r for r in trace.packet_rows() if select(r[1], r[2]))
-        return write_pcap(path, rows, snaplen=None if trace.payloads else _headers_snaplen(), **kwargs)
+        return write_pcap(path, rows, snaplen=None if trace.payloads else HEADERS_SNAPLEN, **kwargs)
     return trace.to_pcap(path, at=at, event=event)
-
-
-def _headers_snaplen() -> int:
-    from simsock.trace import HEADERS_SNAPLEN
-    return HEADERS_SNAPLEN
 
 
 def read_pcap(path) -> tuple[int, list[tuple[int, bytes]]]:

@@ -31,7 +31,10 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import threading
 from collections.abc import Iterable, Iterator
+
+from simsock.units import parse_time
 
 ENV = "SIMSOCK_PROGRESS"
 SLICES = 100            # a simulation with bars runs in this many slices of simulated time
@@ -122,7 +125,7 @@ def bar(total: float | None, label: str, unit: str = "it", *, leave: bool = Fals
     if not enabled():
         yield _NoBar()
         return
-    from tqdm import tqdm
+    from tqdm import tqdm   # only when a bar is drawn (20 ms to import)
     with tqdm(total=total, desc=_label(label), unit=unit, leave=leave, mininterval=0.2,
               **_screen()) as t, _ticking(t if tick else None):
         yield _StdoutBar(t)
@@ -135,7 +138,6 @@ def _ticking(line):
     if line is None:
         yield
         return
-    import threading
     stop = threading.Event()
 
     def tick():
@@ -164,7 +166,6 @@ def run(sim, until, label: str = "simulated time") -> None:
     if until is None or not enabled():
         sim.run(until=until)
         return
-    from simsock.units import parse_time
     start = sim.now_ns
     end = parse_time(until, what="until")
     if end <= start:
@@ -192,7 +193,7 @@ def activity(label: str):
     if not enabled():
         yield
         return
-    from tqdm import tqdm
+    from tqdm import tqdm   # only when a line is drawn (see bar)
     with tqdm(total=None, desc=label, bar_format="{desc}: running, {elapsed} elapsed", leave=False,
               **_screen()) as line, _ticking(line):
         yield

@@ -29,6 +29,9 @@ import re
 from pathlib import Path
 from typing import Any
 
+from simsock import experiment
+from simsock.claims import TEXT, format_number
+
 __all__ = ["render", "write"]
 
 _STATUS_CLASS = {"PASS": "pass", "FAIL": "fail", "ERROR": "fail", "NOT MEASURED": "warn",
@@ -75,29 +78,16 @@ def _esc(value: Any) -> str:
 
 
 def _claim_texts() -> dict[str, str]:
-    try:
-        from simsock.claims import TEXT
-    except ImportError:
-        return {}
     return dict(TEXT)
 
 
 def _number(value: Any) -> str:
-    try:
-        from simsock.claims import format_number
-    except ImportError:
-        if isinstance(value, float):
-            return f"{value:.4g}"
-        if isinstance(value, int) and not isinstance(value, bool):
-            return f"{value:,}"
-        return str(value)
     return format_number(value)
 
 
 def _docstring_claims(name: str) -> dict[str, str]:
     """Claim texts an experiment's docstring states (``C5.4  UDP does not block …``): the
     first sentence after each id, for runs whose result.json carries no claim texts."""
-    from simsock import experiment
     try:
         doc = " ".join((experiment.load(name).__doc__ or "").split())
     except experiment.ExperimentError:
@@ -249,7 +239,6 @@ def _show(value: Any) -> str:
 
 def write(sections, out: Path) -> Path:
     """Render the page into ``out/report.html`` (titles from the experiments) and return it."""
-    from simsock import experiment
     titles = {}
     for name, _, _ in sections:
         try:

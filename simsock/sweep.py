@@ -40,6 +40,7 @@ import json
 import math
 import multiprocessing
 import os
+import re
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -145,11 +146,39 @@ def _tasks(name, grid, seeds, overrides):
     points = [dict(zip(grid, combo)) for combo in itertools.product(*grid.values())]
     for point in points:
         experiment._check_values(module, {**fixed, **point})
-    dirs = [experiment._point_dir(point) for point in points]
+    dirs = [_point_dir(point) for point in points]
     if len(set(dirs)) != len(dirs):
         raise ExperimentError("two grid points map to the same directory name; "
                               "use values that differ in letters, digits, '.', '+' or '-'")
     return module, name, grid, fixed, points, dirs, list(range(1, seeds + 1))
+
+
+def _dir_value(value: Any) -> str:
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, list):
+        text = "+".join(_dir_value(v) for v in value)
+    else:
+        text = str(value)
+    return re.sub(r"[^A-Za-z0-9.+-]", "-", text) or "-"
+
+
+def _point_dir(point: Mapping[str, Any]) -> str:
+    """The directory of a grid point's runs: ``key=value_key=value`` (``defaults`` if empty)."""
+    if not point:
+        return "defaults"
+    return "_".join(f"{key}={_dir_value(value)}" for key, value in point.items())
+
+
+def _cell(value: Any) -> str:
+    """A value as summary.csv writes it: booleans lower case, floats exactly, None empty."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
 
 
 def _reusable(path: Path, name: str, seed: int, params: dict) -> str | None:
@@ -223,10 +252,7 @@ def run_sweep(name: str, grid, seeds: int = 1, *, overrides=None, jobs: int | No
 
 def _checked(module, result) -> dict:
     """The check's verdict as ExperimentOutcome fields, the way run_experiment finds it."""
-    run_check = getattr(experiment, "_run_check", None)   # claim statuses (simsock.claims)
-    if run_check is None:
-        return {"failures": [str(f) for f in module.check(result)]}
-    checks = run_check(module, result)
+    checks = experiment._run_check(module, result)
     return {"failures": [str(c) for c in checks if c.status == "FAIL"], "checks": checks}
 
 
@@ -251,12 +277,12 @@ def _write_summary(path: Path, grid, runs, outcomes: dict[int, ExperimentOutcome
                          *(f"result.{k}" for k in columns)])
         for point, outcome, scalars in rows:
             writer.writerow([
-                *(experiment._cell(point[key]) for key in grid),
+                *(_cell(point[key]) for key in grid),
                 outcome.seed,
-                experiment._cell(outcome.passed),
+                _cell(outcome.passed),
                 " | ".join(outcome.failures),
                 outcome.result_path.relative_to(out).as_posix(),
-                *(experiment._cell(scalars.get(k)) for k in columns),
+                *(_cell(scalars.get(k)) for k in columns),
             ])
     os.replace(partial, path)
 
@@ -311,7 +337,7 @@ def axis_label(key: str, unknown: str = "as in result.json") -> str:
 
 
 def _plot(out: Path, module, grid, runs, results, metric: str, n_seeds: int, seeds_matter: bool) -> Path:
-    from simsock import plotting
+    from simsock import plot   # matplotlib, imported only when a sweep draws its figure
 
     name = experiment._short_name(module)
     keys = list(grid)
@@ -326,7 +352,7 @@ def _plot(out: Path, module, grid, runs, results, metric: str, n_seeds: int, see
         spread = f"the same with each of {n_seeds} seeds"
     helps = getattr(module, "PARAM_HELP", {})
     x_label = f"{x_key}: {helps[x_key]}" if x_key in helps else axis_label(x_key, "parameter, as set with --grid")
-    fig, ax = plotting.figure(f"{name}: {metric} against {x_key} ({spread})", x_label, axis_label(metric))
+    fig, ax = plot.figure(f"{name}: {metric} against {x_key} ({spread})", x_label, axis_label(metric))
     lines: dict[tuple, dict[int, list[float]]] = {}
     for (point, _, _), result in zip(runs, results):
         line = tuple(point[k] for k in others)
@@ -342,7 +368,7 @@ def _plot(out: Path, module, grid, runs, results, metric: str, n_seeds: int, see
         ax.set_xticks(range(len(xs)), [experiment._show_value(v) for v in xs])
     ax.ticklabel_format(axis="y", useOffset=False)   # no "+3.2e3" offset: the numbers as they are
     path = out / f"{metric.replace('.', '_')}.png"
-    return plotting.save(fig, path)
+    return plot.save(fig, path)
 
 
 def _sd(values: list[float]) -> float:

@@ -24,9 +24,9 @@ same world produce byte-identical files.
 
 Memory. A packet record keeps the packet's *headers and sizes*, never the packet object or
 its payload: the first time a packet is traced its header fields are copied into one tuple
-(:func:`packet_header`, cached on the packet, shared by all its records: enqueue, arrive,
-deliver), and each record is a 7-tuple ``(t, "packet", where, event, header, ttl,
-reason)``. Payload bytes are kept only with ``payloads=True`` (``Simulation(
+(:func:`simsock.pcap.packet_header`, cached on the packet, shared by all its records:
+enqueue, arrive, deliver), and each record is a 7-tuple ``(t, "packet", where, event,
+header, ttl, reason)``. Payload bytes are kept only with ``payloads=True`` (``Simulation(
 trace_payloads=True)``), for pcap files whose frames carry the data; without them a pcap
 holds each frame's headers only, truncated the way ``tcpdump -s`` truncates (the frame's
 original length is recorded, its captured length stops after the TCP/UDP header).
@@ -50,6 +50,8 @@ import json
 import os
 import zlib
 from typing import Iterator
+
+from simsock.pcap import FRAG, HEADERS_SNAPLEN, ICMP, TCP, UDP, PcapStream, packet_header, write_pcap
 
 SYSCALL = "syscall"
 PACKET = "packet"
@@ -187,80 +189,6 @@ def errno_of(exc: BaseException | None) -> str | None:
     return _errno.errorcode.get(code, str(code))
 
 
-# -- packet headers ------------------------------------------------------------------------
-# A header is a flat tuple: (uid, src, dst, proto, size, kind, *transport fields), kind one of
-#   "tcp":  sport, dport, seq, ack, flags, window, payload length, mss, wscale,
-#           sack_permitted, sack, ts, payload bytes or None
-#   "udp":  sport, dport, payload length, payload bytes or None
-#   "frag": sport, dport, ident, index, count, length, offset, datagram length,
-#           this fragment's IP payload bytes (payloads only) or None
-#   "icmp": type, code, the quoted Packet (rare and rate-limited: kept whole)
-#   "other": the payload's class name
-TCP, UDP, FRAG, ICMP, OTHER = "tcp", "udp", "frag", "icmp", "other"
-
-
-def _tcp_header(pkt, payloads):
-    p = pkt.payload
-    data = p.payload
-    return (pkt.uid, pkt.src, pkt.dst, pkt.proto, pkt.size, TCP, p.sport, p.dport, p.seq, p.ack, p.flags,
-            p.window, len(data), p.mss, p.wscale, p.sack_permitted, p.sack, p.ts,
-            bytes(data) if payloads else None)
-
-
-def _udp_header(pkt, payloads):
-    p = pkt.payload
-    data = p.data
-    return (pkt.uid, pkt.src, pkt.dst, pkt.proto, pkt.size, UDP, p.sport, p.dport, len(data),
-            bytes(data) if payloads else None)
-
-
-def _frag_header(pkt, payloads):
-    f = pkt.payload
-    dg = f.datagram
-    total = 8 + len(dg.data)
-    # Linux cuts equal fragments (a multiple of 8 bytes) and a shorter last one.
-    per = f.length if f.index < f.count - 1 else (total - f.length) // max(1, f.count - 1)
-    offset = f.index * per
-    chunk = None
-    if payloads:
-        from simsock.pcap import ip_bytes, udp_bytes
-        chunk = udp_bytes(dg, ip_bytes(pkt.src), ip_bytes(pkt.dst))[offset:offset + f.length]
-    return (pkt.uid, pkt.src, pkt.dst, pkt.proto, pkt.size, FRAG, dg.sport, dg.dport, f.ident, f.index, f.count,
-            f.length, offset, total, chunk)
-
-
-def _icmp_header(pkt, payloads):
-    p = pkt.payload
-    return (pkt.uid, pkt.src, pkt.dst, pkt.proto, pkt.size, ICMP, p.type, p.code, p.quoted)
-
-
-def _other_header(pkt, payloads):
-    return (pkt.uid, pkt.src, pkt.dst, pkt.proto, pkt.size, OTHER, type(pkt.payload).__name__)
-
-
-_HEADER_OF: dict[type, object] = {}
-
-
-def packet_header(pkt, payloads: bool = False) -> tuple:
-    """The header tuple a trace keeps for ``pkt`` (see the comment above for its layout)."""
-    kind = type(pkt.payload)
-    fn = _HEADER_OF.get(kind)
-    if fn is None:
-        p = pkt.payload
-        if hasattr(p, "seq") and hasattr(p, "flags"):
-            fn = _tcp_header
-        elif hasattr(p, "datagram") and hasattr(p, "index"):
-            fn = _frag_header
-        elif hasattr(p, "data") and hasattr(p, "sport"):
-            fn = _udp_header
-        elif hasattr(p, "quoted"):
-            fn = _icmp_header
-        else:
-            fn = _other_header
-        _HEADER_OF[kind] = fn
-    return fn(pkt, payloads)
-
-
 _FLAG_NAMES = ((0x02, "S"), (0x01, "F"), (0x04, "R"), (0x08, "P"), (0x10, "."))
 
 
@@ -362,7 +290,7 @@ class Trace:
             self._append = self._append_ring if keep == "last" else self._append_first
         self._pcap = None
         if pcap is not None:
-            self._pcap = _PcapStream(self, os.fspath(pcap), pcap_at, pcap_event)
+            self._pcap = PcapStream(self, os.fspath(pcap), pcap_at, pcap_event, BATCH)
             self.packet = self._packet_streamed
         if not self._keep_packets and pcap is not None:
             self.packet = self._packet_pcap_only
@@ -427,7 +355,7 @@ class Trace:
         """Called when a run starts: a streamed pcap's ``at`` is checked (ValueError listing the
         valid names) against the world as built so far."""
         if self._pcap is not None:
-            self._pcap._select = self.selector(self._pcap.at, self._pcap.event)
+            self._pcap.select = self.selector(self._pcap.at, self._pcap.event)
 
     def flush(self) -> None:
         """Write what a streaming trace still buffers (Simulation.run does it when it returns)."""
@@ -522,7 +450,6 @@ class Trace:
         another ``event``, such as ``"deliver"`` or ``"drop"``, the records made at the node
         itself). ``event``: ``"arrive"`` (the default), another packet event, or None for
         every event. An unknown ``at`` is a ValueError listing the valid names."""
-        from simsock.pcap import write_pcap
         if not self._keep_packets:
             streamed = f" (the packets went to {self._pcap.path!r} as the run went)" if self._pcap else ""
             raise ValueError(f"this trace keeps no packet records{streamed}: trace=True or a tuple with "
@@ -584,46 +511,9 @@ class Trace:
                 yield row[0], row[2], row[3], row[4], row[5]
 
 
-#: Snap length of a pcap written without payloads: Ethernet + IP + the longest TCP header.
-HEADERS_SNAPLEN = 14 + 20 + 60
-
-
 def nodes_or_places(trace: Trace) -> set:
     """The ``where`` values of a trace's packet records (for a trace without a world)."""
     return {row[2] for row in trace._kept() if row[1] == PACKET}
-
-
-class _PcapStream:
-    """Packets chosen by (at, event), written to a pcap file in batches as the run goes."""
-
-    def __init__(self, trace: Trace, path: str, at, event):
-        from simsock.pcap import write_pcap_header
-        self.trace = trace
-        self.path = path
-        self.at = at
-        self.event = event
-        self._select = None
-        self._rows: list[tuple] = []
-        self.written = 0
-        self.snaplen = None if trace.payloads else HEADERS_SNAPLEN
-        with open(path, "wb") as f:
-            write_pcap_header(f, snaplen=self.snaplen)
-
-    def offer(self, row: tuple) -> None:
-        select = self._select
-        if select is None:
-            select = self._select = self.trace.selector(self.at, self.event)
-        if select(row[2], row[3]):
-            self._rows.append((row[0], row[2], row[3], row[4], row[5]))
-            if len(self._rows) >= BATCH:
-                self.flush()
-
-    def flush(self) -> None:
-        from simsock.pcap import write_pcap_rows
-        if self._rows:
-            with open(self.path, "ab") as f:
-                self.written += write_pcap_rows(f, self._rows, snaplen=self.snaplen)
-            self._rows.clear()
 
 
 def read_jsonl(path) -> list[dict]:

@@ -31,7 +31,7 @@ A stand-in for a real study, small enough to run in milliseconds.
 
 import random
 
-from simsock import plotting
+from simsock import plot as plotting
 
 CLAIMS = ["T1.1", "T1.2"]
 PARAMS = {"dice": 3, "sides": 6, "limit": 1000, "scale": 1.0, "verbose": False,

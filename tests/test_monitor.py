@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simsock.monitor import BinnedCounter, StepSeries, to_csv
+from simsock.timeseries import BinnedCounter, StepSeries, to_csv
 
 EXAMPLES = int(os.environ.get("SIMSOCK_HYPOTHESIS_EXAMPLES", "100"))
 

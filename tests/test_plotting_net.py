@@ -1,4 +1,4 @@
-"""Network pictures (simsock.plotting_net) drawn from synthetic monitor data: each writes a
+"""Network pictures (simsock.plot.net) drawn from synthetic monitor data: each writes a
 valid image, accepts the monitor's objects and the plain lists read back from result.json,
 lays topologies out deterministically, and refuses bad input with a clear message."""
 
@@ -8,8 +8,8 @@ import networkx as nx
 import pytest
 from PIL import Image
 
-from simsock import plotting_net as pn
-from simsock.monitor import BinnedCounter, StepSeries
+from simsock.plot import net as pn
+from simsock.timeseries import BinnedCounter, StepSeries
 
 BIN = 100_000_000          # 100 ms
 N_BINS = 40                # 4 s
@@ -169,21 +169,21 @@ def test_bad_input_is_refused_with_a_clear_message(tmp_path):
         pn.topology(tmp_path / "x.png", _dumbbell(), utilisation={}, drop_rate={}, drop_vmax=0)
 
 
-def test_topology_pictures_live_in_plotting_topology_and_are_reexported():
-    """plotting_net holds the time series, plotting_topology the topology drawings; the old
-    names still work, and either module can be imported first (fresh interpreters)."""
+def test_topology_pictures_live_in_plot_topology_and_are_reexported():
+    """plot.net holds the time series, plot.topology the topology drawings; plot.net
+    re-exports them, and either module can be imported first (fresh interpreters)."""
     import subprocess
     import sys
 
-    from simsock import plotting_topology as pt
+    from simsock.plot import topology as pt
     for name in ("layout", "topology", "topology_animation", "UTIL_CMAP", "DROP_CMAP"):
         assert getattr(pn, name) is getattr(pt, name)
     assert set(pn.__all__) >= {"layout", "topology", "topology_animation", "queue_occupancy"}
     with pytest.raises(AttributeError, match="no attribute 'nothing'"):
         pn.nothing
-    for first in ("plotting_topology", "plotting_net"):
-        code = (f"from simsock import {first}; from simsock.plotting_net import *; "
+    for first in ("topology", "net"):
+        code = (f"from simsock.plot import {first}; from simsock.plot.net import *; "
                 f"print(topology.__module__, queue_occupancy.__module__)")
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
         assert out.returncode == 0, out.stderr
-        assert out.stdout.split() == ["simsock.plotting_topology", "simsock.plotting_net"]
+        assert out.stdout.split() == ["simsock.plot.topology", "simsock.plot.net"]

@@ -22,7 +22,7 @@ GOOD = '''
 Draws two figures of a straight line.
 """
 
-from simsock import plotting
+from simsock import plot as plotting
 
 CLAIMS = ["C5.4", "C7.2"]
 PARAMS = {"level": 2}

@@ -143,7 +143,7 @@ def test_a_sweep_whose_seeds_make_no_difference_says_so(toy, capsys):
 def test_the_figure_has_a_title_units_error_bars_and_no_offset(toy, monkeypatch):
     import matplotlib.pyplot as plt
 
-    from simsock import plotting
+    from simsock import plot as plotting
     seen = {}
     real_save = plotting.save
 
@@ -178,7 +178,7 @@ def test_the_default_metric_is_a_number_that_the_sweep_changes():
 
 
 def test_the_figure_labels_the_parameter_with_its_help_and_says_when_seeds_agree(toy, monkeypatch):
-    from simsock import plotting
+    from simsock import plot as plotting
     (toy / "sweep_toy" / "noise.py").write_text(TOY + '\nPARAM_HELP = {"level": "mean delay set, ms"}\n')
     seen = {}
     real_save = plotting.save

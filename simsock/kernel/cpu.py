@@ -52,7 +52,7 @@ Block-time debt payments are not preempted (they are below the batch bound; a la
 
 **Accounting.** Per thread: CPU time, voluntary and involuntary context switches,
 wake-ups. Per core: busy time, thread changes, busy time per time bin
-(:class:`simsock.monitor.BinnedCounter`, ``Simulation(cpu_bin="10ms")``). Per host: threads
+(:class:`simsock.timeseries.BinnedCounter`, ``Simulation(cpu_bin="10ms")``). Per host: threads
 alive over time and their peak. Busy time is accounted when it is committed (a block-time
 payment, a burst) and corrected for the part still in the future when read, so that
 ``busy + idle == elapsed × cores`` holds at every instant.
@@ -69,7 +69,7 @@ from types import coroutine
 from simpy.core import Infinity
 from simpy.events import Event
 
-from simsock.monitor import BinnedCounter, StepSeries
+from simsock.timeseries import BinnedCounter, StepSeries
 
 from .events import call_later
 

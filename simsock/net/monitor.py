@@ -4,8 +4,8 @@
 
 - per channel (each direction of every link, so every router output port), keyed by the
   channel's name ``"a->b"``: queue occupancy in packets and bytes as
-  :class:`~simsock.monitor.StepSeries` recorded at every change (packets waiting, not the
-  one on the wire); ``tx_bytes``, a :class:`~simsock.monitor.BinnedCounter` of bytes whose
+  :class:`~simsock.timeseries.StepSeries` recorded at every change (packets waiting, not the
+  one on the wire); ``tx_bytes``, a :class:`~simsock.timeseries.BinnedCounter` of bytes whose
   transmission ended in each bin; ``busy_ns``, the time the wire was busy in each bin (a
   transmission that spans a bin boundary is split exactly, so utilisation never exceeds 1);
   ``offered_packets`` / ``offered_bytes`` per bin: packets handed to the channel (queued or
@@ -48,7 +48,7 @@ Reading one (``mon = sim.monitor(bin="10ms")``, after ``sim.run``)::
     mon.to_csv("out/")  /  mon.to_dataframe("flows")   # the tables (pandas if installed)
 
 ``to_csv`` and ``summary`` give deterministic output. Pictures of a monitor:
-:mod:`simsock.plotting_net`.
+:mod:`simsock.plot.net`.
 """
 
 from __future__ import annotations
@@ -56,8 +56,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from simsock.monitor import BinnedCounter, StepSeries, to_csv
 from simsock.net.packet import PROTO_ICMP, PROTO_TCP, PROTO_UDP, UDP_HEADER
+from simsock.timeseries import BinnedCounter, StepSeries, to_csv
 from simsock.units import NS_PER_S
 
 __all__ = ["NetworkMonitor", "ChannelMonitor", "FlowMonitor", "flow_key"]

@@ -56,7 +56,7 @@ class Packet:
         self.ttl = ttl
         self.enqueued_at = 0   # set by the queue that holds it (qdiscs use it for sojourn time)
         self.truesize = 0      # kernel memory charged for it at the receiver (set on delivery)
-        self.trace_hdr = None  # its header fields as the trace keeps them (simsock.trace.packet_header)
+        self.trace_hdr = None  # its header fields as the trace keeps them (simsock.pcap.packet_header)
 
     @property
     def flow(self) -> tuple:

@@ -35,10 +35,14 @@ import errno
 import json
 import os
 import socket
+import struct
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from simsock.tcp import cc as cc_registry
+
+from . import get_profile, profile_from_dict
 from .base import Profile
 from .linux import LINUX
 
@@ -64,7 +68,6 @@ class HostProfile:
         return "{\n" + ",\n".join(items) + "\n}\n"
 
     def profile(self) -> Profile:
-        from . import profile_from_dict
         return profile_from_dict(self.profile_dict(), source="host measurement")
 
 
@@ -232,24 +235,48 @@ def udp_truesize_steps(max_payload: int) -> tuple[tuple, int]:
 
 
 # -- the profile ---------------------------------------------------------------------------
+class _Readings:
+    """What :func:`measure` found so far: field values, where each came from, notes."""
+
+    def __init__(self) -> None:
+        self.values: dict = {}
+        self.sources: dict = {}
+        self.notes: list[str] = []
+
+    def put(self, name: str, value, source: str) -> None:
+        """``name`` is ``value``, read from ``source``; None: unreadable, the linux value."""
+        if value is None:
+            self.values[name] = getattr(LINUX, name)
+            self.sources[name] = f"not readable ({source}): the linux profile's value"
+        else:
+            self.values[name] = value
+            self.sources[name] = source
+
+
 def measure() -> HostProfile:
     """Read and measure the running Linux (see the module docstring)."""
     if not sys.platform.startswith("linux"):
         raise OSError(errno.ENOSYS, f"--from-host reads Linux's /proc and /sys; this is {sys.platform}")
-    values: dict = {}
-    sources: dict = {}
-    notes: list[str] = []
-
-    def put(name, value, source):
-        if value is None:
+    found = _Readings()
+    found.put("name", "host", "this command")
+    found.put("kernel", os.uname().release, "uname -r")
+    _read_sysctls(found)
+    _read_interfaces(found)
+    _check_fresh_sockets(found)
+    _measure_loopback(found)
+    _read_congestion_control(found)
+    values, sources = found.values, found.sources
+    for name in (f.name for f in dataclasses.fields(Profile)):
+        if name not in values:
             values[name] = getattr(LINUX, name)
-            sources[name] = f"not readable ({source}): the linux profile's value"
-        else:
-            values[name] = value
-            sources[name] = source
+            sources[name] = "not measurable from the host: the linux profile's value"
+    order = [f.name for f in dataclasses.fields(Profile)]
+    return HostProfile({k: values[k] for k in order}, sources, found.notes)
 
-    put("name", "host", "this command")
-    put("kernel", os.uname().release, "uname -r")
+
+def _read_sysctls(found: _Readings) -> None:
+    """The socket, IP and TCP sysctls the profile has a field for."""
+    put = found.put
     for name, sysctl in (("rmem_default", "net.core.rmem_default"), ("wmem_default", "net.core.wmem_default"),
                          ("rmem_max", "net.core.rmem_max"), ("wmem_max", "net.core.wmem_max"),
                          ("somaxconn", "net.core.somaxconn"), ("ip_default_ttl", "net.ipv4.ip_default_ttl")):
@@ -277,6 +304,11 @@ def measure() -> HostProfile:
                                 ("tcp_orphan_retries", "net.ipv4.tcp_orphan_retries", 1)):
         v = _ints(_sysctl(sysctl))
         put(name, v[0] * scale if v else None, f"sysctl {sysctl}" + (" (s)" if scale > 1 else ""))
+
+
+def _read_interfaces(found: _Readings) -> None:
+    """The jiffy, and the MTUs and queue length of loopback and the default route's device."""
+    put = found.put
     put("hz", kernel_hz(), "SO_RCVTIMEO of 1 us reads back as one jiffy")
     put("loopback_mtu", _sysfs_int("lo", "mtu"), "/sys/class/net/lo/mtu")
     iface = default_route_interface()
@@ -287,7 +319,11 @@ def measure() -> HostProfile:
         put("default_mtu", None, "no default route")
         put("txqueuelen", None, "no default route")
 
-    # setsockopt/getsockopt on fresh sockets
+
+def _check_fresh_sockets(found: _Readings) -> None:
+    """setsockopt/getsockopt on fresh sockets: buffer minimums, the doubling, and whether a
+    fresh socket's buffers are the sysctl defaults read above (a note where not)."""
+    put, values = found.put, found.values
     put("sock_min_rcvbuf", _readback(socket.SOCK_DGRAM, socket.SO_RCVBUF, 1), "getsockopt after SO_RCVBUF=1")
     put("sock_min_sndbuf", _readback(socket.SOCK_DGRAM, socket.SO_SNDBUF, 1), "getsockopt after SO_SNDBUF=1")
     put("sockopt_buf_doubles", _readback(socket.SOCK_DGRAM, socket.SO_RCVBUF, 10000) == 20000,
@@ -299,44 +335,43 @@ def measure() -> HostProfile:
             (socket.SOCK_STREAM, socket.SO_SNDBUF, "tcp_wmem[1]", values["tcp_wmem"][1])):
         got = _fresh(kind, opt)
         if got != want:
-            notes.append(f"a fresh socket's {'SO_RCVBUF' if opt == socket.SO_RCVBUF else 'SO_SNDBUF'} is {got}, "
-                         f"not {field_name} = {want}")
+            found.notes.append(f"a fresh socket's {'SO_RCVBUF' if opt == socket.SO_RCVBUF else 'SO_SNDBUF'} is "
+                               f"{got}, not {field_name} = {want}")
 
-    # loopback measurements
+
+def _measure_loopback(found: _Readings) -> None:
+    """UDP's largest payload and truesize steps, TCP's MSS on loopback, qdisc and pacing."""
+    put = found.put
     payload = max_udp_payload()
     put("udp_max_payload", payload, "largest sendto accepted on loopback")
     steps, linear = udp_truesize_steps(payload)
     put("udp_truesize_steps", [list(s) for s in steps], "/proc/net/udp rx_queue, one datagram queued, bisection")
     put("udp_truesize_linear", linear, "/proc/net/udp rx_queue of a 65507-byte datagram minus its payload")
     maxseg, advmss = loopback_mss()
-    derived = min(values["loopback_mtu"], 65535) - 40 - 12       # ipv4_default_advmss - timestamps
-    notes.append(f"loopback TCP: tcpi_advmss {advmss}, TCP_MAXSEG right after connect {maxseg}; the simulator "
-                 f"derives its MSS from loopback_mtu: {derived}"
-                 + ("" if advmss == derived else " (differs: the profile cannot express this host's MSS)"))
+    derived = min(found.values["loopback_mtu"], 65535) - 40 - 12       # ipv4_default_advmss - timestamps
+    found.notes.append(f"loopback TCP: tcpi_advmss {advmss}, TCP_MAXSEG right after connect {maxseg}; the "
+                       f"simulator derives its MSS from loopback_mtu: {derived}"
+                       + ("" if advmss == derived else " (differs: the profile cannot express this host's MSS)"))
     put("default_qdisc", _sysctl("net.core.default_qdisc"), "sysctl net.core.default_qdisc")
     for name in ("tcp_pacing_ss_ratio", "tcp_pacing_ca_ratio"):
         v = _ints(_sysctl(f"net.ipv4.{name}"))
         put(name, v[0] if v else None, f"sysctl net.ipv4.{name}")
+
+
+def _read_congestion_control(found: _Readings) -> None:
+    """The default congestion control, if the simulator has it (a note if not)."""
     cc = _sysctl("net.ipv4.tcp_congestion_control")
-    if cc is not None:
-        from simsock.tcp import cc as cc_registry
-        if cc in cc_registry.available():
-            put("tcp_congestion_control", cc, "sysctl net.ipv4.tcp_congestion_control")
-        else:
-            notes.append(f"the host's default congestion control is {cc}, which the simulator does not "
-                         f"have; new sockets use {LINUX.tcp_congestion_control}")
-    for name in (f.name for f in dataclasses.fields(Profile)):
-        if name not in values:
-            values[name] = getattr(LINUX, name)
-            sources[name] = "not measurable from the host: the linux profile's value"
-    order = [f.name for f in dataclasses.fields(Profile)]
-    values = {k: values[k] for k in order}
-    return HostProfile(values, sources, notes)
+    if cc is None:
+        return
+    if cc in cc_registry.available():
+        found.put("tcp_congestion_control", cc, "sysctl net.ipv4.tcp_congestion_control")
+    else:
+        found.notes.append(f"the host's default congestion control is {cc}, which the simulator does not "
+                           f"have; new sockets use {LINUX.tcp_congestion_control}")
 
 
 def kernel_hz() -> int | None:
     """CONFIG_HZ, from the jiffy a 1-microsecond SO_RCVTIMEO is rounded up to."""
-    import struct
     try:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, struct.pack("ll", 0, 1))
@@ -408,7 +443,6 @@ def cmd_profile(args) -> int:
             print(f"note: {note}", file=sys.stderr)
         return 0
     if args.action == "show":
-        from . import get_profile
         try:
             prof = get_profile(args.target)
         except (ValueError, TypeError, OSError, json.JSONDecodeError) as exc:

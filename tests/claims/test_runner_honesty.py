@@ -46,7 +46,7 @@ TOYS = {
         def plot(result, outdir):
             if result["crash_plot"]:
                 raise TypeError("no figure")
-            from simsock import plotting
+            from simsock import plot as plotting
             fig, ax = plotting.figure("toy", "x (s)", "y (count)")
             ax.plot([0, 1], [0, result["races"]])
             return [plotting.save(fig, outdir / "toy.png")]

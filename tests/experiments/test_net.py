@@ -13,7 +13,7 @@ from PIL import Image
 
 from experiments import _bottleneck as bn
 from simsock import experiment
-from simsock.monitor import StepSeries
+from simsock.timeseries import StepSeries
 
 EXAMPLES = int(os.environ.get("SIMSOCK_HYPOTHESIS_EXAMPLES", "100"))
 

@@ -3,7 +3,7 @@ checked mechanically before they are saved: a title, axis labels with units, no 
 scientific-notation text on the axes, no legend over the data, µs not "us", and numbers
 of four digits or more written with thousands separators.
 
-The figures are caught in :func:`simsock.plotting.save`, so every experiment is covered
+The figures are caught in :func:`simsock.plot.save`, so every experiment is covered
 without knowing how it draws.
 """
 
@@ -14,7 +14,8 @@ import re
 
 import pytest
 
-from simsock import experiment, plotting
+from simsock import experiment
+from simsock import plot as plotting
 
 #: experiment -> small parameter sets: one where the claims hold, then ones that break them
 SMALL = {

@@ -6,10 +6,18 @@ dpi, a light grid, a title, and axis labels that carry their units ("time (s)",
 in worker processes. :func:`save` drops the "Software" PNG metadata, which holds the
 matplotlib version, so a figure's bytes depend only on what is drawn (and the installed
 fonts and matplotlib's rasteriser).
+
+The package is the only part of simsock that imports matplotlib. This module holds the
+house style (``from simsock import plot``: :func:`figure`, :func:`step_plot`,
+:func:`save`...); pictures of network monitor data are in :mod:`simsock.plot.net`, built on
+:mod:`simsock.plot.netbase` (input conventions, flow colours) and
+:mod:`simsock.plot.topology` (the topology drawings, re-exported by ``plot.net``).
+Every picture is written through :func:`save`, so patching ``plot.save`` sees them all.
 """
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -21,11 +29,16 @@ import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import Formatter, ScalarFormatter  # noqa: E402
+import numpy as np  # noqa: E402
+
+from simsock.claims import format_number  # noqa: E402
 
 __all__ = ["figure", "save", "step_plot", "shade_intervals", "annotate_claim", "legend_below", "number", "finish"]
 
 SIZE_IN = (9.0, 5.0)
 DPI = 120
+#: The group id (an Artist property, written only to SVG) that marks a note for :func:`finish`.
+_NOTE_GID = "simsock-claim-note"
 
 
 def figure(
@@ -79,7 +92,7 @@ def annotate_claim(ax: Axes, text: str) -> None:
     note = ax.text(0.01, 0.98, text, transform=ax.transAxes, ha="left", va="top", fontsize=9,
                    bbox={"boxstyle": "round,pad=0.4", "facecolor": "#fffbe6",
                          "edgecolor": "0.6", "alpha": 0.95})
-    note._simsock_note = True
+    note.set_gid(_NOTE_GID)
 
 
 def legend_below(ax: Axes, ncol: int = 2, fontsize: float = 8) -> None:
@@ -90,7 +103,6 @@ def legend_below(ax: Axes, ncol: int = 2, fontsize: float = 8) -> None:
 
 def number(value) -> str:
     """A number as figures write it: 12,500 with separators; 0.25 or 3.142 otherwise."""
-    from simsock.claims import format_number
     return format_number(value)
 
 
@@ -118,7 +130,6 @@ def data_points(ax: Axes):
     """Display coordinates of what ``ax`` plots: line vertices and points along each
     segment, scatter offsets, bar tops and centres (reference lines spanning the axes left
     out). Used to keep notes and legends off the data."""
-    import numpy as np
     pts = []
     for line in ax.get_lines():
         xy = np.asarray(line.get_xydata(), dtype=float)
@@ -160,7 +171,6 @@ _CORNERS = ((0.01, 0.98, "left", "top"), (0.99, 0.98, "right", "top"),
 
 def _fit_width(note, ax: Axes, renderer) -> None:
     """Rewrap a note that is wider than its axes."""
-    import textwrap
     limit = ax.get_window_extent(renderer).width * 0.96
     width = note.get_window_extent(renderer).width
     if width <= limit:
@@ -175,7 +185,7 @@ def _fit_width(note, ax: Axes, renderer) -> None:
 def _place_notes(fig: Figure) -> None:
     renderer = fig.canvas.get_renderer()
     for ax in fig.axes:
-        notes = [t for t in ax.texts if getattr(t, "_simsock_note", False)]
+        notes = [t for t in ax.texts if t.get_gid() == _NOTE_GID]
         if not notes:
             continue
         points = data_points(ax)
@@ -213,7 +223,6 @@ def _place_notes(fig: Figure) -> None:
 
 
 def _wrap_titles(fig: Figure) -> None:
-    import textwrap
     renderer = fig.canvas.get_renderer()
     width = fig.bbox.width
     texts = [ax.title for ax in fig.axes]

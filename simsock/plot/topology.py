@@ -8,8 +8,9 @@
   throughput with a cursor on the current time;
 - :func:`layout` — the deterministic node positions both use.
 
-The time series pictures (queues, throughput, drops) and the input conventions shared by
-all of them are in :mod:`simsock.plotting_net`, which re-exports these functions. Colour
+The time series pictures (queues, throughput, drops) are in :mod:`simsock.plot.net`, which
+re-exports these functions; the input conventions they share are in
+:mod:`simsock.plot.netbase`. Colour
 scales are fixed (0-100 % utilisation, 0 to ``drop_vmax`` drop rate) so that two pictures
 of one run, or the frames of a GIF, can be compared by eye.
 """
@@ -19,23 +20,18 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import networkx as nx
+from matplotlib import colormaps
+from matplotlib.axes import Axes
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
+from matplotlib.lines import Line2D
+from PIL import Image  # Pillow, a dependency of matplotlib
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
-import networkx as nx  # noqa: E402
-from matplotlib import colormaps  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.cm import ScalarMappable  # noqa: E402
-from matplotlib.colors import Normalize  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from PIL import Image  # noqa: E402  (Pillow, a dependency of matplotlib)
-
-from simsock import plotting  # noqa: E402
-from simsock.plotting_net import (Binned, Marks, _bin_edges_s, _binned_all, _marks,  # noqa: E402
-                                  _post_step, flow_colors)
-from simsock.units import NS_PER_S  # noqa: E402
+from simsock import plot
+from simsock.plot.netbase import Binned, Marks, bin_edges_s, binned_all, draw_marks, flow_colors, post_step
+from simsock.units import NS_PER_S
 
 __all__ = ["layout", "topology", "topology_animation"]
 
@@ -45,6 +41,7 @@ UTIL_CMAP = "RdYlGn_r"
 DROP_CMAP = "Purples"
 HOST_COLOR = "#d9d9d9"
 ARC_RAD = 0.12           # curvature of the link arrows (the two directions bend apart)
+
 
 def layout(graph: nx.Graph, seed: int = 1) -> dict[str, tuple[float, float]]:
     """Deterministic positions for ``graph`` (node attribute ``kind``: "host" or "router").
@@ -242,14 +239,14 @@ def topology(
     _check_graph(graph)
     _check_fraction(drop_vmax, "drop_vmax")
     pos = dict(pos or layout(graph))
-    fig, ax = plt.subplots(figsize=(10.0, 6.0), dpi=plotting.DPI, layout="constrained")
+    fig, ax = plt.subplots(figsize=(10.0, 6.0), dpi=plot.DPI, layout="constrained")
     ax.set_title(title, fontsize=12)
     _draw_topology(ax, graph, pos, utilisation, drop_rate, drop_vmax, label_min)
     _colorbars(fig, ax, drop_vmax)
     _legend_keys(ax)
     if note:
-        plotting.annotate_claim(ax, note)
-    return plotting.save(fig, path)
+        plot.annotate_claim(ax, note)
+    return plot.save(fig, path)
 
 
 def _check_fraction(value: float, what: str) -> None:
@@ -299,17 +296,6 @@ def topology_animation(
     group = -(-n_bins // max_frames)
     frames = [(start, min(n_bins, start + group)) for start in range(0, n_bins, group)]
 
-    def mean(values: Sequence[float], a: int, b: int) -> float:
-        return sum(values[a:b]) / (b - a)
-
-    def frame_data(a: int, b: int) -> tuple[dict[str, float], dict[str, float]]:
-        util = {name: mean(values, a, b) for name, values in utilisation.items()}
-        rate = {}
-        for r in router_arrivals:
-            arrived = sum(router_arrivals[r][a:b])
-            rate[r] = sum(router_drops.get(r, [])[a:b]) / arrived if arrived else 0.0
-        return util, rate
-
     pos = dict(pos or layout(graph))
     fig = plt.figure(figsize=(8.0, 7.0 if flows else 5.2), dpi=dpi, layout="constrained")
     rows = [3.0, 0.09] + ([1.4] if flows else [])
@@ -319,29 +305,11 @@ def topology_animation(
     fax = cursor = None
     if flows:
         fax = fig.add_subplot(grid[2, :])
-        fbin, fdata = _binned_all(flows, "topology_animation flows")
-        if fbin != bin_ns:
-            raise ValueError(f"topology_animation: flows use {fbin} ns bins but the topology data {bin_ns} ns")
-        edges = _bin_edges_s(bin_ns, len(next(iter(fdata.values()))))
-        scale = 8 * NS_PER_S / bin_ns / 1e6
-        colors = flow_colors(list(fdata))
-        for label, values in fdata.items():
-            plotting.step_plot(fax, edges, _post_step([v * scale for v in values]), label, color=colors[label])
-        if capacity_bps:
-            fax.axhline(capacity_bps / 1e6, color="0.2", linestyle=":", linewidth=1.0, label="bottleneck capacity")
-        _marks(fax, marks)
-        fax.set_xlim(0, n_bins * bin_ns / NS_PER_S)
-        fax.set_ylim(bottom=0)
-        fax.set_xlabel("time (s)")
-        fax.set_ylabel("throughput (Mbit/s)")
-        fax.set_title("delivered throughput per flow (shaded: the frame shown above)", fontsize=9)
-        fax.grid(True, alpha=0.3, linewidth=0.6)
-        fax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
-        cursor = fax.axvspan(0, 0, color="tab:blue", alpha=0.3)
+        cursor = _throughput_strip(fax, flows, bin_ns, n_bins, capacity_bps, marks)
 
     def draw(index: int) -> None:
         a, b = frames[index]
-        util, rate = frame_data(a, b)
+        util, rate = _frame_data(utilisation, router_drops, router_arrivals, a, b)
         ax.clear()
         _draw_topology(ax, graph, pos, util, rate, drop_vmax, label_min)
         t0, t1 = a * bin_ns / NS_PER_S, b * bin_ns / NS_PER_S
@@ -353,11 +321,60 @@ def topology_animation(
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Lay the figure out once (constrained layout on every frame would cost more than the
-    # drawing), then render only what changes: the background (colorbars, throughput strip)
-    # is drawn once and each frame blits the topology and the cursor onto a copy of it.
-    # Redrawing the whole figure per frame, as PillowWriter.grab_frame does, took 2.5x as long
-    # here (9.4 s against 3.8 s for 60 frames), FuncAnimation with constrained layout 5x.
+    images = _render_frames(fig, ax, fax, cursor, draw, len(frames))
+    plt.close(fig)
+    images[0].save(path, format="GIF", save_all=True, append_images=images[1:], duration=int(1000 / fps),
+                   loop=0, optimize=False)
+    return path
+
+
+def _frame_data(utilisation: Mapping[str, Sequence[float]], router_drops: Mapping[str, Sequence[float]],
+                router_arrivals: Mapping[str, Sequence[float]], a: int,
+                b: int) -> tuple[dict[str, float], dict[str, float]]:
+    """One frame's bins ``[a, b)`` merged: each link direction's mean utilisation, and each
+    router's drop rate (its drops over its arrivals in those bins, 0 with no arrivals)."""
+    util = {name: sum(values[a:b]) / (b - a) for name, values in utilisation.items()}
+    rate = {}
+    for r in router_arrivals:
+        arrived = sum(router_arrivals[r][a:b])
+        rate[r] = sum(router_drops.get(r, [])[a:b]) / arrived if arrived else 0.0
+    return util, rate
+
+
+def _throughput_strip(fax: Axes, flows: Mapping[str, Binned], bin_ns: int, n_bins: int,
+                      capacity_bps: float | None, marks: Marks):
+    """The animation's lower panel: each flow's throughput over the whole run; returns the
+    shaded span that marks the frame shown (moved by each frame)."""
+    fbin, fdata = binned_all(flows, "topology_animation flows")
+    if fbin != bin_ns:
+        raise ValueError(f"topology_animation: flows use {fbin} ns bins but the topology data {bin_ns} ns")
+    edges = bin_edges_s(bin_ns, len(next(iter(fdata.values()))))
+    scale = 8 * NS_PER_S / bin_ns / 1e6
+    colors = flow_colors(list(fdata))
+    for label, values in fdata.items():
+        plot.step_plot(fax, edges, post_step([v * scale for v in values]), label, color=colors[label])
+    if capacity_bps:
+        fax.axhline(capacity_bps / 1e6, color="0.2", linestyle=":", linewidth=1.0, label="bottleneck capacity")
+    draw_marks(fax, marks)
+    fax.set_xlim(0, n_bins * bin_ns / NS_PER_S)
+    fax.set_ylim(bottom=0)
+    fax.set_xlabel("time (s)")
+    fax.set_ylabel("throughput (Mbit/s)")
+    fax.set_title("delivered throughput per flow (shaded: the frame shown above)", fontsize=9)
+    fax.grid(True, alpha=0.3, linewidth=0.6)
+    fax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+    return fax.axvspan(0, 0, color="tab:blue", alpha=0.3)
+
+
+def _render_frames(fig, ax: Axes, fax: Axes | None, cursor, draw, n_frames: int) -> list:
+    """Each frame as a Pillow image, ``draw(index)`` putting frame ``index`` on ``ax``.
+
+    Lays the figure out once (constrained layout on every frame would cost more than the
+    drawing), then renders only what changes: the background (colorbars, throughput strip)
+    is drawn once and each frame blits the topology and the cursor onto a copy of it.
+    Redrawing the whole figure per frame, as PillowWriter.grab_frame does, took 2.5x as long
+    here (9.4 s against 3.8 s for 60 frames), FuncAnimation with constrained layout 5x.
+    """
     canvas = fig.canvas
     draw(0)
     canvas.draw()
@@ -371,7 +388,7 @@ def topology_animation(
     if cursor is not None:
         cursor.set_visible(True)
     images = []
-    for index in range(len(frames)):
+    for index in range(n_frames):
         draw(index)
         canvas.restore_region(background)
         for artist in sorted(ax.collections + ax.patches + ax.texts + ax.lines + [ax.title],
@@ -381,7 +398,4 @@ def topology_animation(
             fax.draw_artist(cursor)
         width, height = canvas.get_width_height()
         images.append(Image.frombuffer("RGBA", (width, height), bytes(canvas.buffer_rgba()), "raw", "RGBA", 0, 1))
-    plt.close(fig)
-    images[0].save(path, format="GIF", save_all=True, append_images=images[1:], duration=int(1000 / fps),
-                   loop=0, optimize=False)
-    return path
+    return images
