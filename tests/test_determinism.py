@@ -181,3 +181,17 @@ def test_adding_a_component_does_not_shift_other_streams():
         return got
 
     assert pattern(False) == pattern(True)
+
+
+def test_an_object_without_a_repr_is_traced_without_its_memory_address():
+    """An IOCP completion key (any object) used to be traced as ``<... object at 0x...>``,
+    so iocp_vs_epoll traces differed from process to process."""
+    from simsock.trace import trace_value
+
+    class Key:
+        pass
+
+    a, b = trace_value(Key()), trace_value(Key())
+    assert a == b
+    assert "0x" not in a and a.endswith("Key object>")
+    assert trace_value([Key()]) == [a]
