@@ -8,7 +8,7 @@ import pytest
 
 import simsock
 from simsock import (AF_INET, AF_INET6, MSG_DONTWAIT, MSG_PEEK, MSG_TRUNC, SO_RCVBUF, SO_REUSEADDR, SO_SNDBUF,
-                     SOCK_DGRAM, SOCK_STREAM, SOL_SOCKET)
+                     SOCK_DGRAM, SOL_SOCKET)
 from simsock.profiles import without_cpu_costs
 
 
@@ -397,7 +397,7 @@ def test_incomplete_reassembly_expires_after_ipfrag_time():
     a.spawn(send)
     sim.run(until="31s")
     assert b.ip_mib["ReasmFails"] == 1
-    assert b._reassembly == {}
+    assert b.udp._reassembly == {}
 
 
 def test_trace_records_fragments():
@@ -442,7 +442,7 @@ def test_connected_udp_icmp_refused_once_on_recv():
     sim.run(until="1s")
     assert out == [((ConnectionRefusedError, errno.ECONNREFUSED), "Connection refused", 2_000_680),
                    (BlockingIOError, errno.EAGAIN)]
-    assert b.udp_mib["NoPorts"] == 1
+    assert b.udp.mib["NoPorts"] == 1
 
 
 def test_connected_udp_icmp_refused_once_on_send():
@@ -506,7 +506,7 @@ def test_unconnected_udp_never_sees_icmp():
     a.spawn(prog)
     sim.run(until="1s")
     assert out == [(BlockingIOError, errno.EAGAIN), 1, 0]
-    assert b.udp_mib["NoPorts"] == 2
+    assert b.udp.mib["NoPorts"] == 2
     assert a.ip_mib["InReceives"] == 2       # both ICMP errors arrived
 
 
@@ -560,7 +560,7 @@ def test_connected_socket_filters_non_peer():
     b.spawn(senders)
     sim.run(until="1s")
     assert out == [(b"friend", ("10.0.0.2", 9000))]
-    assert a.udp_mib["NoPorts"] == 1
+    assert a.udp.mib["NoPorts"] == 1
 
 
 # -- binding and addresses ------------------------------------------------------------------------
@@ -762,7 +762,7 @@ def test_rcvbuf_full_drops_and_empty_queue_always_accepts():
     assert out[:100] == [(1000, 0)] * 100
     assert out[100] == (1, 2304, 99)
     assert out[101] == bytes([0]) * 1000
-    assert a.udp_mib["RcvbufErrors"] == 99 and a.udp_mib["InDatagrams"] == 1
+    assert a.udp.mib["RcvbufErrors"] == 99 and a.udp.mib["InDatagrams"] == 1
 
 
 def test_small_sndbuf_nonblocking_eagain_all_or_nothing():
@@ -791,7 +791,7 @@ def test_small_sndbuf_nonblocking_eagain_all_or_nothing():
     a.spawn(prog)
     sim.run(until="1s")
     assert out == [1000, 1000, (BlockingIOError, errno.EAGAIN), "EAGAIN", 1000]
-    assert a.udp_mib["OutDatagrams"] == 3
+    assert a.udp.mib["OutDatagrams"] == 3
 
 
 def test_msg_dontwait_send_with_full_sndbuf():
@@ -882,7 +882,7 @@ def test_sender_never_blocked_by_receiver_over_link():
     sim.run(until="1s")
     assert out == [0] * 500
     # default 212992 bytes / 2304 per datagram: 92 fit (the 93rd would exceed)
-    assert b.udp_mib["InDatagrams"] == 92 and b.udp_mib["RcvbufErrors"] == 408
+    assert b.udp.mib["InDatagrams"] == 92 and b.udp.mib["RcvbufErrors"] == 408
 
 
 # -- names, families, types -----------------------------------------------------------------------
@@ -915,24 +915,6 @@ def test_name_resolution():
     a.spawn(prog)
     sim.run(until="1s")
     assert out == [["127.0.0.1", "127.0.0.1", "10.0.0.1", "10.0.0.2", "10.0.0.2", "1.2.3.4"]]
-
-
-def test_sock_stream_unsupported_until_tcp_is_wired():
-    """SOCK_STREAM raises OSError(EPROTONOSUPPORT) while TCP is not wired in."""
-    sim = simsock.Simulation()
-    if sim._tcp_socket_factory is not None:
-        pytest.skip("TCP is wired in")
-    a = sim.add_host("a")
-
-    async def prog(k, out):
-        try:
-            k.socket(AF_INET, SOCK_STREAM)
-        except OSError as exc:
-            out.append(err(exc))
-    out = []
-    a.spawn(prog, out)
-    sim.run(until="1s")
-    assert out == [(OSError, errno.EPROTONOSUPPORT)]
 
 
 def test_af_inet6_not_supported():

@@ -716,7 +716,7 @@ class Runner:
 
     def sock_state_conn(self):
         # the last TCP socket the script used (packetdrill collects tcp_info for its socket)
-        from simsock.kernel.tcp import TcpSocket
+        from simsock.kernel.tcp_socket import TcpSocket
         cand = [o for o in self.fds.values() if isinstance(o, TcpSocket) and o.conn is not None]
         if not cand:
             raise Mismatch(self.event.line, "code block: no connected socket to read tcp_info from", self.env._now)

@@ -80,7 +80,7 @@ def _obj(runner, e: Expr):
 
 
 def _tcp(runner, e: Expr):
-    from simsock.kernel.tcp import TcpSocket
+    from simsock.kernel.tcp_socket import TcpSocket
     obj = _obj(runner, e)
     if not isinstance(obj, TcpSocket):
         raise os_error(E.ENOTSOCK)
