@@ -65,7 +65,7 @@ class TcpSocket(TcpStream):
             self.peer = conn.remote
             self.stack.sock_of[conn] = self
 
-    # -- options -------------------------------------------------------------------------
+    # -- options (the IPPROTO_TCP ones: kernel/tcp_options.py) ----------------------------
     def _sndbuf(self) -> int:
         return self.conn.sndbuf if self.conn is not None else self.sndbuf
 
@@ -118,7 +118,6 @@ class TcpSocket(TcpStream):
 
     def _take_protocol_error(self) -> int:
         return self.conn.take_error() if self.conn is not None else 0
-
 
     def _set_protocol_option(self, level: int, optname: int, value) -> None:
         if level != C.IPPROTO_TCP:
@@ -412,7 +411,8 @@ class TcpSocket(TcpStream):
             conn = self.conn
             conn.close(self._env.now)
             self.stack.pump(conn)
-            self.stack.sock_of.pop(conn, None) if conn.finished else None
+            if conn.finished:
+                self.stack.sock_of.pop(conn, None)
 
     # -- overlapped I/O (kernel/completion.py drives these) ---------------------------------
     def _overlapped_attempt(self, op):

@@ -20,6 +20,7 @@ import errno
 from simsock import constants as C
 from simsock.errors import os_error, timeout_error
 from simsock.tcp.connection import SEND_SHUTDOWN, TcpConnection
+from simsock.tcp.listener import TcpListener
 
 from .addr import check_int
 from .socket import AGAIN, Socket, call_body, syscall
@@ -32,6 +33,9 @@ _MSG_MORE = 0x8000          # MSG_MORE
 
 class TcpStream(Socket):
     """The data path of a ``SOCK_STREAM`` socket (see the module docstring)."""
+
+    conn: TcpConnection | None       # both set by TcpSocket.__init__, with stack (host.tcp)
+    listener: TcpListener | None
 
     def _pump(self) -> None:
         if self.conn is not None:
