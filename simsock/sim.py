@@ -19,8 +19,8 @@ import networkx as nx
 import simpy
 
 from simsock.errors import install_excepthook, trim_failure
-from simsock.kernel.thread import RUNNING, ThreadFailed, failure_error, wait_event
 from simsock.kernel.addr import is_dotted_quad
+from simsock.kernel.thread import RUNNING, ThreadFailed, failure_error, wait_event
 from simsock.kernel.watchdog import SAME_TIME_EVENT_LIMIT, MissingAwait, ZeroTimeLoop, stuck_events, unawaited
 from simsock.net.link import Channel, Link
 from simsock.net.link_settings import per_direction, qdisc_factory
