@@ -65,7 +65,7 @@ def layer_of(filename: str, name: str = "") -> str:
         return "CPU model"
     if "/simsock/trace.py" in f or "/simsock/pcap.py" in f:
         return "trace"
-    if "/simsock/tcp/" in f or "/simsock/kernel/tcp.py" in f:
+    if "/simsock/tcp/" in f or "/simsock/kernel/tcp_" in f:
         return "TCP"
     if "/simsock/net/" in f:
         return "network"

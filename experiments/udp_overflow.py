@@ -22,7 +22,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import simsock
-from models import payload
 from models.udp import nonblocking_burst, paced_sender, slow_reader
 
 CLAIMS = ["C5.4", "C7.2"]

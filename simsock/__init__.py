@@ -9,7 +9,7 @@ from .constants import *  # noqa: F401,F403  (socket/select constants with Linux
 from .errors import SimulationError
 from .kernel.socket import Socket
 from .kernel.udp import UdpSocket
-from .kernel.tcp import TcpSocket
+from .kernel.tcp_socket import TcpSocket
 from .profiles import Profile, get_profile
 from .sim import Simulation
 from .net.router import Router

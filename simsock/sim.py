@@ -9,8 +9,6 @@ run is a pure function of (world, programs, seed).
 
 from __future__ import annotations
 
-import copy
-import errno
 import functools
 import gc
 import heapq
@@ -20,10 +18,13 @@ import warnings
 import networkx as nx
 import simpy
 
-from simsock.errors import SimulationError, install_excepthook, trim_failure
+from simsock.errors import install_excepthook, trim_failure
+from simsock.kernel.addr import is_dotted_quad
 from simsock.kernel.thread import RUNNING, ThreadFailed, failure_error, wait_event
-from simsock.kernel.watchdog import SAME_TIME_EVENT_LIMIT, MissingAwait, ZeroTimeLoop, unawaited
+from simsock.kernel.watchdog import SAME_TIME_EVENT_LIMIT, MissingAwait, ZeroTimeLoop, stuck_events, unawaited
 from simsock.net.link import Channel, Link
+from simsock.net.link_settings import per_direction, qdisc_factory
+from simsock.net.router import Router
 from simsock.profiles import get_profile
 from simsock.rng import RandomStreams
 from simsock.trace import Trace
@@ -80,7 +81,6 @@ def _run_events(env: simpy.Environment, until_ns: int | None) -> None:
         if now == last:
             same += 1
             if same > SAME_TIME_EVENT_LIMIT:
-                from simsock.kernel.watchdog import stuck_events
                 queue.append((now, 0, -1, event))
                 raise stuck_events(RUNNING.sim, same)
         else:
@@ -98,12 +98,6 @@ def _run_events(env: simpy.Environment, until_ns: int | None) -> None:
         env._now = until_ns
 
 
-def _looks_like_address(name: str) -> bool:
-    """``name`` is a dotted quad ("10.0.0.9"), which name resolution takes as an address."""
-    from simsock.kernel.addr import is_dotted_quad
-    return is_dotted_quad(name)
-
-
 def _report_unawaited(sim) -> None:
     """During a run, Python's "coroutine ... was never awaited" from inside a thread is a
     missing ``await``: the thread stops with an error naming the call and the line
@@ -118,72 +112,8 @@ def _report_unawaited(sim) -> None:
     warnings.showwarning = showwarning
 
 
-def qdisc_factory(qdisc, what: str):
-    """What ``qdisc=`` may be, as a zero-argument callable returning a new queue discipline
-    for each port: None; a callable (a Qdisc class, a function, a lambda); or an *unused*
-    discipline instance (``DropTail(packets=64)``), which serves as a template copied for
-    every port, since each port needs a queue of its own."""
-    if qdisc is None or isinstance(qdisc, type):
-        return qdisc
-    if hasattr(qdisc, "enqueue") and hasattr(qdisc, "dequeue"):
-        if getattr(qdisc, "on_drop", None) is not None or len(qdisc):
-            raise ValueError(f"{what}: {qdisc!r} is already in use on a port; give a new one, e.g. "
-                             f"qdisc={type(qdisc).__name__}(...), or a callable that returns a new one")
-        template = copy.deepcopy(qdisc)
-        return lambda: copy.deepcopy(template)
-    if callable(qdisc):
-        return qdisc
-    raise TypeError(f"{what} must be a queue discipline such as simsock.DropTail(packets=64), or a callable "
-                    f"that returns a new one for each port; got {type(qdisc).__name__} {qdisc!r}")
-
-
-_DIRECTION_KEYS = ("rate", "delay", "loss", "queue", "qdisc", "jitter")
-
-
-def _per_direction(sim, nodes, ab, ba, rate_bps, delay_ns, loss, queues, qdiscs, jitter):
-    """add_link's ``ab=``/``ba=`` overrides: each setting as an (a->b, b->a) pair."""
-    out = {"rate": [rate_bps, rate_bps], "delay": [delay_ns, delay_ns], "loss": [loss, loss],
-           "queue": list(queues), "qdisc": list(qdiscs), "jitter": [jitter, jitter]}
-    for i, (name, over) in enumerate((("ab", ab), ("ba", ba))):
-        if over is None:
-            continue
-        if not isinstance(over, dict):
-            raise TypeError(f"add_link({name}=) must be a dict of settings for the "
-                            f"{'a->b' if i == 0 else 'b->a'} direction, e.g. {{'rate': '10Mbit'}}, "
-                            f"not {type(over).__name__}")
-        for key in over:
-            if key not in _DIRECTION_KEYS:
-                raise ValueError(f"add_link({name}=): unknown setting {key!r}; a direction has "
-                                 f"{', '.join(_DIRECTION_KEYS)}")
-        for key in _DIRECTION_KEYS:             # queue before qdisc, as add_link reads them
-            if key not in over:
-                continue
-            value = over[key]
-            what = f"add_link({name}={{{key!r}: ...}})"
-            if key == "rate":
-                value = validate.rate(value, what)
-            elif key == "delay":
-                value = validate.duration(value, what)
-            elif key == "loss":
-                value = validate.loss(value, what)
-                if not hasattr(value, "lose"):
-                    value = value if value > 0 else None
-            elif key == "queue":
-                kind, value = validate.queue(value, what)
-                if kind == "bytes":             # a byte limit is a bfifo on this direction
-                    if "qdisc" in over:
-                        raise ValueError(f"add_link({name}=): queue in bytes and a qdisc both set the transmit "
-                                         f"queue: give one, e.g. 'qdisc': simsock.DropTail(bytes={value})")
-                    from simsock.net.qdisc import DropTail
-                    out["qdisc"][i] = qdisc_factory(DropTail(bytes=value), what)
-                    continue
-            elif key == "qdisc":
-                value = qdisc_factory(validate.qdisc(value, what), what)
-            elif key == "jitter":
-                value = validate.jitter(value, what)
-            out[key][i] = value
-    return tuple(tuple(out[k]) for k in _DIRECTION_KEYS)
-
+#: How often settle re-checks the connections' timers while no packet is in flight.
+_QUIET_CHECK_NS = 1_000_000
 
 #: Cost of passing *through* a host on a path: hosts do not forward, so routing takes a path
 #: through a host only when there is no other (see Simulation.next_hop).
@@ -240,21 +170,11 @@ class Simulation:
         self._next_hops: dict[str, dict[str, str]] = {}
         self._components: dict[str, int] | None = None
         self._default_routes: dict[str, str] = {}
-        self.netmon = None            # NetworkMonitor once monitor() is called
+        self.monitors = None          # the NetworkMonitor, once monitor() is called
         self._addresses: dict[str, Node] = {}
         self._names: dict[str, Node] = {}      # lower-cased name -> node (resolve_name)
         self._quiet_waiters: list[simpy.Event] = []
-        self._tcp_socket_factory = None
         self.drops: dict[str, int] = {}
-        self._install_protocols()
-
-    def _install_protocols(self) -> None:
-        try:
-            from simsock.kernel.tcp import make_tcp_socket, attach_tcp
-        except ImportError:
-            return
-        self._tcp_socket_factory = make_tcp_socket
-        self._attach_tcp = attach_tcp
 
     # -- time ---------------------------------------------------------------------------
     @property
@@ -312,7 +232,7 @@ class Simulation:
             raise ValueError(f"there is already a node called {name!r}")
         if name.lower() == "localhost":
             raise ValueError("'localhost' is every host's own loopback name; choose another host name")
-        if _looks_like_address(name):
+        if is_dotted_quad(name):     # name resolution would take it as an address
             raise ValueError(f"node name {name!r} reads as an IPv4 address, which would resolve to that address "
                              f"rather than to the node (nodes get their own, e.g. 10.0.0.1): choose a name, "
                              f"e.g. 'server'")
@@ -334,8 +254,6 @@ class Simulation:
         self._addresses[host.address] = host
         self._names[name.lower()] = host
         self.graph.add_node(name, kind="host")
-        if hasattr(self, "_attach_tcp"):
-            self._attach_tcp(host)
         self._topology_changed()
         return host
 
@@ -351,7 +269,6 @@ class Simulation:
         between a packet's arrival and its enqueueing on the output port (default 0).
         See :mod:`simsock.net.router`.
         """
-        from simsock.net.router import Router
         self._check_name(name)
         qdisc, queue = validate.router(qdisc, queue, processing_delay)
         qdisc = qdisc_factory(qdisc, "add_router(qdisc=)")
@@ -392,21 +309,16 @@ class Simulation:
         bin_ns = parse_time(bin, what="monitor bin")
         if bin_ns <= 0:
             raise ValueError(f"monitor bin must be a positive duration such as '10ms', got {bin!r}")
-        if self.netmon is not None:
-            if self.netmon.bin_ns != bin_ns:
-                raise ValueError(f"this simulation is already monitored with bins of {self.netmon.bin_ns} ns; "
+        if self.monitors is not None:
+            if self.monitors.bin_ns != bin_ns:
+                raise ValueError(f"this simulation is already monitored with bins of {self.monitors.bin_ns} ns; "
                                  f"a second monitor() must use the same bin (or none: sim.monitors)")
-            return self.netmon
-        mon = self.netmon = NetworkMonitor(self, bin_ns)
+            return self.monitors
+        mon = self.monitors = NetworkMonitor(self, bin_ns)
         for link in self.links:
             mon.attach(link.forward)
             mon.attach(link.backward)
         return mon
-
-    @property
-    def monitors(self):
-        """The NetworkMonitor started by :meth:`monitor` (None before)."""
-        return self.netmon
 
     def _node(self, node) -> Node:
         if isinstance(node, Node):
@@ -466,8 +378,8 @@ class Simulation:
                        for n in (a, b))
         qdiscs = tuple(qdisc if qdisc is not None else getattr(n, "qdisc_factory", None) for n in (a, b))
         if ab is not None or ba is not None:
-            rate_bps, delay_ns, loss_model, queues, qdiscs, jitter = _per_direction(
-                self, (a, b), ab, ba, rate_bps, delay_ns, loss_model, queues, qdiscs, jitter)
+            rate_bps, delay_ns, loss_model, queues, qdiscs, jitter = per_direction(
+                ab, ba, rate_bps, delay_ns, loss_model, queues, qdiscs, jitter)
         link = Link(self, a, b, rate_bps, delay_ns, loss_model, mtu, queues, qdiscs, jitter)
         a.links.append(link)
         b.links.append(link)
@@ -579,8 +491,8 @@ class Simulation:
 
     def _packet_dropped(self, channel, pkt, reason: str, where: str | None = None) -> None:
         self.drops[reason] = self.drops.get(reason, 0) + 1
-        if self.netmon is not None:
-            self.netmon.dropped(channel, pkt, reason, where, self.env.now)
+        if self.monitors is not None:
+            self.monitors.dropped(channel, pkt, reason, where, self.env.now)
         if self.trace.want_packets:
             self.trace.packet(self.env.now, where or channel.name, "drop", pkt, reason)
 
@@ -593,7 +505,7 @@ class Simulation:
                     ev.succeed(None)
 
     def _timers_pending(self) -> bool:
-        return any(h.tcp.timers_busy() for h in self.hosts.values() if hasattr(h, "tcp"))
+        return any(h.tcp.timers_busy() for h in self.hosts.values())
 
     async def _settle(self) -> None:
         while self.in_flight or self._timers_pending():
@@ -602,12 +514,9 @@ class Simulation:
                 self._quiet_waiters.append(ev)
                 await wait_event(ev)
             else:
-                await wait_event(self.env.timeout(self._next_quiet_check()))
+                await wait_event(self.env.timeout(_QUIET_CHECK_NS))
         # let everything scheduled for this instant (deliveries, wake-ups) happen first
         await wait_event(self.env.timeout(0))
-
-    def _next_quiet_check(self) -> int:
-        return 1_000_000
 
     # -- results ----------------------------------------------------------------------------
     def stats(self) -> dict:

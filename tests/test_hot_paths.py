@@ -1,7 +1,7 @@
 """The fast paths added for benchmarks/c10k.py keep the behaviour of the code they replace.
 
 * TCP timers live in one heap per host with one SimPy event for all of them
-  (kernel/tcp.py ``_arm``): every connection's timer still fires at exactly its deadline,
+  (kernel/tcp_stack.py ``_arm``): every connection's timer still fires at exactly its deadline,
   entries no longer needed cost no event, and many connections share one pending event.
 * ``Simulation.run`` steps SimPy's queue itself (``sim._run_events``) and raises the young
   GC generation's threshold while it runs, restoring it afterwards.

@@ -301,7 +301,7 @@ def test_sendto_unlinked_host_enetunreach():
     sim.run(until="1s")
     assert seen == [(OSError, errno.ENETUNREACH, "Network is unreachable", 0)]
     assert a.ip_mib["OutNoRoutes"] == 1
-    assert a.udp_mib["OutDatagrams"] == 0
+    assert a.udp.mib["OutDatagrams"] == 0
 
 
 def test_connect_unlinked_host_enetunreach():

@@ -175,10 +175,8 @@ class Kernel:
         elif base_type == C.SOCK_STREAM:
             if proto not in (0, C.IPPROTO_TCP):
                 raise os_error(errno.EPROTONOSUPPORT)
-            factory = self._sim._tcp_socket_factory
-            if factory is None:
-                raise os_error(errno.EPROTONOSUPPORT, "TCP is not modelled yet in this version of simsock")
-            sock = factory(self._host, family, type, proto)
+            from .tcp_socket import TcpSocket
+            sock = TcpSocket(self._host, family, type, proto)
         else:
             raise os_error(errno.EINVAL)
         if nonblock:

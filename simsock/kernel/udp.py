@@ -34,9 +34,8 @@ from collections import deque
 
 from simsock import constants as C
 from simsock.errors import os_error
-from simsock.net.packet import Datagram
 
-from .addr import ANY, BROADCAST, LOOPBACK, check_int, is_loopback, parse_inet_address, resolve
+from .addr import ANY, BROADCAST, LOOPBACK, check_int, parse_inet_address, resolve
 from .socket import AGAIN, Socket, syscall, syscall_may_wait
 from .wait import SIG_IN, SIG_OUT, SIG_STATE
 
@@ -49,6 +48,23 @@ def _data_arg(data) -> bytes:
     raise TypeError(f"a bytes-like object is required, not '{type(data).__name__}'")
 
 
+def recv_into_args(buffer, nbytes, flags, caller: str) -> tuple[int, int]:
+    """recv_into/recvfrom_into's arguments as CPython checks them: (bytes to read, flags)."""
+    if not isinstance(buffer, (bytearray, memoryview)) or (isinstance(buffer, memoryview) and buffer.readonly):
+        raise TypeError(f"{caller}() argument 1 must be read-write bytes-like object, "
+                        f"not {type(buffer).__name__}")
+    nbytes = check_int(nbytes)
+    flags = check_int(flags)
+    if nbytes < 0:
+        raise ValueError(f"negative buffersize in {caller}")
+    if nbytes == 0:
+        nbytes = len(buffer)
+    elif nbytes > len(buffer):
+        raise ValueError("buffer too small for requested bytes" if caller == "recv_into"
+                         else "nbytes is greater than the length of the buffer")
+    return nbytes, flags
+
+
 class UdpSocket(Socket):
     """A ``SOCK_DGRAM`` socket."""
 
@@ -58,6 +74,7 @@ class UdpSocket(Socket):
     def __init__(self, host, family: int, type: int, proto: int):
         super().__init__(host, family, type, proto)
         prof = host.profile
+        self.stack = host.udp
         self.sndbuf = prof.wmem_default
         self.rcvbuf = prof.rmem_default
         self.receive_queue: deque = deque()   # (data, src_addr, truesize)
@@ -67,7 +84,7 @@ class UdpSocket(Socket):
         self.wmem_alloc = 0
         self._wmem_pending: deque = deque()   # (release_ns, truesize): skbs still in our interface queue
         self._wmem_timer = None
-        # counters (per socket; host-wide ones live in host.udp_mib)
+        # counters (per socket; host-wide ones live in host.udp.mib)
         self.sent_datagrams = 0
         self.sent_bytes = 0
         self.received_datagrams = 0
@@ -102,11 +119,11 @@ class UdpSocket(Socket):
         ip = resolve(self._sim, host, for_bind=True)
         if self.local is not None:
             raise os_error(errno.EINVAL)
-        self._host.udp_bind(self, ip, port)
+        self.stack.bind(self, ip, port)
 
     def _autobind(self) -> None:
         if self.local is None:
-            self._host.udp_bind(self, ANY, 0)
+            self.stack.bind(self, ANY, 0)
 
     def listen(self, backlog=None) -> None:
         self._check_open()
@@ -142,7 +159,7 @@ class UdpSocket(Socket):
         self._autobind()
         if self.local[0] == ANY:
             # ip4_datagram_connect fixes the source address from the route.
-            self._host.udp_rehash(self, self._host.source_address_for(ip))
+            self.stack.rehash(self, self._host.source_address_for(ip))
         self.peer = (ip, port)
         # A pending error (an ICMP port unreachable) survives a new connect():
         # ip4_datagram_connect does not clear sk_err (differential test; conformance
@@ -160,7 +177,7 @@ class UdpSocket(Socket):
         self._notify(SIG_STATE, readers=True, writers=True)
 
     def _release(self) -> None:
-        self._host.udp_unbind(self)
+        self.stack.unbind(self)
         self.receive_queue.clear()
         self.reader_queue.clear()
         self.rmem_alloc = 0
@@ -191,11 +208,11 @@ class UdpSocket(Socket):
         if route is None:
             route = host._route_cache.get(dest[0]) or host.route(dest[0])
         if length + 28 <= route[1]:                  # IP + UDP headers fit the route's MTU
-            truesize = host.udp_truesize(length)
+            truesize = self.stack.truesize(length)
         else:
             truesize = self._fragments_truesize(length, route[1])
         self.wmem_alloc += truesize
-        release = host.udp_output(self, data, dest, route)
+        release = self.stack.output(self, data, dest, route)
         if release is None or release <= now:
             self.wmem_alloc -= truesize
         else:
@@ -220,11 +237,11 @@ class UdpSocket(Socket):
         per = (mtu - 20) & ~7
         size = 8 + length
         count = -(-size // per)
-        ts = self._host.udp_truesize
+        ts = self.stack.truesize
         full = ts(per + 20 - 28)
         last = ts(size - (count - 1) * per + 20 - 28)
         if 1 + self.wmem_alloc + (count - 1) * full > 2 * self.sndbuf:
-            self._host.udp_mib["SndbufErrors"] += 1
+            self.stack.mib["SndbufErrors"] += 1
             raise os_error(errno.ENOBUFS)
         return (count - 1) * full + last
 
@@ -436,7 +453,7 @@ class UdpSocket(Socket):
 
     @syscall
     async def recv_into(self, buffer, nbytes=0, flags=0) -> int:
-        n, flags = self._into_args(buffer, nbytes, flags, "recv_into")
+        n, flags = recv_into_args(buffer, nbytes, flags, "recv_into")
         if n == 0:
             return 0
         self._check_open()
@@ -447,7 +464,7 @@ class UdpSocket(Socket):
 
     @syscall
     async def recvfrom_into(self, buffer, nbytes=0, flags=0):
-        n, flags = self._into_args(buffer, nbytes, flags, "recvfrom_into")
+        n, flags = recv_into_args(buffer, nbytes, flags, "recvfrom_into")
         self._check_open()
         data, src, length = await self._wait_for(lambda: self._try_recv(n, flags & ~C.MSG_TRUNC),
                                                  self.read_wait, flags)
@@ -471,22 +488,6 @@ class UdpSocket(Socket):
             self._reclaim_wmem(self._env.now)
             return self.wmem_alloc
         raise os_error(errno.ENOTTY)
-
-    @staticmethod
-    def _into_args(buffer, nbytes, flags, caller: str) -> tuple[int, int]:
-        if not isinstance(buffer, (bytearray, memoryview)) or (isinstance(buffer, memoryview) and buffer.readonly):
-            raise TypeError(f"{caller}() argument 1 must be read-write bytes-like object, "
-                            f"not {type(buffer).__name__}")
-        nbytes = check_int(nbytes)
-        flags = check_int(flags)
-        if nbytes < 0:
-            raise ValueError(f"negative buffersize in {caller}")
-        if nbytes == 0:
-            nbytes = len(buffer)
-        elif nbytes > len(buffer):
-            raise ValueError("buffer too small for requested bytes" if caller == "recv_into"
-                             else "nbytes is greater than the length of the buffer")
-        return nbytes, flags
 
     # -- overlapped I/O (kernel/completion.py drives these) ---------------------------------
     def _overlapped_attempt(self, op):

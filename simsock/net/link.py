@@ -84,7 +84,7 @@ class Channel:
         # .transmit(start, end, size) for every transmission, .arrived(now) at every arrival
         self.monitor = None
         self._mon_bins = None                 # the monitor's offered_bins() while monitored
-        mon = sim.netmon
+        mon = sim.monitors
         if mon is not None and rate_bps is not None:
             mon.attach(self)
 

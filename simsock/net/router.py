@@ -44,7 +44,7 @@ non-zero delay costs one event per packet.
 
 from __future__ import annotations
 
-from simsock.host import Host, Node
+from simsock.host import Node
 from simsock.kernel.events import call_later
 from simsock.net.packet import PROTO_ICMP, PROTO_TCP, PROTO_UDP, IcmpError, Packet
 from simsock.tcp.listener import reset_for
@@ -88,9 +88,6 @@ class Router(Node):
     # -- addresses ------------------------------------------------------------------------
     def owns(self, ip: str) -> bool:
         return ip == self.address
-
-    # ICMP rate limiting is the host's (icmpv4_xrlim_allow), on the router's own tokens.
-    _icmp_allowed = Host._icmp_allowed
 
     def output_port(self, dst_ip: str):
         """The channel this router forwards packets for ``dst_ip`` on (None: no route)."""

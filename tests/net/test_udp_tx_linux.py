@@ -135,7 +135,7 @@ def test_fragment_charge_without_namespaces():
     a.spawn(prog)
     sim.run(until=0.1)
     assert seen == {"wmem": 20 * 2304 + 1280, "errno": errno.ENOBUFS, "wmem_after": 0}
-    assert a.udp_mib["SndbufErrors"] == 1
+    assert a.udp.mib["SndbufErrors"] == 1
 
 
 _RX = r"""

@@ -48,7 +48,7 @@ def test_rcvbuf_full_drops_and_empty_queue_always_accepts():
     assert out[:100] == [(1000, 0)] * 100
     assert out[100] == (1, 2304, 99)
     assert out[101] == bytes([0]) * 1000
-    assert a.udp_mib["RcvbufErrors"] == 99 and a.udp_mib["InDatagrams"] == 1
+    assert a.udp.mib["RcvbufErrors"] == 99 and a.udp.mib["InDatagrams"] == 1
 
 
 def test_small_sndbuf_nonblocking_eagain_all_or_nothing():
@@ -77,7 +77,7 @@ def test_small_sndbuf_nonblocking_eagain_all_or_nothing():
     a.spawn(prog)
     sim.run(until="1s")
     assert out == [1000, 1000, (BlockingIOError, errno.EAGAIN), "EAGAIN", 1000]
-    assert a.udp_mib["OutDatagrams"] == 3
+    assert a.udp.mib["OutDatagrams"] == 3
 
 
 def test_msg_dontwait_send_with_full_sndbuf():
@@ -168,4 +168,4 @@ def test_sender_never_blocked_by_receiver_over_link():
     sim.run(until="1s")
     assert out == [0] * 500
     # default 212992 bytes / 2304 per datagram: 92 fit (the 93rd would exceed)
-    assert b.udp_mib["InDatagrams"] == 92 and b.udp_mib["RcvbufErrors"] == 408
+    assert b.udp.mib["InDatagrams"] == 92 and b.udp.mib["RcvbufErrors"] == 408

@@ -104,7 +104,7 @@ def test_incomplete_reassembly_expires_after_ipfrag_time():
     a.spawn(send)
     sim.run(until="31s")
     assert b.ip_mib["ReasmFails"] == 1
-    assert b._reassembly == {}
+    assert b.udp._reassembly == {}
 
 
 def test_trace_records_fragments():

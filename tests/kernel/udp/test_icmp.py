@@ -34,7 +34,7 @@ def test_connected_udp_icmp_refused_once_on_recv():
     sim.run(until="1s")
     assert out == [((ConnectionRefusedError, errno.ECONNREFUSED), "Connection refused", 2_000_680),
                    (BlockingIOError, errno.EAGAIN)]
-    assert b.udp_mib["NoPorts"] == 1
+    assert b.udp.mib["NoPorts"] == 1
 
 
 def test_connected_udp_icmp_refused_once_on_send():
@@ -98,7 +98,7 @@ def test_unconnected_udp_never_sees_icmp():
     a.spawn(prog)
     sim.run(until="1s")
     assert out == [(BlockingIOError, errno.EAGAIN), 1, 0]
-    assert b.udp_mib["NoPorts"] == 2
+    assert b.udp.mib["NoPorts"] == 2
     assert a.ip_mib["InReceives"] == 2       # both ICMP errors arrived
 
 
@@ -152,4 +152,4 @@ def test_connected_socket_filters_non_peer():
     b.spawn(senders)
     sim.run(until="1s")
     assert out == [(b"friend", ("10.0.0.2", 9000))]
-    assert a.udp_mib["NoPorts"] == 1
+    assert a.udp.mib["NoPorts"] == 1

@@ -4,10 +4,9 @@ families and types."""
 import errno
 import socket
 
-import pytest
 
 import simsock
-from simsock import AF_INET, AF_INET6, SOCK_DGRAM, SOCK_STREAM
+from simsock import AF_INET, AF_INET6, SOCK_DGRAM
 from tests.kernel.udp.helpers import err, run_local
 from tests.worlds import two_hosts
 
@@ -40,24 +39,6 @@ def test_name_resolution():
     a.spawn(prog)
     sim.run(until="1s")
     assert out == [["127.0.0.1", "127.0.0.1", "10.0.0.1", "10.0.0.2", "10.0.0.2", "1.2.3.4"]]
-
-
-def test_sock_stream_unsupported_until_tcp_is_wired():
-    """SOCK_STREAM raises OSError(EPROTONOSUPPORT) while TCP is not wired in."""
-    sim = simsock.Simulation()
-    if sim._tcp_socket_factory is not None:
-        pytest.skip("TCP is wired in")
-    a = sim.add_host("a")
-
-    async def prog(k, out):
-        try:
-            k.socket(AF_INET, SOCK_STREAM)
-        except OSError as exc:
-            out.append(err(exc))
-    out = []
-    a.spawn(prog, out)
-    sim.run(until="1s")
-    assert out == [(OSError, errno.EPROTONOSUPPORT)]
 
 
 def test_af_inet6_not_supported():

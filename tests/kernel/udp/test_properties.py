@@ -130,9 +130,9 @@ def test_conservation_sent_equals_received_dropped_queued(sc):
     sock = state["sock"]
     assert len(sent) == len(state["received"]) + sock.drops + sock.queued_datagrams
     assert sock.received_datagrams == len(state["received"])
-    assert host.udp_mib["RcvbufErrors"] == sock.drops
-    assert host.udp_mib["InDatagrams"] == len(state["received"]) + sock.queued_datagrams
-    assert host.udp_mib["NoPorts"] == 0
+    assert host.udp.mib["RcvbufErrors"] == sock.drops
+    assert host.udp.mib["InDatagrams"] == len(state["received"]) + sock.queued_datagrams
+    assert host.udp.mib["NoPorts"] == 0
     assert set(sim.drops) <= {"rcvbuf"}
     assert sim.drops.get("rcvbuf", 0) == sock.drops
 
