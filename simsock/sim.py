@@ -24,6 +24,7 @@ from simsock.kernel.thread import RUNNING, ThreadFailed, failure_error, wait_eve
 from simsock.kernel.watchdog import SAME_TIME_EVENT_LIMIT, MissingAwait, ZeroTimeLoop, stuck_events, unawaited
 from simsock.net.link import Channel, Link
 from simsock.net.link_settings import per_direction, qdisc_factory
+from simsock.net.monitor import NetworkMonitor
 from simsock.net.router import Router
 from simsock.profiles import get_profile
 from simsock.rng import RandomStreams
@@ -305,7 +306,6 @@ class Simulation:
         """Start recording queues, links and flows (see :mod:`simsock.net.monitor`); returns
         the :class:`~simsock.net.monitor.NetworkMonitor`, also ``sim.monitors``. ``bin`` is
         the width of throughput/drop bins (seconds or "10ms"). Call it before ``run``."""
-        from simsock.net.monitor import NetworkMonitor
         bin_ns = parse_time(bin, what="monitor bin")
         if bin_ns <= 0:
             raise ValueError(f"monitor bin must be a positive duration such as '10ms', got {bin!r}")

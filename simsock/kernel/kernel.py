@@ -24,7 +24,9 @@ from .addr import check_int, resolve
 from .cpu import run_debt
 from .epoll import Epoll
 from .iocp import CompletionPort
+from .tcp_socket import TcpSocket
 from .thread import RUNNING, ThreadHandle, thread_cpu_ns, wait_event
+from .udp import UdpSocket
 from .uring import IoUring
 from .watchdog import SPAWN_WEIGHT, STEP_CALL_LIMIT, stop_thread
 
@@ -170,12 +172,10 @@ class Kernel:
         if base_type == C.SOCK_DGRAM:
             if proto not in (0, C.IPPROTO_UDP):
                 raise os_error(errno.EPROTONOSUPPORT)
-            from .udp import UdpSocket
             sock = UdpSocket(self._host, family, type, proto)
         elif base_type == C.SOCK_STREAM:
             if proto not in (0, C.IPPROTO_TCP):
                 raise os_error(errno.EPROTONOSUPPORT)
-            from .tcp_socket import TcpSocket
             sock = TcpSocket(self._host, family, type, proto)
         else:
             raise os_error(errno.EINVAL)

@@ -72,7 +72,6 @@ class Router(Node):
     def __init__(self, sim, name: str, address: str, qdisc=None, queue: int | None = None,
                  processing_delay: int = 0):
         super().__init__(sim, name, address)
-        self.profile = sim.profile
         self.qdisc_factory = qdisc
         self.queue = queue
         self.processing_delay = processing_delay
@@ -81,7 +80,6 @@ class Router(Node):
         self.delivered_local = 0
         self.drops: dict[str, int] = {}
         self._table: dict[str, object] = {}     # dst ip -> output Channel or None
-        self._icmp_tokens: dict[str, tuple[int, int]] = {}
         self.icmp_sent = 0
         self.resets_sent = 0
 

@@ -32,6 +32,7 @@ import fcntl
 import socket as _socket
 import struct
 
+from simsock.tcp.info import TCP_INFO_SIZE, unpack_tcp_info
 from simsock.trace import trace_value
 
 
@@ -249,7 +250,6 @@ class RealSocket:
     def tcp_info(self) -> dict:
         """The real kernel's ``struct tcp_info`` as a dict (the simulator's ``tcp_info()``);
         no trace record, like the simulated one."""
-        from simsock.tcp.info import TCP_INFO_SIZE, unpack_tcp_info
         return unpack_tcp_info(self._sock.getsockopt(_socket.IPPROTO_TCP, _socket.TCP_INFO, TCP_INFO_SIZE))
 
     def ioctl(self, request, arg=None):

@@ -51,7 +51,9 @@ import time
 
 from simsock import validate
 from simsock.errors import SimulationError, gai_error
+from simsock.net.tbf import TBF
 from simsock.trace import Trace, errno_of
+from simsock.units import parse_size, parse_time
 from simsock.real import netns
 from simsock.real.kernel import RealKernel, ThreadHandle
 from simsock.real.sockets import RealSocket, plain
@@ -159,7 +161,6 @@ class RealWorld:
         burst, limit and peak rate; ``ab``/``ba`` may also set ``rate`` and ``queue`` for one
         end. Other settings per direction are refused, as are other qdiscs in ``ab``/``ba``
         (only tbf is reproduced)."""
-        from simsock.units import parse_size, parse_time
         ha, hb = self._host(a), self._host(b)
         has_delay = delay is not None and parse_time(delay, what="delay") > 0
         has_loss = loss is not None and float(loss) > 0
@@ -214,8 +215,6 @@ class RealWorld:
     @staticmethod
     def _link_ends(rate, queue, qdisc, ab, ba) -> list:
         """(rate, queue, TBF or None) for the a->b and b->a ends of a real link."""
-        from simsock.net.tbf import TBF
-
         def as_tbf(q, what):
             if q is None:
                 return None
@@ -392,7 +391,6 @@ class RealWorld:
 
     def run(self, until=None, *, unfinished: str = "raise") -> None:
         """Start every spawned thread and wait for them, at most ``until`` seconds."""
-        from simsock.units import parse_time
         if unfinished not in ("raise", "stop"):
             raise ValueError("unfinished must be 'raise' or 'stop'")
         if self._started:

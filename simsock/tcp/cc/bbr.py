@@ -49,6 +49,7 @@ from simsock.tcp.cc.base import (
     TCP_INFINITE_SSTHRESH,
     CongestionOps,
 )
+from simsock.tcp.rate import RateSample
 
 BBR_SCALE = 8
 BBR_UNIT = 1 << BBR_SCALE
@@ -211,7 +212,6 @@ class Bbr(CongestionOps):
             self.prev_ca_state = CA_LOSS
             self.full_bw = 0
             self.round_start = True     # an RTO ends the round, for lt_bw sampling
-            from simsock.tcp.rate import RateSample
             rs = RateSample()
             rs.losses = 1
             self._lt_bw_sampling(tp, rs)
