@@ -14,14 +14,13 @@ rules and messages.
 from __future__ import annotations
 
 from simsock.net.packet import Packet
-from simsock.tcp.segment import ACK, CWR, ECE, FIN, PSH, RST, SYN, Segment
+from simsock.tcp.segment import ACK, CWR, ECE, FIN, MASK, PSH, RST, SYN, Segment
 
 from .config import Config
 from .result import Mismatch, Unsupported
 from .script import Event, PacketSpec
 
 US = 1000               # ns per microsecond
-MASK = 0xFFFFFFFF       # sequence numbers, acks and TS values are 32-bit, modulo 2**32
 
 #: the port the script's remote end uses when the script opens the connection (packetdrill's
 #: default remote port, 0xBEEF)
