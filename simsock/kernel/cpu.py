@@ -224,7 +224,7 @@ class HostCpu:
                 core.holder = thread
                 core.slice_start = self.env._now
                 thread.core = core
-                thread._step(event)
+                thread._wake(event, True)
                 return
             core = self._free_core(thread)
         else:
@@ -236,7 +236,7 @@ class HostCpu:
             self._need_core()
             return
         self._take(core, thread)
-        thread._step(event)
+        thread._wake(event, True)
 
     # -- giving the core up -------------------------------------------------------------------
     def _commit(self, core: Core, thread, start: int, length: int) -> None:
@@ -356,11 +356,11 @@ class HostCpu:
         then = thread.then
         thread.then = None
         if then is None:
-            thread._step(_DONE)               # continue the program, still on its core
+            thread._wake(_DONE, True)         # continue the program, still on its core
             return
         # The burst paid a blocking call's debt; now wait (or go on if it already happened).
         if then.callbacks is None:
-            thread._step(then)
+            thread._wake(then, True)
             return
         thread.state = "blocked"
         thread.nvcsw += 1
@@ -431,7 +431,7 @@ class HostCpu:
                 thread.progress = True
                 self.burst(thread, then=thread.then)
             else:
-                thread._step(cont)
+                thread._wake(cont, True)
         if queue:
             self._need_core()
 

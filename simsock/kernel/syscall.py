@@ -14,7 +14,7 @@ import functools
 import inspect
 from types import CoroutineType
 
-from simsock.trace import freeze
+from simsock.trace import SYSCALL, freeze
 
 from .cpu import run_debt
 from .thread import RUNNING, foreign_use
@@ -88,6 +88,9 @@ def syscall_may_wait(fn):
     (benchmarks/udp_blast.py)."""
     name = fn.__name__
     copied = _COPIED.get(name)
+    # _returned_int / _returned_bytes, inlined below by shape (buys benchmarks/compare.py udp)
+    copies_int = copied is _returned_int
+    copies_result = copied is _returned_bytes
     plain_record = not name.endswith("_into")     # Socket._record's common case applies
 
     @functools.wraps(fn)
@@ -117,17 +120,27 @@ def syscall_may_wait(fn):
                 if thread.debt_ns >= sim.cpu_batch_ns:
                     await run_debt()
             raise
-        if sim.trace.want_syscalls:
+        trace = sim.trace
+        if trace.want_syscalls:
             if plain_record and not self._closed:
-                # Socket._record's common case, inlined (buys the trace-on cost of
-                # benchmarks/compare.py udp): the same record
-                sim.trace.syscall(sim.env._now, self._host.name, thread.name if thread is not None else "-", name,
-                                  self._fd, freeze(args), result if type(result) is int else freeze(result), None)
+                # Socket._record's common case and Trace.syscall, inlined (buys the trace-on
+                # cost of benchmarks/compare.py udp): the same record
+                trace._append((sim.env._now, SYSCALL, self._host.name, thread.name if thread is not None else "-",
+                               name, self._fd, freeze(args), result if type(result) is int else freeze(result), None))
             else:
                 self._record(name, args, result, None)
         if thread is not None:
-            if copied is not None:
+            if copies_int:
+                n = result if type(result) is int else 0
+            elif copies_result:
+                n = result[0] if type(result) is tuple else result
+                if type(n) is not int:
+                    n = len(n)
+            elif copied is not None:
                 n = copied(args, result)
+            else:
+                n = -1
+            if n >= 0:
                 cpu.copied_bytes += n          # counted by the kernel, not by the program
                 thread.debt_ns += n * cpu.copy_ps // 1000
             thread.progress = True

@@ -179,36 +179,38 @@ class SimThread:
         ev.succeed(None)
         self.host.cpu.thread_started(self)
 
-    def _wake(self, event: simpy.Event) -> None:
+    def _wake(self, event: simpy.Event, on_core: bool = False) -> None:
         """What the thread waited for happened: run it on a core (kernel/cpu.py) once the
-        debt it paid when it blocked is over."""
-        env = self.sim.env
-        if self.observers:
-            # The wait is over: from now the thread is runnable (a completion port counts it
-            # as running even while it waits for a core: iocp.py).
-            for observer in self.observers:
-                observer.thread_resuming(self)
-        if self.ready_at > env._now:
-            later = env.timeout(self.ready_at - env._now)
-            later.callbacks.append(lambda _ev, event=event: self._wake(event))
-            return
-        if self.state != "new":
-            self.wakeups += 1
-        cpu = self.host.cpu
-        if not cpu.runqueue:
-            # HostCpu.resume's fast path, inlined (one frame less per wake-up; buys
-            # benchmarks/udp_blast.py and c10k): back on its own idle core, no switch.
-            core = self.last_core
-            if core is not None and core.holder is None and core.busy_until <= env._now and core.last is self:
-                core.holder = self
-                core.slice_start = env._now
-                self.core = core
-                self._step(event)
-                return
-        cpu.resume(self, event)
+        debt it paid when it blocked is over, then step its program. ``on_core``: the CPU
+        model has given it a core already (HostCpu.resume, a burst's end, the run queue):
+        step at once.
 
-    def _step(self, event: simpy.Event) -> None:
+        The wake-up and the step are one frame: every blocked call resumes through here
+        (buys benchmarks/compare.py udp, two wake-ups per datagram, and c10k)."""
         sim = self.sim
+        if not on_core:
+            env = sim.env
+            if self.observers:
+                # The wait is over: from now the thread is runnable (a completion port counts it
+                # as running even while it waits for a core: iocp.py).
+                for observer in self.observers:
+                    observer.thread_resuming(self)
+            if self.ready_at > env._now:
+                later = env.timeout(self.ready_at - env._now)
+                later.callbacks.append(lambda _ev, event=event: self._wake(event))
+                return
+            if self.state != "new":
+                self.wakeups += 1
+            cpu = self.host.cpu
+            core = self.last_core
+            # HostCpu.resume's fast path, inlined: back on its own idle core, no switch.
+            if (cpu.runqueue or core is None or core.holder is not None or core.busy_until > env._now
+                    or core.last is not self):
+                cpu.resume(self, event)
+                return
+            core.holder = self
+            core.slice_start = env._now
+            self.core = core
         previous = sim.current_thread
         sim.current_thread = self
         if self._started_ns is None:
@@ -232,19 +234,8 @@ class SimThread:
                 except BaseException as exc:
                     self.state = "failed"
                     raise ThreadFailed(self, _with_hint(exc)) from exc
-                if self.ops > STEP_CALL_LIMIT:        # a zero-time loop or a fault (watchdog.py)
-                    err = self.fault or stop_suspended(self)
-                    self.coro.close()
-                    self.state = "failed"
-                    raise ThreadFailed(self, err)
-                if not isinstance(target, simpy.Event) and target is not BURST:
-                    self.coro.close()
-                    self.state = "failed"
-                    err = TypeError(
-                        f"a simulated thread awaited {target!r}; programs may only await simsock calls "
-                        f"(k.sleep, socket methods, select/poll/epoll). asyncio functions such as "
-                        f"asyncio.sleep do not run inside simsock.")
-                    raise ThreadFailed(self, err)
+                if self.ops > STEP_CALL_LIMIT or (not isinstance(target, simpy.Event) and target is not BURST):
+                    raise self._refused(target)     # a zero-time loop, a fault, or a foreign await
                 if target is BURST:               # pay the CPU debt now (kernel/cpu.py)
                     self.host.cpu.burst(self)
                     return
@@ -261,6 +252,25 @@ class SimThread:
                 return
         finally:
             sim.current_thread = previous
+
+    def _step(self, event: simpy.Event) -> None:
+        """Step the program of a thread that holds its core (see :meth:`_wake`)."""
+        self._wake(event, True)
+
+    def _refused(self, target) -> ThreadFailed:
+        """Stop the program: it made too many calls without time passing (or a fault was
+        found: watchdog.py), or it awaited something that is not a simsock call."""
+        if self.ops > STEP_CALL_LIMIT:
+            err = self.fault or stop_suspended(self)     # read from the program's frames, before close
+            self.coro.close()
+            self.state = "failed"
+            return ThreadFailed(self, err)
+        self.coro.close()
+        self.state = "failed"
+        return ThreadFailed(self, TypeError(
+            f"a simulated thread awaited {target!r}; programs may only await simsock calls "
+            f"(k.sleep, socket methods, select/poll/epoll). asyncio functions such as "
+            f"asyncio.sleep do not run inside simsock."))
 
     def _exit(self, value) -> None:
         self.state = "exited"

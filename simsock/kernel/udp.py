@@ -198,8 +198,9 @@ class UdpSocket(Socket):
             raise os_error(errno.EPIPE)
         now = self._env._now
         pending = self._wmem_pending
-        if pending and pending[0][0] <= now:
-            self._reclaim_wmem(now)
+        # self._reclaim_wmem(now), inlined (buys benchmarks/compare.py udp: one per datagram)
+        while pending and pending[0][0] <= now:
+            self.wmem_alloc -= pending.popleft()[1]
         if self.wmem_alloc >= self.sndbuf:           # sock_alloc_send_pskb
             self._arm_wmem_wakeup()
             return AGAIN
@@ -315,7 +316,18 @@ class UdpSocket(Socket):
             dest = cached[1]                     # the same address object as last time
         else:
             dest = self._dest(address, "sendto")
-        return self._send(data, dest, flags)
+        host = self._host
+        if flags or len(data) > host.profile.udp_max_payload or self.local is None:
+            return self._send(data, dest, flags)
+        # self._send(data, dest, 0) on a bound socket, inlined (buys benchmarks/compare.py udp)
+        route = host._route_cache.get(dest[0]) or host.route(dest[0])      # Host.route's cache, inlined
+        if route[0] is None:
+            self._check_broadcast(dest[0])
+            host.route_check(dest[0])
+        result = self._try_send(data, dest, route)
+        if result is not AGAIN:
+            return result
+        return self._wait_for(lambda: self._try_send(data, dest), self.write_wait, flags, tried=True)
 
     async def sendall(self, data, flags=0) -> None:
         data = _data_arg(data)
@@ -388,7 +400,17 @@ class UdpSocket(Socket):
             data, src, _ = reader[0]
         else:
             data, src, truesize = reader.popleft()
-            self._rmem_release(truesize)
+            if self.monitor is None:
+                # self._rmem_release(truesize) without a monitor, inlined (buys
+                # benchmarks/compare.py udp: one per datagram)
+                deficit = self.forward_deficit + truesize
+                if deficit < (self.rcvbuf >> 2) and reader:
+                    self.forward_deficit = deficit
+                else:
+                    self.forward_deficit = 0
+                    self.rmem_alloc -= deficit
+            else:
+                self._rmem_release(truesize)
             self.received_datagrams += 1
             self.received_bytes += len(data)
         length = len(data)
@@ -419,6 +441,31 @@ class UdpSocket(Socket):
             raise ValueError(f"negative buffersize in {caller}")
         return bufsize, flags
 
+    async def _recv_blocking(self, bufsize: int, flags: int, with_src: bool):
+        """``_wait_for`` of a blocked recv/recvfrom on a blocking socket without timeouts
+        (no timeout, no SO_RCVTIMEO, no MSG_DONTWAIT), after a first attempt found nothing:
+        the same waits and results without the closure and the timeout cases (buys
+        benchmarks/compare.py udp, whose receiver blocks once per datagram)."""
+        thread = self._sim.current_thread
+        self._holders.append(thread)                                        # self._hold()
+        try:
+            while True:
+                await self.read_wait.wait(None)
+                if self._closed and self._timeout_ns:                      # self._closed_while_polled()
+                    # settimeout and close by other threads meanwhile (a wait without a
+                    # deadline never times out)
+                    if self._held_mask() & (C.EPOLLIN | C.EPOLLERR | C.EPOLLHUP):
+                        raise os_error(errno.EBADF)
+                    continue
+                got = self._try_recv(bufsize, flags)
+                if got is not AGAIN:
+                    return (got[0], got[1]) if with_src else got[0]
+        finally:
+            if thread is None or self._closed or self._sim.current_thread is not thread:
+                self._unhold()
+            else:
+                self._holders.remove(thread)                                # self._unhold()'s common case
+
     @syscall_may_wait
     def recv(self, bufsize, flags=0) -> bytes:
         if type(bufsize) is not int or type(flags) is not int or bufsize < 0:
@@ -430,6 +477,8 @@ class UdpSocket(Socket):
         got = self._try_recv(bufsize, flags)
         if got is not AGAIN:
             return got[0]
+        if self._timeout_ns is None and self._rcvtimeo_ns is None and not flags & C.MSG_DONTWAIT:
+            return self._recv_blocking(bufsize, flags, False)
 
         def attempt():
             got = self._try_recv(bufsize, flags)
@@ -445,6 +494,8 @@ class UdpSocket(Socket):
         got = self._try_recv(bufsize, flags)
         if got is not AGAIN:
             return got[0], got[1]
+        if self._timeout_ns is None and self._rcvtimeo_ns is None and not flags & C.MSG_DONTWAIT:
+            return self._recv_blocking(bufsize, flags, True)
 
         def attempt():
             got = self._try_recv(bufsize, flags)

@@ -118,25 +118,7 @@ class Channel:
         sim = self.sim
         trace = sim.trace
         if self.rate_bps is None:                       # loopback: no queue, no wire time
-            self.tx_packets += 1
-            self.tx_bytes += pkt.size
-            if trace.want_packets:
-                trace.packet(now, self.name, "enqueue", pkt)
-            if not self.delay_ns:
-                # Linux processes a loopback packet (and the ICMP error it may cause)
-                # before the sending syscall returns: loopback_xmit -> netif_rx, run by the
-                # softirq on the way out. A TCP segment goes through the host's TCP backlog
-                # (TcpStack.loopback_input), so that a connection is never re-entered from
-                # inside its own output: a whole loopback handshake completes inside connect().
-                if pkt.proto == 6 and getattr(self.dst, "tcp", None) is not None:
-                    self.dst.tcp.loopback_input(pkt, self)
-                    return now
-                if trace.want_packets:
-                    trace.packet(now, self.name, "arrive", pkt)
-                self.dst.receive(pkt, self)
-                return now
-            self._schedule_arrival(pkt, now + self.delay_ns)
-            return now
+            return self._send_loopback(pkt, now)
         self.offered += 1
         if self.monitor is not None:          # the monitor's per-bin offered counts, in place
             bin_ns, packets, nbytes, _ = self._mon_bins
@@ -179,8 +161,43 @@ class Channel:
             self.drops_loss += 1
             sim._packet_dropped(self, pkt, "loss")
             return end
-        self._schedule_arrival(pkt, end + self.delay_ns)
+        if self.jitter is not None:
+            self._schedule_arrival(pkt, end + self.delay_ns)
+            return end
+        # self._schedule_arrival(pkt, end + self.delay_ns) without jitter, inlined (buys
+        # benchmarks/compare.py udp and tcp_bulk.py: one per packet)
+        ev = _new_event(_Event)
+        ev.env = env
+        ev.callbacks = [self._arrive]
+        ev._ok = True
+        ev._value = pkt
+        self.in_flight += 1
+        sim.in_flight += 1
+        _heappush(env._queue, (end + self.delay_ns, NORMAL, next(env._eid), ev))
         return end
+
+    def _send_loopback(self, pkt, now: int) -> int:
+        """``send`` on a loopback channel: no queue, no wire time."""
+        trace = self.sim.trace
+        self.tx_packets += 1
+        self.tx_bytes += pkt.size
+        if trace.want_packets:
+            trace.packet(now, self.name, "enqueue", pkt)
+        if not self.delay_ns:
+            # Linux processes a loopback packet (and the ICMP error it may cause)
+            # before the sending syscall returns: loopback_xmit -> netif_rx, run by the
+            # softirq on the way out. A TCP segment goes through the host's TCP backlog
+            # (TcpStack.loopback_input), so that a connection is never re-entered from
+            # inside its own output: a whole loopback handshake completes inside connect().
+            if pkt.proto == 6 and getattr(self.dst, "tcp", None) is not None:
+                self.dst.tcp.loopback_input(pkt, self)
+                return now
+            if trace.want_packets:
+                trace.packet(now, self.name, "arrive", pkt)
+            self.dst.receive(pkt, self)
+            return now
+        self._schedule_arrival(pkt, now + self.delay_ns)
+        return now
 
     def _enqueue(self, pkt, now: int) -> int | None:
         """``send`` for a queue discipline that decides at dequeue time (event-driven mode)."""
