@@ -32,7 +32,7 @@ class StubConn:
         self.deadline = None
         self.finished = False
         self.signals = 0
-        self._listener = None
+        self.listener = None
         self.fired: list[int] = []
 
     def segments_to_send(self, now):

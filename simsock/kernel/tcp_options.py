@@ -120,7 +120,7 @@ def _set_notsent_lowat(sock, _optname: int, v: int) -> None:
     if conn is not None:
         conn.notsent_lowat = v
         conn.nospace = True          # sk->sk_write_space(sk)
-        conn._check_space(sock._env.now)
+        conn.check_space(sock._env.now)
         sock._pump()
 
 

@@ -170,7 +170,7 @@ class TcpSocket(TcpStream):
             self.stack.listen_conflict(self)
         stack = self.stack
         self.listener = TcpListener(self.local, min(backlog, self._host.profile.somaxconn),
-                                    lambda: stack.config_for(self, stack._syn_src),
+                                    lambda src_addr: stack.config_for(self, src_addr),
                                     syncookies=self._host.profile.tcp_syncookies)
         stack.listeners.setdefault(self.local[1], []).append(self)
 

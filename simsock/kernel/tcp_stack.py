@@ -25,8 +25,6 @@ import itertools
 from collections import deque
 from typing import TYPE_CHECKING
 
-import simpy
-
 from simsock.errors import os_error
 from simsock.net.packet import PROTO_TCP, Packet
 from simsock.tcp.config import SKB_TX_OVERHEAD, TcpConfig
@@ -36,6 +34,7 @@ from simsock.tcp.listener import reset_for
 from simsock.tcp.signals import SIG_ACCEPT, SIG_DATA, SIG_SPACE, SIG_STATE
 
 from .addr import ANY
+from .events import call_later
 from .wait import SIG_IN, SIG_OUT
 from .wait import SIG_STATE as W_STATE
 
@@ -93,9 +92,6 @@ class TcpStack:
         self._busy = 0                   # pumps / backlog drains in progress
         self._backlog: deque = deque()   # loopback segments waiting for them to finish
         self.default_congestion = host.profile.tcp_congestion_control   # net.ipv4.tcp_congestion_control
-        # the source address of the segment a listener is processing: what a listening
-        # socket's config_factory builds the new connection's TcpConfig for (TcpSocket.listen)
-        self._syn_src: str | None = None
 
     # -- ports ---------------------------------------------------------------------------
     def _users(self, port: int) -> list[_Binding]:
@@ -218,7 +214,7 @@ class TcpStack:
                     lsig = lsock.listener.take_signals()
                     if lsig:
                         lsock._notify(SIG_IN if lsig & SIG_ACCEPT else W_STATE, readers=True)
-                    if conn._listener is None or conn.finished:
+                    if conn.listener is None or conn.finished:
                         del self.parent[conn]
             if conn.finished:
                 self._forget(conn)
@@ -275,12 +271,7 @@ class TcpStack:
 
     def _schedule_timers(self, at: int, now: int) -> None:
         self._tev_at = at
-        env = self.env
-        ev = simpy.Event(env)
-        ev._ok = True
-        ev._value = at
-        ev.callbacks.append(self._timers_event)
-        env.schedule(ev, 1, at - now if at > now else 0)
+        call_later(self.env, at - now if at > now else 0, self._timers_event, at)
 
     def _timers_event(self, ev) -> None:
         if self._tev_at == ev._value:
@@ -371,7 +362,6 @@ class TcpStack:
             return
         lsock = self._listener_for(pkt.dst, seg.dport)
         if lsock is not None:
-            self._syn_src = pkt.src
             iss = self.iss_rng.getrandbits(32)
             listener = lsock.listener
             child = listener.receive_segment(seg, (pkt.src, seg.sport), now, iss=iss)

@@ -92,7 +92,7 @@ class TcpStream(Socket):
         returns what it copied so far (found by the differential tests: a 1 MiB send to a
         peer that has closed is cut at 16 x 32768 bytes). Raises like ``conn.send`` only
         when nothing was accepted."""
-        piece = 16 * conn._size_goal(conn._mss_now())
+        piece = 16 * conn.size_goal(conn.mss_now())
         total = len(view)
         if total <= piece:
             return conn.send(view, self._env._now)      # one piece (the common case)

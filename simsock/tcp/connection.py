@@ -56,17 +56,17 @@ import errno as E
 from simsock.constants import (EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLRDHUP,
                                EPOLLRDNORM, EPOLLWRNORM, SHUT_RD, SHUT_RDWR, SHUT_WR)
 from simsock.errors import os_error
-from simsock.tcp.buffers import ReceiveQueue, SendQueue
+from simsock.tcp.buffers import ReceiveQueue
 from simsock.tcp.config import TcpConfig
-from simsock.tcp.congestion import CongestionState, get_ops
-from simsock.tcp.rtt import RttEstimator
+from simsock.tcp.congestion import get_ops
 from simsock.tcp.segment import ACK, MASK, RST, TIMESTAMP_OPTION, Segment
 from simsock.tcp.handshake import Handshake
 from simsock.tcp.rate import RateSampler
 from simsock.tcp.receiver import Receiver, ReceiveState
-from simsock.tcp.recovery import Recovery, Scoreboard
+from simsock.tcp.recovery import Recovery
 from simsock.tcp.sack import SackBlocks, max_sack_blocks
 from simsock.tcp.sender import Sender
+from simsock.tcp.ack import AckProcessing
 from simsock.tcp.timers import Timers
 from simsock.tcp.signals import SIG_DATA, SIG_SPACE, SIG_STATE
 from simsock.tcp.states import (ABORT, CLOSE, CLOSE_CALL, CLOSE_WAIT, CLOSING,
@@ -87,7 +87,7 @@ def _receive_field(name: str) -> property:
                     doc=f"ReceiveState.{name}")
 
 
-class TcpConnection(Handshake, Receiver, Sender, Recovery, Timers, RateSampler):
+class TcpConnection(Handshake, Receiver, Sender, AckProcessing, Recovery, Timers, RateSampler):
     """A TCP endpoint (a ``struct tcp_sock``) driven by the kernel: see the module docstring."""
 
     def __init__(self, local: tuple[str, int], remote: tuple[str, int], config: TcpConfig,
@@ -96,11 +96,21 @@ class TcpConnection(Handshake, Receiver, Sender, Recovery, Timers, RateSampler):
         self.trace = None
         self.state = CLOSE
         self.iss = iss
-        self.snd_una = self.snd_nxt = iss
-        self.snd_wnd = 0
-        self.snd_wl1 = 0
-        self.max_window = 0
+        self._init_options(config)
+        self._init_send_state(config, iss)          # sender.py
+        self.rcvbuf = config.rcvbuf
+        self.rcvq = ReceiveQueue(config.skb_rx_overhead, config.rx_coalesce)
+        self.sack_rx = SackBlocks()      # receiver: blocks for the next ACK
+        self.rcv = ReceiveState(config)  # sequence space, window, delayed ACK (receiver.py)
+        self.rcvlowat = 1                # SO_RCVLOWAT (sk_rcvlowat): tcp_poll's readable target
+        self._init_timers()                         # timers.py
+        self._init_socket_state()
+        self._init_stats()
+
+    def _init_options(self, config: TcpConfig) -> None:
+        """What the handshake negotiates (handshake.py), at its defaults before it."""
         self.snd_wscale = self.rcv_wscale = 0
+        self.wscale_ok = False
         self.ts_ok = self.sack_ok = False
         self.ecn_ok = False              # TCP_ECN_OK: negotiated on the handshake
         self.fastopen_req = None         # TCP Fast Open client: b"" cookie request, else the cookie
@@ -109,38 +119,11 @@ class TcpConnection(Handshake, Receiver, Sender, Recovery, Timers, RateSampler):
         self.peer_mss = 536
         self.mss_cache = config.mss - (TIMESTAMP_OPTION if config.timestamps else 0)
         self.advmss = self.mss_cache     # tp->advmss: the MSS we advertised, less the timestamp option
-        self.sndbuf, self.rcvbuf = config.sndbuf, config.rcvbuf
-        self.sendq = SendQueue(iss + 1, config.skb_tx_overhead)
-        self.rcvq = ReceiveQueue(config.skb_rx_overhead, config.rx_coalesce)
-        self.fin_queued = self.fin_sent = False
-        self.notsent_lowat = 0           # TCP_NOTSENT_LOWAT (0: the sysctl's value)
-        self.user_timeout = 0            # TCP_USER_TIMEOUT in ns (0: tcp_retries2 / syn_retries)
-        self.send_eor = False            # the socket's send() has MSG_EOR (SendQueue.append)
-        self.send_more = False           # ... MSG_MORE: no PSH mark, corked push (tcp_push)
-        self.push_cork = False           # the next _write_xmit holds sub-MSS tails (TCP_NAGLE_CORK)
-        self.push_now = False            # the next _write_xmit ignores cork and Nagle (TCP_NAGLE_PUSH)
-        self.scoreboard = Scoreboard(iss)   # segments in flight, SACK, RACK, PRR (recovery.py)
-        self.min_rtt = 1 << 62
-        self.sack_rx = SackBlocks()      # receiver: blocks for the next ACK
-        self.snd_sml = iss
-        self.max_packets_out = 0
-        self.cwnd_usage_seq = iss       # tp->cwnd_usage_seq (tcp_cwnd_validate)
-        self.retrans_stamp = 0
-        self.backoff = self.retransmits = self.probes_out = 0
-        self.rtx_reason = "timeout"
-        self.rtt_backed_off = False
-        self.rtt = RttEstimator(config.rto_init, config.rto_min, config.rto_max)
-        self.tp = CongestionState(config.init_cwnd, self.mss_cache)
-        self.cc = get_ops(config.congestion)
-        self.tp.rand_seed = iss          # a per-connection seed for the module (BBR's cycle phase)
-        self._rate_init()
-        self.rcv = ReceiveState(config)  # sequence space, window, delayed ACK (receiver.py)
-        # timers: retransmit/probe/SYN share icsk_retransmit_timer
-        self.rto_at: int | None = None
-        self.rto_kind: str | None = None
-        self.tw_at: int | None = None
-        self.ka_at: int | None = None    # the keepalive timer (icsk's sk_timer), see _keepalive_timer
-        # socket-level
+        self.syn_spurious = False        # the SYN-ACK echoed our first SYN (tcp_try_undo_spurious_syn)
+        self.peer_syn: Segment | None = None   # the SYN a passive open answered (None: active)
+
+    def _init_socket_state(self) -> None:
+        """The socket-level state: shutdown, errors, orphaning, readiness signals."""
         self.shutdown_flags = 0
         self.sock_done = False
         self.sk_err = 0
@@ -151,10 +134,13 @@ class TcpConnection(Handshake, Receiver, Sender, Recovery, Timers, RateSampler):
         self.signals = 0
         self.in_time_wait = False
         self.finished = False
-        self._listener = None
-        self.syn_spurious = False        # the SYN-ACK echoed our first SYN (tcp_try_undo_spurious_syn)
-        self.peer_syn: Segment | None = None   # the SYN a passive open answered (None: active)
+        self.listener = None             # the TcpListener whose queue holds this connection until accept()
+        self.notsent_lowat = 0           # TCP_NOTSENT_LOWAT (0: the sysctl's value)
+        self.user_timeout = 0            # TCP_USER_TIMEOUT in ns (0: tcp_retries2 / syn_retries)
         self._out: list[Segment] = []
+
+    def _init_stats(self) -> None:
+        """The counters behind stats() and TCP_INFO (simsock/tcp/info.py)."""
         self.stats_bytes_sent = self.stats_bytes_received = self.stats_bytes_acked = 0
         self.stats_segments_sent = self.stats_retransmits = self.stats_rto_count = 0
         self.stats_fast_retransmits = self.stats_zwp = 0
@@ -162,17 +148,10 @@ class TcpConnection(Handshake, Receiver, Sender, Recovery, Timers, RateSampler):
         self.stats_sack_reneging = 0
         self.stats_rcvq_drops = self.stats_ofo_drops = self.stats_ofo_pruned = 0
         self.stats_tlp = self.stats_tlp_recoveries = 0
-        # for TCP_INFO (simsock/tcp/info.py): tcpi_segs_in, data_segs_in/out, bytes_retrans
+        # for TCP_INFO: tcpi_segs_in, data_segs_in/out, bytes_retrans
         self.stats_segs_in = self.stats_data_segs_in = self.stats_data_segs_out = 0
         self.stats_bytes_retrans = self.stats_synacks_sent = 0
         self.stats_rto_recoveries = 0    # tcpi_total_rto_recoveries
-        self.wscale_ok = False
-        self.rcvlowat = 1                # SO_RCVLOWAT (sk_rcvlowat): tcp_poll's readable target
-        self.rcv_tstamp = 0              # when the last ACK arrived (tp->rcv_tstamp)
-        # index: 0 none, 1 rwnd, 2 cwnd, 3 app (queues empty), 4 app with data in flight
-        self.limited_ns = [0, 0, 0, 0, 0]
-        self.limit_kind = 0
-        self.limit_since = 0
 
     # ================================================================== helpers
     def _transition(self, event: str, now: int) -> None:
@@ -231,8 +210,8 @@ class TcpConnection(Handshake, Receiver, Sender, Recovery, Timers, RateSampler):
         self.sack_rx.clear()
         self.sendq.purge()
         self.signals |= SIG_STATE | SIG_DATA | SIG_SPACE
-        if self._listener is not None:
-            self._listener._forget(self)
+        if self.listener is not None:
+            self.listener._forget(self)
 
     def _done_with_error(self, err: int, event: str, now: int) -> None:
         self.sk_err = err
@@ -462,11 +441,6 @@ class TcpConnection(Handshake, Receiver, Sender, Recovery, Timers, RateSampler):
     def rmem_alloc(self) -> int:
         return self.rcvq.rmem_alloc
 
-    @property
-    def listener(self):
-        """The TcpListener whose queue holds this connection until accept(), else None."""
-        return self._listener
-
     # The receive-side fields the socket layer reads and sets (TCP_QUICKACK, SO_RCVBUF,
     # SIOCINQ, settle), under their tcp_sock names.
     rcv_nxt = _receive_field("rcv_nxt")
@@ -476,11 +450,6 @@ class TcpConnection(Handshake, Receiver, Sender, Recovery, Timers, RateSampler):
     pingpong = _receive_field("pingpong")
     quick = _receive_field("quick")
     delack_at = _receive_field("delack_at")
-
-    # The private spellings simsock/kernel/tcp.py uses, kept until it uses the public ones.
-    _mss_now = Sender.mss_now
-    _size_goal = Sender.size_goal
-    _check_space = Sender.check_space
 
     def stats(self) -> dict:
         tp = self.tp

@@ -162,7 +162,7 @@ class Handshake:
         if ack != self.iss + 1:
             self._out.append(Segment(self.local[1], self.remote[1], seg.ack, 0, RST, 0))
             return False
-        if self._listener is not None and not self._listener._handshake_done(self, now):
+        if self.listener is not None and not self.listener._handshake_done(self, now):
             return False            # accept queue full, tcp_abort_on_overflow=0: drop the ACK
         self.snd_una = ack
         self.snd_wnd = seg.window << self.snd_wscale

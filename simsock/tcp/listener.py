@@ -39,9 +39,11 @@ from __future__ import annotations
 import errno as E
 import zlib
 from collections import deque
+from typing import Callable
 
 from simsock.constants import EPOLLIN, EPOLLRDNORM, SOMAXCONN
 from simsock.errors import os_error
+from simsock.tcp.config import TcpConfig
 from simsock.tcp.connection import TcpConnection
 from simsock.tcp.segment import ACK, FIN, MASK, RST, SYN, Segment
 from simsock.tcp.signals import SIG_ACCEPT, SIG_STATE
@@ -64,7 +66,12 @@ def reset_for(seg: Segment) -> Segment | None:
 
 
 class TcpListener:
-    def __init__(self, local: tuple[str, int], backlog: int, config_factory, syncookies: int = 1) -> None:
+    """A listening endpoint: SYN queue, accept queue, SYN cookies. ``config_factory(src_addr)``
+    builds the TcpConfig of a connection from the peer at ``src_addr`` (the kernel's route
+    to it decides the MSS, loopback coalescing, pacing)."""
+
+    def __init__(self, local: tuple[str, int], backlog: int, config_factory: Callable[[str], TcpConfig],
+                 syncookies: int = 1) -> None:
         self.local = local
         self.syncookies = syncookies
         self.out: list[Segment] = []     # stateless replies (cookie SYN-ACKs) for the kernel to send
@@ -115,9 +122,9 @@ class TcpListener:
             # secure_tcp_seq: a keyed hash of the 4-tuple plus a 4 us clock; deterministic here.
             key = f"{self.local}{src}".encode()
             iss = (zlib.crc32(key) + now // 64) & MASK
-        conn = TcpConnection(self.local, src, self.config_factory(), iss)
+        conn = TcpConnection(self.local, src, self.config_factory(src[0]), iss)
         conn.trace = self.trace
-        conn._listener = self
+        conn.listener = self
         conn._passive_open(seg, now)
         self.syn_recv[src] = conn
         return conn
@@ -134,7 +141,7 @@ class TcpListener:
         mssind = max(i for i, m in enumerate(COOKIE_MSSTAB) if m <= peer_mss or i == 0)
         cookie = self._cookie(src, syn.seq, now // _COOKIE_PERIOD_NS, mssind)
         # The SYN-ACK a request sock would send (same options, window), but from nothing.
-        tmp = TcpConnection(self.local, src, self.config_factory(), cookie)
+        tmp = TcpConnection(self.local, src, self.config_factory(src[0]), cookie)
         tmp._passive_open(syn, now)
         synack = tmp._out[0]
         if synack.ts is not None:
@@ -165,9 +172,9 @@ class TcpListener:
             syn.ts = (seg.ts[0], 0)
             syn.wscale = None if opts & 0xF == _TS_NO_WSCALE else opts & 0xF
             syn.sack_permitted = bool(opts & 0x10)
-        conn = TcpConnection(self.local, src, self.config_factory(), cookie)
+        conn = TcpConnection(self.local, src, self.config_factory(src[0]), cookie)
         conn.trace = self.trace
-        conn._listener = self
+        conn.listener = self
         conn._passive_open(syn, now)
         conn._out.clear()                   # no SYN-ACK: it was sent long ago, by nobody
         conn.stats_segments_sent = conn.stats_synacks_sent = 0
@@ -208,7 +215,7 @@ class TcpListener:
         if not self.accept_queue:
             raise os_error(E.EAGAIN)
         conn = self.accept_queue.popleft()
-        conn._listener = None
+        conn.listener = None
         return conn
 
     def poll(self) -> int:
@@ -225,12 +232,12 @@ class TcpListener:
         reset = []
         while self.accept_queue:
             conn = self.accept_queue.popleft()
-            conn._listener = None
+            conn.listener = None
             conn.orphan = True
             conn.abort(now)
             reset.append(conn)
         for conn in list(self.syn_recv.values()):
-            conn._listener = None
+            conn.listener = None
             conn._done(ABORT, now)
         self.syn_recv.clear()
         self.signals |= SIG_STATE

@@ -145,7 +145,7 @@ class Receiver:
         """tcp_reset: the peer reset us."""
         st = self.state
         self.reset_seen = True
-        if st == SYN_RECV and self._listener is not None:
+        if st == SYN_RECV and self.listener is not None:
             self._done(RCV_RST, now)       # request dropped silently
             return
         err = E.EPIPE if st == CLOSE_WAIT else E.ECONNRESET

@@ -1,4 +1,4 @@
-"""The sending half of a TCP connection: transmission and ACK processing.
+"""The sending half of a TCP connection: transmission and send-buffer space.
 
 A mixin of :class:`simsock.tcp.connection.TcpConnection`. The send-side fields (snd_una,
 snd_nxt, the peer's window, the send queue) are the connection's; what is in flight is the
@@ -13,10 +13,8 @@ Nagle as tcp_nagle_check does (Minshall's variant: a sub-MSS tail segment waits 
 earlier sub-MSS segment is unacknowledged; TCP_CORK holds every sub-MSS tail).
 
 Loss detection and recovery (SACK scoreboard, RACK or RFC 6675 marking, NewReno without
-SACK, PRR) live in recovery.py; this module runs them from ACK processing (tcp_ack:
-tcp_sacktag_write_queue, tcp_clean_rtx_queue, tcp_fastretrans_alert on a "dubious" ACK,
-then tcp_cong_control: PRR while in Recovery, the congestion module's cong_avoid otherwise)
-and retransmits records marked lost, in sequence order, ahead of new data.
+SACK, PRR) live in recovery.py and run from ACK processing (tcp_ack, ack.py); this module
+retransmits records marked lost, in sequence order, ahead of new data.
 The retransmission timer (tcp_retransmit_timer) enters Loss: every unSACKed segment marked
 lost (tcp_timeout_mark_lost), cwnd = in flight + 1, resent as cwnd reopens, RTO doubled up to
 rto_max, and the connection fails
@@ -36,16 +34,14 @@ paced bursts, autocorking, TCP_USER_TIMEOUT, keepalive.
 
 from __future__ import annotations
 
-from simsock.tcp.cc.base import (CA_CWR, CA_EVENT_TX_START, CA_LOSS,
-                                CA_RECOVERY)
-from simsock.tcp.recovery import (FLAG_CA_ALERT, FLAG_DATA, FLAG_DATA_ACKED, FLAG_DSACKING_ACK, FLAG_FORWARD_PROGRESS,
-                                  FLAG_NOT_DUP, FLAG_RETRANS_DATA_ACKED, FLAG_SND_UNA_ADVANCED,
-                                  FLAG_WIN_UPDATE, R_EVER, R_LOST, R_RETRANS, R_SACKED,
-                                  TCP_REORDERING)
+from simsock.tcp.buffers import SKB_PSH, SendQueue
+from simsock.tcp.cc.base import CA_CWR, CA_EVENT_TX_START, CA_LOSS, CA_RECOVERY
+from simsock.tcp.config import TcpConfig
+from simsock.tcp.congestion import CongestionState, get_ops
+from simsock.tcp.recovery import R_EVER, R_LOST, R_RETRANS, R_SACKED, Scoreboard
+from simsock.tcp.rtt import RttEstimator
 from simsock.tcp.sack import max_sack_blocks
-from simsock.tcp.buffers import SKB_PSH
-from simsock.tcp.rate import RateSample
-from simsock.tcp.segment import ACK, FIN, PSH, Segment
+from simsock.tcp.segment import ACK, FIN, PSH
 from simsock.tcp.signals import SIG_SPACE
 
 #: SKB_TRUESIZE pieces used by tcp_sndbuf_expand (x86_64): MAX_TCP_HEADER, skb_shared_info,
@@ -55,9 +51,42 @@ _SHINFO = 320
 _SKB = 256
 
 
-
-
 class Sender:
+    def _init_send_state(self, config: TcpConfig, iss: int) -> None:
+        """The send side at connect/accept time: sequence space and the peer's window, the
+        send queue, the scoreboard, RTT and congestion state (``mss_cache`` set first)."""
+        self.snd_una = self.snd_nxt = iss
+        self.snd_wnd = 0
+        self.snd_wl1 = 0
+        self.max_window = 0
+        self.sndbuf = config.sndbuf
+        self.sendq = SendQueue(iss + 1, config.skb_tx_overhead)
+        self.fin_queued = self.fin_sent = False
+        self.send_eor = False            # the socket's send() has MSG_EOR (SendQueue.append)
+        self.send_more = False           # ... MSG_MORE: no PSH mark, corked push (tcp_push)
+        self.push_cork = False           # the next _write_xmit holds sub-MSS tails (TCP_NAGLE_CORK)
+        self.push_now = False            # the next _write_xmit ignores cork and Nagle (TCP_NAGLE_PUSH)
+        self.scoreboard = Scoreboard(iss)   # segments in flight, SACK, RACK, PRR (recovery.py)
+        self.min_rtt = 1 << 62
+        self.snd_sml = iss
+        self.max_packets_out = 0
+        self.cwnd_usage_seq = iss       # tp->cwnd_usage_seq (tcp_cwnd_validate)
+        self.retrans_stamp = 0
+        self.backoff = self.retransmits = self.probes_out = 0
+        self.rtx_reason = "timeout"
+        self.rtt_backed_off = False
+        self.rtt = RttEstimator(config.rto_init, config.rto_min, config.rto_max)
+        self.tp = CongestionState(config.init_cwnd, self.mss_cache)
+        self.cc = get_ops(config.congestion)
+        self.tp.rand_seed = iss          # a per-connection seed for the module (BBR's cycle phase)
+        self._rate_init()
+        self.rcv_tstamp = 0              # when the last ACK arrived (tp->rcv_tstamp)
+        # what limited the sender, for the chrono stats (_limit_state); index: 0 none, 1 rwnd,
+        # 2 cwnd, 3 app (queues empty), 4 app with data in flight
+        self.limited_ns = [0, 0, 0, 0, 0]
+        self.limit_kind = 0
+        self.limit_since = 0
+
     # ------------------------------------------------------------------ sizes
     def mss_now(self) -> int:
         """tcp_current_mss: mss_cache less the room SACK blocks take on this segment."""
@@ -99,13 +128,14 @@ class Sender:
         return self.snd_nxt
 
     def _write_xmit(self, now: int, out: list) -> None:
+        """tcp_write_xmit: retransmissions of lost records, then new data, then the
+        bookkeeping of what limited the sender (_xmit_finish)."""
         sb = self.scoreboard
-        sq = self.sendq
         # the nonagle of this push: TCP_NAGLE_CORK after a MSG_MORE send, TCP_NAGLE_PUSH
         # after setsockopt(TCP_NODELAY, 1); later pushes use the socket's setting
         push_cork, push_now = self.push_cork, self.push_now
         self.push_cork = self.push_now = False
-        if self.snd_nxt >= sq.end and sb.retrans_out >= sb.lost_out and (self.fin_sent or not self.fin_queued):
+        if self.snd_nxt >= self.sendq.end and sb.retrans_out >= sb.lost_out and (self.fin_sent or not self.fin_queued):
             # Nothing to send (most calls: after a read, an ACK, a timer): only the
             # bookkeeping that ends the loop below, which would stop application-limited
             # (tcp_write_xmit calls tcp_cwnd_validate only when it sent or hit cwnd).
@@ -113,16 +143,23 @@ class Sender:
             if self.limit_kind != app:
                 self._limit_state(app, now)
             return
-        tp = self.tp
-        cwnd = tp.snd_cwnd
-        records = sb.records
+        cwnd = self.tp.snd_cwnd
         mss = self.mss_now()
         sent_pkts = self._xmit_retransmit_queue(now, out) if sb.retrans_out < sb.lost_out else 0
-        prior_out = len(records)
+        prior_out = len(sb.records)
+        limited, sent_new = self._xmit_new_data(now, out, mss, cwnd, push_cork, push_now)
+        self._xmit_finish(limited, sent_pkts + sent_new, sent_new > 0, prior_out, cwnd, now)
+
+    def _xmit_new_data(self, now: int, out: list, mss: int, cwnd: int, push_cork: bool,
+                       push_now: bool) -> tuple[int, int]:
+        """tcp_write_xmit's loop over unsent data (and a bare FIN): segments while cwnd, the
+        peer's window, pacing and Nagle allow; returns what stopped it (0 pacing, 1 rwnd,
+        2 cwnd, 3 app) and how many segments went out."""
+        tp = self.tp
+        records = self.scoreboard.records
         sq = self.sendq
         wnd_end = self.snd_una + self.snd_wnd
-        limited = 0  # 1 rwnd, 2 cwnd, 3 app
-        sent_any = False
+        sent = 0
         # tcp_tso_segs: at most a GSO packet's worth of segments per skb (the pacing-rate
         # bound of tcp_tso_autosize is not modelled); at least tcp_min_tso_segs (2).
         max_segs = max((self.config.gso_max_size - 1 - _MAX_TCP_HEADER) // mss, 2)
@@ -133,11 +170,9 @@ class Sender:
             if nxt < sq.end:
                 in_flight = self._in_flight()
                 if pacing and self._pacing_blocked(now):
-                    limited = 0
-                    break
+                    return 0, sent
                 if in_flight >= cwnd:
-                    limited = 2
-                    break
+                    return 2, sent
                 if at_head:
                     # tcp_grow_skb with tcp_cwnd_test's quota: min(cwnd/2, cwnd - in flight)
                     quota = min(max(cwnd >> 1, 1), cwnd - in_flight, max_segs)
@@ -146,15 +181,13 @@ class Sender:
                 seg_end = min(nxt + mss, skb_end)
                 at_head = seg_end == skb_end
                 if seg_end > wnd_end:
-                    limited = 1
-                    break
+                    return 1, sent
                 fin = self.fin_queued and seg_end == sq.end
                 if seg_end - nxt < mss and not fin and sq.is_tail_skb(nxt):
                     cfg = self.config
                     if not push_now and (cfg.cork or push_cork or (
                             not cfg.nodelay and records and self.snd_sml > self.snd_una)):
-                        limited = 3
-                        break
+                        return 3, sent
                 if not records:
                     tp.now_us = now // 1000
                     self.cc.cwnd_event(tp, CA_EVENT_TX_START)
@@ -164,27 +197,21 @@ class Sender:
                 if self.rate_on:
                     rec.append(self._rate_skb_sent(now))
                 records.append(rec)
-                sent_pkts += 1
+                sent += 1
                 if seg_end - nxt < mss:
                     self.snd_sml = end
                 self.snd_nxt = end
                 if fin:
                     self.fin_sent = True
-                sent_any = True
             elif self.fin_queued and not self.fin_sent:
                 if pacing and self._pacing_blocked(now):
-                    limited = 0
-                    break
+                    return 0, sent
                 if self._in_flight() >= cwnd:
-                    limited = 2
-                    break
+                    return 2, sent
                 self._send_bare_fin(nxt, now, out)
-                sent_pkts += 1
-                sent_any = True
+                sent += 1
             else:
-                limited = 3
-                break
-        self._xmit_finish(limited, sent_pkts, sent_any, prior_out, cwnd, now)
+                return 3, sent
 
     def _send_bare_fin(self, nxt: int, now: int, out: list) -> None:
         """A FIN with no data at snd_nxt (tcp_send_fin when the queue is empty)."""
@@ -344,222 +371,6 @@ class Sender:
         if payload and now - rx.lrcvtime < rx.ato:
             rx.pingpong += 1   # tcp_event_data_sent: a reply within ato of the last arrival
 
-    # ------------------------------------------------------------------ ACK processing
-    def _process_ack(self, seg: Segment, seq: int, ack: int, has_data: bool, now: int) -> None:
-        """tcp_ack: the window update, SACK tagging (recovery.py), tcp_clean_rtx_queue, the
-        recovery state machine and tcp_cong_control, then the timers."""
-        sb = self.scoreboard
-        tp = self.tp
-        prior_una = self.snd_una
-        records = sb.records
-        flag = FLAG_DATA if has_data else 0
-        sack = self.sack_ok and bool(seg.sack)
-        rate_on = self.rate_on
-        if rate_on:
-            rs = self.rs = RateSample()
-            rs.prior_in_flight = self._in_flight()
-            prior_lost = tp.lost
-        else:
-            prior_lost = 0
-        if ack < prior_una:
-            # An old ACK: only its SACK information counts (tcp_ack's old_ack path).
-            if sack and records:
-                sb.ack_delivered = sb.newly_lost = 0
-                newly, f = self._sacktag(seg.sack, now)
-                flag |= f
-                if rate_on:
-                    tp.delivered += newly
-                self._fastretrans_alert(0, flag, now)
-            return
-        flag |= self._ack_update_window(seg, seq, ack, prior_una)
-
-        self.probes_out = 0
-        self.rcv_tstamp = now
-        prior_packets = len(records)
-        sb.ack_delivered = 0
-        sb.newly_lost = 0
-        sb.reo_armed = False
-        prior_fack = self._highest_sack()
-        sb.sack_first_sent = None
-        newly_sacked = 0
-        if sack and records:
-            newly_sacked, f = self._sacktag(seg.sack, now)
-            flag |= f
-        if sb.rack_dsack_seen:
-            # tcp_rack_update_reo_wnd: each D-SACK widens RACK's reordering window one step.
-            sb.rack_dsack_seen = False
-            sb.rack_reo_wnd_steps = min(sb.rack_reo_wnd_steps + 1, 0xFF)
-            sb.rack_reo_wnd_persist = 16
-        delivered = newly_sacked
-        if ack > prior_una:
-            flag, delivered = self._clean_rtx_queue(seg, ack, prior_una, prior_fack, flag,
-                                                    delivered, now)
-        elif sb.sack_first_sent is not None:
-            self._rtt_sample(now - sb.sack_first_sent, now)
-            if rate_on:
-                rs.rtt_us = (now - sb.sack_first_sent) // 1000
-        if sb.tlp_high_seq is not None:
-            self._process_tlp_ack(ack, flag, now)
-        if prior_packets:
-            self._cong_control(ack, flag, delivered, prior_lost, now)
-        if ack > prior_una:
-            if self.fin_sent and self.snd_una >= self.snd_nxt:
-                self._our_fin_acked(now)
-            if records:
-                if self.rto_kind != "probe" and not sb.reo_armed:
-                    self._set_xmit_timer(now)   # FLAG_SET_XMIT_TIMER
-            elif self.rto_kind in ("rto", "reo", "tlp"):
-                self.rto_kind = None
-                self.rto_at = None
-            self.check_space(now)
-
-    def _ack_update_window(self, seg: Segment, seq: int, ack: int, prior_una: int) -> int:
-        """tcp_ack_update_window: take the peer's window if tcp_may_update_window allows
-        (FLAG_WIN_UPDATE returned), re-bounding the MSS when max_window grows; a window
-        opening ends zero-window probing (tcp_ack_probe)."""
-        window = seg.window << self.snd_wscale
-        if (ack > prior_una or seq > self.snd_wl1
-                or (seq == self.snd_wl1 and (window > self.snd_wnd or window == 0))):
-            if window != self.snd_wnd:
-                opened = window > 0 and self.snd_wnd == 0
-                self.snd_wnd = window
-                if window > self.max_window:
-                    self.max_window = window
-                    self._sync_mss()        # tcp_ack_update_window
-                if opened and self.rto_kind == "probe":
-                    self.rto_kind = None    # tcp_ack_probe: window opened
-                    self.rto_at = None
-                    self.backoff = 0
-            self.snd_wl1 = seq
-            return FLAG_WIN_UPDATE
-        return 0
-
-    def _clean_rtx_queue(self, seg: Segment, ack: int, prior_una: int, prior_fack: int, flag: int,
-                         delivered: int, now: int) -> tuple[int, int]:
-        """tcp_clean_rtx_queue for an ACK that advanced snd_una: free what it covers, take
-        the RTT sample (tcp_ack_update_rtt) and tell the congestion module (pkts_acked);
-        returns the ACK's flags and the segments delivered so far."""
-        sb = self.scoreboard
-        tp = self.tp
-        records = sb.records
-        rate_on = self.rate_on
-        acked_pkts = 0
-        flag |= FLAG_SND_UNA_ADVANCED | FLAG_DATA_ACKED
-        self.snd_una = ack
-        self.stats_bytes_acked += ack - prior_una
-        self.sendq.ack(ack)
-        first_sent = last_sent = None
-        reord = None
-        sack_ok = self.sack_ok
-        while records and records[0][1] <= ack:
-            rec = records.popleft()      # tcp_clean_rtx_queue
-            acked_pkts += 1
-            f = rec[3]
-            if f & (R_RETRANS | R_EVER):      # TCPCB_RETRANS: a loss probe counts too
-                if f & R_RETRANS:
-                    sb.retrans_out -= 1
-                flag |= FLAG_RETRANS_DATA_ACKED
-            if f & R_LOST:
-                sb.lost_out -= 1
-            if not f & (R_EVER | R_RETRANS) and first_sent is None:
-                first_sent = rec[2]
-            if rate_on:
-                self._rate_skb_delivered(rec, False)
-                if not f & (R_EVER | R_RETRANS | R_SACKED):
-                    last_sent = rec[2]      # last_ackt: the newest original transmission
-            if f & R_SACKED:
-                sb.sacked_out -= 1
-            elif sack_ok:
-                delivered += 1
-                self._rack_advance(f, rec[1], rec[2], now)
-                if not f & R_EVER and (reord is None or rec[0] < reord):
-                    reord = rec[0]
-        if records and records[0][0] < ack:
-            records[0][0] = ack
-        if not sack_ok:
-            delivered += self._remove_reno_sacks(acked_pkts)
-        elif reord is not None and reord < prior_fack:
-            self._check_sack_reordering(reord, prior_fack)
-        rtt = -1
-        if first_sent is not None and not flag & FLAG_RETRANS_DATA_ACKED:
-            rtt = now - first_sent
-        elif sb.sack_first_sent is not None:
-            rtt = now - sb.sack_first_sent      # tcp_ack_update_rtt: the SACK RTT
-        elif self.ts_ok and seg.ts is not None and seg.ts[1]:
-            rtt = ((now // 1_000_000 - seg.ts[1]) & 0xFFFFFFFF) * 1_000_000
-        if rtt >= 0:
-            self._rtt_sample(rtt, now)
-        self.backoff = 0
-        self.retransmits = 0
-        if sb.retrans_out == 0:
-            self.retrans_stamp = 0
-        tp.packets_out = len(records)
-        tp.now_us = now // 1000
-        tp.snd_una = ack
-        tp.snd_nxt = self.snd_nxt
-        self.cc.pkts_acked(tp, acked_pkts, rtt // 1000 if rtt >= 0 else -1)
-        if rate_on:
-            # ca_rtt_us (tcp_clean_rtx_queue): the RTT of the newest segment ACKed
-            if last_sent is not None and first_sent is not None and not flag & FLAG_RETRANS_DATA_ACKED:
-                self.rs.rtt_us = (now - last_sent) // 1000
-            else:
-                self.rs.rtt_us = rtt // 1000 if rtt >= 0 else -1
-        return flag, delivered
-
-    def _cong_control(self, ack: int, flag: int, delivered: int, prior_lost: int, now: int) -> None:
-        """A dubious ACK through tcp_fastretrans_alert, then tcp_cong_control: the module's
-        own cong_control (BBR, with the rate sample), PRR while reducing, or cong_avoid."""
-        sb = self.scoreboard
-        tp = self.tp
-        records = sb.records
-        rate_on = self.rate_on
-        if not flag & FLAG_NOT_DUP or flag & FLAG_CA_ALERT or tp.ca_state != 0:
-            # tcp_ack_is_dubious
-            num_dupack = 0 if flag & (FLAG_SND_UNA_ADVANCED | FLAG_NOT_DUP | FLAG_DSACKING_ACK) else 1
-            sb.dupacks += num_dupack
-            before = (tp.snd_cwnd, tp.snd_ssthresh, tp.ca_state)
-            flag = self._fastretrans_alert(num_dupack, flag, now)
-            if self.trace is not None and before != (tp.snd_cwnd, tp.snd_ssthresh, tp.ca_state):
-                self.trace("cwnd", now, {"cwnd": tp.snd_cwnd, "ssthresh": tp.snd_ssthresh,
-                                         "ca_state": tp.ca_state})
-        delivered += sb.ack_delivered
-        # tcp_cong_control
-        if self.cc.cong_control is not None:
-            # tcp_rate_gen, then the module's own control (BBR) instead of PRR/cong_avoid
-            if rate_on:
-                tp.delivered += delivered
-                self._rate_gen(delivered, tp.lost - prior_lost, now)
-            tp.now_us = now // 1000
-            tp.clock_ns = now
-            tp.packets_out = len(records)
-            tp.in_flight = self._in_flight()
-            self.cc.cong_control(tp, ack, flag, self.rs)
-            if self.trace is not None:
-                self._trace_cc_state(now)
-        elif tp.ca_state in (CA_CWR, CA_RECOVERY):
-            self._cwnd_reduction(delivered, sb.newly_lost, flag)
-        elif (flag & FLAG_FORWARD_PROGRESS if sb.reordering > TCP_REORDERING
-              else flag & FLAG_DATA_ACKED):
-            self._cong_avoid(ack, delivered)
-        if self.pacing_on and self.cc.cong_control is None:
-            self._update_pacing_rate()
-
-    def _rtt_sample(self, rtt: int, now: int) -> None:
-        r = self.rtt
-        r.sample(rtt)
-        if rtt < self.min_rtt:
-            self.min_rtt = max(rtt, 1000)
-        self.tp.srtt_us = r.srtt // 1000
-        if self.trace is not None:
-            self.trace("rtt", now, {"sample_us": rtt // 1000, "srtt_us": r.srtt // 1000,
-                                    "rto_us": r.rto // 1000})
-
-    def _set_ca_state(self, state: int, now: int) -> None:
-        tp = self.tp
-        if tp.ca_state != state:
-            self.cc.set_state(tp, state)
-            tp.ca_state = state
-
     def _cwnd_validate(self, is_cwnd_limited: bool) -> None:
         """tcp_cwnd_validate: per round of data (until snd_una passes the snd_nxt of the last
         reset), remember whether cwnd limited the sender, else the most packets in flight;
@@ -572,11 +383,6 @@ class Sender:
             tp.is_cwnd_limited = is_cwnd_limited
             self.max_packets_out = tp.max_packets_out = n
             self.cwnd_usage_seq = self.snd_nxt
-
-    def _cong_avoid(self, ack: int, acked: int) -> None:
-        tp = self.tp
-        tp.packets_out = len(self.scoreboard.records)
-        self.cc.cong_avoid(tp, ack, acked)
 
     def check_space(self, now: int) -> None:
         """tcp_check_space / tcp_new_space / sk_stream_write_space: after buffer space was
@@ -598,18 +404,3 @@ class Sender:
         q = self.sendq.wmem_queued
         return (self.sndbuf - q >= q >> 1 and q < self.sndbuf
                 and (self.sendq.end - self.snd_nxt) << 1 < (self.notsent_lowat or self.config.notsent_lowat))
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-

@@ -36,6 +36,14 @@ def _model_timeout(boundary: int, rto_base: int, rto_max: int) -> int:
 
 
 class Timers:
+    def _init_timers(self) -> None:
+        """No timer armed. The retransmission, probe and SYN timers share one deadline
+        (icsk_retransmit_timer), its kind in ``rto_kind``."""
+        self.rto_at: int | None = None
+        self.rto_kind: str | None = None
+        self.tw_at: int | None = None
+        self.ka_at: int | None = None    # the keepalive timer (icsk's sk_timer), see _keepalive_timer
+
     # ------------------------------------------------------------------ deadlines, dispatch
     def next_deadline(self) -> int | None:
         best = self.rto_at

@@ -150,7 +150,7 @@ def make_pair(delay: int = 1 * MS, cfg_a=None, cfg_b=None, connect: bool = True,
     from simsock.tcp.config import TcpConfig
     net = Net(delay, rate)
     cfg_b = cfg_b or TcpConfig(congestion="reno")
-    lst = net.listen(TcpListener(("10.0.0.2", 80), 128, lambda: _copy(cfg_b)), "B")
+    lst = net.listen(TcpListener(("10.0.0.2", 80), 128, lambda src_addr: _copy(cfg_b)), "B")
     client = net.add(TcpConnection(("10.0.0.1", 40000), ("10.0.0.2", 80),
                                    cfg_a or TcpConfig(congestion="reno"), iss=1000), "A")
     if not connect:

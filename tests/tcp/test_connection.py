@@ -215,7 +215,7 @@ def test_slow_syn_ack_to_the_first_syn_keeps_the_initial_window(one_way_ms, cwnd
     (When the SYNs were really lost, cwnd starts at 1: tests/conformance/test_syn_cookies.py.)"""
     from simsock.tcp.listener import TcpListener
     net = Net(delay=one_way_ms * MS)
-    net.listen(TcpListener(("10.0.0.2", 80), 8, lambda: TcpConfig()), "B")
+    net.listen(TcpListener(("10.0.0.2", 80), 8, lambda src_addr: TcpConfig()), "B")
     c = net.add(TcpConnection(("10.0.0.1", 5), ("10.0.0.2", 80), TcpConfig(), iss=7), "A")
     net.run(duration=5 * MS)
     c.connect(net.now)

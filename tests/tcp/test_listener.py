@@ -32,7 +32,7 @@ def test_backlog_overflow_client_established_server_syn_recv():
     keeps it in SYN_RECV retransmitting SYN-ACKs. Accepting one makes room, and the next
     retransmission completes the third."""
     net = Net(delay=1 * MS)
-    lst = net.listen(TcpListener(("10.0.0.2", 80), 1, lambda: TcpConfig(congestion="reno")), "B")
+    lst = net.listen(TcpListener(("10.0.0.2", 80), 1, lambda src_addr: TcpConfig(congestion="reno")), "B")
     cs = clients(net, 1)
     net.run(duration=100 * MS)
     cs += clients(net, 2, port0=41001)
@@ -59,7 +59,7 @@ def test_backlog_overflow_client_established_server_syn_recv():
 def test_syn_dropped_while_queue_full_is_retried():
     """With the accept queue full a new SYN gets no answer; the client retransmits it 1 s later."""
     net = Net(delay=1 * MS)
-    lst = net.listen(TcpListener(("10.0.0.2", 80), 0, lambda: TcpConfig(congestion="reno")), "B")
+    lst = net.listen(TcpListener(("10.0.0.2", 80), 0, lambda src_addr: TcpConfig(congestion="reno")), "B")
     _first = clients(net, 1)   # fills the accept queue (backlog 0)
     net.run(duration=100 * MS)
     b = clients(net, 1, port0=42000)
@@ -73,7 +73,7 @@ def test_syn_dropped_while_queue_full_is_retried():
 def test_listener_close_resets_queued_connections():
     """Closing a listener sends RST for every unaccepted connection: clients see ECONNRESET."""
     net = Net(delay=1 * MS)
-    lst = net.listen(TcpListener(("10.0.0.2", 80), 8, lambda: TcpConfig(congestion="reno")), "B")
+    lst = net.listen(TcpListener(("10.0.0.2", 80), 8, lambda src_addr: TcpConfig(congestion="reno")), "B")
     cs = clients(net, 2)
     net.run(duration=100 * MS)
     reset = lst.close(net.now)
@@ -97,7 +97,7 @@ def test_syn_queue_overflow_sends_cookies_and_completes_from_the_ack():
     full and is dropped; the client's data, once accept() made room, creates the connection
     with the cookie's MSS (1460 - 12 with timestamps)."""
     net = Net(delay=1 * MS)
-    lst = net.listen(TcpListener(("10.0.0.2", 80), 1, lambda: TcpConfig(congestion="reno")), "B")
+    lst = net.listen(TcpListener(("10.0.0.2", 80), 1, lambda src_addr: TcpConfig(congestion="reno")), "B")
     cs = clients(net, 3)
     net.run(duration=500 * MS)
     assert [c.state for c in cs] == ["ESTABLISHED"] * 3
@@ -115,7 +115,7 @@ def test_syn_queue_overflow_sends_cookies_and_completes_from_the_ack():
 
 def test_ack_with_a_bad_cookie_is_reset():
     """An ACK for the listening port that matches no connection and no cookie gets a RST."""
-    lst = TcpListener(("10.0.0.2", 80), 1, lambda: TcpConfig())
+    lst = TcpListener(("10.0.0.2", 80), 1, lambda src_addr: TcpConfig())
     ack = Segment(41000, 80, 1234, 5678, ACK, 100)
     assert lst.receive_segment(ack, ("10.0.0.1", 41000), 0) is None
     assert not lst.dropped and not lst.out
