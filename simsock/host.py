@@ -104,9 +104,6 @@ class Host(Node):
         thread.start()
         return thread
 
-    def _thread_exited(self, thread: SimThread) -> None:
-        pass
-
     # -- file descriptors ----------------------------------------------------------------
     def _alloc_fd(self, obj) -> int:
         if self._free_fds:

@@ -8,6 +8,7 @@ SimPy traceback, never a silently wrong result.
 
 from __future__ import annotations
 
+import gc
 import json
 import select as _select
 import socket as _socket
@@ -512,3 +513,39 @@ def test_notification_objects_refuse_threads_of_another_host(kind):
     cause = info.value.__cause__
     assert isinstance(cause, RuntimeError)
     assert "belongs to host 'a'" in str(cause) and "'b'" in str(cause)
+
+
+def test_a_discarded_programs_clean_up_is_not_a_foreign_use(monkeypatch):
+    """A program left blocked when its simulation ended, collected by the garbage collector
+    while another simulation runs: its ``finally: sock.close()`` closes its own socket; it
+    is not refused as a call from another simulation ("Exception ignored ... belongs to
+    host" on stderr, the socket never closed)."""
+    unraisable = []
+    monkeypatch.setattr(_sys, "unraisablehook", unraisable.append)
+    closed = []
+
+    async def blocked(k):
+        s = k.socket(AF_INET, SOCK_DGRAM)
+        s.bind(("0.0.0.0", 9))
+        try:
+            await s.recv(100)
+        finally:
+            s.close()
+            closed.append(s._closed)
+
+    def first():
+        sim = simsock.Simulation(seed=1)
+        sim.add_host("a").spawn(blocked)
+        sim.run(until=1)
+
+    async def collector(k):
+        gc.collect()
+        await k.sleep(0.1)
+
+    gc.collect()
+    first()
+    other = simsock.Simulation(seed=1)
+    other.add_host("b").spawn(collector)
+    other.run()
+    assert [u.exc_value for u in unraisable] == []
+    assert closed == [True]

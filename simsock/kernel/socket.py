@@ -28,7 +28,7 @@ from .addr import check_int
 from .syscall import call_body, syscall, syscall_may_wait
 from .wait import AGAIN, SIG_CLOSE, TIMED_OUT, FileState, WaitQueue
 
-# AGAIN, syscall_may_wait: also imported from here by kernel/udp.py and kernel/tcp.py.
+# AGAIN, syscall_may_wait: also imported from here by kernel/udp.py and kernel/tcp_socket.py.
 __all__ = ["Socket", "AGAIN", "call_body", "syscall", "syscall_may_wait"]
 
 

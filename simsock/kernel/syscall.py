@@ -17,7 +17,7 @@ from types import CoroutineType
 from simsock.trace import SYSCALL, freeze
 
 from .cpu import run_debt
-from .thread import RUNNING, foreign_use
+from .thread import RUNNING, closing_program, foreign_use
 from .watchdog import STEP_CALL_LIMIT, stop_thread
 
 __all__ = ["syscall", "syscall_may_wait", "call_body"]
@@ -65,7 +65,7 @@ def syscall(fn):
             thread.ops += 1
             if thread.ops > STEP_CALL_LIMIT:
                 raise stop_thread(thread, "call")
-        elif RUNNING.sim is not None and RUNNING.sim is not self._sim:
+        elif RUNNING.sim is not None and RUNNING.sim is not self._sim and not closing_program():
             raise foreign_use(self, self._host, None)
         try:
             result = fn(self, *args, **kwargs)
@@ -105,7 +105,7 @@ def syscall_may_wait(fn):
             thread.ops += 1
             if thread.ops > STEP_CALL_LIMIT:     # a loop that never lets time pass (watchdog.py)
                 raise stop_thread(thread, "call" if thread.progress else "eagain")
-        elif RUNNING.sim is not None and RUNNING.sim is not sim:
+        elif RUNNING.sim is not None and RUNNING.sim is not sim and not closing_program():
             raise foreign_use(self, self._host, None)
         try:
             result = fn(self, *args, **kwargs)

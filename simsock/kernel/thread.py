@@ -16,6 +16,7 @@ exception (and its traceback) as ``__cause__``.
 
 from __future__ import annotations
 
+import sys
 from types import coroutine
 
 import simpy
@@ -69,6 +70,14 @@ def foreign_use(obj, owner_host, thread) -> RuntimeError:
     return RuntimeError(f"{obj!r} belongs to host {owner_host.name!r}; it was used {where}; {fix}")
 
 
+def closing_program() -> bool:
+    """True while a program's coroutine is being closed (``GeneratorExit`` is propagating
+    through its ``finally``): the garbage collector finalising a program of a simulation that
+    no longer runs, perhaps while another one does. Its clean-up calls (``sock.close()``) act
+    on its own simulation's objects and are not a foreign use."""
+    return isinstance(sys.exc_info()[1], GeneratorExit)
+
+
 def check_owner(obj, sim, host) -> None:
     """Refuse a call on ``obj`` (of ``host`` in ``sim``) from a thread of another host or from
     another simulation's program, with :func:`foreign_use`'s error."""
@@ -76,7 +85,7 @@ def check_owner(obj, sim, host) -> None:
     if thread is not None:
         if thread.host is not host:
             raise foreign_use(obj, host, thread)
-    elif RUNNING.sim is not None and RUNNING.sim is not sim:
+    elif RUNNING.sim is not None and RUNNING.sim is not sim and not closing_program():
         raise foreign_use(obj, host, None)
 
 
@@ -277,7 +286,6 @@ class SimThread:
         self.result = value
         for observer in self.observers:
             observer.thread_exited(self)
-        self.host._thread_exited(self)
         self.host.cpu.exited(self)
         self.done.succeed(value)
 
