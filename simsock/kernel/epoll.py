@@ -55,12 +55,13 @@ import simpy
 
 from simsock import constants as C
 from simsock.errors import os_error
+from simsock.signals import SIG_CLOSE, SIG_IN
 
 from .cpu import charge, checkpoint
 from .events import succeed_later
 from .readiness import fd_arg, fd_call, lookup, record, timeout_to_ns, wake_key
 from .thread import check_owner, wait_event
-from .wait import SIG_CLOSE, SIG_IN, TIMED_OUT, FileState, arm_timeout
+from .wait import TIMED_OUT, FileState, arm_timeout
 
 __all__ = ["Epoll", "EpollEntry"]
 

@@ -31,9 +31,9 @@ import math
 
 from simsock import constants as C
 from simsock.errors import os_error
+from simsock.signals import SIG_IN, SIG_OUT, SIG_STATE
 from simsock.trace import errno_of, trace_value
 
-from .wait import SIG_IN, SIG_OUT, SIG_STATE
 
 # The key a wake-up carries (sock_def_readable, sk_stream_write_space, sock_def_wakeup).
 _KEY_IN = C.EPOLLIN | C.EPOLLPRI | C.EPOLLRDNORM | C.EPOLLRDBAND

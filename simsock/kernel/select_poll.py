@@ -31,12 +31,13 @@ import simpy
 from simsock import constants as C
 from simsock.errors import os_error
 from simsock.trace import trace_value
+from simsock.signals import SIG_CLOSE
 
 from .cpu import charge, checkpoint
 from .events import succeed_later
 from .readiness import as_fd, fd_arg, fd_call, record, timeout_to_ns, wake_key
 from .thread import check_owner, wait_event
-from .wait import SIG_CLOSE, TIMED_OUT, arm_timeout
+from .wait import TIMED_OUT, arm_timeout
 
 __all__ = ["select", "Poll", "POLLIN_SET", "POLLOUT_SET", "POLLEX_SET"]
 

@@ -22,11 +22,12 @@ import struct
 from simsock import constants as C
 from simsock.errors import os_error, timeout_error
 from simsock.trace import errno_of, freeze
+from simsock.signals import SIG_CLOSE
 
 from . import iocp
 from .addr import check_int
 from .syscall import call_body, syscall, syscall_may_wait
-from .wait import AGAIN, SIG_CLOSE, TIMED_OUT, FileState, WaitQueue
+from .wait import AGAIN, TIMED_OUT, FileState, WaitQueue
 
 # AGAIN, syscall_may_wait: also imported from here by kernel/udp.py and kernel/tcp_socket.py.
 __all__ = ["Socket", "AGAIN", "call_body", "syscall", "syscall_may_wait"]

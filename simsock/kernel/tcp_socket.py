@@ -15,6 +15,7 @@ import errno
 
 from simsock import constants as C
 from simsock.errors import os_error, timeout_error
+from simsock.signals import SIG_STATE
 from simsock.tcp.connection import TcpConnection
 from simsock.tcp.info import listener_info, tcp_info, unconnected_info
 from simsock.tcp.listener import TcpListener
@@ -24,7 +25,6 @@ from .socket import AGAIN, syscall
 from .tcp_options import get_tcp_option, set_tcp_option
 from .tcp_stream import TcpStream
 from .wait import TIMED_OUT
-from .wait import SIG_STATE as W_STATE
 
 _UNCONNECTED, _CONNECTING, _CONNECTED = 0, 1, 2
 
@@ -105,7 +105,7 @@ class TcpSocket(TcpStream):
         if self.conn is not None:
             self.conn.rcvlowat = self._rcvlowat
             self._pump()
-            self._notify(W_STATE, readers=True)      # tcp_data_ready: maybe readable now
+            self._notify(SIG_STATE, readers=True)      # tcp_data_ready: maybe readable now
 
     def _linger_changed(self) -> None:
         if self.conn is not None:
@@ -371,7 +371,7 @@ class TcpSocket(TcpStream):
             # IN|OUT|HUP|RDHUP; the flags stay for a later connect (checked on Linux 6.18,
             # tests/conformance/test_socket_api.py).
             self._shutdown_flags |= {C.SHUT_RD: 1, C.SHUT_WR: 2, C.SHUT_RDWR: 3}[how]
-            self._notify(W_STATE, readers=True, writers=True)
+            self._notify(SIG_STATE, readers=True, writers=True)
             raise os_error(errno.ENOTCONN)
         if self._sk_state_closed():
             if not self.conn.finished:
@@ -402,7 +402,7 @@ class TcpSocket(TcpStream):
         users = self.stack.listeners.get(self.local[1], [])
         if self in users:
             users.remove(self)
-        self._notify(W_STATE, readers=True, writers=True)
+        self._notify(SIG_STATE, readers=True, writers=True)
 
     def _release(self) -> None:
         if self.listener is not None:

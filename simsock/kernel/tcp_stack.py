@@ -27,16 +27,14 @@ from typing import TYPE_CHECKING
 
 from simsock.errors import os_error
 from simsock.net.packet import PROTO_TCP, Packet
+from simsock.signals import SIG_IN, SIG_OUT, SIG_STATE
 from simsock.tcp.config import SKB_TX_OVERHEAD, TcpConfig
 from simsock.tcp.connection import TcpConnection
 from simsock.tcp.gso import merge_for_device
 from simsock.tcp.listener import reset_for
-from simsock.tcp.signals import SIG_ACCEPT, SIG_DATA, SIG_SPACE, SIG_STATE
 
 from .addr import ANY
 from .events import call_later
-from .wait import SIG_IN, SIG_OUT
-from .wait import SIG_STATE as W_STATE
 
 if TYPE_CHECKING:
     from .tcp_socket import TcpSocket
@@ -204,16 +202,14 @@ class TcpStack:
                 conn.signals = 0
                 sock = self.sock_of.get(conn)
                 if sock is not None:
-                    edges = ((SIG_IN if sig & SIG_DATA else 0) | (SIG_OUT if sig & SIG_SPACE else 0)
-                             | (W_STATE if sig & SIG_STATE else 0))
-                    sock._notify(edges, readers=bool(sig & (SIG_DATA | SIG_STATE)),
-                                 writers=bool(sig & (SIG_SPACE | SIG_STATE)))
+                    sock._notify(sig, readers=bool(sig & (SIG_IN | SIG_STATE)),
+                                 writers=bool(sig & (SIG_OUT | SIG_STATE)))
             if self.parent:
                 lsock = self.parent.get(conn)
                 if lsock is not None:
                     lsig = lsock.listener.take_signals()
                     if lsig:
-                        lsock._notify(SIG_IN if lsig & SIG_ACCEPT else W_STATE, readers=True)
+                        lsock._notify(SIG_IN if lsig & SIG_IN else SIG_STATE, readers=True)
                     if conn.listener is None or conn.finished:
                         del self.parent[conn]
             if conn.finished:

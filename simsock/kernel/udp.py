@@ -34,10 +34,10 @@ from collections import deque
 
 from simsock import constants as C
 from simsock.errors import os_error
+from simsock.signals import SIG_IN, SIG_OUT, SIG_STATE
 
 from .addr import ANY, BROADCAST, LOOPBACK, check_int, parse_inet_address, resolve
 from .socket import AGAIN, Socket, syscall, syscall_may_wait
-from .wait import SIG_IN, SIG_OUT, SIG_STATE
 
 
 def _data_arg(data) -> bytes:

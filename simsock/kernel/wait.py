@@ -19,6 +19,8 @@ from heapq import heappush as _heappush
 import simpy
 from simpy.events import NORMAL, PENDING
 
+from simsock.signals import SIG_CLOSE
+
 from .events import succeed_later
 from .thread import wait_event
 
@@ -32,12 +34,6 @@ TIMED_OUT = object()
 #: a sentinel, not an exception, because an exception per blocked call is the most
 #: expensive thing on that path).
 AGAIN = object()
-
-# Edge signals (what happened), passed to watchers alongside the file's current mask.
-SIG_IN = 0x1        # new data / connection / datagram arrived
-SIG_OUT = 0x2       # write space became available
-SIG_STATE = 0x4     # state change: connected, error, hang-up, peer closed
-SIG_CLOSE = 0x8     # the file is released (its last reference closed): epoll drops its entries
 
 
 def arm_timeout(env: simpy.Environment, ev: simpy.Event, delay_ns: int) -> None:

@@ -3,7 +3,7 @@
 from simsock.tcp.config import TcpConfig
 from simsock.tcp.connection import TcpConnection
 from simsock.tcp.listener import TcpListener, reset_for
-from simsock.tcp.signals import SIG_ACCEPT, SIG_DATA, SIG_SPACE, SIG_STATE
+from simsock.signals import SIG_IN, SIG_OUT, SIG_STATE
 
 __all__ = ["TcpConfig", "TcpConnection", "TcpListener", "reset_for",
-           "SIG_ACCEPT", "SIG_DATA", "SIG_SPACE", "SIG_STATE"]
+           "SIG_IN", "SIG_OUT", "SIG_STATE"]

@@ -29,7 +29,7 @@ tcp_snd_wnd_test sends only segments that fit), window-update ACKs when a read a
 doubles the window (tcp_cleanup_rbuf), receive-buffer autotuning once per RTT
 (tcp_rcv_space_adjust) and send-buffer growth with cwnd (tcp_sndbuf_expand) unless the
 application set SO_RCVBUF / SO_SNDBUF. writability is sk_stream_is_writeable: free space >=
-half of the queued memory, and SIG_SPACE fires only for a writer that ran out (SOCK_NOSPACE).
+half of the queued memory, and SIG_OUT fires only for a writer that ran out (SOCK_NOSPACE).
 
 *ACK timing* (tcp_input.c __tcp_ack_snd_check, tcp_event_data_recv, tcp_send_delayed_ack):
 quickack mode for the first segments (up to 16), immediate ACK once more than one full
@@ -68,7 +68,7 @@ from simsock.tcp.sack import SackBlocks, max_sack_blocks
 from simsock.tcp.sender import Sender
 from simsock.tcp.ack import AckProcessing
 from simsock.tcp.timers import Timers
-from simsock.tcp.signals import SIG_DATA, SIG_SPACE, SIG_STATE
+from simsock.signals import SIG_IN, SIG_OUT, SIG_STATE
 from simsock.tcp.states import (ABORT, CLOSE, CLOSE_CALL, CLOSE_WAIT, CLOSING,
                                 ESTABLISHED, FIN_WAIT1, FIN_WAIT2, ICMP_ERROR, LAST_ACK,
                                 LISTEN, RCV_ACK_OF_FIN, RCV_SHUTDOWN, SEND_SHUTDOWN, SYN_RECV,
@@ -209,7 +209,7 @@ class TcpConnection(Handshake, Receiver, Sender, AckProcessing, Recovery, Timers
         sb.rtx_sent = []
         self.sack_rx.clear()
         self.sendq.purge()
-        self.signals |= SIG_STATE | SIG_DATA | SIG_SPACE
+        self.signals |= SIG_STATE | SIG_IN | SIG_OUT
         if self.listener is not None:
             self.listener._forget(self)
 
@@ -322,7 +322,7 @@ class TcpConnection(Handshake, Receiver, Sender, AckProcessing, Recovery, Timers
             self._done(ABORT, now)
             return
         self.shutdown_flags |= mask
-        self.signals |= SIG_STATE | SIG_DATA
+        self.signals |= SIG_STATE | SIG_IN
         if mask & SEND_SHUTDOWN and st in (ESTABLISHED, SYN_RECV, CLOSE_WAIT):
             self._close_state_send_fin(now)
         if st == CLOSE:

@@ -46,7 +46,7 @@ from simsock.errors import os_error
 from simsock.tcp.config import TcpConfig
 from simsock.tcp.connection import TcpConnection
 from simsock.tcp.segment import ACK, FIN, MASK, RST, SYN, Segment
-from simsock.tcp.signals import SIG_ACCEPT, SIG_STATE
+from simsock.signals import SIG_IN, SIG_STATE
 from simsock.tcp.states import ABORT, CLOSE, CLOSE_CALL, LISTEN_CALL, SYN_RECV, transition
 
 #: msstab (net/ipv4/syncookies.c): the MSS values a cookie can carry.
@@ -202,7 +202,7 @@ class TcpListener:
             return False
         self.syn_recv.pop(conn.remote, None)
         self.accept_queue.append(conn)
-        self.signals |= SIG_ACCEPT
+        self.signals |= SIG_IN
         return True
 
     def _forget(self, conn: TcpConnection) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import errno as E
 
 from simsock.tcp.segment import ACK, FIN, PSH, RST, SYN, TIMESTAMP_OPTION, Segment, unwrap
-from simsock.tcp.signals import SIG_DATA, SIG_STATE
+from simsock.signals import SIG_IN, SIG_STATE
 from simsock.tcp.states import (ABORT, CLOSE, CLOSE_WAIT, CLOSING, ESTABLISHED, FIN_WAIT1,
                                 FIN_WAIT2, LAST_ACK, LISTEN, RCV_FIN, RCV_RST,
                                 RCV_SHUTDOWN, RCV_SYN, SYN_RECV, SYN_SENT,
@@ -180,7 +180,7 @@ class Receiver:
                 return
             if q.rmem_alloc > self.rcvbuf and self._prune_queue(seq):
                 self.stats_ofo_drops += 1       # tcp_try_rmem_schedule failed: dropped, no ACK
-                self.signals |= SIG_DATA        # sk_data_ready: let the reader drain
+                self.signals |= SIG_IN        # sk_data_ready: let the reader drain
                 return
             if plen:
                 if q.add_ooo(seq, payload):
@@ -207,7 +207,7 @@ class Receiver:
                 # it refused, whatever SO_RCVBUF says.
                 rx.ack_nomem = True
                 rx.ack_now = True
-                self.signals |= SIG_DATA        # sk_data_ready
+                self.signals |= SIG_IN        # sk_data_ready
                 if q.chunks:
                     self.stats_rcvq_drops += 1  # LINUX_MIB_TCPRCVQDROP
                     return
@@ -219,7 +219,7 @@ class Receiver:
             n = len(payload)
             rx.rcv_nxt = rcv_nxt = rcv_nxt + n
             self.stats_bytes_received += n
-            self.signals |= SIG_DATA
+            self.signals |= SIG_IN
             self._event_data_recv(plen, flags, now)
             if q.ooo:
                 new = q.pop_in_order(rcv_nxt)
@@ -304,7 +304,7 @@ class Receiver:
         self.rcvq.ooo.clear()
         self.sack_rx.blocks.clear()             # tcp_sack_reset
         rx.ack_pending = True
-        self.signals |= SIG_DATA | SIG_STATE
+        self.signals |= SIG_IN | SIG_STATE
         st = self.state
         if st in _FIN_TO_CLOSE_WAIT:
             self._transition(RCV_FIN, now)

@@ -42,7 +42,7 @@ from simsock.tcp.recovery import R_EVER, R_LOST, R_RETRANS, R_SACKED, Scoreboard
 from simsock.tcp.rtt import RttEstimator
 from simsock.tcp.sack import max_sack_blocks
 from simsock.tcp.segment import ACK, FIN, PSH
-from simsock.tcp.signals import SIG_SPACE
+from simsock.signals import SIG_OUT
 
 #: SKB_TRUESIZE pieces used by tcp_sndbuf_expand (x86_64): MAX_TCP_HEADER, skb_shared_info,
 #: sk_buff, all SKB_DATA_ALIGN'ed.
@@ -386,13 +386,13 @@ class Sender:
 
     def check_space(self, now: int) -> None:
         """tcp_check_space / tcp_new_space / sk_stream_write_space: after buffer space was
-        freed, wake a writer that ran out (SIG_SPACE) once the socket is writable."""
+        freed, wake a writer that ran out (SIG_OUT) once the socket is writable."""
         if self.nospace:
             if not self._cwnd_full():
                 self._sndbuf_expand()
             if self._writeable():
                 self.nospace = False
-                self.signals |= SIG_SPACE
+                self.signals |= SIG_OUT
 
     def _cwnd_full(self) -> bool:
         return self._in_flight() >= self.tp.snd_cwnd

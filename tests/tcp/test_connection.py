@@ -8,7 +8,7 @@ from simsock.constants import EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLRDHUP,
 from simsock.tcp.config import TcpConfig
 from simsock.tcp.connection import TcpConnection
 from simsock.tcp.segment import SYN
-from simsock.tcp.signals import SIG_STATE
+from simsock.signals import SIG_STATE
 from tests.tcp.fakelink import MS, Net, make_pair
 
 S = 1000 * MS

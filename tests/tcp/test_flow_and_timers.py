@@ -38,7 +38,7 @@ def test_zero_window_probes_backoff_and_reopen():
 
 
 def test_writable_only_when_half_of_queue_free():
-    """EPOLLOUT and SIG_SPACE come back only when free >= queued/2, not at the first free byte."""
+    """EPOLLOUT and SIG_OUT come back only when free >= queued/2, not at the first free byte."""
     cfg_a = TcpConfig(congestion="reno", sndbuf=32768, sndbuf_locked=True)
     cfg_b = TcpConfig(congestion="reno", rcvbuf=16384, rcvbuf_locked=True)
     net, c, s = make_pair(cfg_a=cfg_a, cfg_b=cfg_b)

@@ -9,7 +9,7 @@ from simsock.tcp.config import TcpConfig
 from simsock.tcp.connection import TcpConnection
 from simsock.tcp.listener import TcpListener, reset_for
 from simsock.tcp.segment import ACK, RST, SYN, Segment
-from simsock.tcp.signals import SIG_ACCEPT
+from simsock.signals import SIG_IN
 from tests.tcp.fakelink import MS, Net
 
 S = 1000 * MS
@@ -39,7 +39,7 @@ def test_backlog_overflow_client_established_server_syn_recv():
     net.run(duration=500 * MS)
     assert [c.state for c in cs] == ["ESTABLISHED"] * 3
     assert len(lst.accept_queue) == 2 and lst.poll() & EPOLLIN
-    assert lst.take_signals() & SIG_ACCEPT
+    assert lst.take_signals() & SIG_IN
     third = next(iter(lst.syn_recv.values()))
     assert third.state == "SYN_RECV" and lst.ack_drops >= 1
     assert cs[2].send(b"hi", net.now) == 2           # the client believes it is connected
