@@ -473,11 +473,27 @@ class TcpConnection(Handshake, Receiver, Sender, AckProcessing, Recovery, Timers
         }
 
     # ================================================================== network side
-    def segments_to_send(self, now: int) -> list[Segment]:
+    def segments_to_send(self, now: int) -> list[Segment] | tuple[()]:
+        """What the connection transmits now (tcp_push / tcp_write_xmit, the ACK due, what
+        a timer or a close queued): a list of segments, or an empty tuple when there is
+        nothing (most calls: 4 of the 7 pumps per c10k update), so that no list is made
+        for them."""
         out = self._out
-        self._out = []
         if self.state in _SYNCHRONIZED_SEND and (not self.shutdown_flags & SEND_SHUTDOWN or self.fin_queued):
-            self._write_xmit(now, out)
+            sb = self.scoreboard
+            if (self.snd_nxt < self.sendq.end or sb.retrans_out < sb.lost_out
+                    or (self.fin_queued and not self.fin_sent)):
+                self._write_xmit(now, out)
+            else:
+                # _write_xmit's nothing-to-send case, inlined to save the call (the same
+                # condition and bookkeeping: keep the two alike)
+                self.push_cork = self.push_now = False
+                app = 4 if sb.records else 3
+                if self.limit_kind != app:
+                    self._limit_state(app, now)
         if self.rcv.ack_now and self.state not in _NO_ACK_STATES and not self.finished:
             out.append(self._make_segment(self.snd_nxt, ACK, now))
+        if not out:
+            return ()
+        self._out = []
         return out

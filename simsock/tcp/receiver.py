@@ -82,7 +82,8 @@ class Receiver:
         if plen:
             self.stats_data_segs_in += 1
         end_seq = seq + plen + (1 if flags & FIN else 0) + (1 if flags & SYN else 0)
-        if end_seq < rx.rcv_wup or seq > rx.rcv_nxt + self._receive_window():   # tcp_sequence
+        # tcp_sequence; rcv_nxt + _receive_window(), inlined (hot path: every segment)
+        if end_seq < rx.rcv_wup or seq > max(rx.rcv_wup + rx.rcv_wnd, rx.rcv_nxt):
             if not flags & RST:
                 rx.ack_now = True      # tcp_send_dupack
             return
@@ -194,7 +195,7 @@ class Receiver:
             rx.ack_now = True
             return
         if plen and end > rcv_nxt:
-            if self._receive_window() == 0:
+            if rx.rcv_wup + rx.rcv_wnd <= rcv_nxt:     # _receive_window() == 0, inlined
                 self._enter_quickack()          # zero window: drop, ACK at once
                 rx.ack_now = True
                 return
@@ -335,7 +336,8 @@ class Receiver:
                 self._incr_quickack()
         rx.lrcvtime = now
         if plen >= 128 and rx.rcv_ssthresh < rx.window_clamp:   # tcp_grow_window
-            free = self._win_from_space(self.rcvbuf - self.rcvq.rmem_alloc)
+            space = self.rcvbuf - self.rcvq.rmem_alloc
+            free = (space * rx.scaling_ratio) >> 8 if space > 0 else 0   # _win_from_space, inlined
             if rx.rcv_ssthresh < free:
                 rx.rcv_ssthresh = min(rx.rcv_ssthresh + 2 * self.advmss,
                                         rx.window_clamp, free)
@@ -420,8 +422,13 @@ class Receiver:
         """__tcp_select_window."""
         rx = self.rcv
         mss = rx.rcv_mss
-        free = self._win_from_space(self.rcvbuf - self.rcvq.rmem_alloc)
-        allowed = self._win_from_space(self.rcvbuf)
+        # _win_from_space of the free and of the whole buffer, inlined (this runs for every
+        # segment sent and most received: tcp_bulk and c10k pay a call each otherwise)
+        ratio = rx.scaling_ratio
+        rcvbuf = self.rcvbuf
+        space = rcvbuf - self.rcvq.rmem_alloc
+        free = (space * ratio) >> 8 if space > 0 else 0
+        allowed = (rcvbuf * ratio) >> 8 if rcvbuf > 0 else 0
         full = min(rx.window_clamp, allowed)
         if mss > full:
             mss = full
@@ -455,7 +462,9 @@ class Receiver:
             rx.rcv_wnd = 0
             rx.rcv_wup = rx.rcv_nxt
             return 0
-        cur = self._receive_window()
+        # _receive_window() inlined (every segment sent); unclamped, as a negative value
+        # compares with new (>= 0) as 0 would
+        cur = rx.rcv_wup + rx.rcv_wnd - rx.rcv_nxt
         new = self._raw_select_window()
         if new < cur:
             s = 1 << self.rcv_wscale
@@ -508,7 +517,7 @@ class Receiver:
                         and not self.rcvq.rmem_alloc)):
                 time_to_ack = True
         if copied > 0 and not time_to_ack and not self.shutdown_flags & RCV_SHUTDOWN:
-            cur = self._receive_window()
+            cur = max(rx.rcv_wup + rx.rcv_wnd - rx.rcv_nxt, 0)    # _receive_window(), inlined
             if 2 * cur <= rx.window_clamp:
                 new = self._raw_select_window()
                 if new and new >= 2 * cur:

@@ -139,6 +139,7 @@ class Sender:
             # Nothing to send (most calls: after a read, an ACK, a timer): only the
             # bookkeeping that ends the loop below, which would stop application-limited
             # (tcp_write_xmit calls tcp_cwnd_validate only when it sent or hit cwnd).
+            # segments_to_send has this case inlined: keep the two alike.
             app = 4 if sb.records else 3      # data in flight: Linux's TCP_CHRONO_BUSY
             if self.limit_kind != app:
                 self._limit_state(app, now)
