@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from types import CoroutineType
+from types import CoroutineType, GeneratorType
 
 from simsock.trace import SYSCALL, freeze
 
@@ -109,7 +109,7 @@ def syscall_may_wait(fn):
             raise foreign_use(self, self._host, None)
         try:
             result = fn(self, *args, **kwargs)
-            if type(result) is CoroutineType:
+            if type(result) is CoroutineType or type(result) is GeneratorType:   # a waiting call
                 result = await result
         except Exception as exc:
             if sim.trace.want_syscalls:
@@ -155,6 +155,6 @@ async def call_body(method, sock, *args):
     :func:`syscall`) without tracing or charging it: for a call made inside another one
     (sendmsg is send on the gathered buffers), which is recorded once, under its own name."""
     result = method.__wrapped__(sock, *args)
-    if type(result) is CoroutineType:
+    if type(result) is CoroutineType or type(result) is GeneratorType:
         result = await result
     return result

@@ -57,17 +57,24 @@ class WaitQueue:
         self._waiters: list[simpy.Event] = []
         self.wake_delay_ns = wake_delay_ns
 
-    def wait(self, deadline_ns: int | None = None):
-        """An awaitable that resumes with None when woken, or TIMED_OUT at ``deadline_ns``."""
-        env = self.env
+    def waiter(self) -> simpy.Event:
+        """A new wait without deadline: the event that succeeds with None when woken. A
+        generator-based coroutine yields it itself, one frame less than awaiting :meth:`wait`
+        (udp.py's blocked recv: buys benchmarks/compare.py udp)."""
         ev = _new_event(_Event)                   # simpy.Event(env), inlined
-        ev.env = env
+        ev.env = self.env
         ev.callbacks = []
         waiters = self._waiters
         if len(waiters) > 32:
             waiters[:] = [w for w in waiters if not w.triggered]
         waiters.append(ev)
+        return ev
+
+    def wait(self, deadline_ns: int | None = None):
+        """An awaitable that resumes with None when woken, or TIMED_OUT at ``deadline_ns``."""
+        ev = self.waiter()
         if deadline_ns is not None:
+            env = self.env
             delay = deadline_ns - env.now
             if delay <= 0:
                 ev.succeed(TIMED_OUT)
