@@ -56,6 +56,7 @@ import errno as E
 from simsock.constants import (EPOLLERR, EPOLLHUP, EPOLLIN, EPOLLOUT, EPOLLRDHUP,
                                EPOLLRDNORM, EPOLLWRNORM, SHUT_RD, SHUT_RDWR, SHUT_WR)
 from simsock.errors import os_error
+from simsock.signals import SIG_IN, SIG_OUT, SIG_STATE
 from simsock.tcp.buffers import ReceiveQueue
 from simsock.tcp.config import TcpConfig
 from simsock.tcp.congestion import get_ops
@@ -68,7 +69,6 @@ from simsock.tcp.sack import SackBlocks, max_sack_blocks
 from simsock.tcp.sender import Sender
 from simsock.tcp.ack import AckProcessing
 from simsock.tcp.timers import Timers
-from simsock.signals import SIG_IN, SIG_OUT, SIG_STATE
 from simsock.tcp.states import (ABORT, CLOSE, CLOSE_CALL, CLOSE_WAIT, CLOSING,
                                 ESTABLISHED, FIN_WAIT1, FIN_WAIT2, ICMP_ERROR, LAST_ACK,
                                 LISTEN, RCV_ACK_OF_FIN, RCV_SHUTDOWN, SEND_SHUTDOWN, SYN_RECV,

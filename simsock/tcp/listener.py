@@ -43,10 +43,10 @@ from typing import Callable
 
 from simsock.constants import EPOLLIN, EPOLLRDNORM, SOMAXCONN
 from simsock.errors import os_error
+from simsock.signals import SIG_IN, SIG_STATE
 from simsock.tcp.config import TcpConfig
 from simsock.tcp.connection import TcpConnection
 from simsock.tcp.segment import ACK, FIN, MASK, RST, SYN, Segment
-from simsock.signals import SIG_IN, SIG_STATE
 from simsock.tcp.states import ABORT, CLOSE, CLOSE_CALL, LISTEN_CALL, SYN_RECV, transition
 
 #: msstab (net/ipv4/syncookies.c): the MSS values a cookie can carry.

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import errno as E
 
-from simsock.tcp.segment import ACK, FIN, PSH, RST, SYN, TIMESTAMP_OPTION, Segment, unwrap
 from simsock.signals import SIG_IN, SIG_STATE
+from simsock.tcp.segment import ACK, FIN, PSH, RST, SYN, TIMESTAMP_OPTION, Segment, unwrap
 from simsock.tcp.states import (ABORT, CLOSE, CLOSE_WAIT, CLOSING, ESTABLISHED, FIN_WAIT1,
                                 FIN_WAIT2, LAST_ACK, LISTEN, RCV_FIN, RCV_RST,
                                 RCV_SHUTDOWN, RCV_SYN, SYN_RECV, SYN_SENT,
@@ -181,7 +181,7 @@ class Receiver:
                 return
             if q.rmem_alloc > self.rcvbuf and self._prune_queue(seq):
                 self.stats_ofo_drops += 1       # tcp_try_rmem_schedule failed: dropped, no ACK
-                self.signals |= SIG_IN        # sk_data_ready: let the reader drain
+                self.signals |= SIG_IN          # sk_data_ready: let the reader drain
                 return
             if plen:
                 if q.add_ooo(seq, payload):
@@ -208,7 +208,7 @@ class Receiver:
                 # it refused, whatever SO_RCVBUF says.
                 rx.ack_nomem = True
                 rx.ack_now = True
-                self.signals |= SIG_IN        # sk_data_ready
+                self.signals |= SIG_IN          # sk_data_ready
                 if q.chunks:
                     self.stats_rcvq_drops += 1  # LINUX_MIB_TCPRCVQDROP
                     return

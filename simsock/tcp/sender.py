@@ -34,6 +34,7 @@ paced bursts, autocorking, TCP_USER_TIMEOUT, keepalive.
 
 from __future__ import annotations
 
+from simsock.signals import SIG_OUT
 from simsock.tcp.buffers import SKB_PSH, SendQueue
 from simsock.tcp.cc.base import CA_CWR, CA_EVENT_TX_START, CA_LOSS, CA_RECOVERY
 from simsock.tcp.config import TcpConfig
@@ -42,7 +43,6 @@ from simsock.tcp.recovery import R_EVER, R_LOST, R_RETRANS, R_SACKED, Scoreboard
 from simsock.tcp.rtt import RttEstimator
 from simsock.tcp.sack import max_sack_blocks
 from simsock.tcp.segment import ACK, FIN, PSH
-from simsock.signals import SIG_OUT
 
 #: SKB_TRUESIZE pieces used by tcp_sndbuf_expand (x86_64): MAX_TCP_HEADER, skb_shared_info,
 #: sk_buff, all SKB_DATA_ALIGN'ed.
